@@ -1,0 +1,170 @@
+//! Server functions: the portal's calls to the server. Each is thin: find the actor,
+//! call the domain, translate its error. Endpoints are named so that the integration
+//! tests (and anyone reading the network tab) can recognise them.
+
+use leptos::prelude::*;
+use portcullis_domain::model::{ClientDetail, ClientSummary, Environment, GrantView, IssuedSecret, ProductView, UserView};
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+#[cfg(feature = "ssr")]
+use crate::ssr::{actor, domain, fail, store};
+
+#[server(endpoint = "current_user")]
+pub async fn current_user() -> Result<Option<UserView>, AppError> {
+    crate::ssr::current_user().await
+}
+
+#[server(endpoint = "sign_in")]
+pub async fn sign_in(email: String, password: String) -> Result<(), AppError> {
+    let state = crate::ssr::state()?;
+    state.throttle.check(&email, crate::ssr::client_ip().await).map_err(fail)?;
+    let user = state.store.authenticate(&email, password).await.map_err(domain)?;
+    let Some(user) = user else {
+        return Err(fail(AppError::Invalid("That email and password do not match an account.".into())));
+    };
+    crate::ssr::sign_in_session(&user).await?;
+    leptos_axum::redirect("/clients");
+    Ok(())
+}
+
+#[server(endpoint = "sign_up")]
+pub async fn sign_up(email: String, password: String) -> Result<(), AppError> {
+    use portcullis_domain::model::Role;
+    let state = crate::ssr::state()?;
+    state.throttle.check(&email, crate::ssr::client_ip().await).map_err(fail)?;
+    let user = state.store.create_user(&email, password, Role::Developer, None).await.map_err(domain)?;
+    crate::ssr::sign_in_session(&user).await?;
+    leptos_axum::redirect("/clients");
+    Ok(())
+}
+
+#[server(endpoint = "sign_out")]
+pub async fn sign_out() -> Result<(), AppError> {
+    crate::ssr::sign_out_session().await?;
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+#[server(endpoint = "list_clients")]
+pub async fn list_clients() -> Result<Vec<ClientSummary>, AppError> {
+    let actor = actor().await?;
+    store()?.list_clients(&actor).await.map_err(domain)
+}
+
+/// What registering a client answers: the new client's ids and its secret, once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    pub client_id: String,
+    pub client_name: String,
+    pub secret: IssuedSecret,
+}
+
+#[server(endpoint = "register_client")]
+pub async fn register_client(name: String, kind: String, description: String) -> Result<Registration, AppError> {
+    use portcullis_domain::clients::NewClient;
+    let actor = actor().await?;
+    let kind = kind.parse().map_err(domain)?;
+    let registered = store()?.register_client(&actor, NewClient { name, kind, description }).await.map_err(domain)?;
+    Ok(Registration {
+        client_id: registered.client.client.id,
+        client_name: registered.client.client.name,
+        secret: registered.secret,
+    })
+}
+
+#[server(endpoint = "get_client")]
+pub async fn get_client(client_id: String) -> Result<ClientDetail, AppError> {
+    let actor = actor().await?;
+    store()?.client_detail(&actor, &client_id).await.map_err(domain)
+}
+
+#[server(endpoint = "add_profile")]
+pub async fn add_profile(client_id: String, environment: String) -> Result<IssuedSecret, AppError> {
+    let actor = actor().await?;
+    let env: Environment = environment.parse().map_err(domain)?;
+    store()?.add_profile(&actor, &client_id, env).await.map_err(domain)
+}
+
+#[server(endpoint = "rotate_secret")]
+pub async fn rotate_secret(profile_id: String) -> Result<IssuedSecret, AppError> {
+    let actor = actor().await?;
+    store()?.rotate_secret(&actor, &profile_id).await.map_err(domain)
+}
+
+#[server(endpoint = "issue_api_key")]
+pub async fn issue_api_key(profile_id: String) -> Result<IssuedSecret, AppError> {
+    let actor = actor().await?;
+    store()?.issue_api_key(&actor, &profile_id).await.map_err(domain)
+}
+
+#[server(endpoint = "revoke_credential")]
+pub async fn revoke_credential(credential_id: String) -> Result<(), AppError> {
+    let actor = actor().await?;
+    store()?.revoke_credential(&actor, &credential_id).await.map_err(domain)
+}
+
+/// A profile the signed-in person may request products for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileOption {
+    pub profile_id: String,
+    pub client_name: String,
+    pub environment: Environment,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Catalog {
+    pub products: Vec<ProductView>,
+    pub profiles: Vec<ProfileOption>,
+}
+
+#[server(endpoint = "get_catalog")]
+pub async fn get_catalog() -> Result<Catalog, AppError> {
+    let actor = actor().await?;
+    let store = store()?;
+    let products = store.list_products().await.map_err(domain)?;
+    let profiles = store
+        .requestable_profiles(&actor)
+        .await
+        .map_err(domain)?
+        .into_iter()
+        .map(|(profile_id, client_name, environment)| ProfileOption { profile_id, client_name, environment })
+        .collect();
+    Ok(Catalog { products, profiles })
+}
+
+/// Checkbox fields arrive as `Some("on")` when ticked and are absent otherwise.
+#[server(endpoint = "request_access")]
+pub async fn request_access(
+    profile_id: String,
+    product_id: String,
+    scope_read: Option<String>,
+    scope_write: Option<String>,
+    justification: String,
+) -> Result<GrantView, AppError> {
+    let actor = actor().await?;
+    let scopes: Vec<String> = [("read", scope_read), ("write", scope_write)]
+        .into_iter()
+        .filter(|(_, ticked)| ticked.is_some())
+        .map(|(s, _)| s.to_owned())
+        .collect();
+    store()?.request_grant(&actor, &profile_id, &product_id, &scopes, &justification).await.map_err(domain)
+}
+
+#[server(endpoint = "pending_grants")]
+pub async fn pending_grants() -> Result<Vec<GrantView>, AppError> {
+    let actor = actor().await?;
+    store()?.pending_grants(&actor).await.map_err(domain)
+}
+
+/// `decision` is `approve` or `reject`.
+#[server(endpoint = "decide_grant")]
+pub async fn decide_grant(grant_id: String, decision: String, reason: String) -> Result<GrantView, AppError> {
+    let actor = actor().await?;
+    let approve = match decision.as_str() {
+        "approve" => true,
+        "reject" => false,
+        _ => return Err(fail(AppError::Invalid("The decision is `approve` or `reject`.".into()))),
+    };
+    store()?.decide_grant(&actor, &grant_id, approve, &reason).await.map_err(domain)
+}

@@ -1,0 +1,107 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+use portcullis_domain::model::{Environment, GrantStatus, ProductView};
+
+use crate::api::{Catalog, ProfileOption, RequestAccess};
+use crate::components::{method_badge, tag_list, ErrorBox};
+
+#[component]
+pub fn CatalogPage() -> impl IntoView {
+    let catalog = Resource::new(|| (), |_| crate::api::get_catalog());
+    view! {
+        <Title text="Catalog"/>
+        <div class="page-header">
+            <div>
+                <h1>"API catalog"</h1>
+                <p class="subtitle">"Products published through the gateway. Sandbox access is granted at once; production access waits for an admin."</p>
+            </div>
+        </div>
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match catalog.await {
+                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Ok(Catalog { products, profiles }) => {
+                        if products.is_empty() {
+                            return view! { <div class="empty"><p>"No products are published yet."</p></div> }.into_any();
+                        }
+                        products.into_iter().map(|p| view! { <ProductCard product=p profiles=profiles.clone()/> }).collect_view().into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn ProductCard(product: ProductView, profiles: Vec<ProfileOption>) -> impl IntoView {
+    let request = ServerAction::<RequestAccess>::new();
+    let testid = format!("product-{}", product.slug);
+    let product_id = product.id.clone();
+    let no_profiles = profiles.is_empty();
+    view! {
+        <section class="card product" data-testid=testid>
+            <div class="product-head">
+                <h2>{product.name.clone()}</h2>
+                {tag_list(&product.tags)}
+            </div>
+            <p class="product-desc">{product.description.clone()}</p>
+            <p class="muted">{format!("Gateway path /gw/{}/… · owned by {}", product.slug, if product.owner.is_empty() { "—" } else { &product.owner })}</p>
+            <div class="table-wrap">
+                <table class="table">
+                    <thead><tr><th>"Method"</th><th>"Path"</th><th>"Scope"</th><th>"Description"</th></tr></thead>
+                    <tbody>
+                        {product.endpoints.iter().map(|e| view! {
+                            <tr>
+                                <td>{method_badge(&e.method)}</td>
+                                <td class="mono">{e.path_template.clone()}</td>
+                                <td><code>{e.scope.clone()}</code></td>
+                                <td>{e.summary.clone()} {e.sensitive.then(|| view! { " " <span class="tag tag-pii">"sensitive"</span> })}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+            <h3>"Request access"</h3>
+            {move || match request.value().get() {
+                Some(Ok(g)) => {
+                    let msg = match g.status {
+                        GrantStatus::Approved => format!("Granted to {} ({}) with scopes {}.", g.client_name, g.environment.label(), g.scopes.join(", ")),
+                        _ => format!("Requested for {} ({}). An admin will review it.", g.client_name, g.environment.label()),
+                    };
+                    Some(view! { <div class="alert alert-success" role="status">{msg}</div> }.into_any())
+                }
+                Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
+                None => None,
+            }}
+            {if no_profiles {
+                view! { <p class="muted">"Register a client first: "<a href="/clients/new">"register a client"</a>"."</p> }.into_any()
+            } else {
+                view! {
+                    <ActionForm action=request attr:class="form inline-request">
+                        <input type="hidden" name="product_id" value=product_id.clone()/>
+                        <div class="field">
+                            <label>"Profile"</label>
+                            <select name="profile_id">
+                                {profiles.iter().map(|p| view! {
+                                    <option value=p.profile_id.clone()>{format!("{} — {}", p.client_name, p.environment.label())}</option>
+                                }).collect_view()}
+                            </select>
+                        </div>
+                        <div class="field-inline">
+                            <label class="check"><input type="checkbox" name="scope_read" checked/>" read"</label>
+                            <label class="check"><input type="checkbox" name="scope_write"/>" write"</label>
+                        </div>
+                        <div class="field">
+                            <label>"Justification"</label>
+                            <input name="justification" placeholder="Required for production: what the client needs it for"/>
+                        </div>
+                        <div class="form-actions">
+                            <button type="submit" class="btn btn-primary" disabled=move || request.pending().get()>"Request access"</button>
+                        </div>
+                    </ActionForm>
+                    <small class="hint">{format!("{} grants expire after 90 days unless renewed.", Environment::Production.label())}</small>
+                }.into_any()
+            }}
+        </section>
+    }
+}

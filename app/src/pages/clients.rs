@@ -1,0 +1,303 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+use portcullis_domain::model::{ClientDetail, ClientKind, CredentialView, Environment, GrantView, IssuedSecret, ProfileDetail};
+use portcullis_domain::time::{format_date, format_utc};
+
+use crate::api::{AddProfile, IssueApiKey, RegisterClient, RevokeCredential, RotateSecret};
+use crate::components::{when, ErrorBox, SecretReveal};
+use crate::error::AppError;
+
+fn kind_badge(kind: ClientKind) -> impl IntoView {
+    let class = format!("badge badge-{}", kind.as_str());
+    view! { <span class=class>{kind.label()}</span> }
+}
+
+fn env_badge(env: Environment) -> impl IntoView {
+    let class = format!("badge badge-{}", env.as_str());
+    view! { <span class=class>{env.label()}</span> }
+}
+
+#[component]
+pub fn ClientsPage() -> impl IntoView {
+    let clients = Resource::new(|| (), |_| crate::api::list_clients());
+    view! {
+        <Title text="Clients"/>
+        <div class="page-header">
+            <div>
+                <h1>"Your clients"</h1>
+                <p class="subtitle">"Agents, applications and services you registered, with their profiles."</p>
+            </div>
+            <div class="actions"><a class="btn btn-primary" href="/clients/new">"Register a client"</a></div>
+        </div>
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match clients.await {
+                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Ok(list) if list.is_empty() => view! {
+                        <div class="empty">
+                            <p>"You have not registered a client yet."</p>
+                            <a class="btn btn-primary" href="/clients/new">"Register your first agent"</a>
+                        </div>
+                    }.into_any(),
+                    Ok(list) => view! {
+                        <div class="table-wrap">
+                            <table class="table">
+                                <thead><tr><th>"Name"</th><th>"Kind"</th><th>"Profiles"</th><th>"Client ID"</th><th>"Registered"</th></tr></thead>
+                                <tbody>
+                                    {list.into_iter().map(|c| {
+                                        let href = format!("/clients/{}", c.id);
+                                        view! {
+                                            <tr>
+                                                <td><a href=href>{c.name.clone()}</a></td>
+                                                <td>{kind_badge(c.kind)}</td>
+                                                <td>{c.environments.iter().map(|e| env_badge(*e)).collect_view()}</td>
+                                                <td class="mono">{c.id.clone()}</td>
+                                                <td class="nowrap muted">{format_date(c.created_at)}</td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+pub fn NewClientPage() -> impl IntoView {
+    let register = ServerAction::<RegisterClient>::new();
+    view! {
+        <Title text="Register a client"/>
+        <div class="page-header">
+            <div>
+                <h1>"Register a client"</h1>
+                <p class="subtitle">"An AI agent, application or service that will call APIs through Portcullis. It starts with a sandbox profile."</p>
+            </div>
+        </div>
+        {move || match register.value().get() {
+            Some(Ok(done)) => {
+                let href = format!("/clients/{}", done.client_id);
+                view! {
+                    <div class="stack">
+                        <div class="alert alert-success" role="status">{format!("{} is registered.", done.client_name)}</div>
+                        <SecretReveal secret=done.secret.clone()/>
+                        <div class="row"><a class="btn btn-primary" href=href>"I have copied the secret — go to the client"</a></div>
+                    </div>
+                }.into_any()
+            }
+            result => view! {
+                <section class="card">
+                    {result.and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+                    <ActionForm action=register attr:class="form">
+                        <div class="field">
+                            <label for="name">"Name"</label>
+                            <input id="name" name="name" required maxlength="80" placeholder="e.g. Support triage agent"/>
+                        </div>
+                        <div class="field">
+                            <label for="kind">"Kind"</label>
+                            <select id="kind" name="kind">
+                                {ClientKind::ALL.iter().map(|k| view! { <option value=k.as_str()>{k.label()}</option> }).collect_view()}
+                            </select>
+                            <small class="hint">"Agents get no special path: the kind is recorded so reviews and the audit trail can tell them apart."</small>
+                        </div>
+                        <div class="field">
+                            <label for="description">"Description"</label>
+                            <textarea id="description" name="description" rows="3" maxlength="1000" placeholder="What it does and who runs it"></textarea>
+                        </div>
+                        <div class="form-actions">
+                            <button type="submit" class="btn btn-primary" disabled=move || register.pending().get()>"Register"</button>
+                            <a class="btn btn-secondary" href="/clients">"Cancel"</a>
+                        </div>
+                    </ActionForm>
+                </section>
+            }.into_any(),
+        }}
+    }
+}
+
+#[component]
+pub fn ClientPage() -> impl IntoView {
+    let params = use_params_map();
+    let client_id = move || params.read().get("id").unwrap_or_default();
+    let rotate = ServerAction::<RotateSecret>::new();
+    let issue_key = ServerAction::<IssueApiKey>::new();
+    let add_profile = ServerAction::<AddProfile>::new();
+    let revoke = ServerAction::<RevokeCredential>::new();
+    let detail = Resource::new(
+        move || (client_id(), rotate.version().get(), issue_key.version().get(), add_profile.version().get(), revoke.version().get()),
+        |(id, ..)| crate::api::get_client(id),
+    );
+    // The newest secret any action here issued; shown once, above everything else.
+    let issued = move || -> Option<Result<IssuedSecret, AppError>> {
+        [rotate.value().get(), issue_key.value().get(), add_profile.value().get()]
+            .into_iter()
+            .flatten()
+            .max_by_key(|r| r.as_ref().map(|s| s.credential_id.clone()).unwrap_or_default())
+    };
+    view! {
+        {move || match issued() {
+            Some(Ok(secret)) => Some(view! { <SecretReveal secret=secret/> }.into_any()),
+            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
+            None => None,
+        }}
+        {move || revoke.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match detail.await {
+                    Err(e) => view! { <Title text="Client"/><ErrorBox error=e/> }.into_any(),
+                    Ok(d) => view! { <ClientView detail=d rotate issue_key add_profile revoke/> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn ClientView(
+    detail: ClientDetail,
+    rotate: ServerAction<RotateSecret>,
+    issue_key: ServerAction<IssueApiKey>,
+    add_profile: ServerAction<AddProfile>,
+    revoke: ServerAction<RevokeCredential>,
+) -> impl IntoView {
+    let c = detail.client;
+    let has_production = c.environments.contains(&Environment::Production);
+    let client_id = c.id.clone();
+    view! {
+        <Title text=c.name.clone()/>
+        <div class="page-header">
+            <div>
+                <h1>{c.name.clone()} " " {kind_badge(c.kind)}</h1>
+                <p class="subtitle">{if c.description.is_empty() { "No description.".to_owned() } else { c.description.clone() }}</p>
+            </div>
+            <div class="actions">
+                <a class="btn btn-secondary" href="/catalog">"Request a product"</a>
+                {(!has_production).then(|| view! {
+                    <ActionForm action=add_profile>
+                        <input type="hidden" name="client_id" value=client_id.clone()/>
+                        <input type="hidden" name="environment" value="production"/>
+                        <button type="submit" class="btn btn-primary">"Add production profile"</button>
+                    </ActionForm>
+                })}
+            </div>
+        </div>
+        <section class="card">
+            <dl class="kv">
+                <dt>"Client ID"</dt><dd class="mono">{c.id.clone()}</dd>
+                <dt>"Owner"</dt><dd>{c.owner_email.clone()}</dd>
+                <dt>"Registered"</dt><dd>{format_utc(c.created_at)}</dd>
+            </dl>
+        </section>
+        {detail.profiles.into_iter().map(|p| view! { <ProfileCard profile=p rotate issue_key revoke/> }).collect_view()}
+    }
+}
+
+#[component]
+fn ProfileCard(
+    profile: ProfileDetail,
+    rotate: ServerAction<RotateSecret>,
+    issue_key: ServerAction<IssueApiKey>,
+    revoke: ServerAction<RevokeCredential>,
+) -> impl IntoView {
+    let pid = profile.id.clone();
+    let pid2 = profile.id.clone();
+    let testid = format!("profile-{}", profile.environment.as_str());
+    view! {
+        <section class="card" data-testid=testid>
+            <div class="row">
+                <h2>{profile.environment.label()} " profile"</h2>
+                {env_badge(profile.environment)}
+                <span class="spacer"></span>
+                <ActionForm action=rotate>
+                    <input type="hidden" name="profile_id" value=pid/>
+                    <button type="submit" class="btn btn-secondary btn-small">"Rotate secret"</button>
+                </ActionForm>
+                <ActionForm action=issue_key>
+                    <input type="hidden" name="profile_id" value=pid2/>
+                    <button type="submit" class="btn btn-secondary btn-small">"Issue API key"</button>
+                </ActionForm>
+            </div>
+            <dl class="kv">
+                <dt>"Profile ID"</dt><dd class="mono">{profile.id.clone()}</dd>
+                <dt>"Rate limit"</dt><dd>{format!("{} requests/minute, burst {}", profile.rate_per_minute, profile.burst)}</dd>
+            </dl>
+            <h3>"Credentials"</h3>
+            <CredentialTable credentials=profile.credentials revoke/>
+            <h3>"Products"</h3>
+            <GrantTable grants=profile.grants/>
+        </section>
+    }
+}
+
+#[component]
+fn CredentialTable(credentials: Vec<CredentialView>, revoke: ServerAction<RevokeCredential>) -> impl IntoView {
+    view! {
+        <div class="table-wrap">
+            <table class="table" data-testid="credentials">
+                <thead><tr><th>"Kind"</th><th>"Starts with"</th><th>"Status"</th><th>"Created"</th><th>"Expires"</th><th>"Last used"</th><th></th></tr></thead>
+                <tbody>
+                    {credentials.into_iter().map(|cr| {
+                        let status_class = format!("badge badge-{}", cr.state.as_str());
+                        let expires_note = match cr.state {
+                            portcullis_domain::model::CredentialState::Grace => format!("grace until {}", format_utc(cr.expires_at)),
+                            _ => format_utc(cr.expires_at),
+                        };
+                        let usable = cr.state.is_usable();
+                        let id = cr.id.clone();
+                        view! {
+                            <tr data-credential=cr.id.clone()>
+                                <td>{match cr.kind { portcullis_domain::model::CredentialKind::ClientSecret => "Client secret", portcullis_domain::model::CredentialKind::ApiKey => "API key" }}</td>
+                                <td class="mono">{format!("{}…", cr.prefix)}</td>
+                                <td><span class=status_class>{cr.state.label()}</span></td>
+                                <td class="nowrap">{format_utc(cr.created_at)}</td>
+                                <td class="nowrap">{expires_note}</td>
+                                <td class="nowrap">{when(cr.last_used_at)}</td>
+                                <td>
+                                    {usable.then(|| view! {
+                                        <ActionForm action=revoke>
+                                            <input type="hidden" name="credential_id" value=id.clone()/>
+                                            <button type="submit" class="btn btn-danger btn-small">"Revoke"</button>
+                                        </ActionForm>
+                                    })}
+                                </td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+#[component]
+fn GrantTable(grants: Vec<GrantView>) -> impl IntoView {
+    if grants.is_empty() {
+        return view! { <div class="empty"><p>"No products yet. "<a href="/catalog">"Request one from the catalog"</a>"."</p></div> }.into_any();
+    }
+    view! {
+        <div class="table-wrap">
+            <table class="table" data-testid="grants">
+                <thead><tr><th>"Product"</th><th>"Scopes"</th><th>"Status"</th><th>"Decided by"</th><th>"Reason"</th><th>"Expires"</th></tr></thead>
+                <tbody>
+                    {grants.into_iter().map(|g| {
+                        let class = format!("badge badge-{}", g.status.as_str());
+                        view! {
+                            <tr>
+                                <td>{g.product_name.clone()}</td>
+                                <td class="mono">{g.scopes.join(" ")}</td>
+                                <td><span class=class>{g.status.as_str()}</span></td>
+                                <td>{g.decided_by.clone().unwrap_or_else(|| "—".into())}</td>
+                                <td>{g.decision_reason.clone().unwrap_or_else(|| "—".into())}</td>
+                                <td class="nowrap">{g.expires_at.map(format_date).unwrap_or_else(|| "—".into())}</td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }.into_any()
+}

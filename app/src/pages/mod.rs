@@ -1,0 +1,13 @@
+//! One module per area of the portal.
+
+mod admin;
+mod auth;
+mod catalog;
+mod clients;
+mod home;
+
+pub use admin::ApprovalsPage;
+pub use auth::{LoginPage, SignupPage};
+pub use catalog::CatalogPage;
+pub use clients::{ClientPage, ClientsPage, NewClientPage};
+pub use home::{HomePage, NotFoundPage};

@@ -1,0 +1,146 @@
+//! Server-side plumbing for server functions: the shared state, the signed-in person,
+//! and the translation of domain errors. Compiled only with the `ssr` feature.
+
+use axum::extract::ConnectInfo;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use leptos::prelude::*;
+use portcullis_domain::access::{Actor, Channel};
+use portcullis_domain::model::UserView;
+use portcullis_domain::store::Store;
+use portcullis_domain::DomainError;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_sessions::Session;
+
+use crate::error::AppError;
+
+const SESSION_USER_KEY: &str = "uid";
+
+/// What every server function can reach: provided as context by the server's router.
+#[derive(Clone)]
+pub struct PortalState {
+    pub store: Store,
+    pub throttle: Arc<LoginThrottle>,
+}
+
+/// Sign-in and sign-up attempts, limited per account and per IP. Keys are the attempted
+/// email whether or not an account exists, so the limiter reveals nothing.
+pub struct LoginThrottle {
+    per_account: DefaultKeyedRateLimiter<String>,
+    per_ip: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        let nz = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+        // 5 attempts at once per account, then one every 20 s; 30 per IP, one every 2 s.
+        let account = Quota::with_period(Duration::from_secs(20)).map(|q| q.allow_burst(nz(5)));
+        let ip = Quota::with_period(Duration::from_secs(2)).map(|q| q.allow_burst(nz(30)));
+        Self {
+            per_account: RateLimiter::keyed(account.unwrap_or_else(|| Quota::per_minute(nz(3)))),
+            per_ip: RateLimiter::keyed(ip.unwrap_or_else(|| Quota::per_minute(nz(30)))),
+        }
+    }
+}
+
+impl LoginThrottle {
+    pub fn check(&self, email: &str, ip: Option<IpAddr>) -> Result<(), AppError> {
+        if let Some(ip) = ip {
+            self.per_ip.check_key(&ip).map_err(|_| AppError::TooManyAttempts)?;
+        }
+        self.per_account.check_key(&email.trim().to_lowercase()).map_err(|_| AppError::TooManyAttempts)
+    }
+}
+
+pub fn state() -> Result<PortalState, AppError> {
+    use_context::<PortalState>().ok_or_else(|| {
+        tracing::error!("PortalState missing from the server function context");
+        AppError::Internal
+    })
+}
+
+pub fn store() -> Result<Store, AppError> {
+    Ok(state()?.store)
+}
+
+/// Sets the response status of the current server function and returns the error.
+pub fn fail(err: AppError) -> AppError {
+    if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+        res.set_status(axum::http::StatusCode::from_u16(err.status()).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR));
+    }
+    err
+}
+
+/// Domain errors become portal errors here, and only here.
+pub fn domain(err: DomainError) -> AppError {
+    fail(match err {
+        DomainError::NotFound => AppError::NotFound,
+        DomainError::Forbidden(why) => AppError::Forbidden(format!("Not allowed: {why}.")),
+        DomainError::Conflict(msg) => AppError::Conflict(msg),
+        DomainError::Invalid(msg) => AppError::Invalid(msg),
+        DomainError::Storage(e) => {
+            tracing::error!(error = %e, "storage error in a server function");
+            AppError::Internal
+        }
+        DomainError::Migration(e) => {
+            tracing::error!(error = %e, "migration error in a server function");
+            AppError::Internal
+        }
+        DomainError::Internal(e) => {
+            tracing::error!(error = %e, "internal error in a server function");
+            AppError::Internal
+        }
+    })
+}
+
+pub async fn session() -> Result<Session, AppError> {
+    leptos_axum::extract::<Session>().await.map_err(|e| {
+        tracing::error!(error = %e, "no session layer in front of the portal");
+        fail(AppError::Internal)
+    })
+}
+
+pub async fn client_ip() -> Option<IpAddr> {
+    leptos_axum::extract::<ConnectInfo<SocketAddr>>().await.ok().map(|ConnectInfo(addr)| addr.ip())
+}
+
+fn session_err(e: tower_sessions::session::Error) -> AppError {
+    tracing::error!(error = %e, "session store error");
+    fail(AppError::Internal)
+}
+
+/// The signed-in person, if any.
+pub async fn current_user() -> Result<Option<UserView>, AppError> {
+    let session = session().await?;
+    let Some(uid) = session.get::<String>(SESSION_USER_KEY).await.map_err(session_err)? else {
+        return Ok(None);
+    };
+    let user = store()?.active_user(&uid).await.map_err(domain)?;
+    if user.is_none() {
+        // The account was disabled or removed since sign-in: end the session.
+        session.flush().await.map_err(session_err)?;
+    }
+    Ok(user)
+}
+
+/// The signed-in person as an actor, or `Unauthenticated`.
+pub async fn actor() -> Result<Actor, AppError> {
+    match current_user().await? {
+        Some(user) => Ok(Actor::new(user, Channel::Portal)),
+        None => Err(fail(AppError::Unauthenticated)),
+    }
+}
+
+/// Starts a session for `user` under a fresh id, so a session id planted before sign-in
+/// is worthless after it.
+pub async fn sign_in_session(user: &UserView) -> Result<(), AppError> {
+    let session = session().await?;
+    session.cycle_id().await.map_err(session_err)?;
+    session.insert(SESSION_USER_KEY, &user.id).await.map_err(session_err)
+}
+
+pub async fn sign_out_session() -> Result<(), AppError> {
+    session().await?.flush().await.map_err(session_err)
+}

@@ -1,0 +1,75 @@
+//! Administrative audit events. Each is written in the same transaction as the change it
+//! describes, so a change without its event (or an event without its change) cannot be
+//! committed. Summaries are JSON of what changed, and never contain a secret.
+
+use sqlx::{Any, Row};
+
+use crate::access::Actor;
+use crate::error::Result;
+use crate::model::AuditEventView;
+use crate::store::Store;
+
+pub struct AdminEvent<'a> {
+    pub action: &'a str,
+    pub target_type: &'a str,
+    pub target_id: &'a str,
+    pub summary: serde_json::Value,
+}
+
+pub(crate) async fn record<'c, E>(exec: E, now: i64, actor: Option<&Actor>, channel: &str, event: AdminEvent<'_>) -> Result<()>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    sqlx::query(
+        "INSERT INTO audit_events (occurred_at, channel, actor_user_id, action, target_type, target_id, summary)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(now)
+    .bind(channel)
+    .bind(actor.map(|a| a.user.id.clone()))
+    .bind(event.action)
+    .bind(event.target_type)
+    .bind(event.target_id)
+    .bind(event.summary.to_string())
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn record_by<'c, E>(exec: E, now: i64, actor: &Actor, event: AdminEvent<'_>) -> Result<()>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    record(exec, now, Some(actor), actor.channel.as_str(), event).await
+}
+
+impl Store {
+    /// The administrative events about one target, newest first.
+    pub async fn audit_for_target(&self, target_type: &str, target_id: &str, limit: i64) -> Result<Vec<AuditEventView>> {
+        let rows = sqlx::query(
+            "SELECT e.id, e.occurred_at, e.channel, u.email AS actor_email, e.action, e.target_type, e.target_id, e.summary
+             FROM audit_events e LEFT JOIN users u ON u.id = e.actor_user_id
+             WHERE e.target_type = $1 AND e.target_id = $2
+             ORDER BY e.occurred_at DESC, e.id DESC LIMIT $3",
+        )
+        .bind(target_type)
+        .bind(target_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEventView {
+                    id: r.try_get("id")?,
+                    occurred_at: r.try_get("occurred_at")?,
+                    channel: r.try_get("channel")?,
+                    actor_email: r.try_get("actor_email")?,
+                    action: r.try_get("action")?,
+                    target_type: r.try_get("target_type")?,
+                    target_id: r.try_get("target_id")?,
+                    summary: r.try_get("summary")?,
+                })
+            })
+            .collect()
+    }
+}

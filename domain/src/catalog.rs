@@ -1,0 +1,268 @@
+//! Products and their endpoints: the catalog developers browse and admins publish.
+
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::access::Actor;
+use crate::audit::{self, AdminEvent};
+use crate::error::Result;
+use crate::model::{EndpointView, ProductView};
+use crate::store::{flag, new_id, split_list, Store};
+use crate::DomainError;
+
+/// A product slug: the path segment of `/gw/{product}/…`. Lower-case letters, digits
+/// and dashes, so that it needs no escaping and cannot be confused by case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slug(String);
+
+impl Slug {
+    pub fn parse(raw: &str) -> Result<Self> {
+        let s = raw.trim();
+        let ok = (2..=48).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(DomainError::Invalid("A slug is 2 to 48 lower-case letters, digits or dashes.".into()))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An upstream base URL: absolute http(s), no query, no trailing slash.
+fn upstream_url(raw: &str, which: &str) -> Result<String> {
+    let url = raw.trim().trim_end_matches('/');
+    let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+    let host_ok = url.split("://").nth(1).is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+    if scheme_ok && host_ok && !url.contains('?') && !url.contains('#') && !url.chars().any(char::is_whitespace) {
+        Ok(url.to_owned())
+    } else {
+        Err(DomainError::Invalid(format!("The {which} upstream must be an absolute http:// or https:// URL.")))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewProduct {
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub owner: String,
+    pub tags: Vec<String>,
+    pub sandbox_url: String,
+    pub production_url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEndpoint {
+    pub method: String,
+    pub path_template: String,
+    pub operation_id: String,
+    pub summary: String,
+    pub scope: String,
+    pub sensitive: bool,
+}
+
+fn method(raw: &str) -> Result<String> {
+    let m = raw.trim().to_ascii_uppercase();
+    match m.as_str() {
+        "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => Ok(m),
+        _ => Err(DomainError::Invalid(format!("`{raw}` is not an HTTP method."))),
+    }
+}
+
+/// `/accounts/{id}`: starts with `/`, segments of URL-safe characters or `{name}`.
+pub fn path_template(raw: &str) -> Result<String> {
+    let p = raw.trim();
+    let bad = || DomainError::Invalid(format!("`{p}` is not a path template like /accounts/{{id}}."));
+    if !p.starts_with('/') || p.contains("//") || p.len() > 512 {
+        return Err(bad());
+    }
+    for seg in p.split('/').skip(1) {
+        let param = seg.starts_with('{') && seg.ends_with('}') && seg.len() > 2;
+        let literal = seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) && seg != "." && seg != "..";
+        if !(param || literal) {
+            return Err(bad());
+        }
+    }
+    let trimmed = p.trim_end_matches('/');
+    Ok(if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() })
+}
+
+fn tags(raw: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = raw.iter().map(|t| t.trim().to_lowercase()).filter(|t| !t.is_empty()).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+impl Store {
+    pub async fn list_products(&self) -> Result<Vec<ProductView>> {
+        let rows = sqlx::query(
+            "SELECT id, slug, name, description, owner, tags, sandbox_url, production_url FROM products ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.product_view(r).await?);
+        }
+        Ok(out)
+    }
+
+    pub async fn product(&self, id: &str) -> Result<ProductView> {
+        let row = sqlx::query(
+            "SELECT id, slug, name, description, owner, tags, sandbox_url, production_url FROM products WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+        self.product_view(&row).await
+    }
+
+    async fn product_view(&self, r: &AnyRow) -> Result<ProductView> {
+        let id: String = r.try_get("id")?;
+        let endpoints = sqlx::query(
+            "SELECT id, method, path_template, operation_id, summary, scope, sensitive FROM endpoints
+             WHERE product_id = $1 ORDER BY path_template, method",
+        )
+        .bind(&id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|e| {
+            Ok(EndpointView {
+                id: e.try_get("id")?,
+                method: e.try_get("method")?,
+                path_template: e.try_get("path_template")?,
+                operation_id: e.try_get("operation_id")?,
+                summary: e.try_get("summary")?,
+                scope: e.try_get("scope")?,
+                sensitive: flag(e, "sensitive")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        Ok(ProductView {
+            id,
+            slug: r.try_get("slug")?,
+            name: r.try_get("name")?,
+            description: r.try_get("description")?,
+            owner: r.try_get("owner")?,
+            tags: split_list(&r.try_get::<String, _>("tags")?, ','),
+            sandbox_url: r.try_get("sandbox_url")?,
+            production_url: r.try_get("production_url")?,
+            endpoints,
+        })
+    }
+
+    /// Publishes a product with its endpoints in one transaction (admins only).
+    pub async fn create_product(&self, actor: &Actor, new: NewProduct, endpoints: Vec<NewEndpoint>) -> Result<ProductView> {
+        actor.require_admin()?;
+        let slug = Slug::parse(&new.slug)?;
+        let name = new.name.trim().to_owned();
+        if name.is_empty() {
+            return Err(DomainError::Invalid("Give the product a name.".into()));
+        }
+        let sandbox_url = upstream_url(&new.sandbox_url, "sandbox")?;
+        let production_url = upstream_url(&new.production_url, "production")?;
+        let tags = tags(&new.tags);
+        let now = self.now();
+        let id = new_id("pr");
+        let mut tx = self.pool.begin().await?;
+        if sqlx::query("SELECT 1 FROM products WHERE slug = $1").bind(slug.as_str()).fetch_optional(&mut *tx).await?.is_some() {
+            return Err(DomainError::Conflict(format!("A product with the slug `{}` exists already.", slug.as_str())));
+        }
+        sqlx::query(
+            "INSERT INTO products (id, slug, name, description, owner, tags, sandbox_url, production_url, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+        )
+        .bind(&id)
+        .bind(slug.as_str())
+        .bind(&name)
+        .bind(new.description.trim())
+        .bind(new.owner.trim())
+        .bind(tags.join(","))
+        .bind(&sandbox_url)
+        .bind(&production_url)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let mut count = 0;
+        for e in endpoints {
+            let method = method(&e.method)?;
+            let path = path_template(&e.path_template)?;
+            let scope = e.scope.trim().to_owned();
+            if scope.is_empty() {
+                return Err(DomainError::Invalid(format!("{method} {path} needs a scope.")));
+            }
+            let dup = sqlx::query("SELECT 1 FROM endpoints WHERE product_id = $1 AND method = $2 AND path_template = $3")
+                .bind(&id)
+                .bind(&method)
+                .bind(&path)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if dup.is_some() {
+                return Err(DomainError::Invalid(format!("{method} {path} is listed twice.")));
+            }
+            sqlx::query(
+                "INSERT INTO endpoints (id, product_id, method, path_template, operation_id, summary, scope, sensitive)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(new_id("ep"))
+            .bind(&id)
+            .bind(&method)
+            .bind(&path)
+            .bind(e.operation_id.trim())
+            .bind(e.summary.trim())
+            .bind(&scope)
+            .bind(i64::from(e.sensitive))
+            .execute(&mut *tx)
+            .await?;
+            count += 1;
+        }
+        audit::record_by(
+            &mut *tx,
+            now,
+            actor,
+            AdminEvent {
+                action: "product.created",
+                target_type: "product",
+                target_id: &id,
+                summary: json!({ "slug": slug.as_str(), "name": name, "tags": tags, "endpoints": count }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.product(&id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_and_templates() {
+        assert!(Slug::parse("accounts").is_ok());
+        for bad in ["A", "Accounts", "-x", "x-", "a/b", "a b"] {
+            assert!(Slug::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(path_template("/accounts/{id}/").unwrap(), "/accounts/{id}");
+        assert_eq!(path_template("/").unwrap(), "/");
+        for bad in ["accounts", "/a//b", "/a/../b", "/a/{", "/a b"] {
+            assert!(path_template(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn upstreams_must_be_absolute() {
+        assert_eq!(upstream_url("http://127.0.0.1:3000/sample/", "x").unwrap(), "http://127.0.0.1:3000/sample");
+        assert!(upstream_url("ftp://x", "x").is_err());
+        assert!(upstream_url("http:///x", "x").is_err());
+    }
+}

@@ -1,0 +1,436 @@
+//! Clients, their profiles and their credentials.
+//!
+//! Every public function takes the acting person and passes through
+//! [`Actor::check_owner`]: there is no way to reach a client here without that check.
+
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use crate::access::{Access, Actor};
+use crate::audit::{self, AdminEvent};
+use crate::error::Result;
+use crate::model::{
+    ClientDetail, ClientKind, ClientSummary, CredentialKind, CredentialState, CredentialView, Environment, IssuedSecret,
+    ProfileDetail,
+};
+use crate::secrets;
+use crate::store::{enum_col, new_id, Store};
+use crate::DomainError;
+
+pub const MAX_NAME_LEN: usize = 80;
+pub const MAX_DESCRIPTION_LEN: usize = 1000;
+
+/// The rate-limit policy a new profile starts with: (requests per minute, burst).
+pub fn default_rate_limit(env: Environment) -> (i64, i64) {
+    match env {
+        Environment::Sandbox => (60, 20),
+        Environment::Production => (600, 100),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    pub name: String,
+    pub kind: ClientKind,
+    pub description: String,
+}
+
+impl NewClient {
+    fn validated(self) -> Result<Self> {
+        let name = self.name.trim().to_owned();
+        if name.is_empty() {
+            return Err(DomainError::Invalid("Give the client a name.".into()));
+        }
+        if name.chars().count() > MAX_NAME_LEN {
+            return Err(DomainError::Invalid(format!("Keep the name under {MAX_NAME_LEN} characters.")));
+        }
+        let description = self.description.trim().to_owned();
+        if description.chars().count() > MAX_DESCRIPTION_LEN {
+            return Err(DomainError::Invalid(format!("Keep the description under {MAX_DESCRIPTION_LEN} characters.")));
+        }
+        Ok(Self { name, kind: self.kind, description })
+    }
+}
+
+/// What registering a client returns: its details and the sandbox secret, shown once.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub client: ClientDetail,
+    pub secret: IssuedSecret,
+}
+
+/// The owner and environment of a profile, loaded to check access before acting on it.
+struct ProfileRef {
+    id: String,
+    client_id: String,
+    environment: Environment,
+}
+
+pub(crate) fn credential_state(row_expires: i64, rotated: Option<i64>, revoked: Option<i64>, now: i64, warn_ms: i64) -> CredentialState {
+    if revoked.is_some() {
+        CredentialState::Revoked
+    } else if now >= row_expires {
+        CredentialState::Expired
+    } else if rotated.is_some() {
+        CredentialState::Grace
+    } else if row_expires - now <= warn_ms {
+        CredentialState::Expiring
+    } else {
+        CredentialState::Active
+    }
+}
+
+impl Store {
+    pub async fn register_client(&self, actor: &Actor, new: NewClient) -> Result<Registered> {
+        let new = new.validated()?;
+        let now = self.now();
+        let client_id = new_id("cl");
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO clients (id, owner_id, name, kind, description, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&client_id)
+            .bind(actor.id())
+            .bind(&new.name)
+            .bind(new.kind.as_str())
+            .bind(&new.description)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        audit::record_by(
+            &mut *tx,
+            now,
+            actor,
+            AdminEvent {
+                action: "client.created",
+                target_type: "client",
+                target_id: &client_id,
+                summary: json!({ "name": new.name, "kind": new.kind.as_str() }),
+            },
+        )
+        .await?;
+        let secret = self.insert_profile(&mut tx, actor, &client_id, Environment::Sandbox).await?;
+        tx.commit().await?;
+        let client = self.client_detail(actor, &client_id).await?;
+        Ok(Registered { client, secret })
+    }
+
+    /// Adds the production (or a missing sandbox) profile, with its first client secret.
+    pub async fn add_profile(&self, actor: &Actor, client_id: &str, env: Environment) -> Result<IssuedSecret> {
+        self.owned_client(actor, client_id, Access::Write).await?;
+        let mut tx = self.pool.begin().await?;
+        let existing = sqlx::query("SELECT 1 FROM profiles WHERE client_id = $1 AND environment = $2")
+            .bind(client_id)
+            .bind(env.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if existing.is_some() {
+            return Err(DomainError::Conflict(format!("This client already has a {} profile.", env.as_str())));
+        }
+        let secret = self.insert_profile(&mut tx, actor, client_id, env).await?;
+        tx.commit().await?;
+        Ok(secret)
+    }
+
+    async fn insert_profile(&self, tx: &mut Transaction<'_, Any>, actor: &Actor, client_id: &str, env: Environment) -> Result<IssuedSecret> {
+        let now = self.now();
+        let profile_id = new_id("pf");
+        let (rate, burst) = default_rate_limit(env);
+        sqlx::query(
+            "INSERT INTO profiles (id, client_id, environment, rate_per_minute, burst, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&profile_id)
+        .bind(client_id)
+        .bind(env.as_str())
+        .bind(rate)
+        .bind(burst)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        audit::record_by(
+            &mut **tx,
+            now,
+            actor,
+            AdminEvent {
+                action: "profile.created",
+                target_type: "profile",
+                target_id: &profile_id,
+                summary: json!({ "client_id": client_id, "environment": env.as_str(), "rate_per_minute": rate, "burst": burst }),
+            },
+        )
+        .await?;
+        let profile = ProfileRef { id: profile_id, client_id: client_id.to_owned(), environment: env };
+        self.insert_credential(tx, actor, &profile, CredentialKind::ClientSecret).await
+    }
+
+    async fn insert_credential(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        actor: &Actor,
+        profile: &ProfileRef,
+        kind: CredentialKind,
+    ) -> Result<IssuedSecret> {
+        let now = self.now();
+        let id = new_id("cr");
+        let generated = secrets::generate(&self.hasher, secrets::prefix_for(kind));
+        let expires_at = now + self.policy.credential_lifetime_ms;
+        sqlx::query(
+            "INSERT INTO credentials (id, profile_id, kind, prefix, secret_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&id)
+        .bind(&profile.id)
+        .bind(kind.as_str())
+        .bind(&generated.display_prefix)
+        .bind(&generated.hash)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut **tx)
+        .await?;
+        audit::record_by(
+            &mut **tx,
+            now,
+            actor,
+            AdminEvent {
+                action: "credential.issued",
+                target_type: "credential",
+                target_id: &id,
+                summary: json!({ "profile_id": profile.id, "kind": kind.as_str(), "prefix": generated.display_prefix, "expires_at": expires_at }),
+            },
+        )
+        .await?;
+        Ok(IssuedSecret {
+            credential_id: id,
+            kind,
+            client_id: profile.client_id.clone(),
+            profile_id: profile.id.clone(),
+            environment: profile.environment,
+            expires_at,
+            secret: generated.value,
+        })
+    }
+
+    /// Issues a new client secret for a profile. Every secret that still works is cut to
+    /// the end of the grace period, so callers have time to switch, then stops.
+    pub async fn rotate_secret(&self, actor: &Actor, profile_id: &str) -> Result<IssuedSecret> {
+        let profile = self.owned_profile(actor, profile_id, Access::Write).await?;
+        let now = self.now();
+        let grace_end = now + self.policy.rotation_grace_ms;
+        let mut tx = self.pool.begin().await?;
+        let cut = sqlx::query(
+            "UPDATE credentials SET rotated_at = $1, expires_at = CASE WHEN expires_at < $2 THEN expires_at ELSE $2 END
+             WHERE profile_id = $3 AND kind = 'client_secret' AND revoked_at IS NULL AND rotated_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(grace_end)
+        .bind(&profile.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let issued = self.insert_credential(&mut tx, actor, &profile, CredentialKind::ClientSecret).await?;
+        audit::record_by(
+            &mut *tx,
+            now,
+            actor,
+            AdminEvent {
+                action: "credential.rotated",
+                target_type: "profile",
+                target_id: &profile.id,
+                summary: json!({ "new_credential_id": issued.credential_id, "previous_in_grace": cut, "grace_until": grace_end }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(issued)
+    }
+
+    pub async fn issue_api_key(&self, actor: &Actor, profile_id: &str) -> Result<IssuedSecret> {
+        let profile = self.owned_profile(actor, profile_id, Access::Write).await?;
+        let mut tx = self.pool.begin().await?;
+        let issued = self.insert_credential(&mut tx, actor, &profile, CredentialKind::ApiKey).await?;
+        tx.commit().await?;
+        Ok(issued)
+    }
+
+    /// Revokes at once; the credential stops working on the next request.
+    pub async fn revoke_credential(&self, actor: &Actor, credential_id: &str) -> Result<()> {
+        let row = sqlx::query(
+            "SELECT c.owner_id, cr.revoked_at, cr.profile_id FROM credentials cr
+             JOIN profiles p ON p.id = cr.profile_id JOIN clients c ON c.id = p.client_id WHERE cr.id = $1",
+        )
+        .bind(credential_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+        actor.check_owner(&row.try_get::<String, _>("owner_id")?, Access::Write)?;
+        if row.try_get::<Option<i64>, _>("revoked_at")?.is_some() {
+            return Err(DomainError::Conflict("This credential is already revoked.".into()));
+        }
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE credentials SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(credential_id)
+            .execute(&mut *tx)
+            .await?;
+        audit::record_by(
+            &mut *tx,
+            now,
+            actor,
+            AdminEvent {
+                action: "credential.revoked",
+                target_type: "credential",
+                target_id: credential_id,
+                summary: json!({ "profile_id": row.try_get::<String, _>("profile_id")? }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The clients this person owns, newest first. (Reviewing everyone's clients is the
+    /// security console's job, not this list's.)
+    pub async fn list_clients(&self, actor: &Actor) -> Result<Vec<ClientSummary>> {
+        let rows = sqlx::query(
+            "SELECT c.id, c.name, c.kind, c.description, c.created_at, u.email AS owner_email FROM clients c
+             JOIN users u ON u.id = c.owner_id WHERE c.owner_id = $1 ORDER BY c.created_at DESC, c.id DESC",
+        )
+        .bind(actor.id())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            let environments = self.environments(&id).await?;
+            out.push(summary(row, environments)?);
+        }
+        Ok(out)
+    }
+
+    async fn environments(&self, client_id: &str) -> Result<Vec<Environment>> {
+        let rows = sqlx::query("SELECT environment FROM profiles WHERE client_id = $1 ORDER BY environment DESC")
+            .bind(client_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| enum_col(r, "environment")).collect()
+    }
+
+    pub async fn client_detail(&self, actor: &Actor, client_id: &str) -> Result<ClientDetail> {
+        let row = self.owned_client(actor, client_id, Access::Read).await?;
+        let profile_rows = sqlx::query(
+            "SELECT id, environment, rate_per_minute, burst, created_at FROM profiles WHERE client_id = $1 ORDER BY environment DESC",
+        )
+        .bind(client_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let now = self.now();
+        let mut profiles = Vec::with_capacity(profile_rows.len());
+        for p in &profile_rows {
+            let id: String = p.try_get("id")?;
+            let credentials = sqlx::query(
+                "SELECT id, kind, prefix, created_at, expires_at, rotated_at, revoked_at, last_used_at FROM credentials
+                 WHERE profile_id = $1 ORDER BY created_at DESC, id DESC",
+            )
+            .bind(&id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|c| credential_view(c, now, self.policy.expiry_warning_ms))
+            .collect::<Result<Vec<_>>>()?;
+            let grants = self.grants_of_profile(&id).await?;
+            profiles.push(ProfileDetail {
+                id,
+                client_id: client_id.to_owned(),
+                environment: enum_col(p, "environment")?,
+                rate_per_minute: p.try_get("rate_per_minute")?,
+                burst: p.try_get("burst")?,
+                created_at: p.try_get("created_at")?,
+                credentials,
+                grants,
+            });
+        }
+        let environments = profiles.iter().map(|p| p.environment).collect();
+        Ok(ClientDetail { client: summary(&row, environments)?, profiles })
+    }
+
+    /// Loads a client after checking the actor may access it.
+    pub(crate) async fn owned_client(&self, actor: &Actor, client_id: &str, access: Access) -> Result<AnyRow> {
+        let row = sqlx::query(
+            "SELECT c.id, c.owner_id, c.name, c.kind, c.description, c.created_at, u.email AS owner_email FROM clients c
+             JOIN users u ON u.id = c.owner_id WHERE c.id = $1",
+        )
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+        actor.check_owner(&row.try_get::<String, _>("owner_id")?, access)?;
+        Ok(row)
+    }
+
+    async fn owned_profile(&self, actor: &Actor, profile_id: &str, access: Access) -> Result<ProfileRef> {
+        let row = sqlx::query(
+            "SELECT p.id, p.client_id, p.environment, c.owner_id FROM profiles p JOIN clients c ON c.id = p.client_id WHERE p.id = $1",
+        )
+        .bind(profile_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+        actor.check_owner(&row.try_get::<String, _>("owner_id")?, access)?;
+        Ok(ProfileRef { id: row.try_get("id")?, client_id: row.try_get("client_id")?, environment: enum_col(&row, "environment")? })
+    }
+
+    /// The profiles a person may request products for: those of their own clients.
+    pub async fn requestable_profiles(&self, actor: &Actor) -> Result<Vec<(String, String, Environment)>> {
+        let rows = sqlx::query(
+            "SELECT p.id, c.name, p.environment FROM profiles p JOIN clients c ON c.id = p.client_id
+             WHERE c.owner_id = $1 ORDER BY c.name, p.environment DESC",
+        )
+        .bind(actor.id())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("name")?, enum_col(r, "environment")?))).collect()
+    }
+}
+
+fn summary(row: &AnyRow, environments: Vec<Environment>) -> Result<ClientSummary> {
+    Ok(ClientSummary {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        kind: enum_col(row, "kind")?,
+        description: row.try_get("description")?,
+        owner_email: row.try_get("owner_email")?,
+        created_at: row.try_get("created_at")?,
+        environments,
+    })
+}
+
+fn credential_view(row: &AnyRow, now: i64, warn_ms: i64) -> Result<CredentialView> {
+    let expires_at: i64 = row.try_get("expires_at")?;
+    let rotated_at: Option<i64> = row.try_get("rotated_at")?;
+    let revoked_at: Option<i64> = row.try_get("revoked_at")?;
+    Ok(CredentialView {
+        id: row.try_get("id")?,
+        kind: enum_col(row, "kind")?,
+        prefix: row.try_get("prefix")?,
+        created_at: row.try_get("created_at")?,
+        expires_at,
+        revoked_at,
+        rotated_at,
+        last_used_at: row.try_get("last_used_at")?,
+        state: credential_state(expires_at, rotated_at, revoked_at, now, warn_ms),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_states() {
+        let warn = 14;
+        assert_eq!(credential_state(100, None, None, 10, warn), CredentialState::Active);
+        assert_eq!(credential_state(100, None, None, 90, warn), CredentialState::Expiring);
+        assert_eq!(credential_state(100, Some(5), None, 10, warn), CredentialState::Grace);
+        assert_eq!(credential_state(100, Some(5), None, 100, warn), CredentialState::Expired);
+        assert_eq!(credential_state(100, None, Some(5), 10, warn), CredentialState::Revoked);
+    }
+}

@@ -1,0 +1,34 @@
+//! What the portal, the management API and the gateway share.
+//!
+//! `model` is plain data and compiles everywhere (the portal's wasm build uses it);
+//! everything that touches the database or a server secret sits behind the `store`
+//! feature, so no HTTP type and no Leptos type ever appears here.
+
+pub mod error;
+pub mod model;
+pub mod time;
+
+#[cfg(feature = "store")]
+pub mod access;
+#[cfg(feature = "store")]
+pub mod audit;
+#[cfg(feature = "store")]
+pub mod catalog;
+#[cfg(feature = "store")]
+pub mod clients;
+#[cfg(feature = "store")]
+pub mod clock;
+#[cfg(feature = "store")]
+pub mod grants;
+#[cfg(feature = "store")]
+pub mod password;
+#[cfg(feature = "store")]
+pub mod secrets;
+#[cfg(feature = "store")]
+pub mod seed;
+#[cfg(feature = "store")]
+pub mod store;
+#[cfg(feature = "store")]
+pub mod users;
+
+pub use error::DomainError;

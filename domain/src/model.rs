@@ -1,0 +1,247 @@
+//! The vocabulary of DESIGN.md as types. These are what the portal shows: none carries a
+//! password hash or a secret hash. A freshly issued secret travels only in
+//! [`IssuedSecret`], whose `Debug` redacts it.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+macro_rules! text_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = crate::DomainError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(crate::DomainError::Invalid(format!(
+                        concat!("unknown ", stringify!($name), " `{}`"), other
+                    ))),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+    };
+}
+
+text_enum!(
+    /// A person's role in the portal.
+    Role { Developer => "developer", Security => "security", Admin => "admin" }
+);
+text_enum!(
+    /// What kind of API consumer a client is. Agents get no special path; the kind is
+    /// recorded so the audit trail and reviews can tell them apart.
+    ClientKind { AiAgent => "ai_agent", Application => "application", Service => "service" }
+);
+text_enum!(Environment { Sandbox => "sandbox", Production => "production" });
+text_enum!(CredentialKind { ClientSecret => "client_secret", ApiKey => "api_key" });
+text_enum!(GrantStatus { Pending => "pending", Approved => "approved", Rejected => "rejected", Revoked => "revoked" });
+
+impl ClientKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            ClientKind::AiAgent => "AI agent",
+            ClientKind::Application => "Application",
+            ClientKind::Service => "Service",
+        }
+    }
+}
+
+impl Environment {
+    pub fn label(self) -> &'static str {
+        match self {
+            Environment::Sandbox => "Sandbox",
+            Environment::Production => "Production",
+        }
+    }
+}
+
+/// The scopes a grant can carry. Endpoints require one of these.
+pub const SCOPES: &[&str] = &["read", "write"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub role: Role,
+}
+
+impl UserView {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientSummary {
+    pub id: String,
+    pub name: String,
+    pub kind: ClientKind,
+    pub description: String,
+    pub owner_email: String,
+    pub created_at: i64,
+    pub environments: Vec<Environment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientDetail {
+    pub client: ClientSummary,
+    pub profiles: Vec<ProfileDetail>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileDetail {
+    pub id: String,
+    pub client_id: String,
+    pub environment: Environment,
+    pub rate_per_minute: i64,
+    pub burst: i64,
+    pub created_at: i64,
+    pub credentials: Vec<CredentialView>,
+    pub grants: Vec<GrantView>,
+}
+
+/// Where a credential stands at a given instant; computed, never stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialState {
+    Active,
+    /// Works, but expires within the warning window (14 days).
+    Expiring,
+    /// Replaced by a rotation; works until `expires_at`, the end of the grace period.
+    Grace,
+    Expired,
+    Revoked,
+}
+
+impl CredentialState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialState::Active => "active",
+            CredentialState::Expiring => "expiring",
+            CredentialState::Grace => "grace",
+            CredentialState::Expired => "expired",
+            CredentialState::Revoked => "revoked",
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            CredentialState::Active => "Active",
+            CredentialState::Expiring => "Expires soon",
+            CredentialState::Grace => "Grace period",
+            CredentialState::Expired => "Expired",
+            CredentialState::Revoked => "Revoked",
+        }
+    }
+    pub fn is_usable(self) -> bool {
+        matches!(self, CredentialState::Active | CredentialState::Expiring | CredentialState::Grace)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialView {
+    pub id: String,
+    pub kind: CredentialKind,
+    /// The first characters of the secret, enough to recognise it, useless to use it.
+    pub prefix: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub rotated_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub state: CredentialState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantView {
+    pub id: String,
+    pub profile_id: String,
+    pub environment: Environment,
+    pub client_id: String,
+    pub client_name: String,
+    pub product_id: String,
+    pub product_name: String,
+    pub scopes: Vec<String>,
+    pub status: GrantStatus,
+    pub justification: String,
+    pub requested_by: String,
+    pub requested_at: i64,
+    /// Who decided: an email, or the policy that decided automatically.
+    pub decided_by: Option<String>,
+    pub decided_at: Option<i64>,
+    pub decision_reason: Option<String>,
+    pub expires_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductView {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub owner: String,
+    pub tags: Vec<String>,
+    pub sandbox_url: String,
+    pub production_url: String,
+    pub endpoints: Vec<EndpointView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointView {
+    pub id: String,
+    pub method: String,
+    pub path_template: String,
+    pub operation_id: String,
+    pub summary: String,
+    pub scope: String,
+    pub sensitive: bool,
+}
+
+/// A secret the server just generated. It exists in memory for one response and is
+/// never stored; only its keyed hash is.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedSecret {
+    pub credential_id: String,
+    pub kind: CredentialKind,
+    pub client_id: String,
+    pub profile_id: String,
+    pub environment: Environment,
+    pub expires_at: i64,
+    pub secret: String,
+}
+
+impl fmt::Debug for IssuedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedSecret")
+            .field("credential_id", &self.credential_id)
+            .field("kind", &self.kind)
+            .field("profile_id", &self.profile_id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEventView {
+    pub id: i64,
+    pub occurred_at: i64,
+    pub channel: String,
+    pub actor_email: Option<String>,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub summary: String,
+}

@@ -1,0 +1,165 @@
+//! The store: one `sqlx::Any` pool over SQLite or PostgreSQL.
+//!
+//! Why `Any` and not a trait with two implementations: every query here binds only text
+//! and 64-bit integers (ids, Unix-millisecond timestamps, 0/1 flags, JSON as text), which
+//! is exactly what `Any` supports, and both databases accept `$1` placeholders. One SQL
+//! text per query then serves both backends, and a query cannot drift between two
+//! copies. The price is no compile-time-checked queries; the integration tests run every
+//! query against both databases instead. Schemas differ only in types, so each backend
+//! has its own migration folder.
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor};
+use std::str::FromStr;
+use std::sync::Once;
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::error::Result;
+use crate::secrets::{SecretHasher, ServerSecret};
+use crate::DomainError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(DomainError::Invalid(
+                "the database URL must start with sqlite: or postgres://".into(),
+            ))
+        }
+    }
+}
+
+/// Policy numbers the store applies. Defaults follow the foundation issue.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub credential_lifetime_ms: i64,
+    pub rotation_grace_ms: i64,
+    pub expiry_warning_ms: i64,
+    pub grant_lifetime_ms: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        use crate::time::{DAY, HOUR};
+        Self {
+            credential_lifetime_ms: 90 * DAY,
+            rotation_grace_ms: 24 * HOUR,
+            expiry_warning_ms: 14 * DAY,
+            grant_lifetime_ms: 90 * DAY,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) pool: AnyPool,
+    backend: Backend,
+    pub(crate) clock: Clock,
+    pub(crate) hasher: SecretHasher,
+    pub(crate) policy: Policy,
+}
+
+static DRIVERS: Once = Once::new();
+
+impl Store {
+    /// Connects, applies the backend's migrations, and returns a ready store.
+    pub async fn connect(url: &str, secret: &ServerSecret, clock: Clock, policy: Policy) -> Result<Self> {
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let backend = Backend::from_url(url)?;
+        let url = match backend {
+            // Create the file on first start.
+            Backend::Sqlite if !url.contains("mode=") => {
+                format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" })
+            }
+            _ => url.to_owned(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        if backend == Backend::Sqlite {
+            // WAL lets the portal read while the audit writer writes; it persists in the file.
+            pool.execute("PRAGMA journal_mode = WAL;").await?;
+        }
+        let store = Self { pool, backend, clock, hasher: SecretHasher::new(secret), policy };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        match self.backend {
+            Backend::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&self.pool).await?,
+            Backend::Postgres => sqlx::migrate!("../migrations/postgres").run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A new id: a short type prefix and a time-ordered UUID, e.g. `cl_0193…`.
+pub(crate) fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Reads a text column into one of the model's text enums.
+pub(crate) fn enum_col<T: FromStr<Err = DomainError>>(row: &AnyRow, col: &str) -> Result<T> {
+    use sqlx::Row;
+    let text: String = row.try_get(col)?;
+    text.parse()
+}
+
+pub(crate) fn flag(row: &AnyRow, col: &str) -> Result<bool> {
+    use sqlx::Row;
+    Ok(row.try_get::<i64, _>(col)? != 0)
+}
+
+pub(crate) fn split_list(text: &str, sep: char) -> Vec<String> {
+    text.split(sep).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs every tool Portcullis needs to build and test, each only when missing,
+# so a warm machine skips straight through. Everything comes from the package
+# registries (crates.io, npm, Debian): nothing here downloads a prebuilt binary.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+tools="$root/.tools"
+mkdir -p "$tools"
+
+# Versions pinned together: the wasm-bindgen CLI must match the crate in Cargo.lock.
+CARGO_LEPTOS_VERSION=0.3.10
+WASM_BINDGEN_VERSION=0.2.130
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+export PATH="$HOME/.cargo/bin:$PATH"
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if ! command -v cargo-leptos >/dev/null || ! cargo-leptos --version | grep -q "$CARGO_LEPTOS_VERSION"; then
+  say "installing cargo-leptos $CARGO_LEPTOS_VERSION (no_downloads; about 15 minutes on 2 cores)"
+  cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --features no_downloads
+fi
+
+if ! command -v wasm-bindgen >/dev/null || ! wasm-bindgen --version | grep -q "$WASM_BINDGEN_VERSION"; then
+  say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 5 minutes)"
+  # Not --locked: its lockfile pins a crate version the registry no longer serves.
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+fi
+
+# Debian's binaryen is too old and silently breaks release builds; npm's is current.
+if [ ! -x "$tools/node_modules/.bin/wasm-opt" ]; then
+  say "installing wasm-opt (npm binaryen)"
+  npm install --silent --no-audit --no-fund --prefix "$tools" binaryen@132 >/dev/null
+fi
