@@ -1,1 +1,10 @@
+//! The `portcullis` server: one process serving the portal, the gateway and the
+//! management API. `main.rs` only parses arguments and calls into here.
 
+pub mod application;
+pub mod config;
+pub mod csrf;
+pub mod health;
+pub mod sample_upstream;
+pub mod sessions;
+pub mod telemetry;

@@ -1,1 +1,63 @@
-fn main(){}
+use clap::Parser;
+use portcullis::application::{open_store, Application};
+use portcullis::config::{AdminCommand, Cli, Command};
+use portcullis::telemetry;
+use portcullis_domain::clock::Clock;
+use portcullis_domain::model::Role;
+use portcullis_domain::secrets::ServerSecret;
+use std::io::BufRead;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Admin(AdminCommand::CreateUser { email, role, store }) => create_user(email, role, store).await,
+        Command::GenerateSecret => {
+            println!("{}", ServerSecret::generate_text());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portcullis: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: portcullis::config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    telemetry::init(args.log_json);
+    let mut app = Application::build(args.clone(), Clock::system()).await?;
+    let url = format!("http://{}:{}", if args.addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { args.addr.ip().to_string() }, app.port());
+    if let Some(seed) = app.take_demo_seed() {
+        println!();
+        println!("  Portcullis demo is seeded. These are shown once:");
+        println!("    admin email     {}", seed.admin_email);
+        println!("    admin password  {}", seed.admin_password);
+        println!("    demo agent      client {} / profile {}", seed.agent_secret.client_id, seed.agent_secret.profile_id);
+        println!("    agent secret    {}", seed.agent_secret.secret);
+        println!();
+    }
+    println!("  Portcullis is listening on {url}");
+    tracing::info!(addr = %url, "listening");
+    app.run_until(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    })
+    .await?;
+    Ok(())
+}
+
+async fn create_user(email: String, role: String, store: portcullis::config::StoreArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let role: Role = role.parse()?;
+    let mut password = String::new();
+    std::io::stdin().lock().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\n', '\r']).to_owned();
+    let store = open_store(&store).await?;
+    let user = store.create_user(&email, password, role, None).await?;
+    println!("created {} ({}) with id {}", user.email, user.role, user.id);
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! Builds the whole server from its configuration: store, sessions, router, listener.
+//! `build` binds the listener itself, so tests ask for port 0 and read the real port.
+
+use axum::extract::{FromRef, State};
+use axum::http::{header, HeaderValue, Request};
+use axum::body::Body;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::Router;
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
+use portcullis_app::ssr::{LoginThrottle, PortalState};
+use portcullis_app::{shell, App};
+use portcullis_domain::clock::Clock;
+use portcullis_domain::secrets::ServerSecret;
+use portcullis_domain::seed::{seed_demo, DemoSeed};
+use portcullis_domain::store::{Policy, Store};
+use portcullis_domain::DomainError;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use crate::config::{ServeArgs, StoreArgs};
+use crate::sessions::SessionBackend;
+use crate::{csrf, health, sample_upstream};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(String),
+    #[error("store: {0}")]
+    Store(#[from] DomainError),
+    #[error("session store: {0}")]
+    Sessions(#[from] sqlx::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(Clone, FromRef)]
+struct ServerState {
+    leptos_options: LeptosOptions,
+    portal: PortalState,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    store: Store,
+    demo: Option<DemoSeed>,
+}
+
+/// The server secret: given, or (demo mode only) generated once and kept in the data dir.
+pub fn resolve_secret(store: &StoreArgs, demo: bool) -> Result<ServerSecret, StartError> {
+    if let Some(given) = &store.secret {
+        return ServerSecret::parse(given).map_err(|e| StartError::Config(format!("PORTCULLIS_SECRET: {e}")));
+    }
+    let file = store.demo_secret_file();
+    if file.exists() {
+        let text = std::fs::read_to_string(&file)?;
+        return ServerSecret::parse(&text).map_err(|e| StartError::Config(format!("{}: {e}", file.display())));
+    }
+    if !demo {
+        return Err(StartError::Config(
+            "no server secret: set PORTCULLIS_SECRET (or --secret) to 32+ random characters; \
+             `portcullis generate-secret` prints one. Only --demo generates its own."
+                .into(),
+        ));
+    }
+    std::fs::create_dir_all(&store.data_dir)?;
+    let text = ServerSecret::generate_text();
+    write_private(&file, &text)?;
+    ServerSecret::parse(&text).map_err(|e| StartError::Config(e.to_string()))
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)?.write_all(text.as_bytes())
+}
+
+/// Opens the store for the command line, the way `serve` would.
+pub async fn open_store(args: &StoreArgs) -> Result<Store, StartError> {
+    let secret = resolve_secret(args, false)?;
+    let url = args.database_url();
+    ensure_sqlite_dir(&url)?;
+    Ok(Store::connect(&url, &secret, Clock::system(), Policy::default()).await?)
+}
+
+fn ensure_sqlite_dir(url: &str) -> std::io::Result<()> {
+    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        let path = path.split('?').next().unwrap_or(path);
+        if let Some(parent) = std::path::Path::new(path).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Application {
+    pub async fn build(args: ServeArgs, clock: Clock) -> Result<Self, StartError> {
+        let secret = resolve_secret(&args.store, args.demo)?;
+        let url = args.store.database_url();
+        ensure_sqlite_dir(&url)?;
+        let store = Store::connect(&url, &secret, clock, Policy::default()).await?;
+        let sessions = SessionBackend::connect(&url).await?;
+        sessions.spawn_cleanup();
+
+        let listener = TcpListener::bind(args.addr).await?;
+        let local = listener.local_addr()?;
+        let demo = if args.demo {
+            let base = format!("http://{}", loopback(local));
+            seed_demo(&store, &base).await?
+        } else {
+            None
+        };
+
+        let secure_cookies = args.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
+        let leptos_options = LeptosOptions::builder()
+            .output_name("portcullis")
+            .site_root(args.site_root.as_str())
+            .site_pkg_dir("pkg")
+            .site_addr(local)
+            .build();
+        let portal = PortalState { store: store.clone(), throttle: Arc::new(LoginThrottle::default()) };
+        let state = ServerState { leptos_options: leptos_options.clone(), portal: portal.clone() };
+        let routes = generate_route_list(App);
+
+        let session_layer = SessionManagerLayer::new(sessions)
+            .with_name("portcullis_session")
+            .with_http_only(true)
+            .with_same_site(SameSite::Lax)
+            .with_secure(secure_cookies)
+            .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::hours(12)));
+
+        let context = {
+            let portal = portal.clone();
+            move || provide_context(portal.clone())
+        };
+        let router = Router::new()
+            .route("/api/{*fn_name}", post(server_fn_handler))
+            .leptos_routes_with_context(&state, routes, context.clone(), {
+                let options = leptos_options.clone();
+                move || shell(options.clone())
+            })
+            .fallback(leptos_axum::file_and_error_handler_with_context::<ServerState, _>(context, shell))
+            .with_state(state)
+            .layer(axum::middleware::from_fn(csrf::verify_origin))
+            .layer(session_layer)
+            .merge(sample_upstream::router())
+            .merge(health::router(store.clone()))
+            .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+            .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+            .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")));
+
+        Ok(Self { listener, router, store, demo })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// What the first demo start seeded (the admin password, printed once).
+    pub fn take_demo_seed(&mut self) -> Option<DemoSeed> {
+        self.demo.take()
+    }
+
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let store = self.store.clone();
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
+        store.close().await;
+        result
+    }
+}
+
+/// The address the server can reach itself at (a wildcard bind is reached on loopback).
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
+}
+
+async fn server_fn_handler(State(portal): State<PortalState>, req: Request<Body>) -> impl IntoResponse {
+    handle_server_fns_with_context(move || provide_context(portal.clone()), req).await
+}

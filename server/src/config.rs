@@ -1,0 +1,84 @@
+//! Command line and environment. Every flag has a `PORTCULLIS_*` (or `DATABASE_URL`)
+//! override so a container or a CI job configures the same things without arguments.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about = "API gateway and developer portal for apps and AI agents")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the portal, the gateway and the management API.
+    Serve(ServeArgs),
+    /// Operator tasks run against the store.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Print a fresh random server secret for PORTCULLIS_SECRET.
+    GenerateSecret,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an account; the password is read from standard input.
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "developer")]
+        role: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Where demo mode keeps its database and generated secret.
+    #[arg(long, env = "PORTCULLIS_DATA_DIR", default_value = ".portcullis")]
+    pub data_dir: PathBuf,
+    /// `sqlite://path.db` or `postgres://…`. Defaults to a SQLite file in the data dir.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// The server secret (32+ random characters): keys the hashes of client secrets and
+    /// API keys. Required outside demo mode.
+    #[arg(long, env = "PORTCULLIS_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+}
+
+impl StoreArgs {
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("portcullis.db").display()))
+    }
+
+    pub fn demo_secret_file(&self) -> PathBuf {
+        self.data_dir.join("demo.secret")
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PORTCULLIS_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+    /// Demo mode: generate a secret if none is given and seed the sample bank.
+    #[arg(long, env = "PORTCULLIS_DEMO")]
+    pub demo: bool,
+    /// The URL people reach Portcullis at. `https://…` marks session cookies `Secure`.
+    #[arg(long, env = "PORTCULLIS_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// The built portal assets (`cargo leptos build` writes them to target/site).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: String,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "PORTCULLIS_LOG_JSON")]
+    pub log_json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}

@@ -1,0 +1,73 @@
+use crate::helpers::{serve_args, TestApp, PASSWORD};
+use portcullis::application::{Application, StartError};
+use portcullis_domain::clock::Clock;
+
+#[tokio::test]
+async fn refuses_to_start_without_a_strong_secret_outside_demo_mode() {
+    let dir = std::env::temp_dir().join(format!("portcullis-nosecret-{}", uuid::Uuid::now_v7().simple()));
+    let url = format!("sqlite://{}/x.db", dir.display());
+    let missing = Application::build(serve_args(dir.clone(), Some(url.clone()), None, false), Clock::system()).await;
+    assert!(matches!(missing, Err(StartError::Config(ref m)) if m.contains("PORTCULLIS_SECRET")), "{:?}", missing.err());
+    let weak = Application::build(serve_args(dir.clone(), Some(url), Some("password".into()), false), Clock::system()).await;
+    assert!(matches!(weak, Err(StartError::Config(_))));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn demo_mode_seeds_the_sample_bank_with_a_working_upstream() {
+    let app = TestApp::spawn_demo().await;
+    let products = app.store.list_products().await.unwrap();
+    let names: Vec<&str> = products.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["Accounts", "Payments", "Reports"]);
+    let accounts = &products[0];
+    assert!(accounts.endpoints.iter().any(|e| e.path_template == "/accounts/{id}" && e.scope == "read"));
+    let res = reqwest::get(format!("{}/accounts", accounts.sandbox_url)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["data"][0]["id"], "acc-1001");
+    // The admin can sign in; the demo agent exists with its sandbox grant.
+    assert_eq!(app.store.count_users().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = TestApp::spawn().await;
+    assert_eq!(reqwest::get(format!("{}/healthz", app.base)).await.unwrap().status(), 200);
+    assert_eq!(reqwest::get(format!("{}/readyz", app.base)).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn pages_render_on_the_server_and_unknown_ones_are_404() {
+    let app = TestApp::spawn().await;
+    let s = app.session();
+    let (status, html) = s.page("/").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Register an agent"));
+    let (status, html) = s.page("/login").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("name=\"password\""));
+    let (status, _) = s.page("/no/such/page").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn the_command_line_creates_an_admin_who_can_sign_in() {
+    use std::io::Write;
+    let app = TestApp::spawn().await;
+    let email = format!("ops-{}@example.com", uuid::Uuid::now_v7().simple());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["admin", "create-user", "--email", &email, "--role", "admin", "--database-url", &app.database_url])
+        .env("PORTCULLIS_SECRET", crate::helpers::SECRET)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let s = app.session();
+    assert!(s.call("sign_in", &[("email", &email), ("password", PASSWORD)]).await.status < 400);
+    let me: Option<portcullis_domain::model::UserView> = s.call("current_user", &[]).await.ok();
+    assert_eq!(me.unwrap().role, portcullis_domain::model::Role::Admin);
+    assert_eq!(s.call("pending_grants", &[]).await.status, 200);
+}
