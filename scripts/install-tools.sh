@@ -4,6 +4,10 @@
 # registries (crates.io, npm, Debian): nothing here downloads a prebuilt binary.
 set -euo pipefail
 
+# --browser also installs what the end-to-end tests need: Chromium and Playwright.
+browser=false
+[ "${1:-}" = "--browser" ] && browser=true
+
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools="$root/.tools"
 mkdir -p "$tools"
@@ -36,4 +40,18 @@ fi
 if [ ! -x "$tools/node_modules/.bin/wasm-opt" ]; then
   say "installing wasm-opt (npm binaryen)"
   npm install --silent --no-audit --no-fund --prefix "$tools" binaryen@132 >/dev/null
+fi
+
+if $browser; then
+  if [ ! -x /usr/bin/chromium ]; then
+    say "installing Debian's chromium for the end-to-end tests"
+    sudo_cmd=""
+    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    $sudo_cmd apt-get install -y -qq chromium >/dev/null
+  fi
+  if [ ! -d "$root/end2end/node_modules/@playwright/test" ] || [ "$root/end2end/package-lock.json" -nt "$root/end2end/node_modules/.package-lock.json" ]; then
+    say "installing Playwright (no browser download: it drives Debian's chromium)"
+    (cd "$root/end2end" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
+  fi
 fi

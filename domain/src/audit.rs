@@ -16,7 +16,13 @@ pub struct AdminEvent<'a> {
     pub summary: serde_json::Value,
 }
 
-pub(crate) async fn record<'c, E>(exec: E, now: i64, actor: Option<&Actor>, channel: &str, event: AdminEvent<'_>) -> Result<()>
+pub(crate) async fn record<'c, E>(
+    exec: E,
+    now: i64,
+    actor: Option<&Actor>,
+    channel: &str,
+    event: AdminEvent<'_>,
+) -> Result<()>
 where
     E: sqlx::Executor<'c, Database = Any>,
 {
@@ -36,7 +42,12 @@ where
     Ok(())
 }
 
-pub(crate) async fn record_by<'c, E>(exec: E, now: i64, actor: &Actor, event: AdminEvent<'_>) -> Result<()>
+pub(crate) async fn record_by<'c, E>(
+    exec: E,
+    now: i64,
+    actor: &Actor,
+    event: AdminEvent<'_>,
+) -> Result<()>
 where
     E: sqlx::Executor<'c, Database = Any>,
 {
@@ -45,7 +56,12 @@ where
 
 impl Store {
     /// The administrative events about one target, newest first.
-    pub async fn audit_for_target(&self, target_type: &str, target_id: &str, limit: i64) -> Result<Vec<AuditEventView>> {
+    pub async fn audit_for_target(
+        &self,
+        target_type: &str,
+        target_id: &str,
+        limit: i64,
+    ) -> Result<Vec<AuditEventView>> {
         let rows = sqlx::query(
             "SELECT e.id, e.occurred_at, e.channel, u.email AS actor_email, e.action, e.target_type, e.target_id, e.summary
              FROM audit_events e LEFT JOIN users u ON u.id = e.actor_user_id

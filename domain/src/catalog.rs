@@ -20,13 +20,16 @@ impl Slug {
     pub fn parse(raw: &str) -> Result<Self> {
         let s = raw.trim();
         let ok = (2..=48).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !s.starts_with('-')
             && !s.ends_with('-');
         if ok {
             Ok(Self(s.to_owned()))
         } else {
-            Err(DomainError::Invalid("A slug is 2 to 48 lower-case letters, digits or dashes.".into()))
+            Err(DomainError::Invalid(
+                "A slug is 2 to 48 lower-case letters, digits or dashes.".into(),
+            ))
         }
     }
     pub fn as_str(&self) -> &str {
@@ -38,11 +41,21 @@ impl Slug {
 fn upstream_url(raw: &str, which: &str) -> Result<String> {
     let url = raw.trim().trim_end_matches('/');
     let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
-    let host_ok = url.split("://").nth(1).is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
-    if scheme_ok && host_ok && !url.contains('?') && !url.contains('#') && !url.chars().any(char::is_whitespace) {
+    let host_ok = url
+        .split("://")
+        .nth(1)
+        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+    if scheme_ok
+        && host_ok
+        && !url.contains('?')
+        && !url.contains('#')
+        && !url.chars().any(char::is_whitespace)
+    {
         Ok(url.to_owned())
     } else {
-        Err(DomainError::Invalid(format!("The {which} upstream must be an absolute http:// or https:// URL.")))
+        Err(DomainError::Invalid(format!(
+            "The {which} upstream must be an absolute http:// or https:// URL."
+        )))
     }
 }
 
@@ -71,30 +84,48 @@ fn method(raw: &str) -> Result<String> {
     let m = raw.trim().to_ascii_uppercase();
     match m.as_str() {
         "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => Ok(m),
-        _ => Err(DomainError::Invalid(format!("`{raw}` is not an HTTP method."))),
+        _ => Err(DomainError::Invalid(format!(
+            "`{raw}` is not an HTTP method."
+        ))),
     }
 }
 
 /// `/accounts/{id}`: starts with `/`, segments of URL-safe characters or `{name}`.
 pub fn path_template(raw: &str) -> Result<String> {
     let p = raw.trim();
-    let bad = || DomainError::Invalid(format!("`{p}` is not a path template like /accounts/{{id}}."));
+    let bad = || {
+        DomainError::Invalid(format!(
+            "`{p}` is not a path template like /accounts/{{id}}."
+        ))
+    };
     if !p.starts_with('/') || p.contains("//") || p.len() > 512 {
         return Err(bad());
     }
     for seg in p.split('/').skip(1) {
         let param = seg.starts_with('{') && seg.ends_with('}') && seg.len() > 2;
-        let literal = seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) && seg != "." && seg != "..";
+        let literal = seg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+            && seg != "."
+            && seg != "..";
         if !(param || literal) {
             return Err(bad());
         }
     }
     let trimmed = p.trim_end_matches('/');
-    Ok(if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() })
+    Ok(if trimmed.is_empty() {
+        "/".to_owned()
+    } else {
+        trimmed.to_owned()
+    })
 }
 
 fn tags(raw: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = raw.iter().map(|t| t.trim().to_lowercase()).filter(|t| !t.is_empty()).collect();
+    let mut out: Vec<String> = raw
+        .iter()
+        .map(|t| t.trim().to_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
     out.sort();
     out.dedup();
     out
@@ -161,7 +192,12 @@ impl Store {
     }
 
     /// Publishes a product with its endpoints in one transaction (admins only).
-    pub async fn create_product(&self, actor: &Actor, new: NewProduct, endpoints: Vec<NewEndpoint>) -> Result<ProductView> {
+    pub async fn create_product(
+        &self,
+        actor: &Actor,
+        new: NewProduct,
+        endpoints: Vec<NewEndpoint>,
+    ) -> Result<ProductView> {
         actor.require_admin()?;
         let slug = Slug::parse(&new.slug)?;
         let name = new.name.trim().to_owned();
@@ -174,8 +210,16 @@ impl Store {
         let now = self.now();
         let id = new_id("pr");
         let mut tx = self.pool.begin().await?;
-        if sqlx::query("SELECT 1 FROM products WHERE slug = $1").bind(slug.as_str()).fetch_optional(&mut *tx).await?.is_some() {
-            return Err(DomainError::Conflict(format!("A product with the slug `{}` exists already.", slug.as_str())));
+        if sqlx::query("SELECT 1 FROM products WHERE slug = $1")
+            .bind(slug.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some()
+        {
+            return Err(DomainError::Conflict(format!(
+                "A product with the slug `{}` exists already.",
+                slug.as_str()
+            )));
         }
         sqlx::query(
             "INSERT INTO products (id, slug, name, description, owner, tags, sandbox_url, production_url, created_at, updated_at)
@@ -198,7 +242,9 @@ impl Store {
             let path = path_template(&e.path_template)?;
             let scope = e.scope.trim().to_owned();
             if scope.is_empty() {
-                return Err(DomainError::Invalid(format!("{method} {path} needs a scope.")));
+                return Err(DomainError::Invalid(format!(
+                    "{method} {path} needs a scope."
+                )));
             }
             let dup = sqlx::query("SELECT 1 FROM endpoints WHERE product_id = $1 AND method = $2 AND path_template = $3")
                 .bind(&id)
@@ -207,7 +253,9 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
             if dup.is_some() {
-                return Err(DomainError::Invalid(format!("{method} {path} is listed twice.")));
+                return Err(DomainError::Invalid(format!(
+                    "{method} {path} is listed twice."
+                )));
             }
             sqlx::query(
                 "INSERT INTO endpoints (id, product_id, method, path_template, operation_id, summary, scope, sensitive)
@@ -261,7 +309,10 @@ mod tests {
 
     #[test]
     fn upstreams_must_be_absolute() {
-        assert_eq!(upstream_url("http://127.0.0.1:3000/sample/", "x").unwrap(), "http://127.0.0.1:3000/sample");
+        assert_eq!(
+            upstream_url("http://127.0.0.1:3000/sample/", "x").unwrap(),
+            "http://127.0.0.1:3000/sample"
+        );
         assert!(upstream_url("ftp://x", "x").is_err());
         assert!(upstream_url("http:///x", "x").is_err());
     }

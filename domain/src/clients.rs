@@ -11,8 +11,8 @@ use crate::access::{Access, Actor};
 use crate::audit::{self, AdminEvent};
 use crate::error::Result;
 use crate::model::{
-    ClientDetail, ClientKind, ClientSummary, CredentialKind, CredentialState, CredentialView, Environment, IssuedSecret,
-    ProfileDetail,
+    ClientDetail, ClientKind, ClientSummary, CredentialKind, CredentialState, CredentialView,
+    Environment, IssuedSecret, ProfileDetail,
 };
 use crate::secrets;
 use crate::store::{enum_col, new_id, Store};
@@ -43,13 +43,21 @@ impl NewClient {
             return Err(DomainError::Invalid("Give the client a name.".into()));
         }
         if name.chars().count() > MAX_NAME_LEN {
-            return Err(DomainError::Invalid(format!("Keep the name under {MAX_NAME_LEN} characters.")));
+            return Err(DomainError::Invalid(format!(
+                "Keep the name under {MAX_NAME_LEN} characters."
+            )));
         }
         let description = self.description.trim().to_owned();
         if description.chars().count() > MAX_DESCRIPTION_LEN {
-            return Err(DomainError::Invalid(format!("Keep the description under {MAX_DESCRIPTION_LEN} characters.")));
+            return Err(DomainError::Invalid(format!(
+                "Keep the description under {MAX_DESCRIPTION_LEN} characters."
+            )));
         }
-        Ok(Self { name, kind: self.kind, description })
+        Ok(Self {
+            name,
+            kind: self.kind,
+            description,
+        })
     }
 }
 
@@ -67,7 +75,13 @@ struct ProfileRef {
     environment: Environment,
 }
 
-pub(crate) fn credential_state(row_expires: i64, rotated: Option<i64>, revoked: Option<i64>, now: i64, warn_ms: i64) -> CredentialState {
+pub(crate) fn credential_state(
+    row_expires: i64,
+    rotated: Option<i64>,
+    revoked: Option<i64>,
+    now: i64,
+    warn_ms: i64,
+) -> CredentialState {
     if revoked.is_some() {
         CredentialState::Revoked
     } else if now >= row_expires {
@@ -108,30 +122,47 @@ impl Store {
             },
         )
         .await?;
-        let secret = self.insert_profile(&mut tx, actor, &client_id, Environment::Sandbox).await?;
+        let secret = self
+            .insert_profile(&mut tx, actor, &client_id, Environment::Sandbox)
+            .await?;
         tx.commit().await?;
         let client = self.client_detail(actor, &client_id).await?;
         Ok(Registered { client, secret })
     }
 
     /// Adds the production (or a missing sandbox) profile, with its first client secret.
-    pub async fn add_profile(&self, actor: &Actor, client_id: &str, env: Environment) -> Result<IssuedSecret> {
+    pub async fn add_profile(
+        &self,
+        actor: &Actor,
+        client_id: &str,
+        env: Environment,
+    ) -> Result<IssuedSecret> {
         self.owned_client(actor, client_id, Access::Write).await?;
         let mut tx = self.pool.begin().await?;
-        let existing = sqlx::query("SELECT 1 FROM profiles WHERE client_id = $1 AND environment = $2")
-            .bind(client_id)
-            .bind(env.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
+        let existing =
+            sqlx::query("SELECT 1 FROM profiles WHERE client_id = $1 AND environment = $2")
+                .bind(client_id)
+                .bind(env.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
         if existing.is_some() {
-            return Err(DomainError::Conflict(format!("This client already has a {} profile.", env.as_str())));
+            return Err(DomainError::Conflict(format!(
+                "This client already has a {} profile.",
+                env.as_str()
+            )));
         }
         let secret = self.insert_profile(&mut tx, actor, client_id, env).await?;
         tx.commit().await?;
         Ok(secret)
     }
 
-    async fn insert_profile(&self, tx: &mut Transaction<'_, Any>, actor: &Actor, client_id: &str, env: Environment) -> Result<IssuedSecret> {
+    async fn insert_profile(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        actor: &Actor,
+        client_id: &str,
+        env: Environment,
+    ) -> Result<IssuedSecret> {
         let now = self.now();
         let profile_id = new_id("pf");
         let (rate, burst) = default_rate_limit(env);
@@ -158,8 +189,13 @@ impl Store {
             },
         )
         .await?;
-        let profile = ProfileRef { id: profile_id, client_id: client_id.to_owned(), environment: env };
-        self.insert_credential(tx, actor, &profile, CredentialKind::ClientSecret).await
+        let profile = ProfileRef {
+            id: profile_id,
+            client_id: client_id.to_owned(),
+            environment: env,
+        };
+        self.insert_credential(tx, actor, &profile, CredentialKind::ClientSecret)
+            .await
     }
 
     async fn insert_credential(
@@ -225,7 +261,9 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        let issued = self.insert_credential(&mut tx, actor, &profile, CredentialKind::ClientSecret).await?;
+        let issued = self
+            .insert_credential(&mut tx, actor, &profile, CredentialKind::ClientSecret)
+            .await?;
         audit::record_by(
             &mut *tx,
             now,
@@ -245,7 +283,9 @@ impl Store {
     pub async fn issue_api_key(&self, actor: &Actor, profile_id: &str) -> Result<IssuedSecret> {
         let profile = self.owned_profile(actor, profile_id, Access::Write).await?;
         let mut tx = self.pool.begin().await?;
-        let issued = self.insert_credential(&mut tx, actor, &profile, CredentialKind::ApiKey).await?;
+        let issued = self
+            .insert_credential(&mut tx, actor, &profile, CredentialKind::ApiKey)
+            .await?;
         tx.commit().await?;
         Ok(issued)
     }
@@ -262,7 +302,9 @@ impl Store {
         .ok_or(DomainError::NotFound)?;
         actor.check_owner(&row.try_get::<String, _>("owner_id")?, Access::Write)?;
         if row.try_get::<Option<i64>, _>("revoked_at")?.is_some() {
-            return Err(DomainError::Conflict("This credential is already revoked.".into()));
+            return Err(DomainError::Conflict(
+                "This credential is already revoked.".into(),
+            ));
         }
         let now = self.now();
         let mut tx = self.pool.begin().await?;
@@ -307,10 +349,12 @@ impl Store {
     }
 
     async fn environments(&self, client_id: &str) -> Result<Vec<Environment>> {
-        let rows = sqlx::query("SELECT environment FROM profiles WHERE client_id = $1 ORDER BY environment DESC")
-            .bind(client_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT environment FROM profiles WHERE client_id = $1 ORDER BY environment DESC",
+        )
+        .bind(client_id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(|r| enum_col(r, "environment")).collect()
     }
 
@@ -349,11 +393,19 @@ impl Store {
             });
         }
         let environments = profiles.iter().map(|p| p.environment).collect();
-        Ok(ClientDetail { client: summary(&row, environments)?, profiles })
+        Ok(ClientDetail {
+            client: summary(&row, environments)?,
+            profiles,
+        })
     }
 
     /// Loads a client after checking the actor may access it.
-    pub(crate) async fn owned_client(&self, actor: &Actor, client_id: &str, access: Access) -> Result<AnyRow> {
+    pub(crate) async fn owned_client(
+        &self,
+        actor: &Actor,
+        client_id: &str,
+        access: Access,
+    ) -> Result<AnyRow> {
         let row = sqlx::query(
             "SELECT c.id, c.owner_id, c.name, c.kind, c.description, c.created_at, u.email AS owner_email FROM clients c
              JOIN users u ON u.id = c.owner_id WHERE c.id = $1",
@@ -366,7 +418,12 @@ impl Store {
         Ok(row)
     }
 
-    async fn owned_profile(&self, actor: &Actor, profile_id: &str, access: Access) -> Result<ProfileRef> {
+    async fn owned_profile(
+        &self,
+        actor: &Actor,
+        profile_id: &str,
+        access: Access,
+    ) -> Result<ProfileRef> {
         let row = sqlx::query(
             "SELECT p.id, p.client_id, p.environment, c.owner_id FROM profiles p JOIN clients c ON c.id = p.client_id WHERE p.id = $1",
         )
@@ -375,11 +432,18 @@ impl Store {
         .await?
         .ok_or(DomainError::NotFound)?;
         actor.check_owner(&row.try_get::<String, _>("owner_id")?, access)?;
-        Ok(ProfileRef { id: row.try_get("id")?, client_id: row.try_get("client_id")?, environment: enum_col(&row, "environment")? })
+        Ok(ProfileRef {
+            id: row.try_get("id")?,
+            client_id: row.try_get("client_id")?,
+            environment: enum_col(&row, "environment")?,
+        })
     }
 
     /// The profiles a person may request products for: those of their own clients.
-    pub async fn requestable_profiles(&self, actor: &Actor) -> Result<Vec<(String, String, Environment)>> {
+    pub async fn requestable_profiles(
+        &self,
+        actor: &Actor,
+    ) -> Result<Vec<(String, String, Environment)>> {
         let rows = sqlx::query(
             "SELECT p.id, c.name, p.environment FROM profiles p JOIN clients c ON c.id = p.client_id
              WHERE c.owner_id = $1 ORDER BY c.name, p.environment DESC",
@@ -387,7 +451,15 @@ impl Store {
         .bind(actor.id())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("name")?, enum_col(r, "environment")?))).collect()
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("name")?,
+                    enum_col(r, "environment")?,
+                ))
+            })
+            .collect()
     }
 }
 
@@ -427,10 +499,25 @@ mod tests {
     #[test]
     fn credential_states() {
         let warn = 14;
-        assert_eq!(credential_state(100, None, None, 10, warn), CredentialState::Active);
-        assert_eq!(credential_state(100, None, None, 90, warn), CredentialState::Expiring);
-        assert_eq!(credential_state(100, Some(5), None, 10, warn), CredentialState::Grace);
-        assert_eq!(credential_state(100, Some(5), None, 100, warn), CredentialState::Expired);
-        assert_eq!(credential_state(100, None, Some(5), 10, warn), CredentialState::Revoked);
+        assert_eq!(
+            credential_state(100, None, None, 10, warn),
+            CredentialState::Active
+        );
+        assert_eq!(
+            credential_state(100, None, None, 90, warn),
+            CredentialState::Expiring
+        );
+        assert_eq!(
+            credential_state(100, Some(5), None, 10, warn),
+            CredentialState::Grace
+        );
+        assert_eq!(
+            credential_state(100, Some(5), None, 100, warn),
+            CredentialState::Expired
+        );
+        assert_eq!(
+            credential_state(100, None, Some(5), 10, warn),
+            CredentialState::Revoked
+        );
     }
 }

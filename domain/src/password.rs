@@ -2,7 +2,9 @@
 //! Hashing costs tens of milliseconds of CPU, so it runs on the blocking pool, never
 //! on the async runtime's workers.
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::sync::OnceLock;
 
@@ -20,10 +22,14 @@ fn argon2() -> Argon2<'static> {
 pub fn check_strength(password: &str) -> Result<(), DomainError> {
     let n = password.chars().count();
     if n < MIN_PASSWORD_LEN {
-        return Err(DomainError::Invalid(format!("Use a password of at least {MIN_PASSWORD_LEN} characters.")));
+        return Err(DomainError::Invalid(format!(
+            "Use a password of at least {MIN_PASSWORD_LEN} characters."
+        )));
     }
     if n > MAX_PASSWORD_LEN {
-        return Err(DomainError::Invalid(format!("Use a password of at most {MAX_PASSWORD_LEN} characters.")));
+        return Err(DomainError::Invalid(format!(
+            "Use a password of at most {MAX_PASSWORD_LEN} characters."
+        )));
     }
     Ok(())
 }
@@ -49,8 +55,11 @@ pub async fn verify(password: String, stored: Option<String>) -> Result<bool, Do
             Some(s) => (s, true),
             None => (dummy, false),
         };
-        let parsed = PasswordHash::new(&phc).map_err(|e| DomainError::Internal(format!("stored hash: {e}")))?;
-        let ok = argon2().verify_password(password.as_bytes(), &parsed).is_ok();
+        let parsed = PasswordHash::new(&phc)
+            .map_err(|e| DomainError::Internal(format!("stored hash: {e}")))?;
+        let ok = argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
         Ok(ok && real)
     })
     .await

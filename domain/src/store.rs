@@ -73,7 +73,12 @@ static DRIVERS: Once = Once::new();
 
 impl Store {
     /// Connects, applies the backend's migrations, and returns a ready store.
-    pub async fn connect(url: &str, secret: &ServerSecret, clock: Clock, policy: Policy) -> Result<Self> {
+    pub async fn connect(
+        url: &str,
+        secret: &ServerSecret,
+        clock: Clock,
+        policy: Policy,
+    ) -> Result<Self> {
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         let backend = Backend::from_url(url)?;
         let url = match backend {
@@ -104,15 +109,29 @@ impl Store {
             // WAL lets the portal read while the audit writer writes; it persists in the file.
             pool.execute("PRAGMA journal_mode = WAL;").await?;
         }
-        let store = Self { pool, backend, clock, hasher: SecretHasher::new(secret), policy };
+        let store = Self {
+            pool,
+            backend,
+            clock,
+            hasher: SecretHasher::new(secret),
+            policy,
+        };
         store.migrate().await?;
         Ok(store)
     }
 
     async fn migrate(&self) -> Result<()> {
         match self.backend {
-            Backend::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&self.pool).await?,
-            Backend::Postgres => sqlx::migrate!("../migrations/postgres").run(&self.pool).await?,
+            Backend::Sqlite => {
+                sqlx::migrate!("../migrations/sqlite")
+                    .run(&self.pool)
+                    .await?
+            }
+            Backend::Postgres => {
+                sqlx::migrate!("../migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
         }
         Ok(())
     }
@@ -161,5 +180,9 @@ pub(crate) fn flag(row: &AnyRow, col: &str) -> Result<bool> {
 }
 
 pub(crate) fn split_list(text: &str, sep: char) -> Vec<String> {
-    text.split(sep).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    text.split(sep)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }

@@ -34,22 +34,37 @@ impl Email {
 }
 
 fn user_view(row: &sqlx::any::AnyRow) -> Result<UserView> {
-    Ok(UserView { id: row.try_get("id")?, email: row.try_get("email")?, role: enum_col(row, "role")? })
+    Ok(UserView {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        role: enum_col(row, "role")?,
+    })
 }
 
 impl Store {
     /// Creates an account. `actor` is the admin who created it, or `None` for self
     /// sign-up and the command line.
-    pub async fn create_user(&self, email: &str, password: String, role: Role, actor: Option<&Actor>) -> Result<UserView> {
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password: String,
+        role: Role,
+        actor: Option<&Actor>,
+    ) -> Result<UserView> {
         let email = Email::parse(email)?;
         password::check_strength(&password)?;
         let hash = password::hash(password).await?;
         let id = new_id("us");
         let now = self.now();
         let mut tx = self.pool.begin().await?;
-        let exists = sqlx::query("SELECT 1 FROM users WHERE email = $1").bind(email.as_str()).fetch_optional(&mut *tx).await?;
+        let exists = sqlx::query("SELECT 1 FROM users WHERE email = $1")
+            .bind(email.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
         if exists.is_some() {
-            return Err(DomainError::Conflict("An account with this email already exists.".into()));
+            return Err(DomainError::Conflict(
+                "An account with this email already exists.".into(),
+            ));
         }
         sqlx::query("INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&id)
@@ -74,23 +89,31 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(UserView { id, email: email.0, role })
+        Ok(UserView {
+            id,
+            email: email.0,
+            role,
+        })
     }
 
     /// Checks an email and password. Unknown accounts, disabled accounts and wrong
     /// passwords all answer `None` after the same amount of hashing work.
     pub async fn authenticate(&self, email: &str, password: String) -> Result<Option<UserView>> {
         let email = Email::parse(email).ok();
-        let row = match &email {
-            Some(e) => {
-                sqlx::query("SELECT id, email, role, password_hash, disabled FROM users WHERE email = $1")
-                    .bind(e.as_str())
-                    .fetch_optional(&self.pool)
-                    .await?
-            }
-            None => None,
-        };
-        let stored = row.as_ref().map(|r| r.try_get::<String, _>("password_hash")).transpose()?;
+        let row =
+            match &email {
+                Some(e) => sqlx::query(
+                    "SELECT id, email, role, password_hash, disabled FROM users WHERE email = $1",
+                )
+                .bind(e.as_str())
+                .fetch_optional(&self.pool)
+                .await?,
+                None => None,
+            };
+        let stored = row
+            .as_ref()
+            .map(|r| r.try_get::<String, _>("password_hash"))
+            .transpose()?;
         let ok = password::verify(password, stored).await?;
         match row {
             Some(r) if ok && r.try_get::<i64, _>("disabled")? == 0 => Ok(Some(user_view(&r)?)),
@@ -109,15 +132,19 @@ impl Store {
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserView>> {
         let email = Email::parse(email)?;
-        let row = sqlx::query("SELECT id, email, role FROM users WHERE email = $1 AND disabled = 0")
-            .bind(email.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, email, role FROM users WHERE email = $1 AND disabled = 0")
+                .bind(email.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
         row.as_ref().map(user_view).transpose()
     }
 
     pub async fn count_users(&self) -> Result<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM users").fetch_one(&self.pool).await?.try_get("n")?)
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM users")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
     }
 }
 
@@ -127,8 +154,20 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(Email::parse("  Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
-        for bad in ["", "ada", "@example.com", "ada@", "ada@example", "a b@example.com", "ada@.com", "a@b@c.com"] {
+        assert_eq!(
+            Email::parse("  Ada@Example.COM ").unwrap().as_str(),
+            "ada@example.com"
+        );
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "ada@example",
+            "a b@example.com",
+            "ada@.com",
+            "a@b@c.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad} must be refused");
         }
     }

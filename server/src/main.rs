@@ -13,7 +13,9 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
-        Command::Admin(AdminCommand::CreateUser { email, role, store }) => create_user(email, role, store).await,
+        Command::Admin(AdminCommand::CreateUser { email, role, store }) => {
+            create_user(email, role, store).await
+        }
         Command::GenerateSecret => {
             println!("{}", ServerSecret::generate_text());
             Ok(())
@@ -31,13 +33,24 @@ async fn main() -> ExitCode {
 async fn serve(args: portcullis::config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     telemetry::init(args.log_json);
     let mut app = Application::build(args.clone(), Clock::system()).await?;
-    let url = format!("http://{}:{}", if args.addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { args.addr.ip().to_string() }, app.port());
+    let url = format!(
+        "http://{}:{}",
+        if args.addr.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            args.addr.ip().to_string()
+        },
+        app.port()
+    );
     if let Some(seed) = app.take_demo_seed() {
         println!();
         println!("  Portcullis demo is seeded. These are shown once:");
         println!("    admin email     {}", seed.admin_email);
         println!("    admin password  {}", seed.admin_password);
-        println!("    demo agent      client {} / profile {}", seed.agent_secret.client_id, seed.agent_secret.profile_id);
+        println!(
+            "    demo agent      client {} / profile {}",
+            seed.agent_secret.client_id, seed.agent_secret.profile_id
+        );
         println!("    agent secret    {}", seed.agent_secret.secret);
         println!();
     }
@@ -51,7 +64,11 @@ async fn serve(args: portcullis::config::ServeArgs) -> Result<(), Box<dyn std::e
     Ok(())
 }
 
-async fn create_user(email: String, role: String, store: portcullis::config::StoreArgs) -> Result<(), Box<dyn std::error::Error>> {
+async fn create_user(
+    email: String,
+    role: String,
+    store: portcullis::config::StoreArgs,
+) -> Result<(), Box<dyn std::error::Error>> {
     let role: Role = role.parse()?;
     let mut password = String::new();
     std::io::stdin().lock().read_line(&mut password)?;

@@ -22,29 +22,59 @@ fn accounts() -> Value {
     ])
 }
 
-async fn answer(method: Method, Path((product, path)): Path<(String, String)>, headers: HeaderMap) -> impl IntoResponse {
+async fn answer(
+    method: Method,
+    Path((product, path)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> impl IntoResponse {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     // What the gateway told us about the caller, echoed so tests can see it arrived.
     let identity: serde_json::Map<String, Value> = headers
         .iter()
         .filter(|(k, _)| k.as_str().starts_with("x-portcullis-") || k.as_str() == "x-request-id")
-        .filter_map(|(k, v)| Some((k.as_str().to_owned(), Value::String(v.to_str().ok()?.to_owned()))))
+        .filter_map(|(k, v)| {
+            Some((
+                k.as_str().to_owned(),
+                Value::String(v.to_str().ok()?.to_owned()),
+            ))
+        })
         .collect();
     let data = match (product.as_str(), method.as_str(), segments.as_slice()) {
         ("accounts", "GET", ["accounts"]) => accounts(),
-        ("accounts", "GET", ["accounts", id]) | ("accounts", "GET", ["accounts", id, "balance"]) => {
-            match accounts().as_array().and_then(|a| a.iter().find(|x| x["id"] == *id).cloned()) {
+        ("accounts", "GET", ["accounts", id])
+        | ("accounts", "GET", ["accounts", id, "balance"]) => {
+            match accounts()
+                .as_array()
+                .and_then(|a| a.iter().find(|x| x["id"] == *id).cloned())
+            {
                 Some(a) => a,
-                None => return (StatusCode::NOT_FOUND, Json(json!({ "error": "no such account", "id": id }))),
+                None => {
+                    return (
+                        StatusCode::NOT_FOUND,
+                        Json(json!({ "error": "no such account", "id": id })),
+                    )
+                }
             }
         }
         ("accounts", "POST", ["accounts"]) => json!({ "id": "acc-1004", "status": "opened" }),
-        ("payments", "GET", ["payments"]) => json!([{ "id": "pay-1", "from": "acc-1001", "to": "acc-1002", "amount": "25.00" }]),
+        ("payments", "GET", ["payments"]) => {
+            json!([{ "id": "pay-1", "from": "acc-1001", "to": "acc-1002", "amount": "25.00" }])
+        }
         ("payments", "GET", ["payments", id]) => json!({ "id": id, "status": "settled" }),
         ("payments", "POST", ["payments"]) => json!({ "id": "pay-2", "status": "pending" }),
         ("reports", "GET", ["reports"]) => json!([{ "month": "2026-10" }, { "month": "2026-11" }]),
-        ("reports", "GET", ["reports", month]) => json!({ "month": month, "inflow": "120000.00", "outflow": "98000.00" }),
-        _ => return (StatusCode::NOT_FOUND, Json(json!({ "error": "the sample bank has no such resource" }))),
+        ("reports", "GET", ["reports", month]) => {
+            json!({ "month": month, "inflow": "120000.00", "outflow": "98000.00" })
+        }
+        _ => {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({ "error": "the sample bank has no such resource" })),
+            )
+        }
     };
-    (StatusCode::OK, Json(json!({ "product": product, "data": data, "seen": identity })))
+    (
+        StatusCode::OK,
+        Json(json!({ "product": product, "data": data, "seen": identity })),
+    )
 }

@@ -8,7 +8,10 @@ use crate::components::ErrorBox;
 #[component]
 pub fn ApprovalsPage() -> impl IntoView {
     let decide = ServerAction::<DecideGrant>::new();
-    let pending = Resource::new(move || decide.version().get(), |_| crate::api::pending_grants());
+    let pending = Resource::new(
+        move || decide.version().get(),
+        |_| crate::api::pending_grants(),
+    );
     view! {
         <Title text="Approvals"/>
         <div class="page-header">

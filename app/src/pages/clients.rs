@@ -1,7 +1,9 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
-use portcullis_domain::model::{ClientDetail, ClientKind, CredentialView, Environment, GrantView, IssuedSecret, ProfileDetail};
+use portcullis_domain::model::{
+    ClientDetail, ClientKind, CredentialView, Environment, GrantView, IssuedSecret, ProfileDetail,
+};
 use portcullis_domain::time::{format_date, format_utc};
 
 use crate::api::{AddProfile, IssueApiKey, RegisterClient, RevokeCredential, RotateSecret};
@@ -128,15 +130,31 @@ pub fn ClientPage() -> impl IntoView {
     let add_profile = ServerAction::<AddProfile>::new();
     let revoke = ServerAction::<RevokeCredential>::new();
     let detail = Resource::new(
-        move || (client_id(), rotate.version().get(), issue_key.version().get(), add_profile.version().get(), revoke.version().get()),
+        move || {
+            (
+                client_id(),
+                rotate.version().get(),
+                issue_key.version().get(),
+                add_profile.version().get(),
+                revoke.version().get(),
+            )
+        },
         |(id, ..)| crate::api::get_client(id),
     );
     // The newest secret any action here issued; shown once, above everything else.
     let issued = move || -> Option<Result<IssuedSecret, AppError>> {
-        [rotate.value().get(), issue_key.value().get(), add_profile.value().get()]
-            .into_iter()
-            .flatten()
-            .max_by_key(|r| r.as_ref().map(|s| s.credential_id.clone()).unwrap_or_default())
+        [
+            rotate.value().get(),
+            issue_key.value().get(),
+            add_profile.value().get(),
+        ]
+        .into_iter()
+        .flatten()
+        .max_by_key(|r| {
+            r.as_ref()
+                .map(|s| s.credential_id.clone())
+                .unwrap_or_default()
+        })
     };
     view! {
         {move || match issued() {
@@ -234,7 +252,10 @@ fn ProfileCard(
 }
 
 #[component]
-fn CredentialTable(credentials: Vec<CredentialView>, revoke: ServerAction<RevokeCredential>) -> impl IntoView {
+fn CredentialTable(
+    credentials: Vec<CredentialView>,
+    revoke: ServerAction<RevokeCredential>,
+) -> impl IntoView {
     view! {
         <div class="table-wrap">
             <table class="table" data-testid="credentials">

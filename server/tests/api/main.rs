@@ -1,6 +1,9 @@
 //! Integration tests: the real server, a real database, real HTTP.
 //! One binary (`tests/api`), one module per area of the product.
 
+// Test helpers may panic: a failed step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod auth;
 mod clients;
 mod grants;

@@ -1,0 +1,131 @@
+import { test, expect, Page } from '@playwright/test';
+import { createUserWithCli, open, shot, signIn, signUp, uniqueEmail } from './support';
+
+// One story, in order: a developer onboards an agent, an admin approves production
+// access, the developer rotates and revokes, and another developer is kept out.
+test.describe.serial('a developer onboards an AI agent', () => {
+  const developer = uniqueEmail('dev');
+  const admin = uniqueEmail('admin');
+  let clientUrl = '';
+  let secret = '';
+  let page: Page;
+
+  test.beforeAll(async ({ browser }) => {
+    page = await browser.newPage();
+  });
+
+  test('signs up and registers an agent, and sees the secret exactly once', async () => {
+    await open(page, '/');
+    await shot(page, '01-home');
+    await signUp(page, developer);
+    await expect(page.getByText('You have not registered a client yet.')).toBeVisible();
+    await shot(page, '02-clients-empty');
+
+    await page.getByRole('link', { name: 'Register a client' }).first().click();
+    await expect(page).toHaveURL(/\/clients\/new$/);
+    await page.getByLabel('Name').fill('Support triage agent');
+    await page.getByLabel('Kind').selectOption('ai_agent');
+    await page.getByLabel('Description').fill('Reads accounts to triage support tickets.');
+    await page.getByRole('button', { name: 'Register' }).click();
+
+    const box = page.getByTestId('secret-box');
+    await expect(box).toBeVisible();
+    secret = (await page.getByTestId('secret-value').textContent()) ?? '';
+    expect(secret).toMatch(/^pcs_[A-Za-z0-9_-]{43}$/);
+    await expect(page.getByTestId('client-id')).toHaveText(/^cl_/);
+    await box.getByRole('button', { name: 'Copy' }).last().click();
+    await expect(box.getByRole('button', { name: 'Copied' })).toBeVisible();
+    await shot(page, '03-secret-once');
+
+    await page.getByRole('link', { name: /go to the client/ }).click();
+    await expect(page.getByRole('heading', { level: 1 })).toContainText('Support triage agent');
+    clientUrl = page.url();
+    await expect(page.getByTestId('profile-sandbox')).toBeVisible();
+    expect(await page.content()).not.toContain(secret);
+    await page.reload();
+    await expect(page.getByTestId('profile-sandbox')).toBeVisible();
+    expect(await page.content()).not.toContain(secret);
+    await shot(page, '04-client');
+  });
+
+  test('requests a sandbox product and it is granted at once', async () => {
+    await open(page, '/catalog');
+    const accounts = page.getByTestId('product-accounts');
+    await expect(accounts.getByRole('cell', { name: '/accounts/{id}', exact: true })).toBeVisible();
+    await accounts.getByRole('combobox').selectOption({ label: 'Support triage agent — Sandbox' });
+    await accounts.getByRole('button', { name: 'Request access' }).click();
+    await expect(accounts.getByRole('status')).toContainText('Granted to Support triage agent (Sandbox)');
+    await shot(page, '05-catalog');
+  });
+
+  test('adds a production profile and requests a product, which waits for approval', async () => {
+    await open(page, clientUrl);
+    await page.getByRole('button', { name: 'Add production profile' }).click();
+    await expect(page.getByTestId('secret-box')).toContainText('Production profile');
+    await expect(page.getByTestId('profile-production')).toBeVisible();
+
+    await open(page, '/catalog');
+    const payments = page.getByTestId('product-payments');
+    await payments.getByRole('combobox').selectOption({ label: 'Support triage agent — Production' });
+    await payments.getByPlaceholder(/Required for production/).fill('Refund status lookups for support');
+    await payments.getByRole('button', { name: 'Request access' }).click();
+    await expect(payments.getByRole('status')).toContainText('An admin will review it');
+
+    await open(page, clientUrl);
+    const prod = page.getByTestId('profile-production');
+    await expect(prod.getByTestId('grants')).toContainText('pending');
+  });
+
+  test('an admin approves the production request with a reason', async ({ browser }) => {
+    createUserWithCli(admin, 'admin');
+    const context = await browser.newContext();
+    const adminPage = await context.newPage();
+    await signIn(adminPage, admin);
+    await open(adminPage, '/admin/approvals');
+    const row = adminPage.getByTestId('pending').getByRole('row', { name: /Support triage agent/ });
+    await expect(row).toContainText('Refund status lookups for support');
+    await shot(adminPage, '06-approvals');
+    await row.getByLabel('Reason to approve').fill('Read-only, reviewed with Payments');
+    await row.getByRole('button', { name: 'Approve' }).click();
+    await expect(adminPage.getByRole('status')).toContainText('Payments for Support triage agent: approved');
+    await expect(adminPage.getByText('No requests are waiting.')).toBeVisible();
+    await context.close();
+
+    await open(page, clientUrl);
+    const grants = page.getByTestId('profile-production').getByTestId('grants');
+    await expect(grants).toContainText('approved');
+    await expect(grants).toContainText(admin);
+    await expect(grants).toContainText('Read-only, reviewed with Payments');
+  });
+
+  test('rotates the sandbox secret (old one in grace) and revokes it', async () => {
+    await open(page, clientUrl);
+    const sandbox = page.getByTestId('profile-sandbox');
+    await sandbox.getByRole('button', { name: 'Rotate secret' }).click();
+    const fresh = (await page.getByTestId('secret-value').textContent()) ?? '';
+    expect(fresh).toMatch(/^pcs_/);
+    expect(fresh).not.toEqual(secret);
+    const rows = sandbox.getByTestId('credentials').locator('tbody tr');
+    await expect(rows).toHaveCount(2);
+    const old = rows.filter({ hasText: secret.slice(0, 12) });
+    await expect(old).toContainText('Grace period');
+    await expect(old).toContainText('grace until');
+    await shot(page, '07-rotated');
+
+    await old.getByRole('button', { name: 'Revoke' }).click();
+    await expect(old).toContainText('Revoked');
+    await expect(old.getByRole('button', { name: 'Revoke' })).toHaveCount(0);
+    await shot(page, '08-revoked');
+  });
+
+  test('another developer cannot open the client by its URL', async ({ browser }) => {
+    const context = await browser.newContext();
+    const other = await context.newPage();
+    await signUp(other, uniqueEmail('mallory'));
+    await open(other, clientUrl.replace(/^https?:\/\/[^/]+/, ''));
+    await expect(other.getByRole('alert')).toHaveText('Not found, or not yours.');
+    await expect(other.getByText('Support triage agent')).toHaveCount(0);
+    await shot(other, '09-not-yours');
+    await context.close();
+  });
+});

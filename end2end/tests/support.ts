@@ -1,0 +1,49 @@
+import { expect, Page } from '@playwright/test';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { binary, serverSecret } from '../playwright.config';
+
+export const PASSWORD = 'correct horse battery staple';
+const SHOTS = path.resolve(__dirname, '..', 'screenshots');
+
+export function uniqueEmail(who: string): string {
+  return `${who}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
+}
+
+/** Waits until the portal has hydrated, as a person waits for a page to load. */
+export async function open(page: Page, url: string): Promise<void> {
+  await page.goto(url);
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+}
+
+export async function shot(page: Page, name: string): Promise<void> {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+export async function signUp(page: Page, email: string): Promise<void> {
+  await open(page, '/signup');
+  await page.getByLabel('Work email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await expect(page).toHaveURL(/\/clients$/);
+  await expect(page.locator('.user-email')).toHaveText(email);
+}
+
+export async function signIn(page: Page, email: string): Promise<void> {
+  await open(page, '/login');
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page).toHaveURL(/\/clients$/);
+  await expect(page.locator('.user-email')).toHaveText(email);
+}
+
+/** Creates an account the way an operator does: `portcullis admin create-user`. */
+export function createUserWithCli(email: string, role: 'admin' | 'security' | 'developer'): void {
+  execFileSync(binary, ['admin', 'create-user', '--email', email, '--role', role], {
+    input: `${PASSWORD}\n`,
+    env: { ...process.env, PORTCULLIS_DATA_DIR: process.env.PORTCULLIS_E2E_DATA, PORTCULLIS_SECRET: serverSecret },
+  });
+}
