@@ -24,7 +24,8 @@ env -u TEST_DATABASE_URL cargo test
 
 if [ -n "${TEST_DATABASE_URL:-}" ]; then
   step "integration tests on PostgreSQL ($TEST_DATABASE_URL)"
-  TEST_DATABASE_URL="$TEST_DATABASE_URL" cargo test -p portcullis --test api
+  # Same package set as above, so cargo reuses the build instead of re-resolving features.
+  TEST_DATABASE_URL="$TEST_DATABASE_URL" cargo test --test api
   # Each test made its own database; drop them (psql is optional on a newcomer's machine).
   if command -v psql >/dev/null; then
     psql "$TEST_DATABASE_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'portcullis_test_%'" |

@@ -16,7 +16,7 @@ use tower_sessions::Session;
 
 use crate::error::AppError;
 
-const SESSION_USER_KEY: &str = "uid";
+pub const SESSION_USER_KEY: &str = "uid";
 
 /// What every server function can reach: provided as context by the server's router.
 #[derive(Clone)]

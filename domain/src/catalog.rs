@@ -70,7 +70,7 @@ pub struct NewProduct {
     pub production_url: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewEndpoint {
     pub method: String,
     pub path_template: String,
@@ -78,9 +78,16 @@ pub struct NewEndpoint {
     pub summary: String,
     pub scope: String,
     pub sensitive: bool,
+    /// OpenAPI parameter objects (path, query, header), `$ref`s resolved; `[]` when none.
+    pub parameters: Vec<serde_json::Value>,
+    /// The JSON schema of the request body, when the operation takes one.
+    pub request_schema: Option<serde_json::Value>,
+    /// The JSON schema of the first successful (2xx) response, when documented.
+    pub response_schema: Option<serde_json::Value>,
 }
 
-fn method(raw: &str) -> Result<String> {
+/// An HTTP method, upper-cased; only the methods an API operation can have.
+pub fn http_method(raw: &str) -> Result<String> {
     let m = raw.trim().to_ascii_uppercase();
     match m.as_str() {
         "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => Ok(m),
@@ -238,7 +245,7 @@ impl Store {
         .await?;
         let mut count = 0;
         for e in endpoints {
-            let method = method(&e.method)?;
+            let method = http_method(&e.method)?;
             let path = path_template(&e.path_template)?;
             let scope = e.scope.trim().to_owned();
             if scope.is_empty() {
@@ -258,8 +265,9 @@ impl Store {
                 )));
             }
             sqlx::query(
-                "INSERT INTO endpoints (id, product_id, method, path_template, operation_id, summary, scope, sensitive)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO endpoints (id, product_id, method, path_template, operation_id, summary, scope, sensitive,
+                                        parameters, request_schema, response_schema)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(new_id("ep"))
             .bind(&id)
@@ -269,6 +277,9 @@ impl Store {
             .bind(e.summary.trim())
             .bind(&scope)
             .bind(i64::from(e.sensitive))
+            .bind(serde_json::Value::Array(e.parameters.clone()).to_string())
+            .bind(e.request_schema.as_ref().map(|v| v.to_string()))
+            .bind(e.response_schema.as_ref().map(|v| v.to_string()))
             .execute(&mut *tx)
             .await?;
             count += 1;

@@ -329,6 +329,45 @@ impl Store {
         Ok(())
     }
 
+    /// Sets a profile's rate-limit policy (admins only): requests per minute and burst.
+    pub async fn set_rate_limit(
+        &self,
+        actor: &Actor,
+        profile_id: &str,
+        rate_per_minute: i64,
+        burst: i64,
+    ) -> Result<()> {
+        actor.require_admin()?;
+        if !(1..=1_000_000).contains(&rate_per_minute) || !(1..=100_000).contains(&burst) {
+            return Err(DomainError::Invalid(
+                "The rate is 1 to 1,000,000 requests per minute and the burst 1 to 100,000.".into(),
+            ));
+        }
+        let profile = self.owned_profile(actor, profile_id, Access::Write).await?;
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE profiles SET rate_per_minute = $1, burst = $2 WHERE id = $3")
+            .bind(rate_per_minute)
+            .bind(burst)
+            .bind(&profile.id)
+            .execute(&mut *tx)
+            .await?;
+        audit::record_by(
+            &mut *tx,
+            now,
+            actor,
+            AdminEvent {
+                action: "profile.rate_limit_changed",
+                target_type: "profile",
+                target_id: &profile.id,
+                summary: json!({ "rate_per_minute": rate_per_minute, "burst": burst }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The clients this person owns, newest first. (Reviewing everyone's clients is the
     /// security console's job, not this list's.)
     pub async fn list_clients(&self, actor: &Actor) -> Result<Vec<ClientSummary>> {

@@ -6,6 +6,8 @@
 
 pub mod error;
 pub mod model;
+#[cfg(feature = "store")]
+pub mod openapi;
 pub mod time;
 
 #[cfg(feature = "store")]
@@ -28,6 +30,8 @@ pub mod secrets;
 pub mod seed;
 #[cfg(feature = "store")]
 pub mod store;
+#[cfg(feature = "store")]
+pub mod tokens;
 #[cfg(feature = "store")]
 pub mod users;
 

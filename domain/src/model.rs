@@ -9,6 +9,7 @@ macro_rules! text_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),+ }
 
@@ -73,6 +74,7 @@ impl Environment {
 pub const SCOPES: &[&str] = &["read", "write"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
 pub struct UserView {
     pub id: String,
     pub email: String,
@@ -86,6 +88,7 @@ impl UserView {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
 pub struct ClientSummary {
     pub id: String,
     pub name: String,
@@ -97,12 +100,14 @@ pub struct ClientSummary {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
 pub struct ClientDetail {
     pub client: ClientSummary,
     pub profiles: Vec<ProfileDetail>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
 pub struct ProfileDetail {
     pub id: String,
     pub client_id: String,
@@ -116,6 +121,7 @@ pub struct ProfileDetail {
 
 /// Where a credential stands at a given instant; computed, never stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CredentialState {
     Active,
@@ -155,6 +161,7 @@ impl CredentialState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
 pub struct CredentialView {
     pub id: String,
     pub kind: CredentialKind,
@@ -169,6 +176,7 @@ pub struct CredentialView {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
 pub struct GrantView {
     pub id: String,
     pub profile_id: String,
@@ -190,6 +198,7 @@ pub struct GrantView {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
 pub struct ProductView {
     pub id: String,
     pub slug: String,
@@ -203,6 +212,7 @@ pub struct ProductView {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
 pub struct EndpointView {
     pub id: String,
     pub method: String,
@@ -216,6 +226,7 @@ pub struct EndpointView {
 /// A secret the server just generated. It exists in memory for one response and is
 /// never stored; only its keyed hash is.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
 pub struct IssuedSecret {
     pub credential_id: String,
     pub kind: CredentialKind,
@@ -238,6 +249,7 @@ impl fmt::Debug for IssuedSecret {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
 pub struct AuditEventView {
     pub id: i64,
     pub occurred_at: i64,
@@ -247,4 +259,37 @@ pub struct AuditEventView {
     pub target_type: Option<String>,
     pub target_id: Option<String>,
     pub summary: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
+pub struct AccessTokenView {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub active: bool,
+}
+
+/// A personal access token just created: shown once.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
+pub struct IssuedToken {
+    pub id: String,
+    pub name: String,
+    pub expires_at: i64,
+    pub token: String,
+}
+
+impl fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("token", &"<redacted>")
+            .finish()
+    }
 }

@@ -34,6 +34,7 @@ fn ep(
         summary: summary.into(),
         scope: scope.into(),
         sensitive,
+        ..NewEndpoint::default()
     }
 }
 

@@ -163,6 +163,7 @@ impl Application {
             move || provide_context(portal.clone())
         };
         let router = Router::new()
+            .nest("/api/v1", crate::api_v1::router(store.clone()))
             .route("/api/{*fn_name}", post(server_fn_handler))
             .leptos_routes_with_context(&state, routes, context.clone(), {
                 let options = leptos_options.clone();

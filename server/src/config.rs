@@ -38,6 +38,18 @@ pub enum AdminCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Create a personal access token for the management API; prints it once.
+    CreateToken {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// Lifetime in days (1–366).
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,6 +1,7 @@
 //! The `portcullis` server: one process serving the portal, the gateway and the
 //! management API. `main.rs` only parses arguments and calls into here.
 
+pub mod api_v1;
 pub mod application;
 pub mod config;
 pub mod csrf;

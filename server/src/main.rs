@@ -16,6 +16,12 @@ async fn main() -> ExitCode {
         Command::Admin(AdminCommand::CreateUser { email, role, store }) => {
             create_user(email, role, store).await
         }
+        Command::Admin(AdminCommand::CreateToken {
+            email,
+            name,
+            days,
+            store,
+        }) => create_token(email, name, days, store).await,
         Command::GenerateSecret => {
             println!("{}", ServerSecret::generate_text());
             Ok(())
@@ -76,5 +82,28 @@ async fn create_user(
     let store = open_store(&store).await?;
     let user = store.create_user(&email, password, role, None).await?;
     println!("created {} ({}) with id {}", user.email, user.role, user.id);
+    Ok(())
+}
+
+async fn create_token(
+    email: String,
+    name: String,
+    days: i64,
+    store: portcullis::config::StoreArgs,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use portcullis_domain::access::{Actor, Channel};
+    let store = open_store(&store).await?;
+    let user = store
+        .user_by_email(&email)
+        .await?
+        .ok_or_else(|| format!("no active account with the email {email}"))?;
+    let token = store
+        .create_access_token(&Actor::new(user, Channel::Cli), &name, Some(days))
+        .await?;
+    eprintln!(
+        "Created token {} ({}); it is shown once:",
+        token.id, token.name
+    );
+    println!("{}", token.token);
     Ok(())
 }

@@ -8,4 +8,5 @@ mod auth;
 mod clients;
 mod grants;
 mod helpers;
+mod management;
 mod startup;

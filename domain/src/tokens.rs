@@ -1,0 +1,169 @@
+//! Personal access tokens: how a person's scripts call the management API. A token acts
+//! as its owner, with exactly the owner's rights, checked by the same `Actor` rules.
+
+use serde_json::json;
+use sqlx::Row;
+
+use crate::access::Actor;
+use crate::audit::{self, AdminEvent};
+use crate::error::Result;
+use crate::model::{AccessTokenView, IssuedToken, UserView};
+use crate::secrets::{self, ACCESS_TOKEN_PREFIX};
+use crate::store::{enum_col, new_id, Store};
+use crate::time::DAY;
+use crate::DomainError;
+
+pub const DEFAULT_TOKEN_DAYS: i64 = 90;
+pub const MAX_TOKEN_DAYS: i64 = 366;
+
+impl Store {
+    pub async fn create_access_token(
+        &self,
+        actor: &Actor,
+        name: &str,
+        days: Option<i64>,
+    ) -> Result<IssuedToken> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 80 {
+            return Err(DomainError::Invalid(
+                "Name the token (up to 80 characters) so you can recognise it later.".into(),
+            ));
+        }
+        let days = days.unwrap_or(DEFAULT_TOKEN_DAYS);
+        if !(1..=MAX_TOKEN_DAYS).contains(&days) {
+            return Err(DomainError::Invalid(format!(
+                "A token lives between 1 and {MAX_TOKEN_DAYS} days."
+            )));
+        }
+        let now = self.now();
+        let id = new_id("pat");
+        let generated = secrets::generate(&self.hasher, ACCESS_TOKEN_PREFIX);
+        let expires_at = now + days * DAY;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO access_tokens (id, user_id, name, prefix, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&id)
+        .bind(actor.id())
+        .bind(name)
+        .bind(&generated.display_prefix)
+        .bind(&generated.hash)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        audit::record_by(
+            &mut *tx,
+            now,
+            actor,
+            AdminEvent {
+                action: "access_token.created",
+                target_type: "access_token",
+                target_id: &id,
+                summary: json!({ "name": name, "prefix": generated.display_prefix, "expires_at": expires_at }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(IssuedToken {
+            id,
+            name: name.to_owned(),
+            expires_at,
+            token: generated.value,
+        })
+    }
+
+    pub async fn list_access_tokens(&self, actor: &Actor) -> Result<Vec<AccessTokenView>> {
+        let now = self.now();
+        let rows = sqlx::query(
+            "SELECT id, name, prefix, created_at, expires_at, revoked_at, last_used_at FROM access_tokens
+             WHERE user_id = $1 ORDER BY created_at DESC, id DESC",
+        )
+        .bind(actor.id())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let expires_at: i64 = r.try_get("expires_at")?;
+                let revoked_at: Option<i64> = r.try_get("revoked_at")?;
+                Ok(AccessTokenView {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    prefix: r.try_get("prefix")?,
+                    created_at: r.try_get("created_at")?,
+                    expires_at,
+                    revoked_at,
+                    last_used_at: r.try_get("last_used_at")?,
+                    active: revoked_at.is_none() && now < expires_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes one of the actor's own tokens (nobody else's, admins included: a token is
+    /// personal, and an admin who must cut one off disables the account instead).
+    pub async fn revoke_access_token(&self, actor: &Actor, token_id: &str) -> Result<()> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let changed = sqlx::query("UPDATE access_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(token_id)
+            .bind(actor.id())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if changed == 0 {
+            let mine = sqlx::query("SELECT 1 FROM access_tokens WHERE id = $1 AND user_id = $2")
+                .bind(token_id)
+                .bind(actor.id())
+                .fetch_optional(&mut *tx)
+                .await?;
+            return Err(match mine {
+                Some(_) => DomainError::Conflict("This token is already revoked.".into()),
+                None => DomainError::NotFound,
+            });
+        }
+        audit::record_by(
+            &mut *tx,
+            now,
+            actor,
+            AdminEvent {
+                action: "access_token.revoked",
+                target_type: "access_token",
+                target_id: token_id,
+                summary: json!({}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The person a presented token acts for, if it is live and its owner active.
+    pub async fn authenticate_access_token(&self, presented: &str) -> Result<Option<UserView>> {
+        if !presented.starts_with(ACCESS_TOKEN_PREFIX) {
+            return Ok(None);
+        }
+        let now = self.now();
+        let row = sqlx::query(
+            "SELECT t.id AS token_id, u.id, u.email, u.role FROM access_tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2 AND u.disabled = 0",
+        )
+        .bind(self.hasher.hash(presented))
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let token_id: String = row.try_get("token_id")?;
+        sqlx::query("UPDATE access_tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(&token_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(Some(UserView {
+            id: row.try_get("id")?,
+            email: row.try_get("email")?,
+            role: enum_col(&row, "role")?,
+        }))
+    }
+}

@@ -1,0 +1,350 @@
+//! One function per operation. Each authenticates (the `ApiActor` extractor), calls the
+//! domain and answers; the `utoipa::path` attribute documents it in `/api/v1/openapi.json`.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use portcullis_domain::catalog::{NewEndpoint, NewProduct};
+use portcullis_domain::clients::NewClient;
+use portcullis_domain::model::{
+    AccessTokenView, ClientDetail, ClientKind, ClientSummary, Environment, GrantView, IssuedSecret,
+    IssuedToken, ProductView, UserView,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::ApiActor;
+use super::problem::{ApiError, Problem};
+use super::ApiState;
+
+type Answer<T> = Result<T, ApiError>;
+type Body<T> = Result<Json<T>, JsonRejection>;
+
+#[utoipa::path(get, path = "/me", responses((status = 200, body = UserView), (status = 401, body = Problem)))]
+pub async fn me(ApiActor(actor): ApiActor) -> Json<UserView> {
+    Json(actor.user)
+}
+
+#[utoipa::path(get, path = "/clients", responses((status = 200, body = [ClientSummary]), (status = 401, body = Problem)))]
+pub async fn list_clients(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+) -> Answer<Json<Vec<ClientSummary>>> {
+    Ok(Json(s.store.list_clients(&actor).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewClientBody {
+    pub name: String,
+    pub kind: ClientKind,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A registered client and its sandbox secret, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegisteredClient {
+    pub client: ClientDetail,
+    pub secret: IssuedSecret,
+}
+
+#[utoipa::path(post, path = "/clients", request_body = NewClientBody,
+    responses((status = 201, body = RegisteredClient), (status = 422, body = Problem)))]
+pub async fn register_client(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    body: Body<NewClientBody>,
+) -> Answer<(StatusCode, Json<RegisteredClient>)> {
+    let Json(b) = body?;
+    let r = s
+        .store
+        .register_client(
+            &actor,
+            NewClient {
+                name: b.name,
+                kind: b.kind,
+                description: b.description,
+            },
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(RegisteredClient {
+            client: r.client,
+            secret: r.secret,
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/clients/{client_id}", params(("client_id" = String, Path)),
+    responses((status = 200, body = ClientDetail), (status = 404, body = Problem)))]
+pub async fn get_client(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    Path(client_id): Path<String>,
+) -> Answer<Json<ClientDetail>> {
+    Ok(Json(s.store.client_detail(&actor, &client_id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewProfileBody {
+    pub environment: Environment,
+}
+
+#[utoipa::path(post, path = "/clients/{client_id}/profiles", params(("client_id" = String, Path)), request_body = NewProfileBody,
+    responses((status = 201, body = IssuedSecret), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn add_profile(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    Path(client_id): Path<String>,
+    body: Body<NewProfileBody>,
+) -> Answer<(StatusCode, Json<IssuedSecret>)> {
+    let Json(b) = body?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            s.store
+                .add_profile(&actor, &client_id, b.environment)
+                .await?,
+        ),
+    ))
+}
+
+#[utoipa::path(post, path = "/profiles/{profile_id}/rotate", params(("profile_id" = String, Path)),
+    responses((status = 201, body = IssuedSecret), (status = 404, body = Problem)))]
+pub async fn rotate_secret(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    Path(profile_id): Path<String>,
+) -> Answer<(StatusCode, Json<IssuedSecret>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(s.store.rotate_secret(&actor, &profile_id).await?),
+    ))
+}
+
+#[utoipa::path(post, path = "/profiles/{profile_id}/api-keys", params(("profile_id" = String, Path)),
+    responses((status = 201, body = IssuedSecret), (status = 404, body = Problem)))]
+pub async fn issue_api_key(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    Path(profile_id): Path<String>,
+) -> Answer<(StatusCode, Json<IssuedSecret>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(s.store.issue_api_key(&actor, &profile_id).await?),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RateLimitBody {
+    pub rate_per_minute: i64,
+    pub burst: i64,
+}
+
+#[utoipa::path(put, path = "/profiles/{profile_id}/rate-limit", params(("profile_id" = String, Path)), request_body = RateLimitBody,
+    responses((status = 204), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn set_rate_limit(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    Path(profile_id): Path<String>,
+    body: Body<RateLimitBody>,
+) -> Answer<StatusCode> {
+    let Json(b) = body?;
+    s.store
+        .set_rate_limit(&actor, &profile_id, b.rate_per_minute, b.burst)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct GrantRequestBody {
+    pub product_id: String,
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub justification: String,
+}
+
+#[utoipa::path(post, path = "/profiles/{profile_id}/grants", params(("profile_id" = String, Path)), request_body = GrantRequestBody,
+    responses((status = 201, body = GrantView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn request_grant(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    Path(profile_id): Path<String>,
+    body: Body<GrantRequestBody>,
+) -> Answer<(StatusCode, Json<GrantView>)> {
+    let Json(b) = body?;
+    let grant = s
+        .store
+        .request_grant(
+            &actor,
+            &profile_id,
+            &b.product_id,
+            &b.scopes,
+            &b.justification,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(grant)))
+}
+
+#[utoipa::path(post, path = "/credentials/{credential_id}/revoke", params(("credential_id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn revoke_credential(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    Path(credential_id): Path<String>,
+) -> Answer<StatusCode> {
+    s.store.revoke_credential(&actor, &credential_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/products", responses((status = 200, body = [ProductView])))]
+pub async fn list_products(
+    State(s): State<ApiState>,
+    ApiActor(_actor): ApiActor,
+) -> Answer<Json<Vec<ProductView>>> {
+    Ok(Json(s.store.list_products().await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EndpointBody {
+    pub method: String,
+    pub path_template: String,
+    #[serde(default)]
+    pub operation_id: String,
+    #[serde(default)]
+    pub summary: String,
+    pub scope: String,
+    #[serde(default)]
+    pub sensitive: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewProductBody {
+    pub slug: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub owner: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub sandbox_url: String,
+    pub production_url: String,
+    #[serde(default)]
+    pub endpoints: Vec<EndpointBody>,
+}
+
+#[utoipa::path(post, path = "/products", request_body = NewProductBody,
+    responses((status = 201, body = ProductView), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_product(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    body: Body<NewProductBody>,
+) -> Answer<(StatusCode, Json<ProductView>)> {
+    let Json(b) = body?;
+    let product = NewProduct {
+        slug: b.slug,
+        name: b.name,
+        description: b.description,
+        owner: b.owner,
+        tags: b.tags,
+        sandbox_url: b.sandbox_url,
+        production_url: b.production_url,
+    };
+    let endpoints = b
+        .endpoints
+        .into_iter()
+        .map(|e| NewEndpoint {
+            method: e.method,
+            path_template: e.path_template,
+            operation_id: e.operation_id,
+            summary: e.summary,
+            scope: e.scope,
+            sensitive: e.sensitive,
+            ..NewEndpoint::default()
+        })
+        .collect();
+    Ok((
+        StatusCode::CREATED,
+        Json(s.store.create_product(&actor, product, endpoints).await?),
+    ))
+}
+
+#[utoipa::path(get, path = "/grants/pending", responses((status = 200, body = [GrantView]), (status = 403, body = Problem)))]
+pub async fn pending_grants(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+) -> Answer<Json<Vec<GrantView>>> {
+    Ok(Json(s.store.pending_grants(&actor).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approve,
+    Reject,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DecisionBody {
+    pub decision: Decision,
+    pub reason: String,
+}
+
+#[utoipa::path(post, path = "/grants/{grant_id}/decision", params(("grant_id" = String, Path)), request_body = DecisionBody,
+    responses((status = 200, body = GrantView), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn decide_grant(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    Path(grant_id): Path<String>,
+    body: Body<DecisionBody>,
+) -> Answer<Json<GrantView>> {
+    let Json(b) = body?;
+    let approve = matches!(b.decision, Decision::Approve);
+    Ok(Json(
+        s.store
+            .decide_grant(&actor, &grant_id, approve, &b.reason)
+            .await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/tokens", responses((status = 200, body = [AccessTokenView])))]
+pub async fn list_tokens(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+) -> Answer<Json<Vec<AccessTokenView>>> {
+    Ok(Json(s.store.list_access_tokens(&actor).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewTokenBody {
+    pub name: String,
+    /// Lifetime in days (1–366, default 90).
+    pub days: Option<i64>,
+}
+
+#[utoipa::path(post, path = "/tokens", request_body = NewTokenBody, responses((status = 201, body = IssuedToken), (status = 422, body = Problem)))]
+pub async fn create_token(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    body: Body<NewTokenBody>,
+) -> Answer<(StatusCode, Json<IssuedToken>)> {
+    let Json(b) = body?;
+    Ok((
+        StatusCode::CREATED,
+        Json(s.store.create_access_token(&actor, &b.name, b.days).await?),
+    ))
+}
+
+#[utoipa::path(post, path = "/tokens/{token_id}/revoke", params(("token_id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn revoke_token(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    Path(token_id): Path<String>,
+) -> Answer<StatusCode> {
+    s.store.revoke_access_token(&actor, &token_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,96 @@
+//! The management API under `/api/v1`: the portal's operations as JSON, for automation
+//! and the security team's tools. Handlers are thin: authenticate, call the domain,
+//! answer. Authorization is the domain's (`Actor`), exactly as for the portal.
+
+mod auth;
+mod handlers;
+mod problem;
+
+use axum::routing::{any, get, post, put};
+use axum::{Json, Router};
+use portcullis_domain::store::Store;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+pub use problem::{ApiError, Problem};
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Store,
+}
+
+pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
+    use handlers::*;
+    Router::new()
+        .route("/me", get(me))
+        .route("/clients", get(list_clients).post(register_client))
+        .route("/clients/{client_id}", get(get_client))
+        .route("/clients/{client_id}/profiles", post(add_profile))
+        .route("/profiles/{profile_id}/rotate", post(rotate_secret))
+        .route("/profiles/{profile_id}/api-keys", post(issue_api_key))
+        .route("/profiles/{profile_id}/rate-limit", put(set_rate_limit))
+        .route("/profiles/{profile_id}/grants", post(request_grant))
+        .route(
+            "/credentials/{credential_id}/revoke",
+            post(revoke_credential),
+        )
+        .route("/products", get(list_products).post(create_product))
+        .route("/grants/pending", get(pending_grants))
+        .route("/grants/{grant_id}/decision", post(decide_grant))
+        .route("/tokens", get(list_tokens).post(create_token))
+        .route("/tokens/{token_id}/revoke", post(revoke_token))
+        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        // An explicit catch-all, not a fallback: otherwise `/api/{*fn_name}` (the portal's
+        // server functions) would answer unknown `/api/v1/…` paths with a 405.
+        .route(
+            "/{*rest}",
+            any(|| async { ApiError::Domain(portcullis_domain::DomainError::NotFound) }),
+        )
+        .with_state(ApiState { store })
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Portcullis management API", version = "1", description = "The developer portal's operations as JSON. Authenticate with a personal access token (`Authorization: Bearer pcp_…`). Errors are RFC 9457 problem details."),
+    servers((url = "/api/v1")),
+    paths(
+        handlers::me,
+        handlers::list_clients,
+        handlers::register_client,
+        handlers::get_client,
+        handlers::add_profile,
+        handlers::rotate_secret,
+        handlers::issue_api_key,
+        handlers::set_rate_limit,
+        handlers::request_grant,
+        handlers::revoke_credential,
+        handlers::list_products,
+        handlers::create_product,
+        handlers::pending_grants,
+        handlers::decide_grant,
+        handlers::list_tokens,
+        handlers::create_token,
+        handlers::revoke_token,
+    ),
+    components(schemas(Problem)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("pcp_ personal access token")
+                    .build(),
+            ),
+        );
+    }
+}
