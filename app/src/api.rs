@@ -233,3 +233,70 @@ pub async fn decide_grant(
         .await
         .map_err(domain)
 }
+
+#[server(endpoint = "list_tokens")]
+pub async fn list_tokens() -> Result<Vec<portcullis_domain::model::AccessTokenView>, AppError> {
+    let actor = actor().await?;
+    store()?.list_access_tokens(&actor).await.map_err(domain)
+}
+
+/// `days` comes from a form field; empty means the default lifetime.
+#[server(endpoint = "create_token")]
+pub async fn create_token(name: String, days: String) -> Result<portcullis_domain::model::IssuedToken, AppError> {
+    let actor = actor().await?;
+    let days = match days.trim() {
+        "" => None,
+        d => Some(d.parse::<i64>().map_err(|_| fail(AppError::Invalid("The lifetime is a number of days.".into())))?),
+    };
+    store()?.create_access_token(&actor, &name, days).await.map_err(domain)
+}
+
+#[server(endpoint = "revoke_token")]
+pub async fn revoke_token(token_id: String) -> Result<(), AppError> {
+    let actor = actor().await?;
+    store()?.revoke_access_token(&actor, &token_id).await.map_err(domain)
+}
+
+#[server(endpoint = "list_products")]
+pub async fn list_products() -> Result<Vec<ProductView>, AppError> {
+    let _signed_in = actor().await?;
+    store()?.list_products().await.map_err(domain)
+}
+
+/// `tags` is a comma-separated list.
+#[server(endpoint = "create_product")]
+#[allow(clippy::too_many_arguments)]
+pub async fn create_product(
+    slug: String,
+    name: String,
+    description: String,
+    owner: String,
+    tags: String,
+    sandbox_url: String,
+    production_url: String,
+) -> Result<ProductView, AppError> {
+    use portcullis_domain::catalog::NewProduct;
+    let actor = actor().await?;
+    let tags = tags.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect();
+    let product = NewProduct { slug, name, description, owner, tags, sandbox_url, production_url };
+    store()?.create_product(&actor, product, Vec::new()).await.map_err(domain)
+}
+
+#[server(endpoint = "import_openapi")]
+pub async fn import_openapi(product_id: String, document: String) -> Result<portcullis_domain::model::ImportSummary, AppError> {
+    let actor = actor().await?;
+    store()?.import_openapi(&actor, &product_id, &document).await.map_err(domain)
+}
+
+#[server(endpoint = "list_users")]
+pub async fn list_users() -> Result<Vec<UserView>, AppError> {
+    let actor = actor().await?;
+    store()?.list_users(&actor).await.map_err(domain)
+}
+
+#[server(endpoint = "set_user_role")]
+pub async fn set_user_role(user_id: String, role: String) -> Result<UserView, AppError> {
+    let actor = actor().await?;
+    let role = role.parse().map_err(domain)?;
+    store()?.set_user_role(&actor, &user_id, role).await.map_err(domain)
+}

@@ -24,7 +24,12 @@ pub fn Topbar() -> impl IntoView {
                                 <nav class="nav">
                                     <A href="/clients">"Clients"</A>
                                     <A href="/catalog">"Catalog"</A>
-                                    {admin.then(|| view! { <A href="/admin/approvals">"Approvals"</A> })}
+                                    <A href="/tokens">"Tokens"</A>
+                                    {admin.then(|| view! {
+                                        <A href="/admin/approvals">"Approvals"</A>
+                                        <A href="/admin/products">"Products"</A>
+                                        <A href="/admin/users">"People"</A>
+                                    })}
                                 </nav>
                                 <div class="user-menu">
                                     <span class="user-email">{u.email.clone()}</span>

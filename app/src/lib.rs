@@ -91,7 +91,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/clients/new") view=NewClientPage/>
                     <Route path=path!("/clients/:id") view=ClientPage/>
                     <Route path=path!("/catalog") view=CatalogPage/>
+                    <Route path=path!("/tokens") view=TokensPage/>
                     <Route path=path!("/admin/approvals") view=ApprovalsPage/>
+                    <Route path=path!("/admin/products") view=ProductsAdminPage/>
+                    <Route path=path!("/admin/users") view=UsersAdminPage/>
                 </Routes>
             </main>
             <footer class="footer">"Portcullis · one gateway, one set of credentials, one audit trail for apps and AI agents"</footer>

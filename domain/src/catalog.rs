@@ -7,7 +7,7 @@ use sqlx::Row;
 use crate::access::Actor;
 use crate::audit::{self, AdminEvent};
 use crate::error::Result;
-use crate::model::{EndpointView, ProductView};
+use crate::model::{EndpointView, ImportSummary, ProductView};
 use crate::store::{flag, new_id, split_list, Store};
 use crate::DomainError;
 
@@ -298,6 +298,81 @@ impl Store {
         .await?;
         tx.commit().await?;
         self.product(&id).await
+    }
+}
+
+impl Store {
+    /// Imports an OpenAPI 3 document (JSON or YAML) into a product: each operation becomes
+    /// an endpoint with its parameter and body schemas. Endpoints already present (same
+    /// method and path) are updated; others are kept. Admins only; all or nothing.
+    pub async fn import_openapi(&self, actor: &Actor, product_id: &str, document: &str) -> Result<ImportSummary> {
+        actor.require_admin()?;
+        let product = self.product(product_id).await?;
+        let api = crate::openapi::parse(document)?;
+        let now = self.now();
+        let mut summary = ImportSummary { added: 0, updated: 0 };
+        let mut tx = self.pool.begin().await?;
+        for e in &api.endpoints {
+            let parameters = serde_json::Value::Array(e.parameters.clone()).to_string();
+            let request = e.request_schema.as_ref().map(|v| v.to_string());
+            let response = e.response_schema.as_ref().map(|v| v.to_string());
+            let updated = sqlx::query(
+                "UPDATE endpoints SET operation_id = $1, summary = $2, scope = $3, sensitive = $4, parameters = $5,
+                        request_schema = $6, response_schema = $7
+                 WHERE product_id = $8 AND method = $9 AND path_template = $10",
+            )
+            .bind(&e.operation_id)
+            .bind(&e.summary)
+            .bind(&e.scope)
+            .bind(i64::from(e.sensitive))
+            .bind(&parameters)
+            .bind(&request)
+            .bind(&response)
+            .bind(&product.id)
+            .bind(&e.method)
+            .bind(&e.path_template)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if updated > 0 {
+                summary.updated += 1;
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO endpoints (id, product_id, method, path_template, operation_id, summary, scope, sensitive,
+                                        parameters, request_schema, response_schema)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(new_id("ep"))
+            .bind(&product.id)
+            .bind(&e.method)
+            .bind(&e.path_template)
+            .bind(&e.operation_id)
+            .bind(&e.summary)
+            .bind(&e.scope)
+            .bind(i64::from(e.sensitive))
+            .bind(&parameters)
+            .bind(&request)
+            .bind(&response)
+            .execute(&mut *tx)
+            .await?;
+            summary.added += 1;
+        }
+        sqlx::query("UPDATE products SET updated_at = $1 WHERE id = $2").bind(now).bind(&product.id).execute(&mut *tx).await?;
+        audit::record_by(
+            &mut *tx,
+            now,
+            actor,
+            AdminEvent {
+                action: "product.openapi_imported",
+                target_type: "product",
+                target_id: &product.id,
+                summary: json!({ "title": api.title, "added": summary.added, "updated": summary.updated }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(summary)
     }
 }
 

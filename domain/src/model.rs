@@ -293,3 +293,11 @@ impl fmt::Debug for IssuedToken {
             .finish()
     }
 }
+
+/// What an OpenAPI import changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
+pub struct ImportSummary {
+    pub added: usize,
+    pub updated: usize,
+}

@@ -148,6 +148,56 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Every account, for the admins' user list.
+    pub async fn list_users(&self, actor: &Actor) -> Result<Vec<UserView>> {
+        actor.require_admin()?;
+        let rows = sqlx::query("SELECT id, email, role FROM users WHERE disabled = 0 ORDER BY email").fetch_all(&self.pool).await?;
+        rows.iter().map(user_view).collect()
+    }
+
+    /// Changes a person's role (admins only). The last admin cannot be demoted, so the
+    /// installation never locks itself out of approvals and publishing.
+    pub async fn set_user_role(&self, actor: &Actor, user_id: &str, role: Role) -> Result<UserView> {
+        actor.require_admin()?;
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT id, email, role FROM users WHERE id = $1 AND disabled = 0")
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        let before = user_view(&row)?;
+        if before.role == role {
+            return Ok(before);
+        }
+        if before.role == Role::Admin {
+            let admins: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE role = 'admin' AND disabled = 0")
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("n")?;
+            if admins <= 1 {
+                return Err(DomainError::Conflict("This is the last admin; make someone else admin first.".into()));
+            }
+        }
+        let now = self.now();
+        sqlx::query("UPDATE users SET role = $1 WHERE id = $2").bind(role.as_str()).bind(user_id).execute(&mut *tx).await?;
+        audit::record_by(
+            &mut *tx,
+            now,
+            actor,
+            AdminEvent {
+                action: "user.role_changed",
+                target_type: "user",
+                target_id: user_id,
+                summary: json!({ "email": before.email, "from": before.role.as_str(), "to": role.as_str() }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(UserView { role, ..before })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Email;

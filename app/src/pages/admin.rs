@@ -67,3 +67,171 @@ pub fn ApprovalsPage() -> impl IntoView {
         </Suspense>
     }
 }
+
+use crate::api::{CreateProduct, ImportOpenapi, SetUserRole};
+use crate::components::{method_badge, tag_list};
+use portcullis_domain::model::{ProductView, Role};
+
+/// Publishing: products, their upstreams and endpoints (admins).
+#[component]
+pub fn ProductsAdminPage() -> impl IntoView {
+    let create = ServerAction::<CreateProduct>::new();
+    let import = ServerAction::<ImportOpenapi>::new();
+    let products = Resource::new(move || (create.version().get(), import.version().get()), |_| crate::api::list_products());
+    view! {
+        <Title text="Products"/>
+        <div class="page-header">
+            <div>
+                <h1>"Publish products"</h1>
+                <p class="subtitle">"Each product is an upstream API with a sandbox and a production base URL. Import its OpenAPI document to list its endpoints."</p>
+            </div>
+        </div>
+        {move || match import.value().get() {
+            Some(Ok(s)) => Some(view! { <div class="alert alert-success" role="status">{format!("OpenAPI imported: {} endpoints added, {} updated.", s.added, s.updated)}</div> }.into_any()),
+            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
+            None => None,
+        }}
+        <details class="card">
+            <summary><h2>"Publish a new product"</h2></summary>
+            {move || match create.value().get() {
+                Some(Ok(p)) => Some(view! { <div class="alert alert-success" role="status">{format!("{} is published at /gw/{}/…", p.name, p.slug)}</div> }.into_any()),
+                Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
+                None => None,
+            }}
+            <ActionForm action=create attr:class="form">
+                <div class="row">
+                    <div class="field"><label for="p-name">"Name"</label><input id="p-name" name="name" required placeholder="Loans"/></div>
+                    <div class="field"><label for="p-slug">"Slug"</label><input id="p-slug" name="slug" required placeholder="loans"/><small class="hint">"The gateway path: /gw/<slug>/…"</small></div>
+                </div>
+                <div class="field"><label for="p-desc">"Description"</label><input id="p-desc" name="description"/></div>
+                <div class="row">
+                    <div class="field"><label for="p-owner">"Owner"</label><input id="p-owner" name="owner" placeholder="Team that runs it"/></div>
+                    <div class="field"><label for="p-tags">"Classification tags"</label><input id="p-tags" name="tags" placeholder="pii, internal"/></div>
+                </div>
+                <div class="row">
+                    <div class="field"><label for="p-sandbox">"Sandbox upstream"</label><input id="p-sandbox" name="sandbox_url" required placeholder="https://sandbox.loans.internal"/></div>
+                    <div class="field"><label for="p-production">"Production upstream"</label><input id="p-production" name="production_url" required placeholder="https://loans.internal"/></div>
+                </div>
+                <div class="form-actions"><button type="submit" class="btn btn-primary">"Publish product"</button></div>
+            </ActionForm>
+        </details>
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match products.await {
+                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Ok(list) => list.into_iter().map(|p| view! { <ProductAdminCard product=p import/> }).collect_view().into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn ProductAdminCard(product: ProductView, import: ServerAction<ImportOpenapi>) -> impl IntoView {
+    let testid = format!("admin-product-{}", product.slug);
+    let product_id = product.id.clone();
+    let label = format!("OpenAPI document for {}", product.name);
+    view! {
+        <section class="card product" data-testid=testid>
+            <div class="product-head">
+                <h2>{product.name.clone()}</h2>
+                {tag_list(&product.tags)}
+            </div>
+            <dl class="kv">
+                <dt>"Gateway path"</dt><dd class="mono">{format!("/gw/{}/…", product.slug)}</dd>
+                <dt>"Sandbox upstream"</dt><dd class="mono">{product.sandbox_url.clone()}</dd>
+                <dt>"Production upstream"</dt><dd class="mono">{product.production_url.clone()}</dd>
+            </dl>
+            {if product.endpoints.is_empty() {
+                view! { <div class="empty"><p>"No endpoints yet. Import an OpenAPI document below."</p></div> }.into_any()
+            } else {
+                view! {
+                    <div class="table-wrap">
+                        <table class="table" data-testid="endpoints">
+                            <thead><tr><th>"Method"</th><th>"Path"</th><th>"Operation"</th><th>"Scope"</th><th>"Description"</th></tr></thead>
+                            <tbody>
+                                {product.endpoints.iter().map(|e| view! {
+                                    <tr>
+                                        <td>{method_badge(&e.method)}</td>
+                                        <td class="mono">{e.path_template.clone()}</td>
+                                        <td class="mono">{e.operation_id.clone()}</td>
+                                        <td><code>{e.scope.clone()}</code></td>
+                                        <td>{e.summary.clone()}</td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                }.into_any()
+            }}
+            <details>
+                <summary>"Import an OpenAPI 3 document"</summary>
+                <ActionForm action=import attr:class="form">
+                    <input type="hidden" name="product_id" value=product_id/>
+                    <div class="field">
+                        <label>{label.clone()}</label>
+                        <textarea name="document" rows="10" required aria-label=label placeholder="openapi: 3.0.3 … (JSON or YAML)"></textarea>
+                        <small class="hint">"Operations become endpoints with their parameter and body schemas. GET needs the read scope, other methods write, unless an operation sets x-portcullis-scope."</small>
+                    </div>
+                    <div class="form-actions"><button type="submit" class="btn btn-primary">"Import"</button></div>
+                </ActionForm>
+            </details>
+        </section>
+    }
+}
+
+/// People and their roles (admins).
+#[component]
+pub fn UsersAdminPage() -> impl IntoView {
+    let set_role = ServerAction::<SetUserRole>::new();
+    let users = Resource::new(move || set_role.version().get(), |_| crate::api::list_users());
+    view! {
+        <Title text="People"/>
+        <div class="page-header">
+            <div>
+                <h1>"People"</h1>
+                <p class="subtitle">"Developers register clients; the security team reads every client and the audit trail; admins publish products and approve production access."</p>
+            </div>
+        </div>
+        {move || match set_role.value().get() {
+            Some(Ok(u)) => Some(view! { <div class="alert alert-success" role="status">{format!("{} is now {}.", u.email, u.role.as_str())}</div> }.into_any()),
+            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
+            None => None,
+        }}
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match users.await {
+                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Ok(list) => view! {
+                        <div class="table-wrap">
+                            <table class="table">
+                                <thead><tr><th>"Email"</th><th>"Role"</th><th>"Change role"</th></tr></thead>
+                                <tbody>
+                                    {list.into_iter().map(|u| {
+                                        let current = u.role;
+                                        let id = u.id.clone();
+                                        view! {
+                                            <tr>
+                                                <td>{u.email.clone()}</td>
+                                                <td><span class="role-badge">{u.role.as_str()}</span></td>
+                                                <td>
+                                                    <ActionForm action=set_role attr:class="inline-form">
+                                                        <input type="hidden" name="user_id" value=id.clone()/>
+                                                        <select name="role" aria-label="Role">
+                                                            {Role::ALL.iter().map(|r| view! { <option value=r.as_str() selected=*r == current>{r.as_str()}</option> }).collect_view()}
+                                                        </select>
+                                                        <button type="submit" class="btn btn-secondary btn-small">"Save"</button>
+                                                    </ActionForm>
+                                                </td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}

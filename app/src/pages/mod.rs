@@ -5,9 +5,11 @@ mod auth;
 mod catalog;
 mod clients;
 mod home;
+mod tokens;
 
-pub use admin::ApprovalsPage;
+pub use admin::{ApprovalsPage, ProductsAdminPage, UsersAdminPage};
 pub use auth::{LoginPage, SignupPage};
 pub use catalog::CatalogPage;
 pub use clients::{ClientPage, ClientsPage, NewClientPage};
 pub use home::{HomePage, NotFoundPage};
+pub use tokens::TokensPage;

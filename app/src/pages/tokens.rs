@@ -1,0 +1,94 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+use portcullis_domain::time::format_utc;
+
+use crate::api::{CreateToken, RevokeToken};
+use crate::components::{when, CopyValue, ErrorBox};
+
+/// Personal access tokens for the management API.
+#[component]
+pub fn TokensPage() -> impl IntoView {
+    let create = ServerAction::<CreateToken>::new();
+    let revoke = ServerAction::<RevokeToken>::new();
+    let tokens = Resource::new(move || (create.version().get(), revoke.version().get()), |_| crate::api::list_tokens());
+    view! {
+        <Title text="Access tokens"/>
+        <div class="page-header">
+            <div>
+                <h1>"Personal access tokens"</h1>
+                <p class="subtitle">
+                    "Tokens let your scripts call the management API ("<code>"/api/v1"</code>") as you, with your rights. "
+                    <a href="/api/v1/openapi.json">"OpenAPI document"</a>
+                </p>
+            </div>
+        </div>
+        {move || match create.value().get() {
+            Some(Ok(t)) => Some(view! {
+                <section class="secret-box" data-testid="secret-box">
+                    <p class="secret-warning">"Copy this token now. It is shown only once: Portcullis keeps only a hash of it."</p>
+                    <CopyValue label="Token" value=t.token.clone() test_id="secret-value"/>
+                    <p class="muted">{format!("{} · expires {}", t.name, format_utc(t.expires_at))}</p>
+                    <pre class="code">{format!("curl -H 'Authorization: Bearer {}' {}/api/v1/clients", t.token, "$PORTCULLIS_URL")}</pre>
+                </section>
+            }.into_any()),
+            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
+            None => None,
+        }}
+        {move || revoke.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+        <section class="card">
+            <h2>"Create a token"</h2>
+            <ActionForm action=create attr:class="form">
+                <div class="row">
+                    <div class="field">
+                        <label for="token-name">"Name"</label>
+                        <input id="token-name" name="name" required maxlength="80" placeholder="e.g. CI pipeline"/>
+                    </div>
+                    <div class="field">
+                        <label for="token-days">"Lifetime (days)"</label>
+                        <input id="token-days" name="days" type="number" min="1" max="366" value="90"/>
+                    </div>
+                </div>
+                <div class="form-actions">
+                    <button type="submit" class="btn btn-primary" disabled=move || create.pending().get()>"Create token"</button>
+                </div>
+            </ActionForm>
+        </section>
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match tokens.await {
+                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Ok(list) if list.is_empty() => view! { <div class="empty"><p>"No tokens yet."</p></div> }.into_any(),
+                    Ok(list) => view! {
+                        <div class="table-wrap">
+                            <table class="table">
+                                <thead><tr><th>"Name"</th><th>"Starts with"</th><th>"Created"</th><th>"Expires"</th><th>"Last used"</th><th>"Status"</th><th></th></tr></thead>
+                                <tbody>
+                                    {list.into_iter().map(|t| {
+                                        let (class, label) = if t.revoked_at.is_some() { ("badge badge-revoked", "Revoked") } else if t.active { ("badge badge-active", "Active") } else { ("badge badge-expired", "Expired") };
+                                        let id = t.id.clone();
+                                        view! {
+                                            <tr>
+                                                <td>{t.name.clone()}</td>
+                                                <td class="mono">{format!("{}…", t.prefix)}</td>
+                                                <td class="nowrap">{format_utc(t.created_at)}</td>
+                                                <td class="nowrap">{format_utc(t.expires_at)}</td>
+                                                <td class="nowrap">{when(t.last_used_at)}</td>
+                                                <td><span class=class>{label}</span></td>
+                                                <td>{t.active.then(|| view! {
+                                                    <ActionForm action=revoke>
+                                                        <input type="hidden" name="token_id" value=id.clone()/>
+                                                        <button type="submit" class="btn btn-danger btn-small">"Revoke"</button>
+                                                    </ActionForm>
+                                                })}</td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}

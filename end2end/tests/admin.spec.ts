@@ -1,0 +1,70 @@
+import { test, expect } from '@playwright/test';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createUserWithCli, open, shot, signIn, signUp, uniqueEmail } from './support';
+
+test('an admin publishes a product and imports its OpenAPI document', async ({ page }) => {
+  const admin = uniqueEmail('publisher');
+  createUserWithCli(admin, 'admin');
+  await signIn(page, admin);
+  await open(page, '/admin/products');
+
+  await page.getByText('Publish a new product').click();
+  await page.getByLabel('Name', { exact: true }).fill('Loans');
+  await page.getByLabel('Slug').fill('loans');
+  await page.getByLabel('Description').fill('Loan applications and repayment schedules.');
+  await page.getByLabel('Owner').fill('Lending');
+  await page.getByLabel('Classification tags').fill('pii, internal');
+  await page.getByLabel('Sandbox upstream').fill('http://127.0.0.1:3100/sample/loans');
+  await page.getByLabel('Production upstream').fill('https://loans.internal');
+  await page.getByRole('button', { name: 'Publish product' }).click();
+  await expect(page.getByRole('status')).toContainText('Loans is published at /gw/loans/');
+
+  const card = page.getByTestId('admin-product-loans');
+  await expect(card).toContainText('No endpoints yet');
+  await card.getByText('Import an OpenAPI 3 document').click();
+  const doc = fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'loans-openapi.yaml'), 'utf8');
+  await card.getByLabel('OpenAPI document for Loans').fill(doc);
+  await card.getByRole('button', { name: 'Import' }).click();
+  await expect(page.getByRole('status').first()).toContainText('OpenAPI imported: 4 endpoints added, 0 updated.');
+
+  const endpoints = card.getByTestId('endpoints');
+  await expect(endpoints.locator('tbody tr')).toHaveCount(4);
+  await expect(endpoints).toContainText('/loans/{loanId}/approve');
+  await expect(endpoints).toContainText('approveLoan');
+  await card.scrollIntoViewIfNeeded();
+  await shot(page, '10-admin-products');
+
+  // A bad document is refused with a message that says why, and changes nothing.
+  await card.getByLabel('OpenAPI document for Loans').fill("swagger: '2.0'\npaths: {}");
+  await card.getByRole('button', { name: 'Import' }).click();
+  await expect(page.getByRole('alert')).toContainText(/OpenAPI 3/);
+  await expect(endpoints.locator('tbody tr')).toHaveCount(4);
+
+  // Developers find the new product in the catalog.
+  const dev = await page.context().browser()!.newContext();
+  const devPage = await dev.newPage();
+  await signUp(devPage, uniqueEmail('reader'));
+  await open(devPage, '/catalog');
+  await expect(devPage.getByTestId('product-loans')).toContainText('/loans/{loanId}');
+  await dev.close();
+});
+
+test('a developer creates a personal access token, shown once', async ({ page }) => {
+  await signUp(page, uniqueEmail('scripter'));
+  await open(page, '/tokens');
+  await page.getByLabel('Name').fill('CI pipeline');
+  await page.getByRole('button', { name: 'Create token' }).click();
+  const token = (await page.getByTestId('secret-value').textContent()) ?? '';
+  expect(token).toMatch(/^pcp_/);
+  await expect(page.getByRole('row', { name: /CI pipeline/ })).toContainText('Active');
+  await shot(page, '11-tokens');
+  const me = await page.request.get('/api/v1/me', { headers: { Authorization: `Bearer ${token}` } });
+  expect(me.status()).toBe(200);
+  await page.reload();
+  expect(await page.content()).not.toContain(token);
+  await page.getByRole('row', { name: /CI pipeline/ }).getByRole('button', { name: 'Revoke' }).click();
+  await expect(page.getByRole('row', { name: /CI pipeline/ })).toContainText('Revoked');
+  const after = await page.request.get('/api/v1/me', { headers: { Authorization: `Bearer ${token}` } });
+  expect(after.status()).toBe(401);
+});
