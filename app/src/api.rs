@@ -20,19 +20,10 @@ pub async fn current_user() -> Result<Option<UserView>, AppError> {
 #[server(endpoint = "sign_in")]
 pub async fn sign_in(email: String, password: String) -> Result<(), AppError> {
     let state = crate::ssr::state()?;
-    state
-        .throttle
-        .check(&email, crate::ssr::client_ip().await)
-        .map_err(fail)?;
-    let user = state
-        .store
-        .authenticate(&email, password)
-        .await
-        .map_err(domain)?;
+    state.throttle.check(&email, crate::ssr::client_ip().await).map_err(fail)?;
+    let user = state.store.authenticate(&email, password).await.map_err(domain)?;
     let Some(user) = user else {
-        return Err(fail(AppError::Invalid(
-            "That email and password do not match an account.".into(),
-        )));
+        return Err(fail(AppError::Invalid("That email and password do not match an account.".into())));
     };
     crate::ssr::sign_in_session(&user).await?;
     leptos_axum::redirect("/clients");
@@ -43,13 +34,10 @@ pub async fn sign_in(email: String, password: String) -> Result<(), AppError> {
 pub async fn sign_up(email: String, password: String) -> Result<(), AppError> {
     use portcullis_domain::model::Role;
     let state = crate::ssr::state()?;
-    state
-        .throttle
-        .check(&email, crate::ssr::client_ip().await)
-        .map_err(fail)?;
+    state.throttle.check(&email, crate::ssr::client_ip().await).map_err(fail)?;
     let user = state
         .store
-        .create_user(&email, password, Role::Developer, None)
+        .create_user(&email, password, Role::Developer, None, portcullis_domain::access::Channel::Portal)
         .await
         .map_err(domain)?;
     crate::ssr::sign_in_session(&user).await?;
@@ -79,25 +67,11 @@ pub struct Registration {
 }
 
 #[server(endpoint = "register_client")]
-pub async fn register_client(
-    name: String,
-    kind: String,
-    description: String,
-) -> Result<Registration, AppError> {
+pub async fn register_client(name: String, kind: String, description: String) -> Result<Registration, AppError> {
     use portcullis_domain::clients::NewClient;
     let actor = actor().await?;
     let kind = kind.parse().map_err(domain)?;
-    let registered = store()?
-        .register_client(
-            &actor,
-            NewClient {
-                name,
-                kind,
-                description,
-            },
-        )
-        .await
-        .map_err(domain)?;
+    let registered = store()?.register_client(&actor, NewClient { name, kind, description }).await.map_err(domain)?;
     Ok(Registration {
         client_id: registered.client.client.id,
         client_name: registered.client.client.name,
@@ -108,47 +82,32 @@ pub async fn register_client(
 #[server(endpoint = "get_client")]
 pub async fn get_client(client_id: String) -> Result<ClientDetail, AppError> {
     let actor = actor().await?;
-    store()?
-        .client_detail(&actor, &client_id)
-        .await
-        .map_err(domain)
+    store()?.client_detail(&actor, &client_id).await.map_err(domain)
 }
 
 #[server(endpoint = "add_profile")]
 pub async fn add_profile(client_id: String, environment: String) -> Result<IssuedSecret, AppError> {
     let actor = actor().await?;
     let env: Environment = environment.parse().map_err(domain)?;
-    store()?
-        .add_profile(&actor, &client_id, env)
-        .await
-        .map_err(domain)
+    store()?.add_profile(&actor, &client_id, env).await.map_err(domain)
 }
 
 #[server(endpoint = "rotate_secret")]
 pub async fn rotate_secret(profile_id: String) -> Result<IssuedSecret, AppError> {
     let actor = actor().await?;
-    store()?
-        .rotate_secret(&actor, &profile_id)
-        .await
-        .map_err(domain)
+    store()?.rotate_secret(&actor, &profile_id).await.map_err(domain)
 }
 
 #[server(endpoint = "issue_api_key")]
 pub async fn issue_api_key(profile_id: String) -> Result<IssuedSecret, AppError> {
     let actor = actor().await?;
-    store()?
-        .issue_api_key(&actor, &profile_id)
-        .await
-        .map_err(domain)
+    store()?.issue_api_key(&actor, &profile_id).await.map_err(domain)
 }
 
 #[server(endpoint = "revoke_credential")]
 pub async fn revoke_credential(credential_id: String) -> Result<(), AppError> {
     let actor = actor().await?;
-    store()?
-        .revoke_credential(&actor, &credential_id)
-        .await
-        .map_err(domain)
+    store()?.revoke_credential(&actor, &credential_id).await.map_err(domain)
 }
 
 /// A profile the signed-in person may request products for.
@@ -175,11 +134,7 @@ pub async fn get_catalog() -> Result<Catalog, AppError> {
         .await
         .map_err(domain)?
         .into_iter()
-        .map(|(profile_id, client_name, environment)| ProfileOption {
-            profile_id,
-            client_name,
-            environment,
-        })
+        .map(|(profile_id, client_name, environment)| ProfileOption { profile_id, client_name, environment })
         .collect();
     Ok(Catalog { products, profiles })
 }
@@ -199,10 +154,7 @@ pub async fn request_access(
         .filter(|(_, ticked)| ticked.is_some())
         .map(|(s, _)| s.to_owned())
         .collect();
-    store()?
-        .request_grant(&actor, &profile_id, &product_id, &scopes, &justification)
-        .await
-        .map_err(domain)
+    store()?.request_grant(&actor, &profile_id, &product_id, &scopes, &justification).await.map_err(domain)
 }
 
 #[server(endpoint = "pending_grants")]
@@ -213,25 +165,14 @@ pub async fn pending_grants() -> Result<Vec<GrantView>, AppError> {
 
 /// `decision` is `approve` or `reject`.
 #[server(endpoint = "decide_grant")]
-pub async fn decide_grant(
-    grant_id: String,
-    decision: String,
-    reason: String,
-) -> Result<GrantView, AppError> {
+pub async fn decide_grant(grant_id: String, decision: String, reason: String) -> Result<GrantView, AppError> {
     let actor = actor().await?;
     let approve = match decision.as_str() {
         "approve" => true,
         "reject" => false,
-        _ => {
-            return Err(fail(AppError::Invalid(
-                "The decision is `approve` or `reject`.".into(),
-            )))
-        }
+        _ => return Err(fail(AppError::Invalid("The decision is `approve` or `reject`.".into()))),
     };
-    store()?
-        .decide_grant(&actor, &grant_id, approve, &reason)
-        .await
-        .map_err(domain)
+    store()?.decide_grant(&actor, &grant_id, approve, &reason).await.map_err(domain)
 }
 
 #[server(endpoint = "list_tokens")]
@@ -283,7 +224,10 @@ pub async fn create_product(
 }
 
 #[server(endpoint = "import_openapi")]
-pub async fn import_openapi(product_id: String, document: String) -> Result<portcullis_domain::model::ImportSummary, AppError> {
+pub async fn import_openapi(
+    product_id: String,
+    document: String,
+) -> Result<portcullis_domain::model::ImportSummary, AppError> {
     let actor = actor().await?;
     store()?.import_openapi(&actor, &product_id, &document).await.map_err(domain)
 }
@@ -299,4 +243,33 @@ pub async fn set_user_role(user_id: String, role: String) -> Result<UserView, Ap
     let actor = actor().await?;
     let role = role.parse().map_err(domain)?;
     store()?.set_user_role(&actor, &user_id, role).await.map_err(domain)
+}
+
+#[server(endpoint = "set_rate_limit")]
+pub async fn set_rate_limit(profile_id: String, rate_per_minute: String, burst: String) -> Result<(), AppError> {
+    let actor = actor().await?;
+    let number = |v: &str, what: &str| {
+        v.trim().parse::<i64>().map_err(|_| fail(AppError::Invalid(format!("The {what} is a whole number."))))
+    };
+    let (rate, burst) = (number(&rate_per_minute, "rate")?, number(&burst, "burst")?);
+    store()?.set_rate_limit(&actor, &profile_id, rate, burst).await.map_err(domain)
+}
+
+#[server(endpoint = "update_product")]
+#[allow(clippy::too_many_arguments)]
+pub async fn update_product(
+    product_id: String,
+    slug: String,
+    name: String,
+    description: String,
+    owner: String,
+    tags: String,
+    sandbox_url: String,
+    production_url: String,
+) -> Result<ProductView, AppError> {
+    use portcullis_domain::catalog::NewProduct;
+    let actor = actor().await?;
+    let tags = tags.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect();
+    let product = NewProduct { slug, name, description, owner, tags, sandbox_url, production_url };
+    store()?.update_product(&actor, &product_id, product).await.map_err(domain)
 }

@@ -71,11 +71,7 @@ pub fn ErrorBox(error: AppError) -> impl IntoView {
 
 /// A value with a copy-to-clipboard button (works once the page has hydrated).
 #[component]
-pub fn CopyValue(
-    label: &'static str,
-    value: String,
-    #[prop(optional)] test_id: &'static str,
-) -> impl IntoView {
+pub fn CopyValue(label: &'static str, value: String, #[prop(optional)] test_id: &'static str) -> impl IntoView {
     let copied = RwSignal::new(false);
     let to_copy = value.clone();
     let copy = move |_| {

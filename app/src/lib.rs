@@ -45,25 +45,15 @@ pub struct AuthActions {
     pub sign_out: ServerAction<SignOut>,
 }
 
-pub type CurrentUser =
-    Resource<Result<Option<portcullis_domain::model::UserView>, error::AppError>>;
+pub type CurrentUser = Resource<Result<Option<portcullis_domain::model::UserView>, error::AppError>>;
 
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    let auth = AuthActions {
-        sign_in: ServerAction::new(),
-        sign_up: ServerAction::new(),
-        sign_out: ServerAction::new(),
-    };
+    let auth =
+        AuthActions { sign_in: ServerAction::new(), sign_up: ServerAction::new(), sign_out: ServerAction::new() };
     let user: CurrentUser = Resource::new(
-        move || {
-            (
-                auth.sign_in.version().get(),
-                auth.sign_up.version().get(),
-                auth.sign_out.version().get(),
-            )
-        },
+        move || (auth.sign_in.version().get(), auth.sign_up.version().get(), auth.sign_out.version().get()),
         |_| api::current_user(),
     );
     provide_context(auth);

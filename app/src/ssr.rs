@@ -48,13 +48,9 @@ impl Default for LoginThrottle {
 impl LoginThrottle {
     pub fn check(&self, email: &str, ip: Option<IpAddr>) -> Result<(), AppError> {
         if let Some(ip) = ip {
-            self.per_ip
-                .check_key(&ip)
-                .map_err(|_| AppError::TooManyAttempts)?;
+            self.per_ip.check_key(&ip).map_err(|_| AppError::TooManyAttempts)?;
         }
-        self.per_account
-            .check_key(&email.trim().to_lowercase())
-            .map_err(|_| AppError::TooManyAttempts)
+        self.per_account.check_key(&email.trim().to_lowercase()).map_err(|_| AppError::TooManyAttempts)
     }
 }
 
@@ -73,8 +69,7 @@ pub fn store() -> Result<Store, AppError> {
 pub fn fail(err: AppError) -> AppError {
     if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
         res.set_status(
-            axum::http::StatusCode::from_u16(err.status())
-                .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
+            axum::http::StatusCode::from_u16(err.status()).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
         );
     }
     err
@@ -110,10 +105,7 @@ pub async fn session() -> Result<Session, AppError> {
 }
 
 pub async fn client_ip() -> Option<IpAddr> {
-    leptos_axum::extract::<ConnectInfo<SocketAddr>>()
-        .await
-        .ok()
-        .map(|ConnectInfo(addr)| addr.ip())
+    leptos_axum::extract::<ConnectInfo<SocketAddr>>().await.ok().map(|ConnectInfo(addr)| addr.ip())
 }
 
 fn session_err(e: tower_sessions::session::Error) -> AppError {
@@ -124,11 +116,7 @@ fn session_err(e: tower_sessions::session::Error) -> AppError {
 /// The signed-in person, if any.
 pub async fn current_user() -> Result<Option<UserView>, AppError> {
     let session = session().await?;
-    let Some(uid) = session
-        .get::<String>(SESSION_USER_KEY)
-        .await
-        .map_err(session_err)?
-    else {
+    let Some(uid) = session.get::<String>(SESSION_USER_KEY).await.map_err(session_err)? else {
         return Ok(None);
     };
     let user = store()?.active_user(&uid).await.map_err(domain)?;
@@ -152,10 +140,7 @@ pub async fn actor() -> Result<Actor, AppError> {
 pub async fn sign_in_session(user: &UserView) -> Result<(), AppError> {
     let session = session().await?;
     session.cycle_id().await.map_err(session_err)?;
-    session
-        .insert(SESSION_USER_KEY, &user.id)
-        .await
-        .map_err(session_err)
+    session.insert(SESSION_USER_KEY, &user.id).await.map_err(session_err)
 }
 
 pub async fn sign_out_session() -> Result<(), AppError> {

@@ -69,9 +69,7 @@ impl Actor {
     pub fn require_admin(&self) -> Result<(), DomainError> {
         match self.user.role {
             Role::Admin => Ok(()),
-            Role::Developer | Role::Security => {
-                Err(DomainError::Forbidden("this needs the admin role"))
-            }
+            Role::Developer | Role::Security => Err(DomainError::Forbidden("this needs the admin role")),
         }
     }
 }
@@ -81,14 +79,7 @@ mod tests {
     use super::*;
 
     fn actor(id: &str, role: Role) -> Actor {
-        Actor::new(
-            UserView {
-                id: id.into(),
-                email: format!("{id}@example.com"),
-                role,
-            },
-            Channel::Portal,
-        )
+        Actor::new(UserView { id: id.into(), email: format!("{id}@example.com"), role }, Channel::Portal)
     }
 
     #[test]
@@ -98,15 +89,9 @@ mod tests {
         let security = actor("u3", Role::Security);
         let admin = actor("u4", Role::Admin);
         assert!(owner.check_owner("u1", Access::Write).is_ok());
-        assert!(matches!(
-            other.check_owner("u1", Access::Read),
-            Err(DomainError::NotFound)
-        ));
+        assert!(matches!(other.check_owner("u1", Access::Read), Err(DomainError::NotFound)));
         assert!(security.check_owner("u1", Access::Read).is_ok());
-        assert!(matches!(
-            security.check_owner("u1", Access::Write),
-            Err(DomainError::NotFound)
-        ));
+        assert!(matches!(security.check_owner("u1", Access::Write), Err(DomainError::NotFound)));
         assert!(admin.check_owner("u1", Access::Write).is_ok());
     }
 }

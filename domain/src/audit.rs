@@ -42,12 +42,7 @@ where
     Ok(())
 }
 
-pub(crate) async fn record_by<'c, E>(
-    exec: E,
-    now: i64,
-    actor: &Actor,
-    event: AdminEvent<'_>,
-) -> Result<()>
+pub(crate) async fn record_by<'c, E>(exec: E, now: i64, actor: &Actor, event: AdminEvent<'_>) -> Result<()>
 where
     E: sqlx::Executor<'c, Database = Any>,
 {

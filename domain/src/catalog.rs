@@ -20,16 +20,13 @@ impl Slug {
     pub fn parse(raw: &str) -> Result<Self> {
         let s = raw.trim();
         let ok = (2..=48).contains(&s.len())
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !s.starts_with('-')
             && !s.ends_with('-');
         if ok {
             Ok(Self(s.to_owned()))
         } else {
-            Err(DomainError::Invalid(
-                "A slug is 2 to 48 lower-case letters, digits or dashes.".into(),
-            ))
+            Err(DomainError::Invalid("A slug is 2 to 48 lower-case letters, digits or dashes.".into()))
         }
     }
     pub fn as_str(&self) -> &str {
@@ -41,21 +38,11 @@ impl Slug {
 fn upstream_url(raw: &str, which: &str) -> Result<String> {
     let url = raw.trim().trim_end_matches('/');
     let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
-    let host_ok = url
-        .split("://")
-        .nth(1)
-        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
-    if scheme_ok
-        && host_ok
-        && !url.contains('?')
-        && !url.contains('#')
-        && !url.chars().any(char::is_whitespace)
-    {
+    let host_ok = url.split("://").nth(1).is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+    if scheme_ok && host_ok && !url.contains('?') && !url.contains('#') && !url.chars().any(char::is_whitespace) {
         Ok(url.to_owned())
     } else {
-        Err(DomainError::Invalid(format!(
-            "The {which} upstream must be an absolute http:// or https:// URL."
-        )))
+        Err(DomainError::Invalid(format!("The {which} upstream must be an absolute http:// or https:// URL.")))
     }
 }
 
@@ -91,48 +78,31 @@ pub fn http_method(raw: &str) -> Result<String> {
     let m = raw.trim().to_ascii_uppercase();
     match m.as_str() {
         "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => Ok(m),
-        _ => Err(DomainError::Invalid(format!(
-            "`{raw}` is not an HTTP method."
-        ))),
+        _ => Err(DomainError::Invalid(format!("`{raw}` is not an HTTP method."))),
     }
 }
 
 /// `/accounts/{id}`: starts with `/`, segments of URL-safe characters or `{name}`.
 pub fn path_template(raw: &str) -> Result<String> {
     let p = raw.trim();
-    let bad = || {
-        DomainError::Invalid(format!(
-            "`{p}` is not a path template like /accounts/{{id}}."
-        ))
-    };
+    let bad = || DomainError::Invalid(format!("`{p}` is not a path template like /accounts/{{id}}."));
     if !p.starts_with('/') || p.contains("//") || p.len() > 512 {
         return Err(bad());
     }
     for seg in p.split('/').skip(1) {
         let param = seg.starts_with('{') && seg.ends_with('}') && seg.len() > 2;
-        let literal = seg
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
-            && seg != "."
-            && seg != "..";
+        let literal =
+            seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) && seg != "." && seg != "..";
         if !(param || literal) {
             return Err(bad());
         }
     }
     let trimmed = p.trim_end_matches('/');
-    Ok(if trimmed.is_empty() {
-        "/".to_owned()
-    } else {
-        trimmed.to_owned()
-    })
+    Ok(if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() })
 }
 
 fn tags(raw: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = raw
-        .iter()
-        .map(|t| t.trim().to_lowercase())
-        .filter(|t| !t.is_empty())
-        .collect();
+    let mut out: Vec<String> = raw.iter().map(|t| t.trim().to_lowercase()).filter(|t| !t.is_empty()).collect();
     out.sort();
     out.dedup();
     out
@@ -223,10 +193,7 @@ impl Store {
             .await?
             .is_some()
         {
-            return Err(DomainError::Conflict(format!(
-                "A product with the slug `{}` exists already.",
-                slug.as_str()
-            )));
+            return Err(DomainError::Conflict(format!("A product with the slug `{}` exists already.", slug.as_str())));
         }
         sqlx::query(
             "INSERT INTO products (id, slug, name, description, owner, tags, sandbox_url, production_url, created_at, updated_at)
@@ -249,20 +216,17 @@ impl Store {
             let path = path_template(&e.path_template)?;
             let scope = e.scope.trim().to_owned();
             if scope.is_empty() {
-                return Err(DomainError::Invalid(format!(
-                    "{method} {path} needs a scope."
-                )));
+                return Err(DomainError::Invalid(format!("{method} {path} needs a scope.")));
             }
-            let dup = sqlx::query("SELECT 1 FROM endpoints WHERE product_id = $1 AND method = $2 AND path_template = $3")
-                .bind(&id)
-                .bind(&method)
-                .bind(&path)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let dup =
+                sqlx::query("SELECT 1 FROM endpoints WHERE product_id = $1 AND method = $2 AND path_template = $3")
+                    .bind(&id)
+                    .bind(&method)
+                    .bind(&path)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if dup.is_some() {
-                return Err(DomainError::Invalid(format!(
-                    "{method} {path} is listed twice."
-                )));
+                return Err(DomainError::Invalid(format!("{method} {path} is listed twice.")));
             }
             sqlx::query(
                 "INSERT INTO endpoints (id, product_id, method, path_template, operation_id, summary, scope, sensitive,
@@ -298,6 +262,85 @@ impl Store {
         .await?;
         tx.commit().await?;
         self.product(&id).await
+    }
+}
+
+impl Store {
+    /// Changes a product's description, ownership, tags, upstreams or slug (admins only).
+    /// The audit event records each changed field with its old and new value.
+    pub async fn update_product(&self, actor: &Actor, product_id: &str, new: NewProduct) -> Result<ProductView> {
+        actor.require_admin()?;
+        let before = self.product(product_id).await?;
+        let slug = Slug::parse(&new.slug)?;
+        let name = new.name.trim().to_owned();
+        if name.is_empty() {
+            return Err(DomainError::Invalid("Give the product a name.".into()));
+        }
+        let after = ProductView {
+            slug: slug.as_str().to_owned(),
+            name,
+            description: new.description.trim().to_owned(),
+            owner: new.owner.trim().to_owned(),
+            tags: tags(&new.tags),
+            sandbox_url: upstream_url(&new.sandbox_url, "sandbox")?,
+            production_url: upstream_url(&new.production_url, "production")?,
+            ..before.clone()
+        };
+        let mut changes = serde_json::Map::new();
+        let mut note = |field: &str, old: serde_json::Value, new: serde_json::Value| {
+            if old != new {
+                changes.insert(field.to_owned(), json!({ "from": old, "to": new }));
+            }
+        };
+        note("slug", json!(before.slug), json!(after.slug));
+        note("name", json!(before.name), json!(after.name));
+        note("description", json!(before.description), json!(after.description));
+        note("owner", json!(before.owner), json!(after.owner));
+        note("tags", json!(before.tags), json!(after.tags));
+        note("sandbox_url", json!(before.sandbox_url), json!(after.sandbox_url));
+        note("production_url", json!(before.production_url), json!(after.production_url));
+        if changes.is_empty() {
+            return Ok(before);
+        }
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let taken = sqlx::query("SELECT 1 FROM products WHERE slug = $1 AND id <> $2")
+            .bind(&after.slug)
+            .bind(product_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if taken.is_some() {
+            return Err(DomainError::Conflict(format!("A product with the slug `{}` exists already.", after.slug)));
+        }
+        sqlx::query(
+            "UPDATE products SET slug = $1, name = $2, description = $3, owner = $4, tags = $5, sandbox_url = $6,
+                    production_url = $7, updated_at = $8 WHERE id = $9",
+        )
+        .bind(&after.slug)
+        .bind(&after.name)
+        .bind(&after.description)
+        .bind(&after.owner)
+        .bind(after.tags.join(","))
+        .bind(&after.sandbox_url)
+        .bind(&after.production_url)
+        .bind(now)
+        .bind(product_id)
+        .execute(&mut *tx)
+        .await?;
+        audit::record_by(
+            &mut *tx,
+            now,
+            actor,
+            AdminEvent {
+                action: "product.updated",
+                target_type: "product",
+                target_id: product_id,
+                summary: serde_json::Value::Object(changes),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(after)
     }
 }
 
@@ -358,7 +401,11 @@ impl Store {
             .await?;
             summary.added += 1;
         }
-        sqlx::query("UPDATE products SET updated_at = $1 WHERE id = $2").bind(now).bind(&product.id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE products SET updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(&product.id)
+            .execute(&mut *tx)
+            .await?;
         audit::record_by(
             &mut *tx,
             now,
@@ -395,10 +442,7 @@ mod tests {
 
     #[test]
     fn upstreams_must_be_absolute() {
-        assert_eq!(
-            upstream_url("http://127.0.0.1:3000/sample/", "x").unwrap(),
-            "http://127.0.0.1:3000/sample"
-        );
+        assert_eq!(upstream_url("http://127.0.0.1:3000/sample/", "x").unwrap(), "http://127.0.0.1:3000/sample");
         assert!(upstream_url("ftp://x", "x").is_err());
         assert!(upstream_url("http:///x", "x").is_err());
     }

@@ -11,8 +11,8 @@ use crate::access::{Access, Actor};
 use crate::audit::{self, AdminEvent};
 use crate::error::Result;
 use crate::model::{
-    ClientDetail, ClientKind, ClientSummary, CredentialKind, CredentialState, CredentialView,
-    Environment, IssuedSecret, ProfileDetail,
+    ClientDetail, ClientKind, ClientSummary, CredentialKind, CredentialState, CredentialView, Environment,
+    IssuedSecret, ProfileDetail,
 };
 use crate::secrets;
 use crate::store::{enum_col, new_id, Store};
@@ -43,21 +43,13 @@ impl NewClient {
             return Err(DomainError::Invalid("Give the client a name.".into()));
         }
         if name.chars().count() > MAX_NAME_LEN {
-            return Err(DomainError::Invalid(format!(
-                "Keep the name under {MAX_NAME_LEN} characters."
-            )));
+            return Err(DomainError::Invalid(format!("Keep the name under {MAX_NAME_LEN} characters.")));
         }
         let description = self.description.trim().to_owned();
         if description.chars().count() > MAX_DESCRIPTION_LEN {
-            return Err(DomainError::Invalid(format!(
-                "Keep the description under {MAX_DESCRIPTION_LEN} characters."
-            )));
+            return Err(DomainError::Invalid(format!("Keep the description under {MAX_DESCRIPTION_LEN} characters.")));
         }
-        Ok(Self {
-            name,
-            kind: self.kind,
-            description,
-        })
+        Ok(Self { name, kind: self.kind, description })
     }
 }
 
@@ -101,15 +93,17 @@ impl Store {
         let now = self.now();
         let client_id = new_id("cl");
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO clients (id, owner_id, name, kind, description, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(&client_id)
-            .bind(actor.id())
-            .bind(&new.name)
-            .bind(new.kind.as_str())
-            .bind(&new.description)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO clients (id, owner_id, name, kind, description, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&client_id)
+        .bind(actor.id())
+        .bind(&new.name)
+        .bind(new.kind.as_str())
+        .bind(&new.description)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         audit::record_by(
             &mut *tx,
             now,
@@ -122,34 +116,23 @@ impl Store {
             },
         )
         .await?;
-        let secret = self
-            .insert_profile(&mut tx, actor, &client_id, Environment::Sandbox)
-            .await?;
+        let secret = self.insert_profile(&mut tx, actor, &client_id, Environment::Sandbox).await?;
         tx.commit().await?;
         let client = self.client_detail(actor, &client_id).await?;
         Ok(Registered { client, secret })
     }
 
     /// Adds the production (or a missing sandbox) profile, with its first client secret.
-    pub async fn add_profile(
-        &self,
-        actor: &Actor,
-        client_id: &str,
-        env: Environment,
-    ) -> Result<IssuedSecret> {
+    pub async fn add_profile(&self, actor: &Actor, client_id: &str, env: Environment) -> Result<IssuedSecret> {
         self.owned_client(actor, client_id, Access::Write).await?;
         let mut tx = self.pool.begin().await?;
-        let existing =
-            sqlx::query("SELECT 1 FROM profiles WHERE client_id = $1 AND environment = $2")
-                .bind(client_id)
-                .bind(env.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
+        let existing = sqlx::query("SELECT 1 FROM profiles WHERE client_id = $1 AND environment = $2")
+            .bind(client_id)
+            .bind(env.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
         if existing.is_some() {
-            return Err(DomainError::Conflict(format!(
-                "This client already has a {} profile.",
-                env.as_str()
-            )));
+            return Err(DomainError::Conflict(format!("This client already has a {} profile.", env.as_str())));
         }
         let secret = self.insert_profile(&mut tx, actor, client_id, env).await?;
         tx.commit().await?;
@@ -189,13 +172,8 @@ impl Store {
             },
         )
         .await?;
-        let profile = ProfileRef {
-            id: profile_id,
-            client_id: client_id.to_owned(),
-            environment: env,
-        };
-        self.insert_credential(tx, actor, &profile, CredentialKind::ClientSecret)
-            .await
+        let profile = ProfileRef { id: profile_id, client_id: client_id.to_owned(), environment: env };
+        self.insert_credential(tx, actor, &profile, CredentialKind::ClientSecret).await
     }
 
     async fn insert_credential(
@@ -261,9 +239,7 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        let issued = self
-            .insert_credential(&mut tx, actor, &profile, CredentialKind::ClientSecret)
-            .await?;
+        let issued = self.insert_credential(&mut tx, actor, &profile, CredentialKind::ClientSecret).await?;
         audit::record_by(
             &mut *tx,
             now,
@@ -283,9 +259,7 @@ impl Store {
     pub async fn issue_api_key(&self, actor: &Actor, profile_id: &str) -> Result<IssuedSecret> {
         let profile = self.owned_profile(actor, profile_id, Access::Write).await?;
         let mut tx = self.pool.begin().await?;
-        let issued = self
-            .insert_credential(&mut tx, actor, &profile, CredentialKind::ApiKey)
-            .await?;
+        let issued = self.insert_credential(&mut tx, actor, &profile, CredentialKind::ApiKey).await?;
         tx.commit().await?;
         Ok(issued)
     }
@@ -302,9 +276,7 @@ impl Store {
         .ok_or(DomainError::NotFound)?;
         actor.check_owner(&row.try_get::<String, _>("owner_id")?, Access::Write)?;
         if row.try_get::<Option<i64>, _>("revoked_at")?.is_some() {
-            return Err(DomainError::Conflict(
-                "This credential is already revoked.".into(),
-            ));
+            return Err(DomainError::Conflict("This credential is already revoked.".into()));
         }
         let now = self.now();
         let mut tx = self.pool.begin().await?;
@@ -388,12 +360,10 @@ impl Store {
     }
 
     async fn environments(&self, client_id: &str) -> Result<Vec<Environment>> {
-        let rows = sqlx::query(
-            "SELECT environment FROM profiles WHERE client_id = $1 ORDER BY environment DESC",
-        )
-        .bind(client_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query("SELECT environment FROM profiles WHERE client_id = $1 ORDER BY environment DESC")
+            .bind(client_id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(|r| enum_col(r, "environment")).collect()
     }
 
@@ -432,19 +402,11 @@ impl Store {
             });
         }
         let environments = profiles.iter().map(|p| p.environment).collect();
-        Ok(ClientDetail {
-            client: summary(&row, environments)?,
-            profiles,
-        })
+        Ok(ClientDetail { client: summary(&row, environments)?, profiles })
     }
 
     /// Loads a client after checking the actor may access it.
-    pub(crate) async fn owned_client(
-        &self,
-        actor: &Actor,
-        client_id: &str,
-        access: Access,
-    ) -> Result<AnyRow> {
+    pub(crate) async fn owned_client(&self, actor: &Actor, client_id: &str, access: Access) -> Result<AnyRow> {
         let row = sqlx::query(
             "SELECT c.id, c.owner_id, c.name, c.kind, c.description, c.created_at, u.email AS owner_email FROM clients c
              JOIN users u ON u.id = c.owner_id WHERE c.id = $1",
@@ -457,12 +419,7 @@ impl Store {
         Ok(row)
     }
 
-    async fn owned_profile(
-        &self,
-        actor: &Actor,
-        profile_id: &str,
-        access: Access,
-    ) -> Result<ProfileRef> {
+    async fn owned_profile(&self, actor: &Actor, profile_id: &str, access: Access) -> Result<ProfileRef> {
         let row = sqlx::query(
             "SELECT p.id, p.client_id, p.environment, c.owner_id FROM profiles p JOIN clients c ON c.id = p.client_id WHERE p.id = $1",
         )
@@ -479,10 +436,7 @@ impl Store {
     }
 
     /// The profiles a person may request products for: those of their own clients.
-    pub async fn requestable_profiles(
-        &self,
-        actor: &Actor,
-    ) -> Result<Vec<(String, String, Environment)>> {
+    pub async fn requestable_profiles(&self, actor: &Actor) -> Result<Vec<(String, String, Environment)>> {
         let rows = sqlx::query(
             "SELECT p.id, c.name, p.environment FROM profiles p JOIN clients c ON c.id = p.client_id
              WHERE c.owner_id = $1 ORDER BY c.name, p.environment DESC",
@@ -490,15 +444,7 @@ impl Store {
         .bind(actor.id())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("id")?,
-                    r.try_get("name")?,
-                    enum_col(r, "environment")?,
-                ))
-            })
-            .collect()
+        rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("name")?, enum_col(r, "environment")?))).collect()
     }
 }
 
@@ -538,25 +484,10 @@ mod tests {
     #[test]
     fn credential_states() {
         let warn = 14;
-        assert_eq!(
-            credential_state(100, None, None, 10, warn),
-            CredentialState::Active
-        );
-        assert_eq!(
-            credential_state(100, None, None, 90, warn),
-            CredentialState::Expiring
-        );
-        assert_eq!(
-            credential_state(100, Some(5), None, 10, warn),
-            CredentialState::Grace
-        );
-        assert_eq!(
-            credential_state(100, Some(5), None, 100, warn),
-            CredentialState::Expired
-        );
-        assert_eq!(
-            credential_state(100, None, Some(5), 10, warn),
-            CredentialState::Revoked
-        );
+        assert_eq!(credential_state(100, None, None, 10, warn), CredentialState::Active);
+        assert_eq!(credential_state(100, None, None, 90, warn), CredentialState::Expiring);
+        assert_eq!(credential_state(100, Some(5), None, 10, warn), CredentialState::Grace);
+        assert_eq!(credential_state(100, Some(5), None, 100, warn), CredentialState::Expired);
+        assert_eq!(credential_state(100, None, Some(5), 10, warn), CredentialState::Revoked);
     }
 }

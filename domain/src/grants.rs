@@ -60,10 +60,7 @@ pub fn parse_scopes(requested: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for s in requested.iter().flat_map(|s| s.split_whitespace()) {
         if !SCOPES.contains(&s) {
-            return Err(DomainError::Invalid(format!(
-                "Unknown scope `{s}`; choose from {}.",
-                SCOPES.join(", ")
-            )));
+            return Err(DomainError::Invalid(format!("Unknown scope `{s}`; choose from {}.", SCOPES.join(", "))));
         }
         if !out.iter().any(|o| o == s) {
             out.push(s.to_owned());
@@ -78,12 +75,11 @@ pub fn parse_scopes(requested: &[String]) -> Result<Vec<String>> {
 
 impl Store {
     pub(crate) async fn grants_of_profile(&self, profile_id: &str) -> Result<Vec<GrantView>> {
-        let rows = sqlx::query(&format!(
-            "{GRANT_SELECT} WHERE g.profile_id = $1 ORDER BY g.requested_at DESC, g.id DESC"
-        ))
-        .bind(profile_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query(&format!("{GRANT_SELECT} WHERE g.profile_id = $1 ORDER BY g.requested_at DESC, g.id DESC"))
+                .bind(profile_id)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(grant_view).collect()
     }
 
@@ -108,9 +104,7 @@ impl Store {
         let scopes = parse_scopes(scopes)?;
         let justification = justification.trim();
         if justification.chars().count() > 1000 {
-            return Err(DomainError::Invalid(
-                "Keep the justification under 1000 characters.".into(),
-            ));
+            return Err(DomainError::Invalid("Keep the justification under 1000 characters.".into()));
         }
         let profile = sqlx::query(
             "SELECT p.environment, c.owner_id FROM profiles p JOIN clients c ON c.id = p.client_id WHERE p.id = $1",
@@ -122,9 +116,7 @@ impl Store {
         actor.check_owner(&profile.try_get::<String, _>("owner_id")?, Access::Write)?;
         let env: Environment = enum_col(&profile, "environment")?;
         if env == Environment::Production && justification.is_empty() {
-            return Err(DomainError::Invalid(
-                "Production access needs a justification for the approver.".into(),
-            ));
+            return Err(DomainError::Invalid("Production access needs a justification for the approver.".into()));
         }
         let product = self.product(product_id).await?;
         let now = self.now();
@@ -209,35 +201,22 @@ impl Store {
     /// Production requests waiting for a decision, oldest first (admins only).
     pub async fn pending_grants(&self, actor: &Actor) -> Result<Vec<GrantView>> {
         actor.require_admin()?;
-        let rows = sqlx::query(&format!(
-            "{GRANT_SELECT} WHERE g.status = 'pending' ORDER BY g.requested_at, g.id"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(&format!("{GRANT_SELECT} WHERE g.status = 'pending' ORDER BY g.requested_at, g.id"))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(grant_view).collect()
     }
 
     /// Approves or rejects a pending request, with the reason recorded (admins only).
-    pub async fn decide_grant(
-        &self,
-        actor: &Actor,
-        grant_id: &str,
-        approve: bool,
-        reason: &str,
-    ) -> Result<GrantView> {
+    pub async fn decide_grant(&self, actor: &Actor, grant_id: &str, approve: bool, reason: &str) -> Result<GrantView> {
         actor.require_admin()?;
         let reason = reason.trim();
         if reason.is_empty() {
-            return Err(DomainError::Invalid(
-                "Give a reason for the decision; it is kept for access reviews.".into(),
-            ));
+            return Err(DomainError::Invalid("Give a reason for the decision; it is kept for access reviews.".into()));
         }
         let now = self.now();
         let (status, expires_at) = if approve {
-            (
-                GrantStatus::Approved,
-                Some(now + self.policy.grant_lifetime_ms),
-            )
+            (GrantStatus::Approved, Some(now + self.policy.grant_lifetime_ms))
         } else {
             (GrantStatus::Rejected, None)
         };
@@ -257,10 +236,7 @@ impl Store {
         .rows_affected();
         if changed == 0 {
             return match self.grant(grant_id).await {
-                Ok(g) => Err(DomainError::Conflict(format!(
-                    "This request was already {}.",
-                    g.status.as_str()
-                ))),
+                Ok(g) => Err(DomainError::Conflict(format!("This request was already {}.", g.status.as_str()))),
                 Err(e) => Err(e),
             };
         }
@@ -269,11 +245,7 @@ impl Store {
             now,
             actor,
             AdminEvent {
-                action: if approve {
-                    "grant.approved"
-                } else {
-                    "grant.rejected"
-                },
+                action: if approve { "grant.approved" } else { "grant.rejected" },
                 target_type: "grant",
                 target_id: grant_id,
                 summary: json!({ "reason": reason, "expires_at": expires_at }),

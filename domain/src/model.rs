@@ -153,10 +153,7 @@ impl CredentialState {
         }
     }
     pub fn is_usable(self) -> bool {
-        matches!(
-            self,
-            CredentialState::Active | CredentialState::Expiring | CredentialState::Grace
-        )
+        matches!(self, CredentialState::Active | CredentialState::Expiring | CredentialState::Grace)
     }
 }
 

@@ -2,9 +2,7 @@
 //! Hashing costs tens of milliseconds of CPU, so it runs on the blocking pool, never
 //! on the async runtime's workers.
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::sync::OnceLock;
 
@@ -22,14 +20,10 @@ fn argon2() -> Argon2<'static> {
 pub fn check_strength(password: &str) -> Result<(), DomainError> {
     let n = password.chars().count();
     if n < MIN_PASSWORD_LEN {
-        return Err(DomainError::Invalid(format!(
-            "Use a password of at least {MIN_PASSWORD_LEN} characters."
-        )));
+        return Err(DomainError::Invalid(format!("Use a password of at least {MIN_PASSWORD_LEN} characters.")));
     }
     if n > MAX_PASSWORD_LEN {
-        return Err(DomainError::Invalid(format!(
-            "Use a password of at most {MAX_PASSWORD_LEN} characters."
-        )));
+        return Err(DomainError::Invalid(format!("Use a password of at most {MAX_PASSWORD_LEN} characters.")));
     }
     Ok(())
 }
@@ -55,11 +49,8 @@ pub async fn verify(password: String, stored: Option<String>) -> Result<bool, Do
             Some(s) => (s, true),
             None => (dummy, false),
         };
-        let parsed = PasswordHash::new(&phc)
-            .map_err(|e| DomainError::Internal(format!("stored hash: {e}")))?;
-        let ok = argon2()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
+        let parsed = PasswordHash::new(&phc).map_err(|e| DomainError::Internal(format!("stored hash: {e}")))?;
+        let ok = argon2().verify_password(password.as_bytes(), &parsed).is_ok();
         Ok(ok && real)
     })
     .await
@@ -70,9 +61,6 @@ fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
         let salt = SaltString::generate(&mut OsRng);
-        argon2()
-            .hash_password(b"portcullis-no-such-account", &salt)
-            .map(|h| h.to_string())
-            .unwrap_or_default()
+        argon2().hash_password(b"portcullis-no-such-account", &salt).map(|h| h.to_string()).unwrap_or_default()
     })
 }

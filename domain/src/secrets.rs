@@ -44,14 +44,9 @@ impl ServerSecret {
                 Self::MIN_LEN
             )));
         }
-        let distinct = value
-            .bytes()
-            .collect::<std::collections::HashSet<_>>()
-            .len();
+        let distinct = value.bytes().collect::<std::collections::HashSet<_>>().len();
         if distinct < 10 {
-            return Err(crate::DomainError::Invalid(
-                "the server secret is too repetitive to be random".into(),
-            ));
+            return Err(crate::DomainError::Invalid("the server secret is too repetitive to be random".into()));
         }
         Ok(Self(value.as_bytes().to_vec()))
     }
@@ -90,9 +85,7 @@ impl fmt::Debug for SecretHasher {
 
 impl SecretHasher {
     pub fn new(secret: &ServerSecret) -> Self {
-        Self {
-            key: secret.derive("credential-hash/v1"),
-        }
+        Self { key: secret.derive("credential-hash/v1") }
     }
 
     pub fn hash(&self, presented: &str) -> String {
@@ -117,20 +110,14 @@ pub struct Generated {
 
 impl fmt::Debug for Generated {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Generated")
-            .field("display_prefix", &self.display_prefix)
-            .finish()
+        f.debug_struct("Generated").field("display_prefix", &self.display_prefix).finish()
     }
 }
 
 pub fn generate(hasher: &SecretHasher, prefix: &str) -> Generated {
     let value = random_token(prefix);
     let display_prefix = value.chars().take(prefix.len() + DISPLAY_CHARS).collect();
-    Generated {
-        hash: hasher.hash(&value),
-        value,
-        display_prefix,
-    }
+    Generated { hash: hasher.hash(&value), value, display_prefix }
 }
 
 pub fn prefix_for(kind: CredentialKind) -> &'static str {
@@ -146,21 +133,13 @@ mod tests {
 
     #[test]
     fn secrets_are_256_bit_and_hash_with_the_server_key() {
-        let a = SecretHasher::new(
-            &ServerSecret::parse("0123456789abcdefghijklmnopqrstuvwxyz").unwrap(),
-        );
-        let b = SecretHasher::new(
-            &ServerSecret::parse("zyxwvutsrqponmlkjihgfedcba9876543210").unwrap(),
-        );
+        let a = SecretHasher::new(&ServerSecret::parse("0123456789abcdefghijklmnopqrstuvwxyz").unwrap());
+        let b = SecretHasher::new(&ServerSecret::parse("zyxwvutsrqponmlkjihgfedcba9876543210").unwrap());
         let g = generate(&a, API_KEY_PREFIX);
         assert!(g.value.starts_with("pck_"));
         assert_eq!(URL_SAFE_NO_PAD.decode(&g.value[4..]).unwrap().len(), 32);
         assert_eq!(g.hash, a.hash(&g.value));
-        assert_ne!(
-            g.hash,
-            b.hash(&g.value),
-            "the hash must depend on the server key"
-        );
+        assert_ne!(g.hash, b.hash(&g.value), "the hash must depend on the server key");
         assert!(!format!("{g:?}").contains(&g.value));
     }
 

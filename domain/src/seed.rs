@@ -19,14 +19,7 @@ pub struct DemoSeed {
     pub agent_secret: IssuedSecret,
 }
 
-fn ep(
-    method: &str,
-    path: &str,
-    op: &str,
-    summary: &str,
-    scope: &str,
-    sensitive: bool,
-) -> NewEndpoint {
+fn ep(method: &str, path: &str, op: &str, summary: &str, scope: &str, sensitive: bool) -> NewEndpoint {
     NewEndpoint {
         method: method.into(),
         path_template: path.into(),
@@ -40,16 +33,15 @@ fn ep(
 
 /// The sample products, their upstreams under `sample_base` (`…/sample/{slug}`).
 pub fn sample_products(sample_base: &str) -> Vec<(NewProduct, Vec<NewEndpoint>)> {
-    let product =
-        |slug: &str, name: &str, description: &str, owner: &str, tags: &[&str]| NewProduct {
-            slug: slug.into(),
-            name: name.into(),
-            description: description.into(),
-            owner: owner.into(),
-            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
-            sandbox_url: format!("{sample_base}/sample/{slug}"),
-            production_url: format!("{sample_base}/sample/{slug}"),
-        };
+    let product = |slug: &str, name: &str, description: &str, owner: &str, tags: &[&str]| NewProduct {
+        slug: slug.into(),
+        name: name.into(),
+        description: description.into(),
+        owner: owner.into(),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        sandbox_url: format!("{sample_base}/sample/{slug}"),
+        production_url: format!("{sample_base}/sample/{slug}"),
+    };
     vec![
         (
             product(
@@ -60,38 +52,10 @@ pub fn sample_products(sample_base: &str) -> Vec<(NewProduct, Vec<NewEndpoint>)>
                 &["pii", "internal"],
             ),
             vec![
-                ep(
-                    "GET",
-                    "/accounts",
-                    "listAccounts",
-                    "List accounts",
-                    "read",
-                    false,
-                ),
-                ep(
-                    "GET",
-                    "/accounts/{id}",
-                    "getAccount",
-                    "Get one account",
-                    "read",
-                    false,
-                ),
-                ep(
-                    "GET",
-                    "/accounts/{id}/balance",
-                    "getBalance",
-                    "Current balance of an account",
-                    "read",
-                    true,
-                ),
-                ep(
-                    "POST",
-                    "/accounts",
-                    "createAccount",
-                    "Open an account",
-                    "write",
-                    true,
-                ),
+                ep("GET", "/accounts", "listAccounts", "List accounts", "read", false),
+                ep("GET", "/accounts/{id}", "getAccount", "Get one account", "read", false),
+                ep("GET", "/accounts/{id}/balance", "getBalance", "Current balance of an account", "read", true),
+                ep("POST", "/accounts", "createAccount", "Open an account", "write", true),
             ],
         ),
         (
@@ -103,57 +67,16 @@ pub fn sample_products(sample_base: &str) -> Vec<(NewProduct, Vec<NewEndpoint>)>
                 &["pci", "pii"],
             ),
             vec![
-                ep(
-                    "GET",
-                    "/payments",
-                    "listPayments",
-                    "List payments",
-                    "read",
-                    false,
-                ),
-                ep(
-                    "GET",
-                    "/payments/{id}",
-                    "getPayment",
-                    "Get one payment",
-                    "read",
-                    false,
-                ),
-                ep(
-                    "POST",
-                    "/payments",
-                    "createPayment",
-                    "Initiate a payment",
-                    "write",
-                    true,
-                ),
+                ep("GET", "/payments", "listPayments", "List payments", "read", false),
+                ep("GET", "/payments/{id}", "getPayment", "Get one payment", "read", false),
+                ep("POST", "/payments", "createPayment", "Initiate a payment", "write", true),
             ],
         ),
         (
-            product(
-                "reports",
-                "Reports",
-                "Aggregated statements and monthly reports.",
-                "Finance",
-                &["internal"],
-            ),
+            product("reports", "Reports", "Aggregated statements and monthly reports.", "Finance", &["internal"]),
             vec![
-                ep(
-                    "GET",
-                    "/reports",
-                    "listReports",
-                    "List available reports",
-                    "read",
-                    false,
-                ),
-                ep(
-                    "GET",
-                    "/reports/{month}",
-                    "getReport",
-                    "Monthly report",
-                    "read",
-                    false,
-                ),
+                ep("GET", "/reports", "listReports", "List available reports", "read", false),
+                ep("GET", "/reports/{month}", "getReport", "Monthly report", "read", false),
             ],
         ),
     ]
@@ -165,13 +88,8 @@ pub async fn seed_demo(store: &Store, sample_base: &str) -> Result<Option<DemoSe
     if store.count_users().await? > 0 {
         return Ok(None);
     }
-    let admin_password = ServerSecret::generate_text()
-        .chars()
-        .take(20)
-        .collect::<String>();
-    let admin = store
-        .create_user(DEMO_ADMIN_EMAIL, admin_password.clone(), Role::Admin, None)
-        .await?;
+    let admin_password = ServerSecret::generate_text().chars().take(20).collect::<String>();
+    let admin = store.create_user(DEMO_ADMIN_EMAIL, admin_password.clone(), Role::Admin, None, Channel::Cli).await?;
     let actor = Actor::new(admin.clone(), Channel::Cli);
     let mut accounts_id = None;
     for (product, endpoints) in sample_products(sample_base) {
@@ -192,18 +110,8 @@ pub async fn seed_demo(store: &Store, sample_base: &str) -> Result<Option<DemoSe
         .await?;
     if let Some(accounts) = accounts_id {
         store
-            .request_grant(
-                &actor,
-                &registered.secret.profile_id,
-                &accounts,
-                &["read".to_owned()],
-                "Demo data",
-            )
+            .request_grant(&actor, &registered.secret.profile_id, &accounts, &["read".to_owned()], "Demo data")
             .await?;
     }
-    Ok(Some(DemoSeed {
-        admin_email: admin.email,
-        admin_password,
-        agent_secret: registered.secret,
-    }))
+    Ok(Some(DemoSeed { admin_email: admin.email, admin_password, agent_secret: registered.secret }))
 }

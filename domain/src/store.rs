@@ -32,9 +32,7 @@ impl Backend {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Backend::Postgres)
         } else {
-            Err(DomainError::Invalid(
-                "the database URL must start with sqlite: or postgres://".into(),
-            ))
+            Err(DomainError::Invalid("the database URL must start with sqlite: or postgres://".into()))
         }
     }
 }
@@ -73,12 +71,7 @@ static DRIVERS: Once = Once::new();
 
 impl Store {
     /// Connects, applies the backend's migrations, and returns a ready store.
-    pub async fn connect(
-        url: &str,
-        secret: &ServerSecret,
-        clock: Clock,
-        policy: Policy,
-    ) -> Result<Self> {
+    pub async fn connect(url: &str, secret: &ServerSecret, clock: Clock, policy: Policy) -> Result<Self> {
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         let backend = Backend::from_url(url)?;
         let url = match backend {
@@ -97,8 +90,10 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        conn.execute("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;")
-                            .await?;
+                        conn.execute(
+                            "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;",
+                        )
+                        .await?;
                     }
                     Ok(())
                 })
@@ -109,29 +104,15 @@ impl Store {
             // WAL lets the portal read while the audit writer writes; it persists in the file.
             pool.execute("PRAGMA journal_mode = WAL;").await?;
         }
-        let store = Self {
-            pool,
-            backend,
-            clock,
-            hasher: SecretHasher::new(secret),
-            policy,
-        };
+        let store = Self { pool, backend, clock, hasher: SecretHasher::new(secret), policy };
         store.migrate().await?;
         Ok(store)
     }
 
     async fn migrate(&self) -> Result<()> {
         match self.backend {
-            Backend::Sqlite => {
-                sqlx::migrate!("../migrations/sqlite")
-                    .run(&self.pool)
-                    .await?
-            }
-            Backend::Postgres => {
-                sqlx::migrate!("../migrations/postgres")
-                    .run(&self.pool)
-                    .await?
-            }
+            Backend::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&self.pool).await?,
+            Backend::Postgres => sqlx::migrate!("../migrations/postgres").run(&self.pool).await?,
         }
         Ok(())
     }
@@ -180,9 +161,5 @@ pub(crate) fn flag(row: &AnyRow, col: &str) -> Result<bool> {
 }
 
 pub(crate) fn split_list(text: &str, sep: char) -> Vec<String> {
-    text.split(sep)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+    text.split(sep).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }

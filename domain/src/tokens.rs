@@ -17,12 +17,7 @@ pub const DEFAULT_TOKEN_DAYS: i64 = 90;
 pub const MAX_TOKEN_DAYS: i64 = 366;
 
 impl Store {
-    pub async fn create_access_token(
-        &self,
-        actor: &Actor,
-        name: &str,
-        days: Option<i64>,
-    ) -> Result<IssuedToken> {
+    pub async fn create_access_token(&self, actor: &Actor, name: &str, days: Option<i64>) -> Result<IssuedToken> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 80 {
             return Err(DomainError::Invalid(
@@ -31,9 +26,7 @@ impl Store {
         }
         let days = days.unwrap_or(DEFAULT_TOKEN_DAYS);
         if !(1..=MAX_TOKEN_DAYS).contains(&days) {
-            return Err(DomainError::Invalid(format!(
-                "A token lives between 1 and {MAX_TOKEN_DAYS} days."
-            )));
+            return Err(DomainError::Invalid(format!("A token lives between 1 and {MAX_TOKEN_DAYS} days.")));
         }
         let now = self.now();
         let id = new_id("pat");
@@ -65,12 +58,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(IssuedToken {
-            id,
-            name: name.to_owned(),
-            expires_at,
-            token: generated.value,
-        })
+        Ok(IssuedToken { id, name: name.to_owned(), expires_at, token: generated.value })
     }
 
     pub async fn list_access_tokens(&self, actor: &Actor) -> Result<Vec<AccessTokenView>> {
@@ -105,13 +93,15 @@ impl Store {
     pub async fn revoke_access_token(&self, actor: &Actor, token_id: &str) -> Result<()> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
-        let changed = sqlx::query("UPDATE access_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(token_id)
-            .bind(actor.id())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let changed = sqlx::query(
+            "UPDATE access_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(token_id)
+        .bind(actor.id())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if changed == 0 {
             let mine = sqlx::query("SELECT 1 FROM access_tokens WHERE id = $1 AND user_id = $2")
                 .bind(token_id)
@@ -160,10 +150,6 @@ impl Store {
             .bind(&token_id)
             .execute(&self.pool)
             .await?;
-        Ok(Some(UserView {
-            id: row.try_get("id")?,
-            email: row.try_get("email")?,
-            role: enum_col(&row, "role")?,
-        }))
+        Ok(Some(UserView { id: row.try_get("id")?, email: row.try_get("email")?, role: enum_col(&row, "role")? }))
     }
 }

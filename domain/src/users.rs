@@ -3,7 +3,7 @@
 use serde_json::json;
 use sqlx::Row;
 
-use crate::access::Actor;
+use crate::access::{Actor, Channel};
 use crate::audit::{self, AdminEvent};
 use crate::error::Result;
 use crate::model::{Role, UserView};
@@ -34,22 +34,19 @@ impl Email {
 }
 
 fn user_view(row: &sqlx::any::AnyRow) -> Result<UserView> {
-    Ok(UserView {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
-        role: enum_col(row, "role")?,
-    })
+    Ok(UserView { id: row.try_get("id")?, email: row.try_get("email")?, role: enum_col(row, "role")? })
 }
 
 impl Store {
     /// Creates an account. `actor` is the admin who created it, or `None` for self
-    /// sign-up and the command line.
+    /// sign-up (channel `portal`) and the operator's command line (channel `cli`).
     pub async fn create_user(
         &self,
         email: &str,
         password: String,
         role: Role,
         actor: Option<&Actor>,
+        channel: Channel,
     ) -> Result<UserView> {
         let email = Email::parse(email)?;
         password::check_strength(&password)?;
@@ -57,14 +54,10 @@ impl Store {
         let id = new_id("us");
         let now = self.now();
         let mut tx = self.pool.begin().await?;
-        let exists = sqlx::query("SELECT 1 FROM users WHERE email = $1")
-            .bind(email.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
+        let exists =
+            sqlx::query("SELECT 1 FROM users WHERE email = $1").bind(email.as_str()).fetch_optional(&mut *tx).await?;
         if exists.is_some() {
-            return Err(DomainError::Conflict(
-                "An account with this email already exists.".into(),
-            ));
+            return Err(DomainError::Conflict("An account with this email already exists.".into()));
         }
         sqlx::query("INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&id)
@@ -74,12 +67,11 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        let channel = actor.map_or("portal", |a| a.channel.as_str());
         audit::record(
             &mut *tx,
             now,
             actor,
-            channel,
+            channel.as_str(),
             AdminEvent {
                 action: "user.created",
                 target_type: "user",
@@ -89,31 +81,23 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(UserView {
-            id,
-            email: email.0,
-            role,
-        })
+        Ok(UserView { id, email: email.0, role })
     }
 
     /// Checks an email and password. Unknown accounts, disabled accounts and wrong
     /// passwords all answer `None` after the same amount of hashing work.
     pub async fn authenticate(&self, email: &str, password: String) -> Result<Option<UserView>> {
         let email = Email::parse(email).ok();
-        let row =
-            match &email {
-                Some(e) => sqlx::query(
-                    "SELECT id, email, role, password_hash, disabled FROM users WHERE email = $1",
-                )
-                .bind(e.as_str())
-                .fetch_optional(&self.pool)
-                .await?,
-                None => None,
-            };
-        let stored = row
-            .as_ref()
-            .map(|r| r.try_get::<String, _>("password_hash"))
-            .transpose()?;
+        let row = match &email {
+            Some(e) => {
+                sqlx::query("SELECT id, email, role, password_hash, disabled FROM users WHERE email = $1")
+                    .bind(e.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+            None => None,
+        };
+        let stored = row.as_ref().map(|r| r.try_get::<String, _>("password_hash")).transpose()?;
         let ok = password::verify(password, stored).await?;
         match row {
             Some(r) if ok && r.try_get::<i64, _>("disabled")? == 0 => Ok(Some(user_view(&r)?)),
@@ -132,19 +116,15 @@ impl Store {
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserView>> {
         let email = Email::parse(email)?;
-        let row =
-            sqlx::query("SELECT id, email, role FROM users WHERE email = $1 AND disabled = 0")
-                .bind(email.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query("SELECT id, email, role FROM users WHERE email = $1 AND disabled = 0")
+            .bind(email.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(user_view).transpose()
     }
 
     pub async fn count_users(&self) -> Result<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM users")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?)
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM users").fetch_one(&self.pool).await?.try_get("n")?)
     }
 }
 
@@ -152,7 +132,9 @@ impl Store {
     /// Every account, for the admins' user list.
     pub async fn list_users(&self, actor: &Actor) -> Result<Vec<UserView>> {
         actor.require_admin()?;
-        let rows = sqlx::query("SELECT id, email, role FROM users WHERE disabled = 0 ORDER BY email").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT id, email, role FROM users WHERE disabled = 0 ORDER BY email")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(user_view).collect()
     }
 
@@ -180,7 +162,11 @@ impl Store {
             }
         }
         let now = self.now();
-        sqlx::query("UPDATE users SET role = $1 WHERE id = $2").bind(role.as_str()).bind(user_id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+            .bind(role.as_str())
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         audit::record_by(
             &mut *tx,
             now,
@@ -204,20 +190,8 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(
-            Email::parse("  Ada@Example.COM ").unwrap().as_str(),
-            "ada@example.com"
-        );
-        for bad in [
-            "",
-            "ada",
-            "@example.com",
-            "ada@",
-            "ada@example",
-            "a b@example.com",
-            "ada@.com",
-            "a@b@c.com",
-        ] {
+        assert_eq!(Email::parse("  Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
+        for bad in ["", "ada", "@example.com", "ada@", "ada@example", "a b@example.com", "ada@.com", "a@b@c.com"] {
             assert!(Email::parse(bad).is_err(), "{bad} must be refused");
         }
     }

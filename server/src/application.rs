@@ -57,14 +57,12 @@ pub struct Application {
 /// The server secret: given, or (demo mode only) generated once and kept in the data dir.
 pub fn resolve_secret(store: &StoreArgs, demo: bool) -> Result<ServerSecret, StartError> {
     if let Some(given) = &store.secret {
-        return ServerSecret::parse(given)
-            .map_err(|e| StartError::Config(format!("PORTCULLIS_SECRET: {e}")));
+        return ServerSecret::parse(given).map_err(|e| StartError::Config(format!("PORTCULLIS_SECRET: {e}")));
     }
     let file = store.demo_secret_file();
     if file.exists() {
         let text = std::fs::read_to_string(&file)?;
-        return ServerSecret::parse(&text)
-            .map_err(|e| StartError::Config(format!("{}: {e}", file.display())));
+        return ServerSecret::parse(&text).map_err(|e| StartError::Config(format!("{}: {e}", file.display())));
     }
     if !demo {
         return Err(StartError::Config(
@@ -97,10 +95,7 @@ pub async fn open_store(args: &StoreArgs) -> Result<Store, StartError> {
 }
 
 fn ensure_sqlite_dir(url: &str) -> std::io::Result<()> {
-    if let Some(path) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    {
+    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
         let path = path.split('?').next().unwrap_or(path);
         if let Some(parent) = std::path::Path::new(path).parent() {
             if !parent.as_os_str().is_empty() {
@@ -129,24 +124,15 @@ impl Application {
             None
         };
 
-        let secure_cookies = args
-            .public_url
-            .as_deref()
-            .is_some_and(|u| u.starts_with("https://"));
+        let secure_cookies = args.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
         let leptos_options = LeptosOptions::builder()
             .output_name("portcullis")
             .site_root(args.site_root.as_str())
             .site_pkg_dir("pkg")
             .site_addr(local)
             .build();
-        let portal = PortalState {
-            store: store.clone(),
-            throttle: Arc::new(LoginThrottle::default()),
-        };
-        let state = ServerState {
-            leptos_options: leptos_options.clone(),
-            portal: portal.clone(),
-        };
+        let portal = PortalState { store: store.clone(), throttle: Arc::new(LoginThrottle::default()) };
+        let state = ServerState { leptos_options: leptos_options.clone(), portal: portal.clone() };
         let routes = generate_route_list(App);
 
         let session_layer = SessionManagerLayer::new(sessions)
@@ -154,9 +140,7 @@ impl Application {
             .with_http_only(true)
             .with_same_site(SameSite::Lax)
             .with_secure(secure_cookies)
-            .with_expiry(Expiry::OnInactivity(
-                tower_sessions::cookie::time::Duration::hours(12),
-            ));
+            .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::hours(12)));
 
         let context = {
             let portal = portal.clone();
@@ -169,10 +153,7 @@ impl Application {
                 let options = leptos_options.clone();
                 move || shell(options.clone())
             })
-            .fallback(leptos_axum::file_and_error_handler_with_context::<
-                ServerState,
-                _,
-            >(context, shell))
+            .fallback(leptos_axum::file_and_error_handler_with_context::<ServerState, _>(context, shell))
             .with_state(state)
             .layer(axum::middleware::from_fn(csrf::verify_origin))
             .layer(session_layer)
@@ -182,21 +163,13 @@ impl Application {
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
             ))
-            .layer(SetResponseHeaderLayer::if_not_present(
-                header::X_FRAME_OPTIONS,
-                HeaderValue::from_static("DENY"),
-            ))
+            .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
             .layer(SetResponseHeaderLayer::if_not_present(
                 header::REFERRER_POLICY,
                 HeaderValue::from_static("same-origin"),
             ));
 
-        Ok(Self {
-            listener,
-            router,
-            store,
-            demo,
-        })
+        Ok(Self { listener, router, store, demo })
     }
 
     pub fn port(&self) -> u16 {
@@ -212,17 +185,10 @@ impl Application {
         self.demo.take()
     }
 
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let store = self.store.clone();
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         store.close().await;
         result
     }
@@ -237,9 +203,6 @@ fn loopback(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-async fn server_fn_handler(
-    State(portal): State<PortalState>,
-    req: Request<Body>,
-) -> impl IntoResponse {
+async fn server_fn_handler(State(portal): State<PortalState>, req: Request<Body>) -> impl IntoResponse {
     handle_server_fns_with_context(move || provide_context(portal.clone()), req).await
 }

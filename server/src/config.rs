@@ -6,11 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "portcullis",
-    version,
-    about = "API gateway and developer portal for apps and AI agents"
-)]
+#[command(name = "portcullis", version, about = "API gateway and developer portal for apps and AI agents")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -68,9 +64,9 @@ pub struct StoreArgs {
 
 impl StoreArgs {
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", self.data_dir.join("portcullis.db").display())
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("portcullis.db").display()))
     }
 
     pub fn demo_secret_file(&self) -> PathBuf {

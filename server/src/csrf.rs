@@ -38,11 +38,7 @@ fn same_origin(req: &Request<Body>) -> bool {
         return true;
     };
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let origin_host = origin
-        .to_str()
-        .ok()
-        .and_then(|o| o.split_once("://"))
-        .map(|(_, h)| h);
+    let origin_host = origin.to_str().ok().and_then(|o| o.split_once("://")).map(|(_, h)| h);
     matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
 }
 
@@ -61,38 +57,18 @@ mod tests {
     #[test]
     fn origins() {
         let host = ("host", "portal.example:3000");
-        assert!(same_origin(&req(
-            Method::POST,
-            &[host, ("origin", "http://portal.example:3000")]
-        )));
+        assert!(same_origin(&req(Method::POST, &[host, ("origin", "http://portal.example:3000")])));
         assert!(same_origin(&req(Method::POST, &[host])));
+        assert!(!same_origin(&req(Method::POST, &[host, ("origin", "http://evil.example")])));
+        assert!(!same_origin(&req(Method::POST, &[host, ("origin", "null")])));
+        assert!(!same_origin(&req(Method::POST, &[host, ("sec-fetch-site", "cross-site")])));
         assert!(!same_origin(&req(
             Method::POST,
-            &[host, ("origin", "http://evil.example")]
-        )));
-        assert!(!same_origin(&req(
-            Method::POST,
-            &[host, ("origin", "null")]
-        )));
-        assert!(!same_origin(&req(
-            Method::POST,
-            &[host, ("sec-fetch-site", "cross-site")]
-        )));
-        assert!(!same_origin(&req(
-            Method::POST,
-            &[
-                host,
-                ("sec-fetch-site", "same-site"),
-                ("origin", "http://portal.example:3000")
-            ]
+            &[host, ("sec-fetch-site", "same-site"), ("origin", "http://portal.example:3000")]
         )));
         assert!(same_origin(&req(
             Method::POST,
-            &[
-                host,
-                ("sec-fetch-site", "same-origin"),
-                ("origin", "http://portal.example:3000")
-            ]
+            &[host, ("sec-fetch-site", "same-origin"), ("origin", "http://portal.example:3000")]
         )));
     }
 }

@@ -7,9 +7,7 @@ use axum::Router;
 use portcullis_domain::store::Store;
 
 pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready).with_state(store))
+    Router::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(ready).with_state(store))
 }
 
 async fn ready(State(store): State<Store>) -> (StatusCode, &'static str) {

@@ -13,15 +13,10 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
-        Command::Admin(AdminCommand::CreateUser { email, role, store }) => {
-            create_user(email, role, store).await
+        Command::Admin(AdminCommand::CreateUser { email, role, store }) => create_user(email, role, store).await,
+        Command::Admin(AdminCommand::CreateToken { email, name, days, store }) => {
+            create_token(email, name, days, store).await
         }
-        Command::Admin(AdminCommand::CreateToken {
-            email,
-            name,
-            days,
-            store,
-        }) => create_token(email, name, days, store).await,
         Command::GenerateSecret => {
             println!("{}", ServerSecret::generate_text());
             Ok(())
@@ -41,11 +36,7 @@ async fn serve(args: portcullis::config::ServeArgs) -> Result<(), Box<dyn std::e
     let mut app = Application::build(args.clone(), Clock::system()).await?;
     let url = format!(
         "http://{}:{}",
-        if args.addr.ip().is_unspecified() {
-            "127.0.0.1".to_owned()
-        } else {
-            args.addr.ip().to_string()
-        },
+        if args.addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { args.addr.ip().to_string() },
         app.port()
     );
     if let Some(seed) = app.take_demo_seed() {
@@ -80,7 +71,7 @@ async fn create_user(
     std::io::stdin().lock().read_line(&mut password)?;
     let password = password.trim_end_matches(['\n', '\r']).to_owned();
     let store = open_store(&store).await?;
-    let user = store.create_user(&email, password, role, None).await?;
+    let user = store.create_user(&email, password, role, None, portcullis_domain::access::Channel::Cli).await?;
     println!("created {} ({}) with id {}", user.email, user.role, user.id);
     Ok(())
 }
@@ -93,17 +84,9 @@ async fn create_token(
 ) -> Result<(), Box<dyn std::error::Error>> {
     use portcullis_domain::access::{Actor, Channel};
     let store = open_store(&store).await?;
-    let user = store
-        .user_by_email(&email)
-        .await?
-        .ok_or_else(|| format!("no active account with the email {email}"))?;
-    let token = store
-        .create_access_token(&Actor::new(user, Channel::Cli), &name, Some(days))
-        .await?;
-    eprintln!(
-        "Created token {} ({}); it is shown once:",
-        token.id, token.name
-    );
+    let user = store.user_by_email(&email).await?.ok_or_else(|| format!("no active account with the email {email}"))?;
+    let token = store.create_access_token(&Actor::new(user, Channel::Cli), &name, Some(days)).await?;
+    eprintln!("Created token {} ({}); it is shown once:", token.id, token.name);
     println!("{}", token.token);
     Ok(())
 }

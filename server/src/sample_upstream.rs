@@ -32,28 +32,14 @@ async fn answer(
     let identity: serde_json::Map<String, Value> = headers
         .iter()
         .filter(|(k, _)| k.as_str().starts_with("x-portcullis-") || k.as_str() == "x-request-id")
-        .filter_map(|(k, v)| {
-            Some((
-                k.as_str().to_owned(),
-                Value::String(v.to_str().ok()?.to_owned()),
-            ))
-        })
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), Value::String(v.to_str().ok()?.to_owned()))))
         .collect();
     let data = match (product.as_str(), method.as_str(), segments.as_slice()) {
         ("accounts", "GET", ["accounts"]) => accounts(),
-        ("accounts", "GET", ["accounts", id])
-        | ("accounts", "GET", ["accounts", id, "balance"]) => {
-            match accounts()
-                .as_array()
-                .and_then(|a| a.iter().find(|x| x["id"] == *id).cloned())
-            {
+        ("accounts", "GET", ["accounts", id]) | ("accounts", "GET", ["accounts", id, "balance"]) => {
+            match accounts().as_array().and_then(|a| a.iter().find(|x| x["id"] == *id).cloned()) {
                 Some(a) => a,
-                None => {
-                    return (
-                        StatusCode::NOT_FOUND,
-                        Json(json!({ "error": "no such account", "id": id })),
-                    )
-                }
+                None => return (StatusCode::NOT_FOUND, Json(json!({ "error": "no such account", "id": id }))),
             }
         }
         ("accounts", "POST", ["accounts"]) => json!({ "id": "acc-1004", "status": "opened" }),
@@ -66,15 +52,7 @@ async fn answer(
         ("reports", "GET", ["reports", month]) => {
             json!({ "month": month, "inflow": "120000.00", "outflow": "98000.00" })
         }
-        _ => {
-            return (
-                StatusCode::NOT_FOUND,
-                Json(json!({ "error": "the sample bank has no such resource" })),
-            )
-        }
+        _ => return (StatusCode::NOT_FOUND, Json(json!({ "error": "the sample bank has no such resource" }))),
     };
-    (
-        StatusCode::OK,
-        Json(json!({ "product": product, "data": data, "seen": identity })),
-    )
+    (StatusCode::OK, Json(json!({ "product": product, "data": data, "seen": identity })))
 }

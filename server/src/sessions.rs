@@ -20,19 +20,13 @@ impl SessionBackend {
             let opts: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
             let pool = sqlx::sqlite::SqlitePoolOptions::new()
                 .max_connections(4)
-                .connect_with(
-                    opts.create_if_missing(true)
-                        .busy_timeout(std::time::Duration::from_secs(5)),
-                )
+                .connect_with(opts.create_if_missing(true).busy_timeout(std::time::Duration::from_secs(5)))
                 .await?;
             let store = SqliteStore::new(pool);
             store.migrate().await?;
             SessionBackend::Sqlite(store)
         } else {
-            let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(4)
-                .connect(url)
-                .await?;
+            let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(url).await?;
             let store = PostgresStore::new(pool);
             store.migrate().await?;
             SessionBackend::Postgres(store)
@@ -45,13 +39,9 @@ impl SessionBackend {
         let store = self.clone();
         tokio::spawn(async move {
             let result = match store {
-                SessionBackend::Sqlite(s) => {
-                    s.continuously_delete_expired(tokio::time::Duration::from_secs(600))
-                        .await
-                }
+                SessionBackend::Sqlite(s) => s.continuously_delete_expired(tokio::time::Duration::from_secs(600)).await,
                 SessionBackend::Postgres(s) => {
-                    s.continuously_delete_expired(tokio::time::Duration::from_secs(600))
-                        .await
+                    s.continuously_delete_expired(tokio::time::Duration::from_secs(600)).await
                 }
             };
             if let Err(e) = result {

@@ -8,10 +8,7 @@ use crate::components::ErrorBox;
 #[component]
 pub fn ApprovalsPage() -> impl IntoView {
     let decide = ServerAction::<DecideGrant>::new();
-    let pending = Resource::new(
-        move || decide.version().get(),
-        |_| crate::api::pending_grants(),
-    );
+    let pending = Resource::new(move || decide.version().get(), |_| crate::api::pending_grants());
     view! {
         <Title text="Approvals"/>
         <div class="page-header">
@@ -68,7 +65,7 @@ pub fn ApprovalsPage() -> impl IntoView {
     }
 }
 
-use crate::api::{CreateProduct, ImportOpenapi, SetUserRole};
+use crate::api::{CreateProduct, ImportOpenapi, SetUserRole, UpdateProduct};
 use crate::components::{method_badge, tag_list};
 use portcullis_domain::model::{ProductView, Role};
 
@@ -77,7 +74,11 @@ use portcullis_domain::model::{ProductView, Role};
 pub fn ProductsAdminPage() -> impl IntoView {
     let create = ServerAction::<CreateProduct>::new();
     let import = ServerAction::<ImportOpenapi>::new();
-    let products = Resource::new(move || (create.version().get(), import.version().get()), |_| crate::api::list_products());
+    let update = ServerAction::<UpdateProduct>::new();
+    let products = Resource::new(
+        move || (create.version().get(), import.version().get(), update.version().get()),
+        |_| crate::api::list_products(),
+    );
     view! {
         <Title text="Products"/>
         <div class="page-header">
@@ -86,6 +87,11 @@ pub fn ProductsAdminPage() -> impl IntoView {
                 <p class="subtitle">"Each product is an upstream API with a sandbox and a production base URL. Import its OpenAPI document to list its endpoints."</p>
             </div>
         </div>
+        {move || match update.value().get() {
+            Some(Ok(p)) => Some(view! { <div class="alert alert-success" role="status">{format!("{} is saved.", p.name)}</div> }.into_any()),
+            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
+            None => None,
+        }}
         {move || match import.value().get() {
             Some(Ok(s)) => Some(view! { <div class="alert alert-success" role="status">{format!("OpenAPI imported: {} endpoints added, {} updated.", s.added, s.updated)}</div> }.into_any()),
             Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
@@ -119,7 +125,7 @@ pub fn ProductsAdminPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match products.await {
                     Err(e) => view! { <ErrorBox error=e/> }.into_any(),
-                    Ok(list) => list.into_iter().map(|p| view! { <ProductAdminCard product=p import/> }).collect_view().into_any(),
+                    Ok(list) => list.into_iter().map(|p| view! { <ProductAdminCard product=p import update/> }).collect_view().into_any(),
                 }
             })}
         </Suspense>
@@ -127,8 +133,13 @@ pub fn ProductsAdminPage() -> impl IntoView {
 }
 
 #[component]
-fn ProductAdminCard(product: ProductView, import: ServerAction<ImportOpenapi>) -> impl IntoView {
+fn ProductAdminCard(
+    product: ProductView,
+    import: ServerAction<ImportOpenapi>,
+    update: ServerAction<UpdateProduct>,
+) -> impl IntoView {
     let testid = format!("admin-product-{}", product.slug);
+    let edit = product.clone();
     let product_id = product.id.clone();
     let label = format!("OpenAPI document for {}", product.name);
     view! {
@@ -164,6 +175,26 @@ fn ProductAdminCard(product: ProductView, import: ServerAction<ImportOpenapi>) -
                     </div>
                 }.into_any()
             }}
+            <details>
+                <summary>"Edit product"</summary>
+                <ActionForm action=update attr:class="form">
+                    <input type="hidden" name="product_id" value=edit.id.clone()/>
+                    <div class="row">
+                        <div class="field"><label>"Name"<input name="name" required value=edit.name.clone()/></label></div>
+                        <div class="field"><label>"Slug"<input name="slug" required value=edit.slug.clone()/></label></div>
+                    </div>
+                    <div class="field"><label>"Description"<input name="description" value=edit.description.clone()/></label></div>
+                    <div class="row">
+                        <div class="field"><label>"Owner"<input name="owner" value=edit.owner.clone()/></label></div>
+                        <div class="field"><label>"Classification tags"<input name="tags" value=edit.tags.join(", ")/></label></div>
+                    </div>
+                    <div class="row">
+                        <div class="field"><label>"Sandbox upstream"<input name="sandbox_url" required value=edit.sandbox_url.clone()/></label></div>
+                        <div class="field"><label>"Production upstream"<input name="production_url" required value=edit.production_url.clone()/></label></div>
+                    </div>
+                    <div class="form-actions"><button type="submit" class="btn btn-primary">"Save product"</button></div>
+                </ActionForm>
+            </details>
             <details>
                 <summary>"Import an OpenAPI 3 document"</summary>
                 <ActionForm action=import attr:class="form">

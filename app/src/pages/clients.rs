@@ -6,9 +6,11 @@ use portcullis_domain::model::{
 };
 use portcullis_domain::time::{format_date, format_utc};
 
-use crate::api::{AddProfile, IssueApiKey, RegisterClient, RevokeCredential, RotateSecret};
+use crate::api::{AddProfile, IssueApiKey, RegisterClient, RevokeCredential, RotateSecret, SetRateLimit};
 use crate::components::{when, ErrorBox, SecretReveal};
 use crate::error::AppError;
+use crate::CurrentUser;
+use portcullis_domain::model::CredentialState;
 
 fn kind_badge(kind: ClientKind) -> impl IntoView {
     let class = format!("badge badge-{}", kind.as_str());
@@ -129,32 +131,23 @@ pub fn ClientPage() -> impl IntoView {
     let issue_key = ServerAction::<IssueApiKey>::new();
     let add_profile = ServerAction::<AddProfile>::new();
     let revoke = ServerAction::<RevokeCredential>::new();
+    let set_rate = ServerAction::<SetRateLimit>::new();
     let detail = Resource::new(
         move || {
             (
                 client_id(),
-                rotate.version().get(),
-                issue_key.version().get(),
-                add_profile.version().get(),
-                revoke.version().get(),
+                (rotate.version().get(), issue_key.version().get(), add_profile.version().get()),
+                (revoke.version().get(), set_rate.version().get()),
             )
         },
         |(id, ..)| crate::api::get_client(id),
     );
     // The newest secret any action here issued; shown once, above everything else.
     let issued = move || -> Option<Result<IssuedSecret, AppError>> {
-        [
-            rotate.value().get(),
-            issue_key.value().get(),
-            add_profile.value().get(),
-        ]
-        .into_iter()
-        .flatten()
-        .max_by_key(|r| {
-            r.as_ref()
-                .map(|s| s.credential_id.clone())
-                .unwrap_or_default()
-        })
+        [rotate.value().get(), issue_key.value().get(), add_profile.value().get()]
+            .into_iter()
+            .flatten()
+            .max_by_key(|r| r.as_ref().map(|s| s.credential_id.clone()).unwrap_or_default())
     };
     view! {
         {move || match issued() {
@@ -163,11 +156,16 @@ pub fn ClientPage() -> impl IntoView {
             None => None,
         }}
         {move || revoke.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+        {move || match set_rate.value().get() {
+            Some(Ok(())) => Some(view! { <div class="alert alert-success" role="status">"Rate limit saved."</div> }.into_any()),
+            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
+            None => None,
+        }}
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match detail.await {
                     Err(e) => view! { <Title text="Client"/><ErrorBox error=e/> }.into_any(),
-                    Ok(d) => view! { <ClientView detail=d rotate issue_key add_profile revoke/> }.into_any(),
+                    Ok(d) => view! { <ClientView detail=d rotate issue_key add_profile revoke set_rate/> }.into_any(),
                 }
             })}
         </Suspense>
@@ -181,8 +179,19 @@ fn ClientView(
     issue_key: ServerAction<IssueApiKey>,
     add_profile: ServerAction<AddProfile>,
     revoke: ServerAction<RevokeCredential>,
+    set_rate: ServerAction<SetRateLimit>,
 ) -> impl IntoView {
     let c = detail.client;
+    let expiring: Vec<String> = detail
+        .profiles
+        .iter()
+        .flat_map(|p| {
+            p.credentials
+                .iter()
+                .filter(|c| c.state == CredentialState::Expiring)
+                .map(move |c| format!("{}… ({}) expires {}", c.prefix, p.environment.label(), format_utc(c.expires_at)))
+        })
+        .collect();
     let has_production = c.environments.contains(&Environment::Production);
     let client_id = c.id.clone();
     view! {
@@ -203,6 +212,12 @@ fn ClientView(
                 })}
             </div>
         </div>
+        {(!expiring.is_empty()).then(|| view! {
+            <div class="alert alert-warning" role="alert" data-testid="expiry-warning">
+                <strong>"Credentials expire soon. "</strong>
+                "Rotate them before they stop working: " {expiring.join("; ")}
+            </div>
+        })}
         <section class="card">
             <dl class="kv">
                 <dt>"Client ID"</dt><dd class="mono">{c.id.clone()}</dd>
@@ -210,7 +225,7 @@ fn ClientView(
                 <dt>"Registered"</dt><dd>{format_utc(c.created_at)}</dd>
             </dl>
         </section>
-        {detail.profiles.into_iter().map(|p| view! { <ProfileCard profile=p rotate issue_key revoke/> }).collect_view()}
+        {detail.profiles.into_iter().map(|p| view! { <ProfileCard profile=p rotate issue_key revoke set_rate/> }).collect_view()}
     }
 }
 
@@ -220,8 +235,12 @@ fn ProfileCard(
     rotate: ServerAction<RotateSecret>,
     issue_key: ServerAction<IssueApiKey>,
     revoke: ServerAction<RevokeCredential>,
+    set_rate: ServerAction<SetRateLimit>,
 ) -> impl IntoView {
+    let user = expect_context::<CurrentUser>();
     let pid = profile.id.clone();
+    let pid3 = profile.id.clone();
+    let (rate, burst) = (profile.rate_per_minute.to_string(), profile.burst.to_string());
     let pid2 = profile.id.clone();
     let testid = format!("profile-{}", profile.environment.as_str());
     view! {
@@ -243,6 +262,23 @@ fn ProfileCard(
                 <dt>"Profile ID"</dt><dd class="mono">{profile.id.clone()}</dd>
                 <dt>"Rate limit"</dt><dd>{format!("{} requests/minute, burst {}", profile.rate_per_minute, profile.burst)}</dd>
             </dl>
+            // Only admins set rate-limit policies; the server checks it again.
+            <Transition fallback=|| ()>
+                {move || {
+                    let (pid, rate, burst) = (pid3.clone(), rate.clone(), burst.clone());
+                    Suspend::new(async move {
+                        let admin = matches!(user.await, Ok(Some(u)) if u.is_admin());
+                        admin.then(|| view! {
+                            <ActionForm action=set_rate attr:class="inline-form">
+                                <input type="hidden" name="profile_id" value=pid/>
+                                <label>"Requests/minute " <input name="rate_per_minute" type="number" min="1" value=rate/></label>
+                                <label>"Burst " <input name="burst" type="number" min="1" value=burst/></label>
+                                <button type="submit" class="btn btn-secondary btn-small">"Save rate limit"</button>
+                            </ActionForm>
+                        })
+                    })
+                }}
+            </Transition>
             <h3>"Credentials"</h3>
             <CredentialTable credentials=profile.credentials revoke/>
             <h3>"Products"</h3>
@@ -252,10 +288,7 @@ fn ProfileCard(
 }
 
 #[component]
-fn CredentialTable(
-    credentials: Vec<CredentialView>,
-    revoke: ServerAction<RevokeCredential>,
-) -> impl IntoView {
+fn CredentialTable(credentials: Vec<CredentialView>, revoke: ServerAction<RevokeCredential>) -> impl IntoView {
     view! {
         <div class="table-wrap">
             <table class="table" data-testid="credentials">

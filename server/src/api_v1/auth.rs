@@ -16,48 +16,30 @@ pub struct ApiActor(pub Actor);
 impl FromRequestParts<ApiState> for ApiActor {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &ApiState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
         if let Some(value) = parts.headers.get(AUTHORIZATION) {
             let token = value
                 .to_str()
                 .ok()
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .map(str::trim)
-                .ok_or(ApiError::Unauthenticated {
-                    invalid_token: true,
-                })?;
+                .ok_or(ApiError::Unauthenticated { invalid_token: true })?;
             let user = state.store.authenticate_access_token(token).await?;
-            return user.map(|u| ApiActor(Actor::new(u, Channel::Api))).ok_or(
-                ApiError::Unauthenticated {
-                    invalid_token: true,
-                },
-            );
+            return user
+                .map(|u| ApiActor(Actor::new(u, Channel::Api)))
+                .ok_or(ApiError::Unauthenticated { invalid_token: true });
         }
         let session = Session::from_request_parts(parts, state)
             .await
-            .map_err(|_| ApiError::Unauthenticated {
-                invalid_token: false,
-            })?;
+            .map_err(|_| ApiError::Unauthenticated { invalid_token: false })?;
         let uid: Option<String> = session
             .get(portcullis_app::ssr::SESSION_USER_KEY)
             .await
-            .map_err(|e| {
-                ApiError::Domain(portcullis_domain::DomainError::Internal(format!(
-                    "session: {e}"
-                )))
-            })?;
+            .map_err(|e| ApiError::Domain(portcullis_domain::DomainError::Internal(format!("session: {e}"))))?;
         let Some(uid) = uid else {
-            return Err(ApiError::Unauthenticated {
-                invalid_token: false,
-            });
+            return Err(ApiError::Unauthenticated { invalid_token: false });
         };
         let user = state.store.active_user(&uid).await?;
-        user.map(|u| ApiActor(Actor::new(u, Channel::Api)))
-            .ok_or(ApiError::Unauthenticated {
-                invalid_token: false,
-            })
+        user.map(|u| ApiActor(Actor::new(u, Channel::Api))).ok_or(ApiError::Unauthenticated { invalid_token: false })
     }
 }

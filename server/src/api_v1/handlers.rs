@@ -8,7 +8,7 @@ use axum::Json;
 use portcullis_domain::catalog::{NewEndpoint, NewProduct};
 use portcullis_domain::clients::NewClient;
 use portcullis_domain::model::{
-    AccessTokenView, ClientDetail, ClientKind, ClientSummary, Environment, GrantView, IssuedSecret,
+    AccessTokenView, ClientDetail, ClientKind, ClientSummary, Environment, GrantView, ImportSummary, IssuedSecret,
     IssuedToken, ProductView, UserView,
 };
 use serde::{Deserialize, Serialize};
@@ -27,10 +27,7 @@ pub async fn me(ApiActor(actor): ApiActor) -> Json<UserView> {
 }
 
 #[utoipa::path(get, path = "/clients", responses((status = 200, body = [ClientSummary]), (status = 401, body = Problem)))]
-pub async fn list_clients(
-    State(s): State<ApiState>,
-    ApiActor(actor): ApiActor,
-) -> Answer<Json<Vec<ClientSummary>>> {
+pub async fn list_clients(State(s): State<ApiState>, ApiActor(actor): ApiActor) -> Answer<Json<Vec<ClientSummary>>> {
     Ok(Json(s.store.list_clients(&actor).await?))
 }
 
@@ -57,24 +54,9 @@ pub async fn register_client(
     body: Body<NewClientBody>,
 ) -> Answer<(StatusCode, Json<RegisteredClient>)> {
     let Json(b) = body?;
-    let r = s
-        .store
-        .register_client(
-            &actor,
-            NewClient {
-                name: b.name,
-                kind: b.kind,
-                description: b.description,
-            },
-        )
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(RegisteredClient {
-            client: r.client,
-            secret: r.secret,
-        }),
-    ))
+    let r =
+        s.store.register_client(&actor, NewClient { name: b.name, kind: b.kind, description: b.description }).await?;
+    Ok((StatusCode::CREATED, Json(RegisteredClient { client: r.client, secret: r.secret })))
 }
 
 #[utoipa::path(get, path = "/clients/{client_id}", params(("client_id" = String, Path)),
@@ -101,14 +83,7 @@ pub async fn add_profile(
     body: Body<NewProfileBody>,
 ) -> Answer<(StatusCode, Json<IssuedSecret>)> {
     let Json(b) = body?;
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            s.store
-                .add_profile(&actor, &client_id, b.environment)
-                .await?,
-        ),
-    ))
+    Ok((StatusCode::CREATED, Json(s.store.add_profile(&actor, &client_id, b.environment).await?)))
 }
 
 #[utoipa::path(post, path = "/profiles/{profile_id}/rotate", params(("profile_id" = String, Path)),
@@ -118,10 +93,7 @@ pub async fn rotate_secret(
     ApiActor(actor): ApiActor,
     Path(profile_id): Path<String>,
 ) -> Answer<(StatusCode, Json<IssuedSecret>)> {
-    Ok((
-        StatusCode::CREATED,
-        Json(s.store.rotate_secret(&actor, &profile_id).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(s.store.rotate_secret(&actor, &profile_id).await?)))
 }
 
 #[utoipa::path(post, path = "/profiles/{profile_id}/api-keys", params(("profile_id" = String, Path)),
@@ -131,10 +103,7 @@ pub async fn issue_api_key(
     ApiActor(actor): ApiActor,
     Path(profile_id): Path<String>,
 ) -> Answer<(StatusCode, Json<IssuedSecret>)> {
-    Ok((
-        StatusCode::CREATED,
-        Json(s.store.issue_api_key(&actor, &profile_id).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(s.store.issue_api_key(&actor, &profile_id).await?)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -152,9 +121,7 @@ pub async fn set_rate_limit(
     body: Body<RateLimitBody>,
 ) -> Answer<StatusCode> {
     let Json(b) = body?;
-    s.store
-        .set_rate_limit(&actor, &profile_id, b.rate_per_minute, b.burst)
-        .await?;
+    s.store.set_rate_limit(&actor, &profile_id, b.rate_per_minute, b.burst).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -175,16 +142,7 @@ pub async fn request_grant(
     body: Body<GrantRequestBody>,
 ) -> Answer<(StatusCode, Json<GrantView>)> {
     let Json(b) = body?;
-    let grant = s
-        .store
-        .request_grant(
-            &actor,
-            &profile_id,
-            &b.product_id,
-            &b.scopes,
-            &b.justification,
-        )
-        .await?;
+    let grant = s.store.request_grant(&actor, &profile_id, &b.product_id, &b.scopes, &b.justification).await?;
     Ok((StatusCode::CREATED, Json(grant)))
 }
 
@@ -200,10 +158,7 @@ pub async fn revoke_credential(
 }
 
 #[utoipa::path(get, path = "/products", responses((status = 200, body = [ProductView])))]
-pub async fn list_products(
-    State(s): State<ApiState>,
-    ApiActor(_actor): ApiActor,
-) -> Answer<Json<Vec<ProductView>>> {
+pub async fn list_products(State(s): State<ApiState>, ApiActor(_actor): ApiActor) -> Answer<Json<Vec<ProductView>>> {
     Ok(Json(s.store.list_products().await?))
 }
 
@@ -266,17 +221,44 @@ pub async fn create_product(
             ..NewEndpoint::default()
         })
         .collect();
-    Ok((
-        StatusCode::CREATED,
-        Json(s.store.create_product(&actor, product, endpoints).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(s.store.create_product(&actor, product, endpoints).await?)))
+}
+
+#[utoipa::path(put, path = "/products/{product_id}", params(("product_id" = String, Path)), request_body = NewProductBody,
+    responses((status = 200, body = ProductView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn update_product(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    Path(product_id): Path<String>,
+    body: Body<NewProductBody>,
+) -> Answer<Json<ProductView>> {
+    let Json(b) = body?;
+    let product = NewProduct {
+        slug: b.slug,
+        name: b.name,
+        description: b.description,
+        owner: b.owner,
+        tags: b.tags,
+        sandbox_url: b.sandbox_url,
+        production_url: b.production_url,
+    };
+    Ok(Json(s.store.update_product(&actor, &product_id, product).await?))
+}
+
+/// The OpenAPI 3 document (JSON or YAML) is the raw request body.
+#[utoipa::path(post, path = "/products/{product_id}/openapi", params(("product_id" = String, Path)), request_body(content = String, content_type = "application/yaml"),
+    responses((status = 200, body = ImportSummary), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn import_openapi(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    Path(product_id): Path<String>,
+    document: String,
+) -> Answer<Json<ImportSummary>> {
+    Ok(Json(s.store.import_openapi(&actor, &product_id, &document).await?))
 }
 
 #[utoipa::path(get, path = "/grants/pending", responses((status = 200, body = [GrantView]), (status = 403, body = Problem)))]
-pub async fn pending_grants(
-    State(s): State<ApiState>,
-    ApiActor(actor): ApiActor,
-) -> Answer<Json<Vec<GrantView>>> {
+pub async fn pending_grants(State(s): State<ApiState>, ApiActor(actor): ApiActor) -> Answer<Json<Vec<GrantView>>> {
     Ok(Json(s.store.pending_grants(&actor).await?))
 }
 
@@ -303,18 +285,11 @@ pub async fn decide_grant(
 ) -> Answer<Json<GrantView>> {
     let Json(b) = body?;
     let approve = matches!(b.decision, Decision::Approve);
-    Ok(Json(
-        s.store
-            .decide_grant(&actor, &grant_id, approve, &b.reason)
-            .await?,
-    ))
+    Ok(Json(s.store.decide_grant(&actor, &grant_id, approve, &b.reason).await?))
 }
 
 #[utoipa::path(get, path = "/tokens", responses((status = 200, body = [AccessTokenView])))]
-pub async fn list_tokens(
-    State(s): State<ApiState>,
-    ApiActor(actor): ApiActor,
-) -> Answer<Json<Vec<AccessTokenView>>> {
+pub async fn list_tokens(State(s): State<ApiState>, ApiActor(actor): ApiActor) -> Answer<Json<Vec<AccessTokenView>>> {
     Ok(Json(s.store.list_access_tokens(&actor).await?))
 }
 
@@ -332,10 +307,7 @@ pub async fn create_token(
     body: Body<NewTokenBody>,
 ) -> Answer<(StatusCode, Json<IssuedToken>)> {
     let Json(b) = body?;
-    Ok((
-        StatusCode::CREATED,
-        Json(s.store.create_access_token(&actor, &b.name, b.days).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(s.store.create_access_token(&actor, &b.name, b.days).await?)))
 }
 
 #[utoipa::path(post, path = "/tokens/{token_id}/revoke", params(("token_id" = String, Path)),

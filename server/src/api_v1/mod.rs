@@ -30,11 +30,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
         .route("/profiles/{profile_id}/api-keys", post(issue_api_key))
         .route("/profiles/{profile_id}/rate-limit", put(set_rate_limit))
         .route("/profiles/{profile_id}/grants", post(request_grant))
-        .route(
-            "/credentials/{credential_id}/revoke",
-            post(revoke_credential),
-        )
+        .route("/credentials/{credential_id}/revoke", post(revoke_credential))
         .route("/products", get(list_products).post(create_product))
+        .route("/products/{product_id}", put(update_product))
+        .route("/products/{product_id}/openapi", post(import_openapi))
         .route("/grants/pending", get(pending_grants))
         .route("/grants/{grant_id}/decision", post(decide_grant))
         .route("/tokens", get(list_tokens).post(create_token))
@@ -42,10 +41,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         // An explicit catch-all, not a fallback: otherwise `/api/{*fn_name}` (the portal's
         // server functions) would answer unknown `/api/v1/…` paths with a 405.
-        .route(
-            "/{*rest}",
-            any(|| async { ApiError::Domain(portcullis_domain::DomainError::NotFound) }),
-        )
+        .route("/{*rest}", any(|| async { ApiError::Domain(portcullis_domain::DomainError::NotFound) }))
         .with_state(ApiState { store })
 }
 
@@ -66,6 +62,8 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
         handlers::revoke_credential,
         handlers::list_products,
         handlers::create_product,
+        handlers::update_product,
+        handlers::import_openapi,
         handlers::pending_grants,
         handlers::decide_grant,
         handlers::list_tokens,
@@ -86,10 +84,7 @@ impl Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("pcp_ personal access token")
-                    .build(),
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("pcp_ personal access token").build(),
             ),
         );
     }

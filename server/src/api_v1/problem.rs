@@ -60,9 +60,12 @@ impl ApiError {
                 "Send a personal access token as `Authorization: Bearer pcp_…`, or sign in to the portal.".into(),
             ),
             ApiError::BadBody(why) => (StatusCode::BAD_REQUEST, "invalid_body", "Invalid request body", why.clone()),
-            ApiError::Domain(DomainError::NotFound) => {
-                (StatusCode::NOT_FOUND, "not_found", "Not found", "There is no such resource, or it is not yours.".into())
-            }
+            ApiError::Domain(DomainError::NotFound) => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "Not found",
+                "There is no such resource, or it is not yours.".into(),
+            ),
             ApiError::Domain(DomainError::Forbidden(why)) => {
                 (StatusCode::FORBIDDEN, "forbidden", "Forbidden", format!("Not allowed: {why}."))
             }
@@ -86,28 +89,16 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, title, detail) = self.parts();
-        let body = Problem {
-            kind: "about:blank",
-            title,
-            status: status.as_u16(),
-            detail,
-            code,
-        };
+        let body = Problem { kind: "about:blank", title, status: status.as_u16(), detail, code };
         let mut res = (status, axum::Json(body)).into_response();
-        res.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let ApiError::Unauthenticated { invalid_token } = self {
             let challenge = if invalid_token {
                 r#"Bearer realm="portcullis", error="invalid_token""#
             } else {
                 r#"Bearer realm="portcullis""#
             };
-            res.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         res
     }

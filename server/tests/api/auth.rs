@@ -5,33 +5,18 @@ use reqwest::header::{ORIGIN, SET_COOKIE};
 async fn sign_up_sign_in_and_sign_out() {
     let app = TestApp::spawn().await;
     let dev = app.developer("ada").await;
-    let me = dev
-        .call("current_user", &[])
-        .await
-        .ok::<Option<portcullis_domain::model::UserView>>()
-        .expect("signed in");
+    let me = dev.call("current_user", &[]).await.ok::<Option<portcullis_domain::model::UserView>>().expect("signed in");
     assert_eq!(me.email, dev.email);
     assert_eq!(me.role, portcullis_domain::model::Role::Developer);
 
     assert!(dev.call("sign_out", &[]).await.status < 400);
-    assert_eq!(
-        dev.call("current_user", &[])
-            .await
-            .ok::<Option<serde_json::Value>>(),
-        None
-    );
+    assert_eq!(dev.call("current_user", &[]).await.ok::<Option<serde_json::Value>>(), None);
     assert_eq!(dev.call("list_clients", &[]).await.status, 401);
 
     let again = app.session();
-    let a = again
-        .call("sign_in", &[("email", &dev.email), ("password", PASSWORD)])
-        .await;
+    let a = again.call("sign_in", &[("email", &dev.email), ("password", PASSWORD)]).await;
     assert!(a.status < 400, "{a:?}");
-    assert!(again
-        .call("current_user", &[])
-        .await
-        .ok::<Option<serde_json::Value>>()
-        .is_some());
+    assert!(again.call("current_user", &[]).await.ok::<Option<serde_json::Value>>().is_some());
 }
 
 #[tokio::test]
@@ -39,24 +24,9 @@ async fn wrong_password_and_unknown_account_look_the_same() {
     let app = TestApp::spawn().await;
     let dev = app.developer("bob").await;
     let s = app.session();
-    let wrong = s
-        .call(
-            "sign_in",
-            &[
-                ("email", &dev.email),
-                ("password", "not the password at all"),
-            ],
-        )
-        .await;
-    let unknown = s
-        .call(
-            "sign_in",
-            &[
-                ("email", "nobody-here@example.com"),
-                ("password", "not the password at all"),
-            ],
-        )
-        .await;
+    let wrong = s.call("sign_in", &[("email", &dev.email), ("password", "not the password at all")]).await;
+    let unknown =
+        s.call("sign_in", &[("email", "nobody-here@example.com"), ("password", "not the password at all")]).await;
     assert_eq!(wrong.status, 422);
     assert_eq!((wrong.status, &wrong.body), (unknown.status, &unknown.body));
 }
@@ -67,30 +37,13 @@ async fn sign_in_is_throttled_per_account_without_revealing_it() {
     let s = app.session();
     let mut statuses = Vec::new();
     for _ in 0..7 {
-        statuses.push(
-            s.call(
-                "sign_in",
-                &[
-                    ("email", "ghost@example.com"),
-                    ("password", "guess guess guess"),
-                ],
-            )
-            .await
-            .status,
-        );
+        statuses
+            .push(s.call("sign_in", &[("email", "ghost@example.com"), ("password", "guess guess guess")]).await.status);
     }
     assert_eq!(&statuses[..5], &[422; 5]);
     assert_eq!(statuses[5], 429, "{statuses:?}");
     // Another account from the same address is not locked out by the first one's limit.
-    let other = s
-        .call(
-            "sign_in",
-            &[
-                ("email", "someone-else@example.com"),
-                ("password", "guess guess guess"),
-            ],
-        )
-        .await;
+    let other = s.call("sign_in", &[("email", "someone-else@example.com"), ("password", "guess guess guess")]).await;
     assert_eq!(other.status, 422);
 }
 
@@ -98,21 +51,10 @@ async fn sign_in_is_throttled_per_account_without_revealing_it() {
 async fn weak_passwords_and_duplicate_emails_are_refused() {
     let app = TestApp::spawn().await;
     let s = app.session();
-    let weak = s
-        .call(
-            "sign_up",
-            &[("email", "weak@example.com"), ("password", "short")],
-        )
-        .await;
+    let weak = s.call("sign_up", &[("email", "weak@example.com"), ("password", "short")]).await;
     assert_eq!(weak.status, 422);
     let dev = app.developer("dup").await;
-    let dup = app
-        .session()
-        .call(
-            "sign_up",
-            &[("email", &dev.email.to_uppercase()), ("password", PASSWORD)],
-        )
-        .await;
+    let dup = app.session().call("sign_up", &[("email", &dev.email.to_uppercase()), ("password", PASSWORD)]).await;
     assert_eq!(dup.status, 409, "{dup:?}");
 }
 
@@ -120,10 +62,7 @@ async fn weak_passwords_and_duplicate_emails_are_refused() {
 async fn session_cookie_is_http_only_lax_and_rotated_at_sign_in() {
     let app = TestApp::spawn().await;
     let dev = app.developer("cookie").await;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     // A session that exists before sign-in (a planted one) must not survive it.
     let first = http
         .post(format!("{}/api/sign_in", app.base))
@@ -133,10 +72,7 @@ async fn session_cookie_is_http_only_lax_and_rotated_at_sign_in() {
         .send()
         .await
         .unwrap();
-    assert!(
-        first.headers().get(SET_COOKIE).is_none(),
-        "no session for a failed sign-in"
-    );
+    assert!(first.headers().get(SET_COOKIE).is_none(), "no session for a failed sign-in");
     let res = http
         .post(format!("{}/api/sign_in", app.base))
         .header(ORIGIN, &app.base)
@@ -146,13 +82,7 @@ async fn session_cookie_is_http_only_lax_and_rotated_at_sign_in() {
         .send()
         .await
         .unwrap();
-    let cookie = res
-        .headers()
-        .get(SET_COOKIE)
-        .expect("session cookie")
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let cookie = res.headers().get(SET_COOKIE).expect("session cookie").to_str().unwrap().to_owned();
     assert!(cookie.starts_with("portcullis_session="), "{cookie}");
     assert!(!cookie.contains("planted-session-id"));
     assert!(cookie.contains("HttpOnly"), "{cookie}");
@@ -183,11 +113,5 @@ async fn cross_site_posts_are_refused() {
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 403);
-    assert!(
-        dev.call("list_clients", &[])
-            .await
-            .ok::<Vec<serde_json::Value>>()
-            .is_empty(),
-        "nothing was created"
-    );
+    assert!(dev.call("list_clients", &[]).await.ok::<Vec<serde_json::Value>>().is_empty(), "nothing was created");
 }

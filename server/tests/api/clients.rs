@@ -5,22 +5,11 @@ use portcullis_domain::time::HOUR;
 use sqlx::Row;
 
 async fn register(dev: &Session, name: &str) -> Registration {
-    dev.call(
-        "register_client",
-        &[
-            ("name", name),
-            ("kind", "ai_agent"),
-            ("description", "triages tickets"),
-        ],
-    )
-    .await
-    .ok()
+    dev.call("register_client", &[("name", name), ("kind", "ai_agent"), ("description", "triages tickets")]).await.ok()
 }
 
 async fn detail(dev: &Session, client_id: &str) -> ClientDetail {
-    dev.call("get_client", &[("client_id", client_id)])
-        .await
-        .ok()
+    dev.call("get_client", &[("client_id", client_id)]).await.ok()
 }
 
 async fn raw_pool(app: &TestApp) -> sqlx::AnyPool {
@@ -44,38 +33,23 @@ async fn registering_an_agent_shows_the_secret_once_and_stores_only_a_hash() {
     assert_eq!((sandbox.rate_per_minute, sandbox.burst), (60, 20));
     assert_eq!(sandbox.credentials.len(), 1);
     assert_eq!(sandbox.credentials[0].state, CredentialState::Active);
-    assert!(reg
-        .secret
-        .secret
-        .starts_with(&sandbox.credentials[0].prefix));
+    assert!(reg.secret.secret.starts_with(&sandbox.credentials[0].prefix));
 
     // Reading the client again never shows the secret; neither does any table.
-    let again = dev
-        .call("get_client", &[("client_id", &reg.client_id)])
-        .await;
+    let again = dev.call("get_client", &[("client_id", &reg.client_id)]).await;
     assert!(!again.body.to_string().contains(&reg.secret.secret));
     let pool = raw_pool(&app).await;
     for table in ["credentials", "audit_events", "clients", "profiles"] {
-        let rows = sqlx::query(&format!("SELECT * FROM {table}"))
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+        let rows = sqlx::query(&format!("SELECT * FROM {table}")).fetch_all(&pool).await.unwrap();
         for row in rows {
             for i in 0..row.len() {
                 if let Ok(Some(text)) = row.try_get::<Option<String>, _>(i) {
-                    assert!(
-                        !text.contains(&reg.secret.secret[4..]),
-                        "{table} holds the secret"
-                    );
+                    assert!(!text.contains(&reg.secret.secret[4..]), "{table} holds the secret");
                 }
             }
         }
     }
-    let hash: String = sqlx::query("SELECT secret_hash FROM credentials")
-        .fetch_one(&pool)
-        .await
-        .unwrap()
-        .get(0);
+    let hash: String = sqlx::query("SELECT secret_hash FROM credentials").fetch_one(&pool).await.unwrap().get(0);
     assert_eq!(hash.len(), 64, "an HMAC-SHA256 in hex");
 
     // The audit trail records who did what, in order.
@@ -87,38 +61,20 @@ async fn registering_an_agent_shows_the_secret_once_and_stores_only_a_hash() {
             .iter()
             .map(|r| r.get(0))
             .collect();
-    assert_eq!(
-        actions,
-        ["client.created", "profile.created", "credential.issued"]
-    );
+    assert_eq!(actions, ["client.created", "profile.created", "credential.issued"]);
 }
 
 #[tokio::test]
 async fn invalid_registrations_get_clear_errors() {
     let app = TestApp::spawn().await;
     let dev = app.developer("val").await;
-    let empty = dev
-        .call(
-            "register_client",
-            &[("name", "  "), ("kind", "ai_agent"), ("description", "")],
-        )
-        .await;
+    let empty = dev.call("register_client", &[("name", "  "), ("kind", "ai_agent"), ("description", "")]).await;
     assert_eq!(empty.status, 422);
-    let kind = dev
-        .call(
-            "register_client",
-            &[("name", "x"), ("kind", "robot"), ("description", "")],
-        )
-        .await;
+    let kind = dev.call("register_client", &[("name", "x"), ("kind", "robot"), ("description", "")]).await;
     assert_eq!(kind.status, 422);
     assert!(kind.body.to_string().contains("robot"), "{:?}", kind.body);
-    let anonymous = app
-        .session()
-        .call(
-            "register_client",
-            &[("name", "x"), ("kind", "ai_agent"), ("description", "")],
-        )
-        .await;
+    let anonymous =
+        app.session().call("register_client", &[("name", "x"), ("kind", "ai_agent"), ("description", "")]).await;
     assert_eq!(anonymous.status, 401);
 }
 
@@ -134,26 +90,13 @@ async fn another_developer_cannot_see_or_touch_my_client() {
     let credential = &d.profiles[0].credentials[0].id;
     let accounts = app.product_id("accounts").await;
 
-    assert!(mallory
-        .call("list_clients", &[])
-        .await
-        .ok::<Vec<serde_json::Value>>()
-        .is_empty());
+    assert!(mallory.call("list_clients", &[]).await.ok::<Vec<serde_json::Value>>().is_empty());
     for (endpoint, args) in [
         ("get_client", vec![("client_id", reg.client_id.as_str())]),
-        (
-            "add_profile",
-            vec![
-                ("client_id", reg.client_id.as_str()),
-                ("environment", "production"),
-            ],
-        ),
+        ("add_profile", vec![("client_id", reg.client_id.as_str()), ("environment", "production")]),
         ("rotate_secret", vec![("profile_id", profile.as_str())]),
         ("issue_api_key", vec![("profile_id", profile.as_str())]),
-        (
-            "revoke_credential",
-            vec![("credential_id", credential.as_str())],
-        ),
+        ("revoke_credential", vec![("credential_id", credential.as_str())]),
         (
             "request_access",
             vec![
@@ -181,33 +124,20 @@ async fn rotation_keeps_the_old_secret_for_the_grace_period_only() {
     let app = TestApp::spawn().await;
     let dev = app.developer("rot").await;
     let reg = register(&dev, "Rotating agent").await;
-    let rotated: IssuedSecret = dev
-        .call("rotate_secret", &[("profile_id", &reg.secret.profile_id)])
-        .await
-        .ok();
+    let rotated: IssuedSecret = dev.call("rotate_secret", &[("profile_id", &reg.secret.profile_id)]).await.ok();
     assert_ne!(rotated.secret, reg.secret.secret);
 
     let d = detail(&dev, &reg.client_id).await;
     let creds = &d.profiles[0].credentials;
-    let old = creds
-        .iter()
-        .find(|c| c.id == reg.secret.credential_id)
-        .unwrap();
-    let new = creds
-        .iter()
-        .find(|c| c.id == rotated.credential_id)
-        .unwrap();
+    let old = creds.iter().find(|c| c.id == reg.secret.credential_id).unwrap();
+    let new = creds.iter().find(|c| c.id == rotated.credential_id).unwrap();
     assert_eq!(old.state, CredentialState::Grace);
     assert!(old.expires_at <= app.clock.now() + 24 * HOUR);
     assert_eq!(new.state, CredentialState::Active);
 
     app.clock.advance(25 * HOUR);
     let d = detail(&dev, &reg.client_id).await;
-    let old = d.profiles[0]
-        .credentials
-        .iter()
-        .find(|c| c.id == reg.secret.credential_id)
-        .unwrap();
+    let old = d.profiles[0].credentials.iter().find(|c| c.id == reg.secret.credential_id).unwrap();
     assert_eq!(old.state, CredentialState::Expired);
 }
 
@@ -216,33 +146,13 @@ async fn revoking_is_immediate_and_happens_once() {
     let app = TestApp::spawn().await;
     let dev = app.developer("rev").await;
     let reg = register(&dev, "Revoked agent").await;
-    let key: IssuedSecret = dev
-        .call("issue_api_key", &[("profile_id", &reg.secret.profile_id)])
-        .await
-        .ok();
+    let key: IssuedSecret = dev.call("issue_api_key", &[("profile_id", &reg.secret.profile_id)]).await.ok();
     assert!(key.secret.starts_with("pck_"));
-    assert!(
-        dev.call(
-            "revoke_credential",
-            &[("credential_id", &key.credential_id)]
-        )
-        .await
-        .status
-            < 300
-    );
+    assert!(dev.call("revoke_credential", &[("credential_id", &key.credential_id)]).await.status < 300);
     let d = detail(&dev, &reg.client_id).await;
-    let revoked = d.profiles[0]
-        .credentials
-        .iter()
-        .find(|c| c.id == key.credential_id)
-        .unwrap();
+    let revoked = d.profiles[0].credentials.iter().find(|c| c.id == key.credential_id).unwrap();
     assert_eq!(revoked.state, CredentialState::Revoked);
-    let twice = dev
-        .call(
-            "revoke_credential",
-            &[("credential_id", &key.credential_id)],
-        )
-        .await;
+    let twice = dev.call("revoke_credential", &[("credential_id", &key.credential_id)]).await;
     assert_eq!(twice.status, 409);
 }
 
@@ -251,26 +161,31 @@ async fn a_production_profile_can_be_added_once() {
     let app = TestApp::spawn().await;
     let dev = app.developer("prod").await;
     let reg = register(&dev, "Prod agent").await;
-    let prod: IssuedSecret = dev
-        .call(
-            "add_profile",
-            &[("client_id", &reg.client_id), ("environment", "production")],
-        )
-        .await
-        .ok();
+    let prod: IssuedSecret =
+        dev.call("add_profile", &[("client_id", &reg.client_id), ("environment", "production")]).await.ok();
     assert_eq!(prod.environment, Environment::Production);
     let d = detail(&dev, &reg.client_id).await;
-    let p = d
-        .profiles
-        .iter()
-        .find(|p| p.environment == Environment::Production)
-        .unwrap();
+    let p = d.profiles.iter().find(|p| p.environment == Environment::Production).unwrap();
     assert_eq!((p.rate_per_minute, p.burst), (600, 100));
-    let again = dev
-        .call(
-            "add_profile",
-            &[("client_id", &reg.client_id), ("environment", "production")],
-        )
-        .await;
+    let again = dev.call("add_profile", &[("client_id", &reg.client_id), ("environment", "production")]).await;
     assert_eq!(again.status, 409);
+}
+
+#[tokio::test]
+async fn the_portal_warns_fourteen_days_before_a_credential_expires() {
+    let app = TestApp::spawn().await;
+    let dev = app.developer("warn").await;
+    let reg = register(&dev, "Ageing agent").await;
+    let (_, html) = dev.page(&format!("/clients/{}", reg.client_id)).await;
+    assert!(!html.contains("expiry-warning"));
+
+    app.clock.advance(77 * portcullis_domain::time::DAY);
+    let d = detail(&dev, &reg.client_id).await;
+    assert_eq!(d.profiles[0].credentials[0].state, CredentialState::Expiring);
+    let (_, html) = dev.page(&format!("/clients/{}", reg.client_id)).await;
+    assert!(html.contains("Credentials expire soon."), "the page warns");
+
+    app.clock.advance(14 * portcullis_domain::time::DAY);
+    let d = detail(&dev, &reg.client_id).await;
+    assert_eq!(d.profiles[0].credentials[0].state, CredentialState::Expired, "90 days by policy");
 }

@@ -9,13 +9,8 @@ async fn sandbox_is_granted_at_once_production_waits_for_an_admin() {
     let dev = app.developer("ada").await;
     let admin = app.user_with_role(Role::Admin).await;
     let accounts = app.product_id("accounts").await;
-    let reg: Registration = dev
-        .call(
-            "register_client",
-            &[("name", "Agent"), ("kind", "ai_agent"), ("description", "")],
-        )
-        .await
-        .ok();
+    let reg: Registration =
+        dev.call("register_client", &[("name", "Agent"), ("kind", "ai_agent"), ("description", "")]).await.ok();
 
     let sandbox: GrantView = dev
         .call(
@@ -31,12 +26,8 @@ async fn sandbox_is_granted_at_once_production_waits_for_an_admin() {
         .ok();
     assert_eq!(sandbox.status, GrantStatus::Approved);
     assert_eq!(sandbox.scopes, ["read"]);
-    assert_eq!(
-        sandbox.decided_by.as_deref(),
-        Some("Sandbox policy (automatic)")
-    );
-    let days =
-        (sandbox.expires_at.unwrap() - sandbox.decided_at.unwrap()) / portcullis_domain::time::DAY;
+    assert_eq!(sandbox.decided_by.as_deref(), Some("Sandbox policy (automatic)"));
+    let days = (sandbox.expires_at.unwrap() - sandbox.decided_at.unwrap()) / portcullis_domain::time::DAY;
     assert_eq!(days, 90);
 
     let dup = dev
@@ -52,13 +43,8 @@ async fn sandbox_is_granted_at_once_production_waits_for_an_admin() {
         .await;
     assert_eq!(dup.status, 409);
 
-    let prod: IssuedSecret = dev
-        .call(
-            "add_profile",
-            &[("client_id", &reg.client_id), ("environment", "production")],
-        )
-        .await
-        .ok();
+    let prod: IssuedSecret =
+        dev.call("add_profile", &[("client_id", &reg.client_id), ("environment", "production")]).await.ok();
     let no_reason = dev
         .call(
             "request_access",
@@ -74,11 +60,7 @@ async fn sandbox_is_granted_at_once_production_waits_for_an_admin() {
     let no_scope = dev
         .call(
             "request_access",
-            &[
-                ("profile_id", &prod.profile_id),
-                ("product_id", &accounts),
-                ("justification", "needed"),
-            ],
+            &[("profile_id", &prod.profile_id), ("product_id", &accounts), ("justification", "needed")],
         )
         .await;
     assert_eq!(no_scope.status, 422);
@@ -99,69 +81,32 @@ async fn sandbox_is_granted_at_once_production_waits_for_an_admin() {
     assert_eq!(pending.scopes, ["read", "write"]);
 
     // A developer cannot approve, not even their own request.
-    let forbidden = dev
-        .call(
-            "decide_grant",
-            &[
-                ("grant_id", &pending.id),
-                ("decision", "approve"),
-                ("reason", "mine"),
-            ],
-        )
-        .await;
+    let forbidden =
+        dev.call("decide_grant", &[("grant_id", &pending.id), ("decision", "approve"), ("reason", "mine")]).await;
     assert_eq!(forbidden.status, 403);
     assert_eq!(dev.call("pending_grants", &[]).await.status, 403);
 
     let queue: Vec<GrantView> = admin.call("pending_grants", &[]).await.ok();
-    assert_eq!(
-        queue.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
-        [pending.id.as_str()]
-    );
-    let reasonless = admin
-        .call(
-            "decide_grant",
-            &[
-                ("grant_id", &pending.id),
-                ("decision", "approve"),
-                ("reason", ""),
-            ],
-        )
-        .await;
+    assert_eq!(queue.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(), [pending.id.as_str()]);
+    let reasonless =
+        admin.call("decide_grant", &[("grant_id", &pending.id), ("decision", "approve"), ("reason", "")]).await;
     assert_eq!(reasonless.status, 422);
     let approved: GrantView = admin
         .call(
             "decide_grant",
-            &[
-                ("grant_id", &pending.id),
-                ("decision", "approve"),
-                ("reason", "Reviewed with the data owner"),
-            ],
+            &[("grant_id", &pending.id), ("decision", "approve"), ("reason", "Reviewed with the data owner")],
         )
         .await
         .ok();
     assert_eq!(approved.status, GrantStatus::Approved);
     assert_eq!(approved.decided_by.as_deref(), Some(admin.email.as_str()));
-    assert_eq!(
-        approved.decision_reason.as_deref(),
-        Some("Reviewed with the data owner")
-    );
+    assert_eq!(approved.decision_reason.as_deref(), Some("Reviewed with the data owner"));
     assert!(approved.expires_at.is_some());
     let twice = admin
-        .call(
-            "decide_grant",
-            &[
-                ("grant_id", &pending.id),
-                ("decision", "reject"),
-                ("reason", "changed my mind"),
-            ],
-        )
+        .call("decide_grant", &[("grant_id", &pending.id), ("decision", "reject"), ("reason", "changed my mind")])
         .await;
     assert_eq!(twice.status, 409);
-    assert!(admin
-        .call("pending_grants", &[])
-        .await
-        .ok::<Vec<GrantView>>()
-        .is_empty());
+    assert!(admin.call("pending_grants", &[]).await.ok::<Vec<GrantView>>().is_empty());
 }
 
 #[tokio::test]
@@ -171,20 +116,10 @@ async fn rejected_requests_keep_the_reason() {
     let dev = app.developer("rej").await;
     let admin = app.user_with_role(Role::Admin).await;
     let payments = app.product_id("payments").await;
-    let reg: Registration = dev
-        .call(
-            "register_client",
-            &[("name", "Payer"), ("kind", "service"), ("description", "")],
-        )
-        .await
-        .ok();
-    let prod: IssuedSecret = dev
-        .call(
-            "add_profile",
-            &[("client_id", &reg.client_id), ("environment", "production")],
-        )
-        .await
-        .ok();
+    let reg: Registration =
+        dev.call("register_client", &[("name", "Payer"), ("kind", "service"), ("description", "")]).await.ok();
+    let prod: IssuedSecret =
+        dev.call("add_profile", &[("client_id", &reg.client_id), ("environment", "production")]).await.ok();
     let pending: GrantView = dev
         .call(
             "request_access",
@@ -200,11 +135,7 @@ async fn rejected_requests_keep_the_reason() {
     let rejected: GrantView = admin
         .call(
             "decide_grant",
-            &[
-                ("grant_id", &pending.id),
-                ("decision", "reject"),
-                ("reason", "PCI scope needs a review first"),
-            ],
+            &[("grant_id", &pending.id), ("decision", "reject"), ("reason", "PCI scope needs a review first")],
         )
         .await
         .ok();

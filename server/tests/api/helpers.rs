@@ -39,12 +39,7 @@ pub struct Answer {
 
 impl Answer {
     pub fn ok<T: DeserializeOwned>(self) -> T {
-        assert!(
-            (200..300).contains(&self.status),
-            "expected success, got {} {}",
-            self.status,
-            self.body
-        );
+        assert!((200..300).contains(&self.status), "expected success, got {} {}", self.status, self.body);
         serde_json::from_value(self.body).expect("decodes")
     }
 
@@ -62,8 +57,7 @@ mod tempdir {
     pub struct TempDir(pub std::path::PathBuf);
     impl TempDir {
         pub fn new() -> Self {
-            let p = std::env::temp_dir()
-                .join(format!("portcullis-test-{}", uuid::Uuid::now_v7().simple()));
+            let p = std::env::temp_dir().join(format!("portcullis-test-{}", uuid::Uuid::now_v7().simple()));
             std::fs::create_dir_all(&p).expect("temp dir");
             Self(p)
         }
@@ -85,9 +79,7 @@ async fn fresh_database(dir: &std::path::Path) -> String {
                 .connect(&admin_url)
                 .await
                 .expect("TEST_DATABASE_URL reachable");
-            pool.execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
-                .await
-                .expect("create test database");
+            pool.execute(format!(r#"CREATE DATABASE "{name}""#).as_str()).await.expect("create test database");
             pool.close().await;
             let (head, _) = admin_url.rsplit_once('/').expect("database URL has a path");
             format!("{head}/{name}")
@@ -96,23 +88,14 @@ async fn fresh_database(dir: &std::path::Path) -> String {
     }
 }
 
-pub fn serve_args(
-    dir: PathBuf,
-    database_url: Option<String>,
-    secret: Option<String>,
-    demo: bool,
-) -> ServeArgs {
+pub fn serve_args(dir: PathBuf, database_url: Option<String>, secret: Option<String>, demo: bool) -> ServeArgs {
     ServeArgs {
         addr: "127.0.0.1:0".parse().expect("addr"),
         demo,
         public_url: None,
         site_root: "target/site".into(),
         log_json: false,
-        store: StoreArgs {
-            data_dir: dir,
-            database_url,
-            secret,
-        },
+        store: StoreArgs { data_dir: dir, database_url, secret },
     }
 }
 
@@ -129,25 +112,12 @@ impl TestApp {
         let dir = tempdir::TempDir::new();
         let database_url = fresh_database(&dir.0).await;
         let clock = Clock::system();
-        let args = serve_args(
-            dir.0.clone(),
-            Some(database_url.clone()),
-            Some(SECRET.into()),
-            demo,
-        );
-        let app = Application::build(args, clock.clone())
-            .await
-            .expect("server starts");
+        let args = serve_args(dir.0.clone(), Some(database_url.clone()), Some(SECRET.into()), demo);
+        let app = Application::build(args, clock.clone()).await.expect("server starts");
         let base = format!("http://127.0.0.1:{}", app.port());
         let store = app.store().clone();
         tokio::spawn(app.run_until(std::future::pending()));
-        Self {
-            base,
-            store,
-            clock,
-            database_url,
-            _dir: dir,
-        }
+        Self { base, store, clock, database_url, _dir: dir }
     }
 
     pub fn session(&self) -> Session {
@@ -156,23 +126,14 @@ impl TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
-        Session {
-            http,
-            base: self.base.clone(),
-            email: String::new(),
-        }
+        Session { http, base: self.base.clone(), email: String::new() }
     }
 
     /// A new developer, signed up through the portal and signed in.
     pub async fn developer(&self, name: &str) -> Session {
         let mut s = self.session();
         s.email = format!("{name}-{}@example.com", uuid::Uuid::now_v7().simple());
-        let a = s
-            .call(
-                "sign_up",
-                &[("email", &s.email.clone()), ("password", PASSWORD)],
-            )
-            .await;
+        let a = s.call("sign_up", &[("email", &s.email.clone()), ("password", PASSWORD)]).await;
         assert!(a.status < 400, "sign up failed: {a:?}");
         s
     }
@@ -180,21 +141,12 @@ impl TestApp {
     /// A person with `role`, created as an operator would, then signed in.
     pub async fn user_with_role(&self, role: Role) -> Session {
         let mut s = self.session();
-        s.email = format!(
-            "{}-{}@example.com",
-            role.as_str(),
-            uuid::Uuid::now_v7().simple()
-        );
+        s.email = format!("{}-{}@example.com", role.as_str(), uuid::Uuid::now_v7().simple());
         self.store
-            .create_user(&s.email, PASSWORD.into(), role, None)
+            .create_user(&s.email, PASSWORD.into(), role, None, portcullis_domain::access::Channel::Cli)
             .await
             .expect("create user");
-        let a = s
-            .call(
-                "sign_in",
-                &[("email", &s.email.clone()), ("password", PASSWORD)],
-            )
-            .await;
+        let a = s.call("sign_in", &[("email", &s.email.clone()), ("password", PASSWORD)]).await;
         assert!(a.status < 400, "sign in failed: {a:?}");
         s
     }
@@ -208,28 +160,18 @@ impl TestApp {
                 PASSWORD.into(),
                 Role::Admin,
                 None,
+                portcullis_domain::access::Channel::Cli,
             )
             .await
             .expect("admin");
-        let actor =
-            portcullis_domain::access::Actor::new(admin, portcullis_domain::access::Channel::Cli);
+        let actor = portcullis_domain::access::Actor::new(admin, portcullis_domain::access::Channel::Cli);
         for (p, e) in portcullis_domain::seed::sample_products(&self.base) {
-            self.store
-                .create_product(&actor, p, e)
-                .await
-                .expect("publish");
+            self.store.create_product(&actor, p, e).await.expect("publish");
         }
     }
 
     pub async fn product_id(&self, slug: &str) -> String {
-        self.store
-            .list_products()
-            .await
-            .expect("products")
-            .into_iter()
-            .find(|p| p.slug == slug)
-            .expect("product")
-            .id
+        self.store.list_products().await.expect("products").into_iter().find(|p| p.slug == slug).expect("product").id
     }
 }
 
@@ -252,12 +194,7 @@ impl Session {
     }
 
     pub async fn page(&self, path: &str) -> (u16, String) {
-        let res = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("request");
+        let res = self.http.get(format!("{}{path}", self.base)).send().await.expect("request");
         (res.status().as_u16(), res.text().await.expect("body"))
     }
 }

@@ -12,11 +12,7 @@ struct Script {
 
 impl Script {
     fn new(app: &TestApp, token: &str) -> Self {
-        Self {
-            http: reqwest::Client::new(),
-            base: format!("{}/api/v1", app.base),
-            token: token.to_owned(),
-        }
+        Self { http: reqwest::Client::new(), base: format!("{}/api/v1", app.base), token: token.to_owned() }
     }
 
     async fn send(
@@ -25,21 +21,14 @@ impl Script {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(&b);
         }
         let res = req.send().await.unwrap();
         let (status, headers) = (res.status(), res.headers().clone());
         let text = res.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-            headers,
-        )
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)), headers)
     }
     async fn get(&self, path: &str) -> (StatusCode, Value) {
         let (s, b, _) = self.send(reqwest::Method::GET, path, None).await;
@@ -79,43 +68,24 @@ async fn a_script_registers_an_agent_with_a_personal_access_token() {
     assert_eq!(status, 200);
     assert_eq!(me["email"], dev.email.as_str());
 
-    let (status, created) = api
-        .post(
-            "/clients",
-            json!({ "name": "Scripted agent", "kind": "ai_agent" }),
-        )
-        .await;
+    let (status, created) = api.post("/clients", json!({ "name": "Scripted agent", "kind": "ai_agent" })).await;
     assert_eq!(status, 201, "{created}");
-    let client_id = created["client"]["client"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let client_id = created["client"]["client"]["id"].as_str().unwrap().to_owned();
     let profile_id = created["secret"]["profile_id"].as_str().unwrap().to_owned();
     let secret = created["secret"]["secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("pcs_"));
 
     let (status, detail) = api.get(&format!("/clients/{client_id}")).await;
     assert_eq!(status, 200);
-    assert!(
-        !detail.to_string().contains(&secret),
-        "the secret is never shown again"
-    );
+    assert!(!detail.to_string().contains(&secret), "the secret is never shown again");
 
     let (_, products) = api.get("/products").await;
-    let accounts = products
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["slug"] == "accounts")
-        .unwrap()["id"]
+    let accounts = products.as_array().unwrap().iter().find(|p| p["slug"] == "accounts").unwrap()["id"]
         .as_str()
         .unwrap()
         .to_owned();
     let (status, grant) = api
-        .post(
-            &format!("/profiles/{profile_id}/grants"),
-            json!({ "product_id": accounts, "scopes": ["read"] }),
-        )
+        .post(&format!("/profiles/{profile_id}/grants"), json!({ "product_id": accounts, "scopes": ["read"] }))
         .await;
     assert_eq!(status, 201, "{grant}");
     assert_eq!(grant["status"], "approved");
@@ -132,18 +102,13 @@ async fn the_api_obeys_the_same_ownership_rules_as_the_portal() {
     let mallory = app.developer("mallory").await;
     let ada_api = Script::new(&app, &token_for(&app, &ada).await);
     let mallory_api = Script::new(&app, &token_for(&app, &mallory).await);
-    let (_, created) = ada_api
-        .post("/clients", json!({ "name": "Ada's", "kind": "service" }))
-        .await;
+    let (_, created) = ada_api.post("/clients", json!({ "name": "Ada's", "kind": "service" })).await;
     let client_id = created["client"]["client"]["id"].as_str().unwrap();
     let profile_id = created["secret"]["profile_id"].as_str().unwrap();
     let credential_id = created["secret"]["credential_id"].as_str().unwrap();
 
     for (path, body) in [
-        (
-            format!("/clients/{client_id}/profiles"),
-            Some(json!({ "environment": "production" })),
-        ),
+        (format!("/clients/{client_id}/profiles"), Some(json!({ "environment": "production" }))),
         (format!("/profiles/{profile_id}/rotate"), None),
         (format!("/profiles/{profile_id}/api-keys"), None),
         (format!("/credentials/{credential_id}/revoke"), None),
@@ -166,10 +131,7 @@ async fn the_api_obeys_the_same_ownership_rules_as_the_portal() {
             Some(json!({ "rate_per_minute": 1000, "burst": 50 })),
         )
         .await;
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (StatusCode::FORBIDDEN, Some("forbidden"))
-    );
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
 }
 
 #[tokio::test]
@@ -179,9 +141,7 @@ async fn an_admin_sets_a_profiles_rate_limit() {
     let admin = app.user_with_role(Role::Admin).await;
     let admin_api = Script::new(&app, &token_for(&app, &admin).await);
     let dev_api = Script::new(&app, &token_for(&app, &dev).await);
-    let (_, created) = dev_api
-        .post("/clients", json!({ "name": "Busy", "kind": "application" }))
-        .await;
+    let (_, created) = dev_api.post("/clients", json!({ "name": "Busy", "kind": "application" })).await;
     let profile_id = created["secret"]["profile_id"].as_str().unwrap();
     let client_id = created["client"]["client"]["id"].as_str().unwrap();
     let (status, _, _) = admin_api
@@ -202,50 +162,32 @@ async fn an_admin_sets_a_profiles_rate_limit() {
             Some(json!({ "rate_per_minute": 0, "burst": 40 })),
         )
         .await;
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request"))
-    );
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request")));
 }
 
 #[tokio::test]
 async fn bad_credentials_and_bad_bodies_get_problem_details() {
     let app = TestApp::spawn().await;
-    let anonymous = reqwest::get(format!("{}/api/v1/clients", app.base))
-        .await
-        .unwrap();
+    let anonymous = reqwest::get(format!("{}/api/v1/clients", app.base)).await.unwrap();
     assert_eq!(anonymous.status(), 401);
-    assert_eq!(
-        anonymous.headers()["www-authenticate"],
-        r#"Bearer realm="portcullis""#
-    );
+    assert_eq!(anonymous.headers()["www-authenticate"], r#"Bearer realm="portcullis""#);
 
     let forged = Script::new(&app, "pcp_not-a-real-token");
     let (status, problem, headers) = forged.send(reqwest::Method::GET, "/clients", None).await;
     assert_eq!(status, 401);
     assert_eq!(problem["code"], "invalid_token");
-    assert!(headers["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .contains(r#"error="invalid_token""#));
+    assert!(headers["www-authenticate"].to_str().unwrap().contains(r#"error="invalid_token""#));
 
     let dev = app.developer("ada").await;
     let api = Script::new(&app, &token_for(&app, &dev).await);
-    let (status, problem) = api
-        .post("/clients", json!({ "name": "x", "kind": "robot" }))
-        .await;
+    let (status, problem) = api.post("/clients", json!({ "name": "x", "kind": "robot" })).await;
     assert_eq!(status, 400);
     assert_eq!(problem["code"], "invalid_body");
-    let (status, problem) = api
-        .post("/clients", json!({ "name": "   ", "kind": "ai_agent" }))
-        .await;
+    let (status, problem) = api.post("/clients", json!({ "name": "   ", "kind": "ai_agent" })).await;
     assert_eq!(status, 422);
     assert_eq!(problem["detail"], "Give the client a name.");
     let (status, problem) = api.get("/no-such-thing").await;
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("not_found"))
-    );
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
 }
 
 #[tokio::test]
@@ -261,21 +203,13 @@ async fn a_revoked_token_stops_working_at_once() {
     let (status, _) = api.post(&format!("/tokens/{id}/revoke"), json!({})).await;
     assert_eq!(status, 204);
     let (status, problem) = api.get("/me").await;
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("invalid_token"))
-    );
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_token")));
 }
 
 #[tokio::test]
 async fn the_openapi_document_describes_the_api() {
     let app = TestApp::spawn().await;
-    let doc: Value = reqwest::get(format!("{}/api/v1/openapi.json", app.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = reqwest::get(format!("{}/api/v1/openapi.json", app.base)).await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     for path in [
         "/clients",
@@ -307,11 +241,7 @@ async fn an_operator_creates_a_token_from_the_command_line() {
         .env("PORTCULLIS_SECRET", SECRET)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let (status, me) = Script::new(&app, &token).get("/me").await;
     assert_eq!(status, 200);

@@ -4,26 +4,16 @@ use portcullis_domain::clock::Clock;
 
 #[tokio::test]
 async fn refuses_to_start_without_a_strong_secret_outside_demo_mode() {
-    let dir = std::env::temp_dir().join(format!(
-        "portcullis-nosecret-{}",
-        uuid::Uuid::now_v7().simple()
-    ));
+    let dir = std::env::temp_dir().join(format!("portcullis-nosecret-{}", uuid::Uuid::now_v7().simple()));
     let url = format!("sqlite://{}/x.db", dir.display());
-    let missing = Application::build(
-        serve_args(dir.clone(), Some(url.clone()), None, false),
-        Clock::system(),
-    )
-    .await;
+    let missing = Application::build(serve_args(dir.clone(), Some(url.clone()), None, false), Clock::system()).await;
     assert!(
         matches!(missing, Err(StartError::Config(ref m)) if m.contains("PORTCULLIS_SECRET")),
         "{:?}",
         missing.err()
     );
-    let weak = Application::build(
-        serve_args(dir.clone(), Some(url), Some("password".into()), false),
-        Clock::system(),
-    )
-    .await;
+    let weak =
+        Application::build(serve_args(dir.clone(), Some(url), Some("password".into()), false), Clock::system()).await;
     assert!(matches!(weak, Err(StartError::Config(_))));
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -35,13 +25,8 @@ async fn demo_mode_seeds_the_sample_bank_with_a_working_upstream() {
     let names: Vec<&str> = products.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["Accounts", "Payments", "Reports"]);
     let accounts = &products[0];
-    assert!(accounts
-        .endpoints
-        .iter()
-        .any(|e| e.path_template == "/accounts/{id}" && e.scope == "read"));
-    let res = reqwest::get(format!("{}/accounts", accounts.sandbox_url))
-        .await
-        .unwrap();
+    assert!(accounts.endpoints.iter().any(|e| e.path_template == "/accounts/{id}" && e.scope == "read"));
+    let res = reqwest::get(format!("{}/accounts", accounts.sandbox_url)).await.unwrap();
     assert_eq!(res.status(), 200);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["data"][0]["id"], "acc-1001");
@@ -52,20 +37,8 @@ async fn demo_mode_seeds_the_sample_bank_with_a_working_upstream() {
 #[tokio::test]
 async fn health_and_readiness() {
     let app = TestApp::spawn().await;
-    assert_eq!(
-        reqwest::get(format!("{}/healthz", app.base))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        reqwest::get(format!("{}/readyz", app.base))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(reqwest::get(format!("{}/healthz", app.base)).await.unwrap().status(), 200);
+    assert_eq!(reqwest::get(format!("{}/readyz", app.base)).await.unwrap().status(), 200);
 }
 
 #[tokio::test]
@@ -88,40 +61,17 @@ async fn the_command_line_creates_an_admin_who_can_sign_in() {
     let app = TestApp::spawn().await;
     let email = format!("ops-{}@example.com", uuid::Uuid::now_v7().simple());
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args([
-            "admin",
-            "create-user",
-            "--email",
-            &email,
-            "--role",
-            "admin",
-            "--database-url",
-            &app.database_url,
-        ])
+        .args(["admin", "create-user", "--email", &email, "--role", "admin", "--database-url", &app.database_url])
         .env("PORTCULLIS_SECRET", crate::helpers::SECRET)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     let s = app.session();
-    assert!(
-        s.call("sign_in", &[("email", &email), ("password", PASSWORD)])
-            .await
-            .status
-            < 400
-    );
+    assert!(s.call("sign_in", &[("email", &email), ("password", PASSWORD)]).await.status < 400);
     let me: Option<portcullis_domain::model::UserView> = s.call("current_user", &[]).await.ok();
     assert_eq!(me.unwrap().role, portcullis_domain::model::Role::Admin);
     assert_eq!(s.call("pending_grants", &[]).await.status, 200);
