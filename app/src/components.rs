@@ -6,12 +6,12 @@ use portcullis_domain::model::{CredentialKind, IssuedSecret};
 use portcullis_domain::time::format_utc;
 
 use crate::error::AppError;
-use crate::{AuthActions, CurrentUser};
+use crate::{CurrentUser, SignOutAction};
 
 #[component]
 pub fn Topbar() -> impl IntoView {
     let user = expect_context::<CurrentUser>();
-    let auth = expect_context::<AuthActions>();
+    let SignOutAction(sign_out) = expect_context::<SignOutAction>();
     view! {
         <header class="topbar">
             <a class="brand" href="/"><span class="brand-mark"></span>"Portcullis"</a>
@@ -34,7 +34,7 @@ pub fn Topbar() -> impl IntoView {
                                 <div class="user-menu">
                                     <span class="user-email">{u.email.clone()}</span>
                                     <span class="role-badge">{u.role.as_str()}</span>
-                                    <ActionForm action=auth.sign_out>
+                                    <ActionForm action=sign_out>
                                         <button type="submit" class="btn-link">"Sign out"</button>
                                     </ActionForm>
                                 </div>

@@ -11,9 +11,9 @@ pub mod ssr;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{path, SsrMode};
 
-use crate::api::{SignIn, SignOut, SignUp};
+use crate::api::SignOut;
 use crate::components::Topbar;
 use crate::pages::*;
 
@@ -37,27 +37,15 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The actions that change who is signed in; the current-user resource follows them.
+/// Signing out; the current-user resource follows it (and every navigation).
 #[derive(Clone, Copy)]
-pub struct AuthActions {
-    pub sign_in: ServerAction<SignIn>,
-    pub sign_up: ServerAction<SignUp>,
-    pub sign_out: ServerAction<SignOut>,
-}
+pub struct SignOutAction(pub ServerAction<SignOut>);
 
 pub type CurrentUser = Resource<Result<Option<portcullis_domain::model::UserView>, error::AppError>>;
 
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    let auth =
-        AuthActions { sign_in: ServerAction::new(), sign_up: ServerAction::new(), sign_out: ServerAction::new() };
-    let user: CurrentUser = Resource::new(
-        move || (auth.sign_in.version().get(), auth.sign_up.version().get(), auth.sign_out.version().get()),
-        |_| api::current_user(),
-    );
-    provide_context(auth);
-    provide_context(user);
     // Marks the page interactive once hydrated; end-to-end tests wait for it before
     // clicking, as a person would wait for a page to finish loading.
     Effect::new(|_| {
@@ -71,23 +59,43 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="leptos" href="/pkg/portcullis.css"/>
         <Title formatter=|page: String| if page.is_empty() { "Portcullis".to_owned() } else { format!("{page} · Portcullis") }/>
         <Router>
+            <Portal/>
+        </Router>
+    }
+}
+
+/// Everything inside the router. Pages create their own actions: `<Routes>` is what hands
+/// a no-JavaScript form's error (`?__err=`) to an action, and only to those created
+/// inside it.
+#[component]
+fn Portal() -> impl IntoView {
+    let sign_out = ServerAction::<SignOut>::new();
+    let location = leptos_router::hooks::use_location();
+    // Signing in or up ends in a redirect, so following the path catches both.
+    let user: CurrentUser =
+        Resource::new(move || (location.pathname.get(), sign_out.version().get()), |_| api::current_user());
+    provide_context(SignOutAction(sign_out));
+    provide_context(user);
+
+    view! {
             <Topbar/>
             <main class="page">
+                // Async SSR: every page arrives complete, so it reads (and its forms post)
+                // before the wasm loads or without it; streaming would leave fallbacks.
                 <Routes fallback=|| view! { <NotFoundPage/> }>
-                    <Route path=path!("/") view=HomePage/>
-                    <Route path=path!("/login") view=LoginPage/>
-                    <Route path=path!("/signup") view=SignupPage/>
-                    <Route path=path!("/clients") view=ClientsPage/>
-                    <Route path=path!("/clients/new") view=NewClientPage/>
-                    <Route path=path!("/clients/:id") view=ClientPage/>
-                    <Route path=path!("/catalog") view=CatalogPage/>
-                    <Route path=path!("/tokens") view=TokensPage/>
-                    <Route path=path!("/admin/approvals") view=ApprovalsPage/>
-                    <Route path=path!("/admin/products") view=ProductsAdminPage/>
-                    <Route path=path!("/admin/users") view=UsersAdminPage/>
+                    <Route path=path!("/") view=HomePage ssr=SsrMode::Async/>
+                    <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
+                    <Route path=path!("/signup") view=SignupPage ssr=SsrMode::Async/>
+                    <Route path=path!("/clients") view=ClientsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/clients/new") view=NewClientPage ssr=SsrMode::Async/>
+                    <Route path=path!("/clients/:id") view=ClientPage ssr=SsrMode::Async/>
+                    <Route path=path!("/catalog") view=CatalogPage ssr=SsrMode::Async/>
+                    <Route path=path!("/tokens") view=TokensPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/approvals") view=ApprovalsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/products") view=ProductsAdminPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/users") view=UsersAdminPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
             <footer class="footer">"Portcullis · one gateway, one set of credentials, one audit trail for apps and AI agents"</footer>
-        </Router>
     }
 }

@@ -66,7 +66,16 @@ pub fn store() -> Result<Store, AppError> {
 }
 
 /// Sets the response status of the current server function and returns the error.
+///
+/// A form posted without JavaScript is left alone: leptos answers it with a redirect
+/// back to the form carrying the error (`?__err=`), which a 4xx status would break.
 pub fn fail(err: AppError) -> AppError {
+    let plain_form_post = use_context::<axum::http::request::Parts>()
+        .and_then(|p| p.headers.get(axum::http::header::ACCEPT)?.to_str().ok().map(|a| a.contains("text/html")))
+        .unwrap_or(false);
+    if plain_form_post {
+        return err;
+    }
     if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
         res.set_status(
             axum::http::StatusCode::from_u16(err.status()).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),

@@ -9,15 +9,16 @@ test('an admin publishes a product and imports its OpenAPI document', async ({ p
   await signIn(page, admin);
   await open(page, '/admin/products');
 
-  await page.getByText('Publish a new product').click();
-  await page.getByLabel('Name', { exact: true }).fill('Loans');
-  await page.getByLabel('Slug').fill('loans');
-  await page.getByLabel('Description').fill('Loan applications and repayment schedules.');
-  await page.getByLabel('Owner').fill('Lending');
-  await page.getByLabel('Classification tags').fill('pii, internal');
-  await page.getByLabel('Sandbox upstream').fill('http://127.0.0.1:3100/sample/loans');
-  await page.getByLabel('Production upstream').fill('https://loans.internal');
-  await page.getByRole('button', { name: 'Publish product' }).click();
+  const publish = page.locator('details', { hasText: 'Publish a new product' });
+  await publish.getByText('Publish a new product').click();
+  await publish.getByLabel('Name', { exact: true }).fill('Loans');
+  await publish.getByLabel('Slug').fill('loans');
+  await publish.getByLabel('Description').fill('Loan applications and repayment schedules.');
+  await publish.getByLabel('Owner').fill('Lending');
+  await publish.getByLabel('Classification tags').fill('pii, internal');
+  await publish.getByLabel('Sandbox upstream').fill('http://127.0.0.1:3100/sample/loans');
+  await publish.getByLabel('Production upstream').fill('https://loans.internal');
+  await publish.getByRole('button', { name: 'Publish product' }).click();
   await expect(page.getByRole('status')).toContainText('Loans is published at /gw/loans/');
 
   const card = page.getByTestId('admin-product-loans');
@@ -34,6 +35,12 @@ test('an admin publishes a product and imports its OpenAPI document', async ({ p
   await expect(endpoints).toContainText('approveLoan');
   await card.scrollIntoViewIfNeeded();
   await shot(page, '10-admin-products');
+
+  // Editing the product: the card follows its new name.
+  await card.getByText('Edit product').click();
+  await card.getByLabel('Owner').fill('Lending Platform');
+  await card.getByRole('button', { name: 'Save product' }).click();
+  await expect(page.getByRole('status').first()).toContainText('Loans is saved.');
 
   // A bad document is refused with a message that says why, and changes nothing.
   await card.getByLabel('OpenAPI document for Loans').fill("swagger: '2.0'\npaths: {}");

@@ -1,13 +1,12 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+use crate::api::{SignIn, SignUp};
 use crate::components::ErrorBox;
-use crate::AuthActions;
 
 #[component]
 pub fn LoginPage() -> impl IntoView {
-    let auth = expect_context::<AuthActions>();
-    let action = auth.sign_in;
+    let action = ServerAction::<SignIn>::new();
     view! {
         <Title text="Sign in"/>
         <div class="auth-page">
@@ -35,8 +34,7 @@ pub fn LoginPage() -> impl IntoView {
 
 #[component]
 pub fn SignupPage() -> impl IntoView {
-    let auth = expect_context::<AuthActions>();
-    let action = auth.sign_up;
+    let action = ServerAction::<SignUp>::new();
     view! {
         <Title text="Create an account"/>
         <div class="auth-page">
