@@ -41,14 +41,23 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[derive(Clone, Copy)]
 pub struct SignOutAction(pub ServerAction<SignOut>);
 
+/// Becomes true once the page has hydrated. Forms whose answer is a secret are enabled
+/// only then: the secret exists only in that answer, and a form posted without
+/// JavaScript is answered with a redirect that would drop it.
+#[derive(Clone, Copy)]
+pub struct Hydrated(pub RwSignal<bool>);
+
 pub type CurrentUser = Resource<Result<Option<portcullis_domain::model::UserView>, error::AppError>>;
 
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    let hydrated = RwSignal::new(false);
+    provide_context(Hydrated(hydrated));
     // Marks the page interactive once hydrated; end-to-end tests wait for it before
     // clicking, as a person would wait for a page to finish loading.
-    Effect::new(|_| {
+    Effect::new(move |_| {
+        hydrated.set(true);
         #[cfg(feature = "hydrate")]
         if let Some(body) = document().body() {
             let _ = body.set_attribute("data-hydrated", "true");

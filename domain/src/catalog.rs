@@ -260,7 +260,7 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        self.commit_and_publish(tx).await?;
         self.product(&id).await
     }
 }
@@ -339,7 +339,7 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        self.commit_and_publish(tx).await?;
         Ok(after)
     }
 }
@@ -418,7 +418,7 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        self.commit_and_publish(tx).await?;
         Ok(summary)
     }
 }

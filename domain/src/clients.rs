@@ -117,7 +117,7 @@ impl Store {
         )
         .await?;
         let secret = self.insert_profile(&mut tx, actor, &client_id, Environment::Sandbox).await?;
-        tx.commit().await?;
+        self.commit_and_publish(tx).await?;
         let client = self.client_detail(actor, &client_id).await?;
         Ok(Registered { client, secret })
     }
@@ -135,7 +135,7 @@ impl Store {
             return Err(DomainError::Conflict(format!("This client already has a {} profile.", env.as_str())));
         }
         let secret = self.insert_profile(&mut tx, actor, client_id, env).await?;
-        tx.commit().await?;
+        self.commit_and_publish(tx).await?;
         Ok(secret)
     }
 
@@ -252,7 +252,7 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        self.commit_and_publish(tx).await?;
         Ok(issued)
     }
 
@@ -260,7 +260,7 @@ impl Store {
         let profile = self.owned_profile(actor, profile_id, Access::Write).await?;
         let mut tx = self.pool.begin().await?;
         let issued = self.insert_credential(&mut tx, actor, &profile, CredentialKind::ApiKey).await?;
-        tx.commit().await?;
+        self.commit_and_publish(tx).await?;
         Ok(issued)
     }
 
@@ -297,7 +297,7 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        self.commit_and_publish(tx).await?;
         Ok(())
     }
 
@@ -336,7 +336,7 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        self.commit_and_publish(tx).await?;
         Ok(())
     }
 

@@ -194,7 +194,7 @@ impl Store {
             )
             .await?;
         }
-        tx.commit().await?;
+        self.commit_and_publish(tx).await?;
         self.grant(&id).await
     }
 
@@ -252,7 +252,7 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        self.commit_and_publish(tx).await?;
         self.grant(grant_id).await
     }
 }

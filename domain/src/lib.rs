@@ -8,12 +8,15 @@ pub mod error;
 pub mod model;
 #[cfg(feature = "store")]
 pub mod openapi;
+pub mod routing;
 pub mod time;
 
 #[cfg(feature = "store")]
 pub mod access;
 #[cfg(feature = "store")]
 pub mod audit;
+#[cfg(feature = "store")]
+pub mod audit_writer;
 #[cfg(feature = "store")]
 pub mod catalog;
 #[cfg(feature = "store")]
@@ -24,6 +27,8 @@ pub mod clock;
 pub mod grants;
 #[cfg(feature = "store")]
 pub mod password;
+#[cfg(feature = "store")]
+pub mod policy;
 #[cfg(feature = "store")]
 pub mod secrets;
 #[cfg(feature = "store")]

@@ -65,6 +65,7 @@ pub struct Store {
     pub(crate) clock: Clock,
     pub(crate) hasher: SecretHasher,
     pub(crate) policy: Policy,
+    pub(crate) snapshot: crate::policy::PolicyHandle,
 }
 
 static DRIVERS: Once = Once::new();
@@ -104,8 +105,16 @@ impl Store {
             // WAL lets the portal read while the audit writer writes; it persists in the file.
             pool.execute("PRAGMA journal_mode = WAL;").await?;
         }
-        let store = Self { pool, backend, clock, hasher: SecretHasher::new(secret), policy };
+        let store = Self {
+            pool,
+            backend,
+            clock,
+            hasher: SecretHasher::new(secret),
+            policy,
+            snapshot: crate::policy::PolicyHandle::default(),
+        };
         store.migrate().await?;
+        store.reload_policy().await?;
         Ok(store)
     }
 

@@ -31,3 +31,15 @@ test('a wrong password is explained without JavaScript too', async ({ page }) =>
   await expect(page).toHaveURL(/\/login/);
   await expect(page.getByRole('alert')).toHaveText('That email and password do not match an account.');
 });
+
+test('forms whose answer is a secret wait for JavaScript instead of losing it', async ({ page }) => {
+  const email = uniqueEmail('nojs-secret');
+  await page.goto('/signup');
+  await page.getByLabel('Work email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.goto('/clients/new');
+  await expect(page.getByRole('button', { name: 'Register' })).toBeDisabled();
+  await page.goto('/tokens');
+  await expect(page.getByRole('button', { name: 'Create token' })).toBeDisabled();
+});

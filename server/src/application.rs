@@ -12,8 +12,9 @@ use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
 use portcullis_app::ssr::{LoginThrottle, PortalState};
 use portcullis_app::{shell, App};
+use portcullis_domain::audit_writer::{AuditSink, WhenFull};
 use portcullis_domain::clock::Clock;
-use portcullis_domain::secrets::ServerSecret;
+use portcullis_domain::secrets::{SecretHasher, ServerSecret};
 use portcullis_domain::seed::{seed_demo, DemoSeed};
 use portcullis_domain::store::{Policy, Store};
 use portcullis_domain::DomainError;
@@ -52,6 +53,7 @@ pub struct Application {
     router: Router,
     store: Store,
     demo: Option<DemoSeed>,
+    audit_writer: tokio::task::JoinHandle<()>,
 }
 
 /// The server secret: given, or (demo mode only) generated once and kept in the data dir.
@@ -124,6 +126,14 @@ impl Application {
             None
         };
 
+        let when_full = match args.audit_when_full {
+            crate::config::AuditWhenFull::BackPressure => WhenFull::BackPressure,
+            crate::config::AuditWhenFull::FailClosed => WhenFull::FailClosed,
+        };
+        let (audit, audit_writer) = AuditSink::start(store.clone(), args.audit_queue, when_full);
+        let gateway = crate::gateway::Gateway::new(store.clone(), SecretHasher::new(&secret), audit);
+        spawn_policy_backstop(store.clone());
+
         let secure_cookies = args.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
         let leptos_options = LeptosOptions::builder()
             .output_name("portcullis")
@@ -157,6 +167,7 @@ impl Application {
             .with_state(state)
             .layer(axum::middleware::from_fn(csrf::verify_origin))
             .layer(session_layer)
+            .merge(crate::gateway::router(gateway))
             .merge(sample_upstream::router())
             .merge(health::router(store.clone()))
             .layer(SetResponseHeaderLayer::if_not_present(
@@ -169,7 +180,7 @@ impl Application {
                 HeaderValue::from_static("same-origin"),
             ));
 
-        Ok(Self { listener, router, store, demo })
+        Ok(Self { listener, router, store, demo, audit_writer })
     }
 
     pub fn port(&self) -> u16 {
@@ -189,9 +200,27 @@ impl Application {
         let store = self.store.clone();
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
+        // The router (and with it every audit sink) is gone: the writer drains the queue.
+        if let Err(e) = self.audit_writer.await {
+            tracing::error!(error = %e, "audit writer ended abnormally");
+        }
         store.close().await;
         result
     }
+}
+
+/// Reloads the policy snapshot every 30 s: changes made through this process publish at
+/// once; this catches those made by another replica sharing the database.
+fn spawn_policy_backstop(store: Store) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            if let Err(e) = store.reload_policy().await {
+                tracing::error!(error = %e, "policy snapshot reload failed");
+            }
+        }
+    });
 }
 
 /// The address the server can reach itself at (a wildcard bind is reached on loopback).

@@ -74,6 +74,12 @@ impl StoreArgs {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditWhenFull {
+    BackPressure,
+    FailClosed,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -88,6 +94,12 @@ pub struct ServeArgs {
     /// The built portal assets (`cargo leptos build` writes them to target/site).
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: String,
+    /// How many audit rows may wait for the writer before the gateway reacts.
+    #[arg(long, env = "PORTCULLIS_AUDIT_QUEUE", default_value_t = 10_000)]
+    pub audit_queue: usize,
+    /// When the audit queue is full: wait for room, or refuse with 503.
+    #[arg(long, env = "PORTCULLIS_AUDIT_WHEN_FULL", value_enum, default_value_t = AuditWhenFull::BackPressure)]
+    pub audit_when_full: AuditWhenFull,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "PORTCULLIS_LOG_JSON")]
     pub log_json: bool,

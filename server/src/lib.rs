@@ -5,6 +5,7 @@ pub mod api_v1;
 pub mod application;
 pub mod config;
 pub mod csrf;
+pub mod gateway;
 pub mod health;
 pub mod sample_upstream;
 pub mod sessions;

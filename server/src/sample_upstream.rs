@@ -54,5 +54,10 @@ async fn answer(
         }
         _ => return (StatusCode::NOT_FOUND, Json(json!({ "error": "the sample bank has no such resource" }))),
     };
-    (StatusCode::OK, Json(json!({ "product": product, "data": data, "seen": identity })))
+    // Whether any caller credential got through: the gateway must strip them all.
+    let credentials = ["authorization", "x-api-key", "cookie"].iter().any(|h| headers.contains_key(*h));
+    (
+        StatusCode::OK,
+        Json(json!({ "product": product, "data": data, "seen": identity, "caller_credentials_seen": credentials })),
+    )
 }

@@ -9,7 +9,7 @@ use portcullis_domain::time::{format_date, format_utc};
 use crate::api::{AddProfile, IssueApiKey, RegisterClient, RevokeCredential, RotateSecret, SetRateLimit};
 use crate::components::{when, ErrorBox, SecretReveal};
 use crate::error::AppError;
-use crate::CurrentUser;
+use crate::{CurrentUser, Hydrated};
 use portcullis_domain::model::CredentialState;
 
 fn kind_badge(kind: ClientKind) -> impl IntoView {
@@ -74,6 +74,7 @@ pub fn ClientsPage() -> impl IntoView {
 #[component]
 pub fn NewClientPage() -> impl IntoView {
     let register = ServerAction::<RegisterClient>::new();
+    let Hydrated(hydrated) = expect_context::<Hydrated>();
     view! {
         <Title text="Register a client"/>
         <div class="page-header">
@@ -113,7 +114,7 @@ pub fn NewClientPage() -> impl IntoView {
                             <textarea id="description" name="description" rows="3" maxlength="1000" placeholder="What it does and who runs it"></textarea>
                         </div>
                         <div class="form-actions">
-                            <button type="submit" class="btn btn-primary" disabled=move || register.pending().get()>"Register"</button>
+                            <button type="submit" class="btn btn-primary" disabled=move || register.pending().get() || !hydrated.get()>"Register"</button>
                             <a class="btn btn-secondary" href="/clients">"Cancel"</a>
                         </div>
                     </ActionForm>
@@ -181,6 +182,7 @@ fn ClientView(
     revoke: ServerAction<RevokeCredential>,
     set_rate: ServerAction<SetRateLimit>,
 ) -> impl IntoView {
+    let Hydrated(hydrated) = expect_context::<Hydrated>();
     let c = detail.client;
     let expiring: Vec<String> = detail
         .profiles
@@ -207,7 +209,7 @@ fn ClientView(
                     <ActionForm action=add_profile>
                         <input type="hidden" name="client_id" value=client_id.clone()/>
                         <input type="hidden" name="environment" value="production"/>
-                        <button type="submit" class="btn btn-primary">"Add production profile"</button>
+                        <button type="submit" class="btn btn-primary" disabled=move || !hydrated.get()>"Add production profile"</button>
                     </ActionForm>
                 })}
             </div>
@@ -238,6 +240,7 @@ fn ProfileCard(
     set_rate: ServerAction<SetRateLimit>,
 ) -> impl IntoView {
     let user = expect_context::<CurrentUser>();
+    let Hydrated(hydrated) = expect_context::<Hydrated>();
     let pid = profile.id.clone();
     let pid3 = profile.id.clone();
     let (rate, burst) = (profile.rate_per_minute.to_string(), profile.burst.to_string());
@@ -251,11 +254,11 @@ fn ProfileCard(
                 <span class="spacer"></span>
                 <ActionForm action=rotate>
                     <input type="hidden" name="profile_id" value=pid/>
-                    <button type="submit" class="btn btn-secondary btn-small">"Rotate secret"</button>
+                    <button type="submit" class="btn btn-secondary btn-small" disabled=move || !hydrated.get()>"Rotate secret"</button>
                 </ActionForm>
                 <ActionForm action=issue_key>
                     <input type="hidden" name="profile_id" value=pid2/>
-                    <button type="submit" class="btn btn-secondary btn-small">"Issue API key"</button>
+                    <button type="submit" class="btn btn-secondary btn-small" disabled=move || !hydrated.get()>"Issue API key"</button>
                 </ActionForm>
             </div>
             <dl class="kv">

@@ -9,6 +9,7 @@ use crate::components::{when, CopyValue, ErrorBox};
 #[component]
 pub fn TokensPage() -> impl IntoView {
     let create = ServerAction::<CreateToken>::new();
+    let crate::Hydrated(hydrated) = expect_context::<crate::Hydrated>();
     let revoke = ServerAction::<RevokeToken>::new();
     let tokens = Resource::new(move || (create.version().get(), revoke.version().get()), |_| crate::api::list_tokens());
     view! {
@@ -49,7 +50,7 @@ pub fn TokensPage() -> impl IntoView {
                     </div>
                 </div>
                 <div class="form-actions">
-                    <button type="submit" class="btn btn-primary" disabled=move || create.pending().get()>"Create token"</button>
+                    <button type="submit" class="btn btn-primary" disabled=move || create.pending().get() || !hydrated.get()>"Create token"</button>
                 </div>
             </ActionForm>
         </section>

@@ -93,6 +93,8 @@ pub fn serve_args(dir: PathBuf, database_url: Option<String>, secret: Option<Str
         addr: "127.0.0.1:0".parse().expect("addr"),
         demo,
         public_url: None,
+        audit_queue: 10_000,
+        audit_when_full: portcullis::config::AuditWhenFull::BackPressure,
         site_root: "target/site".into(),
         log_json: false,
         store: StoreArgs { data_dir: dir, database_url, secret },

@@ -7,6 +7,7 @@
 mod auth;
 mod catalog;
 mod clients;
+mod gateway;
 mod grants;
 mod helpers;
 mod management;

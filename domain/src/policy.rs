@@ -1,0 +1,207 @@
+//! The policy snapshot: everything the gateway needs to decide a request, in memory.
+//!
+//! The hot path never queries the database. It loads the current `Snapshot` (an
+//! `ArcSwap` load: no lock, no allocation) and looks up credentials by hash, profiles
+//! by id and products by slug. Every change made through the portal or the API
+//! rebuilds the snapshot before it answers, so a revocation takes effect on the very
+//! next request; a periodic reload is the backstop for changes made by another replica.
+
+use arc_swap::ArcSwap;
+use sqlx::Row;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::model::{ClientKind, CredentialKind, Environment};
+use crate::routing::{CanonicalPath, Template};
+use crate::store::{enum_col, flag, split_list, Store};
+
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Usable credentials (not revoked) by the keyed hash of their secret. Expiry is
+    /// checked per request against the clock, so an expiry needs no reload.
+    pub credentials: HashMap<String, CredentialEntry>,
+    pub profiles: HashMap<String, ProfileEntry>,
+    pub products: HashMap<String, ProductEntry>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CredentialEntry {
+    pub id: String,
+    pub kind: CredentialKind,
+    pub profile_id: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProfileEntry {
+    pub id: String,
+    pub client_id: String,
+    pub client_kind: ClientKind,
+    pub environment: Environment,
+    pub rate_per_minute: i64,
+    pub burst: i64,
+    pub client_suspended: bool,
+    /// Approved grants by product id.
+    pub grants: HashMap<String, GrantEntry>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GrantEntry {
+    pub scopes: Vec<String>,
+    pub expires_at: Option<i64>,
+}
+
+#[derive(Debug)]
+pub struct ProductEntry {
+    pub id: String,
+    pub slug: String,
+    pub sandbox_url: String,
+    pub production_url: String,
+    pub endpoints: Vec<EndpointEntry>,
+}
+
+#[derive(Debug)]
+pub struct EndpointEntry {
+    pub id: String,
+    pub method: String,
+    pub path_template: String,
+    pub template: Template,
+    pub scope: String,
+}
+
+impl ProductEntry {
+    /// The endpoint for a method and path: the matching template with the most literal
+    /// segments.
+    pub fn match_endpoint(&self, method: &str, path: &CanonicalPath) -> Option<&EndpointEntry> {
+        self.endpoints
+            .iter()
+            .filter(|e| e.method == method)
+            .filter_map(|e| e.template.score(path).map(|s| (s, e)))
+            .max_by_key(|(s, _)| *s)
+            .map(|(_, e)| e)
+    }
+
+    pub fn upstream(&self, env: Environment) -> &str {
+        match env {
+            Environment::Sandbox => &self.sandbox_url,
+            Environment::Production => &self.production_url,
+        }
+    }
+}
+
+/// The shared, atomically swapped snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyHandle(Arc<ArcSwap<Snapshot>>);
+
+impl PolicyHandle {
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.0.load_full()
+    }
+}
+
+impl Store {
+    /// The gateway's view of clients, credentials, grants and products.
+    pub fn snapshot(&self) -> &PolicyHandle {
+        &self.snapshot
+    }
+
+    /// Commits a change the gateway must enforce, and rebuilds the snapshot before the
+    /// caller hears of it: the next request already sees the change.
+    pub(crate) async fn commit_and_publish(&self, tx: sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+        tx.commit().await?;
+        self.reload_policy().await
+    }
+
+    /// Rebuilds the snapshot from the database and swaps it in.
+    pub async fn reload_policy(&self) -> Result<()> {
+        let mut snap = Snapshot::default();
+        for r in sqlx::query(
+            "SELECT id, kind, profile_id, secret_hash, expires_at FROM credentials WHERE revoked_at IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            snap.credentials.insert(
+                r.try_get("secret_hash")?,
+                CredentialEntry {
+                    id: r.try_get("id")?,
+                    kind: enum_col(&r, "kind")?,
+                    profile_id: r.try_get("profile_id")?,
+                    expires_at: r.try_get("expires_at")?,
+                },
+            );
+        }
+        for r in sqlx::query(
+            "SELECT p.id, p.client_id, c.kind, p.environment, p.rate_per_minute, p.burst, c.suspended
+             FROM profiles p JOIN clients c ON c.id = p.client_id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let id: String = r.try_get("id")?;
+            snap.profiles.insert(
+                id.clone(),
+                ProfileEntry {
+                    id,
+                    client_id: r.try_get("client_id")?,
+                    client_kind: enum_col(&r, "kind")?,
+                    environment: enum_col(&r, "environment")?,
+                    rate_per_minute: r.try_get("rate_per_minute")?,
+                    burst: r.try_get("burst")?,
+                    client_suspended: flag(&r, "suspended")?,
+                    grants: HashMap::new(),
+                },
+            );
+        }
+        for r in sqlx::query("SELECT profile_id, product_id, scopes, expires_at FROM grants WHERE status = 'approved'")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let profile_id: String = r.try_get("profile_id")?;
+            if let Some(p) = snap.profiles.get_mut(&profile_id) {
+                p.grants.insert(
+                    r.try_get("product_id")?,
+                    GrantEntry {
+                        scopes: split_list(&r.try_get::<String, _>("scopes")?, ' '),
+                        expires_at: r.try_get("expires_at")?,
+                    },
+                );
+            }
+        }
+        let mut by_id: HashMap<String, ProductEntry> = HashMap::new();
+        for r in sqlx::query("SELECT id, slug, sandbox_url, production_url FROM products").fetch_all(&self.pool).await?
+        {
+            let id: String = r.try_get("id")?;
+            by_id.insert(
+                id.clone(),
+                ProductEntry {
+                    id,
+                    slug: r.try_get("slug")?,
+                    sandbox_url: r.try_get("sandbox_url")?,
+                    production_url: r.try_get("production_url")?,
+                    endpoints: Vec::new(),
+                },
+            );
+        }
+        for r in sqlx::query("SELECT id, product_id, method, path_template, scope FROM endpoints")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let product_id: String = r.try_get("product_id")?;
+            if let Some(p) = by_id.get_mut(&product_id) {
+                let path_template: String = r.try_get("path_template")?;
+                p.endpoints.push(EndpointEntry {
+                    id: r.try_get("id")?,
+                    method: r.try_get("method")?,
+                    template: Template::compile(&path_template),
+                    path_template,
+                    scope: r.try_get("scope")?,
+                });
+            }
+        }
+        snap.products = by_id.into_values().map(|p| (p.slug.clone(), p)).collect();
+        self.snapshot.0.store(Arc::new(snap));
+        Ok(())
+    }
+}

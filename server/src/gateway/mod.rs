@@ -1,0 +1,212 @@
+//! The enforcing gateway: `/gw/{product}/{*path}`.
+//!
+//! One pipeline for every client, agent or app: authenticate → resolve client and
+//! profile → match the endpoint → authorize → rate limit → proxy → audit. Every step
+//! reads the in-memory policy snapshot; nothing here queries the database. Every
+//! request, allowed or refused, leaves one audit row.
+
+mod proxy;
+mod ratelimit;
+mod refusal;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use axum::response::Response;
+use axum::routing::any;
+use axum::Router;
+use portcullis_domain::audit_writer::{AuditSink, RequestEvent};
+use portcullis_domain::model::CredentialKind;
+use portcullis_domain::policy::{CredentialEntry, ProfileEntry, Snapshot};
+use portcullis_domain::routing::CanonicalPath;
+use portcullis_domain::secrets::SecretHasher;
+use portcullis_domain::store::Store;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use refusal::Refusal;
+
+#[derive(Clone)]
+pub struct Gateway {
+    store: Store,
+    hasher: SecretHasher,
+    audit: AuditSink,
+    limits: Arc<ratelimit::ProfileLimits>,
+    http: reqwest::Client,
+}
+
+impl Gateway {
+    pub fn new(store: Store, hasher: SecretHasher, audit: AuditSink) -> Self {
+        Self { store, hasher, audit, limits: Arc::default(), http: proxy::client() }
+    }
+}
+
+pub fn router<S: Clone + Send + Sync + 'static>(gateway: Gateway) -> Router<S> {
+    Router::new().route("/gw/{product}/{*path}", any(handle)).with_state(gateway)
+}
+
+/// Who called, once authenticated.
+struct Caller<'s> {
+    credential: &'s CredentialEntry,
+    profile: &'s ProfileEntry,
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn authenticate<'s>(gw: &Gateway, snap: &'s Snapshot, headers: &HeaderMap, now: i64) -> Result<Caller<'s>, Refusal> {
+    let key = match (header_str(headers, "x-api-key"), header_str(headers, "authorization")) {
+        (Some(key), _) => key.trim(),
+        (None, Some(auth)) if auth.len() > 7 && auth[..7].eq_ignore_ascii_case("bearer ") => {
+            return Err(Refusal::BearerNotSupported)
+        }
+        _ => return Err(Refusal::MissingCredential),
+    };
+    // Lookup by keyed hash: the comparison is of hashes, which leaks nothing usable.
+    let credential = snap.credentials.get(&gw.hasher.hash(key)).ok_or(Refusal::UnknownCredential)?;
+    if credential.kind != CredentialKind::ApiKey {
+        // A client secret is for the token endpoint, never a bearer of its own.
+        return Err(Refusal::UnknownCredential);
+    }
+    if now >= credential.expires_at {
+        return Err(Refusal::ExpiredCredential);
+    }
+    let profile = snap.profiles.get(&credential.profile_id).ok_or(Refusal::UnknownCredential)?;
+    let claims_ok = header_str(headers, "x-client-id").is_none_or(|c| c == profile.client_id)
+        && header_str(headers, "x-profile-id").is_none_or(|p| p == profile.id);
+    if !claims_ok {
+        return Err(Refusal::IdentityMismatch);
+    }
+    if profile.client_suspended {
+        return Err(Refusal::ClientSuspended);
+    }
+    Ok(Caller { credential, profile })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn handle(
+    State(gw): State<Gateway>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    Path((product_slug, _)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let request_id = uuid::Uuid::now_v7().to_string();
+    let now = gw.store.now();
+    let snap = gw.store.snapshot().current();
+    let prefix_len = "/gw/".len() + product_slug.len();
+    let raw_path = uri.path().get(prefix_len..).unwrap_or("");
+    let mut event = RequestEvent {
+        request_id: request_id.clone(),
+        occurred_at: now,
+        channel: "rest",
+        product: Some(product_slug.clone()),
+        method: method.to_string(),
+        path: raw_path.to_owned(),
+        bytes_in: content_length(&headers),
+        client_ip: Some(peer.ip().to_string()),
+        user_agent: header_str(&headers, "user-agent").map(str::to_owned),
+        ..RequestEvent::default()
+    };
+
+    let outcome =
+        enforce(&gw, &snap, &mut event, &method, &product_slug, raw_path, uri.query(), &headers, now, body).await;
+    let response = match outcome {
+        Ok(res) => {
+            event.decision = "allowed";
+            event.reason = "allowed";
+            res
+        }
+        Err(refusal) => {
+            event.decision = "refused";
+            event.reason = refusal.reason();
+            refusal.into_response(&request_id)
+        }
+    };
+    event.status = response.status().as_u16();
+    event.bytes_out = content_length(response.headers());
+    event.latency_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+    if gw.audit.record(event).await.is_err() {
+        // Fail-closed mode with a full queue: the caller must not get an unaudited answer.
+        tracing::error!(request.id = %request_id, "audit queue full; request refused");
+        return Refusal::AuditUnavailable.into_response(&request_id);
+    }
+    response
+}
+
+fn content_length(headers: &HeaderMap) -> i64 {
+    header_str(headers, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn enforce(
+    gw: &Gateway,
+    snap: &Snapshot,
+    event: &mut RequestEvent,
+    method: &Method,
+    product_slug: &str,
+    raw_path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    now: i64,
+    body: Body,
+) -> Result<Response, Refusal> {
+    let caller = authenticate(gw, snap, headers, now)?;
+    let profile = caller.profile;
+    event.client_id = Some(profile.client_id.clone());
+    event.profile_id = Some(profile.id.clone());
+    event.client_type = Some(profile.client_kind.as_str());
+    event.credential_id = Some(caller.credential.id.clone());
+
+    let product = snap.products.get(product_slug).ok_or(Refusal::UnknownProduct)?;
+    let path = CanonicalPath::parse(raw_path).map_err(|_| Refusal::UnknownEndpoint)?;
+    event.path = path.to_upstream();
+    let endpoint = product.match_endpoint(method.as_str(), &path).ok_or(Refusal::UnknownEndpoint)?;
+    event.endpoint = Some(endpoint.path_template.clone());
+
+    let grant = profile.grants.get(&product.id).ok_or(Refusal::NotGranted)?;
+    if grant.expires_at.is_some_and(|t| now >= t) {
+        return Err(Refusal::NotGranted);
+    }
+    if !grant.scopes.contains(&endpoint.scope) {
+        return Err(Refusal::InsufficientScope { required: endpoint.scope.clone() });
+    }
+
+    let (limit, remaining) = match gw.limits.check(&profile.id, profile.rate_per_minute, profile.burst) {
+        ratelimit::Verdict::Allowed { limit, remaining } => (limit, remaining),
+        ratelimit::Verdict::Limited { limit, retry_after_secs } => {
+            return Err(Refusal::RateLimited { retry_after_secs, limit, reset_secs: retry_after_secs })
+        }
+    };
+    if !gw.audit.has_room() {
+        return Err(Refusal::AuditUnavailable);
+    }
+
+    let mut url = format!("{}{}", product.upstream(profile.environment), path.to_upstream());
+    if let Some(q) = query.filter(|q| !q.is_empty()) {
+        url.push('?');
+        url.push_str(q);
+    }
+    let identity = [
+        ("x-portcullis-client-id", profile.client_id.clone()),
+        ("x-portcullis-profile-id", profile.id.clone()),
+        ("x-portcullis-environment", profile.environment.as_str().to_owned()),
+        ("x-portcullis-client-type", profile.client_kind.as_str().to_owned()),
+    ];
+    let upstream_headers = proxy::upstream_headers(headers, &event.request_id, &identity);
+    let mut res = proxy::forward(&gw.http, method.clone(), url, upstream_headers, body).await?;
+    let h = res.headers_mut();
+    h.insert(HeaderName::from_static("ratelimit-limit"), HeaderValue::from(limit));
+    h.insert(HeaderName::from_static("ratelimit-remaining"), HeaderValue::from(remaining));
+    if let Ok(v) = HeaderValue::from_str(&event.request_id) {
+        h.insert(HeaderName::from_static("x-request-id"), v);
+    }
+    // The upstream shares the portal's origin through us: it must not set cookies there.
+    h.remove(header::SET_COOKIE);
+    Ok(res)
+}

@@ -1,0 +1,144 @@
+//! Every way the gateway can refuse a request, with its status, its audit reason and
+//! the problem document the caller gets. Both mappings are exhaustive matches.
+
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No credential was presented.
+    MissingCredential,
+    /// A credential was presented that is not one we know.
+    UnknownCredential,
+    /// A credential we know, but past its expiry (or its rotation grace period).
+    ExpiredCredential,
+    /// `Authorization: Bearer` before the token endpoint exists.
+    BearerNotSupported,
+    /// `X-Client-ID` / `X-Profile-ID` name someone other than the credential's owner.
+    IdentityMismatch,
+    ClientSuspended,
+    UnknownProduct,
+    UnknownEndpoint,
+    /// The product is not granted to the profile, or the grant expired.
+    NotGranted,
+    /// Granted, but without the scope the endpoint requires.
+    InsufficientScope {
+        required: String,
+    },
+    RateLimited {
+        retry_after_secs: u64,
+        limit: u64,
+        reset_secs: u64,
+    },
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    /// The audit queue is full and the gateway is set to fail closed.
+    AuditUnavailable,
+}
+
+impl Refusal {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Refusal::MissingCredential
+            | Refusal::UnknownCredential
+            | Refusal::ExpiredCredential
+            | Refusal::BearerNotSupported
+            | Refusal::IdentityMismatch => StatusCode::UNAUTHORIZED,
+            Refusal::ClientSuspended | Refusal::NotGranted | Refusal::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            Refusal::UnknownProduct | Refusal::UnknownEndpoint => StatusCode::NOT_FOUND,
+            Refusal::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Refusal::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Refusal::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+            Refusal::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The reason recorded in the audit row and returned as the problem's `code`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::MissingCredential => "missing_credential",
+            Refusal::UnknownCredential | Refusal::ExpiredCredential | Refusal::BearerNotSupported => "invalid_token",
+            Refusal::IdentityMismatch => "identity_mismatch",
+            Refusal::ClientSuspended => "client_suspended",
+            Refusal::UnknownProduct => "unknown_product",
+            Refusal::UnknownEndpoint => "unknown_endpoint",
+            Refusal::NotGranted => "not_granted",
+            Refusal::InsufficientScope { .. } => "insufficient_scope",
+            Refusal::RateLimited { .. } => "rate_limited",
+            Refusal::UpstreamTimeout => "upstream_timeout",
+            Refusal::UpstreamUnavailable => "upstream_unavailable",
+            Refusal::AuditUnavailable => "audit_unavailable",
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Refusal::MissingCredential => "Send an API key in X-API-Key.".into(),
+            Refusal::UnknownCredential => "The credential is unknown or revoked.".into(),
+            Refusal::ExpiredCredential => "The credential has expired.".into(),
+            Refusal::BearerNotSupported => {
+                "Access tokens are not issued yet; authenticate with an API key in X-API-Key.".into()
+            }
+            Refusal::IdentityMismatch => "X-Client-ID or X-Profile-ID does not match the credential.".into(),
+            Refusal::ClientSuspended => "This client is suspended.".into(),
+            Refusal::UnknownProduct => "There is no such product.".into(),
+            Refusal::UnknownEndpoint => "The product has no endpoint for this method and path.".into(),
+            Refusal::NotGranted => "This profile has no current grant for the product.".into(),
+            Refusal::InsufficientScope { required } => format!("The endpoint needs the `{required}` scope."),
+            Refusal::RateLimited { retry_after_secs, .. } => {
+                format!("The profile's rate limit is reached; retry in {retry_after_secs} s.")
+            }
+            Refusal::UpstreamTimeout => "The upstream did not answer in time.".into(),
+            Refusal::UpstreamUnavailable => "The upstream could not be reached.".into(),
+            Refusal::AuditUnavailable => "The audit trail cannot take the request now; retry shortly.".into(),
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge of a 401 (RFC 6750 §3).
+    fn challenge(&self) -> Option<String> {
+        let description = match self {
+            Refusal::MissingCredential => return Some(r#"Bearer realm="portcullis""#.into()),
+            Refusal::UnknownCredential => "unknown or revoked credential",
+            Refusal::ExpiredCredential => "expired credential",
+            Refusal::BearerNotSupported => "access tokens are not issued yet",
+            Refusal::IdentityMismatch => "client or profile header does not match the credential",
+            _ => return None,
+        };
+        Some(format!(r#"Bearer realm="portcullis", error="invalid_token", error_description="{description}""#))
+    }
+
+    pub fn into_response(self, request_id: &str) -> Response {
+        let status = self.status();
+        let body = json!({
+            "type": "about:blank",
+            "title": status.canonical_reason().unwrap_or("Refused"),
+            "status": status.as_u16(),
+            "detail": self.detail(),
+            "code": self.reason(),
+            "request_id": request_id,
+        });
+        let mut res = (status, axum::Json(body)).into_response();
+        let h = res.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Ok(v) = HeaderValue::from_str(request_id) {
+            h.insert(HeaderName::from_static("x-request-id"), v);
+        }
+        if let Some(c) = self.challenge().and_then(|c| HeaderValue::from_str(&c).ok()) {
+            h.insert(header::WWW_AUTHENTICATE, c);
+        }
+        if let Refusal::InsufficientScope { required } = &self {
+            let c = format!(r#"Bearer realm="portcullis", error="insufficient_scope", scope="{required}""#);
+            if let Ok(v) = HeaderValue::from_str(&c) {
+                h.insert(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        if let Refusal::RateLimited { retry_after_secs, limit, reset_secs } = self {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            h.insert(HeaderName::from_static("ratelimit-limit"), HeaderValue::from(limit));
+            h.insert(HeaderName::from_static("ratelimit-remaining"), HeaderValue::from(0u64));
+            h.insert(HeaderName::from_static("ratelimit-reset"), HeaderValue::from(reset_secs));
+        }
+        res
+    }
+}

@@ -1,0 +1,239 @@
+use crate::helpers::{Session, TestApp};
+use portcullis_app::api::Registration;
+use portcullis_domain::model::{IssuedSecret, Role};
+use reqwest::StatusCode;
+use serde_json::Value;
+use sqlx::Row;
+use std::time::Duration;
+
+/// An agent with a sandbox grant on Accounts (read) and an API key.
+struct Agent {
+    dev: Session,
+    reg: Registration,
+    key: IssuedSecret,
+}
+
+async fn agent(app: &TestApp) -> Agent {
+    let dev = app.developer("agent-owner").await;
+    let reg: Registration =
+        dev.call("register_client", &[("name", "Gateway agent"), ("kind", "ai_agent"), ("description", "")]).await.ok();
+    let accounts = app.product_id("accounts").await;
+    let g = dev
+        .call(
+            "request_access",
+            &[
+                ("profile_id", &reg.secret.profile_id),
+                ("product_id", &accounts),
+                ("scope_read", "on"),
+                ("justification", ""),
+            ],
+        )
+        .await;
+    assert_eq!(g.status, 200, "{g:?}");
+    let key: IssuedSecret = dev.call("issue_api_key", &[("profile_id", &reg.secret.profile_id)]).await.ok();
+    Agent { dev, reg, key }
+}
+
+async fn call(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let mut req = reqwest::Client::new().request(method, format!("{}{path}", app.base));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = req.send().await.unwrap();
+    let (status, h) = (res.status(), res.headers().clone());
+    let text = res.text().await.unwrap();
+    (status, h, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+async fn audit_rows(app: &TestApp, expected: usize) -> Vec<(String, String, i64)> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&app.database_url).await.unwrap();
+    for _ in 0..100 {
+        let rows =
+            sqlx::query("SELECT decision, reason, status FROM audit_events WHERE action = 'request' ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        if rows.len() >= expected {
+            return rows.iter().map(|r| (r.get("decision"), r.get("reason"), r.get("status"))).collect();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {expected} audit rows were written");
+}
+
+#[tokio::test]
+async fn an_agent_calls_its_granted_endpoint_through_the_gateway() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let a = agent(&app).await;
+    let (status, headers, body) = call(
+        &app,
+        reqwest::Method::GET,
+        "/gw/accounts/accounts/acc-1002",
+        &[("x-api-key", &a.key.secret), ("authorization", "Basic eA==")],
+    )
+    .await;
+    // An API key wins over other headers; the upstream answered.
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["holder"], "Alan Turing");
+    assert_eq!(body["seen"]["x-portcullis-client-id"], a.reg.client_id.as_str());
+    assert_eq!(body["seen"]["x-portcullis-profile-id"], a.reg.secret.profile_id.as_str());
+    assert_eq!(body["seen"]["x-portcullis-client-type"], "ai_agent");
+    assert_eq!(body["caller_credentials_seen"], false, "no caller credential reaches the upstream");
+    assert_eq!(body["seen"]["x-request-id"], headers["x-request-id"].to_str().unwrap());
+    assert_eq!(headers["ratelimit-limit"], "20");
+    assert_eq!(headers["ratelimit-remaining"], "19");
+
+    let rows = audit_rows(&app, 1).await;
+    assert_eq!(rows, [("allowed".to_owned(), "allowed".to_owned(), 200)]);
+    // The portal now shows when the key was last used.
+    let detail: portcullis_domain::model::ClientDetail =
+        a.dev.call("get_client", &[("client_id", &a.reg.client_id)]).await.ok();
+    let used = detail.profiles[0].credentials.iter().find(|c| c.id == a.key.credential_id).unwrap();
+    assert!(used.last_used_at.is_some());
+}
+
+#[tokio::test]
+async fn every_refusal_has_its_status_reason_and_audit_row() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let a = agent(&app).await;
+    let key = a.key.secret.as_str();
+    // (method, path, headers, expected status, expected reason)
+    type Case<'a> = (reqwest::Method, &'a str, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (reqwest::Method::GET, "/gw/accounts/accounts", vec![], 401, "missing_credential"),
+        (reqwest::Method::GET, "/gw/accounts/accounts", vec![("x-api-key", "pck_unknown")], 401, "invalid_token"),
+        (
+            reqwest::Method::GET,
+            "/gw/accounts/accounts",
+            vec![("x-api-key", &a.reg.secret.secret)],
+            401,
+            "invalid_token",
+        ),
+        (
+            reqwest::Method::GET,
+            "/gw/accounts/accounts",
+            vec![("authorization", "Bearer abc.def.ghi")],
+            401,
+            "invalid_token",
+        ),
+        (
+            reqwest::Method::GET,
+            "/gw/accounts/accounts",
+            vec![("x-api-key", key), ("x-client-id", "cl_someone_else")],
+            401,
+            "identity_mismatch",
+        ),
+        (reqwest::Method::POST, "/gw/accounts/accounts", vec![("x-api-key", key)], 403, "insufficient_scope"),
+        (reqwest::Method::GET, "/gw/payments/payments", vec![("x-api-key", key)], 403, "not_granted"),
+        (reqwest::Method::GET, "/gw/nothing-here/x", vec![("x-api-key", key)], 404, "unknown_product"),
+        (reqwest::Method::GET, "/gw/accounts/ACCOUNTS", vec![("x-api-key", key)], 404, "unknown_endpoint"),
+        (reqwest::Method::GET, "/gw/accounts/accounts/%2e%2e/x", vec![("x-api-key", key)], 404, "unknown_endpoint"),
+        (reqwest::Method::GET, "/gw/accounts/accounts//acc-1", vec![("x-api-key", key)], 404, "unknown_endpoint"),
+        (
+            reqwest::Method::GET,
+            "/gw/accounts/accounts/a%2Fb/balance",
+            vec![("x-api-key", key)],
+            404,
+            "unknown_endpoint",
+        ),
+    ];
+    for (method, path, headers, status, reason) in &cases {
+        let (got, h, body) = call(&app, method.clone(), path, headers).await;
+        assert_eq!(got.as_u16(), *status, "{method} {path}: {body}");
+        assert_eq!(body["code"], *reason, "{method} {path}");
+        assert_eq!(h["content-type"], "application/problem+json");
+        if *status == 401 {
+            assert!(h.contains_key("www-authenticate"), "{path}");
+        }
+    }
+    let rows = audit_rows(&app, cases.len()).await;
+    assert_eq!(rows.len(), cases.len(), "exactly one row per request");
+    for (row, case) in rows.iter().zip(&cases) {
+        assert_eq!((row.0.as_str(), row.1.as_str(), row.2), ("refused", case.4, i64::from(case.3)));
+    }
+}
+
+#[tokio::test]
+async fn revoking_a_key_refuses_the_very_next_request() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let a = agent(&app).await;
+    let ok = call(&app, reqwest::Method::GET, "/gw/accounts/accounts", &[("x-api-key", &a.key.secret)]).await;
+    assert_eq!(ok.0, 200);
+    assert!(a.dev.call("revoke_credential", &[("credential_id", &a.key.credential_id)]).await.status < 300);
+    let (status, headers, body) =
+        call(&app, reqwest::Method::GET, "/gw/accounts/accounts", &[("x-api-key", &a.key.secret)]).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["code"], "invalid_token");
+    assert!(headers["www-authenticate"].to_str().unwrap().contains("unknown or revoked"));
+}
+
+#[tokio::test]
+async fn the_rate_limit_admits_the_burst_then_answers_429() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let a = agent(&app).await;
+    let admin = app.user_with_role(Role::Admin).await;
+    let set = admin
+        .call("set_rate_limit", &[("profile_id", &a.reg.secret.profile_id), ("rate_per_minute", "1"), ("burst", "3")])
+        .await;
+    assert!(set.status < 300, "{set:?}");
+    let mut statuses = Vec::new();
+    let mut last = None;
+    for _ in 0..5 {
+        let (s, h, _) =
+            call(&app, reqwest::Method::GET, "/gw/accounts/accounts", &[("x-api-key", &a.key.secret)]).await;
+        statuses.push(s.as_u16());
+        last = Some(h);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    let h = last.unwrap();
+    let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(h["ratelimit-limit"], "3");
+    assert_eq!(h["ratelimit-remaining"], "0");
+    let rows = audit_rows(&app, 5).await;
+    assert_eq!(rows.iter().filter(|r| r.1 == "rate_limited").count(), 2);
+}
+
+#[tokio::test]
+async fn concurrent_requests_of_every_outcome_leave_exactly_one_row_each() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let a = agent(&app).await;
+    let key = a.key.secret.clone();
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let base = app.base.clone();
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            let (path, with_key) = match i % 3 {
+                0 => ("/gw/accounts/accounts", true),
+                1 => ("/gw/payments/payments", true),
+                _ => ("/gw/accounts/accounts", false),
+            };
+            let mut req = reqwest::Client::new().get(format!("{base}{path}"));
+            if with_key {
+                req = req.header("x-api-key", key);
+            }
+            req.send().await.unwrap().status().as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let rows = audit_rows(&app, 60).await;
+    assert_eq!(rows.len(), 60);
+    let count = |reason: &str| rows.iter().filter(|r| r.1 == reason).count();
+    // 20 allowed requests fit the sandbox burst of 20.
+    assert_eq!((count("allowed"), count("not_granted"), count("missing_credential")), (20, 20, 20), "{statuses:?}");
+}
