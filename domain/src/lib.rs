@@ -26,6 +26,8 @@ pub mod clock;
 #[cfg(feature = "store")]
 pub mod grants;
 #[cfg(feature = "store")]
+pub mod oauth;
+#[cfg(feature = "store")]
 pub mod password;
 #[cfg(feature = "store")]
 pub mod policy;

@@ -21,6 +21,8 @@ pub struct Snapshot {
     /// Usable credentials (not revoked) by the keyed hash of their secret. Expiry is
     /// checked per request against the clock, so an expiry needs no reload.
     pub credentials: HashMap<String, CredentialEntry>,
+    /// The same credentials by id, to check that a token's credential is still live.
+    pub credentials_by_id: HashMap<String, CredentialEntry>,
     pub profiles: HashMap<String, ProfileEntry>,
     pub products: HashMap<String, ProductEntry>,
 }
@@ -122,15 +124,14 @@ impl Store {
         .fetch_all(&self.pool)
         .await?
         {
-            snap.credentials.insert(
-                r.try_get("secret_hash")?,
-                CredentialEntry {
-                    id: r.try_get("id")?,
-                    kind: enum_col(&r, "kind")?,
-                    profile_id: r.try_get("profile_id")?,
-                    expires_at: r.try_get("expires_at")?,
-                },
-            );
+            let entry = CredentialEntry {
+                id: r.try_get("id")?,
+                kind: enum_col(&r, "kind")?,
+                profile_id: r.try_get("profile_id")?,
+                expires_at: r.try_get("expires_at")?,
+            };
+            snap.credentials_by_id.insert(entry.id.clone(), entry.clone());
+            snap.credentials.insert(r.try_get("secret_hash")?, entry);
         }
         for r in sqlx::query(
             "SELECT p.id, p.client_id, c.kind, p.environment, p.rate_per_minute, p.burst, c.suspended

@@ -66,6 +66,9 @@ pub struct Store {
     pub(crate) hasher: SecretHasher,
     pub(crate) policy: Policy,
     pub(crate) snapshot: crate::policy::PolicyHandle,
+    pub(crate) keys: crate::oauth::KeyRingHandle,
+    /// Seals signing keys at rest; derived from the server secret.
+    pub(crate) sealing_key: crate::oauth::SealingKey,
 }
 
 static DRIVERS: Once = Once::new();
@@ -112,9 +115,12 @@ impl Store {
             hasher: SecretHasher::new(secret),
             policy,
             snapshot: crate::policy::PolicyHandle::default(),
+            keys: crate::oauth::KeyRingHandle::default(),
+            sealing_key: crate::oauth::SealingKey(secret.derive("signing-key-seal/v1")),
         };
         store.migrate().await?;
         store.reload_policy().await?;
+        store.reload_keys().await?;
         Ok(store)
     }
 

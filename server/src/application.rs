@@ -14,6 +14,7 @@ use portcullis_app::ssr::{LoginThrottle, PortalState};
 use portcullis_app::{shell, App};
 use portcullis_domain::audit_writer::{AuditSink, WhenFull};
 use portcullis_domain::clock::Clock;
+use portcullis_domain::oauth::TokenSettings;
 use portcullis_domain::secrets::{SecretHasher, ServerSecret};
 use portcullis_domain::seed::{seed_demo, DemoSeed};
 use portcullis_domain::store::{Policy, Store};
@@ -131,7 +132,15 @@ impl Application {
             crate::config::AuditWhenFull::FailClosed => WhenFull::FailClosed,
         };
         let (audit, audit_writer) = AuditSink::start(store.clone(), args.audit_queue, when_full);
-        let gateway = crate::gateway::Gateway::new(store.clone(), SecretHasher::new(&secret), audit);
+        let issuer = args
+            .public_url
+            .clone()
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| format!("http://{}", loopback(local)));
+        // Tokens are for this gateway: the audience is the issuer itself.
+        let tokens = TokenSettings { audience: issuer.clone(), issuer };
+        let oauth = crate::oauth::OAuthServer::new(store.clone(), tokens.clone(), audit.clone());
+        let gateway = crate::gateway::Gateway::new(store.clone(), tokens, SecretHasher::new(&secret), audit);
         spawn_policy_backstop(store.clone());
 
         let secure_cookies = args.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
@@ -168,6 +177,7 @@ impl Application {
             .layer(axum::middleware::from_fn(csrf::verify_origin))
             .layer(session_layer)
             .merge(crate::gateway::router(gateway))
+            .merge(crate::oauth::router(oauth))
             .merge(sample_upstream::router())
             .merge(health::router(store.clone()))
             .layer(SetResponseHeaderLayer::if_not_present(

@@ -17,6 +17,7 @@ use axum::routing::any;
 use axum::Router;
 use portcullis_domain::audit_writer::{AuditSink, RequestEvent};
 use portcullis_domain::model::CredentialKind;
+use portcullis_domain::oauth::{TokenError, TokenSettings};
 use portcullis_domain::policy::{CredentialEntry, ProfileEntry, Snapshot};
 use portcullis_domain::routing::CanonicalPath;
 use portcullis_domain::secrets::SecretHasher;
@@ -30,6 +31,7 @@ pub use refusal::Refusal;
 #[derive(Clone)]
 pub struct Gateway {
     store: Store,
+    tokens: TokenSettings,
     hasher: SecretHasher,
     audit: AuditSink,
     limits: Arc<ratelimit::ProfileLimits>,
@@ -37,8 +39,8 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(store: Store, hasher: SecretHasher, audit: AuditSink) -> Self {
-        Self { store, hasher, audit, limits: Arc::default(), http: proxy::client() }
+    pub fn new(store: Store, tokens: TokenSettings, hasher: SecretHasher, audit: AuditSink) -> Self {
+        Self { store, tokens, hasher, audit, limits: Arc::default(), http: proxy::client() }
     }
 }
 
@@ -50,6 +52,9 @@ pub fn router<S: Clone + Send + Sync + 'static>(gateway: Gateway) -> Router<S> {
 struct Caller<'s> {
     credential: &'s CredentialEntry,
     profile: &'s ProfileEntry,
+    /// The scopes of the access token, which may be narrower than the grants; `None`
+    /// for an API key, which carries the profile's grants as they are.
+    token_scopes: Option<Vec<String>>,
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -57,23 +62,40 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 fn authenticate<'s>(gw: &Gateway, snap: &'s Snapshot, headers: &HeaderMap, now: i64) -> Result<Caller<'s>, Refusal> {
-    let key = match (header_str(headers, "x-api-key"), header_str(headers, "authorization")) {
-        (Some(key), _) => key.trim(),
-        (None, Some(auth)) if auth.len() > 7 && auth[..7].eq_ignore_ascii_case("bearer ") => {
-            return Err(Refusal::BearerNotSupported)
+    let bearer = header_str(headers, "authorization").and_then(|a| {
+        a.get(..7).filter(|p| p.eq_ignore_ascii_case("bearer ")).map(|_| a.get(7..).unwrap_or("").trim())
+    });
+    let (credential, profile, token_scopes) = match (header_str(headers, "x-api-key"), bearer) {
+        (Some(key), _) => {
+            // Lookup by keyed hash: what is compared is a hash, which leaks nothing usable.
+            let credential = snap.credentials.get(&gw.hasher.hash(key.trim())).ok_or(Refusal::UnknownCredential)?;
+            if credential.kind != CredentialKind::ApiKey {
+                // A client secret is for the token endpoint, never a bearer of its own.
+                return Err(Refusal::UnknownCredential);
+            }
+            if now >= credential.expires_at {
+                return Err(Refusal::ExpiredCredential);
+            }
+            let profile = snap.profiles.get(&credential.profile_id).ok_or(Refusal::UnknownCredential)?;
+            (credential, profile, None)
         }
-        _ => return Err(Refusal::MissingCredential),
+        (None, Some(token)) => {
+            let claims = gw.store.verify_access_token(&gw.tokens, token).map_err(Refusal::InvalidToken)?;
+            // A token lives no longer than the credential it was obtained with.
+            let credential = snap
+                .credentials_by_id
+                .get(&claims.cid)
+                .filter(|c| now < c.expires_at && c.profile_id == claims.profile)
+                .ok_or(Refusal::InvalidToken(TokenError::Revoked))?;
+            let profile = snap
+                .profiles
+                .get(&claims.profile)
+                .filter(|p| p.client_id == claims.client_id)
+                .ok_or(Refusal::InvalidToken(TokenError::Revoked))?;
+            (credential, profile, Some(claims.scope.split(' ').map(str::to_owned).collect()))
+        }
+        (None, None) => return Err(Refusal::MissingCredential),
     };
-    // Lookup by keyed hash: the comparison is of hashes, which leaks nothing usable.
-    let credential = snap.credentials.get(&gw.hasher.hash(key)).ok_or(Refusal::UnknownCredential)?;
-    if credential.kind != CredentialKind::ApiKey {
-        // A client secret is for the token endpoint, never a bearer of its own.
-        return Err(Refusal::UnknownCredential);
-    }
-    if now >= credential.expires_at {
-        return Err(Refusal::ExpiredCredential);
-    }
-    let profile = snap.profiles.get(&credential.profile_id).ok_or(Refusal::UnknownCredential)?;
     let claims_ok = header_str(headers, "x-client-id").is_none_or(|c| c == profile.client_id)
         && header_str(headers, "x-profile-id").is_none_or(|p| p == profile.id);
     if !claims_ok {
@@ -82,7 +104,7 @@ fn authenticate<'s>(gw: &Gateway, snap: &'s Snapshot, headers: &HeaderMap, now: 
     if profile.client_suspended {
         return Err(Refusal::ClientSuspended);
     }
-    Ok(Caller { credential, profile })
+    Ok(Caller { credential, profile, token_scopes })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -173,7 +195,8 @@ async fn enforce(
     if grant.expires_at.is_some_and(|t| now >= t) {
         return Err(Refusal::NotGranted);
     }
-    if !grant.scopes.contains(&endpoint.scope) {
+    let token_allows = caller.token_scopes.as_ref().is_none_or(|t| t.contains(&endpoint.scope));
+    if !grant.scopes.contains(&endpoint.scope) || !token_allows {
         return Err(Refusal::InsufficientScope { required: endpoint.scope.clone() });
     }
 

@@ -3,7 +3,20 @@
 
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use portcullis_domain::oauth::TokenError;
 use serde_json::json;
+
+/// Expired, revoked, malformed and unknown tokens are told apart (RFC 6750 §3.1 leaves
+/// the description to us); none of them says more than that.
+fn token_description(e: TokenError) -> &'static str {
+    match e {
+        TokenError::Malformed => "malformed access token",
+        TokenError::UnknownKey | TokenError::BadSignature | TokenError::WrongIssuerOrAudience => "unknown access token",
+        TokenError::Expired => "expired access token",
+        TokenError::NotYetValid => "access token not yet valid",
+        TokenError::Revoked => "revoked access token",
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
@@ -13,8 +26,8 @@ pub enum Refusal {
     UnknownCredential,
     /// A credential we know, but past its expiry (or its rotation grace period).
     ExpiredCredential,
-    /// `Authorization: Bearer` before the token endpoint exists.
-    BearerNotSupported,
+    /// An access token that does not verify, told apart for the caller.
+    InvalidToken(TokenError),
     /// `X-Client-ID` / `X-Profile-ID` name someone other than the credential's owner.
     IdentityMismatch,
     ClientSuspended,
@@ -43,7 +56,7 @@ impl Refusal {
             Refusal::MissingCredential
             | Refusal::UnknownCredential
             | Refusal::ExpiredCredential
-            | Refusal::BearerNotSupported
+            | Refusal::InvalidToken(_)
             | Refusal::IdentityMismatch => StatusCode::UNAUTHORIZED,
             Refusal::ClientSuspended | Refusal::NotGranted | Refusal::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             Refusal::UnknownProduct | Refusal::UnknownEndpoint => StatusCode::NOT_FOUND,
@@ -58,7 +71,7 @@ impl Refusal {
     pub fn reason(&self) -> &'static str {
         match self {
             Refusal::MissingCredential => "missing_credential",
-            Refusal::UnknownCredential | Refusal::ExpiredCredential | Refusal::BearerNotSupported => "invalid_token",
+            Refusal::UnknownCredential | Refusal::ExpiredCredential | Refusal::InvalidToken(_) => "invalid_token",
             Refusal::IdentityMismatch => "identity_mismatch",
             Refusal::ClientSuspended => "client_suspended",
             Refusal::UnknownProduct => "unknown_product",
@@ -74,12 +87,12 @@ impl Refusal {
 
     fn detail(&self) -> String {
         match self {
-            Refusal::MissingCredential => "Send an API key in X-API-Key.".into(),
+            Refusal::MissingCredential => {
+                "Send an access token (Authorization: Bearer) or an API key (X-API-Key).".into()
+            }
             Refusal::UnknownCredential => "The credential is unknown or revoked.".into(),
             Refusal::ExpiredCredential => "The credential has expired.".into(),
-            Refusal::BearerNotSupported => {
-                "Access tokens are not issued yet; authenticate with an API key in X-API-Key.".into()
-            }
+            Refusal::InvalidToken(e) => format!("The access token is not accepted: {}.", token_description(*e)),
             Refusal::IdentityMismatch => "X-Client-ID or X-Profile-ID does not match the credential.".into(),
             Refusal::ClientSuspended => "This client is suspended.".into(),
             Refusal::UnknownProduct => "There is no such product.".into(),
@@ -101,7 +114,7 @@ impl Refusal {
             Refusal::MissingCredential => return Some(r#"Bearer realm="portcullis""#.into()),
             Refusal::UnknownCredential => "unknown or revoked credential",
             Refusal::ExpiredCredential => "expired credential",
-            Refusal::BearerNotSupported => "access tokens are not issued yet",
+            Refusal::InvalidToken(e) => token_description(*e),
             Refusal::IdentityMismatch => "client or profile header does not match the credential",
             _ => return None,
         };

@@ -11,4 +11,5 @@ mod gateway;
 mod grants;
 mod helpers;
 mod management;
+mod oauth;
 mod startup;

@@ -1,0 +1,241 @@
+//! The OAuth2 authorization server: the client credentials grant (RFC 6749 §4.4), the
+//! published keys (RFC 7517) and the server metadata (RFC 8414). See README.md beside
+//! this file for the decisions.
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use portcullis_domain::audit_writer::{AuditSink, RequestEvent};
+use portcullis_domain::oauth::{TokenRequestError, TokenSettings};
+use portcullis_domain::store::Store;
+use serde_json::json;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Clone)]
+pub struct OAuthServer {
+    store: Store,
+    settings: TokenSettings,
+    audit: AuditSink,
+    per_client: Arc<DefaultKeyedRateLimiter<String>>,
+    per_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+impl OAuthServer {
+    pub fn new(store: Store, settings: TokenSettings, audit: AuditSink) -> Self {
+        let nz = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+        Self {
+            store,
+            settings,
+            audit,
+            // Clients cache their tokens for 15 minutes; a few per minute is plenty.
+            per_client: Arc::new(RateLimiter::keyed(Quota::per_minute(nz(30)).allow_burst(nz(10)))),
+            per_ip: Arc::new(RateLimiter::keyed(Quota::per_minute(nz(300)).allow_burst(nz(60)))),
+        }
+    }
+}
+
+pub fn router<S: Clone + Send + Sync + 'static>(server: OAuthServer) -> Router<S> {
+    Router::new()
+        .route("/oauth/token", post(token))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/.well-known/oauth-authorization-server", get(metadata))
+        .with_state(server)
+}
+
+/// An RFC 6749 §5.2 error: its `error` code is also the audit reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+}
+
+impl OAuthError {
+    fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+        Self { status, error, description: description.into() }
+    }
+    fn invalid_request(description: &str) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+    /// Unknown client, wrong secret, missing authentication: one answer for all.
+    fn invalid_client() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed")
+    }
+    fn rate_limited() -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many token requests; retry later")
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let mut res =
+            (self.status, Json(json!({ "error": self.error, "error_description": self.description }))).into_response();
+        no_store(res.headers_mut());
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Basic realm="portcullis""#));
+        }
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+        }
+        res
+    }
+}
+
+fn no_store(h: &mut HeaderMap) {
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+/// Client id and secret from `Authorization: Basic` (form-urlencoded inside, RFC 6749
+/// §2.3.1) or from the body; both at once is a malformed request.
+fn client_credentials(headers: &HeaderMap, form: &[(String, String)]) -> Result<(String, String), OAuthError> {
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.get(..6).filter(|p| p.eq_ignore_ascii_case("basic ")).map(|_| v.get(6..).unwrap_or("")));
+    match (basic, field("client_secret")) {
+        (Some(_), Some(_)) => Err(OAuthError::invalid_request("use one client authentication method")),
+        (Some(b64), None) => {
+            let decoded = STANDARD.decode(b64.trim()).ok().and_then(|d| String::from_utf8(d).ok());
+            let pair = decoded.as_deref().and_then(|d| d.split_once(':'));
+            let decode = |s: &str| {
+                serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}")).ok()?.pop().map(|(_, v)| v)
+            };
+            match pair.and_then(|(id, secret)| Some((decode(id)?, decode(secret)?))) {
+                Some(pair) => Ok(pair),
+                None => Err(OAuthError::invalid_client()),
+            }
+        }
+        (None, Some(secret)) => match field("client_id") {
+            Some(id) => Ok((id, secret)),
+            None => Err(OAuthError::invalid_client()),
+        },
+        (None, None) => Err(OAuthError::invalid_client()),
+    }
+}
+
+async fn token(
+    State(o): State<OAuthServer>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let mut event = RequestEvent {
+        request_id: uuid::Uuid::now_v7().to_string(),
+        occurred_at: o.store.now(),
+        channel: "oauth",
+        method: "POST".into(),
+        path: "/oauth/token".into(),
+        bytes_in: i64::try_from(body.len()).unwrap_or(i64::MAX),
+        client_ip: Some(peer.ip().to_string()),
+        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        ..RequestEvent::default()
+    };
+    let response = match issue(&o, peer.ip(), &headers, &body, &mut event) {
+        Ok(res) => {
+            (event.decision, event.reason) = ("allowed", "allowed");
+            res
+        }
+        Err(e) => {
+            (event.decision, event.reason) = ("refused", e.error);
+            e.into_response()
+        }
+    };
+    event.status = response.status().as_u16();
+    event.latency_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+    if o.audit.record(event).await.is_err() {
+        return OAuthError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the audit trail is full; retry",
+        )
+        .into_response();
+    }
+    response
+}
+
+fn issue(
+    o: &OAuthServer,
+    ip: IpAddr,
+    headers: &HeaderMap,
+    body: &[u8],
+    event: &mut RequestEvent,
+) -> Result<Response, OAuthError> {
+    if o.per_ip.check_key(&ip).is_err() {
+        return Err(OAuthError::rate_limited());
+    }
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|_| OAuthError::invalid_request("the body must be form-urlencoded"))?;
+    let mut names: Vec<&str> = form.iter().map(|(k, _)| k.as_str()).collect();
+    names.sort_unstable();
+    if names.windows(2).any(|w| w.first() == w.get(1)) {
+        return Err(OAuthError::invalid_request("a parameter is repeated"));
+    }
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    match field("grant_type") {
+        Some("client_credentials") => {}
+        Some(_) => {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "only client_credentials is supported",
+            ))
+        }
+        None => return Err(OAuthError::invalid_request("grant_type is required")),
+    }
+    let (client_id, secret) = client_credentials(headers, &form)?;
+    if o.per_client.check_key(&client_id).is_err() {
+        return Err(OAuthError::rate_limited());
+    }
+    let issued = o.store.issue_access_token(&o.settings, &client_id, &secret, field("scope")).map_err(|e| match e {
+        TokenRequestError::InvalidClient => OAuthError::invalid_client(),
+        TokenRequestError::InvalidScope(why) => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_scope", why),
+        TokenRequestError::InvalidRequest(why) => OAuthError::invalid_request(&why),
+        TokenRequestError::Internal => {
+            OAuthError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the token could not be issued")
+        }
+    })?;
+    event.client_id = Some(issued.claims.client_id.clone());
+    event.profile_id = Some(issued.claims.profile.clone());
+    event.credential_id = Some(issued.claims.cid.clone());
+    let mut res = Json(json!({
+        "access_token": issued.token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "scope": issued.scope,
+    }))
+    .into_response();
+    no_store(res.headers_mut());
+    Ok(res)
+}
+
+async fn jwks(State(o): State<OAuthServer>) -> Response {
+    let ring = o.store.keys().current();
+    let mut res = Json(json!({ "keys": ring.jwks })).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    res
+}
+
+async fn metadata(State(o): State<OAuthServer>) -> Json<serde_json::Value> {
+    let issuer = &o.settings.issuer;
+    Json(json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}/oauth/token"),
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "response_types_supported": [],
+        "scopes_supported": portcullis_domain::model::SCOPES,
+    }))
+}

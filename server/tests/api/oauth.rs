@@ -1,0 +1,356 @@
+use crate::helpers::{serve_args, Session, TestApp, SECRET};
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use portcullis_app::api::Registration;
+use portcullis_domain::model::IssuedSecret;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sqlx::Row;
+
+struct Client {
+    dev: Session,
+    reg: Registration,
+}
+
+async fn client_with_accounts_read(app: &TestApp) -> Client {
+    let dev = app.developer("oauth").await;
+    let reg: Registration =
+        dev.call("register_client", &[("name", "Token agent"), ("kind", "ai_agent"), ("description", "")]).await.ok();
+    let accounts = app.product_id("accounts").await;
+    let g = dev
+        .call(
+            "request_access",
+            &[
+                ("profile_id", &reg.secret.profile_id),
+                ("product_id", &accounts),
+                ("scope_read", "on"),
+                ("justification", ""),
+            ],
+        )
+        .await;
+    assert_eq!(g.status, 200);
+    Client { dev, reg }
+}
+
+async fn token_request(
+    app: &TestApp,
+    form: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let mut req = reqwest::Client::new().post(format!("{}/oauth/token", app.base)).form(form);
+    if let Some((id, secret)) = basic {
+        req = req.basic_auth(id, Some(secret));
+    }
+    let res = req.send().await.unwrap();
+    let (s, h) = (res.status(), res.headers().clone());
+    (s, h, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn gw(app: &TestApp, path: &str, token: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let res = reqwest::Client::new().get(format!("{}{path}", app.base)).bearer_auth(token).send().await.unwrap();
+    let (s, h) = (res.status(), res.headers().clone());
+    (s, h, res.json().await.unwrap_or(Value::Null))
+}
+
+fn decode_part(token: &str, i: usize) -> Value {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').nth(i).unwrap()).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn a_client_gets_a_token_and_calls_the_gateway_with_it() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let c = client_with_accounts_read(&app).await;
+    let (status, headers, body) =
+        token_request(&app, &[("grant_type", "client_credentials")], Some((&c.reg.client_id, &c.reg.secret.secret)))
+            .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 900);
+    assert_eq!(body["scope"], "read");
+    let token = body["access_token"].as_str().unwrap();
+    let header = decode_part(token, 0);
+    assert_eq!((header["alg"].as_str(), header["typ"].as_str()), (Some("EdDSA"), Some("at+jwt")));
+    let claims = decode_part(token, 1);
+    assert_eq!(claims["sub"], c.reg.client_id.as_str());
+    assert_eq!(claims["client_id"], c.reg.client_id.as_str());
+    assert_eq!(claims["profile"], c.reg.secret.profile_id.as_str());
+    assert_eq!((claims["env"].as_str(), claims["client_type"].as_str()), (Some("sandbox"), Some("ai-agent")));
+    assert_eq!(claims["iss"], app.base.as_str());
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 900);
+
+    let jwks: Value = reqwest::get(format!("{}/.well-known/jwks.json", app.base)).await.unwrap().json().await.unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], header["kid"]);
+    assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
+    assert!(jwks["keys"][0].get("d").is_none(), "no private material is published");
+    let meta: Value = reqwest::get(format!("{}/.well-known/oauth-authorization-server", app.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["token_endpoint"], format!("{}/oauth/token", app.base));
+
+    let (status, _, body) = gw(&app, "/gw/accounts/accounts", token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["caller_credentials_seen"], false);
+    // The token carries `read`: writing is refused even if a grant said otherwise.
+    let (status, _, body) = gw(&app, "/gw/payments/payments", token).await;
+    assert_eq!((status.as_u16(), body["code"].as_str()), (403, Some("not_granted")));
+
+    // client_secret_post works the same.
+    let (status, _, _) = token_request(
+        &app,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &c.reg.client_id),
+            ("client_secret", &c.reg.secret.secret),
+            ("scope", "read"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn token_endpoint_errors_follow_rfc_6749() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let c = client_with_accounts_read(&app).await;
+    let (id, secret) = (c.reg.client_id.as_str(), c.reg.secret.secret.as_str());
+
+    let (s, h, wrong) = token_request(&app, &[("grant_type", "client_credentials")], Some((id, "pcs_wrong"))).await;
+    assert_eq!((s.as_u16(), wrong["error"].as_str()), (401, Some("invalid_client")));
+    assert_eq!(h["www-authenticate"], r#"Basic realm="portcullis""#);
+    let (s, _, unknown) =
+        token_request(&app, &[("grant_type", "client_credentials")], Some(("cl_nobody", secret))).await;
+    assert_eq!((s.as_u16(), &unknown), (401, &wrong), "unknown client and wrong secret look the same");
+
+    // (form, basic credentials, expected status, expected error)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Option<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (vec![("grant_type", "password")], Some((id, secret)), 400, "unsupported_grant_type"),
+        (vec![], Some((id, secret)), 400, "invalid_request"),
+        (vec![("grant_type", "client_credentials"), ("scope", "write")], Some((id, secret)), 400, "invalid_scope"),
+        (
+            vec![("grant_type", "client_credentials"), ("client_secret", secret)],
+            Some((id, secret)),
+            400,
+            "invalid_request",
+        ),
+        (
+            vec![("grant_type", "client_credentials"), ("grant_type", "client_credentials")],
+            Some((id, secret)),
+            400,
+            "invalid_request",
+        ),
+        (vec![("grant_type", "client_credentials")], None, 401, "invalid_client"),
+    ];
+    for (form, basic, status, error) in cases {
+        let (s, h, body) = token_request(&app, &form, basic).await;
+        assert_eq!((s.as_u16(), body["error"].as_str()), (status, Some(error)), "{form:?}");
+        assert_eq!(h["cache-control"], "no-store");
+    }
+    // The API key is not a client secret.
+    let key: IssuedSecret = c.dev.call("issue_api_key", &[("profile_id", &c.reg.secret.profile_id)]).await.ok();
+    let (s, _, _) = token_request(&app, &[("grant_type", "client_credentials")], Some((id, &key.secret))).await;
+    assert_eq!(s, 401);
+
+    // Every call left an audit row on the oauth channel.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&app.database_url).await.unwrap();
+    let mut n = 0;
+    for _ in 0..100 {
+        n = sqlx::query("SELECT COUNT(*) AS n FROM audit_events WHERE channel = 'oauth'")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .get::<i64, _>("n");
+        if n >= 9 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(n, 9);
+}
+
+async fn valid_token(app: &TestApp, c: &Client) -> String {
+    let (_, _, body) =
+        token_request(app, &[("grant_type", "client_credentials")], Some((&c.reg.client_id, &c.reg.secret.secret)))
+            .await;
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// The server's current signing key, recovered as only someone holding both the
+/// database and the server secret could: to forge tokens that are correctly signed.
+async fn server_signing_key(app: &TestApp) -> (String, EncodingKey) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&app.database_url).await.unwrap();
+    let row = sqlx::query("SELECT kid, sealed_private_key FROM signing_keys WHERE retired_at IS NULL")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let kid: String = row.get("kid");
+    let sealed = URL_SAFE_NO_PAD.decode(row.get::<String, _>("sealed_private_key")).unwrap();
+    let key = portcullis_domain::secrets::ServerSecret::parse(SECRET).unwrap().derive("signing-key-seal/v1");
+    let (nonce, ct) = sealed.split_at(12);
+    let der = aes_gcm::Aes256Gcm::new((&key).into())
+        .decrypt(aes_gcm::Nonce::from_slice(nonce), Payload { msg: ct, aad: kid.as_bytes() })
+        .unwrap();
+    (kid, EncodingKey::from_ed_der(&der))
+}
+
+#[tokio::test]
+async fn forged_and_stale_tokens_are_refused() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let c = client_with_accounts_read(&app).await;
+    let good = valid_token(&app, &c).await;
+    let claims = decode_part(&good, 1);
+    let header = decode_part(&good, 0);
+    let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let sig = good.split('.').nth(2).unwrap();
+
+    let mut tampered = claims.clone();
+    tampered["scope"] = json!("read write");
+    let alg_none = format!("{}.{}.", b64(&json!({ "alg": "none", "typ": "at+jwt" })), b64(&claims));
+    let hs256 = {
+        let jwks: Value =
+            reqwest::get(format!("{}/.well-known/jwks.json", app.base)).await.unwrap().json().await.unwrap();
+        let public = URL_SAFE_NO_PAD.decode(jwks["keys"][0]["x"].as_str().unwrap()).unwrap();
+        let mut h = Header::new(Algorithm::HS256);
+        h.kid = header["kid"].as_str().map(str::to_owned);
+        jsonwebtoken::encode(&h, &claims, &EncodingKey::from_secret(&public)).unwrap()
+    };
+    let foreign_key = {
+        let k = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let mut h = Header::new(Algorithm::EdDSA);
+        h.kid = header["kid"].as_str().map(str::to_owned);
+        jsonwebtoken::encode(&h, &claims, &EncodingKey::from_ed_der(k.to_pkcs8_der().unwrap().as_bytes())).unwrap()
+    };
+    let (kid, server_key) = server_signing_key(&app).await;
+    let signed = |mut claims: Value, edit: &dyn Fn(&mut Value)| {
+        edit(&mut claims);
+        let mut h = Header::new(Algorithm::EdDSA);
+        h.kid = Some(kid.clone());
+        jsonwebtoken::encode(&h, &claims, &server_key).unwrap()
+    };
+    let unknown_kid = {
+        let mut h = Header::new(Algorithm::EdDSA);
+        h.kid = Some("k-not-ours".into());
+        jsonwebtoken::encode(&h, &claims, &server_key).unwrap()
+    };
+    let with_jku = {
+        let mut h = Header::new(Algorithm::EdDSA);
+        h.kid = Some(kid.clone());
+        h.jku = Some("https://attacker.example/jwks.json".into());
+        jsonwebtoken::encode(&h, &claims, &server_key).unwrap()
+    };
+    let cases = [
+        (
+            "tampered payload",
+            format!("{}.{}.{sig}", good.split('.').next().unwrap(), b64(&tampered)),
+            "unknown access token",
+        ),
+        ("alg none", alg_none, "malformed access token"),
+        ("HS256 with the public key", hs256, "malformed access token"),
+        ("another key, our kid", foreign_key, "unknown access token"),
+        ("unknown kid", unknown_kid, "unknown access token"),
+        ("header-supplied key", with_jku, "malformed access token"),
+        (
+            "wrong audience",
+            signed(claims.clone(), &|c| c["aud"] = json!("https://elsewhere.example")),
+            "unknown access token",
+        ),
+        (
+            "wrong issuer",
+            signed(claims.clone(), &|c| c["iss"] = json!("https://elsewhere.example")),
+            "unknown access token",
+        ),
+        ("exp as a string", signed(claims.clone(), &|c| c["exp"] = json!("99999999999")), "malformed access token"),
+        (
+            "no exp",
+            signed(claims.clone(), &|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            }),
+            "malformed access token",
+        ),
+        ("garbage", "not.a.jwt".to_owned(), "malformed access token"),
+    ];
+    for (what, token, description) in &cases {
+        let (status, h, body) = gw(&app, "/gw/accounts/accounts", token).await;
+        assert_eq!(status, 401, "{what}: {body}");
+        assert_eq!(body["code"], "invalid_token", "{what}");
+        assert!(h["www-authenticate"].to_str().unwrap().contains(description), "{what}: {:?}", h["www-authenticate"]);
+    }
+    // The correctly signed token still works; then time passes beyond its expiry.
+    assert_eq!(gw(&app, "/gw/accounts/accounts", &good).await.0, 200);
+    app.clock.advance(16 * portcullis_domain::time::MINUTE);
+    let (status, h, _) = gw(&app, "/gw/accounts/accounts", &good).await;
+    assert_eq!(status, 401);
+    assert!(h["www-authenticate"].to_str().unwrap().contains("expired access token"));
+}
+
+#[tokio::test]
+async fn revoking_or_rotating_the_secret_ends_its_tokens_on_the_next_request() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let c = client_with_accounts_read(&app).await;
+    let token = valid_token(&app, &c).await;
+    assert_eq!(gw(&app, "/gw/accounts/accounts", &token).await.0, 200);
+
+    // Rotation: the old secret still gets tokens during the grace period, then not.
+    let rotated: IssuedSecret = c.dev.call("rotate_secret", &[("profile_id", &c.reg.secret.profile_id)]).await.ok();
+    assert_eq!(
+        token_request(&app, &[("grant_type", "client_credentials")], Some((&c.reg.client_id, &c.reg.secret.secret)))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        token_request(&app, &[("grant_type", "client_credentials")], Some((&c.reg.client_id, &rotated.secret))).await.0,
+        200
+    );
+
+    assert!(c.dev.call("revoke_credential", &[("credential_id", &c.reg.secret.credential_id)]).await.status < 300);
+    let (status, h, _) = gw(&app, "/gw/accounts/accounts", &token).await;
+    assert_eq!(status, 401);
+    assert!(h["www-authenticate"].to_str().unwrap().contains("revoked access token"));
+    assert_eq!(
+        token_request(&app, &[("grant_type", "client_credentials")], Some((&c.reg.client_id, &c.reg.secret.secret)))
+            .await
+            .0,
+        401
+    );
+}
+
+#[tokio::test]
+async fn a_token_from_another_issuer_sharing_the_keys_is_refused() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let c = client_with_accounts_read(&app).await;
+    // A second server on the same database and secret, published under another URL.
+    let dir = std::env::temp_dir().join(format!("portcullis-iss-{}", uuid::Uuid::now_v7().simple()));
+    let mut args = serve_args(dir, Some(app.database_url.clone()), Some(SECRET.into()), false);
+    args.public_url = Some("https://other.example".into());
+    let other = portcullis::application::Application::build(args, app.clock.clone()).await.unwrap();
+    let other_base = format!("http://127.0.0.1:{}", other.port());
+    tokio::spawn(other.run_until(std::future::pending()));
+    let res = reqwest::Client::new()
+        .post(format!("{other_base}/oauth/token"))
+        .basic_auth(&c.reg.client_id, Some(&c.reg.secret.secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    let token = res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(decode_part(&token, 1)["iss"], "https://other.example");
+    let (status, h, _) = gw(&app, "/gw/accounts/accounts", &token).await;
+    assert_eq!(status, 401);
+    assert!(h["www-authenticate"].to_str().unwrap().contains("unknown access token"));
+}
