@@ -273,3 +273,9 @@ pub async fn update_product(
     let product = NewProduct { slug, name, description, owner, tags, sandbox_url, production_url };
     store()?.update_product(&actor, &product_id, product).await.map_err(domain)
 }
+
+#[server(endpoint = "recent_requests")]
+pub async fn recent_requests(client_id: String) -> Result<Vec<portcullis_domain::model::RequestView>, AppError> {
+    let actor = actor().await?;
+    store()?.recent_requests(&actor, &client_id, 25).await.map_err(domain)
+}

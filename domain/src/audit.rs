@@ -84,3 +84,43 @@ impl Store {
             .collect()
     }
 }
+
+impl Store {
+    /// The latest requests a client made (gateway and token endpoint), newest first.
+    pub async fn recent_requests(
+        &self,
+        actor: &crate::access::Actor,
+        client_id: &str,
+        limit: i64,
+    ) -> Result<Vec<crate::model::RequestView>> {
+        self.owned_client(actor, client_id, crate::access::Access::Read).await?;
+        let rows = sqlx::query(
+            "SELECT request_id, occurred_at, channel, profile_id, product, endpoint, method, path, status, decision, reason,
+                    latency_us
+             FROM audit_events WHERE client_id = $1 AND action = 'request'
+             ORDER BY occurred_at DESC, id DESC LIMIT $2",
+        )
+        .bind(client_id)
+        .bind(limit.clamp(1, 200))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::model::RequestView {
+                    request_id: r.try_get::<Option<String>, _>("request_id")?.unwrap_or_default(),
+                    occurred_at: r.try_get("occurred_at")?,
+                    channel: r.try_get("channel")?,
+                    profile_id: r.try_get("profile_id")?,
+                    product: r.try_get("product")?,
+                    endpoint: r.try_get("endpoint")?,
+                    method: r.try_get::<Option<String>, _>("method")?.unwrap_or_default(),
+                    path: r.try_get::<Option<String>, _>("path")?.unwrap_or_default(),
+                    status: r.try_get::<Option<i64>, _>("status")?.unwrap_or_default(),
+                    decision: r.try_get::<Option<String>, _>("decision")?.unwrap_or_default(),
+                    reason: r.try_get::<Option<String>, _>("reason")?.unwrap_or_default(),
+                    latency_us: r.try_get::<Option<i64>, _>("latency_us")?.unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+}

@@ -95,7 +95,7 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<RequestEvent>) {
 
 impl Store {
     async fn insert_request_events(&self, events: &[RequestEvent]) -> crate::error::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let mut last_used: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
         for e in events {
             sqlx::query(

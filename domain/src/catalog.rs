@@ -186,7 +186,7 @@ impl Store {
         let tags = tags(&new.tags);
         let now = self.now();
         let id = new_id("pr");
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         if sqlx::query("SELECT 1 FROM products WHERE slug = $1")
             .bind(slug.as_str())
             .fetch_optional(&mut *tx)
@@ -303,7 +303,7 @@ impl Store {
             return Ok(before);
         }
         let now = self.now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let taken = sqlx::query("SELECT 1 FROM products WHERE slug = $1 AND id <> $2")
             .bind(&after.slug)
             .bind(product_id)
@@ -354,7 +354,7 @@ impl Store {
         let api = crate::openapi::parse(document)?;
         let now = self.now();
         let mut summary = ImportSummary { added: 0, updated: 0 };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for e in &api.endpoints {
             let parameters = serde_json::Value::Array(e.parameters.clone()).to_string();
             let request = e.request_schema.as_ref().map(|v| v.to_string());

@@ -92,7 +92,7 @@ impl Store {
         let new = new.validated()?;
         let now = self.now();
         let client_id = new_id("cl");
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO clients (id, owner_id, name, kind, description, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -125,7 +125,7 @@ impl Store {
     /// Adds the production (or a missing sandbox) profile, with its first client secret.
     pub async fn add_profile(&self, actor: &Actor, client_id: &str, env: Environment) -> Result<IssuedSecret> {
         self.owned_client(actor, client_id, Access::Write).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let existing = sqlx::query("SELECT 1 FROM profiles WHERE client_id = $1 AND environment = $2")
             .bind(client_id)
             .bind(env.as_str())
@@ -228,7 +228,7 @@ impl Store {
         let profile = self.owned_profile(actor, profile_id, Access::Write).await?;
         let now = self.now();
         let grace_end = now + self.policy.rotation_grace_ms;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let cut = sqlx::query(
             "UPDATE credentials SET rotated_at = $1, expires_at = CASE WHEN expires_at < $2 THEN expires_at ELSE $2 END
              WHERE profile_id = $3 AND kind = 'client_secret' AND revoked_at IS NULL AND rotated_at IS NULL AND expires_at > $1",
@@ -258,7 +258,7 @@ impl Store {
 
     pub async fn issue_api_key(&self, actor: &Actor, profile_id: &str) -> Result<IssuedSecret> {
         let profile = self.owned_profile(actor, profile_id, Access::Write).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let issued = self.insert_credential(&mut tx, actor, &profile, CredentialKind::ApiKey).await?;
         self.commit_and_publish(tx).await?;
         Ok(issued)
@@ -279,7 +279,7 @@ impl Store {
             return Err(DomainError::Conflict("This credential is already revoked.".into()));
         }
         let now = self.now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("UPDATE credentials SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(credential_id)
@@ -317,7 +317,7 @@ impl Store {
         }
         let profile = self.owned_profile(actor, profile_id, Access::Write).await?;
         let now = self.now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("UPDATE profiles SET rate_per_minute = $1, burst = $2 WHERE id = $3")
             .bind(rate_per_minute)
             .bind(burst)

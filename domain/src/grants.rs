@@ -121,7 +121,7 @@ impl Store {
         let product = self.product(product_id).await?;
         let now = self.now();
         let id = new_id("gr");
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let open = sqlx::query(
             "SELECT status FROM grants WHERE profile_id = $1 AND product_id = $2 AND status IN ('pending', 'approved')
              AND (expires_at IS NULL OR expires_at > $3)",
@@ -220,7 +220,7 @@ impl Store {
         } else {
             (GrantStatus::Rejected, None)
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let changed = sqlx::query(
             "UPDATE grants SET status = $1, decided_by = $2, decided_at = $3, decision_reason = $4, expires_at = $5
              WHERE id = $6 AND status = 'pending'",

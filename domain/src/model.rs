@@ -298,3 +298,21 @@ pub struct ImportSummary {
     pub added: usize,
     pub updated: usize,
 }
+
+/// One gateway or token request, as the audit trail recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
+pub struct RequestView {
+    pub request_id: String,
+    pub occurred_at: i64,
+    pub channel: String,
+    pub profile_id: Option<String>,
+    pub product: Option<String>,
+    pub endpoint: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub status: i64,
+    pub decision: String,
+    pub reason: String,
+    pub latency_us: i64,
+}

@@ -168,7 +168,7 @@ impl Store {
         let kid = format!("k{}", &crate::store::new_id("key")[4..20]);
         let sealed = seal(&self.sealing_key, &kid, der.as_bytes())?;
         let now = self.now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
             .bind(now)
             .execute(&mut *tx)
@@ -243,18 +243,7 @@ impl Store {
     ) -> std::result::Result<IssuedAccessToken, TokenRequestError> {
         let snap = self.snapshot().current();
         let now = self.now();
-        // Unknown client, wrong secret, expired or revoked secret: one answer, one cost
-        // (a keyed hash and a map lookup either way).
-        let credential = snap
-            .credentials
-            .get(&self.hasher.hash(client_secret))
-            .filter(|c| c.kind == CredentialKind::ClientSecret && now < c.expires_at)
-            .ok_or(TokenRequestError::InvalidClient)?;
-        let profile = snap
-            .profiles
-            .get(&credential.profile_id)
-            .filter(|p| p.client_id == client_id && !p.client_suspended)
-            .ok_or(TokenRequestError::InvalidClient)?;
+        let (credential, profile) = self.authenticate_client(&snap, client_id, client_secret)?;
         let mut allowed: Vec<&str> = profile
             .grants
             .values()
@@ -309,6 +298,77 @@ impl Store {
             TokenRequestError::Internal
         })?;
         Ok(IssuedAccessToken { token, expires_in: ttl, scope, claims })
+    }
+
+    /// Authenticates a client by its secret. Unknown client, wrong secret, expired or
+    /// revoked secret: one answer, one cost (a keyed hash and a map lookup either way).
+    pub fn authenticate_client<'s>(
+        &self,
+        snap: &'s crate::policy::Snapshot,
+        client_id: &str,
+        client_secret: &str,
+    ) -> std::result::Result<(&'s crate::policy::CredentialEntry, &'s crate::policy::ProfileEntry), TokenRequestError>
+    {
+        let now = self.now();
+        let credential = snap
+            .credentials
+            .get(&self.hasher.hash(client_secret))
+            .filter(|c| c.kind == CredentialKind::ClientSecret && now < c.expires_at)
+            .ok_or(TokenRequestError::InvalidClient)?;
+        let profile = snap
+            .profiles
+            .get(&credential.profile_id)
+            .filter(|p| p.client_id == client_id && !p.client_suspended)
+            .ok_or(TokenRequestError::InvalidClient)?;
+        Ok((credential, profile))
+    }
+
+    /// The claims of a token that is active right now: it verifies, it is not revoked,
+    /// and the credential it was obtained with is still live (RFC 7662's "active").
+    pub fn active_token(&self, settings: &TokenSettings, token: &str) -> std::result::Result<AccessClaims, TokenError> {
+        let claims = self.verify_access_token(settings, token)?;
+        let snap = self.snapshot().current();
+        let live = !snap.revoked_tokens.contains(&claims.jti)
+            && snap
+                .credentials_by_id
+                .get(&claims.cid)
+                .is_some_and(|c| self.now() < c.expires_at && c.profile_id == claims.profile);
+        if live {
+            Ok(claims)
+        } else {
+            Err(TokenError::Revoked)
+        }
+    }
+
+    /// Revokes an access token of `client_id` (RFC 7009). A token that is invalid or
+    /// not this client's is ignored, as §2.2 asks: the answer is the same.
+    pub async fn revoke_access_token_jwt(
+        &self,
+        settings: &TokenSettings,
+        client_id: &str,
+        token: &str,
+    ) -> Result<bool> {
+        let Ok(claims) = self.verify_access_token(settings, token) else { return Ok(false) };
+        if claims.client_id != client_id {
+            return Ok(false);
+        }
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let exists = sqlx::query("SELECT 1 FROM revoked_tokens WHERE jti = $1")
+            .bind(&claims.jti)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            sqlx::query("INSERT INTO revoked_tokens (jti, client_id, expires_at, revoked_at) VALUES ($1, $2, $3, $4)")
+                .bind(&claims.jti)
+                .bind(client_id)
+                .bind(claims.exp)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        self.commit_and_publish(tx).await?;
+        Ok(true)
     }
 
     /// Verifies a presented access token against the key ring and the clock. That its

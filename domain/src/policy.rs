@@ -25,6 +25,8 @@ pub struct Snapshot {
     pub credentials_by_id: HashMap<String, CredentialEntry>,
     pub profiles: HashMap<String, ProfileEntry>,
     pub products: HashMap<String, ProductEntry>,
+    /// `jti`s of access tokens revoked before they expired.
+    pub revoked_tokens: std::collections::HashSet<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -202,6 +204,14 @@ impl Store {
             }
         }
         snap.products = by_id.into_values().map(|p| (p.slug.clone(), p)).collect();
+        let live_after = self.now() / crate::time::SECOND - crate::oauth::LEEWAY_SECS;
+        for r in sqlx::query("SELECT jti FROM revoked_tokens WHERE expires_at > $1")
+            .bind(live_after)
+            .fetch_all(&self.pool)
+            .await?
+        {
+            snap.revoked_tokens.insert(r.try_get("jti")?);
+        }
         self.snapshot.0.store(Arc::new(snap));
         Ok(())
     }

@@ -32,7 +32,7 @@ impl Store {
         let id = new_id("pat");
         let generated = secrets::generate(&self.hasher, ACCESS_TOKEN_PREFIX);
         let expires_at = now + days * DAY;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO access_tokens (id, user_id, name, prefix, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -92,7 +92,7 @@ impl Store {
     /// personal, and an admin who must cut one off disables the account instead).
     pub async fn revoke_access_token(&self, actor: &Actor, token_id: &str) -> Result<()> {
         let now = self.now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let changed = sqlx::query(
             "UPDATE access_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
         )

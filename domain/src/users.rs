@@ -53,7 +53,7 @@ impl Store {
         let hash = password::hash(password).await?;
         let id = new_id("us");
         let now = self.now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let exists =
             sqlx::query("SELECT 1 FROM users WHERE email = $1").bind(email.as_str()).fetch_optional(&mut *tx).await?;
         if exists.is_some() {
@@ -142,7 +142,7 @@ impl Store {
     /// installation never locks itself out of approvals and publishing.
     pub async fn set_user_role(&self, actor: &Actor, user_id: &str, role: Role) -> Result<UserView> {
         actor.require_admin()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let row = sqlx::query("SELECT id, email, role FROM users WHERE id = $1 AND disabled = 0")
             .bind(user_id)
             .fetch_optional(&mut *tx)

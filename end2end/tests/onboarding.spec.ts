@@ -8,6 +8,7 @@ test.describe.serial('a developer onboards an AI agent', () => {
   const admin = uniqueEmail('admin');
   let clientUrl = '';
   let secret = '';
+  let clientId = '';
   let page: Page;
 
   test.beforeAll(async ({ browser }) => {
@@ -33,6 +34,7 @@ test.describe.serial('a developer onboards an AI agent', () => {
     secret = (await page.getByTestId('secret-value').textContent()) ?? '';
     expect(secret).toMatch(/^pcs_[A-Za-z0-9_-]{43}$/);
     await expect(page.getByTestId('client-id')).toHaveText(/^cl_/);
+    clientId = (await page.getByTestId('client-id').textContent()) ?? '';
     await box.getByRole('button', { name: 'Copy' }).last().click();
     await expect(box.getByRole('button', { name: 'Copied' })).toBeVisible();
     await shot(page, '03-secret-once');
@@ -56,6 +58,30 @@ test.describe.serial('a developer onboards an AI agent', () => {
     await accounts.getByRole('button', { name: 'Request access' }).click();
     await expect(accounts.getByRole('status')).toContainText('Granted to Support triage agent (Sandbox)');
     await shot(page, '05-catalog');
+  });
+
+  test('the agent gets a token with its own secret, calls the gateway, and the call shows on its page', async () => {
+    const tokenRes = await page.request.post('/oauth/token', {
+      form: { grant_type: 'client_credentials', client_id: clientId, client_secret: secret },
+    });
+    expect(tokenRes.status()).toBe(200);
+    const { access_token: token, scope } = await tokenRes.json();
+    expect(scope).toBe('read');
+    const call = await page.request.get('/gw/accounts/accounts', { headers: { Authorization: `Bearer ${token}` } });
+    expect(call.status()).toBe(200);
+    expect((await call.json()).data[0].id).toBe('acc-1001');
+    const refused = await page.request.get('/gw/payments/payments', { headers: { Authorization: `Bearer ${token}` } });
+    expect(refused.status()).toBe(403);
+
+    await open(page, clientUrl);
+    await expect(page.getByTestId('token-howto')).toContainText(clientId);
+    await expect(page.getByTestId('token-howto')).not.toContainText(secret);
+    const recent = page.getByTestId('recent-requests');
+    await expect(recent.getByRole('row', { name: /GET \/gw\/accounts\/accounts/ })).toContainText('allowed');
+    await expect(recent.getByRole('row', { name: /GET \/gw\/payments\/payments/ })).toContainText('not_granted');
+    await expect(recent.getByRole('row', { name: /POST \/oauth\/token/ })).toContainText('allowed');
+    await recent.scrollIntoViewIfNeeded();
+    await shot(page, '04b-recent-requests');
   });
 
   test('adds a production profile and requests a product, which waits for approval', async () => {

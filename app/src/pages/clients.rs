@@ -227,7 +227,9 @@ fn ClientView(
                 <dt>"Registered"</dt><dd>{format_utc(c.created_at)}</dd>
             </dl>
         </section>
+        <TokenHowTo client_id=c.id.clone() profile_id=detail.profiles.first().map(|p| p.id.clone()).unwrap_or_default()/>
         {detail.profiles.into_iter().map(|p| view! { <ProfileCard profile=p rotate issue_key revoke set_rate/> }).collect_view()}
+        <RecentRequests client_id=c.id.clone()/>
     }
 }
 
@@ -357,4 +359,64 @@ fn GrantTable(grants: Vec<GrantView>) -> impl IntoView {
             </table>
         </div>
     }.into_any()
+}
+
+/// How this client gets an access token and calls the gateway; never shows a secret.
+#[component]
+fn TokenHowTo(client_id: String, profile_id: String) -> impl IntoView {
+    let origin = leptos_router::hooks::use_url().with_untracked(|u| u.origin().to_owned());
+    let origin = if origin.is_empty() { "http://127.0.0.1:3000".to_owned() } else { origin };
+    let curl = format!(
+        "# Exchange the client secret for a 15-minute access token\n\
+         token=$(curl -s -u '{client_id}:<client secret>' \\\n  -d grant_type=client_credentials {origin}/oauth/token | jq -r .access_token)\n\n\
+         # Call a granted endpoint through the gateway\n\
+         curl -H \"Authorization: Bearer $token\" -H 'X-Profile-ID: {profile_id}' \\\n  {origin}/gw/accounts/accounts"
+    );
+    view! {
+        <section class="card" data-testid="token-howto">
+            <h2>"Get a token"</h2>
+            <p class="muted">"The client secret you copied at registration (or rotation) is the password of this client. Agents and apps use it the same way."</p>
+            <pre class="code">{curl}</pre>
+        </section>
+    }
+}
+
+#[component]
+fn RecentRequests(client_id: String) -> impl IntoView {
+    let requests = Resource::new(move || client_id.clone(), crate::api::recent_requests);
+    view! {
+        <section class="card" data-testid="recent-requests">
+            <h2>"Recent requests"</h2>
+            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match requests.await {
+                        Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                        Ok(list) if list.is_empty() => view! { <div class="empty"><p>"No requests yet. Calls through the gateway and the token endpoint appear here."</p></div> }.into_any(),
+                        Ok(list) => view! {
+                            <div class="table-wrap">
+                                <table class="table">
+                                    <thead><tr><th>"When"</th><th>"Channel"</th><th>"Request"</th><th>"Status"</th><th>"Decision"</th><th>"Latency"</th></tr></thead>
+                                    <tbody>
+                                        {list.into_iter().map(|r| {
+                                            let class = if r.decision == "allowed" { "badge badge-approved" } else { "badge badge-rejected" };
+                                            view! {
+                                                <tr>
+                                                    <td class="nowrap">{format_utc(r.occurred_at)}</td>
+                                                    <td>{r.channel.clone()}</td>
+                                                    <td class="mono">{format!("{} {}{}", r.method, r.product.as_deref().map(|p| format!("/gw/{p}")).unwrap_or_default(), r.path)}</td>
+                                                    <td>{r.status}</td>
+                                                    <td><span class=class>{r.reason.clone()}</span></td>
+                                                    <td class="nowrap">{format!("{:.1} ms", r.latency_us as f64 / 1000.0)}</td>
+                                                </tr>
+                                            }
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            </div>
+                        }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
 }

@@ -81,6 +81,9 @@ fn authenticate<'s>(gw: &Gateway, snap: &'s Snapshot, headers: &HeaderMap, now: 
         }
         (None, Some(token)) => {
             let claims = gw.store.verify_access_token(&gw.tokens, token).map_err(Refusal::InvalidToken)?;
+            if snap.revoked_tokens.contains(&claims.jti) {
+                return Err(Refusal::InvalidToken(TokenError::Revoked));
+            }
             // A token lives no longer than the credential it was obtained with.
             let credential = snap
                 .credentials_by_id

@@ -46,6 +46,8 @@ impl OAuthServer {
 pub fn router<S: Clone + Send + Sync + 'static>(server: OAuthServer) -> Router<S> {
     Router::new()
         .route("/oauth/token", post(token))
+        .route("/oauth/revoke", post(revoke))
+        .route("/oauth/introspect", post(introspect))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/.well-known/oauth-authorization-server", get(metadata))
         .with_state(server)
@@ -220,6 +222,147 @@ fn issue(
     Ok(res)
 }
 
+/// The form of a revocation or introspection request, after client authentication.
+fn authenticated_form(
+    o: &OAuthServer,
+    ip: IpAddr,
+    headers: &HeaderMap,
+    body: &[u8],
+    event: &mut RequestEvent,
+) -> Result<(String, String), OAuthError> {
+    if o.per_ip.check_key(&ip).is_err() {
+        return Err(OAuthError::rate_limited());
+    }
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|_| OAuthError::invalid_request("the body must be form-urlencoded"))?;
+    let (client_id, secret) = client_credentials(headers, &form)?;
+    let snap = o.store.snapshot().current();
+    let (credential, profile) =
+        o.store.authenticate_client(&snap, &client_id, &secret).map_err(|_| OAuthError::invalid_client())?;
+    event.client_id = Some(profile.client_id.clone());
+    event.profile_id = Some(profile.id.clone());
+    event.credential_id = Some(credential.id.clone());
+    let token = form
+        .iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    Ok((client_id, token))
+}
+
+/// Runs an OAuth call and records its audit row, whatever the outcome.
+async fn audited(
+    o: &OAuthServer,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    path: &str,
+    body_len: usize,
+    work: impl std::future::Future<Output = (Result<Response, OAuthError>, RequestEvent)>,
+) -> Response {
+    let started = Instant::now();
+    let (outcome, mut event) = work.await;
+    let response = match outcome {
+        Ok(res) => {
+            (event.decision, event.reason) = ("allowed", "allowed");
+            res
+        }
+        Err(e) => {
+            (event.decision, event.reason) = ("refused", e.error);
+            e.into_response()
+        }
+    };
+    event.request_id = uuid::Uuid::now_v7().to_string();
+    event.occurred_at = o.store.now();
+    event.channel = "oauth";
+    event.method = "POST".into();
+    event.path = path.into();
+    event.bytes_in = i64::try_from(body_len).unwrap_or(i64::MAX);
+    event.client_ip = Some(peer.ip().to_string());
+    event.user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    event.status = response.status().as_u16();
+    event.latency_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+    if o.audit.record(event).await.is_err() {
+        return OAuthError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the audit trail is full; retry",
+        )
+        .into_response();
+    }
+    response
+}
+
+/// RFC 7009: the answer is 200 whether or not the token was valid (§2.2).
+async fn revoke(
+    State(o): State<OAuthServer>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let work = async {
+        let mut event = RequestEvent::default();
+        let result = match authenticated_form(&o, peer.ip(), &headers, &body, &mut event) {
+            Err(e) => Err(e),
+            Ok((client_id, token)) => match o.store.revoke_access_token_jwt(&o.settings, &client_id, &token).await {
+                Ok(_) => {
+                    let mut res = StatusCode::OK.into_response();
+                    no_store(res.headers_mut());
+                    Ok(res)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "token revocation failed");
+                    Err(OAuthError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "server_error",
+                        "the token could not be revoked",
+                    ))
+                }
+            },
+        };
+        (result, event)
+    };
+    audited(&o, peer, &headers, "/oauth/revoke", body.len(), work).await
+}
+
+/// RFC 7662, for a client's own tokens: anything else, or anything invalid, is
+/// `{"active": false}` without a reason.
+async fn introspect(
+    State(o): State<OAuthServer>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let work = async {
+        let mut event = RequestEvent::default();
+        let result = authenticated_form(&o, peer.ip(), &headers, &body, &mut event).map(|(client_id, token)| {
+            let body = match o.store.active_token(&o.settings, &token) {
+                Ok(c) if c.client_id == client_id => json!({
+                    "active": true,
+                    "scope": c.scope,
+                    "client_id": c.client_id,
+                    "sub": c.sub,
+                    "aud": c.aud,
+                    "iss": c.iss,
+                    "exp": c.exp,
+                    "iat": c.iat,
+                    "nbf": c.nbf,
+                    "jti": c.jti,
+                    "token_type": "Bearer",
+                    "profile": c.profile,
+                    "env": c.env,
+                    "client_type": c.client_type,
+                }),
+                _ => json!({ "active": false }),
+            };
+            let mut res = Json(body).into_response();
+            no_store(res.headers_mut());
+            res
+        });
+        (result, event)
+    };
+    audited(&o, peer, &headers, "/oauth/introspect", body.len(), work).await
+}
+
 async fn jwks(State(o): State<OAuthServer>) -> Response {
     let ring = o.store.keys().current();
     let mut res = Json(json!({ "keys": ring.jwks })).into_response();
@@ -235,6 +378,10 @@ async fn metadata(State(o): State<OAuthServer>) -> Json<serde_json::Value> {
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+        "introspection_endpoint": format!("{issuer}/oauth/introspect"),
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "response_types_supported": [],
         "scopes_supported": portcullis_domain::model::SCOPES,
     }))

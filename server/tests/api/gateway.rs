@@ -237,3 +237,19 @@ async fn concurrent_requests_of_every_outcome_leave_exactly_one_row_each() {
     // 20 allowed requests fit the sandbox burst of 20.
     assert_eq!((count("allowed"), count("not_granted"), count("missing_credential")), (20, 20, 20), "{statuses:?}");
 }
+
+#[tokio::test]
+async fn the_owner_sees_the_clients_recent_requests_and_nobody_else_does() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let a = agent(&app).await;
+    call(&app, reqwest::Method::GET, "/gw/accounts/accounts", &[("x-api-key", &a.key.secret)]).await;
+    call(&app, reqwest::Method::GET, "/gw/payments/payments", &[("x-api-key", &a.key.secret)]).await;
+    audit_rows(&app, 2).await;
+    let recent: Vec<portcullis_domain::model::RequestView> =
+        a.dev.call("recent_requests", &[("client_id", &a.reg.client_id)]).await.ok();
+    let seen: Vec<(&str, &str, i64)> = recent.iter().map(|r| (r.path.as_str(), r.reason.as_str(), r.status)).collect();
+    assert_eq!(seen, [("/payments", "not_granted", 403), ("/accounts", "allowed", 200)]);
+    let other = app.developer("nosy").await;
+    assert_eq!(other.call("recent_requests", &[("client_id", &a.reg.client_id)]).await.status, 404);
+}

@@ -354,3 +354,55 @@ async fn a_token_from_another_issuer_sharing_the_keys_is_refused() {
     assert_eq!(status, 401);
     assert!(h["www-authenticate"].to_str().unwrap().contains("unknown access token"));
 }
+
+async fn oauth_post(app: &TestApp, path: &str, c: &Client, token: &str) -> (StatusCode, Value) {
+    let res = reqwest::Client::new()
+        .post(format!("{}{path}", app.base))
+        .basic_auth(&c.reg.client_id, Some(&c.reg.secret.secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    let s = res.status();
+    (s, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn introspection_and_revocation_of_a_clients_own_tokens() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let c = client_with_accounts_read(&app).await;
+    let other = client_with_accounts_read(&app).await;
+    let token = valid_token(&app, &c).await;
+
+    let (status, body) = oauth_post(&app, "/oauth/introspect", &c, &token).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["active"], true);
+    assert_eq!(body["client_id"], c.reg.client_id.as_str());
+    assert_eq!(body["scope"], "read");
+    // Another client learns nothing about it, nor about garbage.
+    assert_eq!(oauth_post(&app, "/oauth/introspect", &other, &token).await.1, json!({ "active": false }));
+    assert_eq!(oauth_post(&app, "/oauth/introspect", &c, "garbage").await.1, json!({ "active": false }));
+    // Nor can another client revoke it.
+    assert_eq!(oauth_post(&app, "/oauth/revoke", &other, &token).await.0, 200);
+    assert_eq!(gw(&app, "/gw/accounts/accounts", &token).await.0, 200);
+
+    assert_eq!(oauth_post(&app, "/oauth/revoke", &c, &token).await.0, 200);
+    let (status, h, _) = gw(&app, "/gw/accounts/accounts", &token).await;
+    assert_eq!(status, 401);
+    assert!(h["www-authenticate"].to_str().unwrap().contains("revoked access token"));
+    assert_eq!(oauth_post(&app, "/oauth/introspect", &c, &token).await.1, json!({ "active": false }));
+    // Revoking again, or revoking garbage, is still a 200.
+    assert_eq!(oauth_post(&app, "/oauth/revoke", &c, &token).await.0, 200);
+    assert_eq!(oauth_post(&app, "/oauth/revoke", &c, "garbage").await.0, 200);
+    // A fresh token works: revocation was of that token only.
+    assert_eq!(gw(&app, "/gw/accounts/accounts", &valid_token(&app, &c).await).await.0, 200);
+    // Without client authentication: 401.
+    let res = reqwest::Client::new()
+        .post(format!("{}/oauth/introspect", app.base))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
