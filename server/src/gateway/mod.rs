@@ -10,7 +10,7 @@ mod ratelimit;
 mod refusal;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use axum::response::Response;
 use axum::routing::any;
@@ -45,7 +45,9 @@ impl Gateway {
 }
 
 pub fn router<S: Clone + Send + Sync + 'static>(gateway: Gateway) -> Router<S> {
-    Router::new().route("/gw/{product}/{*path}", any(handle)).with_state(gateway)
+    // Everything under /gw reaches `handle`, even `/gw/` or `/gw/accounts`, so that no
+    // gateway request escapes the audit trail by missing a route.
+    Router::new().route("/gw", any(handle)).route("/gw/{*rest}", any(handle)).with_state(gateway)
 }
 
 /// Who called, once authenticated.
@@ -116,7 +118,6 @@ async fn handle(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
-    Path((product_slug, _)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -124,8 +125,13 @@ async fn handle(
     let request_id = uuid::Uuid::now_v7().to_string();
     let now = gw.store.now();
     let snap = gw.store.snapshot().current();
-    let prefix_len = "/gw/".len() + product_slug.len();
-    let raw_path = uri.path().get(prefix_len..).unwrap_or("");
+    // `/gw/{product}/{path}`: the product is the first segment, the rest is the path.
+    let after_gw = uri.path().strip_prefix("/gw").unwrap_or("").trim_start_matches('/');
+    let (product_slug, raw_path) = match after_gw.find('/') {
+        Some(i) => (after_gw.get(..i).unwrap_or(""), after_gw.get(i..).unwrap_or("")),
+        None => (after_gw, ""),
+    };
+    let product_slug = product_slug.to_owned();
     let mut event = RequestEvent {
         request_id: request_id.clone(),
         occurred_at: now,
