@@ -279,3 +279,65 @@ pub async fn recent_requests(client_id: String) -> Result<Vec<portcullis_domain:
     let actor = actor().await?;
     store()?.recent_requests(&actor, &client_id, 25).await.map_err(domain)
 }
+
+/// What a test call through the gateway answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestAccessResult {
+    pub status: u16,
+    /// `allowed`, or the refusal's code (`insufficient_scope`, `rate_limited`, …).
+    pub outcome: String,
+    pub request_id: String,
+    pub rate_limit: Option<String>,
+    pub body: String,
+}
+
+/// Runs one real gateway call with a token issued for this profile's own credential.
+#[server(endpoint = "test_access")]
+pub async fn test_access(profile_id: String, method: String, path: String) -> Result<TestAccessResult, AppError> {
+    let actor = actor().await?;
+    let state = crate::ssr::state()?;
+    let method = match method.as_str() {
+        "GET" | "POST" | "PUT" | "PATCH" | "DELETE" => method,
+        _ => return Err(fail(AppError::Invalid("Choose GET, POST, PUT, PATCH or DELETE.".into()))),
+    };
+    let path = path.trim();
+    if !path.starts_with("/gw/") || path.chars().any(char::is_whitespace) {
+        return Err(fail(AppError::Invalid("The path starts with /gw/, e.g. /gw/accounts/accounts.".into())));
+    }
+    let token = state.store.issue_token_for_profile(&actor, &state.tokens, &profile_id).await.map_err(domain)?;
+    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| fail(AppError::Internal))?;
+    let res = state
+        .http
+        .request(method, format!("{}{path}", state.gateway_base))
+        .bearer_auth(&token.token)
+        .send()
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "test access: the gateway did not answer");
+            fail(AppError::Internal)
+        })?;
+    let status = res.status().as_u16();
+    let header = |name: &str| res.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let request_id = header("x-request-id").unwrap_or_default();
+    let rate_limit = match (header("ratelimit-limit"), header("ratelimit-remaining")) {
+        (Some(l), Some(r)) => Some(format!("limit {l}, remaining {r}")),
+        _ => None,
+    };
+    let text = res.text().await.unwrap_or_default();
+    let parsed: Option<serde_json::Value> = serde_json::from_str(&text).ok();
+    let outcome = parsed
+        .as_ref()
+        .and_then(|v| v.get("code"))
+        .and_then(|c| c.as_str())
+        .filter(|_| status >= 400)
+        .unwrap_or(if status < 400 { "allowed" } else { "upstream_error" })
+        .to_owned();
+    let body = parsed.and_then(|v| serde_json::to_string_pretty(&v).ok()).unwrap_or(text);
+    Ok(TestAccessResult { status, outcome, request_id, rate_limit, body: body.chars().take(4000).collect() })
+}
+
+/// The URL clients reach this Portcullis at (its token issuer), for examples.
+#[server(endpoint = "public_url")]
+pub async fn public_url() -> Result<String, AppError> {
+    Ok(crate::ssr::state()?.tokens.issuer)
+}

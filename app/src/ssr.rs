@@ -23,6 +23,11 @@ pub const SESSION_USER_KEY: &str = "uid";
 pub struct PortalState {
     pub store: Store,
     pub throttle: Arc<LoginThrottle>,
+    /// How this server issues tokens, and where its own gateway listens: "Test access"
+    /// makes real gateway calls, over HTTP, like any client.
+    pub tokens: portcullis_domain::oauth::TokenSettings,
+    pub gateway_base: String,
+    pub http: reqwest::Client,
 }
 
 /// Sign-in and sign-up attempts, limited per account and per IP. Keys are the attempted

@@ -61,7 +61,7 @@ pub struct Registered {
 }
 
 /// The owner and environment of a profile, loaded to check access before acting on it.
-struct ProfileRef {
+pub(crate) struct ProfileRef {
     id: String,
     client_id: String,
     environment: Environment,
@@ -419,7 +419,7 @@ impl Store {
         Ok(row)
     }
 
-    async fn owned_profile(&self, actor: &Actor, profile_id: &str, access: Access) -> Result<ProfileRef> {
+    pub(crate) async fn owned_profile(&self, actor: &Actor, profile_id: &str, access: Access) -> Result<ProfileRef> {
         let row = sqlx::query(
             "SELECT p.id, p.client_id, p.environment, c.owner_id FROM profiles p JOIN clients c ON c.id = p.client_id WHERE p.id = $1",
         )

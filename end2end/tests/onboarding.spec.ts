@@ -75,6 +75,7 @@ test.describe.serial('a developer onboards an AI agent', () => {
 
     await open(page, clientUrl);
     await expect(page.getByTestId('token-howto')).toContainText(clientId);
+    await expect(page.getByTestId('token-howto')).toContainText('http://127.0.0.1:3100/oauth/token');
     await expect(page.getByTestId('token-howto')).not.toContainText(secret);
     const recent = page.getByTestId('recent-requests');
     await expect(recent.getByRole('row', { name: /GET \/gw\/accounts\/accounts/ })).toContainText('allowed');
@@ -82,6 +83,26 @@ test.describe.serial('a developer onboards an AI agent', () => {
     await expect(recent.getByRole('row', { name: /POST \/oauth\/token/ })).toContainText('allowed');
     await recent.scrollIntoViewIfNeeded();
     await shot(page, '04b-recent-requests');
+  });
+
+  test('tests access from the profile page with the profile\'s own credential', async () => {
+    await open(page, clientUrl);
+    const panel = page.getByTestId('profile-sandbox').getByTestId('test-access');
+    await panel.getByText('Test access').click();
+    await panel.getByLabel('Gateway path').fill('/gw/accounts/accounts/acc-1001');
+    await panel.getByRole('button', { name: 'Run' }).click();
+    const result = panel.getByTestId('test-result');
+    await expect(result).toContainText('allowed');
+    await expect(result).toContainText('200');
+    await expect(result).toContainText('Ada Lovelace');
+    await expect(result).toContainText(/limit 20, remaining \d+/);
+    await shot(page, '04c-test-access');
+
+    await panel.getByLabel('Method').selectOption('POST');
+    await panel.getByLabel('Gateway path').fill('/gw/accounts/accounts');
+    await panel.getByRole('button', { name: 'Run' }).click();
+    await expect(result).toContainText('insufficient_scope');
+    await expect(result).toContainText('403');
   });
 
   test('adds a production profile and requests a product, which waits for approval', async () => {

@@ -140,7 +140,7 @@ impl Application {
         // Tokens are for this gateway: the audience is the issuer itself.
         let tokens = TokenSettings { audience: issuer.clone(), issuer };
         let oauth = crate::oauth::OAuthServer::new(store.clone(), tokens.clone(), audit.clone());
-        let gateway = crate::gateway::Gateway::new(store.clone(), tokens, SecretHasher::new(&secret), audit);
+        let gateway = crate::gateway::Gateway::new(store.clone(), tokens.clone(), SecretHasher::new(&secret), audit);
         spawn_policy_backstop(store.clone());
 
         let secure_cookies = args.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
@@ -150,7 +150,13 @@ impl Application {
             .site_pkg_dir("pkg")
             .site_addr(local)
             .build();
-        let portal = PortalState { store: store.clone(), throttle: Arc::new(LoginThrottle::default()) };
+        let portal = PortalState {
+            store: store.clone(),
+            throttle: Arc::new(LoginThrottle::default()),
+            tokens: tokens.clone(),
+            gateway_base: format!("http://{}", loopback(local)),
+            http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(35)).build().unwrap_or_default(),
+        };
         let state = ServerState { leptos_options: leptos_options.clone(), portal: portal.clone() };
         let routes = generate_route_list(App);
 

@@ -288,6 +288,7 @@ fn ProfileCard(
             <CredentialTable credentials=profile.credentials revoke/>
             <h3>"Products"</h3>
             <GrantTable grants=profile.grants/>
+            <TestAccess profile_id=profile.id.clone()/>
         </section>
     }
 }
@@ -364,19 +365,26 @@ fn GrantTable(grants: Vec<GrantView>) -> impl IntoView {
 /// How this client gets an access token and calls the gateway; never shows a secret.
 #[component]
 fn TokenHowTo(client_id: String, profile_id: String) -> impl IntoView {
-    let origin = leptos_router::hooks::use_url().with_untracked(|u| u.origin().to_owned());
-    let origin = if origin.is_empty() { "http://127.0.0.1:3000".to_owned() } else { origin };
-    let curl = format!(
-        "# Exchange the client secret for a 15-minute access token\n\
-         token=$(curl -s -u '{client_id}:<client secret>' \\\n  -d grant_type=client_credentials {origin}/oauth/token | jq -r .access_token)\n\n\
-         # Call a granted endpoint through the gateway\n\
-         curl -H \"Authorization: Bearer $token\" -H 'X-Profile-ID: {profile_id}' \\\n  {origin}/gw/accounts/accounts"
-    );
+    let origin = Resource::new(|| (), |_| crate::api::public_url());
     view! {
         <section class="card" data-testid="token-howto">
             <h2>"Get a token"</h2>
             <p class="muted">"The client secret you copied at registration (or rotation) is the password of this client. Agents and apps use it the same way."</p>
-            <pre class="code">{curl}</pre>
+            <Suspense fallback=|| ()>
+                {move || {
+                    let (client_id, profile_id) = (client_id.clone(), profile_id.clone());
+                    Suspend::new(async move {
+                        let origin = origin.await.unwrap_or_else(|_| "$PORTCULLIS_URL".into());
+                        let curl = format!(
+                            "# Exchange the client secret for a 15-minute access token\n\
+                             token=$(curl -s -u '{client_id}:<client secret>' \\\n  -d grant_type=client_credentials {origin}/oauth/token | jq -r .access_token)\n\n\
+                             # Call a granted endpoint through the gateway\n\
+                             curl -H \"Authorization: Bearer $token\" -H 'X-Profile-ID: {profile_id}' \\\n  {origin}/gw/accounts/accounts"
+                        );
+                        view! { <pre class="code">{curl}</pre> }
+                    })
+                }}
+            </Suspense>
         </section>
     }
 }
@@ -418,5 +426,44 @@ fn RecentRequests(client_id: String) -> impl IntoView {
                 })}
             </Suspense>
         </section>
+    }
+}
+
+/// The last step before production: a real call through the gateway with this
+/// profile's own credential, showing what the gateway decided.
+#[component]
+fn TestAccess(profile_id: String) -> impl IntoView {
+    let run = ServerAction::<crate::api::TestAccess>::new();
+    view! {
+        <details class="test-access" data-testid="test-access">
+            <summary>"Test access"</summary>
+            <p class="muted">"Runs a real request through the gateway with a token issued for this profile's own client secret. It is audited like any other."</p>
+            <ActionForm action=run attr:class="inline-form">
+                <input type="hidden" name="profile_id" value=profile_id/>
+                <select name="method" aria-label="Method">
+                    {["GET", "POST", "PUT", "PATCH", "DELETE"].into_iter().map(|m| view! { <option value=m>{m}</option> }).collect_view()}
+                </select>
+                <input name="path" value="/gw/accounts/accounts" aria-label="Gateway path" size="40" required/>
+                <button type="submit" class="btn btn-primary btn-small" disabled=move || run.pending().get()>"Run"</button>
+            </ActionForm>
+            {move || match run.value().get() {
+                Some(Ok(r)) => {
+                    let class = if r.outcome == "allowed" { "badge badge-approved" } else { "badge badge-rejected" };
+                    Some(view! {
+                        <div class="test-result" data-testid="test-result">
+                            <dl class="kv">
+                                <dt>"Decision"</dt><dd><span class=class>{r.outcome.clone()}</span></dd>
+                                <dt>"Status"</dt><dd>{r.status}</dd>
+                                <dt>"Request ID"</dt><dd class="mono">{r.request_id.clone()}</dd>
+                                <dt>"Rate limit"</dt><dd>{r.rate_limit.clone().unwrap_or_else(|| "—".into())}</dd>
+                            </dl>
+                            <pre class="code">{r.body.clone()}</pre>
+                        </div>
+                    }.into_any())
+                }
+                Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
+                None => None,
+            }}
+        </details>
     }
 }

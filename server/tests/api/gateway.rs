@@ -253,3 +253,48 @@ async fn the_owner_sees_the_clients_recent_requests_and_nobody_else_does() {
     let other = app.developer("nosy").await;
     assert_eq!(other.call("recent_requests", &[("client_id", &a.reg.client_id)]).await.status, 404);
 }
+
+#[tokio::test]
+async fn test_access_runs_a_real_audited_call_for_the_owner_only() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let a = agent(&app).await;
+    let ok: portcullis_app::api::TestAccessResult = a
+        .dev
+        .call(
+            "test_access",
+            &[("profile_id", &a.reg.secret.profile_id), ("method", "GET"), ("path", "/gw/accounts/accounts")],
+        )
+        .await
+        .ok();
+    assert_eq!((ok.status, ok.outcome.as_str()), (200, "allowed"));
+    assert!(ok.body.contains("acc-1001"));
+    let refused: portcullis_app::api::TestAccessResult = a
+        .dev
+        .call(
+            "test_access",
+            &[("profile_id", &a.reg.secret.profile_id), ("method", "GET"), ("path", "/gw/payments/payments")],
+        )
+        .await
+        .ok();
+    assert_eq!((refused.status, refused.outcome.as_str()), (403, "not_granted"));
+    let rows = audit_rows(&app, 2).await;
+    assert_eq!(rows.len(), 2, "test calls are audited like any other");
+
+    let other = app.developer("nosy").await;
+    let a2 = other
+        .call(
+            "test_access",
+            &[("profile_id", &a.reg.secret.profile_id), ("method", "GET"), ("path", "/gw/accounts/accounts")],
+        )
+        .await;
+    assert_eq!(a2.status, 404);
+    let bad = a
+        .dev
+        .call(
+            "test_access",
+            &[("profile_id", &a.reg.secret.profile_id), ("method", "GET"), ("path", "http://evil.example/")],
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+}
