@@ -21,6 +21,11 @@ pub enum Command {
     Admin(AdminCommand),
     /// Print a fresh random server secret for PORTCULLIS_SECRET.
     GenerateSecret,
+    /// Serve only the demo's sample bank, as a separate upstream (benchmarks use it).
+    SampleUpstream {
+        #[arg(long, default_value = "127.0.0.1:3900")]
+        addr: SocketAddr,
+    },
 }
 
 #[derive(Debug, Subcommand)]

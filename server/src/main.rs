@@ -17,6 +17,7 @@ async fn main() -> ExitCode {
         Command::Admin(AdminCommand::CreateToken { email, name, days, store }) => {
             create_token(email, name, days, store).await
         }
+        Command::SampleUpstream { addr } => sample_upstream(addr).await,
         Command::GenerateSecret => {
             println!("{}", ServerSecret::generate_text());
             Ok(())
@@ -88,5 +89,12 @@ async fn create_token(
     let token = store.create_access_token(&Actor::new(user, Channel::Cli), &name, Some(days)).await?;
     eprintln!("Created token {} ({}); it is shown once:", token.id, token.name);
     println!("{}", token.token);
+    Ok(())
+}
+
+async fn sample_upstream(addr: std::net::SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("sample upstream listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, portcullis::sample_upstream::router::<()>()).await?;
     Ok(())
 }

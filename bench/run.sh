@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Gateway overhead benchmark: the same upstream called directly and through the
+# gateway (token auth + grant check + rate limit + audit), in one run, on this machine.
+# Reports saturation throughput and latency percentiles at a fixed open-loop rate,
+# and the gateway/direct ratios. Loopback only; every load is bounded in time.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+export PATH="$HOME/.cargo/bin:$PATH"
+command -v oha >/dev/null || cargo install oha --locked
+cargo build --release -p portcullis --quiet
+bin="$root/target/release/portcullis"
+
+SATURATION_SECS=${SATURATION_SECS:-10}
+FIXED_RATE=${FIXED_RATE:-1000}
+FIXED_SECS=${FIXED_SECS:-15}
+GW=127.0.0.1:4100
+UP=127.0.0.1:4200
+tmp=$(mktemp -d)
+export PORTCULLIS_SECRET=bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz
+export PORTCULLIS_DATA_DIR="$tmp"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+"$bin" sample-upstream --addr "$UP" >"$tmp/upstream.log" 2>&1 & pids+=($!)
+RUST_LOG=warn "$bin" serve --demo --addr "$GW" >"$tmp/gateway.log" 2>&1 & pids+=($!)
+for _ in $(seq 100); do curl -fs "http://$GW/healthz" >/dev/null 2>&1 && curl -fs "http://$UP/sample/accounts/accounts" >/dev/null 2>&1 && break; sleep 0.2; done
+
+json() { python3 -c "import sys, json; d = json.load(sys.stdin); print($1)"; }
+client=$(awk '/demo agent/ {print $4}' "$tmp/gateway.log")
+profile=$(awk '/demo agent/ {print $7}' "$tmp/gateway.log")
+secret=$(awk '/agent secret/ {print $3}' "$tmp/gateway.log")
+admin=$("$bin" admin create-token --email admin@portcullis.local --name bench 2>/dev/null)
+api() { curl -fs -H "Authorization: Bearer $admin" -H 'content-type: application/json' "$@"; }
+
+# Point Accounts at the separate upstream and lift the profile's rate limit out of the way
+# (the limiter still runs on every request).
+pid=$(api "http://$GW/api/v1/products" | json '[p for p in d if p["slug"] == "accounts"][0]["id"]')
+api -X PUT "http://$GW/api/v1/products/$pid" -d "{\"slug\":\"accounts\",\"name\":\"Accounts\",\"sandbox_url\":\"http://$UP/sample/accounts\",\"production_url\":\"http://$UP/sample/accounts\"}" >/dev/null
+api -X PUT "http://$GW/api/v1/profiles/$profile/rate-limit" -d '{"rate_per_minute":1000000,"burst":100000}' >/dev/null
+token=$(curl -fs -u "$client:$secret" -d grant_type=client_credentials "http://$GW/oauth/token" | json 'd["access_token"]')
+
+direct="http://$UP/sample/accounts/accounts"
+gateway="http://$GW/gw/accounts/accounts"
+auth="Authorization: Bearer $token"
+test "$(curl -fs -H "$auth" "$gateway" | json 'd["data"][0]["id"]')" = acc-1001
+
+run() { oha --no-tui --output-format json "$@" 2>/dev/null; }
+echo "warming up…"
+run -z 3s -c 32 "$direct" >/dev/null
+run -z 3s -c 32 -H "$auth" "$gateway" >/dev/null
+
+sat_direct=$(run -z "${SATURATION_SECS}s" -c 64 "$direct" | json 'd["summary"]["requestsPerSec"]')
+sat_gateway=$(run -z "${SATURATION_SECS}s" -c 64 -H "$auth" "$gateway" | json 'd["summary"]["requestsPerSec"]')
+pct='"%.3f %.3f %.3f %d" % (d["latencyPercentiles"]["p50"]*1000, d["latencyPercentiles"]["p99"]*1000, d["latencyPercentiles"]["p99.9"]*1000, d["statusCodeDistribution"].get("200", 0))'
+read -r d50 d99 d999 dok < <(run -z "${FIXED_SECS}s" -q "$FIXED_RATE" -c 32 --latency-correction "$direct" | json "$pct")
+read -r g50 g99 g999 gok < <(run -z "${FIXED_SECS}s" -q "$FIXED_RATE" -c 32 --latency-correction -H "$auth" "$gateway" | json "$pct")
+
+sleep 1 # let the audit writer drain its queue
+audited=$(python3 - "$tmp/portcullis.db" <<'PY'
+import sqlite3, sys
+print(sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM audit_events WHERE action = 'request' AND channel = 'rest'").fetchone()[0])
+PY
+)
+
+python3 - "$sat_direct" "$sat_gateway" "$d50" "$d99" "$d999" "$g50" "$g99" "$g999" "$dok" "$gok" "$audited" "$FIXED_RATE" <<'PY'
+import sys
+sd, sg, d50, d99, d999, g50, g99, g999 = map(float, sys.argv[1:9])
+dok, gok, audited, rate = map(int, sys.argv[9:13])
+print(f"\nmachine: {open('/proc/cpuinfo').read().count('processor')} cores")
+print("| | direct | gateway | gateway/direct |")
+print("|---|---:|---:|---:|")
+print(f"| saturation RPS | {sd:,.0f} | {sg:,.0f} | {sg/sd:.2f} |")
+print(f"| p50 at {rate} RPS (ms) | {d50:.3f} | {g50:.3f} | +{(g50-d50)*1000:.0f} µs |")
+print(f"| p99 at {rate} RPS (ms) | {d99:.3f} | {g99:.3f} | +{(g99-d99)*1000:.0f} µs |")
+print(f"| p99.9 at {rate} RPS (ms) | {d999:.3f} | {g999:.3f} | +{(g999-d999)*1000:.0f} µs |")
+print(f"\n200s at the fixed rate: direct {dok}, gateway {gok}; audit rows written for gateway calls: {audited}")
+PY
