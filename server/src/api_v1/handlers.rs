@@ -191,6 +191,20 @@ pub struct NewProductBody {
     pub endpoints: Vec<EndpointBody>,
 }
 
+impl From<NewProductBody> for NewProduct {
+    fn from(b: NewProductBody) -> Self {
+        NewProduct {
+            slug: b.slug,
+            name: b.name,
+            description: b.description,
+            owner: b.owner,
+            tags: b.tags,
+            sandbox_url: b.sandbox_url,
+            production_url: b.production_url,
+        }
+    }
+}
+
 #[utoipa::path(post, path = "/products", request_body = NewProductBody,
     responses((status = 201, body = ProductView), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_product(
@@ -198,18 +212,8 @@ pub async fn create_product(
     ApiActor(actor): ApiActor,
     body: Body<NewProductBody>,
 ) -> Answer<(StatusCode, Json<ProductView>)> {
-    let Json(b) = body?;
-    let product = NewProduct {
-        slug: b.slug,
-        name: b.name,
-        description: b.description,
-        owner: b.owner,
-        tags: b.tags,
-        sandbox_url: b.sandbox_url,
-        production_url: b.production_url,
-    };
-    let endpoints = b
-        .endpoints
+    let Json(mut b) = body?;
+    let endpoints = std::mem::take(&mut b.endpoints)
         .into_iter()
         .map(|e| NewEndpoint {
             method: e.method,
@@ -221,7 +225,7 @@ pub async fn create_product(
             ..NewEndpoint::default()
         })
         .collect();
-    Ok((StatusCode::CREATED, Json(s.store.create_product(&actor, product, endpoints).await?)))
+    Ok((StatusCode::CREATED, Json(s.store.create_product(&actor, b.into(), endpoints).await?)))
 }
 
 #[utoipa::path(put, path = "/products/{product_id}", params(("product_id" = String, Path)), request_body = NewProductBody,
@@ -233,16 +237,7 @@ pub async fn update_product(
     body: Body<NewProductBody>,
 ) -> Answer<Json<ProductView>> {
     let Json(b) = body?;
-    let product = NewProduct {
-        slug: b.slug,
-        name: b.name,
-        description: b.description,
-        owner: b.owner,
-        tags: b.tags,
-        sandbox_url: b.sandbox_url,
-        production_url: b.production_url,
-    };
-    Ok(Json(s.store.update_product(&actor, &product_id, product).await?))
+    Ok(Json(s.store.update_product(&actor, &product_id, b.into()).await?))
 }
 
 /// The OpenAPI 3 document (JSON or YAML) is the raw request body.

@@ -132,39 +132,12 @@ async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let started = Instant::now();
-    let mut event = RequestEvent {
-        request_id: uuid::Uuid::now_v7().to_string(),
-        occurred_at: o.store.now(),
-        channel: "oauth",
-        method: "POST".into(),
-        path: "/oauth/token".into(),
-        bytes_in: i64::try_from(body.len()).unwrap_or(i64::MAX),
-        client_ip: Some(peer.ip().to_string()),
-        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
-        ..RequestEvent::default()
+    let work = async {
+        let mut event = RequestEvent::default();
+        let result = issue(&o, peer.ip(), &headers, &body, &mut event);
+        (result, event)
     };
-    let response = match issue(&o, peer.ip(), &headers, &body, &mut event) {
-        Ok(res) => {
-            (event.decision, event.reason) = ("allowed", "allowed");
-            res
-        }
-        Err(e) => {
-            (event.decision, event.reason) = ("refused", e.error);
-            e.into_response()
-        }
-    };
-    event.status = response.status().as_u16();
-    event.latency_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
-    if o.audit.record(event).await.is_err() {
-        return OAuthError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            "the audit trail is full; retry",
-        )
-        .into_response();
-    }
-    response
+    audited(&o, peer, &headers, "/oauth/token", body.len(), work).await
 }
 
 fn issue(
