@@ -57,6 +57,27 @@ pub struct NewProduct {
     pub production_url: String,
 }
 
+impl NewProduct {
+    /// The same product, checked and normalised: slug, non-empty name, trimmed text,
+    /// sorted lower-case tags, absolute upstream URLs. Creating and editing both use it.
+    fn validated(self) -> Result<Self> {
+        let slug = Slug::parse(&self.slug)?.0;
+        let name = self.name.trim().to_owned();
+        if name.is_empty() {
+            return Err(DomainError::Invalid("Give the product a name.".into()));
+        }
+        Ok(Self {
+            slug,
+            name,
+            description: self.description.trim().to_owned(),
+            owner: self.owner.trim().to_owned(),
+            tags: tags(&self.tags),
+            sandbox_url: upstream_url(&self.sandbox_url, "sandbox")?,
+            production_url: upstream_url(&self.production_url, "production")?,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct NewEndpoint {
     pub method: String,
@@ -176,34 +197,22 @@ impl Store {
         endpoints: Vec<NewEndpoint>,
     ) -> Result<ProductView> {
         actor.require_admin()?;
-        let slug = Slug::parse(&new.slug)?;
-        let name = new.name.trim().to_owned();
-        if name.is_empty() {
-            return Err(DomainError::Invalid("Give the product a name.".into()));
-        }
-        let sandbox_url = upstream_url(&new.sandbox_url, "sandbox")?;
-        let production_url = upstream_url(&new.production_url, "production")?;
-        let tags = tags(&new.tags);
+        let NewProduct { slug, name, description, owner, tags, sandbox_url, production_url } = new.validated()?;
         let now = self.now();
         let id = new_id("pr");
         let mut tx = self.begin().await?;
-        if sqlx::query("SELECT 1 FROM products WHERE slug = $1")
-            .bind(slug.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some()
-        {
-            return Err(DomainError::Conflict(format!("A product with the slug `{}` exists already.", slug.as_str())));
+        if sqlx::query("SELECT 1 FROM products WHERE slug = $1").bind(&slug).fetch_optional(&mut *tx).await?.is_some() {
+            return Err(DomainError::Conflict(format!("A product with the slug `{slug}` exists already.")));
         }
         sqlx::query(
             "INSERT INTO products (id, slug, name, description, owner, tags, sandbox_url, production_url, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
         )
         .bind(&id)
-        .bind(slug.as_str())
+        .bind(&slug)
         .bind(&name)
-        .bind(new.description.trim())
-        .bind(new.owner.trim())
+        .bind(&description)
+        .bind(&owner)
         .bind(tags.join(","))
         .bind(&sandbox_url)
         .bind(&production_url)
@@ -271,19 +280,15 @@ impl Store {
     pub async fn update_product(&self, actor: &Actor, product_id: &str, new: NewProduct) -> Result<ProductView> {
         actor.require_admin()?;
         let before = self.product(product_id).await?;
-        let slug = Slug::parse(&new.slug)?;
-        let name = new.name.trim().to_owned();
-        if name.is_empty() {
-            return Err(DomainError::Invalid("Give the product a name.".into()));
-        }
+        let new = new.validated()?;
         let after = ProductView {
-            slug: slug.as_str().to_owned(),
-            name,
-            description: new.description.trim().to_owned(),
-            owner: new.owner.trim().to_owned(),
-            tags: tags(&new.tags),
-            sandbox_url: upstream_url(&new.sandbox_url, "sandbox")?,
-            production_url: upstream_url(&new.production_url, "production")?,
+            slug: new.slug,
+            name: new.name,
+            description: new.description,
+            owner: new.owner,
+            tags: new.tags,
+            sandbox_url: new.sandbox_url,
+            production_url: new.production_url,
             ..before.clone()
         };
         let mut changes = serde_json::Map::new();

@@ -196,7 +196,8 @@ async fn enforce(
 
     let product = snap.products.get(product_slug).ok_or(Refusal::UnknownProduct)?;
     let path = CanonicalPath::parse(raw_path).map_err(|_| Refusal::UnknownEndpoint)?;
-    event.path = path.to_upstream();
+    let upstream_path = path.to_upstream();
+    event.path = upstream_path.clone();
     let endpoint = product.match_endpoint(method.as_str(), &path).ok_or(Refusal::UnknownEndpoint)?;
     event.endpoint = Some(endpoint.path_template.clone());
 
@@ -219,7 +220,7 @@ async fn enforce(
         return Err(Refusal::AuditUnavailable);
     }
 
-    let mut url = format!("{}{}", product.upstream(profile.environment), path.to_upstream());
+    let mut url = format!("{}{upstream_path}", product.upstream(profile.environment));
     if let Some(q) = query.filter(|q| !q.is_empty()) {
         url.push('?');
         url.push_str(q);

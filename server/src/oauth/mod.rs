@@ -140,13 +140,9 @@ async fn token(
     audited(&o, peer, &headers, "/oauth/token", body.len(), work).await
 }
 
-fn issue(
-    o: &OAuthServer,
-    ip: IpAddr,
-    headers: &HeaderMap,
-    body: &[u8],
-    event: &mut RequestEvent,
-) -> Result<Response, OAuthError> {
+/// The form of any OAuth request, after the per-IP limit: form-urlencoded, and no
+/// parameter twice (RFC 6749 §3.2).
+fn read_form(o: &OAuthServer, ip: IpAddr, body: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
     if o.per_ip.check_key(&ip).is_err() {
         return Err(OAuthError::rate_limited());
     }
@@ -157,6 +153,17 @@ fn issue(
     if names.windows(2).any(|w| w.first() == w.get(1)) {
         return Err(OAuthError::invalid_request("a parameter is repeated"));
     }
+    Ok(form)
+}
+
+fn issue(
+    o: &OAuthServer,
+    ip: IpAddr,
+    headers: &HeaderMap,
+    body: &[u8],
+    event: &mut RequestEvent,
+) -> Result<Response, OAuthError> {
+    let form = read_form(o, ip, body)?;
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     match field("grant_type") {
         Some("client_credentials") => {}
@@ -203,11 +210,7 @@ fn authenticated_form(
     body: &[u8],
     event: &mut RequestEvent,
 ) -> Result<(String, String), OAuthError> {
-    if o.per_ip.check_key(&ip).is_err() {
-        return Err(OAuthError::rate_limited());
-    }
-    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-        .map_err(|_| OAuthError::invalid_request("the body must be form-urlencoded"))?;
+    let form = read_form(o, ip, body)?;
     let (client_id, secret) = client_credentials(headers, &form)?;
     let snap = o.store.snapshot().current();
     let (credential, profile) =
