@@ -95,7 +95,7 @@ impl Store {
     ) -> Result<Vec<crate::model::RequestView>> {
         self.owned_client(actor, client_id, crate::access::Access::Read).await?;
         let rows = sqlx::query(
-            "SELECT request_id, occurred_at, channel, profile_id, product, endpoint, method, path, status, decision, reason,
+            "SELECT request_id, occurred_at, channel, tool, profile_id, product, endpoint, method, path, status, decision, reason,
                     latency_us
              FROM audit_events WHERE client_id = $1 AND action = 'request'
              ORDER BY occurred_at DESC, id DESC LIMIT $2",
@@ -110,6 +110,7 @@ impl Store {
                     request_id: r.try_get::<Option<String>, _>("request_id")?.unwrap_or_default(),
                     occurred_at: r.try_get("occurred_at")?,
                     channel: r.try_get("channel")?,
+                    tool: r.try_get("tool")?,
                     profile_id: r.try_get("profile_id")?,
                     product: r.try_get("product")?,
                     endpoint: r.try_get("endpoint")?,

@@ -18,6 +18,8 @@ pub struct RequestEvent {
     pub request_id: String,
     pub occurred_at: i64,
     pub channel: &'static str,
+    /// The MCP tool that made the request (`execute_endpoint`, …); `None` for REST.
+    pub tool: Option<String>,
     pub client_id: Option<String>,
     pub profile_id: Option<String>,
     pub client_type: Option<&'static str>,
@@ -101,8 +103,9 @@ impl Store {
             sqlx::query(
                 "INSERT INTO audit_events (occurred_at, request_id, channel, action, client_id, profile_id, client_type,
                     credential_id, product, endpoint, method, path, status, decision, reason, latency_us, bytes_in,
-                    bytes_out, client_ip, user_agent)
-                 VALUES ($1, $2, $3, 'request', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+                    bytes_out, client_ip, user_agent, tool)
+                 VALUES ($1, $2, $3, 'request', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+                         $20)",
             )
             .bind(e.occurred_at)
             .bind(&e.request_id)
@@ -123,6 +126,7 @@ impl Store {
             .bind(e.bytes_out)
             .bind(&e.client_ip)
             .bind(&e.user_agent)
+            .bind(&e.tool)
             .execute(&mut *tx)
             .await?;
             if let Some(c) = &e.credential_id {

@@ -306,6 +306,8 @@ pub struct RequestView {
     pub request_id: String,
     pub occurred_at: i64,
     pub channel: String,
+    /// The MCP tool, for requests made through `/mcp`.
+    pub tool: Option<String>,
     pub profile_id: Option<String>,
     pub product: Option<String>,
     pub endpoint: Option<String>,

@@ -56,10 +56,14 @@ pub struct GrantEntry {
     pub expires_at: Option<i64>,
 }
 
+/// A product as the gateway routes it and as MCP clients discover it ("collection").
 #[derive(Debug)]
 pub struct ProductEntry {
     pub id: String,
     pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub tags: Vec<String>,
     pub sandbox_url: String,
     pub production_url: String,
     pub endpoints: Vec<EndpointEntry>,
@@ -72,6 +76,13 @@ pub struct EndpointEntry {
     pub path_template: String,
     pub template: Template,
     pub scope: String,
+    pub operation_id: String,
+    pub summary: String,
+    pub sensitive: bool,
+    /// OpenAPI parameter objects (`name`, `in`, `required`, `schema`, …).
+    pub parameters: Vec<serde_json::Value>,
+    pub request_schema: Option<serde_json::Value>,
+    pub response_schema: Option<serde_json::Value>,
 }
 
 impl ProductEntry {
@@ -92,6 +103,12 @@ impl ProductEntry {
             Environment::Production => &self.production_url,
         }
     }
+}
+
+/// A JSON column; text we wrote ourselves, so unreadable JSON is treated as absent.
+fn json_col(r: &sqlx::any::AnyRow, name: &str) -> Result<Option<serde_json::Value>> {
+    let text: Option<String> = r.try_get(name)?;
+    Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
 }
 
 /// The shared, atomically swapped snapshot.
@@ -173,7 +190,9 @@ impl Store {
             }
         }
         let mut by_id: HashMap<String, ProductEntry> = HashMap::new();
-        for r in sqlx::query("SELECT id, slug, sandbox_url, production_url FROM products").fetch_all(&self.pool).await?
+        for r in sqlx::query("SELECT id, slug, name, description, tags, sandbox_url, production_url FROM products")
+            .fetch_all(&self.pool)
+            .await?
         {
             let id: String = r.try_get("id")?;
             by_id.insert(
@@ -181,15 +200,22 @@ impl Store {
                 ProductEntry {
                     id,
                     slug: r.try_get("slug")?,
+                    name: r.try_get("name")?,
+                    description: r.try_get("description")?,
+                    tags: split_list(&r.try_get::<String, _>("tags")?, ','),
                     sandbox_url: r.try_get("sandbox_url")?,
                     production_url: r.try_get("production_url")?,
                     endpoints: Vec::new(),
                 },
             );
         }
-        for r in sqlx::query("SELECT id, product_id, method, path_template, scope FROM endpoints")
-            .fetch_all(&self.pool)
-            .await?
+        for r in sqlx::query(
+            "SELECT id, product_id, method, path_template, scope, operation_id, summary, sensitive, parameters,
+                    request_schema, response_schema
+             FROM endpoints ORDER BY path_template, method",
+        )
+        .fetch_all(&self.pool)
+        .await?
         {
             let product_id: String = r.try_get("product_id")?;
             if let Some(p) = by_id.get_mut(&product_id) {
@@ -200,6 +226,12 @@ impl Store {
                     template: Template::compile(&path_template),
                     path_template,
                     scope: r.try_get("scope")?,
+                    operation_id: r.try_get("operation_id")?,
+                    summary: r.try_get("summary")?,
+                    sensitive: flag(&r, "sensitive")?,
+                    parameters: json_col(&r, "parameters")?.and_then(|v| v.as_array().cloned()).unwrap_or_default(),
+                    request_schema: json_col(&r, "request_schema")?,
+                    response_schema: json_col(&r, "response_schema")?,
                 });
             }
         }

@@ -141,6 +141,7 @@ impl Application {
         let tokens = TokenSettings { audience: issuer.clone(), issuer };
         let oauth = crate::oauth::OAuthServer::new(store.clone(), tokens.clone(), audit.clone());
         let gateway = crate::gateway::Gateway::new(store.clone(), tokens.clone(), SecretHasher::new(&secret), audit);
+        let mcp = crate::mcp::McpServer::new(gateway.clone(), &tokens.issuer);
         spawn_policy_backstop(store.clone());
 
         let secure_cookies = args.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
@@ -183,6 +184,7 @@ impl Application {
             .layer(axum::middleware::from_fn(csrf::verify_origin))
             .layer(session_layer)
             .merge(crate::gateway::router(gateway))
+            .merge(crate::mcp::router(mcp))
             .merge(crate::oauth::router(oauth))
             .merge(sample_upstream::router())
             .merge(health::router(store.clone()))

@@ -7,6 +7,7 @@ pub mod config;
 pub mod csrf;
 pub mod gateway;
 pub mod health;
+pub mod mcp;
 pub mod oauth;
 pub mod sample_upstream;
 pub mod sessions;

@@ -22,7 +22,7 @@ use portcullis_domain::policy::{CredentialEntry, ProfileEntry, Snapshot};
 use portcullis_domain::routing::CanonicalPath;
 use portcullis_domain::secrets::SecretHasher;
 use portcullis_domain::store::Store;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -51,19 +51,59 @@ pub fn router<S: Clone + Send + Sync + 'static>(gateway: Gateway) -> Router<S> {
 }
 
 /// Who called, once authenticated.
-struct Caller<'s> {
-    credential: &'s CredentialEntry,
-    profile: &'s ProfileEntry,
+pub struct Caller<'s> {
+    pub credential: &'s CredentialEntry,
+    pub profile: &'s ProfileEntry,
     /// The scopes of the access token, which may be narrower than the grants; `None`
     /// for an API key, which carries the profile's grants as they are.
-    token_scopes: Option<Vec<String>>,
+    pub token_scopes: Option<Vec<String>>,
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn authenticate<'s>(gw: &Gateway, snap: &'s Snapshot, headers: &HeaderMap, now: i64) -> Result<Caller<'s>, Refusal> {
+impl Gateway {
+    /// Who the headers' credential belongs to, checked against the snapshot: the same
+    /// answer for `/gw` and for `/mcp`.
+    pub fn authenticate<'s>(
+        &self,
+        snap: &'s Snapshot,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        now: i64,
+    ) -> Result<Caller<'s>, Refusal> {
+        authenticate(self, snap, headers, query, now)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// Query parameters that would carry a credential. URLs end up in logs, proxies and
+/// browser history, so a credential there is refused rather than used (RFC 6750 §5.3).
+const CREDENTIAL_PARAMS: [&str; 4] = ["access_token", "api_key", "apikey", "client_secret"];
+
+fn credential_in_query(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&').any(|pair| {
+            let name = pair.split('=').next().unwrap_or("");
+            CREDENTIAL_PARAMS.iter().any(|c| name.eq_ignore_ascii_case(c))
+        })
+    })
+}
+
+fn authenticate<'s>(
+    gw: &Gateway,
+    snap: &'s Snapshot,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    now: i64,
+) -> Result<Caller<'s>, Refusal> {
+    if credential_in_query(query) {
+        return Err(Refusal::CredentialInQuery);
+    }
     let bearer = header_str(headers, "authorization").and_then(|a| {
         a.get(..7).filter(|p| p.eq_ignore_ascii_case("bearer ")).map(|_| a.get(7..).unwrap_or("").trim())
     });
@@ -112,7 +152,25 @@ fn authenticate<'s>(gw: &Gateway, snap: &'s Snapshot, headers: &HeaderMap, now: 
     Ok(Caller { credential, profile, token_scopes })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One request to enforce, from whichever route received it: `/gw` builds it from the
+/// HTTP request as it came, `/mcp` from an `execute_endpoint` tool call.
+pub struct Call {
+    /// `rest` or `mcp`, as recorded in the audit row.
+    pub channel: &'static str,
+    /// The MCP tool that made the call, recorded in the audit row.
+    pub tool: Option<String>,
+    pub method: Method,
+    pub product: String,
+    /// The path below the product, as the caller wrote it (normalised here).
+    pub path: String,
+    pub query: Option<String>,
+    /// The caller's headers: its credential, its identity claims and what may be
+    /// forwarded (credentials and identity claims never are).
+    pub headers: HeaderMap,
+    pub body: Body,
+    pub peer: IpAddr,
+}
+
 async fn handle(
     State(gw): State<Gateway>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -121,73 +179,105 @@ async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let started = Instant::now();
-    let request_id = uuid::Uuid::now_v7().to_string();
-    let now = gw.store.now();
-    let snap = gw.store.snapshot().current();
     // `/gw/{product}/{path}`: the product is the first segment, the rest is the path.
     let after_gw = uri.path().strip_prefix("/gw").unwrap_or("").trim_start_matches('/');
-    let (product_slug, raw_path) = match after_gw.find('/') {
+    let (product, path) = match after_gw.find('/') {
         Some(i) => (after_gw.get(..i).unwrap_or(""), after_gw.get(i..).unwrap_or("")),
         None => (after_gw, ""),
     };
-    let product_slug = product_slug.to_owned();
-    let mut event = RequestEvent {
-        request_id: request_id.clone(),
-        occurred_at: now,
+    let call = Call {
         channel: "rest",
-        product: Some(product_slug.clone()),
-        method: method.to_string(),
-        path: raw_path.to_owned(),
-        bytes_in: content_length(&headers),
-        client_ip: Some(peer.ip().to_string()),
-        user_agent: header_str(&headers, "user-agent").map(str::to_owned),
-        ..RequestEvent::default()
+        tool: None,
+        method,
+        product: product.to_owned(),
+        path: path.to_owned(),
+        query: uri.query().map(str::to_owned),
+        headers,
+        body,
+        peer: peer.ip(),
     };
+    gw.execute(call).await
+}
 
-    let outcome =
-        enforce(&gw, &snap, &mut event, &method, &product_slug, raw_path, uri.query(), &headers, now, body).await;
-    let response = match outcome {
-        Ok(res) => {
-            event.decision = "allowed";
-            event.reason = "allowed";
-            res
+impl Gateway {
+    /// The one enforcement path: authenticate, authorize, rate limit, proxy, audit. Every
+    /// channel calls this; no other code decides whether a request reaches an upstream.
+    pub async fn execute(&self, call: Call) -> Response {
+        let started = Instant::now();
+        let request_id = uuid::Uuid::now_v7().to_string();
+        let now = self.store.now();
+        let snap = self.store.snapshot().current();
+        let mut event = RequestEvent {
+            request_id: request_id.clone(),
+            occurred_at: now,
+            channel: call.channel,
+            tool: call.tool,
+            product: Some(call.product.clone()),
+            method: call.method.to_string(),
+            path: call.path.clone(),
+            bytes_in: content_length(&call.headers),
+            client_ip: Some(call.peer.to_string()),
+            user_agent: header_str(&call.headers, "user-agent").map(str::to_owned),
+            ..RequestEvent::default()
+        };
+        let target =
+            Target { method: &call.method, product: &call.product, path: &call.path, query: call.query.as_deref() };
+        let outcome = enforce(self, &snap, &mut event, target, &call.headers, now, call.body).await;
+        let response = match outcome {
+            Ok(res) => {
+                event.decision = "allowed";
+                event.reason = "allowed";
+                res
+            }
+            Err(refusal) => {
+                event.decision = "refused";
+                event.reason = refusal.reason();
+                refusal.into_response(&request_id)
+            }
+        };
+        event.status = response.status().as_u16();
+        event.bytes_out = content_length(response.headers());
+        event.latency_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+        if let Err(refusal) = self.record(event).await {
+            return refusal.into_response(&request_id);
         }
-        Err(refusal) => {
-            event.decision = "refused";
-            event.reason = refusal.reason();
-            refusal.into_response(&request_id)
-        }
-    };
-    event.status = response.status().as_u16();
-    event.bytes_out = content_length(response.headers());
-    event.latency_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
-    if gw.audit.record(event).await.is_err() {
-        // Fail-closed mode with a full queue: the caller must not get an unaudited answer.
-        tracing::error!(request.id = %request_id, "audit queue full; request refused");
-        return Refusal::AuditUnavailable.into_response(&request_id);
+        response
     }
-    response
+
+    /// Hands an audit row to the writer. In fail-closed mode with a full queue the
+    /// caller must not get an unaudited answer, so this is a refusal of its own.
+    pub async fn record(&self, event: RequestEvent) -> Result<(), Refusal> {
+        let request_id = event.request_id.clone();
+        self.audit.record(event).await.map_err(|_| {
+            tracing::error!(request.id = %request_id, "audit queue full; request refused");
+            Refusal::AuditUnavailable
+        })
+    }
+}
+
+/// What a call asks for, once its caller is known.
+struct Target<'c> {
+    method: &'c Method,
+    product: &'c str,
+    path: &'c str,
+    query: Option<&'c str>,
 }
 
 fn content_length(headers: &HeaderMap) -> i64 {
     header_str(headers, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn enforce(
     gw: &Gateway,
     snap: &Snapshot,
     event: &mut RequestEvent,
-    method: &Method,
-    product_slug: &str,
-    raw_path: &str,
-    query: Option<&str>,
+    target: Target<'_>,
     headers: &HeaderMap,
     now: i64,
     body: Body,
 ) -> Result<Response, Refusal> {
-    let caller = authenticate(gw, snap, headers, now)?;
+    let Target { method, product: product_slug, path: raw_path, query } = target;
+    let caller = authenticate(gw, snap, headers, query, now)?;
     let profile = caller.profile;
     event.client_id = Some(profile.client_id.clone());
     event.profile_id = Some(profile.id.clone());

@@ -22,6 +22,8 @@ fn token_description(e: TokenError) -> &'static str {
 pub enum Refusal {
     /// No credential was presented.
     MissingCredential,
+    /// A credential was put in the query string, where it would be logged.
+    CredentialInQuery,
     /// A credential was presented that is not one we know.
     UnknownCredential,
     /// A credential we know, but past its expiry (or its rotation grace period).
@@ -54,6 +56,7 @@ impl Refusal {
     pub fn status(&self) -> StatusCode {
         match self {
             Refusal::MissingCredential
+            | Refusal::CredentialInQuery
             | Refusal::UnknownCredential
             | Refusal::ExpiredCredential
             | Refusal::InvalidToken(_)
@@ -71,6 +74,7 @@ impl Refusal {
     pub fn reason(&self) -> &'static str {
         match self {
             Refusal::MissingCredential => "missing_credential",
+            Refusal::CredentialInQuery => "credential_in_query",
             Refusal::UnknownCredential | Refusal::ExpiredCredential | Refusal::InvalidToken(_) => "invalid_token",
             Refusal::IdentityMismatch => "identity_mismatch",
             Refusal::ClientSuspended => "client_suspended",
@@ -89,6 +93,9 @@ impl Refusal {
         match self {
             Refusal::MissingCredential => {
                 "Send an access token (Authorization: Bearer) or an API key (X-API-Key).".into()
+            }
+            Refusal::CredentialInQuery => {
+                "Credentials are accepted only in headers (Authorization or X-API-Key), never in the URL.".into()
             }
             Refusal::UnknownCredential => "The credential is unknown or revoked.".into(),
             Refusal::ExpiredCredential => "The credential has expired.".into(),
@@ -112,6 +119,12 @@ impl Refusal {
     fn challenge(&self) -> Option<String> {
         let description = match self {
             Refusal::MissingCredential => return Some(r#"Bearer realm="portcullis""#.into()),
+            Refusal::CredentialInQuery => {
+                return Some(
+                    r#"Bearer realm="portcullis", error="invalid_request", error_description="credentials in the query string are refused""#
+                        .into(),
+                )
+            }
             Refusal::UnknownCredential => "unknown or revoked credential",
             Refusal::ExpiredCredential => "expired credential",
             Refusal::InvalidToken(e) => token_description(*e),
@@ -122,6 +135,12 @@ impl Refusal {
     }
 
     pub fn into_response(self, request_id: &str) -> Response {
+        self.into_response_for(request_id, None)
+    }
+
+    /// The refusal, with the challenge of a 401 naming the protected resource metadata
+    /// (RFC 9728 §5.1) when the route has one, as `/mcp` does.
+    pub fn into_response_for(self, request_id: &str, resource_metadata: Option<&str>) -> Response {
         let status = self.status();
         let body = json!({
             "type": "about:blank",
@@ -137,7 +156,11 @@ impl Refusal {
         if let Ok(v) = HeaderValue::from_str(request_id) {
             h.insert(HeaderName::from_static("x-request-id"), v);
         }
-        if let Some(c) = self.challenge().and_then(|c| HeaderValue::from_str(&c).ok()) {
+        let challenge = self.challenge().map(|c| match resource_metadata {
+            Some(url) => format!(r#"{c}, resource_metadata="{url}""#),
+            None => c,
+        });
+        if let Some(c) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             h.insert(header::WWW_AUTHENTICATE, c);
         }
         if let Refusal::InsufficientScope { required } = &self {

@@ -11,5 +11,6 @@ mod gateway;
 mod grants;
 mod helpers;
 mod management;
+mod mcp;
 mod oauth;
 mod startup;
