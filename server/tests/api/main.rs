@@ -12,5 +12,6 @@ mod grants;
 mod helpers;
 mod management;
 mod mcp;
+mod mcp_clients;
 mod oauth;
 mod startup;
