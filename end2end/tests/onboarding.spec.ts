@@ -105,6 +105,48 @@ test.describe.serial('a developer onboards an AI agent', () => {
     await expect(result).toContainText('403');
   });
 
+  test('connects an agent over MCP with the settings the profile page shows', async () => {
+    await open(page, clientUrl);
+    const panel = page.getByTestId('profile-sandbox').getByTestId('connect-agent');
+    await panel.getByText('Connect an agent (MCP)').click();
+    const url = (await panel.getByTestId('mcp-url').textContent()) ?? '';
+    expect(url).toBe('http://127.0.0.1:3100/mcp');
+    const snippet = panel.getByTestId('mcp-servers-snippet');
+    await expect(snippet).toContainText(clientId);
+    await expect(snippet).toContainText('"Authorization": "Bearer ${PORTCULLIS_TOKEN}"');
+    await expect(panel).not.toContainText(secret);
+    const config = JSON.parse((await snippet.textContent()) ?? '{}');
+    const server = config.mcpServers['portcullis-sandbox'];
+    expect(server.url).toBe(url);
+    await panel.scrollIntoViewIfNeeded();
+    await shot(page, '04d-connect-agent');
+
+    // An agent configured from the snippet: a token, then the MCP handshake and a tool call.
+    const tokenRes = await page.request.post('/oauth/token', {
+      form: { grant_type: 'client_credentials', client_id: clientId, client_secret: secret },
+    });
+    const { access_token: token } = await tokenRes.json();
+    const headers = { ...server.headers, Authorization: `Bearer ${token}`, Accept: 'application/json, text/event-stream' };
+    const init = await page.request.post(url, {
+      headers,
+      data: { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'e2e', version: '1' } } },
+    });
+    expect(init.status()).toBe(200);
+    const session = init.headers()['mcp-session-id'];
+    const call = await page.request.post(url, {
+      headers: { ...headers, 'Mcp-Session-Id': session, 'MCP-Protocol-Version': '2025-11-25' },
+      data: { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'list_collections', arguments: {} } },
+    });
+    const collections = (await call.json()).result.structuredContent.collections;
+    expect(collections.map((c: { collection: string }) => c.collection)).toEqual(['accounts']);
+
+    await page.reload();
+    const recent = page.getByTestId('recent-requests');
+    await expect(recent.getByRole('row', { name: /list_collections/ })).toContainText('mcp');
+    await recent.scrollIntoViewIfNeeded();
+    await shot(page, '04e-recent-mcp');
+  });
+
   test('adds a production profile and requests a product, which waits for approval', async () => {
     await open(page, clientUrl);
     await page.getByRole('button', { name: 'Add production profile' }).click();

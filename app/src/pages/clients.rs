@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 use portcullis_domain::model::{
-    ClientDetail, ClientKind, CredentialView, Environment, GrantView, IssuedSecret, ProfileDetail,
+    ClientDetail, ClientKind, CredentialView, Environment, GrantView, IssuedSecret, ProfileDetail, RequestView,
 };
 use portcullis_domain::time::{format_date, format_utc};
 
@@ -289,6 +289,7 @@ fn ProfileCard(
             <h3>"Products"</h3>
             <GrantTable grants=profile.grants/>
             <TestAccess profile_id=profile.id.clone()/>
+            <ConnectAgent client_id=profile.client_id.clone() profile_id=profile.id.clone() environment=profile.environment/>
         </section>
     }
 }
@@ -389,6 +390,74 @@ fn TokenHowTo(client_id: String, profile_id: String) -> impl IntoView {
     }
 }
 
+/// What an MCP client needs to reach this profile through `/mcp`: the URL, the headers
+/// and configuration snippets, filled in with IDs and never with a secret.
+#[component]
+fn ConnectAgent(client_id: String, profile_id: String, environment: Environment) -> impl IntoView {
+    let origin = Resource::new(|| (), |_| crate::api::public_url());
+    let name = format!("portcullis-{}", environment.as_str());
+    view! {
+        <details class="test-access" data-testid="connect-agent">
+            <summary>"Connect an agent (MCP)"</summary>
+            <p class="muted">
+                "AI agents reach the products of this profile through the gateway's MCP endpoint, with the same credentials "
+                "and checks as any application. They see only what this profile is granted. Put the access token (or an "
+                "API key of this profile, as " <code>"X-API-Key"</code> ") in an environment variable; never paste a secret into a shared file."
+            </p>
+            <Suspense fallback=|| ()>
+                {move || {
+                    let (client_id, profile_id, name) = (client_id.clone(), profile_id.clone(), name.clone());
+                    Suspend::new(async move {
+                        let origin = origin.await.unwrap_or_else(|_| "$PORTCULLIS_URL".into());
+                        let url = format!("{origin}/mcp");
+                        let headers = format!(
+                            "Authorization: Bearer <access token>\nX-Client-ID: {client_id}\nX-Profile-ID: {profile_id}"
+                        );
+                        let mcp_servers = format!(
+                            "{{\n  \"mcpServers\": {{\n    \"{name}\": {{\n      \"type\": \"http\",\n      \"url\": \"{url}\",\n      \
+                             \"headers\": {{\n        \"Authorization\": \"Bearer ${{PORTCULLIS_TOKEN}}\",\n        \
+                             \"X-Client-ID\": \"{client_id}\",\n        \"X-Profile-ID\": \"{profile_id}\"\n      }}\n    }}\n  }}\n}}"
+                        );
+                        let vscode = format!(
+                            "{{\n  \"servers\": {{\n    \"{name}\": {{\n      \"type\": \"http\",\n      \"url\": \"{url}\",\n      \
+                             \"headers\": {{ \"Authorization\": \"Bearer ${{env:PORTCULLIS_TOKEN}}\", \"X-Profile-ID\": \"{profile_id}\" }}\n    }}\n  }}\n}}"
+                        );
+                        let token = format!(
+                            "export PORTCULLIS_TOKEN=$(curl -s -u '{client_id}:<client secret>' \\\n  -d grant_type=client_credentials {origin}/oauth/token | jq -r .access_token)"
+                        );
+                        view! {
+                            <dl class="kv">
+                                <dt>"MCP endpoint"</dt><dd class="mono" data-testid="mcp-url">{url}</dd>
+                                <dt>"Transport"</dt><dd>"Streamable HTTP (protocol 2025-03-26 to 2026-07-28)"</dd>
+                            </dl>
+                            <h3>"Headers"</h3>
+                            <pre class="code">{headers}</pre>
+                            <h3>"Claude Code, Claude Desktop, Cursor (" <code>"mcpServers"</code> ")"</h3>
+                            <pre class="code" data-testid="mcp-servers-snippet">{mcp_servers}</pre>
+                            <h3>"VS Code (" <code>".vscode/mcp.json"</code> ")"</h3>
+                            <pre class="code">{vscode}</pre>
+                            <h3>"Get the token (valid 15 minutes)"</h3>
+                            <pre class="code">{token}</pre>
+                            <p class="muted">"The agent then sees four tools: list_collections, list_endpoints, endpoint_details and execute_endpoint. Every call is audited under this client."</p>
+                        }
+                    })
+                }}
+            </Suspense>
+        </details>
+    }
+}
+
+/// What a recent request did: the MCP tool, then the gateway route it reached, if any.
+fn request_label(r: &RequestView) -> String {
+    let route =
+        format!("{} {}{}", r.method, r.product.as_deref().map(|p| format!("/gw/{p}")).unwrap_or_default(), r.path);
+    match (&r.tool, &r.endpoint) {
+        (Some(tool), Some(_)) => format!("{tool} → {route}"),
+        (Some(tool), None) => tool.clone(),
+        (None, _) => route,
+    }
+}
+
 #[component]
 fn RecentRequests(client_id: String) -> impl IntoView {
     let requests = Resource::new(move || client_id.clone(), crate::api::recent_requests);
@@ -411,7 +480,7 @@ fn RecentRequests(client_id: String) -> impl IntoView {
                                                 <tr>
                                                     <td class="nowrap">{format_utc(r.occurred_at)}</td>
                                                     <td>{r.channel.clone()}</td>
-                                                    <td class="mono">{format!("{} {}{}", r.method, r.product.as_deref().map(|p| format!("/gw/{p}")).unwrap_or_default(), r.path)}</td>
+                                                    <td class="mono">{request_label(&r)}</td>
                                                     <td>{r.status}</td>
                                                     <td><span class=class>{r.reason.clone()}</span></td>
                                                     <td class="nowrap">{format!("{:.1} ms", r.latency_us as f64 / 1000.0)}</td>
