@@ -140,7 +140,14 @@ impl Application {
         // Tokens are for this gateway: the audience is the issuer itself.
         let tokens = TokenSettings { audience: issuer.clone(), issuer };
         let oauth = crate::oauth::OAuthServer::new(store.clone(), tokens.clone(), audit.clone());
-        let gateway = crate::gateway::Gateway::new(store.clone(), tokens.clone(), SecretHasher::new(&secret), audit);
+        let upstream_timeout = std::time::Duration::from_secs(args.upstream_timeout_secs);
+        let gateway = crate::gateway::Gateway::new(
+            store.clone(),
+            tokens.clone(),
+            SecretHasher::new(&secret),
+            audit,
+            upstream_timeout,
+        );
         let mcp = crate::mcp::McpServer::new(gateway.clone(), &tokens.issuer);
         spawn_policy_backstop(store.clone());
 

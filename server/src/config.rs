@@ -105,6 +105,10 @@ pub struct ServeArgs {
     /// When the audit queue is full: wait for room, or refuse with 503.
     #[arg(long, env = "PORTCULLIS_AUDIT_WHEN_FULL", value_enum, default_value_t = AuditWhenFull::BackPressure)]
     pub audit_when_full: AuditWhenFull,
+    /// Seconds an upstream may take to answer (headers) before the gateway answers 504.
+    #[arg(long = "upstream-timeout", env = "PORTCULLIS_UPSTREAM_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub upstream_timeout_secs: u64,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "PORTCULLIS_LOG_JSON")]
     pub log_json: bool,

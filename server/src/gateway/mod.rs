@@ -39,8 +39,14 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(store: Store, tokens: TokenSettings, hasher: SecretHasher, audit: AuditSink) -> Self {
-        Self { store, tokens, hasher, audit, limits: Arc::default(), http: proxy::client() }
+    pub fn new(
+        store: Store,
+        tokens: TokenSettings,
+        hasher: SecretHasher,
+        audit: AuditSink,
+        upstream_timeout: std::time::Duration,
+    ) -> Self {
+        Self { store, tokens, hasher, audit, limits: Arc::default(), http: proxy::client(upstream_timeout) }
     }
 }
 

@@ -24,11 +24,12 @@ const HOP_BY_HOP: &[&str] = &[
 const CALLER_ONLY: &[&str] =
     &["host", "authorization", "x-api-key", "cookie", "x-client-id", "x-profile-id", "content-length"];
 
-pub fn client() -> reqwest::Client {
+/// `timeout` bounds the whole exchange up to the response headers and body.
+pub fn client(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(5).min(timeout))
+        .timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(90))
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())

@@ -20,6 +20,9 @@ pub struct TestApp {
     pub store: Store,
     pub clock: Clock,
     pub database_url: String,
+    /// Ends the server gracefully (`shut_down`).
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: tempdir::TempDir,
 }
 
@@ -95,6 +98,7 @@ pub fn serve_args(dir: PathBuf, database_url: Option<String>, secret: Option<Str
         public_url: None,
         audit_queue: 10_000,
         audit_when_full: portcullis::config::AuditWhenFull::BackPressure,
+        upstream_timeout_secs: 30,
         site_root: "target/site".into(),
         log_json: false,
         store: StoreArgs { data_dir: dir, database_url, secret },
@@ -103,23 +107,39 @@ pub fn serve_args(dir: PathBuf, database_url: Option<String>, secret: Option<Str
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        Self::spawn_with(false).await
+        Self::spawn_configured(|_| ()).await
     }
 
     pub async fn spawn_demo() -> Self {
-        Self::spawn_with(true).await
+        Self::spawn_configured(|args| args.demo = true).await
     }
 
-    async fn spawn_with(demo: bool) -> Self {
+    /// A server whose flags the test adjusts first.
+    pub async fn spawn_configured(configure: impl FnOnce(&mut ServeArgs)) -> Self {
         let dir = tempdir::TempDir::new();
         let database_url = fresh_database(&dir.0).await;
         let clock = Clock::system();
-        let args = serve_args(dir.0.clone(), Some(database_url.clone()), Some(SECRET.into()), demo);
+        let mut args = serve_args(dir.0.clone(), Some(database_url.clone()), Some(SECRET.into()), false);
+        configure(&mut args);
         let app = Application::build(args, clock.clone()).await.expect("server starts");
         let base = format!("http://127.0.0.1:{}", app.port());
         let store = app.store().clone();
-        tokio::spawn(app.run_until(std::future::pending()));
-        Self { base, store, clock, database_url, _dir: dir }
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        Self { base, store, clock, database_url, shutdown: Some(tx), server: Some(server), _dir: dir }
+    }
+
+    /// Stops the server as a SIGTERM would and waits until it has finished, audit queue
+    /// drained and store closed.
+    pub async fn shut_down(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server ends cleanly");
+        }
     }
 
     pub fn session(&self) -> Session {

@@ -8,6 +8,7 @@ mod auth;
 mod catalog;
 mod clients;
 mod gateway;
+mod gateway_failures;
 mod grants;
 mod helpers;
 mod management;

@@ -1,0 +1,194 @@
+//! When things go wrong around the gateway: an upstream that is down (502) or too slow
+//! (504), an audit trail that cannot keep up (fail closed: 503, nothing forwarded), and
+//! a shutdown with audit rows still queued (every one is written).
+
+use crate::helpers::{TestApp, PASSWORD};
+use portcullis_app::api::Registration;
+use portcullis_domain::access::{Actor, Channel};
+use portcullis_domain::catalog::{NewEndpoint, NewProduct};
+use portcullis_domain::model::{IssuedSecret, Role};
+use reqwest::StatusCode;
+use serde_json::Value;
+use sqlx::Row;
+use std::time::Duration;
+
+/// Publishes a product with one endpoint, `GET /accounts`, served at `upstream`, grants it to a new agent's
+/// sandbox profile and returns the agent's API key.
+async fn agent_for_upstream(app: &TestApp, slug: &str, upstream: &str) -> IssuedSecret {
+    let admin = app
+        .store
+        .create_user(
+            &format!("admin-{}@example.com", uuid::Uuid::now_v7().simple()),
+            PASSWORD.into(),
+            Role::Admin,
+            None,
+            Channel::Cli,
+        )
+        .await
+        .unwrap();
+    let product = NewProduct {
+        slug: slug.into(),
+        name: slug.into(),
+        description: String::new(),
+        owner: String::new(),
+        tags: Vec::new(),
+        sandbox_url: upstream.into(),
+        production_url: upstream.into(),
+    };
+    let endpoint = NewEndpoint {
+        method: "GET".into(),
+        path_template: "/accounts".into(),
+        scope: "read".into(),
+        ..NewEndpoint::default()
+    };
+    let created = app.store.create_product(&Actor::new(admin, Channel::Cli), product, vec![endpoint]).await.unwrap();
+    let dev = app.developer("failures").await;
+    let reg: Registration =
+        dev.call("register_client", &[("name", "Failure agent"), ("kind", "ai_agent"), ("description", "")]).await.ok();
+    let g = dev
+        .call(
+            "request_access",
+            &[
+                ("profile_id", &reg.secret.profile_id),
+                ("product_id", &created.id),
+                ("scope_read", "on"),
+                ("justification", ""),
+            ],
+        )
+        .await;
+    assert_eq!(g.status, 200, "{g:?}");
+    dev.call("issue_api_key", &[("profile_id", &reg.secret.profile_id)]).await.ok()
+}
+
+async fn get(app: &TestApp, path: &str, key: &str) -> (StatusCode, Value) {
+    let res = reqwest::Client::new().get(format!("{}{path}", app.base)).header("x-api-key", key).send().await.unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn request_rows(database_url: &str) -> Vec<(String, i64)> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(database_url).await.unwrap();
+    let rows = sqlx::query(
+        "SELECT reason, status FROM audit_events WHERE action = 'request' AND channel = 'rest' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    rows.iter().map(|r| (r.get("reason"), r.get("status"))).collect()
+}
+
+async fn wait_for_rows(database_url: &str, n: usize) -> Vec<(String, i64)> {
+    for _ in 0..100 {
+        let rows = request_rows(database_url).await;
+        if rows.len() >= n {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {n} audit rows");
+}
+
+#[tokio::test]
+async fn an_upstream_that_is_down_is_a_502_and_audited() {
+    let app = TestApp::spawn().await;
+    // A port that was just free: nothing listens there.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let key = agent_for_upstream(&app, "down", &format!("http://{closed}")).await;
+    let (status, body) = get(&app, "/gw/down/accounts", &key.secret).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(body["code"], "upstream_unavailable");
+    assert_eq!(wait_for_rows(&app.database_url, 1).await, [("upstream_unavailable".to_owned(), 502)]);
+}
+
+#[tokio::test]
+async fn an_upstream_slower_than_the_timeout_is_a_504_and_audited() {
+    let app = TestApp::spawn_configured(|a| a.upstream_timeout_secs = 1).await;
+    // Accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let key = agent_for_upstream(&app, "slow", &format!("http://{addr}")).await;
+    let started = std::time::Instant::now();
+    let (status, body) = get(&app, "/gw/slow/accounts", &key.secret).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(body["code"], "upstream_timeout");
+    assert!(started.elapsed() < Duration::from_secs(10), "the timeout applied: {:?}", started.elapsed());
+    assert_eq!(wait_for_rows(&app.database_url, 1).await, [("upstream_timeout".to_owned(), 504)]);
+}
+
+/// Holds the audit table's write lock in another connection, so the writer cannot
+/// commit, until the returned sender is used.
+async fn block_audit_writer(database_url: &str) -> tokio::sync::oneshot::Sender<()> {
+    sqlx::any::install_default_drivers();
+    let url = database_url.to_owned();
+    let (locked_tx, locked_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        use sqlx::Connection;
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        if url.starts_with("postgres") {
+            sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+            sqlx::query("LOCK TABLE audit_events IN EXCLUSIVE MODE").execute(&mut conn).await.unwrap();
+        } else {
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await.unwrap();
+        }
+        let _ = locked_tx.send(());
+        let _ = release_rx.await;
+        sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
+    });
+    locked_rx.await.unwrap();
+    release_tx
+}
+
+#[tokio::test]
+async fn fail_closed_refuses_with_503_before_the_upstream_when_the_audit_queue_is_full() {
+    let app = TestApp::spawn_configured(|a| {
+        a.audit_queue = 2;
+        a.audit_when_full = portcullis::config::AuditWhenFull::FailClosed;
+    })
+    .await;
+    app.publish_sample_products().await;
+    let key = agent_for_upstream(&app, "items", &format!("{}/sample/accounts", app.base)).await;
+    let release = block_audit_writer(&app.database_url).await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(get(&app, "/gw/items/accounts", &key.secret).await.0.as_u16());
+    }
+    // The writer holds one row and waits for the lock; the queue holds two more.
+    assert!(statuses.contains(&503), "{statuses:?}");
+    let served = statuses.iter().filter(|s| **s != 503).count();
+    assert!((1..=3).contains(&served), "{statuses:?}");
+    let (status, body) = get(&app, "/gw/items/accounts", &key.secret).await;
+    assert_eq!((status, body["code"].clone()), (StatusCode::SERVICE_UNAVAILABLE, Value::from("audit_unavailable")));
+    release.send(()).unwrap();
+    // Every request that was answered other than 503 has its row once the writer resumes.
+    let rows = wait_for_rows(&app.database_url, served).await;
+    assert_eq!(rows.len(), served, "{rows:?}");
+    assert!(rows.iter().all(|(_, status)| *status != 503));
+}
+
+#[tokio::test]
+async fn shutdown_writes_every_queued_audit_row() {
+    let mut app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let key = agent_for_upstream(&app, "drain", &format!("{}/sample/accounts", app.base)).await;
+    let release = block_audit_writer(&app.database_url).await;
+    for _ in 0..15 {
+        assert_eq!(get(&app, "/gw/drain/accounts", &key.secret).await.0, StatusCode::OK);
+    }
+    assert!(request_rows(&app.database_url).await.is_empty(), "the rows are still queued");
+    let url = app.database_url.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        release.send(()).unwrap();
+    });
+    app.shut_down().await;
+    assert_eq!(request_rows(&url).await.len(), 15, "the queue was drained before the server ended");
+}
