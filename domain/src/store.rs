@@ -67,6 +67,7 @@ pub struct Store {
     pub(crate) policy: Policy,
     pub(crate) snapshot: crate::policy::PolicyHandle,
     pub(crate) keys: crate::oauth::KeyRingHandle,
+    pub(crate) verified: crate::oauth::VerifiedTokens,
     /// Seals signing keys at rest; derived from the server secret.
     pub(crate) sealing_key: crate::oauth::SealingKey,
 }
@@ -116,6 +117,7 @@ impl Store {
             policy,
             snapshot: crate::policy::PolicyHandle::default(),
             keys: crate::oauth::KeyRingHandle::default(),
+            verified: crate::oauth::VerifiedTokens::default(),
             sealing_key: crate::oauth::SealingKey(secret.derive("signing-key-seal/v1")),
         };
         store.migrate().await?;
