@@ -25,7 +25,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 
 "$bin" sample-upstream --addr "$UP" >"$tmp/upstream.log" 2>&1 & pids+=($!)
-RUST_LOG=warn "$bin" serve --demo --addr "$GW" >"$tmp/gateway.log" 2>&1 & pids+=($!)
+RUST_LOG=warn "$bin" serve --demo --addr "$GW" --token-rate-limit 100000000 >"$tmp/gateway.log" 2>&1 & pids+=($!)
 for _ in $(seq 100); do curl -fs "http://$GW/healthz" >/dev/null 2>&1 && curl -fs "http://$UP/sample/accounts/accounts" >/dev/null 2>&1 && break; sleep 0.2; done
 
 json() { python3 -c "import sys, json; d = json.load(sys.stdin); print($1)"; }
@@ -54,6 +54,10 @@ run -z 3s -c 32 -H "$auth" "$gateway" >/dev/null
 
 sat_direct=$(run -z "${SATURATION_SECS}s" -c 64 "$direct" | json 'd["summary"]["requestsPerSec"]')
 sat_gateway=$(run -z "${SATURATION_SECS}s" -c 64 -H "$auth" "$gateway" | json 'd["summary"]["requestsPerSec"]')
+# The token endpoint: client authentication, an Ed25519 signature and an audit row each.
+read -r tokens_per_sec tokens_ok < <(run -z "${SATURATION_SECS}s" -c 32 -m POST -a "$client:$secret" \
+  -T application/x-www-form-urlencoded -d grant_type=client_credentials "http://$GW/oauth/token" |
+  json '"%d %d" % (d["summary"]["requestsPerSec"], d["statusCodeDistribution"].get("200", 0))')
 pct='"%.3f %.3f %.3f %d" % (d["latencyPercentiles"]["p50"]*1000, d["latencyPercentiles"]["p99"]*1000, d["latencyPercentiles"]["p99.9"]*1000, d["statusCodeDistribution"].get("200", 0))'
 read -r d50 d99 d999 dok < <(run -z "${FIXED_SECS}s" -q "$FIXED_RATE" -c 32 --latency-correction "$direct" | json "$pct")
 read -r g50 g99 g999 gok < <(run -z "${FIXED_SECS}s" -q "$FIXED_RATE" -c 32 --latency-correction -H "$auth" "$gateway" | json "$pct")
@@ -65,10 +69,10 @@ print(sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM audit_events WH
 PY
 )
 
-python3 - "$sat_direct" "$sat_gateway" "$d50" "$d99" "$d999" "$g50" "$g99" "$g999" "$dok" "$gok" "$audited" "$FIXED_RATE" <<'PY'
+python3 - "$sat_direct" "$sat_gateway" "$d50" "$d99" "$d999" "$g50" "$g99" "$g999" "$dok" "$gok" "$audited" "$FIXED_RATE" "$tokens_per_sec" "$tokens_ok" <<'PY'
 import sys
 sd, sg, d50, d99, d999, g50, g99, g999 = map(float, sys.argv[1:9])
-dok, gok, audited, rate = map(int, sys.argv[9:13])
+dok, gok, audited, rate, tps, tok = map(int, sys.argv[9:15])
 print(f"\nmachine: {open('/proc/cpuinfo').read().count('processor')} cores")
 print("| | direct | gateway | gateway/direct |")
 print("|---|---:|---:|---:|")
@@ -76,5 +80,6 @@ print(f"| saturation RPS | {sd:,.0f} | {sg:,.0f} | {sg/sd:.2f} |")
 print(f"| p50 at {rate} RPS (ms) | {d50:.3f} | {g50:.3f} | +{(g50-d50)*1000:.0f} µs |")
 print(f"| p99 at {rate} RPS (ms) | {d99:.3f} | {g99:.3f} | +{(g99-d99)*1000:.0f} µs |")
 print(f"| p99.9 at {rate} RPS (ms) | {d999:.3f} | {g999:.3f} | +{(g999-d999)*1000:.0f} µs |")
-print(f"\n200s at the fixed rate: direct {dok}, gateway {gok}; audit rows written for gateway calls: {audited}")
+print(f"| token endpoint, tokens/s (32 connections) | | {tps:,} | |")
+print(f"\n200s at the fixed rate: direct {dok}, gateway {gok}; audit rows written for gateway calls: {audited}; tokens issued (200) in the token run: {tok}")
 PY

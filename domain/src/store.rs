@@ -61,7 +61,7 @@ impl Default for Policy {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) pool: AnyPool,
-    backend: Backend,
+    pub(crate) backend: Backend,
     pub(crate) clock: Clock,
     pub(crate) hasher: SecretHasher,
     pub(crate) policy: Policy,

@@ -139,7 +139,7 @@ impl Application {
             .unwrap_or_else(|| format!("http://{}", loopback(local)));
         // Tokens are for this gateway: the audience is the issuer itself.
         let tokens = TokenSettings { audience: issuer.clone(), issuer };
-        let oauth = crate::oauth::OAuthServer::new(store.clone(), tokens.clone(), audit.clone());
+        let oauth = crate::oauth::OAuthServer::new(store.clone(), tokens.clone(), audit.clone(), args.token_rate_limit);
         let upstream_timeout = std::time::Duration::from_secs(args.upstream_timeout_secs);
         let gateway = crate::gateway::Gateway::new(
             store.clone(),

@@ -109,6 +109,10 @@ pub struct ServeArgs {
     #[arg(long = "upstream-timeout", env = "PORTCULLIS_UPSTREAM_TIMEOUT", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub upstream_timeout_secs: u64,
+    /// Token requests per minute one client may make (an IP: ten times as many). Clients
+    /// keep a token for its lifetime, so a few a minute is plenty; benchmarks lift it.
+    #[arg(long, env = "PORTCULLIS_TOKEN_RATE_LIMIT", default_value_t = 30)]
+    pub token_rate_limit: u32,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "PORTCULLIS_LOG_JSON")]
     pub log_json: bool,

@@ -8,6 +8,11 @@ use portcullis_domain::secrets::ServerSecret;
 use std::io::BufRead;
 use std::process::ExitCode;
 
+// At saturation glibc's malloc and free took about 15% of the gateway's CPU (perf);
+// mimalloc's per-thread free lists suit a proxy's many small, short-lived allocations.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

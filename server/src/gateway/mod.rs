@@ -28,14 +28,24 @@ use std::time::Instant;
 
 pub use refusal::Refusal;
 
+/// Cloned for every request (axum state), so everything sits behind one `Arc`.
 #[derive(Clone)]
-pub struct Gateway {
+pub struct Gateway(Arc<Parts>);
+
+pub struct Parts {
     store: Store,
     tokens: TokenSettings,
     hasher: SecretHasher,
     audit: AuditSink,
-    limits: Arc<ratelimit::ProfileLimits>,
+    limits: ratelimit::ProfileLimits,
     http: reqwest::Client,
+}
+
+impl std::ops::Deref for Gateway {
+    type Target = Parts;
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
 }
 
 impl Gateway {
@@ -46,7 +56,8 @@ impl Gateway {
         audit: AuditSink,
         upstream_timeout: std::time::Duration,
     ) -> Self {
-        Self { store, tokens, hasher, audit, limits: Arc::default(), http: proxy::client(upstream_timeout) }
+        let http = proxy::client(upstream_timeout);
+        Self(Arc::new(Parts { store, tokens, hasher, audit, limits: ratelimit::ProfileLimits::default(), http }))
     }
 }
 

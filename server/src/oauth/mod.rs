@@ -30,15 +30,21 @@ pub struct OAuthServer {
 }
 
 impl OAuthServer {
-    pub fn new(store: Store, settings: TokenSettings, audit: AuditSink) -> Self {
+    /// `per_client_per_minute` token requests per client (burst a third of it); an IP
+    /// may make ten times as many, for several clients behind one address.
+    pub fn new(store: Store, settings: TokenSettings, audit: AuditSink, per_client_per_minute: u32) -> Self {
         let nz = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+        let per_client = per_client_per_minute.max(1);
         Self {
             store,
             settings,
             audit,
-            // Clients cache their tokens for 15 minutes; a few per minute is plenty.
-            per_client: Arc::new(RateLimiter::keyed(Quota::per_minute(nz(30)).allow_burst(nz(10)))),
-            per_ip: Arc::new(RateLimiter::keyed(Quota::per_minute(nz(300)).allow_burst(nz(60)))),
+            per_client: Arc::new(RateLimiter::keyed(
+                Quota::per_minute(nz(per_client)).allow_burst(nz(per_client.div_ceil(3))),
+            )),
+            per_ip: Arc::new(RateLimiter::keyed(
+                Quota::per_minute(nz(per_client.saturating_mul(10))).allow_burst(nz(per_client.saturating_mul(2))),
+            )),
         }
     }
 }
