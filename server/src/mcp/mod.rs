@@ -166,7 +166,22 @@ struct Ctx<'a> {
     now: i64,
 }
 
-/// Authenticates with the gateway's own check; a refusal is audited like any other.
+/// What every POST and DELETE passes first: the DNS-rebinding check, then the
+/// gateway's own authentication (a refusal is audited like any other).
+async fn admit<'s>(
+    mcp: &McpServer,
+    snap: &'s Snapshot,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    peer: IpAddr,
+) -> Result<crate::gateway::Caller<'s>, Box<Response>> {
+    if let Some(refused) = foreign_request(mcp, headers) {
+        return Err(Box::new(refused));
+    }
+    authenticate(mcp, snap, method, uri, headers, peer).await.map_err(Box::new)
+}
+
 async fn authenticate<'s>(
     mcp: &McpServer,
     snap: &'s Snapshot,
@@ -218,20 +233,14 @@ async fn delete(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(refused) = foreign_request(&mcp, &headers) {
-        return refused;
-    }
     let snap = mcp.gateway.store().snapshot().current();
-    let caller = match authenticate(&mcp, &snap, &method, &uri, &headers, peer.ip()).await {
+    let caller = match admit(&mcp, &snap, &method, &uri, &headers, peer.ip()).await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(refused) => return *refused,
     };
     let Some(id) = header_str(&headers, "mcp-session-id") else {
-        return rpc_fault(
-            StatusCode::BAD_REQUEST,
-            &Value::Null,
-            &RpcError::new(INVALID_REQUEST, "Mcp-Session-Id is required."),
-        );
+        let e = RpcError::new(INVALID_REQUEST, "Mcp-Session-Id is required.");
+        return rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &e);
     };
     match mcp.sessions.end(id, &caller.profile.id) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -263,13 +272,10 @@ async fn post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(refused) = foreign_request(&mcp, &headers) {
-        return refused;
-    }
     let snap = mcp.gateway.store().snapshot().current();
-    let caller = match authenticate(&mcp, &snap, &method, &uri, &headers, peer.ip()).await {
+    let caller = match admit(&mcp, &snap, &method, &uri, &headers, peer.ip()).await {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(refused) => return *refused,
     };
     if !header_str(&headers, "content-type").is_some_and(|c| c.to_ascii_lowercase().starts_with("application/json")) {
         let e = RpcError::new(INVALID_REQUEST, "Content-Type must be application/json.");
