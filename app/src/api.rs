@@ -255,6 +255,16 @@ pub async fn set_rate_limit(profile_id: String, rate_per_minute: String, burst: 
     store()?.set_rate_limit(&actor, &profile_id, rate, burst).await.map_err(domain)
 }
 
+#[server(endpoint = "set_token_lifetime")]
+pub async fn set_token_lifetime(profile_id: String, seconds: String) -> Result<(), AppError> {
+    let actor = actor().await?;
+    let seconds = seconds
+        .trim()
+        .parse::<i64>()
+        .map_err(|_| fail(AppError::Invalid("The token lifetime is a whole number of seconds.".into())))?;
+    store()?.set_token_lifetime(&actor, &profile_id, seconds).await.map_err(domain)
+}
+
 #[server(endpoint = "update_product")]
 #[allow(clippy::too_many_arguments)]
 pub async fn update_product(

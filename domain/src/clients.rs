@@ -340,6 +340,41 @@ impl Store {
         Ok(())
     }
 
+    /// Sets how long the profile's access tokens live. Short by default (15 minutes): a
+    /// token cannot be recalled from an agent that copied it, only refused once revoked.
+    pub async fn set_token_lifetime(&self, actor: &Actor, profile_id: &str, seconds: i64) -> Result<()> {
+        actor.require_admin()?;
+        if !(crate::oauth::MIN_TOKEN_TTL_SECS..=crate::oauth::MAX_TOKEN_TTL_SECS).contains(&seconds) {
+            return Err(DomainError::Invalid(format!(
+                "A token lives {} to {} seconds.",
+                crate::oauth::MIN_TOKEN_TTL_SECS,
+                crate::oauth::MAX_TOKEN_TTL_SECS
+            )));
+        }
+        let profile = self.owned_profile(actor, profile_id, Access::Write).await?;
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE profiles SET token_ttl_seconds = $1 WHERE id = $2")
+            .bind(seconds)
+            .bind(&profile.id)
+            .execute(&mut *tx)
+            .await?;
+        audit::record_by(
+            &mut *tx,
+            now,
+            actor,
+            AdminEvent {
+                action: "profile.token_lifetime_changed",
+                target_type: "profile",
+                target_id: &profile.id,
+                summary: json!({ "token_ttl_seconds": seconds }),
+            },
+        )
+        .await?;
+        self.commit_and_publish(tx).await?;
+        Ok(())
+    }
+
     /// The clients this person owns, newest first. (Reviewing everyone's clients is the
     /// security console's job, not this list's.)
     pub async fn list_clients(&self, actor: &Actor) -> Result<Vec<ClientSummary>> {
@@ -370,7 +405,8 @@ impl Store {
     pub async fn client_detail(&self, actor: &Actor, client_id: &str) -> Result<ClientDetail> {
         let row = self.owned_client(actor, client_id, Access::Read).await?;
         let profile_rows = sqlx::query(
-            "SELECT id, environment, rate_per_minute, burst, created_at FROM profiles WHERE client_id = $1 ORDER BY environment DESC",
+            "SELECT id, environment, rate_per_minute, burst, token_ttl_seconds, created_at FROM profiles
+             WHERE client_id = $1 ORDER BY environment DESC",
         )
         .bind(client_id)
         .fetch_all(&self.pool)
@@ -395,6 +431,7 @@ impl Store {
                 client_id: client_id.to_owned(),
                 environment: enum_col(p, "environment")?,
                 rate_per_minute: p.try_get("rate_per_minute")?,
+                token_ttl_seconds: p.try_get("token_ttl_seconds")?,
                 burst: p.try_get("burst")?,
                 created_at: p.try_get("created_at")?,
                 credentials,

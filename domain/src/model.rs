@@ -114,6 +114,8 @@ pub struct ProfileDetail {
     pub environment: Environment,
     pub rate_per_minute: i64,
     pub burst: i64,
+    /// How long this profile's access tokens live.
+    pub token_ttl_seconds: i64,
     pub created_at: i64,
     pub credentials: Vec<CredentialView>,
     pub grants: Vec<GrantView>,

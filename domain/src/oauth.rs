@@ -28,7 +28,10 @@ use crate::DomainError;
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
 pub const LEEWAY_SECS: i64 = 30;
-pub const DEFAULT_TOKEN_TTL_SECS: i64 = 900;
+/// The range an admin may set a profile's token lifetime to. An hour at most: verified
+/// tokens are cached for an hour, and retired signing keys verify for a day.
+pub const MIN_TOKEN_TTL_SECS: i64 = 60;
+pub const MAX_TOKEN_TTL_SECS: i64 = 3600;
 
 /// The claims of a Portcullis access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -331,7 +334,7 @@ impl Store {
                 wanted.join(" ")
             }
         };
-        let ttl = DEFAULT_TOKEN_TTL_SECS;
+        let ttl = profile.token_ttl_secs.clamp(MIN_TOKEN_TTL_SECS, MAX_TOKEN_TTL_SECS);
         let iat = now / SECOND;
         let claims = AccessClaims {
             iss: settings.issuer.clone(),

@@ -45,6 +45,7 @@ pub struct ProfileEntry {
     pub environment: Environment,
     pub rate_per_minute: i64,
     pub burst: i64,
+    pub token_ttl_secs: i64,
     pub client_suspended: bool,
     /// Approved grants by product id.
     pub grants: HashMap<String, GrantEntry>,
@@ -153,7 +154,7 @@ impl Store {
             snap.credentials.insert(r.try_get("secret_hash")?, entry);
         }
         for r in sqlx::query(
-            "SELECT p.id, p.client_id, c.kind, p.environment, p.rate_per_minute, p.burst, c.suspended
+            "SELECT p.id, p.client_id, c.kind, p.environment, p.rate_per_minute, p.burst, p.token_ttl_seconds, c.suspended
              FROM profiles p JOIN clients c ON c.id = p.client_id",
         )
         .fetch_all(&self.pool)
@@ -169,6 +170,7 @@ impl Store {
                     environment: enum_col(&r, "environment")?,
                     rate_per_minute: r.try_get("rate_per_minute")?,
                     burst: r.try_get("burst")?,
+                    token_ttl_secs: r.try_get("token_ttl_seconds")?,
                     client_suspended: flag(&r, "suspended")?,
                     grants: HashMap::new(),
                 },

@@ -6,7 +6,9 @@ use portcullis_domain::model::{
 };
 use portcullis_domain::time::{format_date, format_utc};
 
-use crate::api::{AddProfile, IssueApiKey, RegisterClient, RevokeCredential, RotateSecret, SetRateLimit};
+use crate::api::{
+    AddProfile, IssueApiKey, RegisterClient, RevokeCredential, RotateSecret, SetRateLimit, SetTokenLifetime,
+};
 use crate::components::{when, ErrorBox, SecretReveal};
 use crate::error::AppError;
 use crate::{CurrentUser, Hydrated};
@@ -133,12 +135,13 @@ pub fn ClientPage() -> impl IntoView {
     let add_profile = ServerAction::<AddProfile>::new();
     let revoke = ServerAction::<RevokeCredential>::new();
     let set_rate = ServerAction::<SetRateLimit>::new();
+    let set_ttl = ServerAction::<SetTokenLifetime>::new();
     let detail = Resource::new(
         move || {
             (
                 client_id(),
                 (rotate.version().get(), issue_key.version().get(), add_profile.version().get()),
-                (revoke.version().get(), set_rate.version().get()),
+                (revoke.version().get(), set_rate.version().get(), set_ttl.version().get()),
             )
         },
         |(id, ..)| crate::api::get_client(id),
@@ -162,11 +165,16 @@ pub fn ClientPage() -> impl IntoView {
             Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
             None => None,
         }}
+        {move || match set_ttl.value().get() {
+            Some(Ok(())) => Some(view! { <div class="alert alert-success" role="status">"Token lifetime saved; new tokens get it."</div> }.into_any()),
+            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
+            None => None,
+        }}
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match detail.await {
                     Err(e) => view! { <Title text="Client"/><ErrorBox error=e/> }.into_any(),
-                    Ok(d) => view! { <ClientView detail=d rotate issue_key add_profile revoke set_rate/> }.into_any(),
+                    Ok(d) => view! { <ClientView detail=d rotate issue_key add_profile revoke set_rate set_ttl/> }.into_any(),
                 }
             })}
         </Suspense>
@@ -181,6 +189,7 @@ fn ClientView(
     add_profile: ServerAction<AddProfile>,
     revoke: ServerAction<RevokeCredential>,
     set_rate: ServerAction<SetRateLimit>,
+    set_ttl: ServerAction<SetTokenLifetime>,
 ) -> impl IntoView {
     let Hydrated(hydrated) = expect_context::<Hydrated>();
     let c = detail.client;
@@ -228,7 +237,7 @@ fn ClientView(
             </dl>
         </section>
         <TokenHowTo client_id=c.id.clone() profile_id=detail.profiles.first().map(|p| p.id.clone()).unwrap_or_default()/>
-        {detail.profiles.into_iter().map(|p| view! { <ProfileCard profile=p rotate issue_key revoke set_rate/> }).collect_view()}
+        {detail.profiles.into_iter().map(|p| view! { <ProfileCard profile=p rotate issue_key revoke set_rate set_ttl/> }).collect_view()}
         <RecentRequests client_id=c.id.clone()/>
     }
 }
@@ -240,12 +249,14 @@ fn ProfileCard(
     issue_key: ServerAction<IssueApiKey>,
     revoke: ServerAction<RevokeCredential>,
     set_rate: ServerAction<SetRateLimit>,
+    set_ttl: ServerAction<SetTokenLifetime>,
 ) -> impl IntoView {
     let user = expect_context::<CurrentUser>();
     let Hydrated(hydrated) = expect_context::<Hydrated>();
     let pid = profile.id.clone();
     let pid3 = profile.id.clone();
     let (rate, burst) = (profile.rate_per_minute.to_string(), profile.burst.to_string());
+    let ttl = profile.token_ttl_seconds.to_string();
     let pid2 = profile.id.clone();
     let testid = format!("profile-{}", profile.environment.as_str());
     view! {
@@ -266,11 +277,13 @@ fn ProfileCard(
             <dl class="kv">
                 <dt>"Profile ID"</dt><dd class="mono">{profile.id.clone()}</dd>
                 <dt>"Rate limit"</dt><dd>{format!("{} requests/minute, burst {}", profile.rate_per_minute, profile.burst)}</dd>
+                <dt>"Token lifetime"</dt><dd data-testid="token-lifetime">{format!("{} seconds", profile.token_ttl_seconds)}</dd>
             </dl>
             // Only admins set rate-limit policies; the server checks it again.
             <Transition fallback=|| ()>
                 {move || {
-                    let (pid, rate, burst) = (pid3.clone(), rate.clone(), burst.clone());
+                    let (pid, rate, burst, ttl) = (pid3.clone(), rate.clone(), burst.clone(), ttl.clone());
+                    let pid_ttl = pid.clone();
                     Suspend::new(async move {
                         let admin = matches!(user.await, Ok(Some(u)) if u.is_admin());
                         admin.then(|| view! {
@@ -279,6 +292,11 @@ fn ProfileCard(
                                 <label>"Requests/minute " <input name="rate_per_minute" type="number" min="1" value=rate/></label>
                                 <label>"Burst " <input name="burst" type="number" min="1" value=burst/></label>
                                 <button type="submit" class="btn btn-secondary btn-small">"Save rate limit"</button>
+                            </ActionForm>
+                            <ActionForm action=set_ttl attr:class="inline-form">
+                                <input type="hidden" name="profile_id" value=pid_ttl/>
+                                <label>"Token lifetime (s) " <input name="seconds" type="number" min="60" max="3600" value=ttl/></label>
+                                <button type="submit" class="btn btn-secondary btn-small">"Save token lifetime"</button>
                             </ActionForm>
                         })
                     })

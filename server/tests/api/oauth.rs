@@ -406,3 +406,31 @@ async fn introspection_and_revocation_of_a_clients_own_tokens() {
         .unwrap();
     assert_eq!(res.status(), 401);
 }
+
+#[tokio::test]
+async fn an_admin_sets_a_profiles_token_lifetime_and_new_tokens_get_it() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let c = client_with_accounts_read(&app).await;
+    let profile = c.reg.secret.profile_id.as_str();
+    // The owner may not: lifetimes are policy.
+    let own = c.dev.call("set_token_lifetime", &[("profile_id", profile), ("seconds", "3600")]).await;
+    assert_eq!(own.error(), "Forbidden", "{own:?}");
+    let admin = app.user_with_role(portcullis_domain::model::Role::Admin).await;
+    for bad in ["59", "3601", "soon"] {
+        let r = admin.call("set_token_lifetime", &[("profile_id", profile), ("seconds", bad)]).await;
+        assert_eq!(r.error(), "Invalid", "{bad}: {r:?}");
+    }
+    let ok = admin.call("set_token_lifetime", &[("profile_id", profile), ("seconds", "120")]).await;
+    assert!(ok.status < 300, "{ok:?}");
+
+    let (status, _, body) =
+        token_request(&app, &[("grant_type", "client_credentials")], Some((&c.reg.client_id, &c.reg.secret.secret)))
+            .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["expires_in"], 120);
+    let claims = decode_part(body["access_token"].as_str().unwrap(), 1);
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 120);
+    let page = c.dev.page(&format!("/clients/{}", c.reg.client_id)).await.1;
+    assert!(page.contains("120 seconds"), "the profile page shows the lifetime");
+}
