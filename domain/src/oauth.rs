@@ -193,7 +193,8 @@ impl Store {
 
     /// Makes a fresh signing key current; the previous one stays published (and keeps
     /// verifying its tokens) until it is older than any token it could have signed.
-    pub async fn rotate_signing_key(&self) -> Result<String> {
+    /// `channel` says who asked (`cli`, `scheduler`, `system` for the first key).
+    pub async fn rotate_signing_key(&self, channel: &'static str) -> Result<String> {
         let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
         let der = signing.to_pkcs8_der().map_err(|e| DomainError::Internal(format!("pkcs8: {e}")))?;
         let public = URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes());
@@ -218,7 +219,7 @@ impl Store {
             &mut *tx,
             now,
             None,
-            "cli",
+            channel,
             crate::audit::AdminEvent {
                 action: "signing_key.rotated",
                 target_type: "signing_key",
@@ -230,6 +231,19 @@ impl Store {
         tx.commit().await?;
         self.reload_keys().await?;
         Ok(kid)
+    }
+
+    /// The schedule's rotation: a fresh key when the current one is older than
+    /// `max_age_ms`. Returns the new `kid`, or `None` when the key is young enough.
+    pub async fn rotate_signing_key_if_older(&self, max_age_ms: i64) -> Result<Option<String>> {
+        let created: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(created_at) FROM signing_keys WHERE retired_at IS NULL")
+                .fetch_one(&self.pool)
+                .await?;
+        if created.is_some_and(|c| self.now() - c < max_age_ms) {
+            return Ok(None);
+        }
+        self.rotate_signing_key("scheduler").await.map(Some)
     }
 
     /// Loads the current key and the recently retired ones; creates a key if none exists.
@@ -244,7 +258,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         if !rows.iter().any(|r| r.try_get::<Option<i64>, _>("retired_at").ok().flatten().is_none()) {
-            return Box::pin(self.rotate_signing_key()).await.map(|_| ());
+            return Box::pin(self.rotate_signing_key("system")).await.map(|_| ());
         }
         let mut ring = KeyRing::default();
         for r in &rows {

@@ -150,6 +150,7 @@ impl Application {
         );
         let mcp = crate::mcp::McpServer::new(gateway.clone(), &tokens.issuer);
         spawn_policy_backstop(store.clone());
+        spawn_key_rotation(store.clone(), i64::from(args.signing_key_days) * portcullis_domain::time::DAY);
 
         let secure_cookies = args.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
         let leptos_options = LeptosOptions::builder()
@@ -234,8 +235,9 @@ impl Application {
     }
 }
 
-/// Reloads the policy snapshot every 30 s: changes made through this process publish at
-/// once; this catches those made by another replica sharing the database.
+/// Reloads the policy snapshot and the signing keys every 30 s: changes made through
+/// this process publish at once; this catches those made by another replica sharing the
+/// database, or by `portcullis admin rotate-signing-key`.
 fn spawn_policy_backstop(store: Store) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
@@ -243,6 +245,24 @@ fn spawn_policy_backstop(store: Store) {
             tick.tick().await;
             if let Err(e) = store.reload_policy().await {
                 tracing::error!(error = %e, "policy snapshot reload failed");
+            }
+            if let Err(e) = store.reload_keys().await {
+                tracing::error!(error = %e, "signing key reload failed");
+            }
+        }
+    });
+}
+
+/// Rotates the signing key once it has signed for `max_age_ms`, checked hourly.
+fn spawn_key_rotation(store: Store, max_age_ms: i64) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match store.rotate_signing_key_if_older(max_age_ms).await {
+                Ok(Some(kid)) => tracing::info!(kid = %kid, "signing key rotated on schedule"),
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "scheduled signing key rotation failed"),
             }
         }
     });

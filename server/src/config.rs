@@ -39,6 +39,12 @@ pub enum AdminCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Make a fresh token-signing key current. The previous key keeps verifying the
+    /// tokens it signed; running servers publish the new one within 30 seconds.
+    RotateSigningKey {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Create a personal access token for the management API; prints it once.
     CreateToken {
         #[arg(long)]
@@ -113,6 +119,10 @@ pub struct ServeArgs {
     /// keep a token for its lifetime, so a few a minute is plenty; benchmarks lift it.
     #[arg(long, env = "PORTCULLIS_TOKEN_RATE_LIMIT", default_value_t = 30)]
     pub token_rate_limit: u32,
+    /// Days a signing key signs before the server rotates it (checked hourly).
+    #[arg(long, env = "PORTCULLIS_SIGNING_KEY_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=365))]
+    pub signing_key_days: u32,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "PORTCULLIS_LOG_JSON")]
     pub log_json: bool,

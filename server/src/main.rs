@@ -19,6 +19,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Admin(AdminCommand::CreateUser { email, role, store }) => create_user(email, role, store).await,
+        Command::Admin(AdminCommand::RotateSigningKey { store }) => rotate_signing_key(store).await,
         Command::Admin(AdminCommand::CreateToken { email, name, days, store }) => {
             create_token(email, name, days, store).await
         }
@@ -60,11 +61,32 @@ async fn serve(args: portcullis::config::ServeArgs) -> Result<(), Box<dyn std::e
     println!("  Portcullis is listening on {url}");
     tracing::info!(addr = %url, "listening");
     app.run_until(async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing requests and writing queued audit rows");
     })
     .await?;
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM as service managers and container runtimes send it.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn create_user(
@@ -94,6 +116,13 @@ async fn create_token(
     let token = store.create_access_token(&Actor::new(user, Channel::Cli), &name, Some(days)).await?;
     eprintln!("Created token {} ({}); it is shown once:", token.id, token.name);
     println!("{}", token.token);
+    Ok(())
+}
+
+async fn rotate_signing_key(store: portcullis::config::StoreArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let store = open_store(&store).await?;
+    let kid = store.rotate_signing_key("cli").await?;
+    println!("signing key {kid} is current; the previous one verifies the tokens it signed");
     Ok(())
 }
 

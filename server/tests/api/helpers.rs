@@ -100,6 +100,7 @@ pub fn serve_args(dir: PathBuf, database_url: Option<String>, secret: Option<Str
         audit_when_full: portcullis::config::AuditWhenFull::BackPressure,
         upstream_timeout_secs: 30,
         token_rate_limit: 30,
+        signing_key_days: 30,
         site_root: "target/site".into(),
         log_json: false,
         store: StoreArgs { data_dir: dir, database_url, secret },

@@ -434,3 +434,69 @@ async fn an_admin_sets_a_profiles_token_lifetime_and_new_tokens_get_it() {
     let page = c.dev.page(&format!("/clients/{}", c.reg.client_id)).await.1;
     assert!(page.contains("120 seconds"), "the profile page shows the lifetime");
 }
+
+async fn kids(app: &TestApp) -> Vec<String> {
+    let jwks: Value = reqwest::get(format!("{}/.well-known/jwks.json", app.base)).await.unwrap().json().await.unwrap();
+    jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn signing_keys_rotate_on_schedule_and_on_command_and_old_tokens_keep_verifying() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let c = client_with_accounts_read(&app).await;
+    let token = |app: &TestApp| {
+        let (id, secret) = (c.reg.client_id.clone(), c.reg.secret.secret.clone());
+        let base = app.base.clone();
+        async move {
+            let res = reqwest::Client::new()
+                .post(format!("{base}/oauth/token"))
+                .basic_auth(id, Some(secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap();
+            res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let first = token(&app).await;
+    let first_kid = decode_part(&first, 0)["kid"].as_str().unwrap().to_owned();
+    assert_eq!(kids(&app).await, [first_kid.clone()]);
+
+    // The schedule: a young key stays, a key past its age is replaced.
+    let thirty_days = 30 * portcullis_domain::time::DAY;
+    assert_eq!(app.store.rotate_signing_key_if_older(thirty_days).await.unwrap(), None);
+    app.clock.advance(thirty_days + 1);
+    let scheduled = app.store.rotate_signing_key_if_older(thirty_days).await.unwrap().expect("rotated");
+    assert_eq!(kids(&app).await, [scheduled.clone(), first_kid.clone()], "the old key stays published");
+    app.clock.advance(-thirty_days - 1);
+    let second = token(&app).await;
+    assert_eq!(decode_part(&second, 0)["kid"], scheduled.as_str());
+    for t in [&first, &second] {
+        assert_eq!(gw(&app, "/gw/accounts/accounts", t).await.0, 200, "tokens of both keys verify");
+    }
+
+    // The command, as an operator runs it against the same database; the server picks
+    // the key up on its next reload (every 30 s; done here at once).
+    let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cli.args(["admin", "rotate-signing-key", "--database-url", &app.database_url])
+        .env("PORTCULLIS_SECRET", SECRET)
+        .env("PORTCULLIS_DATA_DIR", std::env::temp_dir());
+    // Off the runtime: the server under test runs on it and may hold the database.
+    let out = tokio::task::spawn_blocking(move || cli.output()).await.unwrap().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    app.store.reload_keys().await.unwrap();
+    let published = kids(&app).await;
+    let fresh: Vec<&String> = published.iter().filter(|k| **k != scheduled && **k != first_kid).collect();
+    assert_eq!((published.len(), fresh.len()), (3, 1), "{published:?}");
+    assert_eq!(decode_part(&token(&app).await, 0)["kid"], fresh[0].as_str(), "new tokens use the new key");
+
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&app.database_url).await.unwrap();
+    let channels: Vec<String> =
+        sqlx::query_scalar("SELECT channel FROM audit_events WHERE action = 'signing_key.rotated' ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(channels, ["system", "scheduler", "cli"]);
+}
