@@ -255,6 +255,18 @@ pub async fn set_rate_limit(profile_id: String, rate_per_minute: String, burst: 
     store()?.set_rate_limit(&actor, &profile_id, rate, burst).await.map_err(domain)
 }
 
+#[server(endpoint = "set_product_rate_limit")]
+pub async fn set_product_rate_limit(product_id: String, rate_per_minute: String) -> Result<ProductView, AppError> {
+    let actor = actor().await?;
+    let rate = match rate_per_minute.trim() {
+        "" => None,
+        n => Some(n.parse::<i64>().map_err(|_| {
+            fail(AppError::Invalid("The product's limit is a whole number of requests per minute, or empty.".into()))
+        })?),
+    };
+    store()?.set_product_rate_limit(&actor, &product_id, rate).await.map_err(domain)
+}
+
 #[server(endpoint = "set_token_lifetime")]
 pub async fn set_token_lifetime(profile_id: String, seconds: String) -> Result<(), AppError> {
     let actor = actor().await?;

@@ -132,7 +132,8 @@ fn tags(raw: &[String]) -> Vec<String> {
 impl Store {
     pub async fn list_products(&self) -> Result<Vec<ProductView>> {
         let rows = sqlx::query(
-            "SELECT id, slug, name, description, owner, tags, sandbox_url, production_url FROM products ORDER BY name",
+            "SELECT id, slug, name, description, owner, tags, sandbox_url, production_url, rate_per_minute FROM products
+             ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -145,7 +146,8 @@ impl Store {
 
     pub async fn product(&self, id: &str) -> Result<ProductView> {
         let row = sqlx::query(
-            "SELECT id, slug, name, description, owner, tags, sandbox_url, production_url FROM products WHERE id = $1",
+            "SELECT id, slug, name, description, owner, tags, sandbox_url, production_url, rate_per_minute FROM products
+             WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -185,8 +187,46 @@ impl Store {
             tags: split_list(&r.try_get::<String, _>("tags")?, ','),
             sandbox_url: r.try_get("sandbox_url")?,
             production_url: r.try_get("production_url")?,
+            rate_per_minute: r.try_get("rate_per_minute")?,
             endpoints,
         })
+    }
+
+    /// Sets or clears the product-wide rate limit: requests per minute across every
+    /// caller, so that together they cannot overrun the upstream.
+    pub async fn set_product_rate_limit(
+        &self,
+        actor: &Actor,
+        product_id: &str,
+        rate_per_minute: Option<i64>,
+    ) -> Result<ProductView> {
+        actor.require_admin()?;
+        if rate_per_minute.is_some_and(|r| !(1..=10_000_000).contains(&r)) {
+            return Err(DomainError::Invalid("A product's limit is 1 to 10,000,000 requests per minute.".into()));
+        }
+        let before = self.product(product_id).await?;
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE products SET rate_per_minute = $1, updated_at = $2 WHERE id = $3")
+            .bind(rate_per_minute)
+            .bind(now)
+            .bind(&before.id)
+            .execute(&mut *tx)
+            .await?;
+        audit::record_by(
+            &mut *tx,
+            now,
+            actor,
+            AdminEvent {
+                action: "product.rate_limit_changed",
+                target_type: "product",
+                target_id: &before.id,
+                summary: json!({ "rate_per_minute": { "from": before.rate_per_minute, "to": rate_per_minute } }),
+            },
+        )
+        .await?;
+        self.commit_and_publish(tx).await?;
+        self.product(product_id).await
     }
 
     /// Publishes a product with its endpoints in one transaction (admins only).

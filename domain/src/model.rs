@@ -207,6 +207,8 @@ pub struct ProductView {
     pub tags: Vec<String>,
     pub sandbox_url: String,
     pub production_url: String,
+    /// Requests per minute across every caller; `None`: only each profile's own limit.
+    pub rate_per_minute: Option<i64>,
     pub endpoints: Vec<EndpointView>,
 }
 

@@ -67,6 +67,8 @@ pub struct ProductEntry {
     pub tags: Vec<String>,
     pub sandbox_url: String,
     pub production_url: String,
+    /// Requests per minute across every caller, when the product has such a limit.
+    pub rate_per_minute: Option<i64>,
     pub endpoints: Vec<EndpointEntry>,
 }
 
@@ -192,9 +194,11 @@ impl Store {
             }
         }
         let mut by_id: HashMap<String, ProductEntry> = HashMap::new();
-        for r in sqlx::query("SELECT id, slug, name, description, tags, sandbox_url, production_url FROM products")
-            .fetch_all(&self.pool)
-            .await?
+        for r in sqlx::query(
+            "SELECT id, slug, name, description, tags, sandbox_url, production_url, rate_per_minute FROM products",
+        )
+        .fetch_all(&self.pool)
+        .await?
         {
             let id: String = r.try_get("id")?;
             by_id.insert(
@@ -207,6 +211,7 @@ impl Store {
                     tags: split_list(&r.try_get::<String, _>("tags")?, ','),
                     sandbox_url: r.try_get("sandbox_url")?,
                     production_url: r.try_get("production_url")?,
+                    rate_per_minute: r.try_get("rate_per_minute")?,
                     endpoints: Vec::new(),
                 },
             );

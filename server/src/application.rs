@@ -147,6 +147,7 @@ impl Application {
             SecretHasher::new(&secret),
             audit,
             upstream_timeout,
+            args.global_rate_limit,
         );
         let mcp = crate::mcp::McpServer::new(gateway.clone(), &tokens.issuer);
         spawn_policy_backstop(store.clone());

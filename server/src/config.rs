@@ -119,6 +119,10 @@ pub struct ServeArgs {
     /// keep a token for its lifetime, so a few a minute is plenty; benchmarks lift it.
     #[arg(long, env = "PORTCULLIS_TOKEN_RATE_LIMIT", default_value_t = 30)]
     pub token_rate_limit: u32,
+    /// Requests per second the whole gateway accepts (0: no gateway-wide limit; each
+    /// profile and product still has its own).
+    #[arg(long, env = "PORTCULLIS_GLOBAL_RATE_LIMIT", default_value_t = 0)]
+    pub global_rate_limit: u32,
     /// Days a signing key signs before the server rotates it (checked hourly).
     #[arg(long, env = "PORTCULLIS_SIGNING_KEY_DAYS", default_value_t = 30,
           value_parser = clap::value_parser!(u32).range(1..=365))]

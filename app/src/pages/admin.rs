@@ -65,7 +65,7 @@ pub fn ApprovalsPage() -> impl IntoView {
     }
 }
 
-use crate::api::{CreateProduct, ImportOpenapi, SetUserRole, UpdateProduct};
+use crate::api::{CreateProduct, ImportOpenapi, SetProductRateLimit, SetUserRole, UpdateProduct};
 use crate::components::{method_badge, tag_list};
 use portcullis_domain::model::{ProductView, Role};
 
@@ -75,8 +75,9 @@ pub fn ProductsAdminPage() -> impl IntoView {
     let create = ServerAction::<CreateProduct>::new();
     let import = ServerAction::<ImportOpenapi>::new();
     let update = ServerAction::<UpdateProduct>::new();
+    let limit = ServerAction::<SetProductRateLimit>::new();
     let products = Resource::new(
-        move || (create.version().get(), import.version().get(), update.version().get()),
+        move || (create.version().get(), import.version().get(), update.version().get(), limit.version().get()),
         |_| crate::api::list_products(),
     );
     view! {
@@ -89,6 +90,11 @@ pub fn ProductsAdminPage() -> impl IntoView {
         </div>
         {move || match update.value().get() {
             Some(Ok(p)) => Some(view! { <div class="alert alert-success" role="status">{format!("{} is saved.", p.name)}</div> }.into_any()),
+            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
+            None => None,
+        }}
+        {move || match limit.value().get() {
+            Some(Ok(p)) => Some(view! { <div class="alert alert-success" role="status">{format!("{}'s rate limit is saved.", p.name)}</div> }.into_any()),
             Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
             None => None,
         }}
@@ -125,7 +131,7 @@ pub fn ProductsAdminPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match products.await {
                     Err(e) => view! { <ErrorBox error=e/> }.into_any(),
-                    Ok(list) => list.into_iter().map(|p| view! { <ProductAdminCard product=p import update/> }).collect_view().into_any(),
+                    Ok(list) => list.into_iter().map(|p| view! { <ProductAdminCard product=p import update limit/> }).collect_view().into_any(),
                 }
             })}
         </Suspense>
@@ -137,8 +143,10 @@ fn ProductAdminCard(
     product: ProductView,
     import: ServerAction<ImportOpenapi>,
     update: ServerAction<UpdateProduct>,
+    limit: ServerAction<SetProductRateLimit>,
 ) -> impl IntoView {
     let testid = format!("admin-product-{}", product.slug);
+    let rate = product.rate_per_minute.map(|r| r.to_string()).unwrap_or_default();
     let edit = product.clone();
     let product_id = product.id.clone();
     let label = format!("OpenAPI document for {}", product.name);
@@ -152,7 +160,14 @@ fn ProductAdminCard(
                 <dt>"Gateway path"</dt><dd class="mono">{format!("/gw/{}/…", product.slug)}</dd>
                 <dt>"Sandbox upstream"</dt><dd class="mono">{product.sandbox_url.clone()}</dd>
                 <dt>"Production upstream"</dt><dd class="mono">{product.production_url.clone()}</dd>
+                <dt>"Rate limit (all callers)"</dt>
+                <dd data-testid="product-rate-limit">{product.rate_per_minute.map(|r| format!("{r} requests/minute")).unwrap_or_else(|| "none beyond each profile's own".into())}</dd>
             </dl>
+            <ActionForm action=limit attr:class="inline-form">
+                <input type="hidden" name="product_id" value=product.id.clone()/>
+                <label>"Requests/minute, all callers " <input name="rate_per_minute" type="number" min="1" value=rate placeholder="none"/></label>
+                <button type="submit" class="btn btn-secondary btn-small">"Save product limit"</button>
+            </ActionForm>
             {if product.endpoints.is_empty() {
                 view! { <div class="empty"><p>"No endpoints yet. Import an OpenAPI document below."</p></div> }.into_any()
             } else {

@@ -37,7 +37,7 @@ pub struct Parts {
     tokens: TokenSettings,
     hasher: SecretHasher,
     audit: AuditSink,
-    limits: ratelimit::ProfileLimits,
+    limits: ratelimit::Limits,
     http: reqwest::Client,
 }
 
@@ -55,9 +55,11 @@ impl Gateway {
         hasher: SecretHasher,
         audit: AuditSink,
         upstream_timeout: std::time::Duration,
+        global_rate_per_second: u32,
     ) -> Self {
         let http = proxy::client(upstream_timeout);
-        Self(Arc::new(Parts { store, tokens, hasher, audit, limits: ratelimit::ProfileLimits::default(), http }))
+        let limits = ratelimit::Limits::new(global_rate_per_second);
+        Self(Arc::new(Parts { store, tokens, hasher, audit, limits, http }))
     }
 }
 
@@ -317,12 +319,15 @@ async fn enforce(
         return Err(Refusal::InsufficientScope { required: endpoint.scope.clone() });
     }
 
-    let (limit, remaining) = match gw.limits.check(&profile.id, profile.rate_per_minute, profile.burst) {
-        ratelimit::Verdict::Allowed { limit, remaining } => (limit, remaining),
-        ratelimit::Verdict::Limited { limit, retry_after_secs } => {
-            return Err(Refusal::RateLimited { retry_after_secs, limit, reset_secs: retry_after_secs })
-        }
-    };
+    let (limit, remaining) = gw
+        .limits
+        .check((&profile.id, profile.rate_per_minute, profile.burst), (&product.id, product.rate_per_minute))
+        .map_err(|(scope, limit, retry_after_secs)| Refusal::RateLimited {
+            scope,
+            retry_after_secs,
+            limit,
+            reset_secs: retry_after_secs,
+        })?;
     if !gw.audit.has_room() {
         return Err(Refusal::AuditUnavailable);
     }

@@ -6,6 +6,8 @@ use axum::response::{IntoResponse, Response};
 use portcullis_domain::oauth::TokenError;
 use serde_json::json;
 
+use super::ratelimit::Scope;
+
 /// Expired, revoked, malformed and unknown tokens are told apart (RFC 6750 §3.1 leaves
 /// the description to us); none of them says more than that.
 fn token_description(e: TokenError) -> &'static str {
@@ -42,6 +44,8 @@ pub enum Refusal {
         required: String,
     },
     RateLimited {
+        /// The profile's own limit, the product's across all callers, or the gateway's.
+        scope: super::ratelimit::Scope,
         retry_after_secs: u64,
         limit: u64,
         reset_secs: u64,
@@ -82,7 +86,9 @@ impl Refusal {
             Refusal::UnknownEndpoint => "unknown_endpoint",
             Refusal::NotGranted => "not_granted",
             Refusal::InsufficientScope { .. } => "insufficient_scope",
-            Refusal::RateLimited { .. } => "rate_limited",
+            Refusal::RateLimited { scope: Scope::Profile, .. } => "rate_limited",
+            Refusal::RateLimited { scope: Scope::Product, .. } => "product_rate_limited",
+            Refusal::RateLimited { scope: Scope::Global, .. } => "global_rate_limited",
             Refusal::UpstreamTimeout => "upstream_timeout",
             Refusal::UpstreamUnavailable => "upstream_unavailable",
             Refusal::AuditUnavailable => "audit_unavailable",
@@ -106,8 +112,13 @@ impl Refusal {
             Refusal::UnknownEndpoint => "The product has no endpoint for this method and path.".into(),
             Refusal::NotGranted => "This profile has no current grant for the product.".into(),
             Refusal::InsufficientScope { required } => format!("The endpoint needs the `{required}` scope."),
-            Refusal::RateLimited { retry_after_secs, .. } => {
-                format!("The profile's rate limit is reached; retry in {retry_after_secs} s.")
+            Refusal::RateLimited { scope, retry_after_secs, .. } => {
+                let whose = match scope {
+                    Scope::Profile => "The profile's rate limit",
+                    Scope::Product => "The product's rate limit (all callers together)",
+                    Scope::Global => "The gateway's overall rate limit",
+                };
+                format!("{whose} is reached; retry in {retry_after_secs} s.")
             }
             Refusal::UpstreamTimeout => "The upstream did not answer in time.".into(),
             Refusal::UpstreamUnavailable => "The upstream could not be reached.".into(),
@@ -169,7 +180,7 @@ impl Refusal {
                 h.insert(header::WWW_AUTHENTICATE, v);
             }
         }
-        if let Refusal::RateLimited { retry_after_secs, limit, reset_secs } = self {
+        if let Refusal::RateLimited { retry_after_secs, limit, reset_secs, .. } = self {
             h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             h.insert(HeaderName::from_static("ratelimit-limit"), HeaderValue::from(limit));
             h.insert(HeaderName::from_static("ratelimit-remaining"), HeaderValue::from(0u64));

@@ -298,3 +298,48 @@ async fn test_access_runs_a_real_audited_call_for_the_owner_only() {
         .await;
     assert_eq!(bad.status, 422);
 }
+
+#[tokio::test]
+async fn a_product_wide_limit_holds_across_callers_and_a_global_one_across_products() {
+    let app = TestApp::spawn_configured(|a| a.global_rate_limit = 3).await;
+    app.publish_sample_products().await;
+    let (first, second) = (agent(&app).await, agent(&app).await);
+    let accounts = app.product_id("accounts").await;
+    let admin = app.user_with_role(Role::Admin).await;
+    // Six a minute, one at a time: the second caller finds the product's bucket empty.
+    let set = admin.call("set_product_rate_limit", &[("product_id", &accounts), ("rate_per_minute", "6")]).await;
+    assert!(set.status < 300, "{set:?}");
+    let developer =
+        first.dev.call("set_product_rate_limit", &[("product_id", &accounts), ("rate_per_minute", "")]).await;
+    assert_eq!(developer.error(), "Forbidden");
+    let get = |key: String| {
+        let app_base = app.base.clone();
+        async move {
+            let res = reqwest::Client::new()
+                .get(format!("{app_base}/gw/accounts/accounts"))
+                .header("x-api-key", key)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    assert_eq!(get(first.key.secret.clone()).await.0, 200);
+    let (status, body) = get(second.key.secret.clone()).await;
+    assert_eq!((status, body["code"].as_str()), (429, Some("product_rate_limited")), "{body}");
+
+    // Lift the product's limit: the gateway-wide one (3 a second) is next.
+    let clear = admin.call("set_product_rate_limit", &[("product_id", &accounts), ("rate_per_minute", "")]).await;
+    assert!(clear.status < 300, "{clear:?}");
+    let mut codes = Vec::new();
+    for i in 0..4 {
+        let key = if i % 2 == 0 { first.key.secret.clone() } else { second.key.secret.clone() };
+        let (status, body) = get(key).await;
+        codes.push(if status == 200 { "ok".to_owned() } else { body["code"].as_str().unwrap_or("").to_owned() });
+    }
+    assert!(codes.contains(&"global_rate_limited".to_owned()), "{codes:?}");
+    let rows = audit_rows(&app, 6).await;
+    assert!(rows.iter().any(|r| r.1 == "product_rate_limited" && r.2 == 429));
+    assert!(rows.iter().any(|r| r.1 == "global_rate_limited" && r.2 == 429));
+}

@@ -101,6 +101,7 @@ pub fn serve_args(dir: PathBuf, database_url: Option<String>, secret: Option<Str
         upstream_timeout_secs: 30,
         token_rate_limit: 30,
         signing_key_days: 30,
+        global_rate_limit: 0,
         site_root: "target/site".into(),
         log_json: false,
         store: StoreArgs { data_dir: dir, database_url, secret },
@@ -146,6 +147,8 @@ impl TestApp {
 
     pub fn session(&self) -> Session {
         let http = reqwest::Client::builder()
+            // A test must fail, never hang: no page or server function takes this long.
+            .timeout(std::time::Duration::from_secs(30))
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
             .build()
