@@ -255,8 +255,12 @@ pub async fn set_rate_limit(profile_id: String, rate_per_minute: String, burst: 
     store()?.set_rate_limit(&actor, &profile_id, rate, burst).await.map_err(domain)
 }
 
-#[server(endpoint = "set_product_rate_limit")]
-pub async fn set_product_rate_limit(product_id: String, rate_per_minute: String) -> Result<ProductView, AppError> {
+#[server(endpoint = "set_product_policy")]
+pub async fn set_product_policy(
+    product_id: String,
+    rate_per_minute: String,
+    api_key_in_query: Option<String>,
+) -> Result<ProductView, AppError> {
     let actor = actor().await?;
     let rate = match rate_per_minute.trim() {
         "" => None,
@@ -264,7 +268,7 @@ pub async fn set_product_rate_limit(product_id: String, rate_per_minute: String)
             fail(AppError::Invalid("The product's limit is a whole number of requests per minute, or empty.".into()))
         })?),
     };
-    store()?.set_product_rate_limit(&actor, &product_id, rate).await.map_err(domain)
+    store()?.set_product_policy(&actor, &product_id, rate, api_key_in_query.is_some()).await.map_err(domain)
 }
 
 #[server(endpoint = "set_token_lifetime")]

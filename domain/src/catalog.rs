@@ -132,8 +132,8 @@ fn tags(raw: &[String]) -> Vec<String> {
 impl Store {
     pub async fn list_products(&self) -> Result<Vec<ProductView>> {
         let rows = sqlx::query(
-            "SELECT id, slug, name, description, owner, tags, sandbox_url, production_url, rate_per_minute FROM products
-             ORDER BY name",
+            "SELECT id, slug, name, description, owner, tags, sandbox_url, production_url, rate_per_minute,
+                    api_key_in_query FROM products ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -146,8 +146,8 @@ impl Store {
 
     pub async fn product(&self, id: &str) -> Result<ProductView> {
         let row = sqlx::query(
-            "SELECT id, slug, name, description, owner, tags, sandbox_url, production_url, rate_per_minute FROM products
-             WHERE id = $1",
+            "SELECT id, slug, name, description, owner, tags, sandbox_url, production_url, rate_per_minute,
+                    api_key_in_query FROM products WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -188,17 +188,20 @@ impl Store {
             sandbox_url: r.try_get("sandbox_url")?,
             production_url: r.try_get("production_url")?,
             rate_per_minute: r.try_get("rate_per_minute")?,
+            api_key_in_query: flag(r, "api_key_in_query")?,
             endpoints,
         })
     }
 
-    /// Sets or clears the product-wide rate limit: requests per minute across every
-    /// caller, so that together they cannot overrun the upstream.
-    pub async fn set_product_rate_limit(
+    /// Sets the product's gateway policy: the product-wide rate limit (requests per
+    /// minute across every caller, so that together they cannot overrun the upstream;
+    /// `None` for none) and whether an API key may come in the query string.
+    pub async fn set_product_policy(
         &self,
         actor: &Actor,
         product_id: &str,
         rate_per_minute: Option<i64>,
+        api_key_in_query: bool,
     ) -> Result<ProductView> {
         actor.require_admin()?;
         if rate_per_minute.is_some_and(|r| !(1..=10_000_000).contains(&r)) {
@@ -207,8 +210,9 @@ impl Store {
         let before = self.product(product_id).await?;
         let now = self.now();
         let mut tx = self.begin().await?;
-        sqlx::query("UPDATE products SET rate_per_minute = $1, updated_at = $2 WHERE id = $3")
+        sqlx::query("UPDATE products SET rate_per_minute = $1, api_key_in_query = $2, updated_at = $3 WHERE id = $4")
             .bind(rate_per_minute)
+            .bind(i64::from(api_key_in_query))
             .bind(now)
             .bind(&before.id)
             .execute(&mut *tx)
@@ -218,10 +222,13 @@ impl Store {
             now,
             actor,
             AdminEvent {
-                action: "product.rate_limit_changed",
+                action: "product.policy_changed",
                 target_type: "product",
                 target_id: &before.id,
-                summary: json!({ "rate_per_minute": { "from": before.rate_per_minute, "to": rate_per_minute } }),
+                summary: json!({
+                    "rate_per_minute": { "from": before.rate_per_minute, "to": rate_per_minute },
+                    "api_key_in_query": { "from": before.api_key_in_query, "to": api_key_in_query },
+                }),
             },
         )
         .await?;

@@ -209,6 +209,8 @@ pub struct ProductView {
     pub production_url: String,
     /// Requests per minute across every caller; `None`: only each profile's own limit.
     pub rate_per_minute: Option<i64>,
+    /// Whether callers may send an API key as `?api_key=` (never forwarded upstream).
+    pub api_key_in_query: bool,
     pub endpoints: Vec<EndpointView>,
 }
 

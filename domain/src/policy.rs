@@ -69,6 +69,8 @@ pub struct ProductEntry {
     pub production_url: String,
     /// Requests per minute across every caller, when the product has such a limit.
     pub rate_per_minute: Option<i64>,
+    /// Whether an API key may come as `?api_key=` for this product.
+    pub api_key_in_query: bool,
     pub endpoints: Vec<EndpointEntry>,
 }
 
@@ -195,7 +197,8 @@ impl Store {
         }
         let mut by_id: HashMap<String, ProductEntry> = HashMap::new();
         for r in sqlx::query(
-            "SELECT id, slug, name, description, tags, sandbox_url, production_url, rate_per_minute FROM products",
+            "SELECT id, slug, name, description, tags, sandbox_url, production_url, rate_per_minute, api_key_in_query
+             FROM products",
         )
         .fetch_all(&self.pool)
         .await?
@@ -212,6 +215,7 @@ impl Store {
                     sandbox_url: r.try_get("sandbox_url")?,
                     production_url: r.try_get("production_url")?,
                     rate_per_minute: r.try_get("rate_per_minute")?,
+                    api_key_in_query: flag(&r, "api_key_in_query")?,
                     endpoints: Vec::new(),
                 },
             );

@@ -24,6 +24,7 @@ fn accounts() -> Value {
 
 async fn answer(
     method: Method,
+    uri: axum::http::Uri,
     Path((product, path)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> impl IntoResponse {
@@ -58,6 +59,12 @@ async fn answer(
     let credentials = ["authorization", "x-api-key", "cookie"].iter().any(|h| headers.contains_key(*h));
     (
         StatusCode::OK,
-        Json(json!({ "product": product, "data": data, "seen": identity, "caller_credentials_seen": credentials })),
+        Json(json!({
+            "product": product,
+            "data": data,
+            "seen": identity,
+            "query": uri.query(),
+            "caller_credentials_seen": credentials,
+        })),
     )
 }

@@ -65,7 +65,7 @@ pub fn ApprovalsPage() -> impl IntoView {
     }
 }
 
-use crate::api::{CreateProduct, ImportOpenapi, SetProductRateLimit, SetUserRole, UpdateProduct};
+use crate::api::{CreateProduct, ImportOpenapi, SetProductPolicy, SetUserRole, UpdateProduct};
 use crate::components::{method_badge, tag_list};
 use portcullis_domain::model::{ProductView, Role};
 
@@ -75,7 +75,7 @@ pub fn ProductsAdminPage() -> impl IntoView {
     let create = ServerAction::<CreateProduct>::new();
     let import = ServerAction::<ImportOpenapi>::new();
     let update = ServerAction::<UpdateProduct>::new();
-    let limit = ServerAction::<SetProductRateLimit>::new();
+    let limit = ServerAction::<SetProductPolicy>::new();
     let products = Resource::new(
         move || (create.version().get(), import.version().get(), update.version().get(), limit.version().get()),
         |_| crate::api::list_products(),
@@ -94,7 +94,7 @@ pub fn ProductsAdminPage() -> impl IntoView {
             None => None,
         }}
         {move || match limit.value().get() {
-            Some(Ok(p)) => Some(view! { <div class="alert alert-success" role="status">{format!("{}'s rate limit is saved.", p.name)}</div> }.into_any()),
+            Some(Ok(p)) => Some(view! { <div class="alert alert-success" role="status">{format!("{}'s gateway policy is saved.", p.name)}</div> }.into_any()),
             Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
             None => None,
         }}
@@ -143,7 +143,7 @@ fn ProductAdminCard(
     product: ProductView,
     import: ServerAction<ImportOpenapi>,
     update: ServerAction<UpdateProduct>,
-    limit: ServerAction<SetProductRateLimit>,
+    limit: ServerAction<SetProductPolicy>,
 ) -> impl IntoView {
     let testid = format!("admin-product-{}", product.slug);
     let rate = product.rate_per_minute.map(|r| r.to_string()).unwrap_or_default();
@@ -162,11 +162,17 @@ fn ProductAdminCard(
                 <dt>"Production upstream"</dt><dd class="mono">{product.production_url.clone()}</dd>
                 <dt>"Rate limit (all callers)"</dt>
                 <dd data-testid="product-rate-limit">{product.rate_per_minute.map(|r| format!("{r} requests/minute")).unwrap_or_else(|| "none beyond each profile's own".into())}</dd>
+                <dt>"API keys in the URL"</dt>
+                <dd>{if product.api_key_in_query { "accepted as ?api_key= (never forwarded)" } else { "refused: headers only" }}</dd>
             </dl>
             <ActionForm action=limit attr:class="inline-form">
                 <input type="hidden" name="product_id" value=product.id.clone()/>
                 <label>"Requests/minute, all callers " <input name="rate_per_minute" type="number" min="1" value=rate placeholder="none"/></label>
-                <button type="submit" class="btn btn-secondary btn-small">"Save product limit"</button>
+                <label title="For clients that cannot set headers. The key is never forwarded upstream, and tokens in URLs stay refused.">
+                    <input type="checkbox" name="api_key_in_query" checked=product.api_key_in_query/>
+                    " Accept API keys as ?api_key="
+                </label>
+                <button type="submit" class="btn btn-secondary btn-small">"Save gateway policy"</button>
             </ActionForm>
             {if product.endpoints.is_empty() {
                 view! { <div class="empty"><p>"No endpoints yet. Import an OpenAPI document below."</p></div> }.into_any()

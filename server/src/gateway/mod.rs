@@ -92,7 +92,7 @@ impl Gateway {
         query: Option<&str>,
         now: i64,
     ) -> Result<Caller<'s>, Refusal> {
-        authenticate(self, snap, headers, query, now)
+        authenticate(self, snap, headers, query, false, now)
     }
 
     pub fn store(&self) -> &Store {
@@ -104,13 +104,33 @@ impl Gateway {
 /// browser history, so a credential there is refused rather than used (RFC 6750 §5.3).
 const CREDENTIAL_PARAMS: [&str; 4] = ["access_token", "api_key", "apikey", "client_secret"];
 
-fn credential_in_query(query: Option<&str>) -> bool {
+/// The query parameter a product may accept an API key in, when it opts in.
+const QUERY_KEY_PARAM: &str = "api_key";
+
+fn param_name(pair: &str) -> &str {
+    pair.split('=').next().unwrap_or("")
+}
+
+/// Whether the query carries a credential; `api_key` is allowed where the product
+/// accepts keys in the URL.
+fn credential_in_query(query: Option<&str>, query_key_allowed: bool) -> bool {
     query.is_some_and(|q| {
-        q.split('&').any(|pair| {
-            let name = pair.split('=').next().unwrap_or("");
+        q.split('&').map(param_name).any(|name| {
             CREDENTIAL_PARAMS.iter().any(|c| name.eq_ignore_ascii_case(c))
+                && !(query_key_allowed && name == QUERY_KEY_PARAM)
         })
     })
+}
+
+/// The API key of a `?api_key=` query parameter.
+fn query_key(query: Option<&str>) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query?).ok()?;
+    pairs.into_iter().find(|(k, _)| k == QUERY_KEY_PARAM).map(|(_, v)| v)
+}
+
+/// The query without its `api_key` parameters: a key never travels upstream.
+fn without_query_key(query: &str) -> String {
+    query.split('&').filter(|pair| param_name(pair) != QUERY_KEY_PARAM).collect::<Vec<_>>().join("&")
 }
 
 fn authenticate<'s>(
@@ -118,15 +138,18 @@ fn authenticate<'s>(
     snap: &'s Snapshot,
     headers: &HeaderMap,
     query: Option<&str>,
+    query_key_allowed: bool,
     now: i64,
 ) -> Result<Caller<'s>, Refusal> {
-    if credential_in_query(query) {
+    if credential_in_query(query, query_key_allowed) {
         return Err(Refusal::CredentialInQuery);
     }
+    let in_query = if query_key_allowed { query_key(query) } else { None };
     let bearer = header_str(headers, "authorization").and_then(|a| {
         a.get(..7).filter(|p| p.eq_ignore_ascii_case("bearer ")).map(|_| a.get(7..).unwrap_or("").trim())
     });
-    let (credential, profile, token_scopes) = match (header_str(headers, "x-api-key"), bearer) {
+    let api_key = header_str(headers, "x-api-key").or(in_query.as_deref());
+    let (credential, profile, token_scopes) = match (api_key, bearer) {
         (Some(key), _) => {
             // Lookup by keyed hash: what is compared is a hash, which leaks nothing usable.
             let credential = snap.credentials.get(&gw.hasher.hash(key.trim())).ok_or(Refusal::UnknownCredential)?;
@@ -296,7 +319,8 @@ async fn enforce(
     body: Body,
 ) -> Result<Response, Refusal> {
     let Target { method, product: product_slug, path: raw_path, query } = target;
-    let caller = authenticate(gw, snap, headers, query, now)?;
+    let query_key_allowed = snap.products.get(product_slug).is_some_and(|p| p.api_key_in_query);
+    let caller = authenticate(gw, snap, headers, query, query_key_allowed, now)?;
     let profile = caller.profile;
     event.client_id = Some(profile.client_id.clone());
     event.profile_id = Some(profile.id.clone());
@@ -333,9 +357,10 @@ async fn enforce(
     }
 
     let mut url = format!("{}{upstream_path}", product.upstream(profile.environment));
+    let query = query.map(|q| if product.api_key_in_query { without_query_key(q) } else { q.to_owned() });
     if let Some(q) = query.filter(|q| !q.is_empty()) {
         url.push('?');
-        url.push_str(q);
+        url.push_str(&q);
     }
     let identity = [
         ("x-portcullis-client-id", profile.client_id.clone()),

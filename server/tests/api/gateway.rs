@@ -307,10 +307,9 @@ async fn a_product_wide_limit_holds_across_callers_and_a_global_one_across_produ
     let accounts = app.product_id("accounts").await;
     let admin = app.user_with_role(Role::Admin).await;
     // Six a minute, one at a time: the second caller finds the product's bucket empty.
-    let set = admin.call("set_product_rate_limit", &[("product_id", &accounts), ("rate_per_minute", "6")]).await;
+    let set = admin.call("set_product_policy", &[("product_id", &accounts), ("rate_per_minute", "6")]).await;
     assert!(set.status < 300, "{set:?}");
-    let developer =
-        first.dev.call("set_product_rate_limit", &[("product_id", &accounts), ("rate_per_minute", "")]).await;
+    let developer = first.dev.call("set_product_policy", &[("product_id", &accounts), ("rate_per_minute", "")]).await;
     assert_eq!(developer.error(), "Forbidden");
     let get = |key: String| {
         let app_base = app.base.clone();
@@ -330,7 +329,7 @@ async fn a_product_wide_limit_holds_across_callers_and_a_global_one_across_produ
     assert_eq!((status, body["code"].as_str()), (429, Some("product_rate_limited")), "{body}");
 
     // Lift the product's limit: the gateway-wide one (3 a second) is next.
-    let clear = admin.call("set_product_rate_limit", &[("product_id", &accounts), ("rate_per_minute", "")]).await;
+    let clear = admin.call("set_product_policy", &[("product_id", &accounts), ("rate_per_minute", "")]).await;
     assert!(clear.status < 300, "{clear:?}");
     let mut codes = Vec::new();
     for i in 0..4 {
@@ -342,4 +341,47 @@ async fn a_product_wide_limit_holds_across_callers_and_a_global_one_across_produ
     let rows = audit_rows(&app, 6).await;
     assert!(rows.iter().any(|r| r.1 == "product_rate_limited" && r.2 == 429));
     assert!(rows.iter().any(|r| r.1 == "global_rate_limited" && r.2 == 429));
+}
+
+#[tokio::test]
+async fn api_keys_in_the_url_only_where_a_product_accepts_them_and_never_forwarded() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let a = agent(&app).await;
+    let key = a.key.secret.clone();
+    let url_with = |q: &str| format!("/gw/accounts/accounts?{q}");
+    let (status, _, body) = call(&app, reqwest::Method::GET, &url_with(&format!("api_key={key}")), &[]).await;
+    assert_eq!((status.as_u16(), body["code"].as_str()), (401, Some("credential_in_query")), "headers only by default");
+
+    let admin = app.user_with_role(Role::Admin).await;
+    let accounts = app.product_id("accounts").await;
+    let set = admin
+        .call("set_product_policy", &[("product_id", &accounts), ("rate_per_minute", ""), ("api_key_in_query", "on")])
+        .await;
+    assert!(set.status < 300, "{set:?}");
+    let (status, _, body) =
+        call(&app, reqwest::Method::GET, &url_with(&format!("limit=5&api_key={key}&x=1")), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["query"], "limit=5&x=1", "the key is not forwarded");
+    assert_eq!(body["caller_credentials_seen"], false);
+    // Tokens in URLs stay refused, and a wrong key is just a wrong key.
+    let (status, _, body) = call(&app, reqwest::Method::GET, &url_with("access_token=abc"), &[]).await;
+    assert_eq!((status.as_u16(), body["code"].as_str()), (401, Some("credential_in_query")));
+    let (status, _, body) = call(&app, reqwest::Method::GET, &url_with("api_key=pck_wrong"), &[]).await;
+    assert_eq!((status.as_u16(), body["code"].as_str()), (401, Some("invalid_token")));
+
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&app.database_url).await.unwrap();
+    for _ in 0..100 {
+        let paths: Vec<String> = sqlx::query_scalar("SELECT path FROM audit_events WHERE action = 'request'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        if paths.len() >= 4 {
+            assert!(paths.iter().all(|p| !p.contains(&key) && !p.contains("api_key")), "{paths:?}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the audit rows were not written");
 }
