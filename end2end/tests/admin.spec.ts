@@ -42,6 +42,16 @@ test('an admin publishes a product and imports its OpenAPI document', async ({ p
   await card.getByRole('button', { name: 'Save product' }).click();
   await expect(page.getByRole('status').first()).toContainText('Loans is saved.');
 
+  // The product's gateway policy: a limit across all callers, and keys in the URL.
+  await card.getByLabel('Requests/minute, all callers').fill('600');
+  await card.getByLabel('Accept API keys as ?api_key=').check();
+  await card.getByRole('button', { name: 'Save gateway policy' }).click();
+  await expect(page.getByRole('status').filter({ hasText: 'gateway policy' })).toHaveText("Loans's gateway policy is saved.");
+  await expect(card.getByTestId('product-rate-limit')).toHaveText('600 requests/minute');
+  await expect(card).toContainText('accepted as ?api_key= (never forwarded)');
+  await card.scrollIntoViewIfNeeded();
+  await shot(page, '10b-product-policy');
+
   // A bad document is refused with a message that says why, and changes nothing.
   await card.getByLabel('OpenAPI document for Loans').fill("swagger: '2.0'\npaths: {}");
   await card.getByRole('button', { name: 'Import' }).click();
