@@ -136,6 +136,9 @@ pub fn ClientPage() -> impl IntoView {
     let revoke = ServerAction::<RevokeCredential>::new();
     let set_rate = ServerAction::<SetRateLimit>::new();
     let set_ttl = ServerAction::<SetTokenLifetime>::new();
+    // The public URL the snippets are filled in with: one resource, read with the detail
+    // (resources created inside nested async blocks hydrated out of order).
+    let origin = Resource::new(|| (), |_| crate::api::public_url());
     let detail = Resource::new(
         move || {
             (
@@ -172,9 +175,10 @@ pub fn ClientPage() -> impl IntoView {
         }}
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
+                let origin = origin.await.unwrap_or_else(|_| "$PORTCULLIS_URL".into());
                 match detail.await {
                     Err(e) => view! { <Title text="Client"/><ErrorBox error=e/> }.into_any(),
-                    Ok(d) => view! { <ClientView detail=d rotate issue_key add_profile revoke set_rate set_ttl/> }.into_any(),
+                    Ok(d) => view! { <ClientView detail=d origin rotate issue_key add_profile revoke set_rate set_ttl/> }.into_any(),
                 }
             })}
         </Suspense>
@@ -184,6 +188,7 @@ pub fn ClientPage() -> impl IntoView {
 #[component]
 fn ClientView(
     detail: ClientDetail,
+    origin: String,
     rotate: ServerAction<RotateSecret>,
     issue_key: ServerAction<IssueApiKey>,
     add_profile: ServerAction<AddProfile>,
@@ -236,8 +241,8 @@ fn ClientView(
                 <dt>"Registered"</dt><dd>{format_utc(c.created_at)}</dd>
             </dl>
         </section>
-        <TokenHowTo client_id=c.id.clone() profile_id=detail.profiles.first().map(|p| p.id.clone()).unwrap_or_default()/>
-        {detail.profiles.into_iter().map(|p| view! { <ProfileCard profile=p rotate issue_key revoke set_rate set_ttl/> }).collect_view()}
+        <TokenHowTo origin=origin.clone() client_id=c.id.clone() profile_id=detail.profiles.first().map(|p| p.id.clone()).unwrap_or_default()/>
+        {detail.profiles.into_iter().map(|p| view! { <ProfileCard profile=p origin=origin.clone() rotate issue_key revoke set_rate set_ttl/> }).collect_view()}
         <RecentRequests client_id=c.id.clone()/>
     }
 }
@@ -245,6 +250,7 @@ fn ClientView(
 #[component]
 fn ProfileCard(
     profile: ProfileDetail,
+    origin: String,
     rotate: ServerAction<RotateSecret>,
     issue_key: ServerAction<IssueApiKey>,
     revoke: ServerAction<RevokeCredential>,
@@ -307,7 +313,7 @@ fn ProfileCard(
             <h3>"Products"</h3>
             <GrantTable grants=profile.grants/>
             <TestAccess profile_id=profile.id.clone()/>
-            <ConnectAgent client_id=profile.client_id.clone() profile_id=profile.id.clone() environment=profile.environment/>
+            <ConnectAgent origin client_id=profile.client_id.clone() profile_id=profile.id.clone() environment=profile.environment/>
         </section>
     }
 }
@@ -383,27 +389,18 @@ fn GrantTable(grants: Vec<GrantView>) -> impl IntoView {
 
 /// How this client gets an access token and calls the gateway; never shows a secret.
 #[component]
-fn TokenHowTo(client_id: String, profile_id: String) -> impl IntoView {
-    let origin = Resource::new(|| (), |_| crate::api::public_url());
+fn TokenHowTo(origin: String, client_id: String, profile_id: String) -> impl IntoView {
+    let curl = format!(
+        "# Exchange the client secret for a 15-minute access token\n\
+         token=$(curl -s -u '{client_id}:<client secret>' \\\n  -d grant_type=client_credentials {origin}/oauth/token | jq -r .access_token)\n\n\
+         # Call a granted endpoint through the gateway\n\
+         curl -H \"Authorization: Bearer $token\" -H 'X-Profile-ID: {profile_id}' \\\n  {origin}/gw/accounts/accounts"
+    );
     view! {
         <section class="card" data-testid="token-howto">
             <h2>"Get a token"</h2>
             <p class="muted">"The client secret you copied at registration (or rotation) is the password of this client. Agents and apps use it the same way."</p>
-            <Suspense fallback=|| ()>
-                {move || {
-                    let (client_id, profile_id) = (client_id.clone(), profile_id.clone());
-                    Suspend::new(async move {
-                        let origin = origin.await.unwrap_or_else(|_| "$PORTCULLIS_URL".into());
-                        let curl = format!(
-                            "# Exchange the client secret for a 15-minute access token\n\
-                             token=$(curl -s -u '{client_id}:<client secret>' \\\n  -d grant_type=client_credentials {origin}/oauth/token | jq -r .access_token)\n\n\
-                             # Call a granted endpoint through the gateway\n\
-                             curl -H \"Authorization: Bearer $token\" -H 'X-Profile-ID: {profile_id}' \\\n  {origin}/gw/accounts/accounts"
-                        );
-                        view! { <pre class="code">{curl}</pre> }
-                    })
-                }}
-            </Suspense>
+            <pre class="code">{curl}</pre>
         </section>
     }
 }
@@ -411,9 +408,22 @@ fn TokenHowTo(client_id: String, profile_id: String) -> impl IntoView {
 /// What an MCP client needs to reach this profile through `/mcp`: the URL, the headers
 /// and configuration snippets, filled in with IDs and never with a secret.
 #[component]
-fn ConnectAgent(client_id: String, profile_id: String, environment: Environment) -> impl IntoView {
-    let origin = Resource::new(|| (), |_| crate::api::public_url());
+fn ConnectAgent(origin: String, client_id: String, profile_id: String, environment: Environment) -> impl IntoView {
     let name = format!("portcullis-{}", environment.as_str());
+    let url = format!("{origin}/mcp");
+    let headers = format!("Authorization: Bearer <access token>\nX-Client-ID: {client_id}\nX-Profile-ID: {profile_id}");
+    let mcp_servers = format!(
+        "{{\n  \"mcpServers\": {{\n    \"{name}\": {{\n      \"type\": \"http\",\n      \"url\": \"{url}\",\n      \
+         \"headers\": {{\n        \"Authorization\": \"Bearer ${{PORTCULLIS_TOKEN}}\",\n        \
+         \"X-Client-ID\": \"{client_id}\",\n        \"X-Profile-ID\": \"{profile_id}\"\n      }}\n    }}\n  }}\n}}"
+    );
+    let vscode = format!(
+        "{{\n  \"servers\": {{\n    \"{name}\": {{\n      \"type\": \"http\",\n      \"url\": \"{url}\",\n      \
+         \"headers\": {{ \"Authorization\": \"Bearer ${{env:PORTCULLIS_TOKEN}}\", \"X-Profile-ID\": \"{profile_id}\" }}\n    }}\n  }}\n}}"
+    );
+    let token = format!(
+        "export PORTCULLIS_TOKEN=$(curl -s -u '{client_id}:<client secret>' \\\n  -d grant_type=client_credentials {origin}/oauth/token | jq -r .access_token)"
+    );
     view! {
         <details class="test-access" data-testid="connect-agent">
             <summary>"Connect an agent (MCP)"</summary>
@@ -422,45 +432,19 @@ fn ConnectAgent(client_id: String, profile_id: String, environment: Environment)
                 "and checks as any application. They see only what this profile is granted. Put the access token (or an "
                 "API key of this profile, as " <code>"X-API-Key"</code> ") in an environment variable; never paste a secret into a shared file."
             </p>
-            <Suspense fallback=|| ()>
-                {move || {
-                    let (client_id, profile_id, name) = (client_id.clone(), profile_id.clone(), name.clone());
-                    Suspend::new(async move {
-                        let origin = origin.await.unwrap_or_else(|_| "$PORTCULLIS_URL".into());
-                        let url = format!("{origin}/mcp");
-                        let headers = format!(
-                            "Authorization: Bearer <access token>\nX-Client-ID: {client_id}\nX-Profile-ID: {profile_id}"
-                        );
-                        let mcp_servers = format!(
-                            "{{\n  \"mcpServers\": {{\n    \"{name}\": {{\n      \"type\": \"http\",\n      \"url\": \"{url}\",\n      \
-                             \"headers\": {{\n        \"Authorization\": \"Bearer ${{PORTCULLIS_TOKEN}}\",\n        \
-                             \"X-Client-ID\": \"{client_id}\",\n        \"X-Profile-ID\": \"{profile_id}\"\n      }}\n    }}\n  }}\n}}"
-                        );
-                        let vscode = format!(
-                            "{{\n  \"servers\": {{\n    \"{name}\": {{\n      \"type\": \"http\",\n      \"url\": \"{url}\",\n      \
-                             \"headers\": {{ \"Authorization\": \"Bearer ${{env:PORTCULLIS_TOKEN}}\", \"X-Profile-ID\": \"{profile_id}\" }}\n    }}\n  }}\n}}"
-                        );
-                        let token = format!(
-                            "export PORTCULLIS_TOKEN=$(curl -s -u '{client_id}:<client secret>' \\\n  -d grant_type=client_credentials {origin}/oauth/token | jq -r .access_token)"
-                        );
-                        view! {
-                            <dl class="kv">
-                                <dt>"MCP endpoint"</dt><dd class="mono" data-testid="mcp-url">{url}</dd>
-                                <dt>"Transport"</dt><dd>"Streamable HTTP (protocol 2025-03-26 to 2026-07-28)"</dd>
-                            </dl>
-                            <h3>"Headers"</h3>
-                            <pre class="code">{headers}</pre>
-                            <h3>"Claude Code, Claude Desktop, Cursor (" <code>"mcpServers"</code> ")"</h3>
-                            <pre class="code" data-testid="mcp-servers-snippet">{mcp_servers}</pre>
-                            <h3>"VS Code (" <code>".vscode/mcp.json"</code> ")"</h3>
-                            <pre class="code">{vscode}</pre>
-                            <h3>"Get the token (valid 15 minutes)"</h3>
-                            <pre class="code">{token}</pre>
-                            <p class="muted">"The agent then sees four tools: list_collections, list_endpoints, endpoint_details and execute_endpoint. Every call is audited under this client."</p>
-                        }
-                    })
-                }}
-            </Suspense>
+            <dl class="kv">
+                <dt>"MCP endpoint"</dt><dd class="mono" data-testid="mcp-url">{url}</dd>
+                <dt>"Transport"</dt><dd>"Streamable HTTP (protocol 2025-03-26 to 2026-07-28)"</dd>
+            </dl>
+            <h3>"Headers"</h3>
+            <pre class="code">{headers}</pre>
+            <h3>"Claude Code, Claude Desktop, Cursor (" <code>"mcpServers"</code> ")"</h3>
+            <pre class="code" data-testid="mcp-servers-snippet">{mcp_servers}</pre>
+            <h3>"VS Code (" <code>".vscode/mcp.json"</code> ")"</h3>
+            <pre class="code">{vscode}</pre>
+            <h3>"Get the token (valid 15 minutes)"</h3>
+            <pre class="code">{token}</pre>
+            <p class="muted">"The agent then sees four tools: list_collections, list_endpoints, endpoint_details and execute_endpoint. Every call is audited under this client."</p>
         </details>
     }
 }
