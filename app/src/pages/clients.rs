@@ -313,7 +313,7 @@ fn ProfileCard(
             <h3>"Products"</h3>
             <GrantTable grants=profile.grants/>
             <TestAccess profile_id=profile.id.clone()/>
-            <ConnectAgent origin client_id=profile.client_id.clone() profile_id=profile.id.clone() environment=profile.environment/>
+            <ConnectAgent origin client_id=profile.client_id.clone() profile_id=profile.id.clone() environment=profile.environment token_ttl_seconds=profile.token_ttl_seconds/>
         </section>
     }
 }
@@ -391,7 +391,7 @@ fn GrantTable(grants: Vec<GrantView>) -> impl IntoView {
 #[component]
 fn TokenHowTo(origin: String, client_id: String, profile_id: String) -> impl IntoView {
     let curl = format!(
-        "# Exchange the client secret for a 15-minute access token\n\
+        "# Exchange the client secret for a short-lived access token\n\
          token=$(curl -s -u '{client_id}:<client secret>' \\\n  -d grant_type=client_credentials {origin}/oauth/token | jq -r .access_token)\n\n\
          # Call a granted endpoint through the gateway\n\
          curl -H \"Authorization: Bearer $token\" -H 'X-Profile-ID: {profile_id}' \\\n  {origin}/gw/accounts/accounts"
@@ -408,7 +408,13 @@ fn TokenHowTo(origin: String, client_id: String, profile_id: String) -> impl Int
 /// What an MCP client needs to reach this profile through `/mcp`: the URL, the headers
 /// and configuration snippets, filled in with IDs and never with a secret.
 #[component]
-fn ConnectAgent(origin: String, client_id: String, profile_id: String, environment: Environment) -> impl IntoView {
+fn ConnectAgent(
+    origin: String,
+    client_id: String,
+    profile_id: String,
+    environment: Environment,
+    token_ttl_seconds: i64,
+) -> impl IntoView {
     let name = format!("portcullis-{}", environment.as_str());
     let url = format!("{origin}/mcp");
     let headers = format!("Authorization: Bearer <access token>\nX-Client-ID: {client_id}\nX-Profile-ID: {profile_id}");
@@ -442,7 +448,7 @@ fn ConnectAgent(origin: String, client_id: String, profile_id: String, environme
             <pre class="code" data-testid="mcp-servers-snippet">{mcp_servers}</pre>
             <h3>"VS Code (" <code>".vscode/mcp.json"</code> ")"</h3>
             <pre class="code">{vscode}</pre>
-            <h3>"Get the token (valid 15 minutes)"</h3>
+            <h3>{format!("Get the token (valid {} minutes; fetch a new one before it ends)", token_ttl_seconds / 60)}</h3>
             <pre class="code">{token}</pre>
             <p class="muted">"The agent then sees four tools: list_collections, list_endpoints, endpoint_details and execute_endpoint. Every call is audited under this client."</p>
         </details>
