@@ -17,8 +17,8 @@ use axum::routing::any;
 use axum::Router;
 use portcullis_domain::audit_writer::{AuditSink, RequestEvent};
 use portcullis_domain::model::CredentialKind;
-use portcullis_domain::oauth::{TokenError, TokenSettings};
-use portcullis_domain::policy::{CredentialEntry, ProfileEntry, Snapshot};
+use portcullis_domain::oauth::{AccessClaims, TokenError, TokenSettings};
+use portcullis_domain::policy::{CredentialEntry, ProductEntry, ProfileEntry, Snapshot};
 use portcullis_domain::routing::CanonicalPath;
 use portcullis_domain::secrets::SecretHasher;
 use portcullis_domain::store::Store;
@@ -73,9 +73,28 @@ pub fn router<S: Clone + Send + Sync + 'static>(gateway: Gateway) -> Router<S> {
 pub struct Caller<'s> {
     pub credential: &'s CredentialEntry,
     pub profile: &'s ProfileEntry,
-    /// The scopes of the access token, which may be narrower than the grants; `None`
-    /// for an API key, which carries the profile's grants as they are.
-    pub token_scopes: Option<Vec<String>>,
+    /// The access token's verified claims, whose scopes may be narrower than the
+    /// grants; `None` for an API key, which carries the profile's grants as they are.
+    token: Option<Arc<AccessClaims>>,
+}
+
+impl Caller<'_> {
+    /// The one authorization decision, for `/gw` and for MCP discovery alike: a current
+    /// grant for the product whose scopes, narrowed by the token's, cover `scope`.
+    pub fn authorize(&self, product: &ProductEntry, scope: &str, now: i64) -> Result<(), Refusal> {
+        let grant = self
+            .profile
+            .grants
+            .get(&product.id)
+            .filter(|g| g.expires_at.is_none_or(|t| now < t))
+            .ok_or(Refusal::NotGranted)?;
+        let token_allows = self.token.as_ref().is_none_or(|t| t.scope.split(' ').any(|s| s == scope));
+        if grant.scopes.iter().any(|s| s == scope) && token_allows {
+            Ok(())
+        } else {
+            Err(Refusal::InsufficientScope { required: scope.to_owned() })
+        }
+    }
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -149,7 +168,7 @@ fn authenticate<'s>(
         a.get(..7).filter(|p| p.eq_ignore_ascii_case("bearer ")).map(|_| a.get(7..).unwrap_or("").trim())
     });
     let api_key = header_str(headers, "x-api-key").or(in_query.as_deref());
-    let (credential, profile, token_scopes) = match (api_key, bearer) {
+    let (credential, profile, token) = match (api_key, bearer) {
         (Some(key), _) => {
             // Lookup by keyed hash: what is compared is a hash, which leaks nothing usable.
             let credential = snap.credentials.get(&gw.hasher.hash(key.trim())).ok_or(Refusal::UnknownCredential)?;
@@ -179,7 +198,7 @@ fn authenticate<'s>(
                 .get(&claims.profile)
                 .filter(|p| p.client_id == claims.client_id)
                 .ok_or(Refusal::InvalidToken(TokenError::Revoked))?;
-            (credential, profile, Some(claims.scope.split(' ').map(str::to_owned).collect()))
+            (credential, profile, Some(claims))
         }
         (None, None) => return Err(Refusal::MissingCredential),
     };
@@ -191,7 +210,7 @@ fn authenticate<'s>(
     if profile.client_suspended {
         return Err(Refusal::ClientSuspended);
     }
-    Ok(Caller { credential, profile, token_scopes })
+    Ok(Caller { credential, profile, token })
 }
 
 /// One request to enforce, from whichever route received it: `/gw` builds it from the
@@ -319,29 +338,24 @@ async fn enforce(
     body: Body,
 ) -> Result<Response, Refusal> {
     let Target { method, product: product_slug, path: raw_path, query } = target;
-    let query_key_allowed = snap.products.get(product_slug).is_some_and(|p| p.api_key_in_query);
-    let caller = authenticate(gw, snap, headers, query, query_key_allowed, now)?;
+    // Looked up first for its `?api_key=` policy; an unknown product is refused only
+    // after authentication, so a bad credential is a 401 whatever the path.
+    let product = snap.products.get(product_slug);
+    let caller = authenticate(gw, snap, headers, query, product.is_some_and(|p| p.api_key_in_query), now)?;
     let profile = caller.profile;
     event.client_id = Some(profile.client_id.clone());
     event.profile_id = Some(profile.id.clone());
     event.client_type = Some(profile.client_kind.as_str());
     event.credential_id = Some(caller.credential.id.clone());
 
-    let product = snap.products.get(product_slug).ok_or(Refusal::UnknownProduct)?;
+    let product = product.ok_or(Refusal::UnknownProduct)?;
     let path = CanonicalPath::parse(raw_path).map_err(|_| Refusal::UnknownEndpoint)?;
     let upstream_path = path.to_upstream();
     event.path = upstream_path.clone();
     let endpoint = product.match_endpoint(method.as_str(), &path).ok_or(Refusal::UnknownEndpoint)?;
     event.endpoint = Some(endpoint.path_template.clone());
 
-    let grant = profile.grants.get(&product.id).ok_or(Refusal::NotGranted)?;
-    if grant.expires_at.is_some_and(|t| now >= t) {
-        return Err(Refusal::NotGranted);
-    }
-    let token_allows = caller.token_scopes.as_ref().is_none_or(|t| t.contains(&endpoint.scope));
-    if !grant.scopes.contains(&endpoint.scope) || !token_allows {
-        return Err(Refusal::InsufficientScope { required: endpoint.scope.clone() });
-    }
+    caller.authorize(product, &endpoint.scope, now)?;
 
     let (limit, remaining) = gw
         .limits
@@ -363,10 +377,10 @@ async fn enforce(
         url.push_str(&q);
     }
     let identity = [
-        ("x-portcullis-client-id", profile.client_id.clone()),
-        ("x-portcullis-profile-id", profile.id.clone()),
-        ("x-portcullis-environment", profile.environment.as_str().to_owned()),
-        ("x-portcullis-client-type", profile.client_kind.as_str().to_owned()),
+        ("x-portcullis-client-id", profile.client_id.as_str()),
+        ("x-portcullis-profile-id", profile.id.as_str()),
+        ("x-portcullis-environment", profile.environment.as_str()),
+        ("x-portcullis-client-type", profile.client_kind.as_str()),
     ];
     let upstream_headers = proxy::upstream_headers(headers, &event.request_id, &identity);
     let mut res = proxy::forward(&gw.http, method.clone(), url, upstream_headers, body).await?;

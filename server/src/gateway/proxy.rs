@@ -42,7 +42,7 @@ fn forwardable(name: &HeaderName) -> bool {
 
 /// Request headers for the upstream; `identity` are the `x-portcullis-*` headers that
 /// say who called, set by us and never taken from the caller.
-pub fn upstream_headers(incoming: &HeaderMap, request_id: &str, identity: &[(&'static str, String)]) -> HeaderMap {
+pub fn upstream_headers(incoming: &HeaderMap, request_id: &str, identity: &[(&'static str, &str)]) -> HeaderMap {
     let mut out = HeaderMap::new();
     for (name, value) in incoming {
         if forwardable(name) {
@@ -105,7 +105,7 @@ mod tests {
         ] {
             h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
         }
-        let out = upstream_headers(&h, "req-1", &[("x-portcullis-client-id", "cl_real".into())]);
+        let out = upstream_headers(&h, "req-1", &[("x-portcullis-client-id", "cl_real")]);
         assert_eq!(out.get("x-portcullis-client-id").unwrap(), "cl_real");
         assert_eq!(out.get("x-request-id").unwrap(), "req-1");
         assert_eq!(out.get("accept").unwrap(), "application/json");

@@ -559,8 +559,7 @@ async fn call_tool(ctx: &Ctx<'_>, params: &Map<String, Value>) -> Result<Value, 
         Some(Value::Object(a)) => a,
         Some(_) => return Err(RpcError::invalid_params("params.arguments must be an object.")),
     };
-    let caller =
-        tools::Caller { profile: ctx.caller.profile, token_scopes: ctx.caller.token_scopes.as_deref(), now: ctx.now };
+    let caller = tools::Caller { caller: &ctx.caller, now: ctx.now };
     let outcome = match name {
         tools::LIST_COLLECTIONS => tools::list_collections(&caller, ctx.snap),
         tools::LIST_ENDPOINTS => tools::list_endpoints(&caller, ctx.snap, args),

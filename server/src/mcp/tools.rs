@@ -10,30 +10,25 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use portcullis_domain::policy::{EndpointEntry, ProductEntry, ProfileEntry, Snapshot};
+use portcullis_domain::policy::{EndpointEntry, ProductEntry, Snapshot};
 use serde_json::{json, Map, Value};
 use std::net::IpAddr;
 
-use crate::gateway::{Call, Gateway};
+use crate::gateway::{self, Call, Gateway};
 
 /// The largest upstream answer handed to an agent; a tool result is read whole.
 const MAX_RESULT_BYTES: usize = 1024 * 1024;
 
-/// Who is calling, as `/mcp` authenticated them.
-pub struct Caller<'s> {
-    pub profile: &'s ProfileEntry,
-    /// The access token's scopes; `None` for an API key (the grants apply as they are).
-    pub token_scopes: Option<&'s [String]>,
+/// Who is calling, as `/mcp` authenticated them, and when.
+pub struct Caller<'a, 's> {
+    pub caller: &'a gateway::Caller<'s>,
     pub now: i64,
 }
 
-impl Caller<'_> {
-    /// Whether the gateway would let this caller call the endpoint of this product.
+impl Caller<'_, '_> {
+    /// Whether the gateway would let this caller call the endpoint: its own decision.
     fn may_call(&self, product: &ProductEntry, endpoint: &EndpointEntry) -> bool {
-        let Some(grant) = self.profile.grants.get(&product.id) else { return false };
-        grant.expires_at.is_none_or(|t| self.now < t)
-            && grant.scopes.contains(&endpoint.scope)
-            && self.token_scopes.is_none_or(|t| t.contains(&endpoint.scope))
+        self.caller.authorize(product, &endpoint.scope, self.now).is_ok()
     }
 
     /// Granted products with the endpoints this caller may call, sorted by slug.
@@ -41,7 +36,7 @@ impl Caller<'_> {
         let mut out: Vec<_> = snap
             .products
             .values()
-            .filter(|p| self.profile.grants.contains_key(&p.id))
+            .filter(|p| self.caller.profile.grants.contains_key(&p.id))
             .map(|p| (p, p.endpoints.iter().filter(|e| self.may_call(p, e)).collect::<Vec<_>>()))
             .filter(|(_, eps)| !eps.is_empty())
             .collect();
@@ -155,7 +150,7 @@ pub fn definitions() -> Value {
     ])
 }
 
-pub fn list_collections(caller: &Caller<'_>, snap: &Snapshot) -> Outcome {
+pub fn list_collections(caller: &Caller<'_, '_>, snap: &Snapshot) -> Outcome {
     let collections: Vec<Value> = caller
         .visible(snap)
         .into_iter()
@@ -185,7 +180,7 @@ fn endpoint_summary(p: &ProductEntry, e: &EndpointEntry) -> Value {
     })
 }
 
-pub fn list_endpoints(caller: &Caller<'_>, snap: &Snapshot, args: &Map<String, Value>) -> Outcome {
+pub fn list_endpoints(caller: &Caller<'_, '_>, snap: &Snapshot, args: &Map<String, Value>) -> Outcome {
     let only = match args.get("collection") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.as_str()),
@@ -224,7 +219,7 @@ fn endpoint_id(args: &Map<String, Value>) -> Result<&str, Outcome> {
     }
 }
 
-pub fn endpoint_details(caller: &Caller<'_>, snap: &Snapshot, args: &Map<String, Value>) -> Outcome {
+pub fn endpoint_details(caller: &Caller<'_, '_>, snap: &Snapshot, args: &Map<String, Value>) -> Outcome {
     let id = match endpoint_id(args) {
         Ok(id) => id,
         Err(o) => return o,

@@ -196,6 +196,8 @@ fn issue(
     })?;
     event.client_id = Some(issued.claims.client_id.clone());
     event.profile_id = Some(issued.claims.profile.clone());
+    event.client_type =
+        o.store.snapshot().current().profiles.get(&issued.claims.profile).map(|p| p.client_kind.as_str());
     event.credential_id = Some(issued.claims.cid.clone());
     let mut res = Json(json!({
         "access_token": issued.token,
@@ -223,6 +225,7 @@ fn authenticated_form(
         o.store.authenticate_client(&snap, &client_id, &secret).map_err(|_| OAuthError::invalid_client())?;
     event.client_id = Some(profile.client_id.clone());
     event.profile_id = Some(profile.id.clone());
+    event.client_type = Some(profile.client_kind.as_str());
     event.credential_id = Some(credential.id.clone());
     let token = form
         .iter()
@@ -263,7 +266,9 @@ async fn audited(
     event.user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
     event.status = response.status().as_u16();
     event.latency_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+    let request_id = event.request_id.clone();
     if o.audit.record(event).await.is_err() {
+        tracing::error!(request.id = %request_id, "audit queue full; OAuth request refused");
         return OAuthError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "temporarily_unavailable",

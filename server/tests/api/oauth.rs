@@ -115,6 +115,22 @@ async fn a_client_gets_a_token_and_calls_the_gateway_with_it() {
     )
     .await;
     assert_eq!(status, 200);
+
+    // Token rows say what kind of client asked, like gateway rows.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&app.database_url).await.unwrap();
+    let mut kinds: Vec<Option<String>> = Vec::new();
+    for _ in 0..100 {
+        kinds = sqlx::query_scalar("SELECT client_type FROM audit_events WHERE channel = 'oauth'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        if kinds.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(kinds, [Some("ai_agent".to_owned()), Some("ai_agent".to_owned())]);
 }
 
 #[tokio::test]
