@@ -1,38 +1,9 @@
-use crate::helpers::{Session, TestApp};
-use portcullis_app::api::Registration;
-use portcullis_domain::model::{IssuedSecret, Role};
+use crate::helpers::{agent, TestApp};
+use portcullis_domain::model::Role;
 use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::Row;
 use std::time::Duration;
-
-/// An agent with a sandbox grant on Accounts (read) and an API key.
-struct Agent {
-    dev: Session,
-    reg: Registration,
-    key: IssuedSecret,
-}
-
-async fn agent(app: &TestApp) -> Agent {
-    let dev = app.developer("agent-owner").await;
-    let reg: Registration =
-        dev.call("register_client", &[("name", "Gateway agent"), ("kind", "ai_agent"), ("description", "")]).await.ok();
-    let accounts = app.product_id("accounts").await;
-    let g = dev
-        .call(
-            "request_access",
-            &[
-                ("profile_id", &reg.secret.profile_id),
-                ("product_id", &accounts),
-                ("scope_read", "on"),
-                ("justification", ""),
-            ],
-        )
-        .await;
-    assert_eq!(g.status, 200, "{g:?}");
-    let key: IssuedSecret = dev.call("issue_api_key", &[("profile_id", &reg.secret.profile_id)]).await.ok();
-    Agent { dev, reg, key }
-}
 
 async fn call(
     app: &TestApp,
@@ -71,7 +42,7 @@ async fn audit_rows(app: &TestApp, expected: usize) -> Vec<(String, String, i64)
 async fn an_agent_calls_its_granted_endpoint_through_the_gateway() {
     let app = TestApp::spawn().await;
     app.publish_sample_products().await;
-    let a = agent(&app).await;
+    let a = agent(&app, &["accounts"]).await;
     let (status, headers, body) = call(
         &app,
         reqwest::Method::GET,
@@ -103,7 +74,7 @@ async fn an_agent_calls_its_granted_endpoint_through_the_gateway() {
 async fn every_refusal_has_its_status_reason_and_audit_row() {
     let app = TestApp::spawn().await;
     app.publish_sample_products().await;
-    let a = agent(&app).await;
+    let a = agent(&app, &["accounts"]).await;
     let key = a.key.secret.as_str();
     // (method, path, headers, expected status, expected reason)
     type Case<'a> = (reqwest::Method, &'a str, Vec<(&'a str, &'a str)>, u16, &'a str);
@@ -165,7 +136,7 @@ async fn every_refusal_has_its_status_reason_and_audit_row() {
 async fn revoking_a_key_refuses_the_very_next_request() {
     let app = TestApp::spawn().await;
     app.publish_sample_products().await;
-    let a = agent(&app).await;
+    let a = agent(&app, &["accounts"]).await;
     let ok = call(&app, reqwest::Method::GET, "/gw/accounts/accounts", &[("x-api-key", &a.key.secret)]).await;
     assert_eq!(ok.0, 200);
     assert!(a.dev.call("revoke_credential", &[("credential_id", &a.key.credential_id)]).await.status < 300);
@@ -180,7 +151,7 @@ async fn revoking_a_key_refuses_the_very_next_request() {
 async fn the_rate_limit_admits_the_burst_then_answers_429() {
     let app = TestApp::spawn().await;
     app.publish_sample_products().await;
-    let a = agent(&app).await;
+    let a = agent(&app, &["accounts"]).await;
     let admin = app.user_with_role(Role::Admin).await;
     let set = admin
         .call("set_rate_limit", &[("profile_id", &a.reg.secret.profile_id), ("rate_per_minute", "1"), ("burst", "3")])
@@ -208,7 +179,7 @@ async fn the_rate_limit_admits_the_burst_then_answers_429() {
 async fn concurrent_requests_of_every_outcome_leave_exactly_one_row_each() {
     let app = TestApp::spawn().await;
     app.publish_sample_products().await;
-    let a = agent(&app).await;
+    let a = agent(&app, &["accounts"]).await;
     let key = a.key.secret.clone();
     let mut tasks = Vec::new();
     for i in 0..60 {
@@ -242,7 +213,7 @@ async fn concurrent_requests_of_every_outcome_leave_exactly_one_row_each() {
 async fn the_owner_sees_the_clients_recent_requests_and_nobody_else_does() {
     let app = TestApp::spawn().await;
     app.publish_sample_products().await;
-    let a = agent(&app).await;
+    let a = agent(&app, &["accounts"]).await;
     call(&app, reqwest::Method::GET, "/gw/accounts/accounts", &[("x-api-key", &a.key.secret)]).await;
     call(&app, reqwest::Method::GET, "/gw/payments/payments", &[("x-api-key", &a.key.secret)]).await;
     audit_rows(&app, 2).await;
@@ -258,7 +229,7 @@ async fn the_owner_sees_the_clients_recent_requests_and_nobody_else_does() {
 async fn test_access_runs_a_real_audited_call_for_the_owner_only() {
     let app = TestApp::spawn().await;
     app.publish_sample_products().await;
-    let a = agent(&app).await;
+    let a = agent(&app, &["accounts"]).await;
     let ok: portcullis_app::api::TestAccessResult = a
         .dev
         .call(
@@ -303,7 +274,7 @@ async fn test_access_runs_a_real_audited_call_for_the_owner_only() {
 async fn a_product_wide_limit_holds_across_callers_and_a_global_one_across_products() {
     let app = TestApp::spawn_configured(|a| a.global_rate_limit = 3).await;
     app.publish_sample_products().await;
-    let (first, second) = (agent(&app).await, agent(&app).await);
+    let (first, second) = (agent(&app, &["accounts"]).await, agent(&app, &["accounts"]).await);
     let accounts = app.product_id("accounts").await;
     let admin = app.user_with_role(Role::Admin).await;
     // Six a minute, one at a time: the second caller finds the product's bucket empty.
@@ -347,7 +318,7 @@ async fn a_product_wide_limit_holds_across_callers_and_a_global_one_across_produ
 async fn api_keys_in_the_url_only_where_a_product_accepts_them_and_never_forwarded() {
     let app = TestApp::spawn().await;
     app.publish_sample_products().await;
-    let a = agent(&app).await;
+    let a = agent(&app, &["accounts"]).await;
     let key = a.key.secret.clone();
     let url_with = |q: &str| format!("/gw/accounts/accounts?{q}");
     let (status, _, body) = call(&app, reqwest::Method::GET, &url_with(&format!("api_key={key}")), &[]).await;

@@ -4,8 +4,9 @@
 
 use portcullis::application::Application;
 use portcullis::config::{ServeArgs, StoreArgs};
+use portcullis_app::api::Registration;
 use portcullis_domain::clock::Clock;
-use portcullis_domain::model::Role;
+use portcullis_domain::model::{IssuedSecret, Role};
 use portcullis_domain::store::Store;
 use reqwest::header::{ACCEPT, ORIGIN};
 use serde::de::DeserializeOwned;
@@ -224,4 +225,34 @@ impl Session {
         let res = self.http.get(format!("{}{path}", self.base)).send().await.expect("request");
         (res.status().as_u16(), res.text().await.expect("body"))
     }
+}
+
+/// A client with an API key and sandbox grants for the products named (scope `read`).
+pub struct Agent {
+    pub dev: Session,
+    pub reg: Registration,
+    pub key: IssuedSecret,
+}
+
+pub async fn agent(app: &TestApp, products: &[&str]) -> Agent {
+    let dev = app.developer("agent-owner").await;
+    let reg: Registration =
+        dev.call("register_client", &[("name", "Test agent"), ("kind", "ai_agent"), ("description", "")]).await.ok();
+    for slug in products {
+        let id = app.product_id(slug).await;
+        let g = dev
+            .call(
+                "request_access",
+                &[
+                    ("profile_id", &reg.secret.profile_id),
+                    ("product_id", &id),
+                    ("scope_read", "on"),
+                    ("justification", ""),
+                ],
+            )
+            .await;
+        assert_eq!(g.status, 200, "{g:?}");
+    }
+    let key: IssuedSecret = dev.call("issue_api_key", &[("profile_id", &reg.secret.profile_id)]).await.ok();
+    Agent { dev, reg, key }
 }

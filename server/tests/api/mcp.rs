@@ -1,42 +1,12 @@
 //! `/mcp`: the protocol (both revision families), authentication as at `/gw`, discovery
 //! filtered by grants, and execution through the gateway's enforcement with audit rows.
 
-use crate::helpers::{Session, TestApp};
+use crate::helpers::{agent, TestApp};
 use portcullis_app::api::Registration;
-use portcullis_domain::model::{IssuedSecret, Role};
+use portcullis_domain::model::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::Row;
-
-/// A client with an API key and sandbox grants for the products named (scope `read`).
-pub struct Agent {
-    pub dev: Session,
-    pub reg: Registration,
-    pub key: IssuedSecret,
-}
-
-pub async fn agent(app: &TestApp, products: &[&str]) -> Agent {
-    let dev = app.developer("mcp-owner").await;
-    let reg: Registration =
-        dev.call("register_client", &[("name", "MCP agent"), ("kind", "ai_agent"), ("description", "")]).await.ok();
-    for slug in products {
-        let id = app.product_id(slug).await;
-        let g = dev
-            .call(
-                "request_access",
-                &[
-                    ("profile_id", &reg.secret.profile_id),
-                    ("product_id", &id),
-                    ("scope_read", "on"),
-                    ("justification", ""),
-                ],
-            )
-            .await;
-        assert_eq!(g.status, 200, "{g:?}");
-    }
-    let key: IssuedSecret = dev.call("issue_api_key", &[("profile_id", &reg.secret.profile_id)]).await.ok();
-    Agent { dev, reg, key }
-}
 
 /// A bare MCP client: JSON-RPC over POST with the headers a test chooses.
 struct Mcp {

@@ -3,8 +3,8 @@
 //! revision first), the official TypeScript SDK, and the MCP conformance suite.
 //! `scripts/install-tools.sh --mcp` installs them from PyPI and npm.
 
-use crate::helpers::TestApp;
-use crate::mcp::{agent, bearer_token};
+use crate::helpers::{agent, TestApp};
+use crate::mcp::bearer_token;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
