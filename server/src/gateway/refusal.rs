@@ -95,7 +95,7 @@ impl Refusal {
         }
     }
 
-    fn detail(&self) -> String {
+    pub fn detail(&self) -> String {
         match self {
             Refusal::MissingCredential => {
                 "Send an access token (Authorization: Bearer) or an API key (X-API-Key).".into()

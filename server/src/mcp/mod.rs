@@ -614,5 +614,8 @@ async fn record_tool(
         user_agent: header_str(ctx.headers, "user-agent").map(str::to_owned),
         ..RequestEvent::default()
     };
-    ctx.mcp.gateway.record(event).await.map_err(|r: Refusal| RpcError::new(-32603, r.reason()))
+    // Fail-closed with a full audit queue: the tool's answer must not go out unaudited.
+    ctx.mcp.gateway.record(event).await.map_err(|r: Refusal| {
+        RpcError::new(jsonrpc::INTERNAL_ERROR, r.detail()).with_data(json!({ "code": r.reason() }))
+    })
 }
