@@ -367,3 +367,41 @@ pub async fn test_access(profile_id: String, method: String, path: String) -> Re
 pub async fn public_url() -> Result<String, AppError> {
     Ok(crate::ssr::state()?.tokens.issuer)
 }
+
+/// One page of the audit trail for the URL query `query` (the page's own query string,
+/// parsed exactly as `GET /api/v1/audit` parses it).
+#[server(endpoint = "search_audit")]
+pub async fn search_audit(query: String) -> Result<portcullis_domain::model::AuditPage, AppError> {
+    use portcullis_domain::audit_search::DEFAULT_PAGE;
+    let actor = actor().await?;
+    let filter = serde_urlencoded::from_str(query.trim_start_matches('?'))
+        .map_err(|e| fail(AppError::Invalid(format!("The search could not be read: {e}"))))?;
+    store()?.search_audit(&actor, &filter, DEFAULT_PAGE).await.map_err(domain)
+}
+
+/// One audit event, by row id or (from Test access) by request id.
+#[server(endpoint = "audit_event")]
+pub async fn audit_event(key: String, by_request: bool) -> Result<portcullis_domain::model::AuditRecord, AppError> {
+    use portcullis_domain::audit_search::AuditKey;
+    let actor = actor().await?;
+    let key = if by_request {
+        AuditKey::Request(key)
+    } else {
+        AuditKey::Id(key.parse().map_err(|_| fail(AppError::NotFound))?)
+    };
+    store()?.audit_event(&actor, &key).await.map_err(domain)
+}
+
+/// What one client did over the last 30 days (its owner, security and admins).
+#[server(endpoint = "client_activity")]
+pub async fn client_activity(client_id: String) -> Result<portcullis_domain::model::ClientActivity, AppError> {
+    let actor = actor().await?;
+    store()?.client_activity(&actor, &client_id).await.map_err(domain)
+}
+
+/// The security team's overview of the last 30 days.
+#[server(endpoint = "security_dashboard")]
+pub async fn security_dashboard() -> Result<portcullis_domain::model::SecurityDashboard, AppError> {
+    let actor = actor().await?;
+    store()?.security_dashboard(&actor).await.map_err(domain)
+}

@@ -20,11 +20,16 @@ pub fn Topbar() -> impl IntoView {
                     match user.await {
                         Ok(Some(u)) => {
                             let admin = u.is_admin();
+                            let security = u.role != portcullis_domain::model::Role::Developer;
                             view! {
                                 <nav class="nav">
                                     <A href="/clients">"Clients"</A>
                                     <A href="/catalog">"Catalog"</A>
                                     <A href="/tokens">"Tokens"</A>
+                                    {security.then(|| view! {
+                                        <A href="/security">"Security"</A>
+                                        <A href="/audit">"Audit"</A>
+                                    })}
                                     {admin.then(|| view! {
                                         <A href="/admin/approvals">"Approvals"</A>
                                         <A href="/admin/products">"Products"</A>

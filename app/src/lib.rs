@@ -2,6 +2,7 @@
 //! Pages stay thin; the work happens in `portcullis-domain` behind the server functions.
 
 pub mod api;
+pub mod charts;
 pub mod components;
 pub mod error;
 pub mod pages;
@@ -100,6 +101,11 @@ fn Portal() -> impl IntoView {
                     <Route path=path!("/clients/:id") view=ClientPage ssr=SsrMode::Async/>
                     <Route path=path!("/catalog") view=CatalogPage ssr=SsrMode::Async/>
                     <Route path=path!("/tokens") view=TokensPage ssr=SsrMode::Async/>
+                    <Route path=path!("/clients/:id/activity") view=ClientActivityPage ssr=SsrMode::Async/>
+                    <Route path=path!("/security") view=SecurityDashboardPage ssr=SsrMode::Async/>
+                    <Route path=path!("/audit") view=AuditSearchPage ssr=SsrMode::Async/>
+                    <Route path=path!("/audit/events/:id") view=AuditEventPage ssr=SsrMode::Async/>
+                    <Route path=path!("/audit/requests/:id") view=AuditEventPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/approvals") view=ApprovalsPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/products") view=ProductsAdminPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/users") view=UsersAdminPage ssr=SsrMode::Async/>

@@ -65,6 +65,14 @@ impl Actor {
         }
     }
 
+    /// The audit trail across all clients, and access reviews.
+    pub fn require_security(&self) -> Result<(), DomainError> {
+        match self.user.role {
+            Role::Security | Role::Admin => Ok(()),
+            Role::Developer => Err(DomainError::Forbidden("this needs the security or admin role")),
+        }
+    }
+
     /// Catalog publishing and production approvals.
     pub fn require_admin(&self) -> Result<(), DomainError> {
         match self.user.role {

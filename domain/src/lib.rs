@@ -14,7 +14,11 @@ pub mod time;
 #[cfg(feature = "store")]
 pub mod access;
 #[cfg(feature = "store")]
+pub mod activity;
+#[cfg(feature = "store")]
 pub mod audit;
+#[cfg(feature = "store")]
+pub mod audit_search;
 #[cfg(feature = "store")]
 pub mod audit_writer;
 #[cfg(feature = "store")]

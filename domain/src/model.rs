@@ -324,3 +324,218 @@ pub struct RequestView {
     pub reason: String,
     pub latency_us: i64,
 }
+
+/// What the security team searches the audit trail by. Every field is optional and they
+/// combine with AND; the same struct is the portal's URL query, the management API's
+/// query string and the export's, so a search can be shared, bookmarked and replayed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "store", into_params(parameter_in = Query))]
+pub struct AuditFilter {
+    /// Client ID.
+    pub client: Option<String>,
+    /// Profile ID.
+    pub profile: Option<String>,
+    /// `ai_agent`, `application` or `service`.
+    pub client_type: Option<String>,
+    /// Product slug.
+    pub product: Option<String>,
+    /// Endpoint template, e.g. `/accounts/{id}`.
+    pub endpoint: Option<String>,
+    /// HTTP method.
+    pub method: Option<String>,
+    /// Status class: `2xx`, `3xx`, `4xx` or `5xx`.
+    pub status: Option<String>,
+    /// `allowed`, `refused`, or a reason such as `invalid_token` or `rate_limited`.
+    pub decision: Option<String>,
+    /// `rest`, `mcp`, `oauth`, `portal`, `api` or `cli`.
+    pub channel: Option<String>,
+    /// Email of the person who acted (administrative events).
+    pub actor: Option<String>,
+    /// The `X-Request-Id` of one request.
+    pub request_id: Option<String>,
+    /// Text the path contains.
+    pub path: Option<String>,
+    /// A quick range ending now: `15m`, `24h`, `7d` or `30d`.
+    pub since: Option<String>,
+    /// From this instant, UTC: `2026-11-23T10:00` (or with seconds, or a date).
+    pub from: Option<String>,
+    /// Until this instant (exclusive), UTC, same forms as `from`.
+    pub to: Option<String>,
+    /// Where the previous page ended (`next` of that page).
+    pub cursor: Option<String>,
+}
+
+impl AuditFilter {
+    /// The filter as a URL query (`client=…&since=24h`), without the cursor unless asked;
+    /// only set fields appear.
+    pub fn to_query(&self, with_cursor: bool) -> String {
+        let pairs = [
+            ("client", &self.client),
+            ("profile", &self.profile),
+            ("client_type", &self.client_type),
+            ("product", &self.product),
+            ("endpoint", &self.endpoint),
+            ("method", &self.method),
+            ("status", &self.status),
+            ("decision", &self.decision),
+            ("channel", &self.channel),
+            ("actor", &self.actor),
+            ("request_id", &self.request_id),
+            ("path", &self.path),
+            ("since", &self.since),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("cursor", if with_cursor { &self.cursor } else { &None }),
+        ];
+        pairs
+            .iter()
+            .filter_map(|(k, v)| {
+                v.as_deref().filter(|v| !v.trim().is_empty()).map(|v| format!("{k}={}", encode_query(v)))
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters pass through).
+fn encode_query(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// One row of the audit trail, as search, detail and export show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
+pub struct AuditRecord {
+    pub id: i64,
+    pub occurred_at: i64,
+    pub request_id: Option<String>,
+    pub channel: String,
+    /// `request` for gateway, MCP and OAuth requests; otherwise the administrative action.
+    pub action: String,
+    pub actor_email: Option<String>,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub summary: String,
+    pub client_id: Option<String>,
+    pub client_name: Option<String>,
+    pub profile_id: Option<String>,
+    pub client_type: Option<String>,
+    pub credential_id: Option<String>,
+    pub product: Option<String>,
+    pub endpoint: Option<String>,
+    pub tool: Option<String>,
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub status: Option<i64>,
+    pub decision: Option<String>,
+    pub reason: Option<String>,
+    pub latency_us: Option<i64>,
+    pub bytes_in: Option<i64>,
+    pub bytes_out: Option<i64>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// One page of search results, newest first. `next` continues after the last row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
+pub struct AuditPage {
+    pub events: Vec<AuditRecord>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next: Option<String>,
+}
+
+/// Requests of one UTC day: `day` is the day's first millisecond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
+pub struct DayCount {
+    pub day: i64,
+    pub allowed: i64,
+    pub refused: i64,
+}
+
+/// A label and how often it occurred (an endpoint, a refusal reason, a client type).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
+pub struct NamedCount {
+    pub name: String,
+    pub count: i64,
+}
+
+/// A credential a client authenticated with, and how much.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
+pub struct CredentialUse {
+    pub credential_id: String,
+    /// `None` when the credential no longer exists.
+    pub kind: Option<CredentialKind>,
+    pub prefix: Option<String>,
+    pub requests: i64,
+    pub last_used_at: i64,
+}
+
+/// What one client has been doing: the page the security team opens when asked about
+/// an agent. Counts cover the last `ACTIVITY_DAYS` days.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
+pub struct ClientActivity {
+    pub client: ClientSummary,
+    /// One entry per day, oldest first, days without requests included.
+    pub days: Vec<DayCount>,
+    pub top_endpoints: Vec<NamedCount>,
+    pub refusals: Vec<NamedCount>,
+    pub credentials: Vec<CredentialUse>,
+    /// The newest request ever recorded for this client.
+    pub last_seen: Option<i64>,
+}
+
+/// Refused requests of one UTC day by status: 401, 403 and 429.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
+pub struct RefusalDay {
+    pub day: i64,
+    pub unauthorized: i64,
+    pub forbidden: i64,
+    pub rate_limited: i64,
+}
+
+/// Allowed and refused requests of one client type (`unidentified` when no credential
+/// matched).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
+pub struct TypeTraffic {
+    pub client_type: String,
+    pub allowed: i64,
+    pub refused: i64,
+}
+
+/// A client and its refusals, for the security dashboard's "most refused" list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
+pub struct ClientRefusals {
+    pub client_id: String,
+    pub client_name: Option<String>,
+    pub client_type: Option<String>,
+    pub refused: i64,
+    pub total: i64,
+}
+
+/// The security team's overview of the last `ACTIVITY_DAYS` days.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
+pub struct SecurityDashboard {
+    pub refusals: Vec<RefusalDay>,
+    pub by_type: Vec<TypeTraffic>,
+    pub most_refused: Vec<ClientRefusals>,
+}
+
+/// How many days activity pages and the dashboard cover.
+pub const ACTIVITY_DAYS: i64 = 30;

@@ -218,6 +218,7 @@ fn ClientView(
                 <p class="subtitle">{if c.description.is_empty() { "No description.".to_owned() } else { c.description.clone() }}</p>
             </div>
             <div class="actions">
+                <a class="btn btn-secondary" href=format!("/clients/{}/activity", c.id)>"Activity"</a>
                 <a class="btn btn-secondary" href="/catalog">"Request a product"</a>
                 {(!has_production).then(|| view! {
                     <ActionForm action=add_profile>

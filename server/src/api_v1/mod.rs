@@ -2,6 +2,7 @@
 //! and the security team's tools. Handlers are thin: authenticate, call the domain,
 //! answer. Authorization is the domain's (`Actor`), exactly as for the portal.
 
+mod audit;
 mod auth;
 mod handlers;
 mod problem;
@@ -38,6 +39,9 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
         .route("/grants/{grant_id}/decision", post(decide_grant))
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{token_id}/revoke", post(revoke_token))
+        .route("/audit", get(audit::search))
+        .route("/audit/events/{id}", get(audit::event))
+        .route("/audit/export", get(audit::export))
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         // An explicit catch-all, not a fallback: otherwise `/api/{*fn_name}` (the portal's
         // server functions) would answer unknown `/api/v1/…` paths with a 405.
@@ -69,6 +73,9 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
         handlers::list_tokens,
         handlers::create_token,
         handlers::revoke_token,
+        audit::search,
+        audit::event,
+        audit::export,
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth),

@@ -1,0 +1,328 @@
+//! The security team's audit search, its pages, its export and who may use them, over
+//! rows written by real gateway requests.
+
+use crate::helpers::{agent, Agent, Session, TestApp};
+use portcullis_domain::model::{AuditPage, AuditRecord, Role};
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// An agent whose profile's rate limit is out of the way of these tests' traffic.
+async fn busy_agent(app: &TestApp) -> Agent {
+    let a = agent(app, &["accounts"]).await;
+    let admin = app.user_with_role(Role::Admin).await;
+    let set = admin
+        .call(
+            "set_rate_limit",
+            &[("profile_id", &a.reg.secret.profile_id), ("rate_per_minute", "100000"), ("burst", "100000")],
+        )
+        .await;
+    assert_eq!(set.status, 200, "{set:?}");
+    a
+}
+
+/// Calls the gateway as `a`: `n` allowed calls and `refused` calls to a product it has
+/// no grant for.
+async fn traffic(app: &TestApp, a: &Agent, n: usize, refused: usize) {
+    let http = reqwest::Client::new();
+    for (path, count) in [("/gw/accounts/accounts", n), ("/gw/payments/payments", refused)] {
+        for _ in 0..count {
+            let res = http.get(format!("{}{path}", app.base)).header("x-api-key", &a.key.secret).send().await.unwrap();
+            assert!(res.status().is_success() || res.status() == StatusCode::FORBIDDEN, "{}", res.status());
+        }
+    }
+}
+
+async fn get(s: &Session, path: &str) -> (StatusCode, Value) {
+    let res = s.http.get(format!("{}{path}", s.base)).send().await.unwrap();
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+async fn search(s: &Session, query: &str) -> AuditPage {
+    let (status, body) = get(s, &format!("/api/v1/audit?{query}")).await;
+    assert_eq!(status, StatusCode::OK, "{query}: {body}");
+    serde_json::from_value(body).unwrap()
+}
+
+/// Every row of a search, following the cursor.
+async fn all_pages(s: &Session, query: &str, limit: usize) -> Vec<AuditRecord> {
+    let mut rows = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("{query}&limit={limit}&cursor={c}"),
+            None => format!("{query}&limit={limit}"),
+        };
+        let page = search(s, &q).await;
+        assert!(page.events.len() <= limit);
+        rows.extend(page.events);
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => return rows,
+        }
+    }
+}
+
+/// Waits until the audit writer has stored `n` rows for `client`.
+async fn settled(s: &Session, client: &str, n: usize) {
+    for _ in 0..100 {
+        if all_pages(s, &format!("client={client}"), 500).await.len() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {n} audit rows for {client}");
+}
+
+#[tokio::test]
+async fn filters_combine_and_each_narrows_to_exactly_its_rows() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let (a, b) = (busy_agent(&app).await, busy_agent(&app).await);
+    traffic(&app, &a, 6, 3).await;
+    traffic(&app, &b, 2, 1).await;
+    let security = app.user_with_role(Role::Security).await;
+    let (ca, cb) = (a.reg.client_id.as_str(), b.reg.client_id.as_str());
+    settled(&security, ca, 9).await;
+    settled(&security, cb, 3).await;
+
+    let count = |q: String| {
+        let s = &security;
+        async move { all_pages(s, &q, 500).await }
+    };
+    let only_a = count(format!("client={ca}")).await;
+    assert_eq!(only_a.len(), 9);
+    assert!(only_a.iter().all(|e| e.client_id.as_deref() == Some(ca) && e.client_type.as_deref() == Some("ai_agent")));
+    assert!(only_a.windows(2).all(|w| (w[0].occurred_at, w[0].id) > (w[1].occurred_at, w[1].id)), "newest first");
+
+    let refused = count(format!("client={ca}&decision=refused")).await;
+    assert_eq!(refused.len(), 3);
+    assert!(refused.iter().all(|e| e.reason.as_deref() == Some("not_granted") && e.status == Some(403)));
+    assert_eq!(count(format!("client={ca}&decision=not_granted&status=4xx")).await.len(), 3);
+    assert_eq!(count(format!("client={ca}&status=2xx&method=get&channel=rest")).await.len(), 6);
+    assert_eq!(count(format!("client={ca}&product=payments")).await.len(), 3);
+    assert_eq!(count(format!("client={ca}&path=%2FACCOUNTS")).await.len(), 6, "path text is case-insensitive");
+    assert_eq!(count(format!("client={ca}&endpoint=%2Faccounts")).await.len(), 6);
+    assert_eq!(count(format!("profile={}", b.reg.secret.profile_id)).await.len(), 3);
+    assert_eq!(count("client_type=ai_agent&decision=refused".into()).await.len(), 4);
+    assert_eq!(count(format!("client={ca}&client_type=service")).await.len(), 0);
+    assert_eq!(count(format!("client={ca}&channel=mcp")).await.len(), 0);
+
+    // One request by its id; a time window around it.
+    let one = &only_a[4];
+    let rid = one.request_id.clone().unwrap();
+    let by_id = count(format!("request_id={rid}")).await;
+    assert_eq!(by_id.iter().map(|e| e.id).collect::<Vec<_>>(), [one.id]);
+    let from = portcullis_domain::time::format_iso(only_a.last().unwrap().occurred_at - 1000);
+    let to = portcullis_domain::time::format_iso(only_a[0].occurred_at + 60_000);
+    assert_eq!(count(format!("client={ca}&from={from}&to={to}")).await.len(), 9);
+    assert_eq!(count(format!("client={ca}&since=15m")).await.len(), 9);
+    assert_eq!(count(format!("client={ca}&to={from}")).await.len(), 0);
+
+    // Administrative events carry the person who acted.
+    let registered = count(format!("actor={}&channel=portal", a.dev.email)).await;
+    assert!(
+        registered.iter().any(|e| e.action == "client.created" && e.target_id.as_deref() == Some(ca)),
+        "{registered:?}"
+    );
+
+    // Bad input is a 400 problem that says what is wrong, never a 500.
+    for (q, says) in [
+        ("status=404", "`status` must be 2xx"),
+        ("since=2d", "`since` must be"),
+        ("from=yesterday", "`from` must be a UTC time"),
+        ("cursor=page2", "cursor"),
+        ("limit=0", "`limit` must be between"),
+        ("decision=%27%20OR%201%3D1", "`decision` must be a lowercase word"),
+    ] {
+        let (status, body) = get(&security, &format!("/api/v1/audit?{q}")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{q}: {body}");
+        assert!(body["detail"].as_str().unwrap_or_default().contains(says), "{q}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn keyset_pages_have_no_gaps_or_duplicates_while_rows_arrive() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let a = busy_agent(&app).await;
+    traffic(&app, &a, 25, 0).await;
+    let security = app.user_with_role(Role::Security).await;
+    let client = a.reg.client_id.clone();
+    settled(&security, &client, 25).await;
+    let before: HashSet<i64> =
+        all_pages(&security, &format!("client={client}"), 500).await.iter().map(|e| e.id).collect();
+
+    // Page through 4 rows at a time while the same agent keeps calling.
+    let writer = {
+        let (base, key) = (app.base.clone(), a.key.secret.clone());
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for _ in 0..30 {
+                http.get(format!("{base}/gw/accounts/accounts")).header("x-api-key", &key).send().await.unwrap();
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q =
+            format!("client={client}&limit=4{}", cursor.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default());
+        let page = search(&security, &q).await;
+        seen.extend(page.events);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    writer.await.unwrap();
+    let ids: Vec<i64> = seen.iter().map(|e| e.id).collect();
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len(), "no row on two pages");
+    assert!(seen.windows(2).all(|w| (w[0].occurred_at, w[0].id) > (w[1].occurred_at, w[1].id)), "one order");
+    let missing: Vec<_> = before.iter().filter(|id| !ids.contains(id)).collect();
+    assert!(missing.is_empty(), "rows present before paging were skipped: {missing:?}");
+}
+
+#[tokio::test]
+async fn exports_stream_exactly_the_search_and_are_recorded() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let a = busy_agent(&app).await;
+    traffic(&app, &a, 7, 2).await;
+    let security = app.user_with_role(Role::Security).await;
+    let client = a.reg.client_id.clone();
+    settled(&security, &client, 9).await;
+    let expected: Vec<i64> = all_pages(&security, &format!("client={client}"), 3).await.iter().map(|e| e.id).collect();
+
+    let res = security
+        .http
+        .get(format!("{}/api/v1/audit/export?format=jsonl&client={client}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/jsonl"));
+    assert!(res.headers()["content-disposition"].to_str().unwrap().contains(".jsonl"));
+    let lines: Vec<AuditRecord> =
+        res.text().await.unwrap().lines().map(|l| serde_json::from_str(l).expect("each line is one event")).collect();
+    assert_eq!(lines.iter().map(|e| e.id).collect::<Vec<_>>(), expected);
+
+    let res =
+        security.http.get(format!("{}/api/v1/audit/export?format=csv&client={client}", app.base)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = res.text().await.unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    assert_eq!(&headers[0], "id");
+    assert_eq!(&headers[18], "path");
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.iter().map(|r| r[0].parse::<i64>().unwrap()).collect::<Vec<_>>(), expected);
+    assert!(rows.iter().all(|r| &r[9] == client.as_str()));
+
+    // More rows than one export page: the stream follows the cursor.
+    traffic(&app, &a, 1000, 0).await;
+    settled(&security, &client, 1009).await;
+    let res = security
+        .http
+        .get(format!("{}/api/v1/audit/export?format=jsonl&client={client}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.text().await.unwrap().lines().count(), 1009);
+
+    // Each export is itself in the trail; a bad format is refused before any output.
+    let exports = all_pages(&security, &format!("actor={}&channel=api", security.email), 50).await;
+    assert_eq!(exports.iter().filter(|e| e.action == "audit.exported").count(), 3);
+    let (status, body) = get(&security, &format!("/api/v1/audit/export?format=xml&client={client}")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
+
+#[tokio::test]
+async fn developers_cannot_search_but_see_their_own_events() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let (a, b) = (busy_agent(&app).await, busy_agent(&app).await);
+    traffic(&app, &a, 1, 0).await;
+    traffic(&app, &b, 1, 0).await;
+    let security = app.user_with_role(Role::Security).await;
+    settled(&security, &a.reg.client_id, 1).await;
+    settled(&security, &b.reg.client_id, 1).await;
+    let mine = search(&security, &format!("client={}", a.reg.client_id)).await.events[0].clone();
+    let theirs = search(&security, &format!("client={}", b.reg.client_id)).await.events[0].clone();
+
+    for path in ["/api/v1/audit", "/api/v1/audit/export?format=csv"] {
+        let (status, body) = get(&a.dev, path).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+    }
+    let answer = a.dev.call("search_audit", &[("query", "")]).await;
+    assert_eq!(answer.error(), "Forbidden", "{answer:?}");
+    let (status, page) = a.dev.page("/audit").await;
+    assert_eq!(status, 403);
+    assert!(page.contains("security or admin role"), "the page says why");
+
+    // Their own request's detail (what Test access links to), and nothing of others.
+    let (status, body) = get(&a.dev, &format!("/api/v1/audit/events/{}", mine.id)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["request_id"], mine.request_id.clone().unwrap());
+    let (status, _) = get(&a.dev, &format!("/api/v1/audit/events/{}", theirs.id)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, page) = a.dev.page(&format!("/audit/requests/{}", mine.request_id.clone().unwrap())).await;
+    assert_eq!(status, 200);
+    assert!(page.contains(&a.reg.client_id) && page.contains("allowed"), "the detail page shows the event");
+
+    let anonymous = reqwest::get(format!("{}/api/v1/audit", app.base)).await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    // The security team's page lists both clients' requests.
+    let (status, page) = security.page(&format!("/audit?client={}", b.reg.client_id)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("data-testid=\"audit-results\"") && page.contains("/gw/accounts/accounts"));
+}
+
+#[tokio::test]
+async fn activity_counts_one_clients_days_endpoints_refusals_and_credentials() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let (a, b) = (busy_agent(&app).await, busy_agent(&app).await);
+    traffic(&app, &a, 5, 2).await;
+    traffic(&app, &b, 1, 4).await;
+    let security = app.user_with_role(Role::Security).await;
+    settled(&security, &a.reg.client_id, 7).await;
+    settled(&security, &b.reg.client_id, 5).await;
+
+    let activity: portcullis_domain::model::ClientActivity =
+        a.dev.call("client_activity", &[("client_id", &a.reg.client_id)]).await.ok();
+    assert_eq!(activity.days.len(), 30);
+    let today = activity.days.last().unwrap();
+    assert_eq!((today.allowed, today.refused), (5, 2), "today's bar holds today's requests");
+    assert_eq!(activity.days.iter().map(|d| d.allowed + d.refused).sum::<i64>(), 7);
+    assert_eq!(activity.top_endpoints[0].name, "GET /gw/accounts/accounts");
+    assert_eq!(activity.top_endpoints[0].count, 5);
+    assert_eq!(activity.refusals, [portcullis_domain::model::NamedCount { name: "not_granted".into(), count: 2 }]);
+    assert_eq!(activity.credentials.len(), 1);
+    assert_eq!(activity.credentials[0].credential_id, a.key.credential_id);
+    assert_eq!(activity.credentials[0].requests, 7);
+    assert!(activity.last_seen.is_some());
+
+    // Another developer cannot look; the security team can, and sees the page's chart.
+    let other = b.dev.call("client_activity", &[("client_id", &a.reg.client_id)]).await;
+    assert_eq!(other.error(), "NotFound");
+    let (status, page) = security.page(&format!("/clients/{}/activity", a.reg.client_id)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("data-testid=\"activity-chart\"") && page.contains("<svg"), "the chart is in the HTML");
+    assert!(page.contains("5 allowed, 2 refused"), "today's bar says its figures");
+
+    // The dashboard: refusals by status today, traffic by type, the most refused first.
+    let dash: portcullis_domain::model::SecurityDashboard = security.call("security_dashboard", &[]).await.ok();
+    let today = dash.refusals.last().unwrap();
+    assert_eq!((today.unauthorized, today.forbidden, today.rate_limited), (0, 6, 0));
+    let agents = dash.by_type.iter().find(|t| t.client_type == "ai_agent").unwrap();
+    assert_eq!((agents.allowed, agents.refused), (6, 6));
+    assert_eq!(dash.most_refused[0].client_id, b.reg.client_id);
+    assert_eq!((dash.most_refused[0].refused, dash.most_refused[0].total), (4, 5));
+    assert_eq!(a.dev.call("security_dashboard", &[]).await.error(), "Forbidden");
+}
