@@ -11,13 +11,34 @@ export function uniqueEmail(who: string): string {
   return `${who}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
 }
 
-/** Waits until the portal has hydrated, as a person waits for a page to load. */
+/** Hydration mismatches and panics each page logged: a page that logs one is frozen. */
+const broken = new WeakMap<Page, string[]>();
+
+function watch(page: Page): string[] {
+  let seen = broken.get(page);
+  if (!seen) {
+    const errors: string[] = [];
+    page.on('console', (msg) => {
+      const text = msg.text();
+      if (msg.type() === 'error' && /hydration|panicked/i.test(text)) errors.push(text.slice(0, 500));
+    });
+    broken.set(page, errors);
+    seen = errors;
+  }
+  return seen;
+}
+
+/** Waits until the portal has hydrated, as a person waits for a page to load, and
+ * checks that nothing this page showed so far failed to hydrate or panicked. */
 export async function open(page: Page, url: string): Promise<void> {
+  const errors = watch(page);
   await page.goto(url);
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  expect(errors, 'the portal logged a hydration error or a panic').toEqual([]);
 }
 
 export async function shot(page: Page, name: string): Promise<void> {
+  expect(watch(page), 'the portal logged a hydration error or a panic').toEqual([]);
   fs.mkdirSync(SHOTS, { recursive: true });
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
 }

@@ -136,9 +136,13 @@ pub fn ClientPage() -> impl IntoView {
     let revoke = ServerAction::<RevokeCredential>::new();
     let set_rate = ServerAction::<SetRateLimit>::new();
     let set_ttl = ServerAction::<SetTokenLifetime>::new();
-    // The public URL the snippets are filled in with: one resource, read with the detail
-    // (resources created inside nested async blocks hydrated out of order).
+    // Every resource of this page is created here, before the one Suspense, and read
+    // inside it; the views below get plain data. A resource created inside an async
+    // block is created again when the server renders that block a second time, and the
+    // browser then hydrates with the first, stale copy: a mismatch that froze this page.
+    let user = expect_context::<CurrentUser>();
     let origin = Resource::new(|| (), |_| crate::api::public_url());
+    let recent = Resource::new(client_id, crate::api::recent_requests);
     let detail = Resource::new(
         move || {
             (
@@ -176,9 +180,11 @@ pub fn ClientPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let origin = origin.await.unwrap_or_else(|_| "$PORTCULLIS_URL".into());
+                let admin = matches!(user.await, Ok(Some(u)) if u.is_admin());
+                let recent = recent.await;
                 match detail.await {
                     Err(e) => view! { <Title text="Client"/><ErrorBox error=e/> }.into_any(),
-                    Ok(d) => view! { <ClientView detail=d origin rotate issue_key add_profile revoke set_rate set_ttl/> }.into_any(),
+                    Ok(d) => view! { <ClientView detail=d origin admin recent rotate issue_key add_profile revoke set_rate set_ttl/> }.into_any(),
                 }
             })}
         </Suspense>
@@ -189,6 +195,8 @@ pub fn ClientPage() -> impl IntoView {
 fn ClientView(
     detail: ClientDetail,
     origin: String,
+    admin: bool,
+    recent: Result<Vec<RequestView>, AppError>,
     rotate: ServerAction<RotateSecret>,
     issue_key: ServerAction<IssueApiKey>,
     add_profile: ServerAction<AddProfile>,
@@ -243,8 +251,8 @@ fn ClientView(
             </dl>
         </section>
         <TokenHowTo origin=origin.clone() client_id=c.id.clone() profile_id=detail.profiles.first().map(|p| p.id.clone()).unwrap_or_default()/>
-        {detail.profiles.into_iter().map(|p| view! { <ProfileCard profile=p origin=origin.clone() rotate issue_key revoke set_rate set_ttl/> }).collect_view()}
-        <RecentRequests client_id=c.id.clone()/>
+        {detail.profiles.into_iter().map(|p| view! { <ProfileCard profile=p origin=origin.clone() admin rotate issue_key revoke set_rate set_ttl/> }).collect_view()}
+        <RecentRequests requests=recent/>
     }
 }
 
@@ -252,13 +260,13 @@ fn ClientView(
 fn ProfileCard(
     profile: ProfileDetail,
     origin: String,
+    admin: bool,
     rotate: ServerAction<RotateSecret>,
     issue_key: ServerAction<IssueApiKey>,
     revoke: ServerAction<RevokeCredential>,
     set_rate: ServerAction<SetRateLimit>,
     set_ttl: ServerAction<SetTokenLifetime>,
 ) -> impl IntoView {
-    let user = expect_context::<CurrentUser>();
     let Hydrated(hydrated) = expect_context::<Hydrated>();
     let pid = profile.id.clone();
     let pid3 = profile.id.clone();
@@ -287,28 +295,22 @@ fn ProfileCard(
                 <dt>"Token lifetime"</dt><dd data-testid="token-lifetime">{format!("{} seconds", profile.token_ttl_seconds)}</dd>
             </dl>
             // Only admins set rate-limit policies; the server checks it again.
-            <Transition fallback=|| ()>
-                {move || {
-                    let (pid, rate, burst, ttl) = (pid3.clone(), rate.clone(), burst.clone(), ttl.clone());
-                    let pid_ttl = pid.clone();
-                    Suspend::new(async move {
-                        let admin = matches!(user.await, Ok(Some(u)) if u.is_admin());
-                        admin.then(|| view! {
-                            <ActionForm action=set_rate attr:class="inline-form">
-                                <input type="hidden" name="profile_id" value=pid/>
-                                <label>"Requests/minute " <input name="rate_per_minute" type="number" min="1" value=rate/></label>
-                                <label>"Burst " <input name="burst" type="number" min="1" value=burst/></label>
-                                <button type="submit" class="btn btn-secondary btn-small">"Save rate limit"</button>
-                            </ActionForm>
-                            <ActionForm action=set_ttl attr:class="inline-form">
-                                <input type="hidden" name="profile_id" value=pid_ttl/>
-                                <label>"Token lifetime (s) " <input name="seconds" type="number" min="60" max="3600" value=ttl/></label>
-                                <button type="submit" class="btn btn-secondary btn-small">"Save token lifetime"</button>
-                            </ActionForm>
-                        })
-                    })
-                }}
-            </Transition>
+            {admin.then(|| {
+                let pid_ttl = pid3.clone();
+                view! {
+                    <ActionForm action=set_rate attr:class="inline-form">
+                        <input type="hidden" name="profile_id" value=pid3/>
+                        <label>"Requests/minute " <input name="rate_per_minute" type="number" min="1" value=rate/></label>
+                        <label>"Burst " <input name="burst" type="number" min="1" value=burst/></label>
+                        <button type="submit" class="btn btn-secondary btn-small">"Save rate limit"</button>
+                    </ActionForm>
+                    <ActionForm action=set_ttl attr:class="inline-form">
+                        <input type="hidden" name="profile_id" value=pid_ttl/>
+                        <label>"Token lifetime (s) " <input name="seconds" type="number" min="60" max="3600" value=ttl/></label>
+                        <button type="submit" class="btn btn-secondary btn-small">"Save token lifetime"</button>
+                    </ActionForm>
+                }
+            })}
             <h3>"Credentials"</h3>
             <CredentialTable credentials=profile.credentials revoke/>
             <h3>"Products"</h3>
@@ -468,14 +470,12 @@ fn request_label(r: &RequestView) -> String {
 }
 
 #[component]
-fn RecentRequests(client_id: String) -> impl IntoView {
-    let requests = Resource::new(move || client_id.clone(), crate::api::recent_requests);
+fn RecentRequests(requests: Result<Vec<RequestView>, AppError>) -> impl IntoView {
     view! {
         <section class="card" data-testid="recent-requests">
             <h2>"Recent requests"</h2>
-            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match requests.await {
+            {
+                    match requests {
                         Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                         Ok(list) if list.is_empty() => view! { <div class="empty"><p>"No requests yet. Calls through the gateway and the token endpoint appear here."</p></div> }.into_any(),
                         Ok(list) => view! {
@@ -501,8 +501,7 @@ fn RecentRequests(client_id: String) -> impl IntoView {
                             </div>
                         }.into_any(),
                     }
-                })}
-            </Suspense>
+            }
         </section>
     }
 }
