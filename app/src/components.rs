@@ -29,6 +29,7 @@ pub fn Topbar() -> impl IntoView {
                                     {security.then(|| view! {
                                         <A href="/security">"Security"</A>
                                         <A href="/audit">"Audit"</A>
+                                        <A href="/reviews">"Reviews"</A>
                                     })}
                                     {admin.then(|| view! {
                                         <A href="/admin/approvals">"Approvals"</A>

@@ -103,6 +103,7 @@ fn Portal() -> impl IntoView {
                     <Route path=path!("/tokens") view=TokensPage ssr=SsrMode::Async/>
                     <Route path=path!("/clients/:id/activity") view=ClientActivityPage ssr=SsrMode::Async/>
                     <Route path=path!("/security") view=SecurityDashboardPage ssr=SsrMode::Async/>
+                    <Route path=path!("/reviews") view=ReviewsPage ssr=SsrMode::Async/>
                     <Route path=path!("/audit") view=AuditSearchPage ssr=SsrMode::Async/>
                     <Route path=path!("/audit/events/:id") view=AuditEventPage ssr=SsrMode::Async/>
                     <Route path=path!("/audit/requests/:id") view=AuditEventPage ssr=SsrMode::Async/>

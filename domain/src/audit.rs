@@ -125,3 +125,48 @@ impl Store {
             .collect()
     }
 }
+
+/// Rows deleted per statement when purging: small enough that the audit writer, which
+/// shares the table, never waits long.
+const PURGE_BATCH: i64 = 5_000;
+
+impl Store {
+    /// Deletes audit rows older than `retention_ms`, in batches, and records the purge
+    /// (how many rows, up to when) as an event of its own. Returns the rows deleted.
+    pub async fn purge_audit(&self, retention_ms: i64) -> Result<u64> {
+        let cutoff = self.now() - retention_ms;
+        let mut total = 0u64;
+        loop {
+            let deleted = sqlx::query(
+                "DELETE FROM audit_events WHERE id IN
+                   (SELECT id FROM audit_events WHERE occurred_at < $1 ORDER BY occurred_at LIMIT $2)",
+            )
+            .bind(cutoff)
+            .bind(PURGE_BATCH)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            total += deleted;
+            if deleted < PURGE_BATCH as u64 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        if total > 0 {
+            record(
+                &self.pool,
+                self.now(),
+                None,
+                "system",
+                AdminEvent {
+                    action: "audit.purged",
+                    target_type: "audit",
+                    target_id: "retention",
+                    summary: serde_json::json!({ "rows": total, "before": cutoff, "retention_days": retention_ms / crate::time::DAY }),
+                },
+            )
+            .await?;
+        }
+        Ok(total)
+    }
+}

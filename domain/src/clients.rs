@@ -266,6 +266,18 @@ impl Store {
 
     /// Revokes at once; the credential stops working on the next request.
     pub async fn revoke_credential(&self, actor: &Actor, credential_id: &str) -> Result<()> {
+        self.revoke_credential_checked(actor, credential_id, None).await
+    }
+
+    /// The one revocation. With a review reason the caller has already checked that
+    /// the actor reviews access (security or admin); without one, only the owner or an
+    /// admin may revoke.
+    pub(crate) async fn revoke_credential_checked(
+        &self,
+        actor: &Actor,
+        credential_id: &str,
+        review_reason: Option<&str>,
+    ) -> Result<()> {
         let row = sqlx::query(
             "SELECT c.owner_id, cr.revoked_at, cr.profile_id FROM credentials cr
              JOIN profiles p ON p.id = cr.profile_id JOIN clients c ON c.id = p.client_id WHERE cr.id = $1",
@@ -274,7 +286,9 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?
         .ok_or(DomainError::NotFound)?;
-        actor.check_owner(&row.try_get::<String, _>("owner_id")?, Access::Write)?;
+        if review_reason.is_none() {
+            actor.check_owner(&row.try_get::<String, _>("owner_id")?, Access::Write)?;
+        }
         if row.try_get::<Option<i64>, _>("revoked_at")?.is_some() {
             return Err(DomainError::Conflict("This credential is already revoked.".into()));
         }
@@ -293,7 +307,12 @@ impl Store {
                 action: "credential.revoked",
                 target_type: "credential",
                 target_id: credential_id,
-                summary: json!({ "profile_id": row.try_get::<String, _>("profile_id")? }),
+                summary: match review_reason {
+                    None => json!({ "profile_id": row.try_get::<String, _>("profile_id")? }),
+                    Some(why) => {
+                        json!({ "profile_id": row.try_get::<String, _>("profile_id")?, "reason": why, "review": true })
+                    }
+                },
             },
         )
         .await?;

@@ -36,6 +36,8 @@ pub mod password;
 #[cfg(feature = "store")]
 pub mod policy;
 #[cfg(feature = "store")]
+pub mod reviews;
+#[cfg(feature = "store")]
 pub mod secrets;
 #[cfg(feature = "store")]
 pub mod seed;

@@ -44,6 +44,8 @@ pub struct Policy {
     pub rotation_grace_ms: i64,
     pub expiry_warning_ms: i64,
     pub grant_lifetime_ms: i64,
+    /// Access reviews flag credentials older than this: rotate before they expire.
+    pub rotation_age_ms: i64,
 }
 
 impl Default for Policy {
@@ -54,6 +56,7 @@ impl Default for Policy {
             rotation_grace_ms: 24 * HOUR,
             expiry_warning_ms: 14 * DAY,
             grant_lifetime_ms: 90 * DAY,
+            rotation_age_ms: 60 * DAY,
         }
     }
 }

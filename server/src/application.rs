@@ -152,6 +152,7 @@ impl Application {
         let mcp = crate::mcp::McpServer::new(gateway.clone(), &tokens.issuer);
         spawn_policy_backstop(store.clone());
         spawn_key_rotation(store.clone(), i64::from(args.signing_key_days) * portcullis_domain::time::DAY);
+        spawn_audit_retention(store.clone(), i64::from(args.audit_retention_days) * portcullis_domain::time::DAY);
 
         let secure_cookies = args.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
         let leptos_options = LeptosOptions::builder()
@@ -264,6 +265,21 @@ fn spawn_key_rotation(store: Store, max_age_ms: i64) {
                 Ok(Some(kid)) => tracing::info!(kid = %kid, "signing key rotated on schedule"),
                 Ok(None) => {}
                 Err(e) => tracing::error!(error = %e, "scheduled signing key rotation failed"),
+            }
+        }
+    });
+}
+
+/// Purges audit rows past the retention period, hourly; the first check runs at start.
+fn spawn_audit_retention(store: Store, retention_ms: i64) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match store.purge_audit(retention_ms).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "audit rows past retention purged"),
+                Err(e) => tracing::error!(error = %e, "audit retention purge failed"),
             }
         }
     });

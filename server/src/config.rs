@@ -127,6 +127,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_SIGNING_KEY_DAYS", default_value_t = 30,
           value_parser = clap::value_parser!(u32).range(1..=365))]
     pub signing_key_days: u32,
+    /// Days audit rows are kept; older rows are purged in batches (checked hourly), and
+    /// each purge is itself recorded.
+    #[arg(long, env = "PORTCULLIS_AUDIT_RETENTION_DAYS", default_value_t = 400,
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub audit_retention_days: u32,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "PORTCULLIS_LOG_JSON")]
     pub log_json: bool,

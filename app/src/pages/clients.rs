@@ -532,6 +532,7 @@ fn TestAccess(profile_id: String) -> impl IntoView {
                                 <dt>"Decision"</dt><dd><span class=class>{r.outcome.clone()}</span></dd>
                                 <dt>"Status"</dt><dd>{r.status}</dd>
                                 <dt>"Request ID"</dt><dd class="mono">{r.request_id.clone()}</dd>
+                                <dt>"Audit row"</dt><dd><a data-testid="test-audit-link" href=format!("/audit/requests/{}", r.request_id)>"Open the audit event"</a></dd>
                                 <dt>"Rate limit"</dt><dd>{r.rate_limit.clone().unwrap_or_else(|| "—".into())}</dd>
                             </dl>
                             <pre class="code">{r.body.clone()}</pre>

@@ -7,6 +7,7 @@ mod auth;
 mod catalog;
 mod clients;
 mod home;
+mod reviews;
 mod tokens;
 
 pub use activity::{ClientActivityPage, SecurityDashboardPage};
@@ -16,4 +17,5 @@ pub use auth::{LoginPage, SignupPage};
 pub use catalog::CatalogPage;
 pub use clients::{ClientPage, ClientsPage, NewClientPage};
 pub use home::{HomePage, NotFoundPage};
+pub use reviews::ReviewsPage;
 pub use tokens::TokensPage;

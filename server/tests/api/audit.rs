@@ -326,3 +326,98 @@ async fn activity_counts_one_clients_days_endpoints_refusals_and_credentials() {
     assert_eq!((dash.most_refused[0].refused, dash.most_refused[0].total), (4, 5));
     assert_eq!(a.dev.call("security_dashboard", &[]).await.error(), "Forbidden");
 }
+
+async fn act(s: &Session, action: &str, target: &str, reason: &str, days: &str) -> crate::helpers::Answer {
+    s.call("review_action", &[("action", action), ("target", target), ("reason", reason), ("days", days)]).await
+}
+
+#[tokio::test]
+async fn an_access_review_flags_stale_access_and_its_actions_take_effect_at_once() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let a = busy_agent(&app).await;
+    traffic(&app, &a, 1, 0).await;
+    let security = app.user_with_role(Role::Security).await;
+    settled(&security, &a.reg.client_id, 1).await;
+    app.clock.advance(80 * portcullis_domain::time::DAY);
+
+    let review: Vec<portcullis_domain::model::ReviewClient> = security.call("access_review", &[]).await.ok();
+    let mine = review.iter().find(|c| c.client.id == a.reg.client_id).unwrap();
+    use portcullis_domain::model::ReviewFlag::*;
+    let key = mine.credentials.iter().find(|c| c.credential.id == a.key.credential_id).unwrap();
+    assert_eq!(key.flags, [StaleCredential, UnusedCredential], "80 days old, used 80 days ago");
+    assert_eq!(key.age_days, 80);
+    let secret = mine.credentials.iter().find(|c| c.credential.id == a.reg.secret.credential_id).unwrap();
+    assert_eq!(secret.flags, [StaleCredential, UnusedCredential], "never used");
+    let grant = &mine.grants[0];
+    assert_eq!(grant.flags, [GrantExpiring], "10 days left, and it was used");
+    assert!(grant.last_used_at.is_some());
+    assert_eq!(mine.reviewed_at, None);
+
+    // Developers neither see the review nor act in it; a reviewer must give a reason.
+    assert_eq!(a.dev.call("access_review", &[]).await.error(), "Forbidden");
+    assert_eq!(act(&a.dev, "end_grant", &grant.grant.id, "mine", "").await.error(), "Forbidden");
+    assert_eq!(act(&security, "end_grant", &grant.grant.id, "  ", "").await.error(), "Invalid");
+
+    // Extend, then end the grant: the very next call is refused.
+    let call = || {
+        let (base, key) = (app.base.clone(), a.key.secret.clone());
+        async move {
+            reqwest::Client::new()
+                .get(format!("{base}/gw/accounts/accounts"))
+                .header("x-api-key", key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(
+        act(&security, "extend_grant", &grant.grant.id, "Quarterly review: still needed", "90").await.status,
+        200
+    );
+    let review: Vec<portcullis_domain::model::ReviewClient> = security.call("access_review", &[]).await.ok();
+    let extended = &review.iter().find(|c| c.client.id == a.reg.client_id).unwrap().grants[0];
+    assert_eq!(extended.grant.expires_at, grant.grant.expires_at.map(|e| e + 90 * portcullis_domain::time::DAY));
+    assert!(extended.flags.is_empty());
+    assert_eq!(call().await, StatusCode::OK);
+    assert_eq!(act(&security, "end_grant", &grant.grant.id, "Project finished", "").await.status, 200);
+    assert_eq!(call().await, StatusCode::FORBIDDEN);
+    assert_eq!(act(&security, "revoke_credential", &a.key.credential_id, "Unused key", "").await.status, 200);
+    assert_eq!(call().await, StatusCode::UNAUTHORIZED);
+    assert_eq!(act(&security, "mark_reviewed", &a.reg.client_id, "Checked with the owner", "").await.status, 200);
+
+    let review: Vec<portcullis_domain::model::ReviewClient> = security.call("access_review", &[]).await.ok();
+    let mine = review.iter().find(|c| c.client.id == a.reg.client_id).unwrap();
+    assert!(mine.grants.is_empty() && mine.credentials.iter().all(|c| c.credential.id != a.key.credential_id));
+    assert!(mine.reviewed_at.is_some());
+    assert_eq!(mine.reviewed_by.as_deref(), Some(security.email.as_str()));
+
+    // Every action is in the trail with the reviewer and the reason.
+    let trail = all_pages(&security, &format!("actor={}&channel=portal", security.email), 50).await;
+    let actions: Vec<&str> = trail.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["client.reviewed", "credential.revoked", "grant.ended", "grant.extended"]);
+    assert!(trail.iter().all(|e| e.summary.contains("\"review\":true") || e.action == "client.reviewed"));
+    assert!(trail[2].summary.contains("Project finished"));
+}
+
+#[tokio::test]
+async fn rows_past_retention_are_purged_in_batches_and_the_purge_is_recorded() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let a = busy_agent(&app).await;
+    traffic(&app, &a, 12, 0).await;
+    let security = app.user_with_role(Role::Security).await;
+    settled(&security, &a.reg.client_id, 12).await;
+    let before = all_pages(&security, "", 500).await.len();
+
+    // Nothing is old enough yet; 401 days later everything so far is.
+    assert_eq!(app.store.purge_audit(400 * portcullis_domain::time::DAY).await.unwrap(), 0);
+    app.clock.advance(401 * portcullis_domain::time::DAY);
+    let purged = app.store.purge_audit(400 * portcullis_domain::time::DAY).await.unwrap();
+    assert_eq!(purged as usize, before);
+    let left = all_pages(&security, "", 500).await;
+    assert_eq!(left.len(), 1, "only the purge's own record: {left:?}");
+    assert_eq!(left[0].action, "audit.purged");
+    assert!(left[0].summary.contains(&format!("\"rows\":{before}")), "{}", left[0].summary);
+}

@@ -102,6 +102,7 @@ pub fn serve_args(dir: PathBuf, database_url: Option<String>, secret: Option<Str
         upstream_timeout_secs: 30,
         token_rate_limit: 30,
         signing_key_days: 30,
+        audit_retention_days: 400,
         global_rate_limit: 0,
         site_root: "target/site".into(),
         log_json: false,

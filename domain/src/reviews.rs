@@ -1,0 +1,219 @@
+//! Access reviews: every client with its owner, grants and credentials, flagged where
+//! access should be questioned, and the reviewer's actions on them. The security team
+//! and admins review; every action is audited with the reviewer and the reason, and
+//! takes effect at the gateway on the next request (the policy snapshot is republished).
+
+use serde_json::json;
+use sqlx::Row;
+
+use crate::access::Actor;
+use crate::audit::{self, AdminEvent};
+use crate::error::{DomainError, Result};
+use crate::model::{CredentialState, GrantStatus, ReviewClient, ReviewCredential, ReviewFlag, ReviewGrant};
+use crate::store::Store;
+use crate::time::DAY;
+
+/// A credential unused for this long is flagged; so is a grant expiring this soon.
+const UNUSED_AFTER: i64 = 30 * DAY;
+const EXPIRING_WITHIN: i64 = 14 * DAY;
+/// Longest extension a reviewer may give a grant at once.
+const MAX_EXTENSION_DAYS: i64 = 365;
+
+fn reason(text: &str) -> Result<&str> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(DomainError::Invalid("Give a reason; it is kept with the review in the audit trail.".into()));
+    }
+    if text.len() > 500 {
+        return Err(DomainError::Invalid("Keep the reason under 500 characters.".into()));
+    }
+    Ok(text)
+}
+
+impl Store {
+    /// Every client, flagged. Clients with flags come first, then by name.
+    pub async fn access_review(&self, actor: &Actor) -> Result<Vec<ReviewClient>> {
+        actor.require_security()?;
+        let now = self.now();
+        let clients = sqlx::query(
+            "SELECT c.id, u.disabled FROM clients c JOIN users u ON u.id = c.owner_id ORDER BY c.name, c.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let reviews = sqlx::query(
+            "SELECT e.target_id, e.occurred_at, u.email FROM audit_events e LEFT JOIN users u ON u.id = e.actor_user_id
+             WHERE e.target_type = 'client' AND e.action = 'client.reviewed' ORDER BY e.occurred_at, e.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(clients.len());
+        for row in &clients {
+            let id: String = row.try_get("id")?;
+            let owner_disabled = row.try_get::<i64, _>("disabled")? != 0;
+            let detail = self.client_detail(actor, &id).await?;
+            let mut credentials = Vec::new();
+            let mut grants = Vec::new();
+            for p in detail.profiles {
+                for c in p.credentials.into_iter().filter(|c| c.state.is_usable()) {
+                    let mut flags = Vec::new();
+                    if now - c.created_at > self.policy.rotation_age_ms && c.state != CredentialState::Grace {
+                        flags.push(ReviewFlag::StaleCredential);
+                    }
+                    if now - c.last_used_at.unwrap_or(c.created_at) > UNUSED_AFTER
+                        || (c.last_used_at.is_none() && now - c.created_at > DAY)
+                    {
+                        flags.push(ReviewFlag::UnusedCredential);
+                    }
+                    let age_days = (now - c.created_at) / DAY;
+                    credentials.push(ReviewCredential { credential: c, environment: p.environment, age_days, flags });
+                }
+                for g in p.grants.into_iter().filter(|g| g.status == GrantStatus::Approved) {
+                    let last_used_at = self.grant_last_used(&g.profile_id, &g.product_id).await?;
+                    let mut flags = Vec::new();
+                    if g.expires_at.is_some_and(|e| e - now < EXPIRING_WITHIN) {
+                        flags.push(ReviewFlag::GrantExpiring);
+                    }
+                    if last_used_at.is_none() {
+                        flags.push(ReviewFlag::GrantNeverUsed);
+                    }
+                    grants.push(ReviewGrant { grant: g, last_used_at, flags });
+                }
+            }
+            let mut flags: Vec<ReviewFlag> = credentials
+                .iter()
+                .flat_map(|c| c.flags.iter())
+                .chain(grants.iter().flat_map(|g| g.flags.iter()))
+                .copied()
+                .collect();
+            if owner_disabled {
+                flags.push(ReviewFlag::OwnerDisabled);
+            }
+            flags.sort_by_key(|f| f.as_str());
+            flags.dedup();
+            let last = reviews
+                .iter()
+                .rev()
+                .find(|r| r.try_get::<Option<String>, _>("target_id").ok().flatten() == Some(id.clone()));
+            out.push(ReviewClient {
+                client: detail.client,
+                owner_disabled,
+                flags,
+                credentials,
+                grants,
+                reviewed_at: last.map(|r| r.try_get("occurred_at")).transpose()?,
+                reviewed_by: last.map(|r| r.try_get("email")).transpose()?.flatten(),
+            });
+        }
+        out.sort_by_key(|c| c.flags.is_empty());
+        Ok(out)
+    }
+
+    /// The last request a grant allowed: the newest allowed row of that profile and product.
+    async fn grant_last_used(&self, profile_id: &str, product_id: &str) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT e.occurred_at FROM audit_events e JOIN products p ON p.slug = e.product
+             WHERE e.profile_id = $1 AND p.id = $2 AND e.action = 'request' AND e.decision = 'allowed'
+             ORDER BY e.occurred_at DESC LIMIT 1",
+        )
+        .bind(profile_id)
+        .bind(product_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.try_get("occurred_at")).transpose().map_err(Into::into)
+    }
+
+    /// Revokes a credential from a review; unlike an owner's revocation it needs a reason.
+    pub async fn review_revoke_credential(&self, actor: &Actor, credential_id: &str, why: &str) -> Result<()> {
+        actor.require_security()?;
+        let why = reason(why)?;
+        self.revoke_credential_checked(actor, credential_id, Some(why)).await
+    }
+
+    /// Ends an approved grant at once: the next request it would have allowed is refused.
+    pub async fn review_end_grant(&self, actor: &Actor, grant_id: &str, why: &str) -> Result<()> {
+        actor.require_security()?;
+        let why = reason(why)?;
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let changed = sqlx::query("UPDATE grants SET status = 'revoked' WHERE id = $1 AND status = 'approved'")
+            .bind(grant_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if changed == 0 {
+            return Err(DomainError::Conflict("Only an approved grant can be ended.".into()));
+        }
+        audit::record_by(
+            &mut *tx,
+            now,
+            actor,
+            AdminEvent {
+                action: "grant.ended",
+                target_type: "grant",
+                target_id: grant_id,
+                summary: json!({ "reason": why, "review": true }),
+            },
+        )
+        .await?;
+        self.commit_and_publish(tx).await
+    }
+
+    /// Extends an approved grant by `days` from its expiry (or from now, if it has passed).
+    pub async fn review_extend_grant(&self, actor: &Actor, grant_id: &str, days: i64, why: &str) -> Result<i64> {
+        actor.require_security()?;
+        let why = reason(why)?;
+        if !(1..=MAX_EXTENSION_DAYS).contains(&days) {
+            return Err(DomainError::Invalid(format!("Extend by 1 to {MAX_EXTENSION_DAYS} days.")));
+        }
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let row = sqlx::query("SELECT expires_at FROM grants WHERE id = $1 AND status = 'approved'")
+            .bind(grant_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| DomainError::Conflict("Only an approved grant can be extended.".into()))?;
+        let from = row.try_get::<Option<i64>, _>("expires_at")?.unwrap_or(now).max(now);
+        let expires_at = from + days * DAY;
+        sqlx::query("UPDATE grants SET expires_at = $1 WHERE id = $2")
+            .bind(expires_at)
+            .bind(grant_id)
+            .execute(&mut *tx)
+            .await?;
+        audit::record_by(
+            &mut *tx,
+            now,
+            actor,
+            AdminEvent {
+                action: "grant.extended",
+                target_type: "grant",
+                target_id: grant_id,
+                summary: json!({ "reason": why, "days": days, "expires_at": expires_at, "review": true }),
+            },
+        )
+        .await?;
+        self.commit_and_publish(tx).await?;
+        Ok(expires_at)
+    }
+
+    /// Records that a reviewer looked at a client and found its access right.
+    pub async fn mark_client_reviewed(&self, actor: &Actor, client_id: &str, note: &str) -> Result<()> {
+        actor.require_security()?;
+        let note = note.trim();
+        if note.len() > 500 {
+            return Err(DomainError::Invalid("Keep the note under 500 characters.".into()));
+        }
+        self.owned_client(actor, client_id, crate::access::Access::Read).await?;
+        audit::record_by(
+            &self.pool,
+            self.now(),
+            actor,
+            AdminEvent {
+                action: "client.reviewed",
+                target_type: "client",
+                target_id: client_id,
+                summary: json!({ "note": note }),
+            },
+        )
+        .await
+    }
+}
