@@ -76,7 +76,8 @@ pub fn StackedBars(
             base += n;
             view! { <rect class=s.class x=x y=y1 width=bar_w height=(y0 - y1).max(0.5)><title>{tip.clone()}</title></rect> }
         }).collect_view();
-        let tick = (i % 7 == 0 || i == last).then(|| {
+        // Weekly ticks counted back from the last day, so today is always labelled.
+        let tick = (last - i).is_multiple_of(7).then(|| {
             let text = format_date(*day)[5..].to_owned();
             view! { <text class="chart-axis" x=x + bar_w / 2.0 y=HEIGHT - 6.0 text-anchor="middle">{text}</text> }
         });

@@ -545,6 +545,7 @@ text_enum!(
     ReviewFlag {
         StaleCredential => "stale_credential",
         UnusedCredential => "unused_credential",
+        NeverUsedCredential => "never_used_credential",
         GrantExpiring => "grant_expiring",
         GrantNeverUsed => "grant_never_used",
         OwnerDisabled => "owner_disabled",
@@ -556,8 +557,9 @@ impl ReviewFlag {
         match self {
             ReviewFlag::StaleCredential => "older than the rotation policy",
             ReviewFlag::UnusedCredential => "unused for 30 days",
+            ReviewFlag::NeverUsedCredential => "never used",
             ReviewFlag::GrantExpiring => "expires within 14 days",
-            ReviewFlag::GrantNeverUsed => "never used",
+            ReviewFlag::GrantNeverUsed => "grant never used",
             ReviewFlag::OwnerDisabled => "owner disabled",
         }
     }

@@ -13,7 +13,8 @@ use crate::model::{CredentialState, GrantStatus, ReviewClient, ReviewCredential,
 use crate::store::Store;
 use crate::time::DAY;
 
-/// A credential unused for this long is flagged; so is a grant expiring this soon.
+/// A credential unused for this long is flagged (one never used at once); so is a
+/// grant expiring this soon.
 const UNUSED_AFTER: i64 = 30 * DAY;
 const EXPIRING_WITHIN: i64 = 14 * DAY;
 /// Longest extension a reviewer may give a grant at once.
@@ -59,10 +60,10 @@ impl Store {
                     if now - c.created_at > self.policy.rotation_age_ms && c.state != CredentialState::Grace {
                         flags.push(ReviewFlag::StaleCredential);
                     }
-                    if now - c.last_used_at.unwrap_or(c.created_at) > UNUSED_AFTER
-                        || (c.last_used_at.is_none() && now - c.created_at > DAY)
-                    {
-                        flags.push(ReviewFlag::UnusedCredential);
+                    match c.last_used_at {
+                        None => flags.push(ReviewFlag::NeverUsedCredential),
+                        Some(used) if now - used > UNUSED_AFTER => flags.push(ReviewFlag::UnusedCredential),
+                        Some(_) => {}
                     }
                     let age_days = (now - c.created_at) / DAY;
                     credentials.push(ReviewCredential { credential: c, environment: p.environment, age_days, flags });

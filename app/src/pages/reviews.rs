@@ -32,7 +32,7 @@ fn action_form(
         <ActionForm action=act attr:class="inline-form review-form">
             <input type="hidden" name="action" value=action/>
             <input type="hidden" name="target" value=target/>
-            {days.then(|| view! { <input name="days" type="number" min="1" max="365" value="90" aria-label="Days" class="days"/> })}
+            {days.then(|| view! { <input name="days" type="number" min="1" max="365" value="90" aria-label="Days" class="days" /> })}
             <input name="reason" required maxlength="500" placeholder="Reason" aria-label=format!("Reason to {}", button.to_lowercase())/>
             <button type="submit" class=class disabled=move || !hydrated.get()>{button}</button>
         </ActionForm>
@@ -66,7 +66,11 @@ pub fn ReviewsPage() -> impl IntoView {
                         let total = list.len();
                         view! {
                             <p class="muted" data-testid="review-summary">{format!("{flagged} of {total} clients need a look.")}</p>
-                            {list.into_iter().map(|c| view! { <ReviewCard client=c act/> }).collect_view()}
+                            // Keyed: after an action the list is rebuilt, and a reason typed
+                            // for one item must never reappear on another.
+                            <For each=move || list.clone() key=|c| (c.client.id.clone(), c.reviewed_at, c.credentials.len(), c.grants.iter().map(|g| g.grant.expires_at).collect::<Vec<_>>()) let:c>
+                                <ReviewCard client=c act/>
+                            </For>
                         }.into_any()
                     }
                 }
@@ -78,6 +82,7 @@ pub fn ReviewsPage() -> impl IntoView {
 #[component]
 fn ReviewCard(client: ReviewClient, act: ServerAction<ReviewAction>) -> impl IntoView {
     let c = client.client;
+    let (credentials, grants) = (client.credentials, client.grants);
     let testid = format!("review-{}", c.id);
     let last_review = client
         .reviewed_at
@@ -96,40 +101,40 @@ fn ReviewCard(client: ReviewClient, act: ServerAction<ReviewAction>) -> impl Int
                 <dt>"Client ID"</dt><dd class="mono">{c.id.clone()}</dd>
             </dl>
             <h3>"Credentials"</h3>
-            {if client.credentials.is_empty() {
+            {if credentials.is_empty() {
                 view! { <p class="muted">"No usable credential."</p> }.into_any()
             } else {
                 view! {
-                    <div class="table-wrap"><table class="table" data-testid="review-credentials">
+                    <div class="table-wrap"><table class="table review-table" data-testid="review-credentials">
                         <thead><tr><th>"Profile"</th><th>"Kind"</th><th>"Starts with"</th><th>"Age"</th><th>"Last used"</th><th>"Flags"</th><th></th></tr></thead>
                         <tbody>
-                            {client.credentials.into_iter().map(|r| {
+                            <For each=move || credentials.clone() key=|r| r.credential.id.clone() let:r>{{
                                 let cr = r.credential;
                                 view! {
                                     <tr data-credential=cr.id.clone()>
                                         <td>{r.environment.label()}</td>
-                                        <td>{match cr.kind { CredentialKind::ClientSecret => "Client secret", CredentialKind::ApiKey => "API key" }}</td>
+                                        <td class="nowrap">{match cr.kind { CredentialKind::ClientSecret => "Client secret", CredentialKind::ApiKey => "API key" }}</td>
                                         <td class="mono">{format!("{}…", cr.prefix)}</td>
-                                        <td class="nowrap">{format!("{} days", r.age_days)} <span class="muted">{format!("(since {})", format_date(cr.created_at))}</span></td>
+                                        <td class="nowrap">{format!("{} days ", r.age_days)}<span class="muted">{format!("(since {})", format_date(cr.created_at))}</span></td>
                                         <td class="nowrap">{when(cr.last_used_at)}</td>
                                         <td>{flag_badges(&r.flags)}</td>
                                         <td>{action_form(act, "revoke_credential", cr.id.clone(), "Revoke", true, false)}</td>
                                     </tr>
                                 }
-                            }).collect_view()}
+                            }}</For>
                         </tbody>
                     </table></div>
                 }.into_any()
             }}
             <h3>"Grants"</h3>
-            {if client.grants.is_empty() {
+            {if grants.is_empty() {
                 view! { <p class="muted">"No approved grant."</p> }.into_any()
             } else {
                 view! {
-                    <div class="table-wrap"><table class="table" data-testid="review-grants">
+                    <div class="table-wrap"><table class="table review-table" data-testid="review-grants">
                         <thead><tr><th>"Product"</th><th>"Profile"</th><th>"Scopes"</th><th>"Approved by"</th><th>"Expires"</th><th>"Last used"</th><th>"Flags"</th><th></th></tr></thead>
                         <tbody>
-                            {client.grants.into_iter().map(|r| {
+                            <For each=move || grants.clone() key=|r| (r.grant.id.clone(), r.grant.expires_at) let:r>{{
                                 let g = r.grant;
                                 view! {
                                     <tr data-grant=g.id.clone()>
@@ -140,13 +145,15 @@ fn ReviewCard(client: ReviewClient, act: ServerAction<ReviewAction>) -> impl Int
                                         <td class="nowrap">{g.expires_at.map(format_date).unwrap_or_else(|| "—".into())}</td>
                                         <td class="nowrap">{when(r.last_used_at)}</td>
                                         <td>{flag_badges(&r.flags)}</td>
-                                        <td class="review-actions">
-                                            {action_form(act, "extend_grant", g.id.clone(), "Extend", false, true)}
-                                            {action_form(act, "end_grant", g.id.clone(), "End", true, false)}
+                                        <td>
+                                            <div class="review-actions">
+                                                {action_form(act, "extend_grant", g.id.clone(), "Extend", false, true)}
+                                                {action_form(act, "end_grant", g.id.clone(), "End", true, false)}
+                                            </div>
                                         </td>
                                     </tr>
                                 }
-                            }).collect_view()}
+                            }}</For>
                         </tbody>
                     </table></div>
                 }.into_any()

@@ -348,7 +348,7 @@ async fn an_access_review_flags_stale_access_and_its_actions_take_effect_at_once
     assert_eq!(key.flags, [StaleCredential, UnusedCredential], "80 days old, used 80 days ago");
     assert_eq!(key.age_days, 80);
     let secret = mine.credentials.iter().find(|c| c.credential.id == a.reg.secret.credential_id).unwrap();
-    assert_eq!(secret.flags, [StaleCredential, UnusedCredential], "never used");
+    assert_eq!(secret.flags, [StaleCredential, NeverUsedCredential]);
     let grant = &mine.grants[0];
     assert_eq!(grant.flags, [GrantExpiring], "10 days left, and it was used");
     assert!(grant.last_used_at.is_some());
