@@ -384,12 +384,23 @@ pub async fn search_audit(query: String) -> Result<portcullis_domain::model::Aud
 pub async fn audit_event(key: String, by_request: bool) -> Result<portcullis_domain::model::AuditRecord, AppError> {
     use portcullis_domain::audit_search::AuditKey;
     let actor = actor().await?;
-    let key = if by_request {
-        AuditKey::Request(key)
-    } else {
-        AuditKey::Id(key.parse().map_err(|_| fail(AppError::NotFound))?)
-    };
-    store()?.audit_event(&actor, &key).await.map_err(domain)
+    let store = store()?;
+    if !by_request {
+        let id = key.parse().map_err(|_| fail(AppError::NotFound))?;
+        return store.audit_event(&actor, &AuditKey::Id(id)).await.map_err(domain);
+    }
+    // A request's row is written a moment after its response (the batch writer), and
+    // Test access links to it at once: give the writer up to a second.
+    let key = AuditKey::Request(key);
+    for _ in 0..20 {
+        match store.audit_event(&actor, &key).await {
+            Err(portcullis_domain::DomainError::NotFound) => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await
+            }
+            other => return other.map_err(domain),
+        }
+    }
+    store.audit_event(&actor, &key).await.map_err(domain)
 }
 
 /// What one client did over the last 30 days (its owner, security and admins).

@@ -103,6 +103,14 @@ test.describe.serial('a developer onboards an AI agent', () => {
     await panel.getByRole('button', { name: 'Run' }).click();
     await expect(result).toContainText('insufficient_scope');
     await expect(result).toContainText('403');
+
+    // The developer opens the audit event of that very request.
+    const requestId = (await result.locator('dd.mono').first().textContent()) ?? '';
+    await result.getByTestId('test-audit-link').click();
+    await expect(page.getByTestId('event-request-id')).toHaveText(requestId);
+    await expect(page.getByTestId('event-decision')).toHaveText('refused (insufficient_scope)');
+    await expect(page.getByTestId('event-status')).toHaveText('403');
+    await shot(page, '04f-test-access-audit-event');
   });
 
   test('connects an agent over MCP with the settings the profile page shows', async () => {
