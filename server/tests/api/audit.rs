@@ -421,3 +421,32 @@ async fn rows_past_retention_are_purged_in_batches_and_the_purge_is_recorded() {
     assert_eq!(left[0].action, "audit.purged");
     assert!(left[0].summary.contains(&format!("\"rows\":{before}")), "{}", left[0].summary);
 }
+
+#[tokio::test]
+async fn a_grant_past_its_expiry_stops_working_at_the_gateway() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let a = busy_agent(&app).await;
+    let call = |key: String| {
+        let base = app.base.clone();
+        async move {
+            let res = reqwest::Client::new()
+                .get(format!("{base}/gw/accounts/accounts"))
+                .header("x-api-key", key)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            (status, res.json::<Value>().await.unwrap_or_default())
+        }
+    };
+    // Sandbox grants last 90 days, like credentials: a key issued on day 85 outlives it.
+    app.clock.advance(85 * portcullis_domain::time::DAY);
+    let fresh: portcullis_domain::model::IssuedSecret =
+        a.dev.call("issue_api_key", &[("profile_id", &a.reg.secret.profile_id)]).await.ok();
+    assert_eq!(call(fresh.secret.clone()).await.0, StatusCode::OK);
+    app.clock.advance(6 * portcullis_domain::time::DAY);
+    let (status, body) = call(fresh.secret.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "not_granted", "{body}");
+}
