@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod handlers;
 mod problem;
+mod security;
 
 use axum::routing::{any, get, post, put};
 use axum::{Json, Router};
@@ -42,6 +43,13 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
         .route("/audit", get(audit::search))
         .route("/audit/events/{id}", get(audit::event))
         .route("/audit/export", get(audit::export))
+        .route("/clients/{client_id}/activity", get(security::activity))
+        .route("/security/dashboard", get(security::dashboard))
+        .route("/reviews", get(security::review))
+        .route("/reviews/credentials/{credential_id}/revoke", post(security::revoke_credential))
+        .route("/reviews/grants/{grant_id}/end", post(security::end_grant))
+        .route("/reviews/grants/{grant_id}/extend", post(security::extend_grant))
+        .route("/reviews/clients/{client_id}/reviewed", post(security::mark_reviewed))
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         // An explicit catch-all, not a fallback: otherwise `/api/{*fn_name}` (the portal's
         // server functions) would answer unknown `/api/v1/…` paths with a 405.
@@ -76,6 +84,13 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
         audit::search,
         audit::event,
         audit::export,
+        security::activity,
+        security::dashboard,
+        security::review,
+        security::revoke_credential,
+        security::end_grant,
+        security::extend_grant,
+        security::mark_reviewed,
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth),

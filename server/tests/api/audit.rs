@@ -450,3 +450,79 @@ async fn a_grant_past_its_expiry_stops_working_at_the_gateway() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["code"], "not_granted", "{body}");
 }
+
+#[tokio::test]
+async fn a_siem_script_reads_the_trail_and_reviews_access_with_a_token() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let a = busy_agent(&app).await;
+    traffic(&app, &a, 2, 1).await;
+    let security = app.user_with_role(Role::Security).await;
+    settled(&security, &a.reg.client_id, 3).await;
+    let token = crate::management::token_for(&app, &security).await;
+    let dev_token = crate::management::token_for(&app, &a.dev).await;
+    let http = reqwest::Client::new();
+    let get = |path: &str, token: &str| http.get(format!("{}/api/v1{path}", app.base)).bearer_auth(token).send();
+    let post = |path: &str, token: &str, body: Value| {
+        http.post(format!("{}/api/v1{path}", app.base)).bearer_auth(token).json(&body).send()
+    };
+
+    let page: AuditPage =
+        get(&format!("/audit?client={}&limit=2", a.reg.client_id), &token).await.unwrap().json().await.unwrap();
+    assert_eq!(page.events.len(), 2);
+    let rest: AuditPage =
+        get(&format!("/audit?client={}&limit=2&cursor={}", a.reg.client_id, page.next.unwrap()), &token)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(rest.events.len(), 1);
+    assert_eq!(rest.next, None);
+    let activity: Value =
+        get(&format!("/clients/{}/activity", a.reg.client_id), &token).await.unwrap().json().await.unwrap();
+    assert_eq!(activity["refusals"][0]["name"], "not_granted");
+    assert_eq!(get("/security/dashboard", &token).await.unwrap().status(), StatusCode::OK);
+
+    let review: Vec<portcullis_domain::model::ReviewClient> =
+        get("/reviews", &token).await.unwrap().json().await.unwrap();
+    let grant = review.iter().find(|c| c.client.id == a.reg.client_id).unwrap().grants[0].grant.id.clone();
+    assert_eq!(get("/reviews", &dev_token).await.unwrap().status(), StatusCode::FORBIDDEN);
+    let res = post(&format!("/reviews/grants/{grant}/end"), &token, serde_json::json!({ "reason": "" })).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let res = post(
+        &format!("/reviews/grants/{grant}/extend"),
+        &token,
+        serde_json::json!({ "days": 30, "reason": "Audit season" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.json::<Value>().await.unwrap()["expires_at"].as_i64().is_some());
+    let res = post(&format!("/reviews/grants/{grant}/end"), &token, serde_json::json!({ "reason": "Decommissioned" }))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res =
+        post(&format!("/reviews/grants/{grant}/end"), &token, serde_json::json!({ "reason": "Again" })).await.unwrap();
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let refused =
+        http.get(format!("{}/gw/accounts/accounts", app.base)).header("x-api-key", &a.key.secret).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let res = post(
+        &format!("/reviews/credentials/{}/revoke", a.key.credential_id),
+        &token,
+        serde_json::json!({ "reason": "Gone" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = post(
+        &format!("/reviews/clients/{}/reviewed", a.reg.client_id),
+        &token,
+        serde_json::json!({ "reason": "Done" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+}

@@ -41,7 +41,7 @@ impl Script {
 }
 
 /// A token made through the portal session, as a developer would make one.
-async fn token_for(app: &TestApp, session: &crate::helpers::Session) -> String {
+pub(crate) async fn token_for(app: &TestApp, session: &crate::helpers::Session) -> String {
     let res = session
         .http
         .post(format!("{}/api/v1/tokens", app.base))
@@ -217,6 +217,10 @@ async fn the_openapi_document_describes_the_api() {
         "/profiles/{profile_id}/rotate",
         "/credentials/{credential_id}/revoke",
         "/tokens",
+        "/audit",
+        "/audit/export",
+        "/reviews",
+        "/security/dashboard",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
     }
