@@ -52,8 +52,11 @@ pub fn StackedBars(
         "{caption}: {}",
         series.iter().zip(&sums).map(|(s, n)| format!("{n} {}", s.label)).collect::<Vec<_>>().join(", ")
     );
-    let grid = [0, top / 2, top]
+    // The middle line only where it is a whole number (top is 1, 2 or 5 × 10ⁿ).
+    let mid = (top > 1 && top % 2 == 0).then_some(top / 2);
+    let grid = [Some(0), mid, Some(top)]
         .into_iter()
+        .flatten()
         .map(|v| {
             let yy = y(v);
             view! {

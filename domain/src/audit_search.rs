@@ -97,6 +97,10 @@ fn value(field: &str, v: &Option<String>) -> Result<Option<String>> {
         Some(v) if v.len() > MAX_VALUE => {
             Err(DomainError::Invalid(format!("`{field}` is longer than {MAX_VALUE} characters")))
         }
+        // PostgreSQL refuses a NUL in text; no filter value needs any control character.
+        Some(v) if v.chars().any(char::is_control) => {
+            Err(DomainError::Invalid(format!("`{field}` contains a control character")))
+        }
         Some(v) => Ok(Some(v.to_owned())),
     }
 }
@@ -152,6 +156,13 @@ fn time_range(filter: &AuditFilter, now: i64) -> Result<(Option<i64>, Option<i64
         }
     }
     Ok((from, to))
+}
+
+/// The filter with its quick range (`since`) turned into a fixed start, so that a long
+/// export keeps the rows the range held when it began.
+pub fn pin_time(filter: &AuditFilter, now: i64) -> Result<AuditFilter> {
+    let (from, _) = time_range(filter, now)?;
+    Ok(AuditFilter { since: None, from: from.map(crate::time::format_iso), ..filter.clone() })
 }
 
 /// The WHERE clause for a filter (cursor included).
@@ -223,11 +234,15 @@ fn conditions(filter: &AuditFilter, now: i64) -> Result<Conditions> {
     }
     if let Some(cursor) = value("cursor", &filter.cursor)? {
         let cursor = Cursor::parse(&cursor)?;
-        let (a, b, a2) = (c.next(), c.next(), c.next());
+        let (a, b, a2, a3) = (c.next(), c.next(), c.next(), c.next());
+        // The first term is the index range (both planners turn `<=` on the leading
+        // time column into one); the second breaks ties on the same millisecond.
+        c.sql.push(format!("e.occurred_at <= {a3}"));
         c.sql.push(format!("(e.occurred_at < {a} OR (e.occurred_at = {a2} AND e.id < {b}))"));
         // Placeholders are bound in number order.
         let _ = c.args.add(cursor.occurred_at);
         let _ = c.args.add(cursor.id);
+        let _ = c.args.add(cursor.occurred_at);
         let _ = c.args.add(cursor.occurred_at);
     }
     Ok(c)
@@ -368,9 +383,20 @@ mod tests {
             AuditFilter { method: Some("GET;".into()), ..Default::default() },
             AuditFilter { cursor: Some("page2".into()), ..Default::default() },
             AuditFilter { path: Some("x".repeat(201)), ..Default::default() },
+            AuditFilter { client: Some("cl_\u{0}".into()), ..Default::default() },
         ] {
             assert!(matches!(conditions(&bad, now), Err(DomainError::Invalid(_))), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn an_export_pins_its_quick_range_to_when_it_began() {
+        let now = 1_795_428_876_250;
+        let f = AuditFilter { since: Some("24h".into()), client: Some("cl_1".into()), ..Default::default() };
+        let pinned = pin_time(&f, now).ok();
+        assert_eq!(pinned.as_ref().and_then(|p| p.from.clone()).as_deref(), Some("2026-11-22T10:14:36.250Z"));
+        assert_eq!(pinned.as_ref().map(|p| (p.since.clone(), p.client.clone())), Some((None, Some("cl_1".into()))));
+        assert_eq!(time_range(&pinned.unwrap_or_default(), now + DAY).ok(), Some((Some(now - DAY - 250), None)));
     }
 
     #[test]

@@ -25,7 +25,7 @@ fn reason(text: &str) -> Result<&str> {
     if text.is_empty() {
         return Err(DomainError::Invalid("Give a reason; it is kept with the review in the audit trail.".into()));
     }
-    if text.len() > 500 {
+    if text.chars().count() > 500 {
         return Err(DomainError::Invalid("Keep the reason under 500 characters.".into()));
     }
     Ok(text)
@@ -71,7 +71,7 @@ impl Store {
                 for g in p.grants.into_iter().filter(|g| g.status == GrantStatus::Approved) {
                     let last_used_at = self.grant_last_used(&g.profile_id, &g.product_id).await?;
                     let mut flags = Vec::new();
-                    if g.expires_at.is_some_and(|e| e - now < EXPIRING_WITHIN) {
+                    if g.expires_at.is_some_and(|e| (0..EXPIRING_WITHIN).contains(&(e - now))) {
                         flags.push(ReviewFlag::GrantExpiring);
                     }
                     if last_used_at.is_none() {
@@ -142,7 +142,12 @@ impl Store {
             .await?
             .rows_affected();
         if changed == 0 {
-            return Err(DomainError::Conflict("Only an approved grant can be ended.".into()));
+            let exists =
+                sqlx::query("SELECT id FROM grants WHERE id = $1").bind(grant_id).fetch_optional(&mut *tx).await?;
+            return Err(match exists {
+                Some(_) => DomainError::Conflict("Only an approved grant can be ended.".into()),
+                None => DomainError::NotFound,
+            });
         }
         audit::record_by(
             &mut *tx,
@@ -159,7 +164,10 @@ impl Store {
         self.commit_and_publish(tx).await
     }
 
-    /// Extends an approved grant by `days` from its expiry (or from now, if it has passed).
+    /// Extends a current grant by `days` from its expiry, never past what an approval
+    /// gives from today (`grant_lifetime_ms`): a reviewer keeps access going, but cannot
+    /// grant more than an admin would, nor revive a grant that has lapsed (that is a new
+    /// request for an admin). Returns the new expiry.
     pub async fn review_extend_grant(&self, actor: &Actor, grant_id: &str, days: i64, why: &str) -> Result<i64> {
         actor.require_security()?;
         let why = reason(why)?;
@@ -167,19 +175,43 @@ impl Store {
             return Err(DomainError::Invalid(format!("Extend by 1 to {MAX_EXTENSION_DAYS} days.")));
         }
         let now = self.now();
+        let cap = now + self.policy.grant_lifetime_ms;
         let mut tx = self.begin().await?;
-        let row = sqlx::query("SELECT expires_at FROM grants WHERE id = $1 AND status = 'approved'")
+        let row = sqlx::query("SELECT status, expires_at FROM grants WHERE id = $1")
             .bind(grant_id)
             .fetch_optional(&mut *tx)
             .await?
-            .ok_or_else(|| DomainError::Conflict("Only an approved grant can be extended.".into()))?;
-        let from = row.try_get::<Option<i64>, _>("expires_at")?.unwrap_or(now).max(now);
-        let expires_at = from + days * DAY;
-        sqlx::query("UPDATE grants SET expires_at = $1 WHERE id = $2")
-            .bind(expires_at)
-            .bind(grant_id)
-            .execute(&mut *tx)
-            .await?;
+            .ok_or(DomainError::NotFound)?;
+        let current = match (row.try_get::<String, _>("status")?.as_str(), row.try_get::<Option<i64>, _>("expires_at")?)
+        {
+            ("approved", Some(expiry)) if expiry > now => expiry,
+            ("approved", Some(_)) => {
+                return Err(DomainError::Conflict(
+                    "This grant has expired; the client must request it again and an admin approve it.".into(),
+                ))
+            }
+            ("approved", None) => return Err(DomainError::Conflict("This grant does not expire.".into())),
+            _ => return Err(DomainError::Conflict("Only an approved grant can be extended.".into())),
+        };
+        let expires_at = (current + days * DAY).min(cap);
+        // Less than a day gained means it already runs as long as an approval would.
+        if expires_at - current < DAY {
+            return Err(DomainError::Conflict(
+                "This grant already runs as long as an approval would from today.".into(),
+            ));
+        }
+        // Guarded on what was read, so a concurrent end or extension is not overwritten.
+        let changed =
+            sqlx::query("UPDATE grants SET expires_at = $1 WHERE id = $2 AND status = 'approved' AND expires_at = $3")
+                .bind(expires_at)
+                .bind(grant_id)
+                .bind(current)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if changed == 0 {
+            return Err(DomainError::Conflict("This grant changed meanwhile; look again.".into()));
+        }
         audit::record_by(
             &mut *tx,
             now,
@@ -188,7 +220,7 @@ impl Store {
                 action: "grant.extended",
                 target_type: "grant",
                 target_id: grant_id,
-                summary: json!({ "reason": why, "days": days, "expires_at": expires_at, "review": true }),
+                summary: json!({ "reason": why, "days": days, "from": current, "expires_at": expires_at, "review": true }),
             },
         )
         .await?;
@@ -200,7 +232,7 @@ impl Store {
     pub async fn mark_client_reviewed(&self, actor: &Actor, client_id: &str, note: &str) -> Result<()> {
         actor.require_security()?;
         let note = note.trim();
-        if note.len() > 500 {
+        if note.chars().count() > 500 {
             return Err(DomainError::Invalid("Keep the note under 500 characters.".into()));
         }
         self.owned_client(actor, client_id, crate::access::Access::Read).await?;

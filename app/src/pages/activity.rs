@@ -4,7 +4,9 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
-use portcullis_domain::model::{ClientActivity, CredentialKind, NamedCount, SecurityDashboard, ACTIVITY_DAYS};
+use portcullis_domain::model::{
+    AuditFilter, ClientActivity, CredentialKind, NamedCount, SecurityDashboard, ACTIVITY_DAYS,
+};
 use portcullis_domain::time::format_utc;
 
 use crate::charts::{Series, StackedBars};
@@ -13,12 +15,13 @@ use crate::components::{when, ErrorBox};
 const ALLOWED: Series = Series { label: "allowed", class: "bar-allowed" };
 const REFUSED: Series = Series { label: "refused", class: "bar-refused" };
 
-/// A two-column table of counts, each name linking to the audit search it summarises.
+/// A two-column table of counts; where `link` gives one, the name links to the audit
+/// search it summarises.
 fn counts(
     title: &'static str,
     empty: &'static str,
     rows: Vec<NamedCount>,
-    link: impl Fn(&str) -> String,
+    link: impl Fn(&str) -> Option<String>,
 ) -> impl IntoView {
     view! {
         <section class="card">
@@ -30,8 +33,11 @@ fn counts(
                     <table class="table">
                         <tbody>
                             {rows.into_iter().map(|r| {
-                                let href = link(&r.name);
-                                view! { <tr><td class="mono"><a href=href>{r.name}</a></td><td class="num">{r.count}</td></tr> }
+                                let name = match link(&r.name) {
+                                    Some(href) => view! { <a href=href>{r.name}</a> }.into_any(),
+                                    None => r.name.into_any(),
+                                };
+                                view! { <tr><td class="mono">{name}</td><td class="num">{r.count}</td></tr> }
                             }).collect_view()}
                         </tbody>
                     </table>
@@ -66,11 +72,15 @@ fn ActivityView(activity: ClientActivity) -> impl IntoView {
     let search = format!("/audit?client={}&since=30d", c.id);
     let reason_link = {
         let id = id.clone();
-        move |reason: &str| format!("/audit?client={id}&since=30d&decision={reason}")
-    };
-    let endpoint_link = {
-        let id = id.clone();
-        move |_: &str| format!("/audit?client={id}&since=30d")
+        move |reason: &str| {
+            let search = AuditFilter {
+                client: Some(id.clone()),
+                since: Some("30d".into()),
+                decision: Some(reason.to_owned()),
+                ..Default::default()
+            };
+            (!reason.is_empty()).then(|| format!("/audit?{}", search.to_query(false)))
+        }
     };
     view! {
         <Title text=format!("{} · activity", c.name)/>
@@ -98,7 +108,7 @@ fn ActivityView(activity: ClientActivity) -> impl IntoView {
                 test_id="activity-chart"/>
         </section>
         <div class="card-grid">
-            {counts("Top endpoints", "No endpoint called in this period.", activity.top_endpoints, endpoint_link)}
+            {counts("Top endpoints", "No endpoint called in this period.", activity.top_endpoints, |_| None)}
             {counts("Refusals by reason", "Nothing refused in this period.", activity.refusals, reason_link)}
         </div>
         <section class="card">
@@ -176,8 +186,14 @@ fn DashboardView(dashboard: SecurityDashboard) -> impl IntoView {
                     <thead><tr><th>"Client type"</th><th>"Allowed"</th><th>"Refused"</th></tr></thead>
                     <tbody>
                         {d.by_type.into_iter().map(|t| {
-                            let href = format!("/audit?since=30d&client_type={}", if t.client_type == "unidentified" { String::new() } else { t.client_type.clone() });
-                            view! { <tr><td><a href=href>{t.client_type}</a></td><td class="num">{t.allowed}</td><td class="num">{t.refused}</td></tr> }
+                            // Unidentified callers have no type to search by.
+                            let name = if t.client_type == "unidentified" {
+                                t.client_type.into_any()
+                            } else {
+                                let href = format!("/audit?since=30d&client_type={}", t.client_type);
+                                view! { <a href=href>{t.client_type}</a> }.into_any()
+                            };
+                            view! { <tr><td>{name}</td><td class="num">{t.allowed}</td><td class="num">{t.refused}</td></tr> }
                         }).collect_view()}
                     </tbody>
                 </table>

@@ -40,9 +40,11 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
 }
 
 /// One page of the audit trail, newest first. Pass `next` back as `cursor` for the
-/// following page; pages stay exact while new rows arrive.
+/// following page; rows written meanwhile never shift a page. A request's row is
+/// written just after its response, stamped with its start: a pipeline that polls with
+/// `from` should overlap its previous poll by the upstream timeout.
 #[utoipa::path(get, path = "/audit", params(AuditFilter, PageSize),
-    responses((status = 200, body = AuditPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 200, body = AuditPage), (status = 422, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn search(
     State(s): State<ApiState>,
     ApiActor(actor): ApiActor,
@@ -71,14 +73,21 @@ pub async fn event(
 /// Every row matching the filter, streamed page by page (never held in memory), as
 /// `text/csv` or `application/jsonl`. The export is itself recorded in the audit trail.
 #[utoipa::path(get, path = "/audit/export", params(AuditFilter, ExportFormat),
-    responses((status = 200, description = "CSV or JSON Lines", content_type = "text/csv"), (status = 400, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 200, description = "CSV or JSON Lines", content_type = "text/csv"), (status = 422, body = Problem), (status = 403, body = Problem)))]
 pub async fn export(
     State(s): State<ApiState>,
     ApiActor(actor): ApiActor,
+    headers: axum::http::HeaderMap,
     filter: Result<Query<AuditFilter>, QueryRejection>,
     format: Result<Query<ExportFormat>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let (mut filter, format) = (query(filter)?, query(format)?);
+    // A top-level cross-site navigation carries the session cookie on GET: an export
+    // (which reads the whole trail and records itself) must come from this site or a script.
+    if headers.get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"cross-site") {
+        return Err(DomainError::Forbidden("exports start from the portal or a script, not another site").into());
+    }
+    let (filter, format) = (query(filter)?, query(format)?);
+    let mut filter = portcullis_domain::audit_search::pin_time(&filter, s.store.now())?;
     let format = match format.format.as_str() {
         "csv" => Format::Csv,
         "jsonl" => Format::JsonLines,

@@ -185,6 +185,26 @@ async fn keyset_pages_have_no_gaps_or_duplicates_while_rows_arrive() {
     assert!(seen.windows(2).all(|w| (w[0].occurred_at, w[0].id) > (w[1].occurred_at, w[1].id)), "one order");
     let missing: Vec<_> = before.iter().filter(|id| !ids.contains(id)).collect();
     assert!(missing.is_empty(), "rows present before paging were skipped: {missing:?}");
+
+    // Rows of the same millisecond: the id breaks the tie, one row per page, none lost.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&app.database_url).await.unwrap();
+    let at = app.clock.now() - 1000;
+    for i in 0..7 {
+        sqlx::query(
+            "INSERT INTO audit_events (occurred_at, request_id, channel, action, client_id, method, path, status, decision, reason)
+             VALUES ($1, $2, 'rest', 'request', 'cl_same_millisecond', 'GET', '/x', 200, 'allowed', 'allowed')",
+        )
+        .bind(at)
+        .bind(format!("tie-{i}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let ties = all_pages(&security, "client=cl_same_millisecond", 1).await;
+    let tie_ids: Vec<i64> = ties.iter().map(|e| e.id).collect();
+    assert_eq!(tie_ids.len(), 7, "{tie_ids:?}");
+    assert!(tie_ids.windows(2).all(|w| w[0] > w[1]), "newest id first within the millisecond: {tie_ids:?}");
 }
 
 #[tokio::test]
@@ -297,8 +317,9 @@ async fn activity_counts_one_clients_days_endpoints_refusals_and_credentials() {
     let activity: portcullis_domain::model::ClientActivity =
         a.dev.call("client_activity", &[("client_id", &a.reg.client_id)]).await.ok();
     assert_eq!(activity.days.len(), 30);
-    let today = activity.days.last().unwrap();
-    assert_eq!((today.allowed, today.refused), (5, 2), "today's bar holds today's requests");
+    // The last bar is today (the one before, if the test crossed midnight UTC).
+    let recent = &activity.days[28..];
+    assert_eq!(recent.iter().map(|d| (d.allowed, d.refused)).fold((0, 0), |s, d| (s.0 + d.0, s.1 + d.1)), (5, 2));
     assert_eq!(activity.days.iter().map(|d| d.allowed + d.refused).sum::<i64>(), 7);
     assert_eq!(activity.top_endpoints[0].name, "GET /gw/accounts/accounts");
     assert_eq!(activity.top_endpoints[0].count, 5);
@@ -318,8 +339,9 @@ async fn activity_counts_one_clients_days_endpoints_refusals_and_credentials() {
 
     // The dashboard: refusals by status today, traffic by type, the most refused first.
     let dash: portcullis_domain::model::SecurityDashboard = security.call("security_dashboard", &[]).await.ok();
-    let today = dash.refusals.last().unwrap();
-    assert_eq!((today.unauthorized, today.forbidden, today.rate_limited), (0, 6, 0));
+    let recent = &dash.refusals[28..];
+    let sum = |f: fn(&portcullis_domain::model::RefusalDay) -> i64| recent.iter().map(f).sum::<i64>();
+    assert_eq!((sum(|d| d.unauthorized), sum(|d| d.forbidden), sum(|d| d.rate_limited)), (0, 6, 0));
     let agents = dash.by_type.iter().find(|t| t.client_type == "ai_agent").unwrap();
     assert_eq!((agents.allowed, agents.refused), (6, 6));
     assert_eq!(dash.most_refused[0].client_id, b.reg.client_id);
@@ -356,7 +378,16 @@ async fn an_access_review_flags_stale_access_and_its_actions_take_effect_at_once
 
     // Developers neither see the review nor act in it; a reviewer must give a reason.
     assert_eq!(a.dev.call("access_review", &[]).await.error(), "Forbidden");
-    assert_eq!(act(&a.dev, "end_grant", &grant.grant.id, "mine", "").await.error(), "Forbidden");
+    let other = busy_agent(&app).await;
+    for (action, target) in [
+        ("end_grant", grant.grant.id.as_str()),
+        ("extend_grant", grant.grant.id.as_str()),
+        ("revoke_credential", other.key.credential_id.as_str()),
+        ("revoke_credential", a.key.credential_id.as_str()),
+        ("mark_reviewed", a.reg.client_id.as_str()),
+    ] {
+        assert_eq!(act(&a.dev, action, target, "mine", "30").await.error(), "Forbidden", "{action}");
+    }
     assert_eq!(act(&security, "end_grant", &grant.grant.id, "  ", "").await.error(), "Invalid");
 
     // Extend, then end the grant: the very next call is refused.
@@ -378,10 +409,17 @@ async fn an_access_review_flags_stale_access_and_its_actions_take_effect_at_once
     );
     let review: Vec<portcullis_domain::model::ReviewClient> = security.call("access_review", &[]).await.ok();
     let extended = &review.iter().find(|c| c.client.id == a.reg.client_id).unwrap().grants[0];
-    assert_eq!(extended.grant.expires_at, grant.grant.expires_at.map(|e| e + 90 * portcullis_domain::time::DAY));
+    // 10 days were left; 90 more would pass what an approval gives from today (90 days),
+    // so the grant now ends 90 days from today: 80 days later than before.
+    let gained = extended.grant.expires_at.unwrap() - grant.grant.expires_at.unwrap();
+    assert!((gained - 80 * portcullis_domain::time::DAY).abs() < 60_000, "gained {gained} ms");
     assert!(extended.flags.is_empty());
+    let again = act(&security, "extend_grant", &grant.grant.id, "More", "30").await;
+    assert_eq!(again.error(), "Conflict", "already as long as an approval: {again:?}");
     assert_eq!(call().await, StatusCode::OK);
     assert_eq!(act(&security, "end_grant", &grant.grant.id, "Project finished", "").await.status, 200);
+    assert_eq!(act(&security, "end_grant", "gr_unknown", "Typo", "").await.error(), "NotFound");
+    assert_eq!(act(&security, "extend_grant", &grant.grant.id, "Revive", "30").await.error(), "Conflict");
     assert_eq!(call().await, StatusCode::FORBIDDEN);
     assert_eq!(act(&security, "revoke_credential", &a.key.credential_id, "Unused key", "").await.status, 200);
     assert_eq!(call().await, StatusCode::UNAUTHORIZED);
@@ -490,6 +528,22 @@ async fn a_siem_script_reads_the_trail_and_reviews_access_with_a_token() {
     assert_eq!(get("/reviews", &dev_token).await.unwrap().status(), StatusCode::FORBIDDEN);
     let res = post(&format!("/reviews/grants/{grant}/end"), &token, serde_json::json!({ "reason": "" })).await.unwrap();
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    for path in [
+        format!("/reviews/grants/{grant}/end"),
+        format!("/reviews/credentials/{}/revoke", a.key.credential_id),
+        format!("/reviews/clients/{}/reviewed", a.reg.client_id),
+    ] {
+        let res = post(&path, &dev_token, serde_json::json!({ "reason": "mine" })).await.unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    let res =
+        post(&format!("/reviews/grants/{grant}/extend"), &dev_token, serde_json::json!({ "days": 30, "reason": "x" }))
+            .await
+            .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // 50 days on, 40 are left: 30 more fit within what an approval gives from today.
+    let before = review.iter().find(|c| c.client.id == a.reg.client_id).unwrap().grants[0].grant.expires_at.unwrap();
+    app.clock.advance(50 * portcullis_domain::time::DAY);
     let res = post(
         &format!("/reviews/grants/{grant}/extend"),
         &token,
@@ -498,7 +552,10 @@ async fn a_siem_script_reads_the_trail_and_reviews_access_with_a_token() {
     .await
     .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(res.json::<Value>().await.unwrap()["expires_at"].as_i64().is_some());
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["expires_at"].as_i64(),
+        Some(before + 30 * portcullis_domain::time::DAY)
+    );
     let res = post(&format!("/reviews/grants/{grant}/end"), &token, serde_json::json!({ "reason": "Decommissioned" }))
         .await
         .unwrap();
