@@ -82,7 +82,9 @@ pub fn StackedBars(
         // Weekly ticks counted back from the last day, so today is always labelled.
         let tick = (last - i).is_multiple_of(7).then(|| {
             let text = format_date(*day)[5..].to_owned();
-            view! { <text class="chart-axis" x=x + bar_w / 2.0 y=HEIGHT - 6.0 text-anchor="middle">{text}</text> }
+            // The last label ends at its bar, so it is not cut at the chart's edge.
+            let (tx, anchor) = if i == last { (x + bar_w, "end") } else { (x + bar_w / 2.0, "middle") };
+            view! { <text class="chart-axis" x=tx y=HEIGHT - 6.0 text-anchor=anchor>{text}</text> }
         });
         view! { <g>{segments}{tick}</g> }
     }).collect_view();
