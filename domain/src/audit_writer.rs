@@ -156,6 +156,8 @@ impl Store {
     async fn insert_request_events(&self, events: &[RequestEvent]) -> crate::error::Result<()> {
         let mut tx = self.begin().await?;
         let mut last_used: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+        // (profile, product slug) → newest allowed request: when each grant was last used.
+        let mut grant_used: std::collections::HashMap<(&str, &str), i64> = std::collections::HashMap::new();
         for chunk in events.chunks(ROWS_PER_INSERT) {
             let sql = insert_sql(self.backend, chunk.len());
             let mut query = sqlx::query(&sql);
@@ -185,6 +187,10 @@ impl Store {
                     let t = last_used.entry(c).or_insert(e.occurred_at);
                     *t = (*t).max(e.occurred_at);
                 }
+                if let (Some(profile), Some(product), "allowed") = (&e.profile_id, &e.product, e.decision) {
+                    let t = grant_used.entry((profile, product)).or_insert(e.occurred_at);
+                    *t = (*t).max(e.occurred_at);
+                }
             }
             query.execute(&mut *tx).await?;
         }
@@ -194,6 +200,18 @@ impl Store {
                 .bind(credential)
                 .execute(&mut *tx)
                 .await?;
+        }
+        for ((profile, product), at) in grant_used {
+            sqlx::query(
+                "UPDATE grants SET last_used_at = $1
+                 WHERE profile_id = $2 AND status = 'approved' AND product_id IN (SELECT id FROM products WHERE slug = $3)
+                   AND (last_used_at IS NULL OR last_used_at < $1)",
+            )
+            .bind(at)
+            .bind(profile)
+            .bind(product)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())

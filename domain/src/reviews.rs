@@ -47,6 +47,14 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
+        // Kept by the audit writer: the newest request each grant allowed.
+        let grant_used: std::collections::HashMap<String, Option<i64>> =
+            sqlx::query("SELECT id, last_used_at FROM grants WHERE status = 'approved'")
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get("id")?, r.try_get("last_used_at")?)))
+                .collect::<Result<_>>()?;
         let mut out = Vec::with_capacity(clients.len());
         for row in &clients {
             let id: String = row.try_get("id")?;
@@ -69,7 +77,7 @@ impl Store {
                     credentials.push(ReviewCredential { credential: c, environment: p.environment, age_days, flags });
                 }
                 for g in p.grants.into_iter().filter(|g| g.status == GrantStatus::Approved) {
-                    let last_used_at = self.grant_last_used(&g.profile_id, &g.product_id).await?;
+                    let last_used_at = grant_used.get(&g.id).copied().flatten();
                     let mut flags = Vec::new();
                     if g.expires_at.is_some_and(|e| (0..EXPIRING_WITHIN).contains(&(e - now))) {
                         flags.push(ReviewFlag::GrantExpiring);
@@ -107,20 +115,6 @@ impl Store {
         }
         out.sort_by_key(|c| c.flags.is_empty());
         Ok(out)
-    }
-
-    /// The last request a grant allowed: the newest allowed row of that profile and product.
-    async fn grant_last_used(&self, profile_id: &str, product_id: &str) -> Result<Option<i64>> {
-        let row = sqlx::query(
-            "SELECT e.occurred_at FROM audit_events e JOIN products p ON p.slug = e.product
-             WHERE e.profile_id = $1 AND p.id = $2 AND e.action = 'request' AND e.decision = 'allowed'
-             ORDER BY e.occurred_at DESC LIMIT 1",
-        )
-        .bind(profile_id)
-        .bind(product_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| r.try_get("occurred_at")).transpose().map_err(Into::into)
     }
 
     /// Revokes a credential from a review; unlike an owner's revocation it needs a reason.

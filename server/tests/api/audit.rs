@@ -458,6 +458,12 @@ async fn rows_past_retention_are_purged_in_batches_and_the_purge_is_recorded() {
     assert_eq!(left.len(), 1, "only the purge's own record: {left:?}");
     assert_eq!(left[0].action, "audit.purged");
     assert!(left[0].summary.contains(&format!("\"rows\":{before}")), "{}", left[0].summary);
+
+    // What reviews need survives the purge: the grant still knows when it was last used.
+    let review: Vec<portcullis_domain::model::ReviewClient> = security.call("access_review", &[]).await.ok();
+    let grant = &review.iter().find(|c| c.client.id == a.reg.client_id).unwrap().grants[0];
+    assert!(grant.last_used_at.is_some());
+    assert!(!grant.flags.contains(&portcullis_domain::model::ReviewFlag::GrantNeverUsed));
 }
 
 #[tokio::test]
