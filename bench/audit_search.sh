@@ -2,12 +2,17 @@
 # Audit search at scale: generates ROWS gateway-request rows in audit_events and times
 # the security team's searches (client + time range, first and deep pages; time range
 # alone) through Store::search_audit, on SQLite and, when reachable, PostgreSQL.
-# Targets: p95 <= 100 ms on SQLite, <= 50 ms on PostgreSQL.
+# Targets: p95 <= 100 ms on SQLite, <= 50 ms on PostgreSQL. Then the security console's
+# 30-day aggregates on the same rows (security_dashboard, client_activity for the heaviest
+# and the lightest client, access_review), each query explained.
 #
 # Settings (environment):
 #   ROWS=10000000        rows to generate (reused when the database already holds them)
 #   SAMPLES=100          searches per measured case (at least)
 #   BACKENDS="sqlite postgres"
+#   SEARCHES=1 / AGGREGATES=1   0 skips the searches (--no-searches) / the aggregates
+#                               (without --aggregates); the aggregates add profiles,
+#                               credentials, products and grants for the bench clients
 #   SQLITE_STATS="analyzed none"   SQLite after ANALYZE, and without planner statistics
 #                                  (as the server runs SQLite: nothing in it runs ANALYZE)
 #   AUDIT_BENCH_DIR=bench/.data     where the SQLite file lives (kept for re-runs)
@@ -28,10 +33,15 @@ AUDIT_BENCH_DIR=${AUDIT_BENCH_DIR:-$root/bench/.data}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 PG_DB=${PG_DB:-portcullis_bench_audit}
 KEEP_PG_DB=${KEEP_PG_DB:-0}
+SEARCHES=${SEARCHES:-1}
+AGGREGATES=${AGGREGATES:-1}
+flags=(--plans)
+if [ "$SEARCHES" != 1 ]; then flags+=(--no-searches); fi
+if [ "$AGGREGATES" = 1 ]; then flags+=(--aggregates); fi
 
 cargo build --release -p portcullis-domain --example audit_search_bench --quiet
 bin="$root/target/release/examples/audit_search_bench"
-run() { "$bin" --database-url "$@" --rows "$ROWS" --samples "$SAMPLES" --plans; }
+run() { "$bin" --database-url "$@" --rows "$ROWS" --samples "$SAMPLES" "${flags[@]}"; }
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GB RAM; $(date -u +%Y-%m-%d)"
 

@@ -21,6 +21,12 @@
 //! `--plans` adds, after the measured table, the plan and time of the keyset condition
 //! written three ways on pages 2 and 100. `--no-stats` (SQLite) measures without
 //! planner statistics, as the server runs SQLite; by default the file is `ANALYZE`d.
+//!
+//! `--aggregates` also times the security console's reads over the last 30 days on the
+//! same rows — `security_dashboard`, `client_activity` for the heaviest and the lightest
+//! client, `access_review` — after giving every bench client profiles, credentials and
+//! grants (see `console_fixtures`); with `--plans`, each of their queries alone, explained,
+//! and variants of them. `--no-searches` skips the searches.
 
 use std::error::Error;
 use std::time::Instant;
@@ -28,7 +34,7 @@ use std::time::Instant;
 use portcullis_domain::access::{Actor, Channel};
 use portcullis_domain::audit_search::DEFAULT_PAGE;
 use portcullis_domain::clock::Clock;
-use portcullis_domain::model::{AuditFilter, Role};
+use portcullis_domain::model::{AuditFilter, ReviewFlag, Role, ACTIVITY_DAYS};
 use portcullis_domain::secrets::ServerSecret;
 use portcullis_domain::store::{Backend, Policy, Store};
 use portcullis_domain::time::{format_iso, DAY, MINUTE};
@@ -55,6 +61,10 @@ struct Args {
     /// SQLite only: measure without planner statistics, as the server runs SQLite
     /// (nothing in it runs `ANALYZE`). The default measures after `ANALYZE`.
     no_stats: bool,
+    /// Time the searches (`--no-searches` skips them).
+    searches: bool,
+    /// Also time the security console's 30-day aggregates.
+    aggregates: bool,
 }
 
 impl Args {
@@ -64,6 +74,8 @@ impl Args {
         let mut samples = 100;
         let mut plans = false;
         let mut no_stats = false;
+        let mut searches = true;
+        let mut aggregates = false;
         let mut it = std::env::args().skip(1);
         while let Some(a) = it.next() {
             let mut v = || it.next().ok_or_else(|| format!("{a} needs a value"));
@@ -73,9 +85,12 @@ impl Args {
                 "--samples" => samples = v()?.parse()?,
                 "--plans" => plans = true,
                 "--no-stats" => no_stats = true,
+                "--no-searches" => searches = false,
+                "--aggregates" => aggregates = true,
                 "-h" | "--help" => {
                     println!(
-                        "audit_search_bench --database-url URL [--rows N (10000000)] [--samples N (100)] [--plans] [--no-stats]"
+                        "audit_search_bench --database-url URL [--rows N (10000000)] [--samples N (100)] [--plans] [--no-stats] \
+                         [--aggregates] [--no-searches]"
                     );
                     std::process::exit(0);
                 }
@@ -83,7 +98,7 @@ impl Args {
             }
         }
         let url = url.ok_or("--database-url (or BENCH_DATABASE_URL) is required")?;
-        Ok(Self { url, rows, samples: samples.max(10), plans, no_stats })
+        Ok(Self { url, rows, samples: samples.max(10), plans, no_stats, searches, aggregates })
     }
 }
 
@@ -102,16 +117,20 @@ async fn main() -> Res<()> {
     store.close().await;
 
     let load = load(&args, backend, &user.id).await?;
+    let fixtures = if args.aggregates {
+        Some(
+            console_fixtures(&args.url, backend, &user.id, load.t_end, !(backend == Backend::Sqlite && args.no_stats))
+                .await?,
+        )
+    } else {
+        None
+    };
 
-    // Searches run at the newest row's time, through the real search path.
+    // Everything runs at the newest row's time, through the real store.
     let clock = Clock::system();
     clock.advance(load.t_end - clock.now());
     let store = Store::connect(&args.url, &secret, clock, Policy::default()).await?;
     let actor = Actor::new(user, Channel::Cli);
-    let target = match backend {
-        Backend::Sqlite => 100.0,
-        Backend::Postgres => 50.0,
-    };
     println!();
     let variant = if backend == Backend::Sqlite && args.no_stats { ", no planner statistics" } else { "" };
     println!("## {} — {} rows{variant}", backend_name(backend), thousands(load.rows));
@@ -120,7 +139,25 @@ async fn main() -> Res<()> {
     println!("- size: {}", load.size);
     println!("- planner statistics: {}", load.stats);
     println!("- data: {} clients over {SPAN_DAYS} days ending {}", CLIENTS, &format_iso(load.t_end)[..16]);
-    let results = measure(&store, &actor, &args, load.t_end).await?;
+    if let Some(f) = &fixtures {
+        println!("- console fixtures: {f}");
+    }
+    if args.searches {
+        searches(&store, &actor, &args, backend, load.t_end).await?;
+    }
+    if args.aggregates {
+        aggregates(&store, &actor, &args, backend, load.t_end).await?;
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn searches(store: &Store, actor: &Actor, args: &Args, backend: Backend, t_end: i64) -> Res<()> {
+    let target = match backend {
+        Backend::Sqlite => 100.0,
+        Backend::Postgres => 50.0,
+    };
+    let results = measure(store, actor, args, t_end).await?;
     println!();
     println!("Page size {DEFAULT_PAGE}; one search at a time; times are `Store::search_audit` calls, in ms.");
     println!("Target: p95 ≤ {target:.0} ms.");
@@ -143,9 +180,8 @@ async fn main() -> Res<()> {
     println!();
     println!("{}: p95 target {}", backend_name(backend), if all_met { "met by every search" } else { "NOT met" });
     if args.plans {
-        plans(&args.url, backend, load.t_end).await?;
+        plans(&args.url, backend, t_end).await?;
     }
-    store.close().await;
     Ok(())
 }
 
@@ -636,6 +672,7 @@ const COLUMNS: &str = "e.id, e.occurred_at, e.request_id, e.channel, e.action, u
 const FROM: &str =
     "FROM audit_events e LEFT JOIN users u ON u.id = e.actor_user_id LEFT JOIN clients c ON c.id = e.client_id";
 
+#[derive(Clone)]
 enum Bind {
     Text(String),
     Int(i64),
@@ -810,4 +847,490 @@ async fn plans(url: &str, backend: Backend, t_end: i64) -> Res<()> {
     }
     pool.close().await;
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Console aggregates (`--aggregates`): the security dashboard, a client's activity page
+// and the access review, which read the last 30 days of rows rather than one page.
+
+/// A product granted to some profiles that no request ever names.
+const UNUSED_PRODUCT: &str = "bench-unused";
+
+/// `n` integers `i` from 0 in each dialect: a prefix for the statement and its `FROM`.
+fn series(b: Backend, n: i64) -> (String, String) {
+    match b {
+        Backend::Sqlite => (
+            format!("WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < {n}) "),
+            "s".to_owned(),
+        ),
+        Backend::Postgres => (String::new(), format!("generate_series(0, {}) AS s(i)", n - 1)),
+    }
+}
+
+/// What the console reads beside the audit rows, for every bench client (the clients
+/// table already holds all of them for the search's join): a sandbox and a production
+/// profile each, with the ids the rows carry (`pr_bench` 2i and 2i + 1); one credential
+/// per profile, with the rows' `cr_bench` ids; the products by the rows' slugs; approved
+/// grants — accounts on the sandbox profile, accounts, payments and cards on the
+/// production one, and on every tenth client's production profile (the heaviest among
+/// them) a grant of a product it never called. Idempotent (`ON CONFLICT DO NOTHING`;
+/// grants only when there are none yet). `stats`: `ANALYZE` these tables after.
+async fn console_fixtures(url: &str, backend: Backend, owner: &str, t_end: i64, stats: bool) -> Res<String> {
+    let pool: AnyPool = AnyPoolOptions::new().max_connections(1).connect(url).await?;
+    let t0 = t_end - SPAN_DAYS * DAY;
+    let started = Instant::now();
+    let products: Vec<String> = PRODUCTS
+        .iter()
+        .chain([&UNUSED_PRODUCT])
+        .map(|s| {
+            format!(
+                "('pd_bench_{s}', '{s}', 'Bench {s}', 'http://127.0.0.1:9/{s}', 'http://127.0.0.1:9/{s}', {t0}, {t0})"
+            )
+        })
+        .collect();
+    let (seq, from) = series(backend, 2 * CLIENTS);
+    let (gseq, gfrom) = series(backend, 8 * CLIENTS);
+    let statements = [
+        format!(
+            "INSERT INTO products (id, slug, name, sandbox_url, production_url, created_at, updated_at)
+             VALUES {} ON CONFLICT DO NOTHING",
+            products.join(", ")
+        ),
+        format!(
+            "{seq}INSERT INTO profiles (id, client_id, environment, rate_per_minute, burst, token_ttl_seconds, created_at)
+             SELECT 'pr_bench' || {p}, 'cl_bench' || {c}, CASE WHEN i % 2 = 1 THEN 'production' ELSE 'sandbox' END,
+                    600, 60, 900, {t0}
+             FROM {from} WHERE true ON CONFLICT DO NOTHING",
+            p = dec(backend, "i", 27),
+            c = dec(backend, "i / 2", 27),
+        ),
+        format!(
+            "{seq}INSERT INTO credentials (id, profile_id, kind, prefix, secret_hash, created_at, expires_at, last_used_at)
+             SELECT 'cr_bench' || {p}, 'pr_bench' || {p}, CASE WHEN i % 2 = 1 THEN 'client_secret' ELSE 'api_key' END,
+                    'pcb_' || {h}, 'bench-credential-' || i, {created}, {expires}, {t_end}
+             FROM {from} WHERE true ON CONFLICT DO NOTHING",
+            p = dec(backend, "i", 27),
+            h = hex(backend, "i", 6),
+            created = t_end - 45 * DAY,
+            expires = t_end + 320 * DAY,
+        ),
+        // Row i: profile i / 4 (client i / 8), grant i % 4.
+        format!(
+            "{gseq}INSERT INTO grants (id, profile_id, product_id, scopes, status, justification, requested_by,
+                 requested_at, decided_by, decided_at, expires_at)
+             SELECT 'gr_bench' || {g}, 'pr_bench' || {p},
+                    CASE i % 4 WHEN 0 THEN 'pd_bench_{p0}' WHEN 1 THEN 'pd_bench_{p1}' WHEN 2 THEN 'pd_bench_{p2}'
+                         ELSE 'pd_bench_{UNUSED_PRODUCT}' END,
+                    'read', 'approved', 'bench', '{owner}', {t0}, '{owner}', {t0}, {expires}
+             FROM {gfrom}
+             WHERE ((i / 4) % 2 = 0 AND i % 4 = 0) OR ((i / 4) % 2 = 1 AND (i % 4 < 3 OR (i / 8) % 10 = 0))
+             ON CONFLICT DO NOTHING",
+            g = dec(backend, "i", 27),
+            p = dec(backend, "i / 4", 27),
+            p0 = PRODUCTS[0],
+            p1 = PRODUCTS[1],
+            p2 = PRODUCTS[2],
+            expires = t_end + 90 * DAY,
+        ),
+    ];
+    let count = |table: &str, pattern: &str| format!("SELECT COUNT(*) AS n FROM {table} WHERE id LIKE '{pattern}%'");
+    let had: i64 = sqlx::query(&count("grants", "gr_bench")).fetch_one(&pool).await?.try_get("n")?;
+    let mut tx = pool.begin().await?;
+    for s in &statements[..3] {
+        tx.execute(s.as_str()).await?;
+    }
+    // New grants get `last_used_at` as migration 0008 fills it from the trail (the
+    // migration itself ran before they existed); its statement, timed.
+    let backfill = if had == 0 {
+        tx.execute(statements[3].as_str()).await?;
+        let started = Instant::now();
+        tx.execute(
+            "UPDATE grants SET last_used_at = (
+                 SELECT e.occurred_at FROM audit_events e
+                 WHERE e.profile_id = grants.profile_id
+                   AND e.product = (SELECT p.slug FROM products p WHERE p.id = grants.product_id)
+                   AND e.action = 'request' AND e.decision = 'allowed'
+                 ORDER BY e.occurred_at DESC LIMIT 1
+             ) WHERE id LIKE 'gr_bench%'",
+        )
+        .await?;
+        format!(
+            "grants' `last_used_at` filled by migration 0008's statement in {:.1} s",
+            started.elapsed().as_secs_f64()
+        )
+    } else {
+        "grants reused".to_owned()
+    };
+    tx.commit().await?;
+    if stats {
+        pool.execute("ANALYZE products; ANALYZE profiles; ANALYZE credentials; ANALYZE grants").await?;
+    }
+    let mut counts = Vec::new();
+    for (table, pattern) in
+        [("clients", "cl_bench"), ("profiles", "pr_bench"), ("credentials", "cr_bench"), ("grants", "gr_bench")]
+    {
+        counts.push(sqlx::query(&count(table, pattern)).fetch_one(&pool).await?.try_get::<i64, _>("n")?);
+    }
+    let unused: i64 =
+        sqlx::query("SELECT COUNT(*) AS n FROM grants WHERE id LIKE 'gr_bench%' AND last_used_at IS NULL")
+            .fetch_one(&pool)
+            .await?
+            .try_get("n")?;
+    pool.close().await;
+    Ok(format!(
+        "{} clients, {} profiles, {} credentials, {} approved grants ({} never used), {} products; {backfill}; \
+         {:.1} s in all",
+        thousands(counts[0]),
+        thousands(counts[1]),
+        thousands(counts[2]),
+        thousands(counts[3]),
+        thousands(unused),
+        PRODUCTS.len() + 1,
+        started.elapsed().as_secs_f64()
+    ))
+}
+
+/// One timed call.
+async fn timed<T>(
+    into: &mut Timings,
+    call: impl std::future::Future<Output = portcullis_domain::error::Result<T>>,
+) -> Res<T> {
+    let started = Instant::now();
+    let out = call.await?;
+    into.ms.push(started.elapsed().as_secs_f64() * 1000.0);
+    Ok(out)
+}
+
+async fn aggregates(store: &Store, actor: &Actor, args: &Args, backend: Backend, t_end: i64) -> Res<()> {
+    let (heavy, light) = (client(0), client(CLIENTS - 1));
+    let dashboard_samples = (args.samples / 10).max(10);
+    let activity_samples = (args.samples / 5).max(20);
+
+    // Warm-up: one call of each.
+    let warm = Instant::now();
+    store.security_dashboard(actor).await?;
+    store.client_activity(actor, &heavy).await?;
+    store.client_activity(actor, &light).await?;
+    let warm = warm.elapsed().as_secs_f64();
+
+    // (timings, requests the call counted)
+    let mut out: Vec<(Timings, i64)> = Vec::new();
+    let mut t =
+        Timings::new("`security_dashboard` (refusals per day, traffic by client type, 10 most refused clients)");
+    let mut counted = 0;
+    for _ in 0..dashboard_samples {
+        let d = timed(&mut t, store.security_dashboard(actor)).await?;
+        counted = d.by_type.iter().map(|t| t.allowed + t.refused).sum();
+    }
+    out.push((t, counted));
+    for (label, ci) in [("the heaviest client", 0), ("the lightest client", CLIENTS - 1)] {
+        let id = client(ci);
+        let mut t = Timings::new(format!("`client_activity`, {label} (bench client {ci})"));
+        let mut counted = 0;
+        for _ in 0..activity_samples {
+            let a = timed(&mut t, store.client_activity(actor, &id)).await?;
+            counted = a.days.iter().map(|d| d.allowed + d.refused).sum();
+        }
+        out.push((t, counted));
+    }
+
+    // The access review walks every client; at most 10 calls, fewer if they take long.
+    let mut t = Timings::new("`access_review` (every client in the table)");
+    let started = Instant::now();
+    let mut review = Vec::new();
+    while t.ms.len() < 10 && (t.ms.len() < 3 || started.elapsed().as_secs() < 60) {
+        review = timed(&mut t, store.access_review(actor)).await?;
+    }
+    let grants: usize = review.iter().map(|c| c.grants.len()).sum();
+    let never =
+        review.iter().flat_map(|c| c.grants.iter()).filter(|g| g.flags.contains(&ReviewFlag::GrantNeverUsed)).count();
+    let credentials: usize = review.iter().map(|c| c.credentials.len()).sum();
+    out.push((t, 0));
+
+    println!();
+    println!(
+        "### Console aggregates ({}; the last {ACTIVITY_DAYS} days of the {SPAN_DAYS}-day trail)",
+        backend_name(backend)
+    );
+    println!();
+    println!("One call at a time (warm-up: one of each first, {warm:.1} s); times are the `Store` calls the console");
+    println!("pages make — each page renders when its call returns — in ms.");
+    println!();
+    println!("| call | requests counted | samples | p50 | p95 | p99 | max |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (r, counted) in &out {
+        println!(
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            r.name,
+            if *counted > 0 { thousands(*counted) } else { "—".to_owned() },
+            r.ms.len(),
+            r.pct(50.0),
+            r.pct(95.0),
+            r.pct(99.0),
+            r.pct(100.0)
+        );
+    }
+    println!();
+    println!(
+        "The access review returned {} clients, {} credentials and {} approved grants ({} flagged never used).",
+        thousands(review.len() as i64),
+        thousands(credentials as i64),
+        thousands(grants as i64),
+        thousands(never as i64)
+    );
+    if args.plans {
+        aggregate_plans(&args.url, backend, t_end).await?;
+    }
+    Ok(())
+}
+
+/// The first millisecond of the 30-day window, as `activity.rs` computes it.
+fn window_start(now: i64) -> i64 {
+    (now.div_euclid(DAY) - (ACTIVITY_DAYS - 1)) * DAY
+}
+
+/// Each query of the aggregates, timed alone and explained: copies of the SQL in
+/// `activity.rs` for the heaviest client, and migration 0008's per-grant backfill.
+async fn aggregate_plans(url: &str, backend: Backend, t_end: i64) -> Res<()> {
+    let pool: AnyPool = AnyPoolOptions::new().max_connections(1).connect(url).await?;
+    let start = window_start(t_end);
+    let heavy = client(0);
+    let heavy_profile = format!("pr_bench{:027}", 1);
+    let text = |s: &str| Bind::Text(s.to_owned());
+    let cases: Vec<(&str, &str, Vec<Bind>)> = vec![
+        (
+            "dashboard: refusals per day",
+            "SELECT (occurred_at - $1) / $2 AS d, status, COUNT(*) AS n FROM audit_events
+             WHERE occurred_at >= $1 AND action = 'request' AND status IN (401, 403, 429)
+             GROUP BY (occurred_at - $1) / $2, status",
+            vec![Bind::Int(start), Bind::Int(DAY)],
+        ),
+        (
+            "dashboard: traffic by client type",
+            "SELECT client_type, decision, COUNT(*) AS n FROM audit_events
+             WHERE occurred_at >= $1 AND action = 'request' GROUP BY client_type, decision",
+            vec![Bind::Int(start)],
+        ),
+        (
+            "dashboard: most refused clients",
+            "SELECT e.client_id, MAX(c.name) AS name, MAX(e.client_type) AS client_type,
+                    SUM(CASE WHEN e.decision = 'refused' THEN 1 ELSE 0 END) AS refused, COUNT(*) AS total
+             FROM audit_events e LEFT JOIN clients c ON c.id = e.client_id
+             WHERE e.occurred_at >= $1 AND e.action = 'request' AND e.client_id IS NOT NULL
+             GROUP BY e.client_id
+             HAVING SUM(CASE WHEN e.decision = 'refused' THEN 1 ELSE 0 END) > 0
+             ORDER BY refused DESC, e.client_id LIMIT 10",
+            vec![Bind::Int(start)],
+        ),
+        (
+            "activity (heaviest client): requests per day",
+            "SELECT (occurred_at - $2) / $3 AS d, COUNT(*) AS total,
+                    SUM(CASE WHEN decision = 'allowed' THEN 1 ELSE 0 END) AS allowed
+             FROM audit_events WHERE client_id = $1 AND action = 'request' AND occurred_at >= $2
+             GROUP BY (occurred_at - $2) / $3",
+            vec![text(&heavy), Bind::Int(start), Bind::Int(DAY)],
+        ),
+        (
+            "activity (heaviest client): top endpoints",
+            "SELECT method, product, endpoint, COUNT(*) AS n FROM audit_events
+             WHERE client_id = $1 AND action = 'request' AND occurred_at >= $2 AND endpoint IS NOT NULL
+             GROUP BY method, product, endpoint ORDER BY n DESC, endpoint LIMIT 10",
+            vec![text(&heavy), Bind::Int(start)],
+        ),
+        (
+            "activity (heaviest client): refusals by reason",
+            "SELECT reason, COUNT(*) AS n FROM audit_events
+             WHERE client_id = $1 AND action = 'request' AND occurred_at >= $2 AND decision = 'refused'
+             GROUP BY reason ORDER BY n DESC, reason",
+            vec![text(&heavy), Bind::Int(start)],
+        ),
+        (
+            "activity (heaviest client): credentials used",
+            "SELECT e.credential_id, c.kind, c.prefix, COUNT(*) AS n, MAX(e.occurred_at) AS last_used
+             FROM audit_events e LEFT JOIN credentials c ON c.id = e.credential_id
+             WHERE e.client_id = $1 AND e.action = 'request' AND e.occurred_at >= $2 AND e.credential_id IS NOT NULL
+             GROUP BY e.credential_id, c.kind, c.prefix ORDER BY last_used DESC",
+            vec![text(&heavy), Bind::Int(start)],
+        ),
+        (
+            "activity (heaviest client): last seen",
+            "SELECT occurred_at FROM audit_events WHERE client_id = $1 AND action = 'request'
+             ORDER BY occurred_at DESC LIMIT 1",
+            vec![text(&heavy)],
+        ),
+        (
+            "migration 0008's backfill, one grant: heaviest client's production profile, a product it calls",
+            GRANT_LAST_USED,
+            vec![text(&heavy_profile), text(&format!("pd_bench_{}", PRODUCTS[0]))],
+        ),
+        (
+            "migration 0008's backfill, one grant: heaviest client's production profile, a product never called",
+            GRANT_LAST_USED,
+            vec![text(&heavy_profile), text(&format!("pd_bench_{UNUSED_PRODUCT}"))],
+        ),
+    ];
+    println!();
+    println!("#### Each query alone ({}; heaviest client for the per-client ones)", backend_name(backend));
+    println!();
+    println!("Times: the statement run 7 times on one connection, as the store runs it.");
+    if backend == Backend::Postgres {
+        println!("Plans: `EXPLAIN (ANALYZE, BUFFERS) EXECUTE` of the statement prepared and executed six times");
+        println!("first, so the plan shown is the one the plan cache settled on.");
+    }
+    for (label, sql, binds) in &cases {
+        plan_case(&pool, backend, label, sql, binds).await?;
+    }
+
+    // What would change them, measured the same way.
+    println!();
+    println!("#### Variants ({})", backend_name(backend));
+    let by_time = |sql: &str| {
+        sql.replacen("FROM audit_events e ", "FROM audit_events e INDEXED BY audit_by_time ", 1).replacen(
+            "FROM audit_events\n",
+            "FROM audit_events INDEXED BY audit_by_time\n",
+            1,
+        )
+    };
+    let mut variants: Vec<(String, String, Vec<Bind>)> = Vec::new();
+    if backend == Backend::Sqlite {
+        for (label, sql, binds) in cases.iter().take(3) {
+            let sql = by_time(sql);
+            variants.push((format!("{label}, `INDEXED BY audit_by_time`"), sql, binds.clone()));
+        }
+    }
+    // An upper bound too (the end of today): a closed range on `occurred_at`.
+    let bounded = |sql: &str, binds: &[Bind]| {
+        let n = binds.len() + 1;
+        let sql = sql
+            .replacen("e.occurred_at >= $1 AND", &format!("e.occurred_at >= $1 AND e.occurred_at < ${n} AND"), 1)
+            .replacen("WHERE occurred_at >= $1 AND", &format!("WHERE occurred_at >= $1 AND occurred_at < ${n} AND"), 1);
+        let mut binds = binds.to_vec();
+        binds.push(Bind::Int(start + ACTIVITY_DAYS * DAY));
+        (sql, binds)
+    };
+    for (label, sql, binds) in cases.iter().take(3) {
+        let (sql, binds) = bounded(sql, binds);
+        variants.push((format!("{label}, with `occurred_at < end of today` as well"), sql, binds));
+    }
+    let (first_bounded, first_bounded_binds) = bounded(MOST_REFUSED_FIRST, &[Bind::Int(start)]);
+    let most_refused = [
+        ("", MOST_REFUSED_FIRST.to_owned(), vec![Bind::Int(start)]),
+        (", with `occurred_at < end of today` as well", first_bounded, first_bounded_binds),
+    ];
+    for (what, sql, binds) in most_refused {
+        variants.push((
+            format!("dashboard: most refused clients, aggregated before joining `clients`{what}"),
+            sql,
+            binds,
+        ));
+    }
+    if backend == Backend::Sqlite {
+        variants.push((
+            "dashboard: most refused clients, aggregated before joining `clients`, `INDEXED BY audit_by_time`"
+                .to_owned(),
+            by_time(MOST_REFUSED_FIRST),
+            vec![Bind::Int(start)],
+        ));
+    }
+    // The access review's data in one statement per table instead of six per client.
+    for (what, sql) in [
+        ("clients and owners", "SELECT c.id, c.owner_id, c.name, c.kind, c.description, c.created_at, u.email AS owner_email, u.disabled FROM clients c JOIN users u ON u.id = c.owner_id ORDER BY c.name, c.id"),
+        ("profiles", "SELECT id, client_id, environment, rate_per_minute, burst, token_ttl_seconds, created_at FROM profiles ORDER BY client_id, environment DESC"),
+        ("credentials", "SELECT id, profile_id, kind, prefix, created_at, expires_at, rotated_at, revoked_at, last_used_at FROM credentials ORDER BY profile_id, created_at DESC, id DESC"),
+        ("grants", GRANTS_ALL),
+    ] {
+        variants.push((format!("access review in four statements: all {what}"), sql.to_owned(), Vec::new()));
+    }
+    for (label, sql, binds) in &variants {
+        plan_case(&pool, backend, label, sql, binds).await?;
+    }
+    pool.close().await;
+    Ok(())
+}
+
+/// The most refused clients, grouped first and then named: one `clients` lookup per
+/// result row instead of one per audit row.
+const MOST_REFUSED_FIRST: &str = "SELECT r.client_id, c.name, r.client_type, r.refused, r.total FROM (
+         SELECT e.client_id, MAX(e.client_type) AS client_type,
+                SUM(CASE WHEN e.decision = 'refused' THEN 1 ELSE 0 END) AS refused, COUNT(*) AS total
+         FROM audit_events e WHERE e.occurred_at >= $1 AND e.action = 'request' AND e.client_id IS NOT NULL
+         GROUP BY e.client_id
+         HAVING SUM(CASE WHEN e.decision = 'refused' THEN 1 ELSE 0 END) > 0
+         ORDER BY refused DESC, e.client_id LIMIT 10
+     ) r LEFT JOIN clients c ON c.id = r.client_id ORDER BY r.refused DESC, r.client_id";
+
+/// `grants.rs`'s grant query for every grant at once.
+const GRANTS_ALL: &str = "SELECT g.id, g.profile_id, p.environment, c.id AS client_id, c.name AS client_name,
+        g.product_id, pr.name AS product_name, g.scopes, g.status, g.justification, ru.email AS requested_by,
+        g.requested_at, g.decided_by, du.email AS decided_by_email, g.decided_at, g.decision_reason, g.expires_at,
+        g.last_used_at
+    FROM grants g
+    JOIN profiles p ON p.id = g.profile_id
+    JOIN clients c ON c.id = p.client_id
+    JOIN products pr ON pr.id = g.product_id
+    JOIN users ru ON ru.id = g.requested_by
+    LEFT JOIN users du ON du.id = g.decided_by
+    ORDER BY g.profile_id, g.requested_at DESC, g.id DESC";
+
+/// One statement run 7 times on one connection, as the store runs it, then explained.
+async fn plan_case(pool: &AnyPool, backend: Backend, label: &str, sql: &str, binds: &[Bind]) -> Res<()> {
+    let mut times = Timings::new("");
+    let mut rows = 0;
+    for _ in 0..7 {
+        let started = Instant::now();
+        rows = bound(sql, binds).fetch_all(pool).await?.len();
+        times.ms.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    println!();
+    println!("- {label}: median {:.1} ms, max {:.1} ms over 7 runs, {rows} rows", times.pct(50.0), times.pct(100.0));
+    println!("  ```");
+    for line in explain(pool, backend, sql, binds).await? {
+        println!("  {line}");
+    }
+    println!("  ```");
+    Ok(())
+}
+
+/// Migration 0008's subquery for one grant (up to 887f7da the access review ran the same
+/// search, `ORDER BY occurred_at DESC LIMIT 1`, for every approved grant).
+/// Migration 0008's per-grant lookup (newest allowed row of the profile and product).
+const GRANT_LAST_USED: &str = "SELECT e.occurred_at AS t FROM audit_events e
+     WHERE e.profile_id = $1 AND e.product = (SELECT p.slug FROM products p WHERE p.id = $2)
+       AND e.action = 'request' AND e.decision = 'allowed'
+     ORDER BY e.occurred_at DESC LIMIT 1";
+
+/// The plan as the store's statement gets it: `EXPLAIN QUERY PLAN` on SQLite; on
+/// PostgreSQL the prepared statement executed six times, then explained with ANALYZE.
+async fn explain(pool: &AnyPool, backend: Backend, sql: &str, binds: &[Bind]) -> Res<Vec<String>> {
+    Ok(match backend {
+        Backend::Sqlite => {
+            let rows = bound(&format!("EXPLAIN QUERY PLAN {sql}"), binds).fetch_all(pool).await?;
+            rows.iter().map(|r| r.try_get("detail")).collect::<Result<_, _>>()?
+        }
+        Backend::Postgres => {
+            let types: Vec<&str> =
+                binds.iter().map(|b| if matches!(b, Bind::Text(_)) { "text" } else { "bigint" }).collect();
+            let values: Vec<String> = binds
+                .iter()
+                .map(|b| match b {
+                    Bind::Text(s) => format!("'{s}'"),
+                    Bind::Int(i) => i.to_string(),
+                })
+                .collect();
+            // No parentheses at all for a statement without parameters.
+            let (types, values) = match binds.is_empty() {
+                true => (String::new(), String::new()),
+                false => (format!("({})", types.join(", ")), format!("({})", values.join(", "))),
+            };
+            pool.execute(format!("PREPARE audit_bench_agg{types} AS {sql}").as_str()).await?;
+            for _ in 0..6 {
+                pool.execute(format!("EXECUTE audit_bench_agg{values}").as_str()).await?;
+            }
+            let rows = sqlx::query(&format!("EXPLAIN (ANALYZE, BUFFERS) EXECUTE audit_bench_agg{values}"))
+                .fetch_all(pool)
+                .await?;
+            pool.execute("DEALLOCATE audit_bench_agg").await?;
+            rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?
+        }
+    })
 }
