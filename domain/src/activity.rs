@@ -59,7 +59,7 @@ impl Store {
             let (m, p, e): (Option<String>, Option<String>, String) =
                 (r.try_get("method")?, r.try_get("product")?, r.try_get("endpoint")?);
             Ok(NamedCount {
-                name: format!("{} /gw/{}{e}", m.unwrap_or_default(), p.unwrap_or_default()),
+                name: crate::model::request_phrase(&m.unwrap_or_default(), p.as_deref(), &e, None, true),
                 count: r.try_get("n")?,
             })
         })

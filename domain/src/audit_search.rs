@@ -390,6 +390,20 @@ mod tests {
     }
 
     #[test]
+    fn a_filter_travels_in_a_url_and_comes_back_the_same() {
+        let f = AuditFilter {
+            client: Some("cl_1".into()),
+            path: Some("/a b&c".into()),
+            decision: Some(String::new()),
+            cursor: Some("5_6".into()),
+            ..Default::default()
+        };
+        assert_eq!(f.to_query(false), "client=cl_1&path=%2Fa+b%26c");
+        let back: AuditFilter = serde_urlencoded::from_str(&f.to_query(true)).unwrap_or_default();
+        assert_eq!(back, AuditFilter { decision: None, ..f });
+    }
+
+    #[test]
     fn an_export_pins_its_quick_range_to_when_it_began() {
         let now = 1_795_428_876_250;
         let f = AuditFilter { since: Some("24h".into()), client: Some("cl_1".into()), ..Default::default() };

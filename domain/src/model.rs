@@ -368,46 +368,29 @@ pub struct AuditFilter {
 
 impl AuditFilter {
     /// The filter as a URL query (`client=…&since=24h`), without the cursor unless asked;
-    /// only set fields appear.
+    /// only set fields appear. The same encoding the API and the portal parse.
     pub fn to_query(&self, with_cursor: bool) -> String {
-        let pairs = [
-            ("client", &self.client),
-            ("profile", &self.profile),
-            ("client_type", &self.client_type),
-            ("product", &self.product),
-            ("endpoint", &self.endpoint),
-            ("method", &self.method),
-            ("status", &self.status),
-            ("decision", &self.decision),
-            ("channel", &self.channel),
-            ("actor", &self.actor),
-            ("request_id", &self.request_id),
-            ("path", &self.path),
-            ("since", &self.since),
-            ("from", &self.from),
-            ("to", &self.to),
-            ("cursor", if with_cursor { &self.cursor } else { &None }),
-        ];
-        pairs
-            .iter()
-            .filter_map(|(k, v)| {
-                v.as_deref().filter(|v| !v.trim().is_empty()).map(|v| format!("{k}={}", encode_query(v)))
-            })
-            .collect::<Vec<_>>()
-            .join("&")
+        let filter = AuditFilter { cursor: self.cursor.clone().filter(|_| with_cursor), ..self.clone() };
+        let query = serde_urlencoded::to_string(&filter).unwrap_or_default();
+        query.split('&').filter(|pair| !pair.is_empty() && !pair.ends_with('=')).collect::<Vec<_>>().join("&")
     }
 }
 
-/// Percent-encodes a query value (RFC 3986 unreserved characters pass through).
-fn encode_query(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
+/// What a request did, in one phrase: `GET /gw/accounts/accounts`, the MCP tool, or
+/// `execute_endpoint → GET /gw/…` when the tool reached an endpoint.
+pub fn request_phrase(
+    method: &str,
+    product: Option<&str>,
+    path: &str,
+    tool: Option<&str>,
+    reached_endpoint: bool,
+) -> String {
+    let route = format!("{method} {}{path}", product.map(|p| format!("/gw/{p}")).unwrap_or_default());
+    match (tool, reached_endpoint) {
+        (Some(tool), true) => format!("{tool} → {route}"),
+        (Some(tool), false) => tool.to_owned(),
+        (None, _) => route,
     }
-    out
 }
 
 /// One row of the audit trail, as search, detail and export show it.

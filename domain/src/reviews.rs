@@ -41,12 +41,17 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        let reviews = sqlx::query(
+        // Oldest first, so each client keeps its latest review: client → (when, by whom).
+        let mut reviewed: std::collections::HashMap<String, (i64, Option<String>)> = Default::default();
+        for r in sqlx::query(
             "SELECT e.target_id, e.occurred_at, u.email FROM audit_events e LEFT JOIN users u ON u.id = e.actor_user_id
              WHERE e.target_type = 'client' AND e.action = 'client.reviewed' ORDER BY e.occurred_at, e.id",
         )
         .fetch_all(&self.pool)
-        .await?;
+        .await?
+        {
+            reviewed.insert(r.try_get("target_id")?, (r.try_get("occurred_at")?, r.try_get("email")?));
+        }
         // Kept by the audit writer: the newest request each grant allowed.
         let grant_used: std::collections::HashMap<String, Option<i64>> =
             sqlx::query("SELECT id, last_used_at FROM grants WHERE status = 'approved'")
@@ -99,18 +104,15 @@ impl Store {
             }
             flags.sort_by_key(|f| f.as_str());
             flags.dedup();
-            let last = reviews
-                .iter()
-                .rev()
-                .find(|r| r.try_get::<Option<String>, _>("target_id").ok().flatten() == Some(id.clone()));
+            let (reviewed_at, reviewed_by) = reviewed.remove(&id).map_or((None, None), |(at, by)| (Some(at), by));
             out.push(ReviewClient {
                 client: detail.client,
                 owner_disabled,
                 flags,
                 credentials,
                 grants,
-                reviewed_at: last.map(|r| r.try_get("occurred_at")).transpose()?,
-                reviewed_by: last.map(|r| r.try_get("email")).transpose()?.flatten(),
+                reviewed_at,
+                reviewed_by,
             });
         }
         out.sort_by_key(|c| c.flags.is_empty());

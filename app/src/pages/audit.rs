@@ -5,8 +5,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_location, use_params_map, use_query_map};
-use leptos_router::params::ParamsMap;
-use portcullis_domain::model::{AuditFilter, AuditRecord, ClientKind};
+use portcullis_domain::model::{request_phrase, AuditFilter, AuditRecord, ClientKind};
 use portcullis_domain::time::{format_iso, format_utc};
 
 use crate::components::ErrorBox;
@@ -25,26 +24,10 @@ const TEXT_FIELDS: [(&str, &str, &str); 8] = [
 
 const QUICK_RANGES: [(&str, &str); 4] = [("15m", "15 min"), ("24h", "24 h"), ("7d", "7 days"), ("30d", "30 days")];
 
-/// The search a URL names. Unknown keys are ignored; the server validates the values.
-fn filter_of(q: &ParamsMap) -> AuditFilter {
-    AuditFilter {
-        client: q.get("client"),
-        profile: q.get("profile"),
-        client_type: q.get("client_type"),
-        product: q.get("product"),
-        endpoint: q.get("endpoint"),
-        method: q.get("method"),
-        status: q.get("status"),
-        decision: q.get("decision"),
-        channel: q.get("channel"),
-        actor: q.get("actor"),
-        request_id: q.get("request_id"),
-        path: q.get("path"),
-        since: q.get("since"),
-        from: q.get("from"),
-        to: q.get("to"),
-        cursor: q.get("cursor"),
-    }
+/// The search a URL query names, parsed as the server parses it. Unknown keys are
+/// ignored; the server validates the values.
+fn filter_of(search: &str) -> AuditFilter {
+    serde_urlencoded::from_str(search.trim_start_matches('?')).unwrap_or_default()
 }
 
 fn select(
@@ -83,6 +66,7 @@ pub fn AuditSearchPage() -> impl IntoView {
         {move || {
             let q = query.read();
             let get = |k: &str| q.get(k).unwrap_or_default();
+            let current = filter_of(&location.search.read());
             let since = get("since");
             view! {
                 <section class="card">
@@ -120,16 +104,16 @@ pub fn AuditSearchPage() -> impl IntoView {
                     <div class="row quick-ranges">
                         <span class="muted">"Quick range:"</span>
                         {QUICK_RANGES.into_iter().map(|(v, t)| {
-                            let quick = AuditFilter { since: Some(v.to_owned()), from: None, to: None, ..filter_of(&q) };
+                            let quick = AuditFilter { since: Some(v.to_owned()), from: None, to: None, ..current.clone() };
                             let href = format!("/audit?{}", quick.to_query(false));
                             let class = if since == v { "chip chip-on" } else { "chip" };
                             view! { <a class=class href=href>{t}</a> }
                         }).collect_view()}
                         <span class="spacer"></span>
                         <a class="btn btn-secondary btn-small" data-testid="export-csv" rel="external" download=""
-                            href=format!("/api/v1/audit/export?format=csv&{}", filter_of(&q).to_query(false))>"Export CSV"</a>
+                            href=format!("/api/v1/audit/export?format=csv&{}", current.to_query(false))>"Export CSV"</a>
                         <a class="btn btn-secondary btn-small" data-testid="export-jsonl" rel="external" download=""
-                            href=format!("/api/v1/audit/export?format=jsonl&{}", filter_of(&q).to_query(false))>"Export JSON Lines"</a>
+                            href=format!("/api/v1/audit/export?format=jsonl&{}", current.to_query(false))>"Export JSON Lines"</a>
                     </div>
                 </section>
             }
@@ -142,7 +126,7 @@ pub fn AuditSearchPage() -> impl IntoView {
                         <div class="empty" data-testid="audit-empty"><p>"No events match this search."</p></div>
                     }.into_any(),
                     Ok(page) => {
-                        let filter = filter_of(&query.read_untracked());
+                        let filter = filter_of(&location.search.read_untracked());
                         let older = page.next.clone().map(|c| format!("/audit?{}", AuditFilter { cursor: Some(c), ..filter.clone() }.to_query(true)));
                         let first = filter.cursor.is_some().then(|| format!("/audit?{}", filter.to_query(false)));
                         view! {
@@ -171,17 +155,13 @@ fn summary(e: &AuditRecord) -> String {
     if e.action != "request" {
         return format!("{} {}", e.action, e.target_id.clone().unwrap_or_default());
     }
-    let route = format!(
-        "{} {}{}",
-        e.method.clone().unwrap_or_default(),
-        e.product.as_deref().map(|p| format!("/gw/{p}")).unwrap_or_default(),
-        e.path.clone().unwrap_or_default()
-    );
-    match (&e.tool, &e.endpoint) {
-        (Some(tool), Some(_)) => format!("{tool} → {route}"),
-        (Some(tool), None) => tool.clone(),
-        (None, _) => route,
-    }
+    request_phrase(
+        e.method.as_deref().unwrap_or_default(),
+        e.product.as_deref(),
+        e.path.as_deref().unwrap_or_default(),
+        e.tool.as_deref(),
+        e.endpoint.is_some(),
+    )
 }
 
 fn decision_badge(e: &AuditRecord) -> impl IntoView {

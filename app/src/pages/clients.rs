@@ -12,7 +12,7 @@ use crate::api::{
 use crate::components::{when, ErrorBox, SecretReveal};
 use crate::error::AppError;
 use crate::{CurrentUser, Hydrated};
-use portcullis_domain::model::CredentialState;
+use portcullis_domain::model::{request_phrase, CredentialState};
 
 fn kind_badge(kind: ClientKind) -> impl IntoView {
     let class = format!("badge badge-{}", kind.as_str());
@@ -460,13 +460,7 @@ fn ConnectAgent(
 
 /// What a recent request did: the MCP tool, then the gateway route it reached, if any.
 fn request_label(r: &RequestView) -> String {
-    let route =
-        format!("{} {}{}", r.method, r.product.as_deref().map(|p| format!("/gw/{p}")).unwrap_or_default(), r.path);
-    match (&r.tool, &r.endpoint) {
-        (Some(tool), Some(_)) => format!("{tool} → {route}"),
-        (Some(tool), None) => tool.clone(),
-        (None, _) => route,
-    }
+    request_phrase(&r.method, r.product.as_deref(), &r.path, r.tool.as_deref(), r.endpoint.is_some())
 }
 
 #[component]

@@ -371,7 +371,8 @@ async fn enforce(
     }
 
     let mut url = format!("{}{upstream_path}", product.upstream(profile.environment));
-    let query = query.map(|q| if product.api_key_in_query { without_query_key(q) } else { q.to_owned() });
+    let query: Option<std::borrow::Cow<str>> =
+        query.map(|q| if product.api_key_in_query { without_query_key(q).into() } else { q.into() });
     if let Some(q) = query.filter(|q| !q.is_empty()) {
         url.push('?');
         url.push_str(&q);
