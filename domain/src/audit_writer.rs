@@ -1,42 +1,158 @@
-//! One audit row per gateway request, written off the request path.
+//! One audit row per gateway, MCP and OAuth request, written off the request path.
 //!
-//! Requests hand their event to a bounded queue; one writer task drains it and inserts
-//! each batch inside a single transaction (and records when each credential was last
-//! used). When the queue is full the gateway either waits for room (back-pressure, the
-//! default) or refuses the request with 503 (fail closed). No event is ever dropped:
-//! a failed batch is retried until it is written, and shutdown drains the queue.
+//! A request first **reserves** its row: a slot in a bounded queue, held from before the
+//! request is decided or forwarded until its row is handed over. Back-pressure (the
+//! default) waits for a slot; fail-closed refuses with 503 when there is none, before
+//! anything is forwarded — so an executed request always has a slot for its row. The
+//! reservation is a [`PendingRow`]: finishing it queues the row, and dropping it
+//! unfinished (the caller hung up, the handler was cancelled) still queues the row,
+//! marked `499 client_closed_request`. No code path can lose a reserved row.
+//!
+//! One writer task drains the queue and inserts each batch in one transaction. What the
+//! database refuses for trouble that may pass (a lost connection, a lock, a full disk)
+//! is retried with bounded backoff, whole; rows are keyed by request id, so a batch whose
+//! commit answer was lost is not written twice. What the database refuses for a row's
+//! content is split out by halving the batch, and that row is written in a reduced form.
+//! At shutdown the writer has a deadline; rows it could not write by then go to the
+//! spill file (`audit_spill`), replayed at the next start.
+//!
+//! Durability: with `Durability::Queued` a response leaves once its row is queued (a
+//! crash loses the rows still in the queue); with `Durability::Committed` it leaves only
+//! after its row's batch has committed (group commit), so no answered request's row is
+//! lost to a crash.
 
-use std::time::Duration;
-use tokio::sync::mpsc;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::audit_spill::Spill;
+use crate::audit_text::{cap, AuditText};
+use crate::model::{ClientKind, Decision, RequestChannel};
 use crate::store::{Backend, Store};
 
-/// What the gateway knows about one request when it answers.
-#[derive(Debug, Clone, Default)]
+/// What is known about one request when its row is written. Every caller-controlled
+/// string is an [`AuditText`], so nothing unstorable or unbounded can reach the table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RequestEvent {
     pub request_id: String,
     pub occurred_at: i64,
-    pub channel: &'static str,
-    /// The MCP tool that made the request (`execute_endpoint`, …); `None` for REST.
-    pub tool: Option<String>,
-    pub client_id: Option<String>,
-    pub profile_id: Option<String>,
-    pub client_type: Option<&'static str>,
-    pub credential_id: Option<String>,
-    pub product: Option<String>,
-    pub endpoint: Option<String>,
-    pub method: String,
-    /// The path as routed, never with a credential in it.
-    pub path: String,
+    pub channel: RequestChannel,
+    /// The MCP tool called (`execute_endpoint`, …), or the JSON-RPC method of another
+    /// MCP message (`initialize`, `tools/list`, …); `None` for REST and OAuth.
+    pub tool: Option<AuditText>,
+    /// The authenticated client, profile and credential: never taken from what a caller
+    /// merely claims.
+    pub client_id: Option<AuditText>,
+    pub profile_id: Option<AuditText>,
+    pub client_type: Option<ClientKind>,
+    pub credential_id: Option<AuditText>,
+    /// The client id a refused request named (a failed token request, say): kept apart
+    /// from `client_id` so nobody can write into another client's record.
+    pub attempted_client_id: Option<AuditText>,
+    /// The person on whose behalf the request was made (portal Test access).
+    pub actor_user_id: Option<AuditText>,
+    pub product: Option<AuditText>,
+    pub endpoint: Option<AuditText>,
+    pub method: AuditText,
+    /// The path as routed (for an authorized call, the canonical path forwarded), never
+    /// with a credential in it.
+    pub path: AuditText,
+    /// What the caller was answered; 499 when it went away before the whole answer.
     pub status: u16,
-    pub decision: &'static str,
-    pub reason: &'static str,
+    /// What the upstream answered, when the request reached one.
+    pub upstream_status: Option<u16>,
+    pub decision: Decision,
+    pub reason: Cow<'static, str>,
     pub latency_us: i64,
+    /// Bytes read from the caller and sent to it, counted as they pass.
     pub bytes_in: i64,
     pub bytes_out: i64,
-    pub client_ip: Option<String>,
-    pub user_agent: Option<String>,
+    pub client_ip: Option<AuditText>,
+    pub user_agent: Option<AuditText>,
+}
+
+/// The reason of a row whose caller went away before its whole answer was sent.
+pub const CLIENT_CLOSED: &str = "client_closed_request";
+/// The status nginx made the convention for "client closed request".
+pub const CLIENT_CLOSED_STATUS: u16 = 499;
+/// The path of a row stored in reduced form.
+pub const REDUCED_PATH: &str = "[reduced: the database refused this row as recorded]";
+
+impl RequestEvent {
+    /// A row for a new request on `channel`, with a fresh request id.
+    pub fn new(channel: RequestChannel, occurred_at: i64, method: &str, path: &str) -> Self {
+        Self {
+            request_id: uuid::Uuid::now_v7().to_string(),
+            occurred_at,
+            channel,
+            tool: None,
+            client_id: None,
+            profile_id: None,
+            client_type: None,
+            credential_id: None,
+            attempted_client_id: None,
+            actor_user_id: None,
+            product: None,
+            endpoint: None,
+            method: AuditText::new(method, cap::METHOD),
+            path: AuditText::new(path, cap::PATH),
+            status: 0,
+            upstream_status: None,
+            decision: Decision::Refused,
+            reason: Cow::Borrowed(""),
+            latency_us: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            client_ip: None,
+            user_agent: None,
+        }
+    }
+
+    pub fn allowed(&mut self) {
+        self.decision = Decision::Allowed;
+        self.reason = Cow::Borrowed("allowed");
+    }
+
+    pub fn refused(&mut self, reason: &'static str) {
+        self.decision = Decision::Refused;
+        self.reason = Cow::Borrowed(reason);
+    }
+
+    /// What is kept of a row the database refused: who, when, the outcome and why, but
+    /// none of the free text that may have been the trouble.
+    fn reduced(&self) -> Self {
+        Self {
+            request_id: self.request_id.clone(),
+            occurred_at: self.occurred_at,
+            channel: self.channel,
+            tool: None,
+            client_id: self.client_id.clone(),
+            profile_id: self.profile_id.clone(),
+            client_type: self.client_type,
+            credential_id: self.credential_id.clone(),
+            attempted_client_id: None,
+            actor_user_id: self.actor_user_id.clone(),
+            product: None,
+            endpoint: None,
+            method: AuditText::new(self.method.as_str().get(..8).unwrap_or("?"), cap::METHOD),
+            path: AuditText::new(REDUCED_PATH, cap::PATH),
+            status: self.status,
+            upstream_status: self.upstream_status,
+            decision: self.decision,
+            reason: self.reason.clone(),
+            latency_us: self.latency_us,
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            client_ip: None,
+            user_agent: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,65 +163,463 @@ pub enum WhenFull {
     FailClosed,
 }
 
-/// The queue was full and the gateway is configured to fail closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// A response leaves once its row is queued.
+    Queued,
+    /// A response leaves once its row's batch has committed.
+    Committed,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// Rows that may be reserved or waiting at once: requests in flight plus rows queued.
+    pub capacity: usize,
+    pub when_full: WhenFull,
+    pub durability: Durability,
+    /// Where rows go that cannot be written before the process ends.
+    pub spill_path: std::path::PathBuf,
+}
+
+/// No row could be reserved: the queue is full and the gateway fails closed, or the
+/// writer has stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuditUnavailable;
 
-#[derive(Debug, Clone)]
-pub struct AuditSink {
-    tx: mpsc::Sender<RequestEvent>,
-    when_full: WhenFull,
+struct Queued {
+    event: RequestEvent,
+    /// Told when the row is committed (or spilled), for `Durability::Committed`.
+    ack: Option<oneshot::Sender<()>>,
 }
 
+/// What the writer and every sink share.
+struct Shared {
+    capacity: usize,
+    /// Requests refused with 503 for want of a row since the last `audit.overflow` event.
+    overflow: AtomicU64,
+    /// When the writer began failing (Unix ms), 0 while it writes.
+    failing_since: AtomicI64,
+    last_error: Mutex<Option<String>>,
+    /// `true` once the writer has passed its deadline: rows finished later go straight to
+    /// the spill file. Senders hold it for reading while they hand over a row, so the
+    /// writer's final drain cannot miss one.
+    closed: RwLock<bool>,
+    spill: Spill,
+}
+
+#[derive(Clone)]
+pub struct AuditSink {
+    tx: mpsc::Sender<Queued>,
+    when_full: WhenFull,
+    durability: Durability,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for AuditSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditSink").field("when_full", &self.when_full).field("durability", &self.durability).finish()
+    }
+}
+
+/// The writer task; `finish` ends it once every sink is gone.
+pub struct AuditWriter {
+    handle: JoinHandle<()>,
+    deadline: watch::Sender<bool>,
+}
+
+/// How the audit trail is doing, for `/readyz` and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditHealth {
+    /// Rows reserved by requests in flight or waiting to be written.
+    pub in_use: usize,
+    pub capacity: usize,
+    /// How long the writer has been unable to write, if it is failing now.
+    pub failing_for_ms: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+impl AuditHealth {
+    pub fn is_full(&self) -> bool {
+        self.in_use >= self.capacity
+    }
+}
+
+/// Rows per batch the writer takes from the queue.
 const BATCH: usize = 500;
+/// How long the writer lets rows gather after a partial batch (queued durability).
+const LINGER: Duration = Duration::from_millis(5);
+const FIRST_RETRY: Duration = Duration::from_millis(50);
+const LAST_RETRY: Duration = Duration::from_secs(5);
 
 impl AuditSink {
-    /// Starts the writer. It stops, after writing everything queued, once every
-    /// `AuditSink` clone has been dropped.
-    pub fn start(store: Store, capacity: usize, when_full: WhenFull) -> (Self, JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
-        let handle = tokio::spawn(write_loop(store, rx));
-        (Self { tx, when_full }, handle)
+    /// Starts the writer over `store`.
+    pub fn start(store: Store, config: AuditConfig) -> (Self, AuditWriter) {
+        let capacity = config.capacity.max(1);
+        let (tx, rx) = mpsc::channel(capacity);
+        let shared = Arc::new(Shared {
+            capacity,
+            overflow: AtomicU64::new(0),
+            failing_since: AtomicI64::new(0),
+            last_error: Mutex::new(None),
+            closed: RwLock::new(false),
+            spill: Spill::new(config.spill_path),
+        });
+        let (deadline, deadline_rx) = watch::channel(false);
+        let writer = Writer { store, shared: shared.clone(), durability: config.durability, deadline: deadline_rx };
+        let handle = tokio::spawn(writer.run(rx));
+        let sink = Self { tx, when_full: config.when_full, durability: config.durability, shared };
+        (sink, AuditWriter { handle, deadline })
     }
 
-    pub async fn record(&self, event: RequestEvent) -> Result<(), AuditUnavailable> {
-        match self.when_full {
-            WhenFull::BackPressure => self.tx.send(event).await.map_err(|_| AuditUnavailable),
-            WhenFull::FailClosed => self.tx.try_send(event).map_err(|_| AuditUnavailable),
+    /// Reserves the row of a request that started at `started`. Back-pressure waits for
+    /// room; fail-closed answers at once, and a refusal here is counted so that the trail
+    /// still records, as an `audit.overflow` event, how many requests it turned away.
+    pub async fn reserve(&self, event: RequestEvent, started: Instant) -> Result<PendingRow, AuditUnavailable> {
+        let permit = match self.when_full {
+            WhenFull::BackPressure => self.tx.clone().reserve_owned().await.map_err(|_| AuditUnavailable),
+            WhenFull::FailClosed => self.tx.clone().try_reserve_owned().map_err(|_| AuditUnavailable),
+        };
+        match permit {
+            Ok(permit) => Ok(PendingRow {
+                permit: Some(permit),
+                event,
+                started,
+                durability: self.durability,
+                shared: self.shared.clone(),
+            }),
+            Err(e) => {
+                self.shared.overflow.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(request.id = %event.request_id, "audit queue full; request refused");
+                Err(e)
+            }
         }
     }
 
-    /// Whether the queue has room now: the gateway checks it before forwarding, so a
-    /// fail-closed refusal happens before the upstream is called.
-    pub fn has_room(&self) -> bool {
-        self.when_full == WhenFull::BackPressure || self.tx.capacity() > 0
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    pub fn health(&self, now: i64) -> AuditHealth {
+        let since = self.shared.failing_since.load(Ordering::Relaxed);
+        AuditHealth {
+            in_use: self.shared.capacity.saturating_sub(self.tx.capacity()),
+            capacity: self.shared.capacity,
+            failing_for_ms: (since > 0).then(|| now.saturating_sub(since)),
+            last_error: if since > 0 { lock(&self.shared.last_error).clone() } else { None },
+        }
     }
 }
 
-async fn write_loop(store: Store, mut rx: mpsc::Receiver<RequestEvent>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let mut delay = Duration::from_millis(50);
-        while let Err(e) = store.insert_request_events(&batch).await {
-            tracing::error!(error = %e, rows = batch.len(), "audit batch not written; retrying");
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A request's reserved row. Fill in `event`, then `finish`; if it is dropped instead,
+/// the row is still written, as a request whose caller went away.
+pub struct PendingRow {
+    permit: Option<mpsc::OwnedPermit<Queued>>,
+    pub event: RequestEvent,
+    started: Instant,
+    durability: Durability,
+    shared: Arc<Shared>,
+}
+
+/// Resolves when a finished row is committed (at once under queued durability).
+#[must_use = "under committed durability the answer must wait for this"]
+pub struct Committed(Option<oneshot::Receiver<()>>);
+
+impl Committed {
+    pub async fn wait(self) {
+        if let Some(rx) = self.0 {
+            // An error means the writer is gone without acknowledging; the row was spilled
+            // or logged as lost there, and holding the answer longer would change nothing.
+            let _ = rx.await;
         }
-        // A partial batch means the queue ran dry: rather than one transaction per
-        // request at low rates, let rows gather for a moment. Requests never wait for
-        // this; only the rows' arrival in the table does.
-        if batch.len() < BATCH {
-            tokio::time::sleep(LINGER).await;
-        }
-        batch.clear();
     }
 }
 
-/// How long the writer lets rows gather after a partial batch.
-const LINGER: Duration = Duration::from_millis(5);
+impl PendingRow {
+    /// Queues the row as it stands, with the time since the request started.
+    pub fn finish(mut self) -> Committed {
+        let (ack, committed) = match self.durability {
+            Durability::Queued => (None, Committed(None)),
+            Durability::Committed => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Committed(Some(rx)))
+            }
+        };
+        self.deliver(ack);
+        committed
+    }
+
+    /// Whether finishing must be awaited before the answer leaves.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    fn deliver(&mut self, ack: Option<oneshot::Sender<()>>) {
+        let Some(permit) = self.permit.take() else { return };
+        self.event.latency_us = i64::try_from(self.started.elapsed().as_micros()).unwrap_or(i64::MAX);
+        let event = std::mem::replace(&mut self.event, RequestEvent::new(RequestChannel::Rest, 0, "", ""));
+        let closed = self.shared.closed.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *closed {
+            // The writer has stopped: the file is the only place left.
+            drop(permit);
+            let _ = self.shared.spill.append([&event]);
+            if let Some(ack) = ack {
+                let _ = ack.send(());
+            }
+        } else {
+            permit.send(Queued { event, ack });
+        }
+    }
+}
+
+impl Drop for PendingRow {
+    fn drop(&mut self) {
+        if self.permit.is_none() {
+            return;
+        }
+        if std::thread::panicking() {
+            self.event.status = 500;
+            self.event.reason = Cow::Borrowed("internal_error");
+        } else {
+            self.event.status = CLIENT_CLOSED_STATUS;
+            self.event.reason = Cow::Borrowed(CLIENT_CLOSED);
+        }
+        self.deliver(None);
+    }
+}
+
+impl AuditWriter {
+    /// Waits for the writer to write every row, which it does once every sink (and every
+    /// reserved row) is gone. Past `grace`, what is still unwritten is spilled to the
+    /// local file instead, and rows finished later go there too.
+    pub async fn finish(self, grace: Duration) {
+        let deadline = self.deadline;
+        let timer = tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let _ = deadline.send(true);
+            // Keep the sender alive: a dropped one would read as a deadline too.
+            std::future::pending::<()>().await;
+        });
+        if let Err(e) = self.handle.await {
+            tracing::error!(error = %e, "audit writer ended abnormally");
+        }
+        timer.abort();
+    }
+}
+
+struct Writer {
+    store: Store,
+    shared: Arc<Shared>,
+    durability: Durability,
+    deadline: watch::Receiver<bool>,
+}
+
+/// Why a write did not finish.
+enum Interrupted {
+    /// The database failed in a way that may pass; retry.
+    Transient(sqlx::Error),
+    /// The shutdown deadline passed.
+    Deadline,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Queued>) {
+        let mut batch: Vec<Queued> = Vec::with_capacity(BATCH);
+        loop {
+            let received = tokio::select! {
+                biased;
+                n = rx.recv_many(&mut batch, BATCH) => n,
+                _ = past(&mut self.deadline) => return self.spill_rest(batch, rx),
+            };
+            if received == 0 {
+                self.record_overflow().await;
+                return;
+            }
+            let mut delay = FIRST_RETRY;
+            loop {
+                match self.write(&batch).await {
+                    Ok(()) => {
+                        self.shared.failing_since.store(0, Ordering::Relaxed);
+                        break;
+                    }
+                    Err(Interrupted::Deadline) => return self.spill_rest(batch, rx),
+                    Err(Interrupted::Transient(e)) => {
+                        tracing::error!(error = %e, rows = batch.len(), retry_in_ms = delay.as_millis() as u64,
+                            "audit batch not written; retrying");
+                        let now = self.store.now().max(1);
+                        let _ =
+                            self.shared.failing_since.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+                        *lock(&self.shared.last_error) = Some(e.to_string());
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = past(&mut self.deadline) => return self.spill_rest(batch, rx),
+                        }
+                        delay = (delay * 2).min(LAST_RETRY);
+                    }
+                }
+            }
+            let partial = batch.len() < BATCH;
+            for q in batch.drain(..) {
+                if let Some(ack) = q.ack {
+                    let _ = ack.send(());
+                }
+            }
+            self.record_overflow().await;
+            // A partial batch means the queue ran dry: rather than one transaction per
+            // request at low rates, let rows gather for a moment. Under committed
+            // durability the requests themselves wait, so rows gather during the commit.
+            if partial && self.durability == Durability::Queued {
+                tokio::select! {
+                    _ = tokio::time::sleep(LINGER) => {}
+                    _ = past(&mut self.deadline) => {}
+                }
+            }
+        }
+    }
+
+    async fn write(&mut self, batch: &[Queued]) -> Result<(), Interrupted> {
+        let rows: Vec<&RequestEvent> = batch.iter().map(|q| &q.event).collect();
+        let store = self.store.clone();
+        let spill = &self.shared.spill;
+        tokio::select! {
+            r = write_resilient(&store, spill, &rows) => r.map_err(Interrupted::Transient),
+            _ = past(&mut self.deadline) => Err(Interrupted::Deadline),
+        }
+    }
+
+    /// Past the deadline: no more rows into the queue, what is in it to the spill file.
+    fn spill_rest(self, mut batch: Vec<Queued>, mut rx: mpsc::Receiver<Queued>) {
+        {
+            let mut closed = self.shared.closed.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            *closed = true;
+        }
+        rx.close();
+        while let Ok(q) = rx.try_recv() {
+            batch.push(q);
+        }
+        if !batch.is_empty() {
+            tracing::error!(rows = batch.len(), "audit writer deadline passed; spilling unwritten rows");
+            let _ = self.shared.spill.append(batch.iter().map(|q| &q.event));
+        }
+        for q in batch {
+            if let Some(ack) = q.ack {
+                let _ = ack.send(());
+            }
+        }
+        let refused = self.shared.overflow.swap(0, Ordering::Relaxed);
+        if refused > 0 {
+            tracing::error!(requests = refused, "requests refused for a full audit queue, not recorded as an event");
+        }
+    }
+
+    /// Records how many requests were refused for want of a row since the last time.
+    async fn record_overflow(&self) {
+        let refused = self.shared.overflow.swap(0, Ordering::Relaxed);
+        if refused == 0 {
+            return;
+        }
+        let event = crate::audit::AdminEvent {
+            action: "audit.overflow",
+            target_type: "audit",
+            target_id: "queue",
+            summary: serde_json::json!({ "refused_requests": refused, "capacity": self.shared.capacity }),
+        };
+        if let Err(e) = crate::audit::record(&self.store.pool, self.store.now(), None, "system", event).await {
+            tracing::error!(error = %e, "audit overflow event not written; will try again");
+            self.shared.overflow.fetch_add(refused, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Resolves once the shutdown deadline has passed (at once if it already has).
+async fn past(deadline: &mut watch::Receiver<bool>) {
+    if deadline.wait_for(|passed| *passed).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Whether an error may pass by itself: the connection, a lock, resources. Anything else
+/// is the database refusing what a row holds.
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            if let Ok(sqlite) = code.parse::<i32>() {
+                // SQLite primary result codes: BUSY, LOCKED, NOMEM, READONLY, IOERR, FULL, CANTOPEN.
+                matches!(sqlite & 0xff, 5 | 6 | 7 | 8 | 10 | 13 | 14)
+            } else {
+                // PostgreSQL SQLSTATE classes: connection, resources, operator intervention,
+                // system errors; and serialization failures, deadlocks, lock timeouts.
+                ["08", "53", "57", "58"].iter().any(|c| code.starts_with(c))
+                    || matches!(code.as_ref(), "40001" | "40P01" | "55P03")
+            }
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    }
+}
+
+type WriteFuture<'a> = Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'a>>;
+
+/// Writes rows; a row the database refuses for its content is found by halving and
+/// written reduced (or, failing that too, spilled), so one bad row never holds up the
+/// others and is never retried forever. `Err` only for trouble that may pass.
+fn write_resilient<'a>(store: &'a Store, spill: &'a Spill, rows: &'a [&'a RequestEvent]) -> WriteFuture<'a> {
+    Box::pin(async move {
+        let err = match store.insert_request_events(rows).await {
+            Ok(()) => return Ok(()),
+            Err(e) if is_transient(&e) => return Err(e),
+            Err(e) => e,
+        };
+        if let [row] = rows {
+            tracing::error!(request.id = %row.request_id, error = %err, "audit row refused by the database; writing it reduced");
+            let reduced = row.reduced();
+            return match store.insert_request_events(&[&reduced]).await {
+                Ok(()) => Ok(()),
+                Err(e) if is_transient(&e) => Err(e),
+                Err(e) => {
+                    tracing::error!(request.id = %row.request_id, error = %e, "reduced audit row refused too; spilling it");
+                    let _ = spill.append([&reduced]);
+                    Ok(())
+                }
+            };
+        }
+        let (left, right) = rows.split_at(rows.len() / 2);
+        write_resilient(store, spill, left).await?;
+        write_resilient(store, spill, right).await
+    })
+}
+
+/// Writes the rows a previous run spilled, then removes the file. Rows already in the
+/// database (by request id) are skipped, so replaying twice stores each row once. A row
+/// the database refuses even reduced goes to `<file>.unstorable` for a person to read.
+pub async fn replay_spill(store: &Store, path: std::path::PathBuf) -> crate::error::Result<usize> {
+    let spill = Spill::new(path.clone());
+    let unstorable = Spill::new(path.with_extension("unstorable"));
+    let (rows, unreadable) =
+        spill.read().map_err(|e| crate::DomainError::Internal(format!("audit spill file: {e}")))?;
+    if rows.is_empty() && unreadable == 0 {
+        return Ok(0);
+    }
+    for chunk in rows.chunks(BATCH) {
+        let refs: Vec<&RequestEvent> = chunk.iter().collect();
+        write_resilient(store, &unstorable, &refs).await?;
+    }
+    spill.finish_replay(unreadable).map_err(|e| crate::DomainError::Internal(format!("audit spill file: {e}")))?;
+    tracing::info!(rows = rows.len(), "spilled audit rows replayed");
+    Ok(rows.len())
+}
 
 /// The columns of one request row, in the order `insert_request_events` binds them.
-const REQUEST_COLUMNS: [&str; 20] = [
+const REQUEST_COLUMNS: [&str; 23] = [
     "occurred_at",
     "request_id",
     "channel",
@@ -113,11 +627,14 @@ const REQUEST_COLUMNS: [&str; 20] = [
     "profile_id",
     "client_type",
     "credential_id",
+    "attempted_client_id",
+    "actor_user_id",
     "product",
     "endpoint",
     "method",
     "path",
     "status",
+    "upstream_status",
     "decision",
     "reason",
     "latency_us",
@@ -130,12 +647,12 @@ const REQUEST_COLUMNS: [&str; 20] = [
 
 /// Rows per `INSERT`: one statement per row made the SQLite worker thread hand off
 /// every row (a sixth of the gateway's CPU at saturation, perf); 40 rows keep a
-/// statement's 800 parameters far under both databases' limits.
+/// statement's parameters far under both databases' limits.
 const ROWS_PER_INSERT: usize = 40;
 
-/// `INSERT … VALUES (…), (…)` for `rows` rows. SQLite gets anonymous `?` placeholders:
-/// with numbered ones it looks each name up in a list, and 800 of them made binding
-/// quadratic (a quarter of the CPU, perf). PostgreSQL needs `$n`.
+/// `INSERT … VALUES (…), (…) ON CONFLICT (request_id) DO NOTHING` for `rows` rows.
+/// SQLite gets anonymous `?` placeholders: with numbered ones it looks each name up in a
+/// list, and 800 of them made binding quadratic (a quarter of the CPU, perf).
 fn insert_sql(backend: Backend, rows: usize) -> String {
     let n = REQUEST_COLUMNS.len();
     let values: Vec<String> = (0..rows)
@@ -149,15 +666,27 @@ fn insert_sql(backend: Backend, rows: usize) -> String {
             format!("({}, 'request')", params.join(", "))
         })
         .collect();
-    format!("INSERT INTO audit_events ({}, action) VALUES {}", REQUEST_COLUMNS.join(", "), values.join(", "))
+    format!(
+        "INSERT INTO audit_events ({}, action) VALUES {} ON CONFLICT (request_id) DO NOTHING",
+        REQUEST_COLUMNS.join(", "),
+        values.join(", ")
+    )
+}
+
+fn text(t: &Option<AuditText>) -> Option<&str> {
+    t.as_ref().map(AuditText::as_str)
 }
 
 impl Store {
-    async fn insert_request_events(&self, events: &[RequestEvent]) -> crate::error::Result<()> {
-        let mut tx = self.begin().await?;
-        let mut last_used: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    async fn insert_request_events(&self, events: &[&RequestEvent]) -> Result<(), sqlx::Error> {
+        use std::collections::HashMap;
+        let mut tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        let mut last_used: HashMap<&str, i64> = HashMap::new();
         // (profile, product slug) → newest allowed request: when each grant was last used.
-        let mut grant_used: std::collections::HashMap<(&str, &str), i64> = std::collections::HashMap::new();
+        let mut grant_used: HashMap<(&str, &str), i64> = HashMap::new();
         for chunk in events.chunks(ROWS_PER_INSERT) {
             let sql = insert_sql(self.backend, chunk.len());
             let mut query = sqlx::query(&sql);
@@ -165,29 +694,34 @@ impl Store {
                 query = query
                     .bind(e.occurred_at)
                     .bind(&e.request_id)
-                    .bind(e.channel)
-                    .bind(&e.client_id)
-                    .bind(&e.profile_id)
-                    .bind(e.client_type)
-                    .bind(&e.credential_id)
-                    .bind(&e.product)
-                    .bind(&e.endpoint)
-                    .bind(&e.method)
-                    .bind(&e.path)
+                    .bind(e.channel.as_str())
+                    .bind(text(&e.client_id))
+                    .bind(text(&e.profile_id))
+                    .bind(e.client_type.map(ClientKind::as_str))
+                    .bind(text(&e.credential_id))
+                    .bind(text(&e.attempted_client_id))
+                    .bind(text(&e.actor_user_id))
+                    .bind(text(&e.product))
+                    .bind(text(&e.endpoint))
+                    .bind(e.method.as_str())
+                    .bind(e.path.as_str())
                     .bind(i64::from(e.status))
-                    .bind(e.decision)
-                    .bind(e.reason)
+                    .bind(e.upstream_status.map(i64::from))
+                    .bind(e.decision.as_str())
+                    .bind(e.reason.as_ref())
                     .bind(e.latency_us)
                     .bind(e.bytes_in)
                     .bind(e.bytes_out)
-                    .bind(&e.client_ip)
-                    .bind(&e.user_agent)
-                    .bind(&e.tool);
-                if let Some(c) = &e.credential_id {
+                    .bind(text(&e.client_ip))
+                    .bind(text(&e.user_agent))
+                    .bind(text(&e.tool));
+                if let Some(c) = text(&e.credential_id) {
                     let t = last_used.entry(c).or_insert(e.occurred_at);
                     *t = (*t).max(e.occurred_at);
                 }
-                if let (Some(profile), Some(product), "allowed") = (&e.profile_id, &e.product, e.decision) {
+                if let (Some(profile), Some(product), Decision::Allowed) =
+                    (text(&e.profile_id), text(&e.product), e.decision)
+                {
                     let t = grant_used.entry((profile, product)).or_insert(e.occurred_at);
                     *t = (*t).max(e.occurred_at);
                 }
@@ -213,7 +747,6 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
-        Ok(())
+        tx.commit().await
     }
 }

@@ -20,6 +20,10 @@ pub mod audit;
 #[cfg(feature = "store")]
 pub mod audit_search;
 #[cfg(feature = "store")]
+pub mod audit_spill;
+#[cfg(feature = "store")]
+pub mod audit_text;
+#[cfg(feature = "store")]
 pub mod audit_writer;
 #[cfg(feature = "store")]
 pub mod catalog;

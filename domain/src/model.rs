@@ -48,6 +48,14 @@ text_enum!(
     ClientKind { AiAgent => "ai_agent", Application => "application", Service => "service" }
 );
 text_enum!(Environment { Sandbox => "sandbox", Production => "production" });
+text_enum!(
+    /// Where a request came in: the REST gateway, the Gateway MCP or the OAuth server.
+    RequestChannel { Rest => "rest", Mcp => "mcp", Oauth => "oauth" }
+);
+text_enum!(
+    /// Whether a request was let through (its answer may still be an upstream error).
+    Decision { Allowed => "allowed", Refused => "refused" }
+);
 text_enum!(CredentialKind { ClientSecret => "client_secret", ApiKey => "api_key" });
 text_enum!(GrantStatus { Pending => "pending", Approved => "approved", Rejected => "rejected", Revoked => "revoked" });
 

@@ -50,6 +50,17 @@ pub struct AccessClaims {
     pub client_type: String,
     /// The credential the token was obtained with: revoking it ends the token too.
     pub cid: String,
+    /// The person the token acts for (RFC 8693 §4.1), when one asked for it: the portal's
+    /// Test access, whose requests the audit trail attributes to that person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<ActorClaim>,
+}
+
+/// RFC 8693 §4.1 `act`: who is acting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActorClaim {
+    /// The acting person's user id.
+    pub sub: String,
 }
 
 /// Why a presented token is not accepted. The gateway tells these apart in its
@@ -289,7 +300,7 @@ impl Store {
     ) -> std::result::Result<IssuedAccessToken, TokenRequestError> {
         let snap = self.snapshot().current();
         let (credential, profile) = self.authenticate_client(&snap, client_id, client_secret)?;
-        self.mint(settings, credential, profile, requested_scope)
+        self.mint(settings, credential, profile, requested_scope, None)
     }
 
     /// Issues a token for one of the actor's profiles with that profile's own client
@@ -311,7 +322,7 @@ impl Store {
             .filter(|c| c.profile_id == profile_id && c.kind == CredentialKind::ClientSecret && now < c.expires_at)
             .max_by_key(|c| c.expires_at)
             .ok_or_else(|| DomainError::Invalid("This profile has no usable client secret; rotate it first.".into()))?;
-        self.mint(settings, credential, profile, None).map_err(|e| match e {
+        self.mint(settings, credential, profile, None, Some(&actor.user.id)).map_err(|e| match e {
             TokenRequestError::InvalidScope(m) | TokenRequestError::InvalidRequest(m) => DomainError::Invalid(m),
             TokenRequestError::InvalidClient => DomainError::Invalid("This client cannot get tokens now.".into()),
             TokenRequestError::Internal => DomainError::Internal("signing an access token failed".into()),
@@ -324,6 +335,7 @@ impl Store {
         credential: &crate::policy::CredentialEntry,
         profile: &crate::policy::ProfileEntry,
         requested_scope: Option<&str>,
+        acting_user: Option<&str>,
     ) -> std::result::Result<IssuedAccessToken, TokenRequestError> {
         let now = self.now();
         let mut allowed: Vec<&str> = profile
@@ -369,6 +381,7 @@ impl Store {
             }
             .to_owned(),
             cid: credential.id.clone(),
+            act: acting_user.map(|sub| ActorClaim { sub: sub.to_owned() }),
         };
         let ring = self.keys().current();
         let (kid, key) = ring.current.as_ref().ok_or(TokenRequestError::Internal)?;

@@ -12,7 +12,7 @@ use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
 use portcullis_app::ssr::{LoginThrottle, PortalState};
 use portcullis_app::{shell, App};
-use portcullis_domain::audit_writer::{AuditSink, WhenFull};
+use portcullis_domain::audit_writer::{replay_spill, AuditConfig, AuditSink, AuditWriter, Durability, WhenFull};
 use portcullis_domain::clock::Clock;
 use portcullis_domain::oauth::TokenSettings;
 use portcullis_domain::secrets::{SecretHasher, ServerSecret};
@@ -54,7 +54,8 @@ pub struct Application {
     router: Router,
     store: Store,
     demo: Option<DemoSeed>,
-    audit_writer: tokio::task::JoinHandle<()>,
+    audit_writer: AuditWriter,
+    shutdown_timeout: std::time::Duration,
 }
 
 /// The server secret: given, or (demo mode only) generated once and kept in the data dir.
@@ -127,11 +128,26 @@ impl Application {
             None
         };
 
-        let when_full = match args.audit_when_full {
-            crate::config::AuditWhenFull::BackPressure => WhenFull::BackPressure,
-            crate::config::AuditWhenFull::FailClosed => WhenFull::FailClosed,
+        // Rows a previous run could not write before it stopped come first.
+        let spill_path = args.store.audit_spill_file();
+        match replay_spill(&store, spill_path.clone()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "audit rows from the last run's spill file written"),
+            Err(e) => tracing::error!(error = %e, file = %spill_path.display(), "audit spill file not replayed; kept"),
+        }
+        let audit_config = AuditConfig {
+            capacity: args.audit_queue,
+            when_full: match args.audit_when_full {
+                crate::config::AuditWhenFull::BackPressure => WhenFull::BackPressure,
+                crate::config::AuditWhenFull::FailClosed => WhenFull::FailClosed,
+            },
+            durability: match args.audit_durability {
+                crate::config::AuditDurability::Queued => Durability::Queued,
+                crate::config::AuditDurability::Committed => Durability::Committed,
+            },
+            spill_path,
         };
-        let (audit, audit_writer) = AuditSink::start(store.clone(), args.audit_queue, when_full);
+        let (audit, audit_writer) = AuditSink::start(store.clone(), audit_config);
         let issuer = args
             .public_url
             .clone()
@@ -145,7 +161,7 @@ impl Application {
             store.clone(),
             tokens.clone(),
             SecretHasher::new(&secret),
-            audit,
+            audit.clone(),
             upstream_timeout,
             args.global_rate_limit,
         );
@@ -197,7 +213,7 @@ impl Application {
             .merge(crate::mcp::router(mcp))
             .merge(crate::oauth::router(oauth))
             .merge(sample_upstream::router())
-            .merge(health::router(store.clone()))
+            .merge(health::router(store.clone(), audit))
             .layer(SetResponseHeaderLayer::if_not_present(
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
@@ -208,7 +224,8 @@ impl Application {
                 HeaderValue::from_static("same-origin"),
             ));
 
-        Ok(Self { listener, router, store, demo, audit_writer })
+        let shutdown_timeout = std::time::Duration::from_secs(args.shutdown_timeout_secs);
+        Ok(Self { listener, router, store, demo, audit_writer, shutdown_timeout })
     }
 
     pub fn port(&self) -> u16 {
@@ -224,14 +241,36 @@ impl Application {
         self.demo.take()
     }
 
+    /// Serves until `shutdown` resolves, then stops in two bounded steps: requests in
+    /// flight get the shutdown timeout to finish, then the audit writer gets it again to
+    /// write every row; what it cannot write by then is spilled to the local file.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let store = self.store.clone();
+        let timeout = self.shutdown_timeout;
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
+        let (stopping, stop_asked) = tokio::sync::oneshot::channel::<()>();
+        let serve = axum::serve(self.listener, service).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stopping.send(());
+        });
+        let overdue = async move {
+            if stop_asked.await.is_ok() {
+                tokio::time::sleep(timeout).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let result = tokio::select! {
+            r = serve => r,
+            () = overdue => {
+                // Their rows are still written: a request cut off here records itself as
+                // 499 when its handler is dropped.
+                tracing::warn!(timeout_secs = timeout.as_secs(), "requests still running at the shutdown timeout are cut off");
+                Ok(())
+            }
+        };
         // The router (and with it every audit sink) is gone: the writer drains the queue.
-        if let Err(e) = self.audit_writer.await {
-            tracing::error!(error = %e, "audit writer ended abnormally");
-        }
+        self.audit_writer.finish(timeout).await;
         store.close().await;
         result
     }

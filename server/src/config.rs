@@ -83,12 +83,26 @@ impl StoreArgs {
     pub fn demo_secret_file(&self) -> PathBuf {
         self.data_dir.join("demo.secret")
     }
+
+    /// Where audit rows go that could not be written before the process ended; replayed
+    /// at the next start.
+    pub fn audit_spill_file(&self) -> PathBuf {
+        self.data_dir.join("audit-spill.jsonl")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AuditWhenFull {
     BackPressure,
     FailClosed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditDurability {
+    /// An answer leaves once its audit row is queued: a crash loses the queued rows.
+    Queued,
+    /// An answer leaves once its audit row is committed (group commit): a crash loses none.
+    Committed,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -111,6 +125,14 @@ pub struct ServeArgs {
     /// When the audit queue is full: wait for room, or refuse with 503.
     #[arg(long, env = "PORTCULLIS_AUDIT_WHEN_FULL", value_enum, default_value_t = AuditWhenFull::BackPressure)]
     pub audit_when_full: AuditWhenFull,
+    /// When an answer may leave: once its audit row is queued, or once it is committed.
+    #[arg(long, env = "PORTCULLIS_AUDIT_DURABILITY", value_enum, default_value_t = AuditDurability::Queued)]
+    pub audit_durability: AuditDurability,
+    /// Seconds a stop waits for requests in flight, and then again for the audit writer;
+    /// rows still unwritten after that are spilled to a local file and replayed at start.
+    #[arg(long = "shutdown-timeout", env = "PORTCULLIS_SHUTDOWN_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub shutdown_timeout_secs: u64,
     /// Seconds an upstream may take to answer (headers) before the gateway answers 504.
     #[arg(long = "upstream-timeout", env = "PORTCULLIS_UPSTREAM_TIMEOUT", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=600))]

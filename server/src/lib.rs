@@ -3,6 +3,8 @@
 
 pub mod api_v1;
 pub mod application;
+pub mod audit;
+pub mod body;
 pub mod config;
 pub mod csrf;
 pub mod gateway;

@@ -65,15 +65,15 @@ pub async fn forward(
     method: Method,
     url: String,
     headers: HeaderMap,
-    body: Body,
+    body: reqwest::Body,
 ) -> Result<Response<Body>, Refusal> {
-    let upstream = client
-        .request(method, url)
-        .headers(headers)
-        .body(reqwest::Body::wrap_stream(body.into_data_stream()))
-        .send()
-        .await
-        .map_err(|e| if e.is_timeout() { Refusal::UpstreamTimeout } else { Refusal::UpstreamUnavailable })?;
+    let upstream = client.request(method, url).headers(headers).body(body).send().await.map_err(|e| {
+        if e.is_timeout() {
+            Refusal::UpstreamTimeout
+        } else {
+            Refusal::UpstreamUnavailable
+        }
+    })?;
     let mut res = Response::builder().status(upstream.status());
     if let Some(h) = res.headers_mut() {
         for (name, value) in upstream.headers() {

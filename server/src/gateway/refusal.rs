@@ -54,6 +54,8 @@ pub enum Refusal {
     UpstreamUnavailable,
     /// The audit queue is full and the gateway is set to fail closed.
     AuditUnavailable,
+    /// The gateway itself failed (a bug); the request's row says so.
+    Internal,
 }
 
 impl Refusal {
@@ -71,6 +73,7 @@ impl Refusal {
             Refusal::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Refusal::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Refusal::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -92,6 +95,7 @@ impl Refusal {
             Refusal::UpstreamTimeout => "upstream_timeout",
             Refusal::UpstreamUnavailable => "upstream_unavailable",
             Refusal::AuditUnavailable => "audit_unavailable",
+            Refusal::Internal => "internal_error",
         }
     }
 
@@ -123,6 +127,7 @@ impl Refusal {
             Refusal::UpstreamTimeout => "The upstream did not answer in time.".into(),
             Refusal::UpstreamUnavailable => "The upstream could not be reached.".into(),
             Refusal::AuditUnavailable => "The audit trail cannot take the request now; retry shortly.".into(),
+            Refusal::Internal => "The gateway failed to answer this request.".into(),
         }
     }
 

@@ -8,6 +8,23 @@ pub const INVALID_REQUEST: i64 = -32600;
 pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
 pub const INTERNAL_ERROR: i64 = -32603;
+/// 2026-07-28 error codes (basic/index "Error codes").
+pub const HEADER_MISMATCH: i64 = -32020;
+pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+
+/// The audit reason of a refused message, by its error code.
+pub fn reason(code: i64) -> &'static str {
+    match code {
+        PARSE_ERROR => "parse_error",
+        INVALID_REQUEST => "invalid_request",
+        METHOD_NOT_FOUND => "method_not_found",
+        INVALID_PARAMS => "invalid_params",
+        INTERNAL_ERROR => "internal_error",
+        HEADER_MISMATCH => "header_mismatch",
+        UNSUPPORTED_PROTOCOL_VERSION => "unsupported_protocol_version",
+        _ => "rpc_error",
+    }
+}
 
 /// A JSON-RPC error to send back: code, message and optional data.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,7 +55,7 @@ pub enum Message {
     /// A request: it must be answered with a result or an error carrying its `id`.
     Request { id: Value, method: String, params: Map<String, Value> },
     /// A notification: never answered.
-    Notification,
+    Notification { method: String },
     /// A response to something we asked (we ask nothing, so these are only acknowledged).
     Response,
 }
@@ -67,7 +84,7 @@ pub fn classify(value: Value) -> Result<Message, (Value, RpcError)> {
         Some(_) => return Err((answer_id, RpcError::invalid_params("`params` must be an object."))),
     };
     match id {
-        None => Ok(Message::Notification),
+        None => Ok(Message::Notification { method }),
         // MCP: the id is a string or an integer, never null.
         Some(id @ (Value::String(_) | Value::Number(_))) => Ok(Message::Request { id, method, params }),
         Some(_) => Err((Value::Null, RpcError::new(INVALID_REQUEST, "`id` must be a string or a number."))),
@@ -95,7 +112,7 @@ mod tests {
         let req = classify(json!({"jsonrpc": "2.0", "id": 7, "method": "ping"}));
         assert!(matches!(req, Ok(Message::Request { ref method, .. }) if method == "ping"));
         let note = classify(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-        assert!(matches!(note, Ok(Message::Notification)));
+        assert!(matches!(note, Ok(Message::Notification { .. })));
         assert!(matches!(classify(json!({"jsonrpc": "2.0", "id": 1, "result": {}})), Ok(Message::Response)));
         let (id, e) = classify(json!({"jsonrpc": "1.0", "id": "a", "method": "ping"})).unwrap_err();
         assert_eq!((id, e.code), (json!("a"), INVALID_REQUEST));

@@ -4,26 +4,38 @@
 //! only what its profile's grants allow, and `execute_endpoint` runs through
 //! `Gateway::execute`. This module only speaks the protocol. README.md beside this file
 //! lists the revisions served, the spec sections followed and the decisions.
+//!
+//! Every HTTP request reserves its audit row before anything else, and every way it can
+//! end — a transport refusal, a protocol fault, a tool's answer — finishes that row: one
+//! row per request (per message in a 2025-03-26 batch). `execute_endpoint` hands its row
+//! to the gateway, which writes it as for any REST call.
 
 mod jsonrpc;
 mod session;
 mod tools;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use portcullis_domain::audit_writer::RequestEvent;
+use portcullis_domain::audit_text::{cap, AuditText};
+use portcullis_domain::audit_writer::{Committed, PendingRow};
+use portcullis_domain::model::RequestChannel;
 use portcullis_domain::policy::Snapshot;
 use serde_json::{json, Map, Value};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::gateway::{Gateway, Refusal};
-use jsonrpc::{Message, RpcError, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR};
+use crate::audit;
+use crate::body::{self as request_body, BodyError};
+use crate::gateway::{header_str, Caller, Gateway, Query};
+use jsonrpc::{
+    Message, RpcError, HEADER_MISMATCH, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR,
+    UNSUPPORTED_PROTOCOL_VERSION,
+};
 use session::Sessions;
 
 /// Revisions with the `initialize` handshake and sessions, newest first.
@@ -33,14 +45,11 @@ const STATELESS_VERSION: &str = "2026-07-28";
 /// Every revision served, oldest first, as `server/discover` and `-32022` list them.
 const SUPPORTED_VERSIONS: [&str; 4] = ["2025-03-26", "2025-06-18", "2025-11-25", STATELESS_VERSION];
 
-/// 2026-07-28 error codes (basic/index "Error codes").
-const HEADER_MISMATCH: i64 = -32020;
-const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 
-/// A JSON-RPC body larger than this is refused with 413 before it is read.
+/// A JSON-RPC body larger than this is refused with 413, unread.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Messages in one 2025-03-26 batch.
 const MAX_BATCH: usize = 16;
@@ -91,7 +100,6 @@ pub fn router<S: Clone + Send + Sync + 'static>(server: McpServer) -> Router<S> 
         .route("/mcp", get(get_stream).post(post).delete(delete))
         .route("/.well-known/oauth-protected-resource", get(resource_metadata))
         .route("/.well-known/oauth-protected-resource/mcp", get(resource_metadata))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(server)
 }
 
@@ -110,10 +118,6 @@ async fn resource_metadata(State(mcp): State<McpServer>) -> Response {
         "resource_name": "Portcullis Gateway MCP",
     }))
     .into_response()
-}
-
-fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// A JSON-RPC message as the HTTP answer.
@@ -136,9 +140,8 @@ fn is_loopback_host(host_port: &str) -> bool {
 
 /// DNS rebinding protection (Streamable HTTP, "Security Warning"): the `Host` must be
 /// ours (public URL or loopback), and a browser's `Origin`, when sent, too. A request
-/// without `Origin` does not come from a web page.
-/// The refusal of a request from a foreign host or origin, if it is one.
-fn foreign_request(mcp: &McpServer, headers: &HeaderMap) -> Option<Response> {
+/// without `Origin` does not come from a web page. Returns the refusal, if it is one.
+fn foreign_request(mcp: &McpServer, headers: &HeaderMap) -> Option<(&'static str, Response)> {
     let ours = |host_port: &str| host_port.eq_ignore_ascii_case(&mcp.public_host) || is_loopback_host(host_port);
     let host_ok = header_str(headers, "host").is_some_and(ours);
     let origin_ok = header_str(headers, "origin").is_none_or(|o| {
@@ -148,82 +151,88 @@ fn foreign_request(mcp: &McpServer, headers: &HeaderMap) -> Option<Response> {
     if host_ok && origin_ok {
         return None;
     }
-    let what = if host_ok { "Origin" } else { "Host" };
-    Some(rpc_fault(
-        StatusCode::FORBIDDEN,
-        &Value::Null,
-        &RpcError::new(INVALID_REQUEST, format!("{what} not allowed for this MCP endpoint; set --public-url.")),
+    let (what, reason) = if host_ok { ("Origin", "origin_not_allowed") } else { ("Host", "host_not_allowed") };
+    Some((
+        reason,
+        rpc_fault(
+            StatusCode::FORBIDDEN,
+            &Value::Null,
+            &RpcError::new(INVALID_REQUEST, format!("{what} not allowed for this MCP endpoint; set --public-url.")),
+        ),
     ))
+}
+
+/// Reserves the row of an HTTP request to `/mcp`; without one, the request is refused
+/// (fail closed with a full audit queue) before anything is read.
+async fn reserve(
+    mcp: &McpServer,
+    method: &Method,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    started: Instant,
+) -> Result<PendingRow, Response> {
+    let event = audit::event(RequestChannel::Mcp, mcp.gateway.store().now(), method, "/mcp", headers, peer.ip());
+    let request_id = event.request_id.clone();
+    mcp.gateway.reserve(event, started).await.map_err(|refusal| refusal.into_response(&request_id))
+}
+
+/// Finishes `row` as refused for `reason` with the answer `res`.
+async fn refuse(mut row: PendingRow, reason: &'static str, res: Response) -> Response {
+    row.event.refused(reason);
+    audit::answer(row, res).await
 }
 
 /// One MCP request's context once its caller is authenticated.
 struct Ctx<'a> {
     mcp: &'a McpServer,
     snap: &'a Snapshot,
-    caller: crate::gateway::Caller<'a>,
+    caller: Caller<'a>,
     headers: &'a HeaderMap,
-    peer: IpAddr,
+    peer: SocketAddr,
     now: i64,
 }
 
 /// What every POST and DELETE passes first: the DNS-rebinding check, then the
-/// gateway's own authentication (a refusal is audited like any other).
-async fn admit<'s>(
+/// gateway's own authentication. The refusal comes with its audit reason.
+fn admit<'s>(
     mcp: &McpServer,
     snap: &'s Snapshot,
-    method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
-    peer: IpAddr,
-) -> Result<crate::gateway::Caller<'s>, Box<Response>> {
-    if let Some(refused) = foreign_request(mcp, headers) {
-        return Err(Box::new(refused));
+    row: &mut PendingRow,
+) -> Result<Caller<'s>, (&'static str, Box<Response>)> {
+    if let Some((reason, refused)) = foreign_request(mcp, headers) {
+        return Err((reason, Box::new(refused)));
     }
-    authenticate(mcp, snap, method, uri, headers, peer).await.map_err(Box::new)
-}
-
-async fn authenticate<'s>(
-    mcp: &McpServer,
-    snap: &'s Snapshot,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    peer: IpAddr,
-) -> Result<crate::gateway::Caller<'s>, Response> {
-    let started = Instant::now();
     let now = mcp.gateway.store().now();
-    match mcp.gateway.authenticate(snap, headers, uri.query(), now) {
-        Ok(caller) => Ok(caller),
+    match mcp.gateway.authenticate(snap, headers, &Query::parse(uri.query()), false, now) {
+        Ok(caller) => {
+            caller.stamp(&mut row.event);
+            Ok(caller)
+        }
         Err(refusal) => {
-            let request_id = uuid::Uuid::now_v7().to_string();
-            let event = RequestEvent {
-                request_id: request_id.clone(),
-                occurred_at: now,
-                channel: "mcp",
-                method: method.to_string(),
-                path: "/mcp".into(),
-                status: refusal.status().as_u16(),
-                decision: "refused",
-                reason: refusal.reason(),
-                latency_us: i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX),
-                client_ip: Some(peer.to_string()),
-                user_agent: header_str(headers, "user-agent").map(str::to_owned),
-                ..RequestEvent::default()
-            };
-            if let Err(unaudited) = mcp.gateway.record(event).await {
-                return Err(unaudited.into_response_for(&request_id, Some(&mcp.metadata_url)));
-            }
-            Err(refusal.into_response_for(&request_id, Some(&mcp.metadata_url)))
+            let reason = refusal.reason();
+            Err((reason, Box::new(refusal.into_response_for(&row.event.request_id, Some(&mcp.metadata_url)))))
         }
     }
 }
 
 /// No server-to-client stream is offered: every answer comes back on its POST.
-async fn get_stream(State(mcp): State<McpServer>, headers: HeaderMap) -> Response {
-    if let Some(refused) = foreign_request(&mcp, &headers) {
-        return refused;
+async fn get_stream(
+    State(mcp): State<McpServer>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    let row = match reserve(&mcp, &method, &headers, peer, Instant::now()).await {
+        Ok(row) => row,
+        Err(refused) => return refused,
+    };
+    if let Some((reason, refused)) = foreign_request(&mcp, &headers) {
+        return refuse(row, reason, refused).await;
     }
-    (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST, DELETE")]).into_response()
+    let res = (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST, DELETE")]).into_response();
+    refuse(row, "method_not_allowed", res).await
 }
 
 async fn delete(
@@ -233,18 +242,25 @@ async fn delete(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
+    let mut row = match reserve(&mcp, &method, &headers, peer, Instant::now()).await {
+        Ok(row) => row,
+        Err(refused) => return refused,
+    };
     let snap = mcp.gateway.store().snapshot().current();
-    let caller = match admit(&mcp, &snap, &method, &uri, &headers, peer.ip()).await {
+    let caller = match admit(&mcp, &snap, &uri, &headers, &mut row) {
         Ok(c) => c,
-        Err(refused) => return *refused,
+        Err((reason, refused)) => return refuse(row, reason, *refused).await,
     };
     let Some(id) = header_str(&headers, "mcp-session-id") else {
         let e = RpcError::new(INVALID_REQUEST, "Mcp-Session-Id is required.");
-        return rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &e);
+        return refuse(row, "session_required", rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &e)).await;
     };
     match mcp.sessions.end(id, &caller.profile.id) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(_) => session_not_found(),
+        Ok(()) => {
+            row.event.allowed();
+            audit::answer(row, StatusCode::NO_CONTENT.into_response()).await
+        }
+        Err(_) => refuse(row, "unknown_session", session_not_found()).await,
     }
 }
 
@@ -270,33 +286,60 @@ async fn post(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let mut row = match reserve(&mcp, &method, &headers, peer, Instant::now()).await {
+        Ok(row) => row,
+        Err(refused) => return refused,
+    };
     let snap = mcp.gateway.store().snapshot().current();
-    let caller = match admit(&mcp, &snap, &method, &uri, &headers, peer.ip()).await {
+    let caller = match admit(&mcp, &snap, &uri, &headers, &mut row) {
         Ok(c) => c,
-        Err(refused) => return *refused,
+        Err((reason, refused)) => return refuse(row, reason, *refused).await,
     };
     if !header_str(&headers, "content-type").is_some_and(|c| c.to_ascii_lowercase().starts_with("application/json")) {
         let e = RpcError::new(INVALID_REQUEST, "Content-Type must be application/json.");
-        return rpc_fault(StatusCode::UNSUPPORTED_MEDIA_TYPE, &Value::Null, &e);
+        return refuse(row, "unsupported_media_type", rpc_fault(StatusCode::UNSUPPORTED_MEDIA_TYPE, &Value::Null, &e))
+            .await;
     }
     if !accepts_json(&headers) {
         let e = RpcError::new(INVALID_REQUEST, "Accept must allow application/json.");
-        return rpc_fault(StatusCode::NOT_ACCEPTABLE, &Value::Null, &e);
+        return refuse(row, "not_acceptable", rpc_fault(StatusCode::NOT_ACCEPTABLE, &Value::Null, &e)).await;
     }
+    let (read, bytes_in) = request_body::read(body, request_body::declared_length(&headers), MAX_BODY_BYTES).await;
+    row.event.bytes_in = i64::try_from(bytes_in).unwrap_or(i64::MAX);
+    let body = match read {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
+            let e = RpcError::new(INVALID_REQUEST, format!("The body is larger than {MAX_BODY_BYTES} bytes."));
+            return refuse(row, "payload_too_large", rpc_fault(StatusCode::PAYLOAD_TOO_LARGE, &Value::Null, &e)).await;
+        }
+        Err(BodyError::Broken) => {
+            let e = RpcError::new(INVALID_REQUEST, "The body was cut off.");
+            return refuse(row, "incomplete_body", rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &e)).await;
+        }
+    };
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(_) => return rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &RpcError::new(PARSE_ERROR, "Parse error")),
+        Err(_) => {
+            let res = rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &RpcError::new(PARSE_ERROR, "Parse error"));
+            return refuse(row, "parse_error", res).await;
+        }
     };
     let now = mcp.gateway.store().now();
-    let ctx = Ctx { mcp: &mcp, snap: &snap, caller, headers: &headers, peer: peer.ip(), now };
+    let ctx = Ctx { mcp: &mcp, snap: &snap, caller, headers: &headers, peer, now };
     let stateless = header_str(&headers, "mcp-protocol-version")
         .is_some_and(|v| v == STATELESS_VERSION || !HANDSHAKE_VERSIONS.contains(&v) && body_is_stateless(&value));
-    if stateless {
-        stateless_post(&ctx, value).await
+    let mut slot = Some(row);
+    let res = if stateless {
+        stateless_post(&ctx, value, &mut slot).await
     } else {
-        session_post(&ctx, value).await
+        session_post(&ctx, value, &mut slot).await
+    };
+    // The row is still here unless `execute_endpoint` handed it to the gateway.
+    match slot {
+        Some(row) => audit::answer(row, res).await,
+        None => res,
     }
 }
 
@@ -306,19 +349,30 @@ fn body_is_stateless(value: &Value) -> bool {
     value.pointer("/params/_meta").and_then(|m| m.get(META_PROTOCOL_VERSION)).is_some()
 }
 
+/// Notes on a message's row what it was and how it ended, unless a tool already did
+/// (the status comes from the answer when the row is finished, if the tool set none).
+fn note(slot: &mut Option<PendingRow>, what: &str, outcome: Result<(), &'static str>) {
+    if let Some(row) = slot.as_mut() {
+        if row.event.tool.is_none() {
+            row.event.tool = Some(AuditText::new(what, cap::TOOL));
+        }
+        if !row.event.reason.is_empty() {
+            return;
+        }
+        match outcome {
+            Ok(()) => row.event.allowed(),
+            Err(reason) => row.event.refused(reason),
+        }
+    }
+}
+
 // ---- 2025-03-26 / 2025-06-18 / 2025-11-25: initialize, sessions ----
 
-async fn session_post(ctx: &Ctx<'_>, value: Value) -> Response {
-    let messages = match value {
-        Value::Array(items) => {
-            if items.is_empty() || items.len() > MAX_BATCH {
-                let e = RpcError::new(INVALID_REQUEST, format!("A batch holds 1 to {MAX_BATCH} messages."));
-                return rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &e);
-            }
-            Some(items)
-        }
+async fn session_post(ctx: &Ctx<'_>, value: Value, slot: &mut Option<PendingRow>) -> Response {
+    let items = match value {
+        Value::Array(items) => items,
         single => {
-            return match session_message(ctx, single, false).await {
+            return match session_message(ctx, single, false, slot).await {
                 Answer::Accepted => StatusCode::ACCEPTED.into_response(),
                 Answer::Reply(status, body, session) => {
                     let mut res = rpc_response(status, body);
@@ -331,14 +385,47 @@ async fn session_post(ctx: &Ctx<'_>, value: Value) -> Response {
             };
         }
     };
-    // Batches (2025-03-26 only; later revisions removed them): answered together.
+    if items.is_empty() || items.len() > MAX_BATCH {
+        note(slot, "batch", Err("invalid_request"));
+        let e = RpcError::new(INVALID_REQUEST, format!("A batch holds 1 to {MAX_BATCH} messages."));
+        return rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &e);
+    }
+    // Batches (2025-03-26 only; later revisions removed them): answered together, each
+    // message with a row of its own (the request's row serves the first).
     let mut replies = Vec::new();
-    for item in messages.unwrap_or_default() {
-        match session_message(ctx, item, true).await {
-            Answer::Accepted => {}
-            Answer::Reply(_, body, _) => replies.push(body),
-            Answer::Http(res) => return res,
+    let mut commits: Vec<Committed> = Vec::new();
+    let mut first = slot.take();
+    for item in items {
+        let mut message_slot = match first.take() {
+            Some(row) => Some(row),
+            None => match reserve(ctx.mcp, &Method::POST, ctx.headers, ctx.peer, Instant::now()).await {
+                Ok(mut row) => {
+                    ctx.caller.stamp(&mut row.event);
+                    Some(row)
+                }
+                Err(refused) => return refused,
+            },
+        };
+        let (status, answer) = match session_message(ctx, item, true, &mut message_slot).await {
+            Answer::Accepted => (StatusCode::ACCEPTED, None),
+            Answer::Reply(status, body, _) => (status, Some(body)),
+            Answer::Http(res) => {
+                if let Some(row) = message_slot {
+                    return audit::answer(row, res).await;
+                }
+                return res;
+            }
+        };
+        if let Some(mut row) = message_slot {
+            if row.event.status == 0 {
+                row.event.status = status.as_u16();
+            }
+            commits.push(row.finish());
         }
+        replies.extend(answer);
+    }
+    for c in commits {
+        c.wait().await;
     }
     if replies.is_empty() {
         StatusCode::ACCEPTED.into_response()
@@ -356,29 +443,40 @@ enum Answer {
     Http(Response),
 }
 
-async fn session_message(ctx: &Ctx<'_>, value: Value, in_batch: bool) -> Answer {
+async fn session_message(ctx: &Ctx<'_>, value: Value, in_batch: bool, slot: &mut Option<PendingRow>) -> Answer {
     let message = match jsonrpc::classify(value) {
         Ok(m) => m,
-        Err((id, e)) => return Answer::Reply(StatusCode::BAD_REQUEST, jsonrpc::error(&id, &e), None),
+        Err((id, e)) => {
+            note(slot, "invalid", Err(jsonrpc::reason(e.code)));
+            return Answer::Reply(StatusCode::BAD_REQUEST, jsonrpc::error(&id, &e), None);
+        }
     };
     if let Message::Request { id, method, params } = &message {
         if method == "initialize" {
             if in_batch {
+                note(slot, method, Err("invalid_request"));
                 let e = RpcError::new(INVALID_REQUEST, "initialize must not be part of a batch.");
                 return Answer::Reply(StatusCode::BAD_REQUEST, jsonrpc::error(id, &e), None);
             }
-            return initialize(ctx, id, params);
+            return initialize(ctx, id, params, slot);
         }
     }
+    let what = match &message {
+        Message::Request { method, .. } | Message::Notification { method } => method.as_str(),
+        Message::Response => "response",
+    };
     // Everything after initialize names its session (Streamable HTTP, "Session Management").
     let Some(session_id) = header_str(ctx.headers, "mcp-session-id") else {
+        note(slot, what, Err("session_required"));
         let e = RpcError::new(INVALID_REQUEST, "Mcp-Session-Id is required; send initialize first.");
         return Answer::Http(rpc_fault(StatusCode::BAD_REQUEST, &request_id(&message), &e));
     };
     let Ok(session) = ctx.mcp.sessions.touch(session_id, &ctx.caller.profile.id, ctx.now) else {
+        note(slot, what, Err("unknown_session"));
         return Answer::Http(session_not_found());
     };
     if in_batch && session.protocol_version != "2025-03-26" {
+        note(slot, what, Err("invalid_request"));
         let e = RpcError::new(INVALID_REQUEST, "Batches are not part of this protocol version.");
         return Answer::Http(rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &e));
     }
@@ -387,14 +485,22 @@ async fn session_message(ctx: &Ctx<'_>, value: Value, in_batch: bool) -> Answer 
     // inside a 2025-11-25 session, and the spec refuses only unknown versions.
     if let Some(v) = header_str(ctx.headers, "mcp-protocol-version") {
         if !HANDSHAKE_VERSIONS.contains(&v) {
+            note(slot, what, Err("unsupported_protocol_version"));
             let e = RpcError::new(INVALID_REQUEST, format!("Unsupported MCP-Protocol-Version {v}."))
                 .with_data(json!({ "supported": SUPPORTED_VERSIONS }));
             return Answer::Http(rpc_fault(StatusCode::BAD_REQUEST, &request_id(&message), &e));
         }
     }
     match message {
-        Message::Notification | Message::Response => Answer::Accepted,
-        Message::Request { id, method, params } => match dispatch(ctx, &method, &params, false).await {
+        Message::Notification { method } => {
+            note(slot, &method, Ok(()));
+            Answer::Accepted
+        }
+        Message::Response => {
+            note(slot, "response", Ok(()));
+            Answer::Accepted
+        }
+        Message::Request { id, method, params } => match dispatch(ctx, &method, &params, false, slot).await {
             Ok(result) => Answer::Reply(StatusCode::OK, jsonrpc::result(&id, result), None),
             Err(e) => Answer::Reply(StatusCode::OK, jsonrpc::error(&id, &e), None),
         },
@@ -412,14 +518,16 @@ fn server_info() -> Value {
     json!({ "name": "portcullis", "title": "Portcullis Gateway MCP", "version": env!("CARGO_PKG_VERSION") })
 }
 
-fn initialize(ctx: &Ctx<'_>, id: &Value, params: &Map<String, Value>) -> Answer {
+fn initialize(ctx: &Ctx<'_>, id: &Value, params: &Map<String, Value>, slot: &mut Option<PendingRow>) -> Answer {
     let Some(requested) = params.get("protocolVersion").and_then(Value::as_str) else {
+        note(slot, "initialize", Err("invalid_params"));
         let e = RpcError::invalid_params("initialize needs params.protocolVersion.");
         return Answer::Reply(StatusCode::OK, jsonrpc::error(id, &e), None);
     };
     // Lifecycle, "Version Negotiation": the requested version if we speak it, else our latest.
     let version = HANDSHAKE_VERSIONS.iter().copied().find(|v| *v == requested).unwrap_or(HANDSHAKE_VERSIONS[0]);
     let session = ctx.mcp.sessions.open(&ctx.caller.profile.id, version, ctx.now);
+    note(slot, "initialize", Ok(()));
     let result = json!({
         "protocolVersion": version,
         "capabilities": { "tools": { "listChanged": false } },
@@ -441,27 +549,41 @@ fn stateless_status(code: i64) -> StatusCode {
     }
 }
 
-async fn stateless_post(ctx: &Ctx<'_>, value: Value) -> Response {
-    let fault = |id: &Value, e: RpcError| rpc_fault(stateless_status(e.code), id, &e);
+async fn stateless_post(ctx: &Ctx<'_>, value: Value, slot: &mut Option<PendingRow>) -> Response {
+    let fault = |slot: &mut Option<PendingRow>, what: &str, id: &Value, e: RpcError| {
+        note(slot, what, Err(jsonrpc::reason(e.code)));
+        rpc_fault(stateless_status(e.code), id, &e)
+    };
     if value.is_array() {
-        return fault(&Value::Null, RpcError::new(INVALID_REQUEST, "Batches are not part of this protocol version."));
+        let e = RpcError::new(INVALID_REQUEST, "Batches are not part of this protocol version.");
+        return fault(slot, "batch", &Value::Null, e);
     }
     let (id, method, params) = match jsonrpc::classify(value) {
         Ok(Message::Request { id, method, params }) => (id, method, params),
-        Ok(Message::Notification | Message::Response) => return StatusCode::ACCEPTED.into_response(),
-        Err((id, e)) => return fault(&id, e),
+        Ok(Message::Notification { method }) => {
+            note(slot, &method, Ok(()));
+            return StatusCode::ACCEPTED.into_response();
+        }
+        Ok(Message::Response) => {
+            note(slot, "response", Ok(()));
+            return StatusCode::ACCEPTED.into_response();
+        }
+        Err((id, e)) => return fault(slot, "invalid", &id, e),
     };
     if let Err(e) = check_envelope(ctx.headers, &method, &params) {
-        return fault(&id, e);
+        return fault(slot, &method, &id, e);
     }
-    match dispatch(ctx, &method, &params, true).await {
+    match dispatch(ctx, &method, &params, true, slot).await {
         Ok(mut result) => {
             if let Some(obj) = result.as_object_mut() {
                 obj.insert("resultType".into(), json!("complete"));
             }
             rpc_response(StatusCode::OK, jsonrpc::result(&id, result))
         }
-        Err(e) => fault(&id, e),
+        Err(e) => {
+            // `dispatch` already noted the refusal on the row.
+            rpc_fault(stateless_status(e.code), &id, &e)
+        }
     }
 }
 
@@ -515,13 +637,22 @@ fn decode_header_value(raw: &str) -> Option<String> {
 
 // ---- methods, the same for every revision ----
 
+/// Answers one request; notes on its row what it was and whether it succeeded.
 async fn dispatch(
     ctx: &Ctx<'_>,
     method: &str,
     params: &Map<String, Value>,
     stateless: bool,
+    slot: &mut Option<PendingRow>,
 ) -> Result<Value, RpcError> {
-    match method {
+    if method == "tools/call" {
+        let result = call_tool(ctx, params, slot).await;
+        if let Err(e) = &result {
+            note(slot, method, Err(jsonrpc::reason(e.code)));
+        }
+        return result;
+    }
+    let result = match method {
         "ping" => Ok(json!({})),
         "server/discover" if stateless => Ok(json!({
             "supportedVersions": SUPPORTED_VERSIONS,
@@ -542,17 +673,24 @@ async fn dispatch(
             }
             Ok(result)
         }
-        "tools/call" => call_tool(ctx, params).await,
         other => Err(RpcError::new(METHOD_NOT_FOUND, format!("Method not found: {other}"))),
-    }
+    };
+    note(slot, method, result.as_ref().map(|_| ()).map_err(|e| jsonrpc::reason(e.code)));
+    result
 }
 
-async fn call_tool(ctx: &Ctx<'_>, params: &Map<String, Value>) -> Result<Value, RpcError> {
-    let started = Instant::now();
+async fn call_tool(
+    ctx: &Ctx<'_>,
+    params: &Map<String, Value>,
+    slot: &mut Option<PendingRow>,
+) -> Result<Value, RpcError> {
     let name = params
         .get("name")
         .and_then(Value::as_str)
         .ok_or_else(|| RpcError::invalid_params("params.name is required."))?;
+    if let Some(row) = slot.as_mut() {
+        row.event.tool = Some(AuditText::new(name, cap::TOOL));
+    }
     let empty = Map::new();
     let args = match params.get("arguments") {
         None | Some(Value::Null) => &empty,
@@ -564,16 +702,25 @@ async fn call_tool(ctx: &Ctx<'_>, params: &Map<String, Value>) -> Result<Value, 
         tools::LIST_COLLECTIONS => tools::list_collections(&caller, ctx.snap),
         tools::LIST_ENDPOINTS => tools::list_endpoints(&caller, ctx.snap, args),
         tools::ENDPOINT_DETAILS => tools::endpoint_details(&caller, ctx.snap, args),
-        tools::EXECUTE_ENDPOINT => {
-            tools::execute_endpoint(&ctx.mcp.gateway, ctx.snap, args, ctx.headers, ctx.peer).await
-        }
+        tools::EXECUTE_ENDPOINT => tools::execute_endpoint(&ctx.mcp.gateway, ctx.snap, args, ctx.headers, slot).await,
         other => {
-            record_tool(ctx, other, 404, "unknown_tool", None, started).await?;
-            return Err(RpcError::invalid_params(format!("Unknown tool: {other}")));
+            if let Some(row) = slot.as_mut() {
+                row.event.status = 404;
+                row.event.refused("unknown_tool");
+            }
+            return Err(RpcError::invalid_params(format!("Unknown tool: {}", AuditText::new(other, cap::TOOL))));
         }
     };
-    if let Some(audit) = &outcome.audit {
-        record_tool(ctx, name, audit.status, audit.reason, audit.product.clone(), started).await?;
+    if let (Some(audit), Some(row)) = (&outcome.audit, slot.as_mut()) {
+        // The row's status is the tool's own (200, or the 4xx of a call it refused),
+        // like an `execute_endpoint` row's is the upstream's.
+        row.event.status = audit.status;
+        row.event.product = audit.product.as_deref().map(|p| AuditText::new(p, cap::ID));
+        if audit.status < 400 {
+            row.event.allowed();
+        } else {
+            row.event.refused(audit.reason);
+        }
     }
     let text = serde_json::to_string_pretty(&outcome.value).unwrap_or_default();
     let mut result = json!({ "content": [{ "type": "text", "text": text }], "isError": outcome.is_error });
@@ -581,41 +728,4 @@ async fn call_tool(ctx: &Ctx<'_>, params: &Map<String, Value>) -> Result<Value, 
         obj.insert("structuredContent".into(), outcome.value);
     }
     Ok(result)
-}
-
-/// The audit row of a tool call that does not reach the gateway (discovery, or a call
-/// refused before it has an endpoint). `execute_endpoint` is audited by the gateway.
-async fn record_tool(
-    ctx: &Ctx<'_>,
-    tool: &str,
-    status: u16,
-    reason: &'static str,
-    product: Option<String>,
-    started: Instant,
-) -> Result<(), RpcError> {
-    let profile = ctx.caller.profile;
-    let event = RequestEvent {
-        request_id: uuid::Uuid::now_v7().to_string(),
-        occurred_at: ctx.now,
-        channel: "mcp",
-        tool: Some(tool.chars().take(100).collect()),
-        client_id: Some(profile.client_id.clone()),
-        profile_id: Some(profile.id.clone()),
-        client_type: Some(profile.client_kind.as_str()),
-        credential_id: Some(ctx.caller.credential.id.clone()),
-        product,
-        method: "POST".into(),
-        path: "/mcp".into(),
-        status,
-        decision: if status < 400 { "allowed" } else { "refused" },
-        reason,
-        latency_us: i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX),
-        client_ip: Some(ctx.peer.to_string()),
-        user_agent: header_str(ctx.headers, "user-agent").map(str::to_owned),
-        ..RequestEvent::default()
-    };
-    // Fail-closed with a full audit queue: the tool's answer must not go out unaudited.
-    ctx.mcp.gateway.record(event).await.map_err(|r: Refusal| {
-        RpcError::new(jsonrpc::INTERNAL_ERROR, r.detail()).with_data(json!({ "code": r.reason() }))
-    })
 }

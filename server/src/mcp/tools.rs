@@ -10,9 +10,10 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use portcullis_domain::audit_text::{cap, AuditText};
+use portcullis_domain::audit_writer::PendingRow;
 use portcullis_domain::policy::{EndpointEntry, ProductEntry, Snapshot};
 use serde_json::{json, Map, Value};
-use std::net::IpAddr;
 
 use crate::gateway::{self, Call, Gateway};
 
@@ -304,13 +305,15 @@ fn query_string(args: &Map<String, Value>) -> Result<Option<String>, String> {
 }
 
 /// Runs `execute_endpoint` through `Gateway::execute`, which authenticates the caller's
-/// own credential again, authorizes, rate limits, proxies and audits.
+/// own credential again, authorizes, rate limits, proxies and audits. The request's row
+/// goes to the gateway with the call (taken from `slot`); a call that never gets that far
+/// (bad arguments) leaves the row for the MCP layer to write.
 pub async fn execute_endpoint(
     gateway: &Gateway,
     snap: &Snapshot,
     args: &Map<String, Value>,
     caller_headers: &HeaderMap,
-    peer: IpAddr,
+    slot: &mut Option<PendingRow>,
 ) -> Outcome {
     let id = match endpoint_id(args) {
         Ok(id) => id,
@@ -354,17 +357,13 @@ pub async fn execute_endpoint(
     let Ok(method) = Method::from_bytes(endpoint.method.as_bytes()) else {
         return Outcome::invalid("The endpoint's method is not valid.", "unknown_endpoint", 404);
     };
-    let call = Call {
-        channel: "mcp",
-        tool: Some(EXECUTE_ENDPOINT.into()),
-        method,
-        product: product.slug.clone(),
-        path,
-        query,
-        headers,
-        body,
-        peer,
+    let Some(mut row) = slot.take() else {
+        return Outcome::invalid("The call could not be recorded.", "internal_error", 500);
     };
+    row.event.method = AuditText::new(method.as_str(), cap::METHOD);
+    row.event.path = AuditText::new(&path, cap::PATH);
+    row.event.product = Some(AuditText::new(&product.slug, cap::ID));
+    let call = Call { method, product: product.slug.clone(), path, query, headers, body, row };
     let response = gateway.execute(call).await;
     let status = response.status();
     let (parts, body) = response.into_parts();

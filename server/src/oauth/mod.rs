@@ -2,7 +2,7 @@
 //! published keys (RFC 7517) and the server metadata (RFC 8414). See README.md beside
 //! this file for the decisions.
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -11,7 +11,9 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use portcullis_domain::audit_writer::{AuditSink, RequestEvent};
+use portcullis_domain::audit_text::{cap, AuditText};
+use portcullis_domain::audit_writer::{AuditSink, PendingRow, RequestEvent};
+use portcullis_domain::model::{Decision, RequestChannel};
 use portcullis_domain::oauth::{TokenRequestError, TokenSettings};
 use portcullis_domain::store::Store;
 use serde_json::json;
@@ -19,6 +21,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Instant;
+
+use crate::audit;
+use crate::body::{self as request_body, BodyError};
+
+/// OAuth requests are small forms; anything larger is refused unread.
+const MAX_BODY_BYTES: usize = 64 * 1024;
 
 #[derive(Clone)]
 pub struct OAuthServer {
@@ -136,14 +144,14 @@ async fn token(
     State(o): State<OAuthServer>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    let work = async {
-        let mut event = RequestEvent::default();
-        let result = issue(&o, peer.ip(), &headers, &body, &mut event);
-        (result, event)
+    let (mut row, body) = match begin(&o, peer, &headers, "/oauth/token", body).await {
+        Ok(started) => started,
+        Err(answered) => return answered,
     };
-    audited(&o, peer, &headers, "/oauth/token", body.len(), work).await
+    let result = issue(&o, peer.ip(), &headers, &body, &mut row.event);
+    end(row, result).await
 }
 
 /// The form of any OAuth request, after the per-IP limit: form-urlencoded, and no
@@ -183,6 +191,7 @@ fn issue(
         None => return Err(OAuthError::invalid_request("grant_type is required")),
     }
     let (client_id, secret) = client_credentials(headers, &form)?;
+    event.attempted_client_id = Some(AuditText::new(&client_id, cap::ID));
     if o.per_client.check_key(&client_id).is_err() {
         return Err(OAuthError::rate_limited());
     }
@@ -194,11 +203,10 @@ fn issue(
             OAuthError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the token could not be issued")
         }
     })?;
-    event.client_id = Some(issued.claims.client_id.clone());
-    event.profile_id = Some(issued.claims.profile.clone());
-    event.client_type =
-        o.store.snapshot().current().profiles.get(&issued.claims.profile).map(|p| p.client_kind.as_str());
-    event.credential_id = Some(issued.claims.cid.clone());
+    event.client_id = Some(AuditText::new(&issued.claims.client_id, cap::ID));
+    event.profile_id = Some(AuditText::new(&issued.claims.profile, cap::ID));
+    event.client_type = o.store.snapshot().current().profiles.get(&issued.claims.profile).map(|p| p.client_kind);
+    event.credential_id = Some(AuditText::new(&issued.claims.cid, cap::ID));
     let mut res = Json(json!({
         "access_token": issued.token,
         "token_type": "Bearer",
@@ -220,13 +228,14 @@ fn authenticated_form(
 ) -> Result<(String, String), OAuthError> {
     let form = read_form(o, ip, body)?;
     let (client_id, secret) = client_credentials(headers, &form)?;
+    event.attempted_client_id = Some(AuditText::new(&client_id, cap::ID));
     let snap = o.store.snapshot().current();
     let (credential, profile) =
         o.store.authenticate_client(&snap, &client_id, &secret).map_err(|_| OAuthError::invalid_client())?;
-    event.client_id = Some(profile.client_id.clone());
-    event.profile_id = Some(profile.id.clone());
-    event.client_type = Some(profile.client_kind.as_str());
-    event.credential_id = Some(credential.id.clone());
+    event.client_id = Some(AuditText::new(&profile.client_id, cap::ID));
+    event.profile_id = Some(AuditText::new(&profile.id, cap::ID));
+    event.client_type = Some(profile.client_kind);
+    event.credential_id = Some(AuditText::new(&credential.id, cap::ID));
     let token = form
         .iter()
         .find(|(k, _)| k == "token")
@@ -235,48 +244,56 @@ fn authenticated_form(
     Ok((client_id, token))
 }
 
-/// Runs an OAuth call and records its audit row, whatever the outcome.
-async fn audited(
+/// The start of every OAuth request: its audit row reserved, then its body read within
+/// the bound. A request refused here is answered (and its row written) at once.
+async fn begin(
     o: &OAuthServer,
     peer: SocketAddr,
     headers: &HeaderMap,
     path: &str,
-    body_len: usize,
-    work: impl std::future::Future<Output = (Result<Response, OAuthError>, RequestEvent)>,
-) -> Response {
+    body: Body,
+) -> Result<(PendingRow, Bytes), Response> {
     let started = Instant::now();
-    let (outcome, mut event) = work.await;
-    let response = match outcome {
-        Ok(res) => {
-            (event.decision, event.reason) = ("allowed", "allowed");
-            res
-        }
-        Err(e) => {
-            (event.decision, event.reason) = ("refused", e.error);
-            e.into_response()
-        }
-    };
-    event.request_id = uuid::Uuid::now_v7().to_string();
-    event.occurred_at = o.store.now();
-    event.channel = "oauth";
-    event.method = "POST".into();
-    event.path = path.into();
-    event.bytes_in = i64::try_from(body_len).unwrap_or(i64::MAX);
-    event.client_ip = Some(peer.ip().to_string());
-    event.user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    event.status = response.status().as_u16();
-    event.latency_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
-    let request_id = event.request_id.clone();
-    if o.audit.record(event).await.is_err() {
-        tracing::error!(request.id = %request_id, "audit queue full; OAuth request refused");
-        return OAuthError::new(
+    let event = audit::event(RequestChannel::Oauth, o.store.now(), &axum::http::Method::POST, path, headers, peer.ip());
+    let Ok(mut row) = o.audit.reserve(event, started).await else {
+        return Err(OAuthError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "temporarily_unavailable",
             "the audit trail is full; retry",
         )
-        .into_response();
+        .into_response());
+    };
+    let (read, bytes_in) = request_body::read(body, request_body::declared_length(headers), MAX_BODY_BYTES).await;
+    row.event.bytes_in = i64::try_from(bytes_in).unwrap_or(i64::MAX);
+    match read {
+        Ok(body) => Ok((row, body)),
+        Err(BodyError::TooLarge) => Err(end(
+            row,
+            Err(OAuthError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", "the request body is too large")),
+        )
+        .await),
+        Err(BodyError::Broken) => Err(end(row, Err(OAuthError::invalid_request("the request body was cut off"))).await),
     }
-    response
+}
+
+/// Writes an OAuth request's row with its outcome and answers.
+async fn end(mut row: PendingRow, outcome: Result<Response, OAuthError>) -> Response {
+    let response = match outcome {
+        Ok(res) => {
+            row.event.allowed();
+            res
+        }
+        Err(e) => {
+            row.event.refused(e.error);
+            e.into_response()
+        }
+    };
+    if row.event.decision == Decision::Allowed {
+        // The client id a request named is kept for refusals; an allowed request's
+        // client is its authenticated one.
+        row.event.attempted_client_id = None;
+    }
+    audit::answer(row, response).await
 }
 
 /// RFC 7009: the answer is 200 whether or not the token was valid (§2.2).
@@ -284,31 +301,31 @@ async fn revoke(
     State(o): State<OAuthServer>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    let work = async {
-        let mut event = RequestEvent::default();
-        let result = match authenticated_form(&o, peer.ip(), &headers, &body, &mut event) {
-            Err(e) => Err(e),
-            Ok((client_id, token)) => match o.store.revoke_access_token_jwt(&o.settings, &client_id, &token).await {
-                Ok(_) => {
-                    let mut res = StatusCode::OK.into_response();
-                    no_store(res.headers_mut());
-                    Ok(res)
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "token revocation failed");
-                    Err(OAuthError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "server_error",
-                        "the token could not be revoked",
-                    ))
-                }
-            },
-        };
-        (result, event)
+    let (mut row, body) = match begin(&o, peer, &headers, "/oauth/revoke", body).await {
+        Ok(started) => started,
+        Err(answered) => return answered,
     };
-    audited(&o, peer, &headers, "/oauth/revoke", body.len(), work).await
+    let result = match authenticated_form(&o, peer.ip(), &headers, &body, &mut row.event) {
+        Err(e) => Err(e),
+        Ok((client_id, token)) => match o.store.revoke_access_token_jwt(&o.settings, &client_id, &token).await {
+            Ok(_) => {
+                let mut res = StatusCode::OK.into_response();
+                no_store(res.headers_mut());
+                Ok(res)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "token revocation failed");
+                Err(OAuthError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "the token could not be revoked",
+                ))
+            }
+        },
+    };
+    end(row, result).await
 }
 
 /// RFC 7662, for a client's own tokens: anything else, or anything invalid, is
@@ -317,37 +334,37 @@ async fn introspect(
     State(o): State<OAuthServer>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    let work = async {
-        let mut event = RequestEvent::default();
-        let result = authenticated_form(&o, peer.ip(), &headers, &body, &mut event).map(|(client_id, token)| {
-            let body = match o.store.active_token(&o.settings, &token) {
-                Ok(c) if c.client_id == client_id => json!({
-                    "active": true,
-                    "scope": c.scope,
-                    "client_id": c.client_id,
-                    "sub": c.sub,
-                    "aud": c.aud,
-                    "iss": c.iss,
-                    "exp": c.exp,
-                    "iat": c.iat,
-                    "nbf": c.nbf,
-                    "jti": c.jti,
-                    "token_type": "Bearer",
-                    "profile": c.profile,
-                    "env": c.env,
-                    "client_type": c.client_type,
-                }),
-                _ => json!({ "active": false }),
-            };
-            let mut res = Json(body).into_response();
-            no_store(res.headers_mut());
-            res
-        });
-        (result, event)
+    let (mut row, body) = match begin(&o, peer, &headers, "/oauth/introspect", body).await {
+        Ok(started) => started,
+        Err(answered) => return answered,
     };
-    audited(&o, peer, &headers, "/oauth/introspect", body.len(), work).await
+    let result = authenticated_form(&o, peer.ip(), &headers, &body, &mut row.event).map(|(client_id, token)| {
+        let body = match o.store.active_token(&o.settings, &token) {
+            Ok(c) if c.client_id == client_id => json!({
+                "active": true,
+                "scope": c.scope,
+                "client_id": c.client_id,
+                "sub": c.sub,
+                "aud": c.aud,
+                "iss": c.iss,
+                "exp": c.exp,
+                "iat": c.iat,
+                "nbf": c.nbf,
+                "jti": c.jti,
+                "token_type": "Bearer",
+                "profile": c.profile,
+                "env": c.env,
+                "client_type": c.client_type,
+            }),
+            _ => json!({ "active": false }),
+        };
+        let mut res = Json(body).into_response();
+        no_store(res.headers_mut());
+        res
+    });
+    end(row, result).await
 }
 
 async fn jwks(State(o): State<OAuthServer>) -> Response {

@@ -2,7 +2,7 @@
 //! (504), an audit trail that cannot keep up (fail closed: 503, nothing forwarded), and
 //! a shutdown with audit rows still queued (every one is written).
 
-use crate::helpers::{TestApp, PASSWORD};
+use crate::helpers::{block_audit_writer, TestApp, PASSWORD};
 use portcullis_app::api::Registration;
 use portcullis_domain::access::{Actor, Channel};
 use portcullis_domain::catalog::{NewEndpoint, NewProduct};
@@ -121,30 +121,6 @@ async fn an_upstream_slower_than_the_timeout_is_a_504_and_audited() {
     assert_eq!(body["code"], "upstream_timeout");
     assert!(started.elapsed() < Duration::from_secs(10), "the timeout applied: {:?}", started.elapsed());
     assert_eq!(wait_for_rows(&app.database_url, 1).await, [("upstream_timeout".to_owned(), 504)]);
-}
-
-/// Holds the audit table's write lock in another connection, so the writer cannot
-/// commit, until the returned sender is used.
-async fn block_audit_writer(database_url: &str) -> tokio::sync::oneshot::Sender<()> {
-    sqlx::any::install_default_drivers();
-    let url = database_url.to_owned();
-    let (locked_tx, locked_rx) = tokio::sync::oneshot::channel();
-    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        use sqlx::Connection;
-        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
-        if url.starts_with("postgres") {
-            sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
-            sqlx::query("LOCK TABLE audit_events IN EXCLUSIVE MODE").execute(&mut conn).await.unwrap();
-        } else {
-            sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await.unwrap();
-        }
-        let _ = locked_tx.send(());
-        let _ = release_rx.await;
-        sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
-    });
-    locked_rx.await.unwrap();
-    release_tx
 }
 
 #[tokio::test]

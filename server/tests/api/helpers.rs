@@ -2,6 +2,7 @@
 //! or a fresh PostgreSQL database when `TEST_DATABASE_URL` is set (the test script runs
 //! the whole suite once per backend).
 
+use futures_util::StreamExt as _;
 use portcullis::application::Application;
 use portcullis::config::{ServeArgs, StoreArgs};
 use portcullis_app::api::Registration;
@@ -21,6 +22,8 @@ pub struct TestApp {
     pub store: Store,
     pub clock: Clock,
     pub database_url: String,
+    /// What it was started with, to start it again (`restart`).
+    args: ServeArgs,
     /// Ends the server gracefully (`shut_down`).
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -99,6 +102,8 @@ pub fn serve_args(dir: PathBuf, database_url: Option<String>, secret: Option<Str
         public_url: None,
         audit_queue: 10_000,
         audit_when_full: portcullis::config::AuditWhenFull::BackPressure,
+        audit_durability: portcullis::config::AuditDurability::Queued,
+        shutdown_timeout_secs: 30,
         upstream_timeout_secs: 30,
         token_rate_limit: 30,
         signing_key_days: 30,
@@ -126,14 +131,33 @@ impl TestApp {
         let clock = Clock::system();
         let mut args = serve_args(dir.0.clone(), Some(database_url.clone()), Some(SECRET.into()), false);
         configure(&mut args);
-        let app = Application::build(args, clock.clone()).await.expect("server starts");
+        let app = Application::build(args.clone(), clock.clone()).await.expect("server starts");
         let base = format!("http://127.0.0.1:{}", app.port());
         let store = app.store().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async move {
             let _ = rx.await;
         }));
-        Self { base, store, clock, database_url, shutdown: Some(tx), server: Some(server), _dir: dir }
+        Self { base, store, clock, database_url, args, shutdown: Some(tx), server: Some(server), _dir: dir }
+    }
+
+    /// The data directory (demo secret, audit spill file).
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.args.store.data_dir
+    }
+
+    /// Stops the server as `shut_down` does and starts it again on the same database and
+    /// data directory, as an operator's restart would (on a new port).
+    pub async fn restart(&mut self) {
+        self.shut_down().await;
+        let app = Application::build(self.args.clone(), self.clock.clone()).await.expect("server starts again");
+        self.base = format!("http://127.0.0.1:{}", app.port());
+        self.store = app.store().clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        self.server = Some(tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        })));
+        self.shutdown = Some(tx);
     }
 
     /// Stops the server as a SIGTERM would and waits until it has finished, audit queue
@@ -256,4 +280,204 @@ pub async fn agent(app: &TestApp, products: &[&str]) -> Agent {
     }
     let key: IssuedSecret = dev.call("issue_api_key", &[("profile_id", &reg.secret.profile_id)]).await.ok();
     Agent { dev, reg, key }
+}
+
+/// An upstream the test controls, on port 0, counting what reaches it:
+/// `GET /slow` answers after 800 ms, `GET /fast` at once, `POST /echo` says how many
+/// bytes it read, `GET /stream` sends 20 chunks of 1 KiB, 50 ms apart.
+pub struct TestUpstream {
+    pub base: String,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl TestUpstream {
+    pub const SLOW_MS: u64 = 800;
+
+    pub async fn start() -> Self {
+        use axum::routing::{get, post};
+        use std::sync::atomic::Ordering;
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = |hits: &std::sync::Arc<std::sync::atomic::AtomicUsize>| {
+            let hits = hits.clone();
+            move || {
+                hits.fetch_add(1, Ordering::SeqCst);
+            }
+        };
+        let (slow, fast, echo, stream) = (counted(&hits), counted(&hits), counted(&hits), counted(&hits));
+        let router = axum::Router::new()
+            .route(
+                "/slow",
+                get(move || async move {
+                    slow();
+                    tokio::time::sleep(std::time::Duration::from_millis(Self::SLOW_MS)).await;
+                    "done"
+                }),
+            )
+            .route(
+                "/fast",
+                get(move || async move {
+                    fast();
+                    "fast"
+                }),
+            )
+            .route(
+                "/echo",
+                post(move |body: axum::body::Bytes| async move {
+                    echo();
+                    axum::Json(serde_json::json!({ "read": body.len() }))
+                }),
+            )
+            .route(
+                "/stream",
+                get(move || async move {
+                    stream();
+                    let chunks = futures_util::stream::iter(0..20).then(|_| async {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b'x'; 1024]))
+                    });
+                    axum::body::Body::from_stream(chunks)
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self { base, hits }
+    }
+
+    /// Requests that reached the upstream so far.
+    pub fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Publishes a product `slug` whose endpoints (method, path; `GET` needs `read`, others
+/// `write`) are served at `upstream`, grants both scopes to a new agent's sandbox profile
+/// with a rate limit no test reaches, and returns the agent with an API key.
+pub async fn agent_for(app: &TestApp, slug: &str, upstream: &str, endpoints: &[(&str, &str)]) -> Agent {
+    use portcullis_domain::access::{Actor, Channel};
+    use portcullis_domain::catalog::{NewEndpoint, NewProduct};
+    let admin = app
+        .store
+        .create_user(
+            &format!("admin-{}@example.com", uuid::Uuid::now_v7().simple()),
+            PASSWORD.into(),
+            Role::Admin,
+            None,
+            Channel::Cli,
+        )
+        .await
+        .expect("admin");
+    let product = NewProduct {
+        slug: slug.into(),
+        name: slug.into(),
+        description: String::new(),
+        owner: String::new(),
+        tags: Vec::new(),
+        sandbox_url: upstream.into(),
+        production_url: upstream.into(),
+    };
+    let endpoints = endpoints
+        .iter()
+        .map(|(method, path)| NewEndpoint {
+            method: (*method).into(),
+            path_template: (*path).into(),
+            scope: if *method == "GET" { "read" } else { "write" }.into(),
+            ..NewEndpoint::default()
+        })
+        .collect();
+    let admin = Actor::new(admin, Channel::Cli);
+    let created = app.store.create_product(&admin, product, endpoints).await.expect("publish");
+    let dev = app.developer("upstream-owner").await;
+    let reg: Registration = dev
+        .call("register_client", &[("name", "Upstream agent"), ("kind", "ai_agent"), ("description", "")])
+        .await
+        .ok();
+    let g = dev
+        .call(
+            "request_access",
+            &[
+                ("profile_id", &reg.secret.profile_id),
+                ("product_id", &created.id),
+                ("scope_read", "on"),
+                ("scope_write", "on"),
+                ("justification", ""),
+            ],
+        )
+        .await;
+    assert_eq!(g.status, 200, "{g:?}");
+    app.store.set_rate_limit(&admin, &reg.secret.profile_id, 1_000_000, 100_000).await.expect("rate limit");
+    let key: IssuedSecret = dev.call("issue_api_key", &[("profile_id", &reg.secret.profile_id)]).await.ok();
+    Agent { dev, reg, key }
+}
+
+/// Rows of `audit_events` as JSON objects (every column), for `sql_where`.
+pub async fn audit_rows(database_url: &str, sql_where: &str) -> Vec<serde_json::Map<String, Value>> {
+    use sqlx::{Column, Row};
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(database_url).await.expect("connect");
+    let rows = sqlx::query(&format!(
+        "SELECT request_id, channel, tool, client_id, profile_id, credential_id, attempted_client_id, actor_user_id,
+                product, endpoint, method, path, status, upstream_status, decision, reason, bytes_in, bytes_out,
+                user_agent, action
+         FROM audit_events WHERE {sql_where} ORDER BY id"
+    ))
+    .fetch_all(&pool)
+    .await
+    .expect("audit rows");
+    pool.close().await;
+    rows.iter()
+        .map(|r| {
+            r.columns()
+                .iter()
+                .map(|c| {
+                    let name = c.name();
+                    let v = r
+                        .try_get::<Option<i64>, _>(name)
+                        .map(|v| v.map(Value::from))
+                        .or_else(|_| r.try_get::<Option<String>, _>(name).map(|v| v.map(Value::from)))
+                        .ok()
+                        .flatten()
+                        .unwrap_or(Value::Null);
+                    (name.to_owned(), v)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Waits (up to 5 s) until `sql_where` matches at least `n` rows, and returns them.
+pub async fn wait_for_audit(database_url: &str, sql_where: &str, n: usize) -> Vec<serde_json::Map<String, Value>> {
+    for _ in 0..100 {
+        let rows = audit_rows(database_url, sql_where).await;
+        if rows.len() >= n {
+            return rows;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let rows = audit_rows(database_url, sql_where).await;
+    panic!("expected {n} audit rows where {sql_where}, found {}: {rows:?}", rows.len());
+}
+
+/// Holds the audit table's write lock in another connection, so the writer cannot
+/// commit, until the returned sender is used.
+pub async fn block_audit_writer(database_url: &str) -> tokio::sync::oneshot::Sender<()> {
+    sqlx::any::install_default_drivers();
+    let url = database_url.to_owned();
+    let (locked_tx, locked_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        use sqlx::Connection;
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        if url.starts_with("postgres") {
+            sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+            sqlx::query("LOCK TABLE audit_events IN EXCLUSIVE MODE").execute(&mut conn).await.unwrap();
+        } else {
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await.unwrap();
+        }
+        let _ = locked_tx.send(());
+        let _ = release_rx.await;
+        sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
+    });
+    locked_rx.await.unwrap();
+    release_tx
 }

@@ -352,8 +352,12 @@ async fn profiles_discover_only_their_grants_and_execute_through_the_gateway() {
     assert_eq!(refused["structuredContent"]["status"], 403);
     assert_eq!(refused["structuredContent"]["body"]["code"], "not_granted");
 
-    let rows = mcp_rows(&app, 9).await;
-    assert_eq!(rows.len(), 9, "one row per tool call");
+    // One row per message: each session's initialize and notifications/initialized, and
+    // the nine tool calls.
+    let rows = mcp_rows(&app, 13).await;
+    assert_eq!(rows.len(), 13, "one row per message: {rows:?}");
+    let handshake = |m: &str| rows.iter().filter(|r| r.1.as_deref() == Some(m) && r.2 == "allowed").count();
+    assert_eq!((handshake("initialize"), handshake("notifications/initialized")), (2, 2));
     let executes: Vec<_> = rows.iter().filter(|r| r.1.as_deref() == Some("execute_endpoint")).collect();
     assert_eq!(executes.len(), 3);
     assert_eq!((executes[0].2.as_str(), executes[0].4), ("allowed", 200));

@@ -1,0 +1,202 @@
+//! Who is calling: the one authentication of `/gw` and `/mcp`, against the policy
+//! snapshot (no database query).
+//!
+//! Credentials come in headers: `Authorization: Bearer <access token>` or `X-API-Key`.
+//! A product may accept an API key as `?api_key=`; every other credential in a URL is
+//! refused (RFC 6750 §5.3: URLs end up in logs, proxies and histories). The query is
+//! parsed once, with its names decoded, so `api%5Fkey` is `api_key` for refusal,
+//! acceptance and stripping alike.
+
+use axum::http::HeaderMap;
+use percent_encoding::percent_decode_str;
+use portcullis_domain::audit_text::{cap, AuditText};
+use portcullis_domain::audit_writer::RequestEvent;
+use portcullis_domain::model::CredentialKind;
+use portcullis_domain::oauth::{AccessClaims, TokenError};
+use portcullis_domain::policy::{CredentialEntry, ProfileEntry, Snapshot};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use super::{Gateway, Refusal};
+
+/// Who called, once authenticated.
+pub struct Caller<'s> {
+    pub credential: &'s CredentialEntry,
+    pub profile: &'s ProfileEntry,
+    /// The access token's verified claims, whose scopes may be narrower than the
+    /// grants; `None` for an API key, which carries the profile's grants as they are.
+    pub(super) token: Option<Arc<AccessClaims>>,
+}
+
+impl Caller<'_> {
+    /// Writes who called into a request's row: client, profile, credential, and the
+    /// person a Test access token acts for.
+    pub fn stamp(&self, event: &mut RequestEvent) {
+        event.client_id = Some(AuditText::new(&self.profile.client_id, cap::ID));
+        event.profile_id = Some(AuditText::new(&self.profile.id, cap::ID));
+        event.client_type = Some(self.profile.client_kind);
+        event.credential_id = Some(AuditText::new(&self.credential.id, cap::ID));
+        event.actor_user_id = self.token.as_ref().and_then(|t| t.act.as_ref()).map(|a| AuditText::new(&a.sub, cap::ID));
+    }
+}
+
+pub fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The token of an `Authorization: Bearer …` header (scheme case-insensitive, RFC 9110 §11.1).
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = header_str(headers, "authorization")?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Query parameters that would carry a credential.
+const CREDENTIAL_PARAMS: [&str; 4] = ["access_token", "api_key", "apikey", "client_secret"];
+
+/// The query parameter a product may accept an API key in, when it opts in.
+const QUERY_KEY_PARAM: &str = "api_key";
+
+fn decode(text: &str) -> Cow<'_, str> {
+    if !text.contains(['%', '+']) {
+        return Cow::Borrowed(text);
+    }
+    let spaced = text.replace('+', " ");
+    Cow::Owned(percent_decode_str(&spaced).decode_utf8_lossy().into_owned())
+}
+
+/// A query string, split once into its parameters, names decoded.
+pub struct Query<'q> {
+    /// (decoded name, the parameter as the caller wrote it)
+    params: Vec<(Cow<'q, str>, &'q str)>,
+}
+
+impl<'q> Query<'q> {
+    pub fn parse(raw: Option<&'q str>) -> Self {
+        let params = raw
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| (decode(p.split('=').next().unwrap_or("")), p))
+            .collect();
+        Self { params }
+    }
+
+    /// Whether the query carries a credential; `api_key` is allowed where the product
+    /// accepts keys in the URL.
+    fn credential(&self, query_key_allowed: bool) -> bool {
+        self.params.iter().any(|(name, _)| {
+            CREDENTIAL_PARAMS.iter().any(|c| name.eq_ignore_ascii_case(c))
+                && !(query_key_allowed && name == QUERY_KEY_PARAM)
+        })
+    }
+
+    /// The API key of the first `api_key` parameter.
+    fn key(&self) -> Option<String> {
+        let (_, raw) = self.params.iter().find(|(name, _)| name == QUERY_KEY_PARAM)?;
+        Some(decode(raw.split_once('=').map_or("", |(_, v)| v)).into_owned())
+    }
+
+    /// The query the upstream gets: as the caller wrote it, without `api_key`
+    /// parameters (a key never travels upstream). `None` when nothing is left.
+    pub fn upstream(&self) -> Option<String> {
+        let kept: Vec<&str> =
+            self.params.iter().filter(|(name, _)| name != QUERY_KEY_PARAM).map(|(_, raw)| *raw).collect();
+        (!kept.is_empty()).then(|| kept.join("&"))
+    }
+}
+
+impl Gateway {
+    /// Who the request's credential belongs to, checked against the snapshot: the same
+    /// answer for `/gw` and for `/mcp` (which never accepts a key in the URL).
+    pub fn authenticate<'s>(
+        &self,
+        snap: &'s Snapshot,
+        headers: &HeaderMap,
+        query: &Query<'_>,
+        query_key_allowed: bool,
+        now: i64,
+    ) -> Result<Caller<'s>, Refusal> {
+        if query.credential(query_key_allowed) {
+            return Err(Refusal::CredentialInQuery);
+        }
+        let in_query = if query_key_allowed { query.key() } else { None };
+        let api_key = header_str(headers, "x-api-key").or(in_query.as_deref());
+        let (credential, profile, token) = match (api_key, bearer(headers)) {
+            (Some(key), _) => {
+                // Lookup by keyed hash: what is compared is a hash, which leaks nothing usable.
+                let credential =
+                    snap.credentials.get(&self.hasher.hash(key.trim())).ok_or(Refusal::UnknownCredential)?;
+                if credential.kind != CredentialKind::ApiKey {
+                    // A client secret is for the token endpoint, never a bearer of its own.
+                    return Err(Refusal::UnknownCredential);
+                }
+                if now >= credential.expires_at {
+                    return Err(Refusal::ExpiredCredential);
+                }
+                let profile = snap.profiles.get(&credential.profile_id).ok_or(Refusal::UnknownCredential)?;
+                (credential, profile, None)
+            }
+            (None, Some(token)) => {
+                let claims = self.store.verify_access_token(&self.tokens, token).map_err(Refusal::InvalidToken)?;
+                if snap.revoked_tokens.contains(&claims.jti) {
+                    return Err(Refusal::InvalidToken(TokenError::Revoked));
+                }
+                // A token lives no longer than the credential it was obtained with.
+                let credential = snap
+                    .credentials_by_id
+                    .get(&claims.cid)
+                    .filter(|c| now < c.expires_at && c.profile_id == claims.profile)
+                    .ok_or(Refusal::InvalidToken(TokenError::Revoked))?;
+                let profile = snap
+                    .profiles
+                    .get(&claims.profile)
+                    .filter(|p| p.client_id == claims.client_id)
+                    .ok_or(Refusal::InvalidToken(TokenError::Revoked))?;
+                (credential, profile, Some(claims))
+            }
+            (None, None) => return Err(Refusal::MissingCredential),
+        };
+        let claims_ok = header_str(headers, "x-client-id").is_none_or(|c| c == profile.client_id)
+            && header_str(headers, "x-profile-id").is_none_or(|p| p == profile.id);
+        if !claims_ok {
+            return Err(Refusal::IdentityMismatch);
+        }
+        if profile.client_suspended {
+            return Err(Refusal::ClientSuspended);
+        }
+        Ok(Caller { credential, profile, token })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoded_credential_names_are_credential_names() {
+        for q in ["api%5Fkey=x", "access%5Ftoken=x", "API_KEY=x", "client%5fsecret=y", "a=1&api%5Fkey=x"] {
+            assert!(Query::parse(Some(q)).credential(false), "{q} carries a credential");
+        }
+        assert!(!Query::parse(Some("api%5Fkey=x")).credential(true), "an accepted key, however spelt");
+        assert!(!Query::parse(Some("page=2&q=api_key")).credential(false), "a value is not a name");
+    }
+
+    #[test]
+    fn an_accepted_key_is_read_decoded_and_never_forwarded() {
+        let q = Query::parse(Some("page=2&api%5Fkey=pck_a%2Bb&sort=-id"));
+        assert_eq!(q.key().as_deref(), Some("pck_a+b"));
+        assert_eq!(q.upstream().as_deref(), Some("page=2&sort=-id"));
+        assert_eq!(Query::parse(Some("api_key=x")).upstream(), None);
+        assert_eq!(Query::parse(Some("a=b+c&d=%20")).upstream().as_deref(), Some("a=b+c&d=%20"), "kept as written");
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "bEaReR  tok ".parse().unwrap());
+        assert_eq!(bearer(&h), Some("tok"));
+        h.insert("authorization", "Basic abc".parse().unwrap());
+        assert_eq!(bearer(&h), None);
+    }
+}
