@@ -197,6 +197,9 @@ struct Shared {
     capacity: usize,
     /// Requests refused with 503 for want of a row since the last `audit.overflow` event.
     overflow: AtomicU64,
+    /// Requests whose callers went away while they waited for a row (back-pressure):
+    /// nothing was decided or forwarded for them, and the next event counts them.
+    abandoned: AtomicU64,
     /// When the writer began failing (Unix ms), 0 while it writes.
     failing_since: AtomicI64,
     last_error: Mutex<Option<String>>,
@@ -259,6 +262,7 @@ impl AuditSink {
         let shared = Arc::new(Shared {
             capacity,
             overflow: AtomicU64::new(0),
+            abandoned: AtomicU64::new(0),
             failing_since: AtomicI64::new(0),
             last_error: Mutex::new(None),
             closed: RwLock::new(false),
@@ -276,7 +280,13 @@ impl AuditSink {
     /// still records, as an `audit.overflow` event, how many requests it turned away.
     pub async fn reserve(&self, event: RequestEvent, started: Instant) -> Result<PendingRow, AuditUnavailable> {
         let permit = match self.when_full {
-            WhenFull::BackPressure => self.tx.clone().reserve_owned().await.map_err(|_| AuditUnavailable),
+            WhenFull::BackPressure => {
+                // Counted if the caller goes away while waiting (this future is dropped).
+                let waiting = Waiting(Some(&self.shared.abandoned));
+                let permit = self.tx.clone().reserve_owned().await.map_err(|_| AuditUnavailable);
+                waiting.done();
+                permit
+            }
             WhenFull::FailClosed => self.tx.clone().try_reserve_owned().map_err(|_| AuditUnavailable),
         };
         match permit {
@@ -306,6 +316,23 @@ impl AuditSink {
             capacity: self.shared.capacity,
             failing_for_ms: (since > 0).then(|| now.saturating_sub(since)),
             last_error: if since > 0 { lock(&self.shared.last_error).clone() } else { None },
+        }
+    }
+}
+
+/// A request waiting for room in the queue; dropped before `done`, it counts as abandoned.
+struct Waiting<'a>(Option<&'a AtomicU64>);
+
+impl Waiting<'_> {
+    fn done(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Some(abandoned) = self.0 {
+            abandoned.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -510,26 +537,34 @@ impl Writer {
             }
         }
         let refused = self.shared.overflow.swap(0, Ordering::Relaxed);
-        if refused > 0 {
-            tracing::error!(requests = refused, "requests refused for a full audit queue, not recorded as an event");
+        let abandoned = self.shared.abandoned.swap(0, Ordering::Relaxed);
+        if refused + abandoned > 0 {
+            tracing::error!(refused, abandoned, "requests turned away for a full audit queue, not recorded as an event");
         }
     }
 
-    /// Records how many requests were refused for want of a row since the last time.
+    /// Records how many requests were turned away for want of a row since the last time:
+    /// refused with 503 (fail closed), or abandoned by their callers while they waited.
     async fn record_overflow(&self) {
         let refused = self.shared.overflow.swap(0, Ordering::Relaxed);
-        if refused == 0 {
+        let abandoned = self.shared.abandoned.swap(0, Ordering::Relaxed);
+        if refused == 0 && abandoned == 0 {
             return;
         }
         let event = crate::audit::AdminEvent {
             action: "audit.overflow",
             target_type: "audit",
             target_id: "queue",
-            summary: serde_json::json!({ "refused_requests": refused, "capacity": self.shared.capacity }),
+            summary: serde_json::json!({
+                "refused_requests": refused,
+                "abandoned_requests": abandoned,
+                "capacity": self.shared.capacity,
+            }),
         };
         if let Err(e) = crate::audit::record(&self.store.pool, self.store.now(), None, "system", event).await {
             tracing::error!(error = %e, "audit overflow event not written; will try again");
             self.shared.overflow.fetch_add(refused, Ordering::Relaxed);
+            self.shared.abandoned.fetch_add(abandoned, Ordering::Relaxed);
         }
     }
 }

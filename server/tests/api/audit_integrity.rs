@@ -193,25 +193,13 @@ async fn fail_closed_reserves_a_row_before_forwarding_so_executions_equal_rows()
     assert_eq!(rows.len(), served, "every executed request has its row");
     assert!(rows.iter().all(|r| r["status"] == 200));
     // And the trail says how many it turned away.
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&app.database_url).await.unwrap();
-    let mut counted = 0;
     for _ in 0..100 {
-        let summaries: Vec<String> =
-            sqlx::query_scalar("SELECT summary FROM audit_events WHERE action = 'audit.overflow'")
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-        counted = summaries
-            .iter()
-            .map(|s| serde_json::from_str::<Value>(s).unwrap()["refused_requests"].as_u64().unwrap())
-            .sum::<u64>();
-        if counted as usize >= refused {
+        if overflow_counts(&app.database_url).await.0 as usize >= refused {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(counted as usize, refused);
+    assert_eq!(overflow_counts(&app.database_url).await, (refused as u64, 0));
 }
 
 /// True when no stored text of the row holds a NUL or a raw control character.
@@ -568,4 +556,52 @@ async fn rows_unwritten_at_the_shutdown_deadline_are_spilled_and_replayed_once()
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     wait_for_audit(&app.database_url, REST, 11).await;
+}
+
+/// The `audit.overflow` events' counts, summed: (refused, abandoned).
+async fn overflow_counts(database_url: &str) -> (u64, u64) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(database_url).await.unwrap();
+    let summaries: Vec<String> = sqlx::query_scalar("SELECT summary FROM audit_events WHERE action = 'audit.overflow'")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    summaries.iter().map(|s| serde_json::from_str::<Value>(s).unwrap()).fold((0, 0), |(r, a), v| {
+        (r + v["refused_requests"].as_u64().unwrap(), a + v["abandoned_requests"].as_u64().unwrap())
+    })
+}
+
+#[tokio::test]
+async fn a_caller_that_gives_up_waiting_for_room_is_counted_and_nothing_runs_for_it() {
+    let app = TestApp::spawn_configured(|a| a.audit_queue = 2).await;
+    let (upstream, agent) = bank(&app).await;
+    let release = block_audit_writer(&app.database_url).await;
+    // Back-pressure: requests are answered while there is room, then wait for it.
+    let mut served = 0;
+    let mut waited = 0;
+    for _ in 0..8 {
+        let res = impatient(300)
+            .get(format!("{}/gw/bank/fast", app.base))
+            .header("x-api-key", &agent.key.secret)
+            .send()
+            .await;
+        match res {
+            Ok(r) if r.status() == StatusCode::OK => served += 1,
+            Err(e) if e.is_timeout() => waited += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(waited > 0 && served > 0, "served {served}, gave up {waited}");
+    assert_eq!(upstream.hits(), served, "nothing ran for a caller that gave up waiting");
+    release.send(()).unwrap();
+    let rows = wait_for_audit(&app.database_url, REST, served).await;
+    assert_eq!(rows.len(), served);
+    for _ in 0..100 {
+        if overflow_counts(&app.database_url).await == (0, waited as u64) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the trail does not count the {waited} abandoned requests: {:?}", overflow_counts(&app.database_url).await);
 }

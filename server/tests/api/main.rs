@@ -9,6 +9,7 @@ mod audit_integrity;
 mod auth;
 mod catalog;
 mod clients;
+mod durability;
 mod gateway;
 mod gateway_failures;
 mod grants;
