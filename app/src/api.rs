@@ -19,12 +19,22 @@ pub async fn current_user() -> Result<Option<UserView>, AppError> {
 
 #[server(endpoint = "sign_in")]
 pub async fn sign_in(email: String, password: String) -> Result<(), AppError> {
+    use crate::ssr::record_door;
+    use portcullis_domain::audit::DoorEvent;
     let state = crate::ssr::state()?;
-    state.throttle.check(&email, crate::ssr::client_ip().await).map_err(fail)?;
+    let ip = crate::ssr::client_ip().await;
+    if let Err(throttled) = state.throttle.check(&email, ip) {
+        if state.throttle.first_throttled(&email, ip) {
+            record_door(DoorEvent::SignInThrottled { email: &email }, ip).await;
+        }
+        return Err(fail(throttled));
+    }
     let user = state.store.authenticate(&email, password).await.map_err(domain)?;
     let Some(user) = user else {
+        record_door(DoorEvent::SignInFailed { email: &email }, ip).await;
         return Err(fail(AppError::Invalid("That email and password do not match an account.".into())));
     };
+    record_door(DoorEvent::SignedIn(&user), ip).await;
     crate::ssr::sign_in_session(&user).await?;
     leptos_axum::redirect("/clients");
     Ok(())
@@ -47,6 +57,10 @@ pub async fn sign_up(email: String, password: String) -> Result<(), AppError> {
 
 #[server(endpoint = "sign_out")]
 pub async fn sign_out() -> Result<(), AppError> {
+    if let Some(user) = crate::ssr::current_user().await? {
+        let ip = crate::ssr::client_ip().await;
+        crate::ssr::record_door(portcullis_domain::audit::DoorEvent::SignedOut(&user), ip).await;
+    }
     crate::ssr::sign_out_session().await?;
     leptos_axum::redirect("/");
     Ok(())
@@ -330,7 +344,11 @@ pub async fn test_access(profile_id: String, method: String, path: String) -> Re
     if !path.starts_with("/gw/") || path.chars().any(char::is_whitespace) {
         return Err(fail(AppError::Invalid("The path starts with /gw/, e.g. /gw/accounts/accounts.".into())));
     }
-    let token = state.store.issue_token_for_profile(&actor, &state.tokens, &profile_id).await.map_err(domain)?;
+    let token = state
+        .store
+        .issue_token_for_profile(&actor, &state.tokens, &profile_id, (&method, path))
+        .await
+        .map_err(domain)?;
     let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| fail(AppError::Internal))?;
     let res = state
         .http

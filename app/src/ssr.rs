@@ -35,6 +35,8 @@ pub struct PortalState {
 pub struct LoginThrottle {
     per_account: DefaultKeyedRateLimiter<String>,
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    /// Which throttled (email, address) pairs were recorded this minute.
+    recorded: portcullis_domain::keyed::OncePer,
 }
 
 impl Default for LoginThrottle {
@@ -46,6 +48,7 @@ impl Default for LoginThrottle {
         Self {
             per_account: RateLimiter::keyed(account.unwrap_or_else(|| Quota::per_minute(nz(3)))),
             per_ip: RateLimiter::keyed(ip.unwrap_or_else(|| Quota::per_minute(nz(30)))),
+            recorded: portcullis_domain::keyed::OncePer::new(Duration::from_secs(60), 100_000),
         }
     }
 }
@@ -56,6 +59,23 @@ impl LoginThrottle {
             self.per_ip.check_key(&ip).map_err(|_| AppError::TooManyAttempts)?;
         }
         self.per_account.check_key(&email.trim().to_lowercase()).map_err(|_| AppError::TooManyAttempts)
+    }
+
+    /// Whether a throttled attempt is the first of its kind this minute, so worth an
+    /// audit event of its own.
+    pub fn first_throttled(&self, email: &str, ip: Option<IpAddr>) -> bool {
+        let ip = ip.map(|i| i.to_string()).unwrap_or_default();
+        self.recorded.first(&format!("{ip} {}", email.trim().to_lowercase()))
+    }
+}
+
+/// Records a door event (sign-in, sign-out) of the portal. A failure to record is
+/// logged; the person's answer does not wait on it.
+pub async fn record_door(event: portcullis_domain::audit::DoorEvent<'_>, ip: Option<IpAddr>) {
+    if let Ok(store) = store() {
+        if let Err(e) = store.record_door(event, Channel::Portal.as_str(), ip).await {
+            tracing::error!(error = %e, "door event not recorded");
+        }
     }
 }
 

@@ -49,6 +49,76 @@ where
     record(exec, now, Some(actor), actor.channel.as_str(), event).await
 }
 
+/// What happened at a door of the portal or the management API. Each is an
+/// administrative event; what the caller typed (an email, a token) is escaped and capped.
+pub enum DoorEvent<'a> {
+    SignedIn(&'a crate::model::UserView),
+    SignedOut(&'a crate::model::UserView),
+    /// Unknown account, wrong password or disabled account: one event for all.
+    SignInFailed {
+        email: &'a str,
+    },
+    /// Refused by the sign-in throttle before the password was checked; recorded once
+    /// per account and address per window, however many attempts the window saw.
+    SignInThrottled {
+        email: &'a str,
+    },
+    /// A personal access token that is unknown, revoked or expired, or whose owner is
+    /// disabled; recorded once per address per window.
+    TokenRefused {
+        presented: &'a str,
+    },
+}
+
+impl Store {
+    /// Records a door event for `channel` (`portal` or `api`), with the caller's address.
+    pub async fn record_door(&self, event: DoorEvent<'_>, channel: &str, ip: Option<std::net::IpAddr>) -> Result<()> {
+        use crate::audit_text::{cap, AuditText};
+        let ip = ip.map(|i| i.to_string());
+        let email = |e: &str| AuditText::new(e.trim(), cap::ID).to_string();
+        let (action, actor, target_type, target_id, summary) = match &event {
+            DoorEvent::SignedIn(u) => {
+                ("user.signed_in", Some(u.id.as_str()), "user", u.id.clone(), serde_json::json!({ "ip": ip }))
+            }
+            DoorEvent::SignedOut(u) => {
+                ("user.signed_out", Some(u.id.as_str()), "user", u.id.clone(), serde_json::json!({ "ip": ip }))
+            }
+            DoorEvent::SignInFailed { email: e } => {
+                ("user.sign_in_failed", None, "email", email(e), serde_json::json!({ "ip": ip }))
+            }
+            DoorEvent::SignInThrottled { email: e } => (
+                "user.sign_in_throttled",
+                None,
+                "email",
+                email(e),
+                serde_json::json!({ "ip": ip, "note": "further throttled attempts within a minute are not recorded one by one" }),
+            ),
+            DoorEvent::TokenRefused { presented } => (
+                "access_token.refused",
+                None,
+                "access_token",
+                // The token's public prefix, enough to recognise a revoked one.
+                AuditText::new(presented.get(..8).unwrap_or("?"), cap::ID).to_string(),
+                serde_json::json!({ "ip": ip, "note": "further refusals from this address within a minute are not recorded one by one" }),
+            ),
+        };
+        sqlx::query(
+            "INSERT INTO audit_events (occurred_at, channel, actor_user_id, action, target_type, target_id, summary)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(self.now())
+        .bind(channel)
+        .bind(actor)
+        .bind(action)
+        .bind(target_type)
+        .bind(target_id)
+        .bind(summary.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
 impl Store {
     /// The administrative events about one target, newest first.
     pub async fn audit_for_target(

@@ -539,7 +539,11 @@ impl Writer {
         let refused = self.shared.overflow.swap(0, Ordering::Relaxed);
         let abandoned = self.shared.abandoned.swap(0, Ordering::Relaxed);
         if refused + abandoned > 0 {
-            tracing::error!(refused, abandoned, "requests turned away for a full audit queue, not recorded as an event");
+            tracing::error!(
+                refused,
+                abandoned,
+                "requests turned away for a full audit queue, not recorded as an event"
+            );
         }
     }
 

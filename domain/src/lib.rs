@@ -34,6 +34,8 @@ pub mod clock;
 #[cfg(feature = "store")]
 pub mod grants;
 #[cfg(feature = "store")]
+pub mod keyed;
+#[cfg(feature = "store")]
 pub mod oauth;
 #[cfg(feature = "store")]
 pub mod password;

@@ -305,13 +305,17 @@ impl Store {
 
     /// Issues a token for one of the actor's profiles with that profile's own client
     /// secret credential, without the secret: the portal's "Test access" runs real
-    /// gateway calls with it. Only the profile's owner (or an admin) may.
+    /// gateway calls with it. Only the profile's owner (or an admin) may. The token acts
+    /// for the person (`act`), so the request's audit row names them, and the test itself
+    /// (`call`: method and path) is an administrative event.
     pub async fn issue_token_for_profile(
         &self,
         actor: &crate::access::Actor,
         settings: &TokenSettings,
         profile_id: &str,
+        call: (&str, &str),
     ) -> Result<IssuedAccessToken> {
+        use crate::audit_text::{cap, AuditText};
         self.owned_profile(actor, profile_id, crate::access::Access::Write).await?;
         let snap = self.snapshot().current();
         let now = self.now();
@@ -322,11 +326,24 @@ impl Store {
             .filter(|c| c.profile_id == profile_id && c.kind == CredentialKind::ClientSecret && now < c.expires_at)
             .max_by_key(|c| c.expires_at)
             .ok_or_else(|| DomainError::Invalid("This profile has no usable client secret; rotate it first.".into()))?;
-        self.mint(settings, credential, profile, None, Some(&actor.user.id)).map_err(|e| match e {
+        let issued = self.mint(settings, credential, profile, None, Some(&actor.user.id)).map_err(|e| match e {
             TokenRequestError::InvalidScope(m) | TokenRequestError::InvalidRequest(m) => DomainError::Invalid(m),
             TokenRequestError::InvalidClient => DomainError::Invalid("This client cannot get tokens now.".into()),
             TokenRequestError::Internal => DomainError::Internal("signing an access token failed".into()),
-        })
+        })?;
+        let event = crate::audit::AdminEvent {
+            action: "profile.test_access",
+            target_type: "profile",
+            target_id: profile_id,
+            summary: serde_json::json!({
+                "client_id": profile.client_id,
+                "method": AuditText::new(call.0, cap::METHOD),
+                "path": AuditText::new(call.1, cap::PATH),
+                "token_jti": issued.claims.jti,
+            }),
+        };
+        crate::audit::record_by(&self.pool, now, actor, event).await?;
+        Ok(issued)
     }
 
     fn mint(

@@ -2,10 +2,12 @@
 //! pcp_…`) or, for the portal's own pages and a signed-in browser, the session cookie.
 //! Either way the result is the same `Actor` the portal uses, so the same rules apply.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use portcullis_domain::access::{Actor, Channel};
+use portcullis_domain::audit::DoorEvent;
+use std::net::SocketAddr;
 use tower_sessions::Session;
 
 use super::problem::ApiError;
@@ -25,6 +27,16 @@ impl FromRequestParts<ApiState> for ApiActor {
                 .map(str::trim)
                 .ok_or(ApiError::Unauthenticated { invalid_token: true })?;
             let user = state.store.authenticate_access_token(token).await?;
+            if user.is_none() {
+                let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+                let source = ip.map(|i| i.to_string()).unwrap_or_default();
+                if state.refused_tokens.first(&source) {
+                    let event = DoorEvent::TokenRefused { presented: token };
+                    if let Err(e) = state.store.record_door(event, Channel::Api.as_str(), ip).await {
+                        tracing::error!(error = %e, "refused token not recorded");
+                    }
+                }
+            }
             return user
                 .map(|u| ApiActor(Actor::new(u, Channel::Api)))
                 .ok_or(ApiError::Unauthenticated { invalid_token: true });

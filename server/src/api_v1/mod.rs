@@ -19,6 +19,8 @@ pub use problem::{ApiError, Problem};
 #[derive(Clone)]
 pub struct ApiState {
     pub store: Store,
+    /// Addresses whose refused tokens were recorded this minute.
+    pub refused_tokens: std::sync::Arc<portcullis_domain::keyed::OncePer>,
 }
 
 pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
@@ -54,7 +56,13 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
         // An explicit catch-all, not a fallback: otherwise `/api/{*fn_name}` (the portal's
         // server functions) would answer unknown `/api/v1/…` paths with a 405.
         .route("/{*rest}", any(|| async { ApiError::Domain(portcullis_domain::DomainError::NotFound) }))
-        .with_state(ApiState { store })
+        .with_state(ApiState {
+            store,
+            refused_tokens: std::sync::Arc::new(portcullis_domain::keyed::OncePer::new(
+                std::time::Duration::from_secs(60),
+                100_000,
+            )),
+        })
 }
 
 #[derive(OpenApi)]

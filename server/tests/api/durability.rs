@@ -108,6 +108,10 @@ async fn with_committed_durability_a_sigkill_under_load_loses_no_answered_reques
         .unwrap();
     assert!(res.status().is_success());
     let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
-    assert_eq!(audit_rows(&app.database_url, &format!("request_id = '{id}'")).await.len(), 1, "committed before answered");
+    assert_eq!(
+        audit_rows(&app.database_url, &format!("request_id = '{id}'")).await.len(),
+        1,
+        "committed before answered"
+    );
     again.kill();
 }
