@@ -332,6 +332,10 @@ pub struct TestAccessResult {
 }
 
 /// Runs one real gateway call with a token issued for this profile's own credential.
+/// How much of a Test access answer the portal reads.
+#[cfg(feature = "ssr")]
+const TEST_ACCESS_MAX_BODY: usize = 64 * 1024;
+
 #[server(endpoint = "test_access")]
 pub async fn test_access(profile_id: String, method: String, path: String) -> Result<TestAccessResult, AppError> {
     let actor = actor().await?;
@@ -367,7 +371,18 @@ pub async fn test_access(profile_id: String, method: String, path: String) -> Re
         (Some(l), Some(r)) => Some(format!("limit {l}, remaining {r}")),
         _ => None,
     };
-    let text = res.text().await.unwrap_or_default();
+    // At most what the page can show (and a little more to parse JSON): a test of a
+    // large download must not make the portal hold it.
+    let mut res = res;
+    let mut bytes = Vec::new();
+    while let Ok(Some(chunk)) = res.chunk().await {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() >= TEST_ACCESS_MAX_BODY {
+            bytes.truncate(TEST_ACCESS_MAX_BODY);
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&bytes).into_owned();
     let parsed: Option<serde_json::Value> = serde_json::from_str(&text).ok();
     let outcome = parsed
         .as_ref()

@@ -1,14 +1,13 @@
 //! Server-side plumbing for server functions: the shared state, the signed-in person,
 //! and the translation of domain errors. Compiled only with the `ssr` feature.
 
-use axum::extract::ConnectInfo;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use leptos::prelude::*;
 use portcullis_domain::access::{Actor, Channel};
 use portcullis_domain::model::UserView;
 use portcullis_domain::store::Store;
 use portcullis_domain::DomainError;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,8 +137,13 @@ pub async fn session() -> Result<Session, AppError> {
     })
 }
 
+/// The address a request comes from, as the server decided it once for every route
+/// (a trusted proxy's `X-Forwarded-For`, else the connection's peer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
 pub async fn client_ip() -> Option<IpAddr> {
-    leptos_axum::extract::<ConnectInfo<SocketAddr>>().await.ok().map(|ConnectInfo(addr)| addr.ip())
+    leptos_axum::extract::<axum::Extension<ClientIp>>().await.ok().map(|axum::Extension(ClientIp(ip))| ip)
 }
 
 fn session_err(e: tower_sessions::session::Error) -> AppError {
@@ -179,4 +183,22 @@ pub async fn sign_in_session(user: &UserView) -> Result<(), AppError> {
 
 pub async fn sign_out_session() -> Result<(), AppError> {
     session().await?.flush().await.map_err(session_err)
+}
+
+/// The portal page's Content Security Policy: scripts only from this origin or inline
+/// with this response's nonce (the hydration and resource scripts Leptos writes carry
+/// it), WebAssembly compiled, no framing, no plugins, forms posted only here. Inline
+/// style attributes are allowed: they cannot run code.
+pub fn content_security_policy() {
+    let (Some(nonce), Some(res)) = (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>()) else {
+        return;
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'"
+    );
+    if let Ok(value) = axum::http::HeaderValue::from_str(&policy) {
+        res.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, value);
+    }
 }

@@ -86,6 +86,9 @@ pub struct EndpointEntry {
     pub sensitive: bool,
     /// OpenAPI parameter objects (`name`, `in`, `required`, `schema`, …).
     pub parameters: Vec<serde_json::Value>,
+    /// The header parameters it declares, lowercased: the gateway forwards these besides
+    /// its own short list of caller headers.
+    pub headers: Vec<String>,
     pub request_schema: Option<serde_json::Value>,
     pub response_schema: Option<serde_json::Value>,
 }
@@ -231,6 +234,13 @@ impl Store {
             let product_id: String = r.try_get("product_id")?;
             if let Some(p) = by_id.get_mut(&product_id) {
                 let path_template: String = r.try_get("path_template")?;
+                let parameters = json_col(&r, "parameters")?.and_then(|v| v.as_array().cloned()).unwrap_or_default();
+                let headers = parameters
+                    .iter()
+                    .filter(|p| p.get("in").and_then(|v| v.as_str()) == Some("header"))
+                    .filter_map(|p| p.get("name").and_then(|v| v.as_str()))
+                    .map(str::to_ascii_lowercase)
+                    .collect();
                 p.endpoints.push(EndpointEntry {
                     id: r.try_get("id")?,
                     method: r.try_get("method")?,
@@ -240,7 +250,8 @@ impl Store {
                     operation_id: r.try_get("operation_id")?,
                     summary: r.try_get("summary")?,
                     sensitive: flag(&r, "sensitive")?,
-                    parameters: json_col(&r, "parameters")?.and_then(|v| v.as_array().cloned()).unwrap_or_default(),
+                    parameters,
+                    headers,
                     request_schema: json_col(&r, "request_schema")?,
                     response_schema: json_col(&r, "response_schema")?,
                 });

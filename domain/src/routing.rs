@@ -3,7 +3,9 @@
 //! The gateway authorizes an endpoint, so the path it forwards must be exactly the one
 //! it authorized. This module therefore parses the caller's path into decoded segments,
 //! refuses every form that could mean something else to an upstream (`..`, `.`, empty
-//! segments from `//`, encoded `/` or `\`, control characters), matches the segments
+//! segments from `//`, encoded `/` or `\`, control characters, `;` path parameters that
+//! Java and other stacks strip or act on — `..;/` — and `%` left after decoding, which a
+//! second decoder would turn into any of these), matches the segments
 //! case-sensitively against the endpoint templates, and rebuilds the path the upstream
 //! gets from the segments, canonically encoded. A single trailing slash is dropped.
 
@@ -19,6 +21,10 @@ pub enum PathError {
     EncodedSeparator,
     BadEncoding,
     ControlCharacter,
+    /// `;` (RFC 3986 §3.3 path parameters), plain or encoded.
+    PathParameter,
+    /// A `%` that survives decoding: double encoding, such as `%252e%252e`.
+    DoubleEncoding,
     TooLong,
 }
 
@@ -31,6 +37,8 @@ impl fmt::Display for PathError {
             PathError::EncodedSeparator => "the path has an encoded / or \\",
             PathError::BadEncoding => "the path has invalid percent-encoding",
             PathError::ControlCharacter => "the path has a control character",
+            PathError::PathParameter => "the path has a ; parameter",
+            PathError::DoubleEncoding => "the path is encoded twice",
             PathError::TooLong => "the path is too long",
         })
     }
@@ -69,6 +77,12 @@ impl CanonicalPath {
             }
             if decoded.chars().any(char::is_control) {
                 return Err(PathError::ControlCharacter);
+            }
+            if decoded.contains(';') {
+                return Err(PathError::PathParameter);
+            }
+            if decoded.contains('%') {
+                return Err(PathError::DoubleEncoding);
             }
             segments.push(decoded);
         }
@@ -185,6 +199,12 @@ mod tests {
         assert_eq!(p("/accounts/%"), Err(PathError::BadEncoding));
         assert_eq!(p("/accounts/%ff"), Err(PathError::BadEncoding));
         assert_eq!(p("/accounts/a%00"), Err(PathError::ControlCharacter));
+        assert_eq!(p("/accounts/..;/admin"), Err(PathError::PathParameter));
+        assert_eq!(p("/accounts/.;x=1"), Err(PathError::PathParameter));
+        assert_eq!(p("/accounts;jsessionid=1/acc-1"), Err(PathError::PathParameter));
+        assert_eq!(p("/accounts/acc-1%3Bx=1"), Err(PathError::PathParameter));
+        assert_eq!(p("/accounts/%252e%252e/admin"), Err(PathError::DoubleEncoding));
+        assert_eq!(p("/accounts/%25"), Err(PathError::DoubleEncoding));
         assert_eq!(p("/"), Err(PathError::Empty));
         assert_eq!(p(&"a/".repeat(2000)), Err(PathError::TooLong));
     }

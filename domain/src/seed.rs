@@ -82,10 +82,12 @@ pub fn sample_products(sample_base: &str) -> Vec<(NewProduct, Vec<NewEndpoint>)>
     ]
 }
 
-/// Seeds an empty store. Returns `None` (and changes nothing) when any account exists,
-/// so restarting demo mode never resets a password or prints a secret twice.
+/// Seeds an empty store. Returns `None` when any account exists, so restarting demo mode
+/// never resets a password or prints a secret twice; it then only points the sample
+/// products at this start's sample bank.
 pub async fn seed_demo(store: &Store, sample_base: &str) -> Result<Option<DemoSeed>> {
     if store.count_users().await? > 0 {
+        point_samples_at(store, sample_base).await?;
         return Ok(None);
     }
     let admin_password = ServerSecret::generate_text().chars().take(20).collect::<String>();
@@ -114,4 +116,37 @@ pub async fn seed_demo(store: &Store, sample_base: &str) -> Result<Option<DemoSe
             .await?;
     }
     Ok(Some(DemoSeed { admin_email: admin.email, admin_password, agent_secret: registered.secret }))
+}
+
+/// The sample bank listens on a loopback port of its own, chosen anew at each start (so
+/// that it is reachable only through the gateway): the sample products follow it. A
+/// product whose upstream an admin set to anything else is left as it is.
+async fn point_samples_at(store: &Store, sample_base: &str) -> Result<()> {
+    let mut moved = Vec::new();
+    for (product, _) in sample_products(sample_base) {
+        let updated = sqlx::query(
+            "UPDATE products SET sandbox_url = $1, production_url = $1
+             WHERE slug = $2 AND sandbox_url = production_url AND sandbox_url <> $1
+               AND sandbox_url LIKE 'http://127.0.0.1:%/sample/' || $2",
+        )
+        .bind(&product.sandbox_url)
+        .bind(&product.slug)
+        .execute(&store.pool)
+        .await?
+        .rows_affected();
+        if updated > 0 {
+            moved.push(product.slug);
+        }
+    }
+    if !moved.is_empty() {
+        let event = crate::audit::AdminEvent {
+            action: "demo.sample_bank_moved",
+            target_type: "demo",
+            target_id: "sample_bank",
+            summary: serde_json::json!({ "products": moved, "upstream": sample_base }),
+        };
+        crate::audit::record(&store.pool, store.now(), None, "system", event).await?;
+        store.reload_policy().await?;
+    }
+    Ok(())
 }

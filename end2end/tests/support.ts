@@ -11,7 +11,8 @@ export function uniqueEmail(who: string): string {
   return `${who}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
 }
 
-/** Hydration mismatches and panics each page logged: a page that logs one is frozen. */
+/** Hydration mismatches, panics and Content Security Policy violations each page logged:
+ * a page that logs one is frozen, or runs something its policy refused. */
 const broken = new WeakMap<Page, string[]>();
 
 function watch(page: Page): string[] {
@@ -20,7 +21,9 @@ function watch(page: Page): string[] {
     const errors: string[] = [];
     page.on('console', (msg) => {
       const text = msg.text();
-      if (msg.type() === 'error' && /hydration|panicked/i.test(text)) errors.push(text.slice(0, 500));
+      if (msg.type() === 'error' && /hydration|panicked|content security policy/i.test(text)) {
+        errors.push(text.slice(0, 500));
+      }
     });
     broken.set(page, errors);
     seen = errors;
@@ -34,11 +37,11 @@ export async function open(page: Page, url: string): Promise<void> {
   const errors = watch(page);
   await page.goto(url);
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
-  expect(errors, 'the portal logged a hydration error or a panic').toEqual([]);
+  expect(errors, 'the portal logged a hydration error, a panic or a CSP violation').toEqual([]);
 }
 
 export async function shot(page: Page, name: string): Promise<void> {
-  expect(watch(page), 'the portal logged a hydration error or a panic').toEqual([]);
+  expect(watch(page), 'the portal logged a hydration error, a panic or a CSP violation').toEqual([]);
   fs.mkdirSync(SHOTS, { recursive: true });
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
 }

@@ -122,8 +122,8 @@ impl Application {
         let listener = TcpListener::bind(args.addr).await?;
         let local = listener.local_addr()?;
         let demo = if args.demo {
-            let base = format!("http://{}", loopback(local));
-            seed_demo(&store, &base).await?
+            let sample_base = sample_upstream::spawn_loopback().await?;
+            seed_demo(&store, &sample_base).await?
         } else {
             None
         };
@@ -182,7 +182,13 @@ impl Application {
             throttle: Arc::new(LoginThrottle::default()),
             tokens: tokens.clone(),
             gateway_base: format!("http://{}", loopback(local)),
-            http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(35)).build().unwrap_or_default(),
+            // Test access shows what the gateway answered: a redirect is an answer to
+            // show, not one to follow to wherever an upstream points.
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(35))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default(),
         };
         let state = ServerState { leptos_options: leptos_options.clone(), portal: portal.clone() };
         let routes = generate_route_list(App);
@@ -212,11 +218,28 @@ impl Application {
             .merge(crate::gateway::router(gateway))
             .merge(crate::mcp::router(mcp))
             .merge(crate::oauth::router(oauth))
-            .merge(sample_upstream::router())
             .merge(health::router(store.clone(), audit))
+            // Outermost but for the headers: every route sees the client's address as
+            // `--trusted-proxies` decides it.
+            .layer(axum::middleware::from_fn_with_state(
+                crate::client_ip::TrustedProxies::new(args.trusted_proxies.clone()),
+                crate::client_ip::resolve,
+            ))
             .layer(SetResponseHeaderLayer::if_not_present(
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
+            ))
+            // Pages set their own policy (with the response's script nonce) and the
+            // gateway its `sandbox`; everything else (JSON, errors, files) may run nothing.
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::STRICT_TRANSPORT_SECURITY,
+                // Only behind https: over plain http the header is meaningless, and on a
+                // loopback demo it would pin the browser to https for the host.
+                secure_cookies.then(|| HeaderValue::from_static("max-age=31536000; includeSubDomains")),
             ))
             .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
             .layer(SetResponseHeaderLayer::if_not_present(

@@ -29,10 +29,10 @@ pub fn event(
     method: &Method,
     path: &str,
     headers: &HeaderMap,
-    peer: IpAddr,
+    client: IpAddr,
 ) -> RequestEvent {
     let mut e = RequestEvent::new(channel, now, method.as_str(), path);
-    e.client_ip = Some(AuditText::new(&peer.to_string(), cap::ADDRESS));
+    e.client_ip = Some(AuditText::new(&client.to_string(), cap::ADDRESS));
     e.user_agent =
         headers.get(axum::http::header::USER_AGENT).map(|v| AuditText::from_bytes(v.as_bytes(), cap::USER_AGENT));
     e

@@ -5,6 +5,7 @@ pub mod api_v1;
 pub mod application;
 pub mod audit;
 pub mod body;
+pub mod client_ip;
 pub mod config;
 pub mod csrf;
 pub mod gateway;

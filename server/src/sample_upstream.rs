@@ -1,7 +1,8 @@
 //! The demo's sample bank: a small upstream answering for the Accounts, Payments and
 //! Reports products, so a newcomer has something real to call through the gateway.
-//! It is an ordinary HTTP service mounted at `/sample`; the gateway reaches it over the
-//! network like any other upstream.
+//! It is an ordinary HTTP service on a loopback listener of its own (demo mode starts
+//! one; `portcullis sample-upstream` runs it alone), never on the portal's listener: the
+//! gateway reaches it over the network like any other upstream, and nobody else does.
 
 use axum::extract::Path;
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -12,6 +13,18 @@ use serde_json::{json, Value};
 
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new().route("/sample/{product}/{*path}", any(answer))
+}
+
+/// Starts the sample bank on a free loopback port; returns its base URL.
+pub async fn spawn_loopback() -> std::io::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router::<()>()).await {
+            tracing::error!(error = %e, "the sample bank stopped");
+        }
+    });
+    Ok(base)
 }
 
 fn accounts() -> Value {

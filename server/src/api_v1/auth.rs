@@ -2,12 +2,12 @@
 //! pcp_…`) or, for the portal's own pages and a signed-in browser, the session cookie.
 //! Either way the result is the same `Actor` the portal uses, so the same rules apply.
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use portcullis_app::ssr::ClientIp;
 use portcullis_domain::access::{Actor, Channel};
 use portcullis_domain::audit::DoorEvent;
-use std::net::SocketAddr;
 use tower_sessions::Session;
 
 use super::problem::ApiError;
@@ -28,7 +28,7 @@ impl FromRequestParts<ApiState> for ApiActor {
                 .ok_or(ApiError::Unauthenticated { invalid_token: true })?;
             let user = state.store.authenticate_access_token(token).await?;
             if user.is_none() {
-                let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+                let ip = parts.extensions.get::<ClientIp>().map(|c| c.0);
                 let source = ip.map(|i| i.to_string()).unwrap_or_default();
                 if state.refused_tokens.first(&source) {
                     let event = DoorEvent::TokenRefused { presented: token };

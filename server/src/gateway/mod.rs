@@ -12,12 +12,14 @@ mod ratelimit;
 mod refusal;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use axum::response::Response;
 use axum::routing::any;
+use axum::Extension;
 use axum::Router;
 use futures_util::StreamExt;
+use portcullis_app::ssr::ClientIp;
 use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::{
     AuditSink, Durability, PendingRow, RequestEvent, CLIENT_CLOSED, CLIENT_CLOSED_STATUS,
@@ -28,7 +30,7 @@ use portcullis_domain::policy::{ProductEntry, Snapshot};
 use portcullis_domain::routing::CanonicalPath;
 use portcullis_domain::secrets::SecretHasher;
 use portcullis_domain::store::Store;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::oneshot;
@@ -44,6 +46,9 @@ pub struct Gateway(Arc<Parts>);
 pub struct Parts {
     store: Store,
     tokens: TokenSettings,
+    /// The scheme and host people reach Portcullis at, told to upstreams in `Forwarded`.
+    public_proto: String,
+    public_host: String,
     hasher: SecretHasher,
     audit: AuditSink,
     limits: ratelimit::Limits,
@@ -68,7 +73,9 @@ impl Gateway {
     ) -> Self {
         let http = proxy::client(upstream_timeout);
         let limits = ratelimit::Limits::new(global_rate_per_second);
-        Self(Arc::new(Parts { store, tokens, hasher, audit, limits, http }))
+        let (proto, rest) = tokens.issuer.split_once("://").unwrap_or(("http", tokens.issuer.as_str()));
+        let (public_proto, public_host) = (proto.to_owned(), rest.split('/').next().unwrap_or("").to_owned());
+        Self(Arc::new(Parts { store, tokens, public_proto, public_host, hasher, audit, limits, http }))
     }
 
     pub fn store(&self) -> &Store {
@@ -123,13 +130,18 @@ pub struct Call {
     /// forwarded (credentials and identity claims never are).
     pub headers: HeaderMap,
     pub body: Body,
+    /// The caller's address, as `crate::client_ip` decided it.
+    pub client: IpAddr,
+    /// The profile the call must authenticate as, when the route already knows it (an
+    /// MCP session is bound to one): anything else is refused, whatever the call carries.
+    pub bound_profile: Option<String>,
     /// The request's reserved audit row, with its channel, tool and caller address.
     pub row: PendingRow,
 }
 
 async fn handle(
     State(gw): State<Gateway>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientIp(client)): Extension<ClientIp>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -142,7 +154,7 @@ async fn handle(
         Some(i) => (after_gw.get(..i).unwrap_or(""), after_gw.get(i..).unwrap_or("")),
         None => (after_gw, ""),
     };
-    let mut event = audit::event(RequestChannel::Rest, gw.store.now(), &method, path, &headers, peer.ip());
+    let mut event = audit::event(RequestChannel::Rest, gw.store.now(), &method, path, &headers, client);
     event.product = Some(AuditText::new(product, cap::ID));
     let request_id = event.request_id.clone();
     let row = match gw.reserve(event, started).await {
@@ -156,9 +168,25 @@ async fn handle(
         query: uri.query().map(str::to_owned),
         headers,
         body,
+        client,
+        bound_profile: None,
         row,
     };
-    gw.execute(call).await
+    let mut res = gw.execute(call).await;
+    // An upstream answers on the portal's origin: whatever it sends, a browser must not
+    // sniff it into something active or run it with the portal's privileges.
+    let h = res.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox; default-src 'none'"));
+    res
+}
+
+/// What a call asks for.
+struct Target<'c> {
+    method: &'c Method,
+    product: &'c str,
+    path: &'c str,
+    query: Option<&'c str>,
 }
 
 /// What an authorized call is forwarded as.
@@ -187,19 +215,20 @@ impl Gateway {
     }
 
     async fn run(self, call: Call, reply: oneshot::Sender<Response>) {
-        let Call { method, product, path, query, headers, body, mut row } = call;
+        let Call { method, product, path, query, headers, body, client, bound_profile, mut row } = call;
         let request_id = row.event.request_id.clone();
         let now = row.event.occurred_at;
         let snap = self.store.snapshot().current();
-        let forward =
-            match self.decide(&snap, &mut row.event, &method, &product, &path, query.as_deref(), &headers, now) {
-                Ok(f) => f,
-                Err(refusal) => {
-                    row.event.refused(refusal.reason());
-                    let _ = reply.send(audit::answer(row, refusal.into_response(&request_id)).await);
-                    return;
-                }
-            };
+        let target = Target { method: &method, product: &product, path: &path, query: query.as_deref() };
+        let forward = match self.decide(&snap, &mut row.event, target, &headers, client, bound_profile.as_deref(), now)
+        {
+            Ok(f) => f,
+            Err(refusal) => {
+                row.event.refused(refusal.reason());
+                let _ = reply.send(audit::answer(row, refusal.into_response(&request_id)).await);
+                return;
+            }
+        };
         if reply.is_closed() {
             // The caller left before anything was forwarded: nothing runs on its behalf.
             row.event.status = CLIENT_CLOSED_STATUS;
@@ -262,20 +291,26 @@ impl Gateway {
         &self,
         snap: &Snapshot,
         event: &mut RequestEvent,
-        method: &Method,
-        product_slug: &str,
-        raw_path: &str,
-        query: Option<&str>,
+        target: Target<'_>,
         headers: &HeaderMap,
+        client: IpAddr,
+        bound_profile: Option<&str>,
         now: i64,
     ) -> Result<Forward, Refusal> {
+        let Target { method, product: product_slug, path: raw_path, query } = target;
         let query = Query::parse(query);
         // Looked up first for its `?api_key=` policy; an unknown product is refused only
-        // after authentication, so a bad credential is a 401 whatever the path.
+        // after authentication, so a bad credential is a 401 whatever the path. Only REST
+        // callers may use it: an MCP call's query comes from tool arguments, and a key
+        // there would let one session act as another profile.
         let product = snap.products.get(product_slug);
-        let caller = self.authenticate(snap, headers, &query, product.is_some_and(|p| p.api_key_in_query), now)?;
+        let key_in_query = product.is_some_and(|p| p.api_key_in_query) && event.channel == RequestChannel::Rest;
+        let caller = self.authenticate(snap, headers, &query, key_in_query, now)?;
         let profile = caller.profile;
         caller.stamp(event);
+        if bound_profile.is_some_and(|p| p != profile.id) {
+            return Err(Refusal::IdentityMismatch);
+        }
 
         let product = product.ok_or(Refusal::UnknownProduct)?;
         let path = CanonicalPath::parse(raw_path).map_err(|_| Refusal::UnknownEndpoint)?;
@@ -301,13 +336,16 @@ impl Gateway {
             url.push('?');
             url.push_str(&q);
         }
+        let value = |s: &str| HeaderValue::from_str(s).ok();
         let identity = [
-            ("x-portcullis-client-id", profile.client_id.as_str()),
-            ("x-portcullis-profile-id", profile.id.as_str()),
-            ("x-portcullis-environment", profile.environment.as_str()),
-            ("x-portcullis-client-type", profile.client_kind.as_str()),
+            ("x-portcullis-client-id", value(&profile.client_id)),
+            ("x-portcullis-profile-id", value(&profile.id)),
+            ("x-portcullis-environment", value(profile.environment.as_str())),
+            ("x-portcullis-client-type", value(profile.client_kind.as_str())),
         ];
-        let headers = proxy::upstream_headers(headers, &event.request_id, &identity);
+        let origin = crate::client_ip::forwarded_headers(client, &self.public_proto, &self.public_host);
+        let headers =
+            proxy::upstream_headers(headers, &endpoint.headers, &event.request_id, identity.into_iter().chain(origin));
         Ok(Forward { url, headers, limit, remaining })
     }
 }

@@ -19,10 +19,60 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-/// What the caller sent that the upstream must not see: its credentials, its claims
-/// about who it is, and the host it called.
-const CALLER_ONLY: &[&str] =
-    &["host", "authorization", "x-api-key", "cookie", "x-client-id", "x-profile-id", "content-length"];
+/// What a caller may send on to an upstream: content negotiation, conditional and range
+/// requests, the user agent and trace context. Anything else needs the product to
+/// declare it (an OpenAPI header parameter of the endpoint).
+const FORWARDED: &[&str] = &[
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "cache-control",
+    "content-encoding",
+    "content-language",
+    "content-type",
+    "idempotency-key",
+    "if-match",
+    "if-modified-since",
+    "if-none-match",
+    "if-range",
+    "if-unmodified-since",
+    "prefer",
+    "range",
+    "traceparent",
+    "tracestate",
+    "user-agent",
+];
+
+/// Never forwarded, declared or not: the caller's credentials and identity claims, what
+/// the gateway sets itself, and the headers upstream stacks read as a different method
+/// or URL than the one authorized.
+fn never_forwarded(name: &str) -> bool {
+    HOP_BY_HOP.contains(&name)
+        || name.starts_with("x-portcullis-")
+        || name.starts_with("x-forwarded-")
+        || name.starts_with("proxy-")
+        || matches!(
+            name,
+            "host"
+                | "authorization"
+                | "cookie"
+                | "x-api-key"
+                | "x-client-id"
+                | "x-profile-id"
+                | "x-request-id"
+                | "content-length"
+                | "expect"
+                | "forwarded"
+                | "x-real-ip"
+                | "x-http-method-override"
+                | "x-http-method"
+                | "x-method-override"
+                | "x-original-method"
+                | "x-original-url"
+                | "x-rewrite-url"
+                | "x-override-url"
+        )
+}
 
 /// `timeout` bounds the whole exchange up to the response headers and body.
 pub fn client(timeout: Duration) -> reqwest::Client {
@@ -35,25 +85,27 @@ pub fn client(timeout: Duration) -> reqwest::Client {
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
-fn forwardable(name: &HeaderName) -> bool {
-    let n = name.as_str();
-    !HOP_BY_HOP.contains(&n) && !CALLER_ONLY.contains(&n) && !n.starts_with("x-portcullis-") && n != "x-request-id"
-}
-
-/// Request headers for the upstream; `identity` are the `x-portcullis-*` headers that
-/// say who called, set by us and never taken from the caller.
-pub fn upstream_headers(incoming: &HeaderMap, request_id: &str, identity: &[(&'static str, &str)]) -> HeaderMap {
+/// Request headers for the upstream: the caller's allowed ones (and those the endpoint
+/// declares), then what the gateway sets — the request id, where the request came from,
+/// and the `x-portcullis-*` identity of the caller — never taken from the caller.
+pub fn upstream_headers(
+    incoming: &HeaderMap,
+    declared: &[String],
+    request_id: &str,
+    set: impl IntoIterator<Item = (&'static str, Option<HeaderValue>)>,
+) -> HeaderMap {
     let mut out = HeaderMap::new();
     for (name, value) in incoming {
-        if forwardable(name) {
+        let n = name.as_str();
+        if !never_forwarded(n) && (FORWARDED.contains(&n) || declared.iter().any(|d| d == n)) {
             out.append(name.clone(), value.clone());
         }
     }
     if let Ok(v) = HeaderValue::from_str(request_id) {
         out.insert(HeaderName::from_static("x-request-id"), v);
     }
-    for (name, value) in identity {
-        if let Ok(v) = HeaderValue::from_str(value) {
+    for (name, value) in set {
+        if let Some(v) = value {
             out.insert(HeaderName::from_static(name), v);
         }
     }
@@ -90,7 +142,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn caller_credentials_hop_by_hop_and_identity_headers_are_not_forwarded() {
+    fn only_allowed_and_declared_headers_are_forwarded_and_the_gateway_sets_its_own() {
         let mut h = HeaderMap::new();
         for (k, v) in [
             ("authorization", "Bearer x"),
@@ -100,17 +152,40 @@ mod tests {
             ("x-portcullis-client-id", "cl_forged"),
             ("x-request-id", "forged"),
             ("x-client-id", "cl_1"),
+            ("x-forwarded-for", "6.6.6.6"),
+            ("forwarded", "for=6.6.6.6"),
+            ("x-http-method-override", "DELETE"),
+            ("x-original-url", "/admin"),
             ("accept", "application/json"),
-            ("x-custom", "kept"),
+            ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            ("x-custom", "undeclared"),
+            ("x-tenant", "declared"),
         ] {
             h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
         }
-        let out = upstream_headers(&h, "req-1", &[("x-portcullis-client-id", "cl_real")]);
+        let declared = vec!["x-tenant".to_owned(), "x-http-method-override".to_owned()];
+        let set = [
+            ("x-portcullis-client-id", Some(HeaderValue::from_static("cl_real"))),
+            ("x-forwarded-for", Some(HeaderValue::from_static("203.0.113.9"))),
+        ];
+        let out = upstream_headers(&h, &declared, "req-1", set);
         assert_eq!(out.get("x-portcullis-client-id").unwrap(), "cl_real");
+        assert_eq!(out.get("x-forwarded-for").unwrap(), "203.0.113.9");
         assert_eq!(out.get("x-request-id").unwrap(), "req-1");
         assert_eq!(out.get("accept").unwrap(), "application/json");
-        assert_eq!(out.get("x-custom").unwrap(), "kept");
-        for gone in ["authorization", "x-api-key", "cookie", "connection", "x-client-id"] {
+        assert!(out.get("traceparent").is_some());
+        assert_eq!(out.get("x-tenant").unwrap(), "declared");
+        for gone in [
+            "authorization",
+            "x-api-key",
+            "cookie",
+            "connection",
+            "x-client-id",
+            "forwarded",
+            "x-http-method-override",
+            "x-original-url",
+            "x-custom",
+        ] {
             assert!(out.get(gone).is_none(), "{gone} must not reach the upstream");
         }
     }

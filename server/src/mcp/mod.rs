@@ -15,17 +15,19 @@ mod session;
 mod tools;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::{Json, Router};
+use portcullis_app::ssr::ClientIp;
 use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::{Committed, PendingRow};
 use portcullis_domain::model::RequestChannel;
 use portcullis_domain::policy::Snapshot;
 use serde_json::{json, Map, Value};
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -168,10 +170,10 @@ async fn reserve(
     mcp: &McpServer,
     method: &Method,
     headers: &HeaderMap,
-    peer: SocketAddr,
+    peer: IpAddr,
     started: Instant,
 ) -> Result<PendingRow, Response> {
-    let event = audit::event(RequestChannel::Mcp, mcp.gateway.store().now(), method, "/mcp", headers, peer.ip());
+    let event = audit::event(RequestChannel::Mcp, mcp.gateway.store().now(), method, "/mcp", headers, peer);
     let request_id = event.request_id.clone();
     mcp.gateway.reserve(event, started).await.map_err(|refusal| refusal.into_response(&request_id))
 }
@@ -188,7 +190,7 @@ struct Ctx<'a> {
     snap: &'a Snapshot,
     caller: Caller<'a>,
     headers: &'a HeaderMap,
-    peer: SocketAddr,
+    peer: IpAddr,
     now: i64,
 }
 
@@ -220,7 +222,7 @@ fn admit<'s>(
 /// No server-to-client stream is offered: every answer comes back on its POST.
 async fn get_stream(
     State(mcp): State<McpServer>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientIp(peer)): Extension<ClientIp>,
     method: Method,
     headers: HeaderMap,
 ) -> Response {
@@ -237,7 +239,7 @@ async fn get_stream(
 
 async fn delete(
     State(mcp): State<McpServer>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientIp(peer)): Extension<ClientIp>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -282,7 +284,7 @@ fn accepts_json(headers: &HeaderMap) -> bool {
 
 async fn post(
     State(mcp): State<McpServer>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientIp(peer)): Extension<ClientIp>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -702,7 +704,10 @@ async fn call_tool(
         tools::LIST_COLLECTIONS => tools::list_collections(&caller, ctx.snap),
         tools::LIST_ENDPOINTS => tools::list_endpoints(&caller, ctx.snap, args),
         tools::ENDPOINT_DETAILS => tools::endpoint_details(&caller, ctx.snap, args),
-        tools::EXECUTE_ENDPOINT => tools::execute_endpoint(&ctx.mcp.gateway, ctx.snap, args, ctx.headers, slot).await,
+        tools::EXECUTE_ENDPOINT => {
+            let bound = tools::Bound { profile_id: &ctx.caller.profile.id, client: ctx.peer };
+            tools::execute_endpoint(&ctx.mcp.gateway, ctx.snap, args, ctx.headers, bound, slot).await
+        }
         other => {
             if let Some(row) = slot.as_mut() {
                 row.event.status = 404;

@@ -304,6 +304,13 @@ fn query_string(args: &Map<String, Value>) -> Result<Option<String>, String> {
     serde_urlencoded::to_string(&pairs).map(|s| Some(s).filter(|s| !s.is_empty())).map_err(|e| e.to_string())
 }
 
+/// Who an `execute_endpoint` call is for: the profile the MCP request authenticated as
+/// (the gateway refuses the call as any other) and the caller's address.
+pub struct Bound<'a> {
+    pub profile_id: &'a str,
+    pub client: std::net::IpAddr,
+}
+
 /// Runs `execute_endpoint` through `Gateway::execute`, which authenticates the caller's
 /// own credential again, authorizes, rate limits, proxies and audits. The request's row
 /// goes to the gateway with the call (taken from `slot`); a call that never gets that far
@@ -313,6 +320,7 @@ pub async fn execute_endpoint(
     snap: &Snapshot,
     args: &Map<String, Value>,
     caller_headers: &HeaderMap,
+    bound: Bound<'_>,
     slot: &mut Option<PendingRow>,
 ) -> Outcome {
     let id = match endpoint_id(args) {
@@ -363,7 +371,17 @@ pub async fn execute_endpoint(
     row.event.method = AuditText::new(method.as_str(), cap::METHOD);
     row.event.path = AuditText::new(&path, cap::PATH);
     row.event.product = Some(AuditText::new(&product.slug, cap::ID));
-    let call = Call { method, product: product.slug.clone(), path, query, headers, body, row };
+    let call = Call {
+        method,
+        product: product.slug.clone(),
+        path,
+        query,
+        headers,
+        body,
+        client: bound.client,
+        bound_profile: Some(bound.profile_id.to_owned()),
+        row,
+    };
     let response = gateway.execute(call).await;
     let status = response.status();
     let (parts, body) = response.into_parts();

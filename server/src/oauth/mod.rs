@@ -3,21 +3,23 @@
 //! this file for the decisions.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use portcullis_app::ssr::ClientIp;
 use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::{AuditSink, PendingRow, RequestEvent};
 use portcullis_domain::model::{Decision, RequestChannel};
 use portcullis_domain::oauth::{TokenRequestError, TokenSettings};
 use portcullis_domain::store::Store;
 use serde_json::json;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Instant;
@@ -142,7 +144,7 @@ fn client_credentials(headers: &HeaderMap, form: &[(String, String)]) -> Result<
 
 async fn token(
     State(o): State<OAuthServer>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientIp(peer)): Extension<ClientIp>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -150,7 +152,7 @@ async fn token(
         Ok(started) => started,
         Err(answered) => return answered,
     };
-    let result = issue(&o, peer.ip(), &headers, &body, &mut row.event);
+    let result = issue(&o, peer, &headers, &body, &mut row.event);
     end(row, result).await
 }
 
@@ -248,13 +250,13 @@ fn authenticated_form(
 /// the bound. A request refused here is answered (and its row written) at once.
 async fn begin(
     o: &OAuthServer,
-    peer: SocketAddr,
+    peer: IpAddr,
     headers: &HeaderMap,
     path: &str,
     body: Body,
 ) -> Result<(PendingRow, Bytes), Response> {
     let started = Instant::now();
-    let event = audit::event(RequestChannel::Oauth, o.store.now(), &axum::http::Method::POST, path, headers, peer.ip());
+    let event = audit::event(RequestChannel::Oauth, o.store.now(), &axum::http::Method::POST, path, headers, peer);
     let Ok(mut row) = o.audit.reserve(event, started).await else {
         return Err(OAuthError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -299,7 +301,7 @@ async fn end(mut row: PendingRow, outcome: Result<Response, OAuthError>) -> Resp
 /// RFC 7009: the answer is 200 whether or not the token was valid (§2.2).
 async fn revoke(
     State(o): State<OAuthServer>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientIp(peer)): Extension<ClientIp>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -307,7 +309,7 @@ async fn revoke(
         Ok(started) => started,
         Err(answered) => return answered,
     };
-    let result = match authenticated_form(&o, peer.ip(), &headers, &body, &mut row.event) {
+    let result = match authenticated_form(&o, peer, &headers, &body, &mut row.event) {
         Err(e) => Err(e),
         Ok((client_id, token)) => match o.store.revoke_access_token_jwt(&o.settings, &client_id, &token).await {
             Ok(_) => {
@@ -332,7 +334,7 @@ async fn revoke(
 /// `{"active": false}` without a reason.
 async fn introspect(
     State(o): State<OAuthServer>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientIp(peer)): Extension<ClientIp>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -340,7 +342,7 @@ async fn introspect(
         Ok(started) => started,
         Err(answered) => return answered,
     };
-    let result = authenticated_form(&o, peer.ip(), &headers, &body, &mut row.event).map(|(client_id, token)| {
+    let result = authenticated_form(&o, peer, &headers, &body, &mut row.event).map(|(client_id, token)| {
         let body = match o.store.active_token(&o.settings, &token) {
             Ok(c) if c.client_id == client_id => json!({
                 "active": true,

@@ -2,62 +2,17 @@
 //! (504), an audit trail that cannot keep up (fail closed: 503, nothing forwarded), and
 //! a shutdown with audit rows still queued (every one is written).
 
-use crate::helpers::{block_audit_writer, TestApp, PASSWORD};
-use portcullis_app::api::Registration;
-use portcullis_domain::access::{Actor, Channel};
-use portcullis_domain::catalog::{NewEndpoint, NewProduct};
-use portcullis_domain::model::{IssuedSecret, Role};
+use crate::helpers::{agent_for, block_audit_writer, TestApp};
+use portcullis_domain::model::IssuedSecret;
 use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::Row;
 use std::time::Duration;
 
-/// Publishes a product with one endpoint, `GET /accounts`, served at `upstream`, grants it to a new agent's
-/// sandbox profile and returns the agent's API key.
+/// A new agent's API key for a product `slug` with one endpoint, `GET /accounts`,
+/// served at `upstream`.
 async fn agent_for_upstream(app: &TestApp, slug: &str, upstream: &str) -> IssuedSecret {
-    let admin = app
-        .store
-        .create_user(
-            &format!("admin-{}@example.com", uuid::Uuid::now_v7().simple()),
-            PASSWORD.into(),
-            Role::Admin,
-            None,
-            Channel::Cli,
-        )
-        .await
-        .unwrap();
-    let product = NewProduct {
-        slug: slug.into(),
-        name: slug.into(),
-        description: String::new(),
-        owner: String::new(),
-        tags: Vec::new(),
-        sandbox_url: upstream.into(),
-        production_url: upstream.into(),
-    };
-    let endpoint = NewEndpoint {
-        method: "GET".into(),
-        path_template: "/accounts".into(),
-        scope: "read".into(),
-        ..NewEndpoint::default()
-    };
-    let created = app.store.create_product(&Actor::new(admin, Channel::Cli), product, vec![endpoint]).await.unwrap();
-    let dev = app.developer("failures").await;
-    let reg: Registration =
-        dev.call("register_client", &[("name", "Failure agent"), ("kind", "ai_agent"), ("description", "")]).await.ok();
-    let g = dev
-        .call(
-            "request_access",
-            &[
-                ("profile_id", &reg.secret.profile_id),
-                ("product_id", &created.id),
-                ("scope_read", "on"),
-                ("justification", ""),
-            ],
-        )
-        .await;
-    assert_eq!(g.status, 200, "{g:?}");
-    dev.call("issue_api_key", &[("profile_id", &reg.secret.profile_id)]).await.ok()
+    agent_for(app, slug, upstream, &[("GET", "/accounts")]).await.key
 }
 
 async fn get(app: &TestApp, path: &str, key: &str) -> (StatusCode, Value) {
@@ -130,8 +85,8 @@ async fn fail_closed_refuses_with_503_before_the_upstream_when_the_audit_queue_i
         a.audit_when_full = portcullis::config::AuditWhenFull::FailClosed;
     })
     .await;
-    app.publish_sample_products().await;
-    let key = agent_for_upstream(&app, "items", &format!("{}/sample/accounts", app.base)).await;
+    let sample = portcullis::sample_upstream::spawn_loopback().await.unwrap();
+    let key = agent_for_upstream(&app, "items", &format!("{sample}/sample/accounts")).await;
     let release = block_audit_writer(&app.database_url).await;
     let mut statuses = Vec::new();
     for _ in 0..6 {
@@ -153,8 +108,8 @@ async fn fail_closed_refuses_with_503_before_the_upstream_when_the_audit_queue_i
 #[tokio::test]
 async fn shutdown_writes_every_queued_audit_row() {
     let mut app = TestApp::spawn().await;
-    app.publish_sample_products().await;
-    let key = agent_for_upstream(&app, "drain", &format!("{}/sample/accounts", app.base)).await;
+    let sample = portcullis::sample_upstream::spawn_loopback().await.unwrap();
+    let key = agent_for_upstream(&app, "drain", &format!("{sample}/sample/accounts")).await;
     let release = block_audit_writer(&app.database_url).await;
     for _ in 0..15 {
         assert_eq!(get(&app, "/gw/drain/accounts", &key.secret).await.0, StatusCode::OK);

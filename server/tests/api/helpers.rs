@@ -109,6 +109,7 @@ pub fn serve_args(dir: PathBuf, database_url: Option<String>, secret: Option<Str
         signing_key_days: 30,
         audit_retention_days: 400,
         global_rate_limit: 0,
+        trusted_proxies: Vec::new(),
         site_root: "target/site".into(),
         log_json: false,
         store: StoreArgs { data_dir: dir, database_url, secret },
@@ -204,8 +205,9 @@ impl TestApp {
         s
     }
 
-    /// Publishes the demo's sample products.
+    /// Publishes the demo's sample products, served by a sample bank of their own.
     pub async fn publish_sample_products(&self) {
+        let sample_base = portcullis::sample_upstream::spawn_loopback().await.expect("sample bank");
         let admin = self
             .store
             .create_user(
@@ -218,7 +220,7 @@ impl TestApp {
             .await
             .expect("admin");
         let actor = portcullis_domain::access::Actor::new(admin, portcullis_domain::access::Channel::Cli);
-        for (p, e) in portcullis_domain::seed::sample_products(&self.base) {
+        for (p, e) in portcullis_domain::seed::sample_products(&sample_base) {
             self.store.create_product(&actor, p, e).await.expect("publish");
         }
     }
@@ -284,7 +286,9 @@ pub async fn agent(app: &TestApp, products: &[&str]) -> Agent {
 
 /// An upstream the test controls, on port 0, counting what reaches it:
 /// `GET /slow` answers after 800 ms, `GET /fast` at once, `POST /echo` says how many
-/// bytes it read, `GET /stream` sends 20 chunks of 1 KiB, 50 ms apart.
+/// bytes it read, `GET /stream` sends 20 chunks of 1 KiB, 50 ms apart, `GET /headers`
+/// echoes the request's headers, `GET /html` is a page that tries to script and set a
+/// cookie, `GET /redirect` points elsewhere, `GET /big` is 1 MiB.
 pub struct TestUpstream {
     pub base: String,
     hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -304,6 +308,7 @@ impl TestUpstream {
             }
         };
         let (slow, fast, echo, stream) = (counted(&hits), counted(&hits), counted(&hits), counted(&hits));
+        let (echo_headers, html, redirect, big) = (counted(&hits), counted(&hits), counted(&hits), counted(&hits));
         let router = axum::Router::new()
             .route(
                 "/slow",
@@ -336,6 +341,45 @@ impl TestUpstream {
                         Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b'x'; 1024]))
                     });
                     axum::body::Body::from_stream(chunks)
+                }),
+            )
+            .route(
+                "/headers",
+                get(move |headers: axum::http::HeaderMap| async move {
+                    echo_headers();
+                    let seen: serde_json::Map<String, Value> = headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str().to_owned(), Value::from(v.to_str().unwrap_or("?"))))
+                        .collect();
+                    axum::Json(seen)
+                }),
+            )
+            .route(
+                "/html",
+                get(move || async move {
+                    html();
+                    (
+                        [
+                            ("content-type", "text/html"),
+                            ("content-security-policy", "script-src *"),
+                            ("set-cookie", "portcullis_session=stolen; Path=/"),
+                        ],
+                        "<script>fetch('/api/v1/tokens')</script>",
+                    )
+                }),
+            )
+            .route(
+                "/redirect",
+                get(move || async move {
+                    redirect();
+                    (axum::http::StatusCode::FOUND, [("location", "http://127.0.0.1:1/elsewhere")])
+                }),
+            )
+            .route(
+                "/big",
+                get(move || async move {
+                    big();
+                    vec![b'z'; 1024 * 1024]
                 }),
             );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");

@@ -12,6 +12,7 @@ mod catalog;
 mod clients;
 mod durability;
 mod gateway;
+mod gateway_edges;
 mod gateway_failures;
 mod grants;
 mod helpers;

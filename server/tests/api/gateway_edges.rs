@@ -1,0 +1,392 @@
+//! The gateway authorizes exactly what the upstream runs: only allowed headers travel,
+//! the gateway alone says where a request came from, no path form means one thing to the
+//! gateway and another upstream, an MCP session cannot act as another profile, and what
+//! an upstream answers cannot script the portal's origin.
+
+use crate::helpers::{agent, agent_for, audit_rows, wait_for_audit, Agent, TestApp, TestUpstream, PASSWORD};
+use crate::mcp::bearer_token;
+use portcullis_domain::access::{Actor, Channel};
+use portcullis_domain::catalog::{NewEndpoint, NewProduct};
+use portcullis_domain::model::Role;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const ENDPOINTS: &[(&str, &str)] = &[
+    ("GET", "/fast"),
+    ("GET", "/headers"),
+    ("GET", "/html"),
+    ("GET", "/redirect"),
+    ("GET", "/big"),
+    ("GET", "/items/{id}"),
+];
+
+async fn bank(app: &TestApp) -> (TestUpstream, Agent) {
+    let upstream = TestUpstream::start().await;
+    let agent = agent_for(app, "bank", &upstream.base, ENDPOINTS).await;
+    (upstream, agent)
+}
+
+async fn get(app: &TestApp, key: &str, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = reqwest::Client::new().get(format!("{}{path}", app.base)).header("x-api-key", key);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn only_allowed_and_declared_headers_reach_the_upstream_and_the_gateway_says_where_from() {
+    let app = TestApp::spawn().await;
+    let upstream = TestUpstream::start().await;
+    // An endpoint that declares a header of its own (an OpenAPI header parameter).
+    let admin = app
+        .store
+        .create_user(
+            &format!("admin-{}@example.com", uuid::Uuid::now_v7().simple()),
+            PASSWORD.into(),
+            Role::Admin,
+            None,
+            Channel::Cli,
+        )
+        .await
+        .unwrap();
+    let product = NewProduct {
+        slug: "tenant".into(),
+        name: "Tenant".into(),
+        description: String::new(),
+        owner: String::new(),
+        tags: Vec::new(),
+        sandbox_url: upstream.base.clone(),
+        production_url: upstream.base.clone(),
+    };
+    let endpoint = NewEndpoint {
+        method: "GET".into(),
+        path_template: "/headers".into(),
+        scope: "read".into(),
+        parameters: vec![json!({ "name": "X-Tenant", "in": "header", "required": true })],
+        ..NewEndpoint::default()
+    };
+    let product = app.store.create_product(&Actor::new(admin, Channel::Cli), product, vec![endpoint]).await.unwrap();
+    let a = crate::helpers::agent(&app, &[]).await;
+    let g = a
+        .dev
+        .call(
+            "request_access",
+            &[
+                ("profile_id", &a.reg.secret.profile_id),
+                ("product_id", &product.id),
+                ("scope_read", "on"),
+                ("justification", ""),
+            ],
+        )
+        .await;
+    assert_eq!(g.status, 200, "{g:?}");
+
+    let sent = [
+        ("x-http-method-override", "DELETE"),
+        ("x-http-method", "DELETE"),
+        ("x-method-override", "DELETE"),
+        ("x-original-url", "/admin/delete-everything"),
+        ("x-rewrite-url", "/admin"),
+        ("x-forwarded-for", "6.6.6.6"),
+        ("x-forwarded-host", "evil.example"),
+        ("x-forwarded-proto", "gopher"),
+        ("forwarded", "for=6.6.6.6;host=evil.example"),
+        ("x-real-ip", "6.6.6.6"),
+        ("cookie", "portcullis_session=abc"),
+        ("x-undeclared", "dropped"),
+        ("x-tenant", "acme"),
+        ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        ("if-none-match", "\"v1\""),
+        ("range", "bytes=0-10"),
+        ("accept-language", "fr"),
+        ("user-agent", "edge-test/1"),
+    ];
+    let res = get(&app, &a.key.secret, "/gw/tenant/headers", &sent).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let seen: Value = res.json().await.unwrap();
+    for dropped in [
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-real-ip",
+        "cookie",
+        "x-undeclared",
+        "x-api-key",
+    ] {
+        assert!(seen.get(dropped).is_none(), "{dropped} reached the upstream: {seen}");
+    }
+    for (kept, value) in [
+        ("x-tenant", "acme"),
+        ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        ("if-none-match", "\"v1\""),
+        ("range", "bytes=0-10"),
+        ("accept-language", "fr"),
+        ("user-agent", "edge-test/1"),
+    ] {
+        assert_eq!(seen[kept], value, "{kept}: {seen}");
+    }
+    // Where the request came from is the gateway's to say, not the caller's.
+    assert_eq!(seen["x-forwarded-for"], "127.0.0.1", "{seen}");
+    assert_eq!(seen["x-forwarded-proto"], "http");
+    assert_eq!(seen["x-forwarded-host"], app.base.trim_start_matches("http://"));
+    assert!(seen["forwarded"].as_str().unwrap().starts_with("for=127.0.0.1;proto=http;host="), "{seen}");
+}
+
+#[tokio::test]
+async fn only_a_trusted_proxy_names_the_client_for_the_upstream_and_the_audit() {
+    for (trusted, expected) in [(false, "127.0.0.1"), (true, "203.0.113.9")] {
+        let app = TestApp::spawn_configured(|a| {
+            if trusted {
+                a.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+            }
+        })
+        .await;
+        let (_upstream, a) = bank(&app).await;
+        let res =
+            get(&app, &a.key.secret, "/gw/bank/headers", &[("x-forwarded-for", "198.51.100.1, 203.0.113.9")]).await;
+        let seen: Value = res.json().await.unwrap();
+        assert_eq!(seen["x-forwarded-for"], expected, "trusted: {trusted}");
+        let row = wait_for_audit(&app.database_url, "action = 'request'", 1).await.remove(0);
+        let ip: String = {
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::AnyPool::connect(&app.database_url).await.unwrap();
+            sqlx::query_scalar("SELECT client_ip FROM audit_events WHERE request_id = $1")
+                .bind(row["request_id"].as_str().unwrap())
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        };
+        assert_eq!(ip, expected, "the audit row names the same client (trusted: {trusted})");
+    }
+}
+
+#[tokio::test]
+async fn path_parameters_and_double_encoding_never_reach_an_upstream() {
+    let app = TestApp::spawn().await;
+    let (upstream, a) = bank(&app).await;
+    let tricks = [
+        "/gw/bank/fast;jsessionid=1",
+        "/gw/bank/fast%3Bx=1",
+        "/gw/bank/fast%3bx=1",
+        "/gw/bank/..;/fast",
+        "/gw/bank/.;x=1/fast",
+        "/gw/bank/items/a;b",
+        "/gw/bank/items/%252e%252e",
+        "/gw/bank/items/%25",
+    ];
+    for path in tricks {
+        let res = get(&app, &a.key.secret, path, &[]).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["code"], "unknown_endpoint", "{path}");
+    }
+    // And through MCP: a path value cannot smuggle one in either.
+    let http = reqwest::Client::new();
+    let call = |args: Value| {
+        http.post(format!("{}/mcp", app.base))
+            .header("x-api-key", &a.key.secret)
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "execute_endpoint")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+                "name": "execute_endpoint", "arguments": args,
+                "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                          "io.modelcontextprotocol/clientCapabilities": {}}}}))
+            .send()
+    };
+    let listed = stateless_list(&app, &a.key.secret).await;
+    let item = listed.iter().find(|e| e["path"] == "/items/{id}").unwrap()["id"].clone();
+    for id in ["a;b", "..;", "%2e%2e", "%3B"] {
+        let res: Value =
+            call(json!({"endpoint_id": item, "path_params": {"id": id}})).await.unwrap().json().await.unwrap();
+        let out = &res["result"]["structuredContent"];
+        assert_eq!(
+            (out["status"].clone(), out["body"]["code"].clone()),
+            (json!(404), json!("unknown_endpoint")),
+            "{id}: {res}"
+        );
+    }
+    assert_eq!(upstream.hits(), 0, "nothing reached the upstream");
+    let rows =
+        wait_for_audit(&app.database_url, "action = 'request' AND reason = 'unknown_endpoint'", tricks.len() + 4).await;
+    assert_eq!(rows.len(), tricks.len() + 4, "each refusal is audited");
+}
+
+async fn stateless_list(app: &TestApp, key: &str) -> Vec<Value> {
+    let res: Value = reqwest::Client::new()
+        .post(format!("{}/mcp", app.base))
+        .header("x-api-key", key)
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "list_endpoints")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "list_endpoints", "arguments": {},
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}}}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    res["result"]["structuredContent"]["endpoints"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn an_mcp_session_cannot_act_as_another_profile_through_tool_arguments() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let mine = agent(&app, &["accounts"]).await;
+    let theirs = agent(&app, &["accounts"]).await;
+    // The product accepts API keys in the URL, for REST clients that cannot set headers.
+    let admin = app
+        .store
+        .create_user(
+            &format!("a-{}@example.com", uuid::Uuid::now_v7().simple()),
+            PASSWORD.into(),
+            Role::Admin,
+            None,
+            Channel::Cli,
+        )
+        .await
+        .unwrap();
+    let accounts = app.product_id("accounts").await;
+    app.store.set_product_policy(&Actor::new(admin, Channel::Cli), &accounts, None, true).await.unwrap();
+    let rest = reqwest::get(format!("{}/gw/accounts/accounts?api_key={}", app.base, theirs.key.secret)).await.unwrap();
+    assert_eq!(rest.status(), StatusCode::OK, "over REST, their key in the URL is theirs to use");
+
+    // My MCP session, with my token, names their key in the tool's query.
+    let token = bearer_token(&app, &mine.reg).await;
+    let list = {
+        let res: Value = reqwest::Client::new()
+            .post(format!("{}/mcp", app.base))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "list_endpoints")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+                "name": "list_endpoints", "arguments": {},
+                "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                          "io.modelcontextprotocol/clientCapabilities": {}}}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        res["result"]["structuredContent"]["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["path"] == "/accounts")
+            .unwrap()["id"]
+            .clone()
+    };
+    for query in [json!({"api_key": theirs.key.secret}), json!({"API_KEY": theirs.key.secret})] {
+        let res: Value = reqwest::Client::new()
+            .post(format!("{}/mcp", app.base))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "execute_endpoint")
+            .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+                "name": "execute_endpoint", "arguments": {"endpoint_id": list, "query": query},
+                "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                          "io.modelcontextprotocol/clientCapabilities": {}}}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let out = &res["result"]["structuredContent"];
+        assert_eq!(
+            (out["status"].clone(), out["body"]["code"].clone()),
+            (json!(401), json!("credential_in_query")),
+            "{res}"
+        );
+    }
+    let theirs_used =
+        audit_rows(&app.database_url, &format!("action = 'request' AND client_id = '{}'", theirs.reg.secret.client_id))
+            .await;
+    assert_eq!(theirs_used.len(), 1, "their key was used only by their own REST call: {theirs_used:?}");
+}
+
+#[tokio::test]
+async fn what_an_upstream_answers_cannot_script_the_portal_and_pages_carry_a_strict_policy() {
+    let app = TestApp::spawn().await;
+    let (_upstream, a) = bank(&app).await;
+    let res = get(&app, &a.key.secret, "/gw/bank/html", &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let h = res.headers();
+    assert_eq!(h["content-security-policy"], "sandbox; default-src 'none'", "the upstream's own policy is replaced");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(h.get("set-cookie").is_none(), "no cookie on the portal's origin");
+
+    // A portal page: scripts only from here or with this response's nonce, no framing.
+    let page = reqwest::get(format!("{}/", app.base)).await.unwrap();
+    let policy = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    let html = page.text().await.unwrap();
+    let nonce = policy.split("'nonce-").nth(1).unwrap().split('\'').next().unwrap().to_owned();
+    assert!(policy.contains("frame-ancestors 'none'") && policy.contains("object-src 'none'"), "{policy}");
+    let script_src = policy.split(';').find(|d| d.trim().starts_with("script-src")).unwrap();
+    assert!(!script_src.contains("unsafe-inline") && !script_src.contains('*'), "{script_src}");
+    assert!(html.contains(&format!("nonce=\"{nonce}\"")), "the hydration script carries the nonce");
+    let again = reqwest::get(format!("{}/", app.base)).await.unwrap();
+    assert!(!again.headers()["content-security-policy"].to_str().unwrap().contains(&nonce), "a nonce per response");
+    // Everything else runs nothing; no HSTS over plain http.
+    let api = reqwest::get(format!("{}/api/v1/me", app.base)).await.unwrap();
+    assert_eq!(api.headers()["content-security-policy"], "default-src 'none'; frame-ancestors 'none'");
+    assert!(api.headers().get("strict-transport-security").is_none());
+
+    let behind_https = TestApp::spawn_configured(|a| a.public_url = Some("https://portcullis.example".into())).await;
+    let res = reqwest::get(format!("{}/healthz", behind_https.base)).await.unwrap();
+    assert_eq!(res.headers()["strict-transport-security"], "max-age=31536000; includeSubDomains");
+}
+
+#[tokio::test]
+async fn test_access_follows_no_redirect_and_reads_a_bounded_body() {
+    let app = TestApp::spawn().await;
+    let (upstream, a) = bank(&app).await;
+    let a = &a;
+    let run = |path: &'static str| async move {
+        a.dev.call("test_access", &[("profile_id", &a.reg.secret.profile_id), ("method", "GET"), ("path", path)]).await
+    };
+    let redirected: portcullis_app::api::TestAccessResult = run("/gw/bank/redirect").await.ok();
+    assert_eq!(redirected.status, 302, "the redirect is shown, not followed");
+    assert_eq!(upstream.hits(), 1);
+
+    let big: portcullis_app::api::TestAccessResult = run("/gw/bank/big").await.ok();
+    assert_eq!(big.status, 200);
+    assert!(big.body.len() <= 4000);
+    // The portal stopped reading: the gateway's row says the caller went away early.
+    let row = wait_for_audit(&app.database_url, &format!("request_id = '{}'", big.request_id), 1).await.remove(0);
+    assert_eq!((row["status"].clone(), row["upstream_status"].clone()), (json!(499), json!(200)), "{row:?}");
+    assert!(row["bytes_out"].as_i64().unwrap() < 1024 * 1024, "{row:?}");
+}
+
+#[tokio::test]
+async fn the_sample_bank_is_reachable_only_through_the_gateway() {
+    let mut app = TestApp::spawn_demo().await;
+    let direct = reqwest::get(format!("{}/sample/accounts/accounts", app.base)).await.unwrap();
+    assert_eq!(direct.status(), StatusCode::NOT_FOUND, "not on the portal's listener");
+    let upstream_of = |products: Vec<portcullis_domain::model::ProductView>| {
+        products.into_iter().find(|p| p.slug == "accounts").unwrap().sandbox_url
+    };
+    let first = upstream_of(app.store.list_products().await.unwrap());
+    assert!(first.starts_with("http://127.0.0.1:") && !first.starts_with(&app.base), "{first}");
+    assert_eq!(reqwest::get(format!("{first}/accounts")).await.unwrap().status(), StatusCode::OK);
+
+    // A restart moves the bank to a new loopback port; the demo's products follow it.
+    app.restart().await;
+    let second = upstream_of(app.store.list_products().await.unwrap());
+    assert_ne!(first, second);
+    assert_eq!(reqwest::get(format!("{second}/accounts")).await.unwrap().status(), StatusCode::OK);
+}
