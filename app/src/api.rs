@@ -24,7 +24,7 @@ pub async fn sign_in(email: String, password: String) -> Result<(), AppError> {
     let state = crate::ssr::state()?;
     let ip = crate::ssr::client_ip().await;
     if let Err(throttled) = state.throttle.check(&email, ip) {
-        if state.throttle.first_throttled(&email, ip) {
+        if state.throttle.first_throttled(ip) {
             record_door(DoorEvent::SignInThrottled { email: &email }, ip).await;
         }
         return Err(fail(throttled));

@@ -1,14 +1,13 @@
 //! Server-side plumbing for server functions: the shared state, the signed-in person,
 //! and the translation of domain errors. Compiled only with the `ssr` feature.
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use leptos::prelude::*;
 use portcullis_domain::access::{Actor, Channel};
+use portcullis_domain::keyed::{identity_key, source_key, Limiter};
 use portcullis_domain::model::UserView;
 use portcullis_domain::store::Store;
 use portcullis_domain::DomainError;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 use tower_sessions::Session;
@@ -29,24 +28,24 @@ pub struct PortalState {
     pub http: reqwest::Client,
 }
 
-/// Sign-in and sign-up attempts, limited per account and per IP. Keys are the attempted
-/// email whether or not an account exists, so the limiter reveals nothing.
+/// Sign-in and sign-up attempts, limited per (account, address) and per address — never
+/// per account alone, so that someone guessing a password from their address cannot lock
+/// its owner out elsewhere. Keys are a fixed-size hash of the attempted email whether or
+/// not an account exists: the limiter reveals nothing and a long email costs no memory.
 pub struct LoginThrottle {
-    per_account: DefaultKeyedRateLimiter<String>,
-    per_ip: DefaultKeyedRateLimiter<IpAddr>,
-    /// Which throttled (email, address) pairs were recorded this minute.
+    per_account_source: Limiter<[u8; 16]>,
+    per_source: Limiter<IpAddr>,
+    /// Which addresses' throttled attempts were recorded this minute.
     recorded: portcullis_domain::keyed::OncePer,
 }
 
 impl Default for LoginThrottle {
     fn default() -> Self {
-        let nz = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
-        // 5 attempts at once per account, then one every 20 s; 30 per IP, one every 2 s.
-        let account = Quota::with_period(Duration::from_secs(20)).map(|q| q.allow_burst(nz(5)));
-        let ip = Quota::with_period(Duration::from_secs(2)).map(|q| q.allow_burst(nz(30)));
+        // 5 attempts at once per account and address, then three a minute; 30 per
+        // address, then thirty a minute.
         Self {
-            per_account: RateLimiter::keyed(account.unwrap_or_else(|| Quota::per_minute(nz(3)))),
-            per_ip: RateLimiter::keyed(ip.unwrap_or_else(|| Quota::per_minute(nz(30)))),
+            per_account_source: Limiter::new(3, 5, 100_000),
+            per_source: Limiter::new(30, 30, 100_000),
             recorded: portcullis_domain::keyed::OncePer::new(Duration::from_secs(60), 100_000),
         }
     }
@@ -54,17 +53,15 @@ impl Default for LoginThrottle {
 
 impl LoginThrottle {
     pub fn check(&self, email: &str, ip: Option<IpAddr>) -> Result<(), AppError> {
-        if let Some(ip) = ip {
-            self.per_ip.check_key(&ip).map_err(|_| AppError::TooManyAttempts)?;
-        }
-        self.per_account.check_key(&email.trim().to_lowercase()).map_err(|_| AppError::TooManyAttempts)
+        let ip = ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        self.per_source.check(&source_key(ip)).map_err(|_| AppError::TooManyAttempts)?;
+        self.per_account_source.check(&identity_key(email, ip)).map_err(|_| AppError::TooManyAttempts)
     }
 
-    /// Whether a throttled attempt is the first of its kind this minute, so worth an
-    /// audit event of its own.
-    pub fn first_throttled(&self, email: &str, ip: Option<IpAddr>) -> bool {
-        let ip = ip.map(|i| i.to_string()).unwrap_or_default();
-        self.recorded.first(&format!("{ip} {}", email.trim().to_lowercase()))
+    /// Whether a throttled attempt is its address's first this minute, so worth an audit
+    /// event of its own (a flood of made-up emails from one address is one event).
+    pub fn first_throttled(&self, ip: Option<IpAddr>) -> bool {
+        self.recorded.first(&ip.map(|i| source_key(i).to_string()).unwrap_or_default())
     }
 }
 

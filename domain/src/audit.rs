@@ -59,7 +59,7 @@ pub enum DoorEvent<'a> {
         email: &'a str,
     },
     /// Refused by the sign-in throttle before the password was checked; recorded once
-    /// per account and address per window, however many attempts the window saw.
+    /// per address a minute (naming the first email), however many attempts it made.
     SignInThrottled {
         email: &'a str,
     },
@@ -91,7 +91,7 @@ impl Store {
                 None,
                 "email",
                 email(e),
-                serde_json::json!({ "ip": ip, "note": "further throttled attempts within a minute are not recorded one by one" }),
+                serde_json::json!({ "ip": ip, "note": "further throttled attempts from this address within a minute are not recorded one by one" }),
             ),
             DoorEvent::TokenRefused { presented } => (
                 "access_token.refused",
@@ -116,6 +116,20 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+}
+
+impl Store {
+    /// Requests refused at the door because their source had been refused too often:
+    /// not written one row each, but counted per channel and recorded as one event.
+    pub async fn record_suppressed(&self, source: &str, counts: serde_json::Value) -> Result<()> {
+        let event = AdminEvent {
+            action: "requests.suppressed",
+            target_type: "source",
+            target_id: source,
+            summary: serde_json::json!({ "refused_at_the_door": counts }),
+        };
+        record(&self.pool, self.now(), None, "system", event).await
     }
 }
 

@@ -24,6 +24,9 @@ pub struct Snapshot {
     /// The same credentials by id, to check that a token's credential is still live.
     pub credentials_by_id: HashMap<String, CredentialEntry>,
     pub profiles: HashMap<String, ProfileEntry>,
+    /// Every client id that has a profile: a token request naming another gets no rate
+    /// limit bucket of its own (it shares its address's).
+    pub clients: std::collections::HashSet<String>,
     pub products: HashMap<String, ProductEntry>,
     /// `jti`s of access tokens revoked before they expired.
     pub revoked_tokens: std::collections::HashSet<String>,
@@ -168,11 +171,13 @@ impl Store {
         .await?
         {
             let id: String = r.try_get("id")?;
+            let client_id: String = r.try_get("client_id")?;
+            snap.clients.insert(client_id.clone());
             snap.profiles.insert(
                 id.clone(),
                 ProfileEntry {
                     id,
-                    client_id: r.try_get("client_id")?,
+                    client_id,
                     client_kind: enum_col(&r, "kind")?,
                     environment: enum_col(&r, "environment")?,
                     rate_per_minute: r.try_get("rate_per_minute")?,

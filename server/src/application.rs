@@ -43,6 +43,10 @@ pub enum StartError {
     Io(#[from] std::io::Error),
 }
 
+/// The largest body the portal and the management API read (an OpenAPI document to import
+/// is the largest thing people send).
+const PORTAL_MAX_BODY: usize = 8 * 1024 * 1024;
+
 #[derive(Clone, FromRef)]
 struct ServerState {
     leptos_options: LeptosOptions,
@@ -55,6 +59,8 @@ pub struct Application {
     store: Store,
     demo: Option<DemoSeed>,
     audit_writer: AuditWriter,
+    sources: crate::sources::Sources,
+    bounds: crate::listener::Bounds,
     shutdown_timeout: std::time::Duration,
 }
 
@@ -155,15 +161,26 @@ impl Application {
             .unwrap_or_else(|| format!("http://{}", loopback(local)));
         // Tokens are for this gateway: the audience is the issuer itself.
         let tokens = TokenSettings { audience: issuer.clone(), issuer };
-        let oauth = crate::oauth::OAuthServer::new(store.clone(), tokens.clone(), audit.clone(), args.token_rate_limit);
-        let upstream_timeout = std::time::Duration::from_secs(args.upstream_timeout_secs);
+        let sources = crate::sources::Sources::new(args.source_refusal_limit);
+        sources.spawn_reporter(store.clone());
+        let oauth = crate::oauth::OAuthServer::new(
+            store.clone(),
+            tokens.clone(),
+            audit.clone(),
+            sources.clone(),
+            args.token_rate_limit,
+        );
         let gateway = crate::gateway::Gateway::new(
             store.clone(),
             tokens.clone(),
             SecretHasher::new(&secret),
             audit.clone(),
-            upstream_timeout,
-            args.global_rate_limit,
+            sources.clone(),
+            crate::gateway::GatewayLimits {
+                upstream_timeout: std::time::Duration::from_secs(args.upstream_timeout_secs),
+                global_rate_per_second: args.global_rate_limit,
+                max_body: args.max_body,
+            },
         );
         let mcp = crate::mcp::McpServer::new(gateway.clone(), &tokens.issuer);
         spawn_policy_backstop(store.clone());
@@ -215,6 +232,9 @@ impl Application {
             .with_state(state)
             .layer(axum::middleware::from_fn(csrf::verify_origin))
             .layer(session_layer)
+            // Forms, server functions and API calls; the gateway, MCP and OAuth bound
+            // their own bodies.
+            .layer(tower_http::limit::RequestBodyLimitLayer::new(PORTAL_MAX_BODY))
             .merge(crate::gateway::router(gateway))
             .merge(crate::mcp::router(mcp))
             .merge(crate::oauth::router(oauth))
@@ -248,7 +268,11 @@ impl Application {
             ));
 
         let shutdown_timeout = std::time::Duration::from_secs(args.shutdown_timeout_secs);
-        Ok(Self { listener, router, store, demo, audit_writer, shutdown_timeout })
+        let bounds = crate::listener::Bounds {
+            header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout_secs),
+            max_connections: args.max_connections,
+        };
+        Ok(Self { listener, router, store, demo, audit_writer, sources, bounds, shutdown_timeout })
     }
 
     pub fn port(&self) -> u16 {
@@ -270,9 +294,8 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let store = self.store.clone();
         let timeout = self.shutdown_timeout;
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let (stopping, stop_asked) = tokio::sync::oneshot::channel::<()>();
-        let serve = axum::serve(self.listener, service).with_graceful_shutdown(async move {
+        let serve = crate::listener::serve(self.listener, self.router, self.bounds, async move {
             shutdown.await;
             let _ = stopping.send(());
         });
@@ -283,19 +306,19 @@ impl Application {
                 std::future::pending::<()>().await;
             }
         };
-        let result = tokio::select! {
-            r = serve => r,
+        tokio::select! {
+            () = serve => {}
             () = overdue => {
                 // Their rows are still written: a request cut off here records itself as
                 // 499 when its handler is dropped.
                 tracing::warn!(timeout_secs = timeout.as_secs(), "requests still running at the shutdown timeout are cut off");
-                Ok(())
             }
-        };
-        // The router (and with it every audit sink) is gone: the writer drains the queue.
+        }
+        // What floods were turned away since the last report, then every queued row.
+        self.sources.report(&store).await;
         self.audit_writer.finish(timeout).await;
         store.close().await;
-        result
+        Ok(())
     }
 }
 

@@ -17,9 +17,9 @@ use portcullis_domain::audit_writer::{PendingRow, RequestEvent};
 use portcullis_domain::model::RequestChannel;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll};
+
+use crate::body::BytesIn;
 
 /// A new row for a request as it arrived: the caller's address and user agent (capped
 /// and made storable like everything a caller sends).
@@ -52,20 +52,6 @@ pub async fn answer(mut row: PendingRow, response: Response) -> Response {
 
 pub fn exact_len(body: &Body) -> i64 {
     body.size_hint().exact().and_then(|n| i64::try_from(n).ok()).unwrap_or(0)
-}
-
-/// Bytes read from a caller's request body so far, shared with the stream that reads it.
-#[derive(Clone, Default)]
-pub struct BytesIn(Arc<AtomicU64>);
-
-impl BytesIn {
-    pub fn add(&self, n: usize) {
-        self.0.fetch_add(n as u64, Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> i64 {
-        i64::try_from(self.0.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
-    }
 }
 
 /// An upstream answer on its way to the caller, carrying the request's row.

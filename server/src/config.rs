@@ -154,6 +154,22 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_AUDIT_RETENTION_DAYS", default_value_t = 400,
           value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub audit_retention_days: u32,
+    /// Refused requests per minute one address may earn before it is turned away at the
+    /// door for a while (429), its further refusals counted instead of written one by
+    /// one; 0 turns this off.
+    #[arg(long, env = "PORTCULLIS_SOURCE_REFUSAL_LIMIT", default_value_t = 600)]
+    pub source_refusal_limit: u32,
+    /// Bytes of request body the gateway forwards at most (413 beyond).
+    #[arg(long, env = "PORTCULLIS_MAX_BODY", default_value_t = 10 * 1024 * 1024)]
+    pub max_body: u64,
+    /// Seconds a client may take to send a request's headers before its connection is
+    /// closed (slow clients hold no connection for long).
+    #[arg(long = "header-read-timeout", env = "PORTCULLIS_HEADER_READ_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub header_read_timeout_secs: u64,
+    /// Connections served at once; more wait to be accepted.
+    #[arg(long, env = "PORTCULLIS_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
     /// Proxies (addresses or CIDR ranges, comma-separated) whose `X-Forwarded-For` names
     /// the client: per-address limits and audit rows use it. Nobody else is believed.
     #[arg(long, env = "PORTCULLIS_TRUSTED_PROXIES", value_delimiter = ',')]

@@ -18,7 +18,6 @@ use axum::response::Response;
 use axum::routing::any;
 use axum::Extension;
 use axum::Router;
-use futures_util::StreamExt;
 use portcullis_app::ssr::ClientIp;
 use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::{
@@ -35,9 +34,20 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::oneshot;
 
-use crate::audit::{self, AuditedBody, BytesIn};
+use crate::audit::{self, AuditedBody};
+use crate::body::BytesIn;
+use crate::sources::Sources;
 pub use authenticate::{bearer, header_str, Caller, Query};
 pub use refusal::Refusal;
+
+/// The gateway's bounds, from the command line.
+pub struct GatewayLimits {
+    pub upstream_timeout: std::time::Duration,
+    /// Requests per second for the whole gateway; 0 for none.
+    pub global_rate_per_second: u32,
+    /// Bytes of request body forwarded at most; more is refused with 413.
+    pub max_body: u64,
+}
 
 /// Cloned for every request (axum state), so everything sits behind one `Arc`.
 #[derive(Clone)]
@@ -52,6 +62,10 @@ pub struct Parts {
     hasher: SecretHasher,
     audit: AuditSink,
     limits: ratelimit::Limits,
+    /// Addresses refused too often are turned away at the door (shared with `/mcp`).
+    sources: Sources,
+    /// The largest request body forwarded to an upstream.
+    max_body: u64,
     http: reqwest::Client,
 }
 
@@ -68,14 +82,30 @@ impl Gateway {
         tokens: TokenSettings,
         hasher: SecretHasher,
         audit: AuditSink,
-        upstream_timeout: std::time::Duration,
-        global_rate_per_second: u32,
+        sources: Sources,
+        limits: GatewayLimits,
     ) -> Self {
+        let GatewayLimits { upstream_timeout, global_rate_per_second, max_body } = limits;
         let http = proxy::client(upstream_timeout);
         let limits = ratelimit::Limits::new(global_rate_per_second);
         let (proto, rest) = tokens.issuer.split_once("://").unwrap_or(("http", tokens.issuer.as_str()));
         let (public_proto, public_host) = (proto.to_owned(), rest.split('/').next().unwrap_or("").to_owned());
-        Self(Arc::new(Parts { store, tokens, public_proto, public_host, hasher, audit, limits, http }))
+        Self(Arc::new(Parts {
+            store,
+            tokens,
+            public_proto,
+            public_host,
+            hasher,
+            audit,
+            limits,
+            sources,
+            max_body,
+            http,
+        }))
+    }
+
+    pub fn sources(&self) -> &Sources {
+        &self.sources
     }
 
     pub fn store(&self) -> &Store {
@@ -148,6 +178,9 @@ async fn handle(
     body: Body,
 ) -> Response {
     let started = Instant::now();
+    if let Err(retry_after_secs) = gw.sources.admit(client, RequestChannel::Rest) {
+        return Refusal::TooManyRefusals { retry_after_secs }.into_response(&uuid::Uuid::now_v7().to_string());
+    }
     // `/gw/{product}/{path}`: the product is the first segment, the rest is the path.
     let after_gw = uri.path().strip_prefix("/gw").unwrap_or("").trim_start_matches('/');
     let (product, path) = match after_gw.find('/') {
@@ -224,6 +257,7 @@ impl Gateway {
         {
             Ok(f) => f,
             Err(refusal) => {
+                self.sources.refused(client);
                 row.event.refused(refusal.reason());
                 let _ = reply.send(audit::answer(row, refusal.into_response(&request_id)).await);
                 return;
@@ -236,19 +270,21 @@ impl Gateway {
             let _ = row.finish();
             return;
         }
+        if crate::body::declared_length(&headers).is_some_and(|n| n > self.max_body) {
+            self.sources.refused(client);
+            row.event.refused(Refusal::PayloadTooLarge.reason());
+            let _ = reply.send(audit::answer(row, Refusal::PayloadTooLarge.into_response(&request_id)).await);
+            return;
+        }
         row.event.allowed();
         let bytes_in = BytesIn::default();
-        let counted = bytes_in.clone();
-        let stream = body.into_data_stream().inspect(move |chunk| {
-            if let Ok(bytes) = chunk {
-                counted.add(bytes.len());
-            }
-        });
-        let upstream =
-            proxy::forward(&self.http, method, forward.url, forward.headers, reqwest::Body::wrap_stream(stream));
+        let body = crate::body::counted(body, bytes_in.clone(), self.max_body);
+        let upstream = proxy::forward(&self.http, method, forward.url, forward.headers, body);
         let mut res = match upstream.await {
             Ok(res) => res,
             Err(refusal) => {
+                // A body cut off at the limit breaks the upstream exchange: say why.
+                let refusal = if bytes_in.over_limit() { Refusal::PayloadTooLarge } else { refusal };
                 // Authorized and sent: the row stays `allowed`, with why it failed.
                 row.event.reason = refusal.reason().into();
                 row.event.bytes_in = bytes_in.get();

@@ -50,6 +50,12 @@ pub enum Refusal {
         limit: u64,
         reset_secs: u64,
     },
+    /// The caller's address was refused too often lately: turned away before anything else.
+    TooManyRefusals {
+        retry_after_secs: u64,
+    },
+    /// The request body is larger than the gateway accepts.
+    PayloadTooLarge,
     UpstreamTimeout,
     UpstreamUnavailable,
     /// The audit queue is full and the gateway is set to fail closed.
@@ -69,7 +75,8 @@ impl Refusal {
             | Refusal::IdentityMismatch => StatusCode::UNAUTHORIZED,
             Refusal::ClientSuspended | Refusal::NotGranted | Refusal::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             Refusal::UnknownProduct | Refusal::UnknownEndpoint => StatusCode::NOT_FOUND,
-            Refusal::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Refusal::RateLimited { .. } | Refusal::TooManyRefusals { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Refusal::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Refusal::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Refusal::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Refusal::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -92,6 +99,8 @@ impl Refusal {
             Refusal::RateLimited { scope: Scope::Profile, .. } => "rate_limited",
             Refusal::RateLimited { scope: Scope::Product, .. } => "product_rate_limited",
             Refusal::RateLimited { scope: Scope::Global, .. } => "global_rate_limited",
+            Refusal::TooManyRefusals { .. } => "too_many_refusals",
+            Refusal::PayloadTooLarge => "payload_too_large",
             Refusal::UpstreamTimeout => "upstream_timeout",
             Refusal::UpstreamUnavailable => "upstream_unavailable",
             Refusal::AuditUnavailable => "audit_unavailable",
@@ -124,6 +133,10 @@ impl Refusal {
                 };
                 format!("{whose} is reached; retry in {retry_after_secs} s.")
             }
+            Refusal::TooManyRefusals { retry_after_secs } => {
+                format!("Too many requests from this address were refused lately; retry in {retry_after_secs} s.")
+            }
+            Refusal::PayloadTooLarge => "The request body is larger than the gateway accepts.".into(),
             Refusal::UpstreamTimeout => "The upstream did not answer in time.".into(),
             Refusal::UpstreamUnavailable => "The upstream could not be reached.".into(),
             Refusal::AuditUnavailable => "The audit trail cannot take the request now; retry shortly.".into(),
@@ -145,7 +158,18 @@ impl Refusal {
             Refusal::ExpiredCredential => "expired credential",
             Refusal::InvalidToken(e) => token_description(*e),
             Refusal::IdentityMismatch => "client or profile header does not match the credential",
-            _ => return None,
+            Refusal::ClientSuspended
+            | Refusal::UnknownProduct
+            | Refusal::UnknownEndpoint
+            | Refusal::NotGranted
+            | Refusal::InsufficientScope { .. }
+            | Refusal::RateLimited { .. }
+            | Refusal::TooManyRefusals { .. }
+            | Refusal::PayloadTooLarge
+            | Refusal::UpstreamTimeout
+            | Refusal::UpstreamUnavailable
+            | Refusal::AuditUnavailable
+            | Refusal::Internal => return None,
         };
         Some(format!(r#"Bearer realm="portcullis", error="invalid_token", error_description="{description}""#))
     }
@@ -184,6 +208,9 @@ impl Refusal {
             if let Ok(v) = HeaderValue::from_str(&c) {
                 h.insert(header::WWW_AUTHENTICATE, v);
             }
+        }
+        if let Refusal::TooManyRefusals { retry_after_secs } = self {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         if let Refusal::RateLimited { retry_after_secs, limit, reset_secs, .. } = self {
             h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));

@@ -173,13 +173,19 @@ async fn reserve(
     peer: IpAddr,
     started: Instant,
 ) -> Result<PendingRow, Response> {
+    if let Err(retry_after_secs) = mcp.gateway.sources().admit(peer, RequestChannel::Mcp) {
+        let request_id = uuid::Uuid::now_v7().to_string();
+        return Err(crate::gateway::Refusal::TooManyRefusals { retry_after_secs }.into_response(&request_id));
+    }
     let event = audit::event(RequestChannel::Mcp, mcp.gateway.store().now(), method, "/mcp", headers, peer);
     let request_id = event.request_id.clone();
     mcp.gateway.reserve(event, started).await.map_err(|refusal| refusal.into_response(&request_id))
 }
 
-/// Finishes `row` as refused for `reason` with the answer `res`.
-async fn refuse(mut row: PendingRow, reason: &'static str, res: Response) -> Response {
+/// Finishes `row` as refused for `reason` with the answer `res`; the refusal counts
+/// against the caller's address (`crate::sources`).
+async fn refuse(mcp: &McpServer, peer: IpAddr, mut row: PendingRow, reason: &'static str, res: Response) -> Response {
+    mcp.gateway.sources().refused(peer);
     row.event.refused(reason);
     audit::answer(row, res).await
 }
@@ -231,10 +237,10 @@ async fn get_stream(
         Err(refused) => return refused,
     };
     if let Some((reason, refused)) = foreign_request(&mcp, &headers) {
-        return refuse(row, reason, refused).await;
+        return refuse(&mcp, peer, row, reason, refused).await;
     }
     let res = (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST, DELETE")]).into_response();
-    refuse(row, "method_not_allowed", res).await
+    refuse(&mcp, peer, row, "method_not_allowed", res).await
 }
 
 async fn delete(
@@ -251,18 +257,18 @@ async fn delete(
     let snap = mcp.gateway.store().snapshot().current();
     let caller = match admit(&mcp, &snap, &uri, &headers, &mut row) {
         Ok(c) => c,
-        Err((reason, refused)) => return refuse(row, reason, *refused).await,
+        Err((reason, refused)) => return refuse(&mcp, peer, row, reason, *refused).await,
     };
     let Some(id) = header_str(&headers, "mcp-session-id") else {
         let e = RpcError::new(INVALID_REQUEST, "Mcp-Session-Id is required.");
-        return refuse(row, "session_required", rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &e)).await;
+        return refuse(&mcp, peer, row, "session_required", rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &e)).await;
     };
     match mcp.sessions.end(id, &caller.profile.id) {
         Ok(()) => {
             row.event.allowed();
             audit::answer(row, StatusCode::NO_CONTENT.into_response()).await
         }
-        Err(_) => refuse(row, "unknown_session", session_not_found()).await,
+        Err(_) => refuse(&mcp, peer, row, "unknown_session", session_not_found()).await,
     }
 }
 
@@ -297,16 +303,23 @@ async fn post(
     let snap = mcp.gateway.store().snapshot().current();
     let caller = match admit(&mcp, &snap, &uri, &headers, &mut row) {
         Ok(c) => c,
-        Err((reason, refused)) => return refuse(row, reason, *refused).await,
+        Err((reason, refused)) => return refuse(&mcp, peer, row, reason, *refused).await,
     };
     if !header_str(&headers, "content-type").is_some_and(|c| c.to_ascii_lowercase().starts_with("application/json")) {
         let e = RpcError::new(INVALID_REQUEST, "Content-Type must be application/json.");
-        return refuse(row, "unsupported_media_type", rpc_fault(StatusCode::UNSUPPORTED_MEDIA_TYPE, &Value::Null, &e))
-            .await;
+        return refuse(
+            &mcp,
+            peer,
+            row,
+            "unsupported_media_type",
+            rpc_fault(StatusCode::UNSUPPORTED_MEDIA_TYPE, &Value::Null, &e),
+        )
+        .await;
     }
     if !accepts_json(&headers) {
         let e = RpcError::new(INVALID_REQUEST, "Accept must allow application/json.");
-        return refuse(row, "not_acceptable", rpc_fault(StatusCode::NOT_ACCEPTABLE, &Value::Null, &e)).await;
+        return refuse(&mcp, peer, row, "not_acceptable", rpc_fault(StatusCode::NOT_ACCEPTABLE, &Value::Null, &e))
+            .await;
     }
     let (read, bytes_in) = request_body::read(body, request_body::declared_length(&headers), MAX_BODY_BYTES).await;
     row.event.bytes_in = i64::try_from(bytes_in).unwrap_or(i64::MAX);
@@ -314,18 +327,26 @@ async fn post(
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
             let e = RpcError::new(INVALID_REQUEST, format!("The body is larger than {MAX_BODY_BYTES} bytes."));
-            return refuse(row, "payload_too_large", rpc_fault(StatusCode::PAYLOAD_TOO_LARGE, &Value::Null, &e)).await;
+            return refuse(
+                &mcp,
+                peer,
+                row,
+                "payload_too_large",
+                rpc_fault(StatusCode::PAYLOAD_TOO_LARGE, &Value::Null, &e),
+            )
+            .await;
         }
         Err(BodyError::Broken) => {
             let e = RpcError::new(INVALID_REQUEST, "The body was cut off.");
-            return refuse(row, "incomplete_body", rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &e)).await;
+            return refuse(&mcp, peer, row, "incomplete_body", rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &e))
+                .await;
         }
     };
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(_) => {
             let res = rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &RpcError::new(PARSE_ERROR, "Parse error"));
-            return refuse(row, "parse_error", res).await;
+            return refuse(&mcp, peer, row, "parse_error", res).await;
         }
     };
     let now = mcp.gateway.store().now();

@@ -11,21 +11,21 @@ use axum::Extension;
 use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use portcullis_app::ssr::ClientIp;
 use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::{AuditSink, PendingRow, RequestEvent};
+use portcullis_domain::keyed::{identity_key, source_key, Limiter};
 use portcullis_domain::model::{Decision, RequestChannel};
 use portcullis_domain::oauth::{TokenRequestError, TokenSettings};
 use portcullis_domain::store::Store;
 use serde_json::json;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::audit;
 use crate::body::{self as request_body, BodyError};
+use crate::sources::Sources;
 
 /// OAuth requests are small forms; anything larger is refused unread.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -35,27 +35,41 @@ pub struct OAuthServer {
     store: Store,
     settings: TokenSettings,
     audit: AuditSink,
-    per_client: Arc<DefaultKeyedRateLimiter<String>>,
-    per_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    limits: Arc<Limits>,
+    /// Addresses refused too often are turned away at the door.
+    sources: Sources,
+}
+
+/// The token endpoint's limits. None lets an attacker lock a client out: attempts are
+/// counted per (client, address), so failures from the attacker's address leave the
+/// owner's own address untouched; tokens actually issued are counted per client.
+struct Limits {
+    /// Every OAuth request, per address (ten times a client's rate, for several clients
+    /// behind one address).
+    per_source: Limiter<IpAddr>,
+    /// Token requests naming a known client, per (client, address); unknown client ids
+    /// get no bucket of their own.
+    per_client_source: Limiter<[u8; 16]>,
+    /// Tokens issued, per client, whatever the address.
+    per_client: Limiter<String>,
 }
 
 impl OAuthServer {
-    /// `per_client_per_minute` token requests per client (burst a third of it); an IP
-    /// may make ten times as many, for several clients behind one address.
-    pub fn new(store: Store, settings: TokenSettings, audit: AuditSink, per_client_per_minute: u32) -> Self {
-        let nz = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+    /// `per_client_per_minute` token requests per client (burst a third of it).
+    pub fn new(
+        store: Store,
+        settings: TokenSettings,
+        audit: AuditSink,
+        sources: Sources,
+        per_client_per_minute: u32,
+    ) -> Self {
         let per_client = per_client_per_minute.max(1);
-        Self {
-            store,
-            settings,
-            audit,
-            per_client: Arc::new(RateLimiter::keyed(
-                Quota::per_minute(nz(per_client)).allow_burst(nz(per_client.div_ceil(3))),
-            )),
-            per_ip: Arc::new(RateLimiter::keyed(
-                Quota::per_minute(nz(per_client.saturating_mul(10))).allow_burst(nz(per_client.saturating_mul(2))),
-            )),
-        }
+        let limits = Limits {
+            per_source: Limiter::new(per_client.saturating_mul(10), per_client.saturating_mul(2), 100_000),
+            per_client_source: Limiter::new(per_client, per_client.div_ceil(3), 100_000),
+            per_client: Limiter::new(per_client, per_client.div_ceil(3), 100_000),
+        };
+        Self { store, settings, audit, limits: Arc::new(limits), sources }
     }
 }
 
@@ -153,13 +167,13 @@ async fn token(
         Err(answered) => return answered,
     };
     let result = issue(&o, peer, &headers, &body, &mut row.event);
-    end(row, result).await
+    end(&o, peer, row, result).await
 }
 
 /// The form of any OAuth request, after the per-IP limit: form-urlencoded, and no
 /// parameter twice (RFC 6749 §3.2).
 fn read_form(o: &OAuthServer, ip: IpAddr, body: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
-    if o.per_ip.check_key(&ip).is_err() {
+    if o.limits.per_source.check(&source_key(ip)).is_err() {
         return Err(OAuthError::rate_limited());
     }
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
@@ -194,7 +208,8 @@ fn issue(
     }
     let (client_id, secret) = client_credentials(headers, &form)?;
     event.attempted_client_id = Some(AuditText::new(&client_id, cap::ID));
-    if o.per_client.check_key(&client_id).is_err() {
+    let known = o.store.snapshot().current().clients.contains(&client_id);
+    if known && o.limits.per_client_source.check(&identity_key(&client_id, ip)).is_err() {
         return Err(OAuthError::rate_limited());
     }
     let issued = o.store.issue_access_token(&o.settings, &client_id, &secret, field("scope")).map_err(|e| match e {
@@ -209,6 +224,10 @@ fn issue(
     event.profile_id = Some(AuditText::new(&issued.claims.profile, cap::ID));
     event.client_type = o.store.snapshot().current().profiles.get(&issued.claims.profile).map(|p| p.client_kind);
     event.credential_id = Some(AuditText::new(&issued.claims.cid, cap::ID));
+    if o.limits.per_client.check(&issued.claims.client_id).is_err() {
+        // Counted only once the client proved itself, so nobody else can spend it.
+        return Err(OAuthError::rate_limited());
+    }
     let mut res = Json(json!({
         "access_token": issued.token,
         "token_type": "Bearer",
@@ -256,6 +275,11 @@ async fn begin(
     body: Body,
 ) -> Result<(PendingRow, Bytes), Response> {
     let started = Instant::now();
+    if let Err(wait) = o.sources.admit(peer, RequestChannel::Oauth) {
+        let mut res = OAuthError::rate_limited().into_response();
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        return Err(res);
+    }
     let event = audit::event(RequestChannel::Oauth, o.store.now(), &axum::http::Method::POST, path, headers, peer);
     let Ok(mut row) = o.audit.reserve(event, started).await else {
         return Err(OAuthError::new(
@@ -270,22 +294,27 @@ async fn begin(
     match read {
         Ok(body) => Ok((row, body)),
         Err(BodyError::TooLarge) => Err(end(
+            o,
+            peer,
             row,
             Err(OAuthError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", "the request body is too large")),
         )
         .await),
-        Err(BodyError::Broken) => Err(end(row, Err(OAuthError::invalid_request("the request body was cut off"))).await),
+        Err(BodyError::Broken) => {
+            Err(end(o, peer, row, Err(OAuthError::invalid_request("the request body was cut off"))).await)
+        }
     }
 }
 
 /// Writes an OAuth request's row with its outcome and answers.
-async fn end(mut row: PendingRow, outcome: Result<Response, OAuthError>) -> Response {
+async fn end(o: &OAuthServer, peer: IpAddr, mut row: PendingRow, outcome: Result<Response, OAuthError>) -> Response {
     let response = match outcome {
         Ok(res) => {
             row.event.allowed();
             res
         }
         Err(e) => {
+            o.sources.refused(peer);
             row.event.refused(e.error);
             e.into_response()
         }
@@ -327,7 +356,7 @@ async fn revoke(
             }
         },
     };
-    end(row, result).await
+    end(&o, peer, row, result).await
 }
 
 /// RFC 7662, for a client's own tokens: anything else, or anything invalid, is
@@ -366,7 +395,7 @@ async fn introspect(
         no_store(res.headers_mut());
         res
     });
-    end(row, result).await
+    end(&o, peer, row, result).await
 }
 
 async fn jwks(State(o): State<OAuthServer>) -> Response {

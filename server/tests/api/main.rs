@@ -11,6 +11,7 @@ mod auth;
 mod catalog;
 mod clients;
 mod durability;
+mod floods;
 mod gateway;
 mod gateway_edges;
 mod gateway_failures;
