@@ -239,9 +239,52 @@ impl Store {
             },
         )
         .await?;
+        // Other servers learn of the new key at their next version poll.
+        crate::policy::bump_policy_version(&mut tx).await?;
         tx.commit().await?;
         self.reload_keys().await?;
         Ok(kid)
+    }
+
+    /// Revokes a signing key (compromised, say): every token it signed is refused from the
+    /// next request on this server, and on every other within its next version poll. If
+    /// it was the current key, a fresh one becomes current. Returns the revoked key's
+    /// successor when there is one.
+    pub async fn revoke_signing_key(&self, kid: &str, channel: &'static str) -> Result<Option<String>> {
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let was_current: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT retired_at FROM signing_keys WHERE kid = $1 AND revoked_at IS NULL")
+                .bind(kid)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(retired_at) = was_current else { return Err(DomainError::NotFound) };
+        sqlx::query("UPDATE signing_keys SET revoked_at = $1, retired_at = COALESCE(retired_at, $1) WHERE kid = $2")
+            .bind(now)
+            .bind(kid)
+            .execute(&mut *tx)
+            .await?;
+        crate::audit::record(
+            &mut *tx,
+            now,
+            None,
+            channel,
+            crate::audit::AdminEvent {
+                action: "signing_key.revoked",
+                target_type: "signing_key",
+                target_id: kid,
+                summary: serde_json::json!({ "was_current": retired_at.is_none() }),
+            },
+        )
+        .await?;
+        crate::policy::bump_policy_version(&mut tx).await?;
+        tx.commit().await?;
+        let successor = if retired_at.is_none() {
+            Some(self.rotate_signing_key(channel).await?)
+        } else {
+            self.reload_keys().await.map(|_| None)?
+        };
+        Ok(successor)
     }
 
     /// The schedule's rotation: a fresh key when the current one is older than
@@ -263,7 +306,7 @@ impl Store {
         let keep_after = self.now() - 24 * crate::time::HOUR;
         let rows = sqlx::query(
             "SELECT kid, public_key, sealed_private_key, retired_at FROM signing_keys
-             WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC",
+             WHERE revoked_at IS NULL AND (retired_at IS NULL OR retired_at > $1) ORDER BY created_at DESC",
         )
         .bind(keep_after)
         .fetch_all(&self.pool)
@@ -526,6 +569,15 @@ fn verify_signature(
     token: &str,
 ) -> std::result::Result<(String, AccessClaims), TokenError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+    // RFC 9068 §4: an access token says it is one, so an ID token or another JWT signed
+    // with the same key can never pass for one.
+    let typ_ok = header
+        .typ
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"));
+    if !typ_ok {
+        return Err(TokenError::Malformed);
+    }
     if header.alg != Algorithm::EdDSA
         || header.jku.is_some()
         || header.x5u.is_some()

@@ -18,6 +18,8 @@ use crate::store::{enum_col, flag, split_list, Store};
 
 #[derive(Debug, Default)]
 pub struct Snapshot {
+    /// The policy version this snapshot was read at (`policy_state`).
+    pub version: i64,
     /// Usable credentials (not revoked) by the keyed hash of their secret. Expiry is
     /// checked per request against the clock, so an expiry needs no reload.
     pub credentials: HashMap<String, CredentialEntry>,
@@ -138,20 +140,61 @@ impl Store {
         &self.snapshot
     }
 
-    /// Commits a change the gateway must enforce, and rebuilds the snapshot before the
-    /// caller hears of it: the next request already sees the change.
-    pub(crate) async fn commit_and_publish(&self, tx: sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+    /// Commits a change the gateway must enforce, with a new policy version, and rebuilds
+    /// the snapshot before the caller hears of it: the next request already sees the
+    /// change, and other servers see the version move within their next poll.
+    pub(crate) async fn commit_and_publish(&self, mut tx: sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+        bump_policy_version(&mut tx).await?;
         tx.commit().await?;
         self.reload_policy().await
     }
 
-    /// Rebuilds the snapshot from the database and swaps it in.
+    /// The policy version in the store: a server whose snapshot is older reloads.
+    pub async fn policy_version(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT version FROM policy_state WHERE id = 1").fetch_one(&self.pool).await?)
+    }
+
+    /// Rebuilds the snapshot from the database and swaps it in, unless a newer one is
+    /// already in place.
     pub async fn reload_policy(&self) -> Result<()> {
-        let mut snap = Snapshot::default();
+        let snap = self.load_snapshot().await?;
+        self.publish_snapshot(snap);
+        Ok(())
+    }
+
+    /// Publishes `snap` unless the current snapshot was read at a later version: a reload
+    /// that started before a change (a revocation, say) and finished after the change
+    /// was published must not bring the revoked credential back. Returns whether it did.
+    pub fn publish_snapshot(&self, snap: Snapshot) -> bool {
+        let new = Arc::new(snap);
+        loop {
+            let current = self.snapshot.0.load_full();
+            if current.version > new.version {
+                return false;
+            }
+            let previous = self.snapshot.0.compare_and_swap(&current, new.clone());
+            if Arc::ptr_eq(&previous, &current) {
+                return true;
+            }
+        }
+    }
+
+    /// Reads the policy in one read transaction, version first, so the snapshot is what
+    /// the database held at that version (PostgreSQL: repeatable read; SQLite: a read
+    /// transaction sees one state of the file).
+    pub async fn load_snapshot(&self) -> Result<Snapshot> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == crate::store::Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
+        }
+        let mut snap = Snapshot {
+            version: sqlx::query_scalar("SELECT version FROM policy_state WHERE id = 1").fetch_one(&mut *tx).await?,
+            ..Snapshot::default()
+        };
         for r in sqlx::query(
             "SELECT id, kind, profile_id, secret_hash, expires_at FROM credentials WHERE revoked_at IS NULL",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?
         {
             let entry = CredentialEntry {
@@ -167,7 +210,7 @@ impl Store {
             "SELECT p.id, p.client_id, c.kind, p.environment, p.rate_per_minute, p.burst, p.token_ttl_seconds, c.suspended
              FROM profiles p JOIN clients c ON c.id = p.client_id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?
         {
             let id: String = r.try_get("id")?;
@@ -189,7 +232,7 @@ impl Store {
             );
         }
         for r in sqlx::query("SELECT profile_id, product_id, scopes, expires_at FROM grants WHERE status = 'approved'")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?
         {
             let profile_id: String = r.try_get("profile_id")?;
@@ -208,7 +251,7 @@ impl Store {
             "SELECT id, slug, name, description, tags, sandbox_url, production_url, rate_per_minute, api_key_in_query
              FROM products",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?
         {
             let id: String = r.try_get("id")?;
@@ -233,7 +276,7 @@ impl Store {
                     request_schema, response_schema
              FROM endpoints ORDER BY path_template, method",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?
         {
             let product_id: String = r.try_get("product_id")?;
@@ -266,12 +309,18 @@ impl Store {
         let live_after = self.now() / crate::time::SECOND - crate::oauth::LEEWAY_SECS;
         for r in sqlx::query("SELECT jti FROM revoked_tokens WHERE expires_at > $1")
             .bind(live_after)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?
         {
             snap.revoked_tokens.insert(r.try_get("jti")?);
         }
-        self.snapshot.0.store(Arc::new(snap));
-        Ok(())
+        tx.commit().await?;
+        Ok(snap)
     }
+}
+
+/// Moves the policy version on, inside the transaction of the change it announces.
+pub(crate) async fn bump_policy_version(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+    sqlx::query("UPDATE policy_state SET version = version + 1 WHERE id = 1").execute(&mut **tx).await?;
+    Ok(())
 }

@@ -123,6 +123,7 @@ pub async fn seed_demo(store: &Store, sample_base: &str) -> Result<Option<DemoSe
 /// product whose upstream an admin set to anything else is left as it is.
 async fn point_samples_at(store: &Store, sample_base: &str) -> Result<()> {
     let mut moved = Vec::new();
+    let mut tx = store.begin().await?;
     for (product, _) in sample_products(sample_base) {
         let updated = sqlx::query(
             "UPDATE products SET sandbox_url = $1, production_url = $1
@@ -131,22 +132,22 @@ async fn point_samples_at(store: &Store, sample_base: &str) -> Result<()> {
         )
         .bind(&product.sandbox_url)
         .bind(&product.slug)
-        .execute(&store.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
         if updated > 0 {
             moved.push(product.slug);
         }
     }
-    if !moved.is_empty() {
-        let event = crate::audit::AdminEvent {
-            action: "demo.sample_bank_moved",
-            target_type: "demo",
-            target_id: "sample_bank",
-            summary: serde_json::json!({ "products": moved, "upstream": sample_base }),
-        };
-        crate::audit::record(&store.pool, store.now(), None, "system", event).await?;
-        store.reload_policy().await?;
+    if moved.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let event = crate::audit::AdminEvent {
+        action: "demo.sample_bank_moved",
+        target_type: "demo",
+        target_id: "sample_bank",
+        summary: serde_json::json!({ "products": moved, "upstream": sample_base }),
+    };
+    crate::audit::record(&mut *tx, store.now(), None, "system", event).await?;
+    store.commit_and_publish(tx).await
 }

@@ -183,7 +183,7 @@ impl Application {
             },
         );
         let mcp = crate::mcp::McpServer::new(gateway.clone(), &tokens.issuer);
-        spawn_policy_backstop(store.clone());
+        spawn_policy_watch(store.clone());
         spawn_key_rotation(store.clone(), i64::from(args.signing_key_days) * portcullis_domain::time::DAY);
         spawn_audit_retention(store.clone(), i64::from(args.audit_retention_days) * portcullis_domain::time::DAY);
 
@@ -322,14 +322,28 @@ impl Application {
     }
 }
 
-/// Reloads the policy snapshot and the signing keys every 30 s: changes made through
-/// this process publish at once; this catches those made by another replica sharing the
-/// database, or by `portcullis admin rotate-signing-key`.
-fn spawn_policy_backstop(store: Store) {
+/// Keeps this server's policy and keys current with the store. Changes made through this
+/// process publish at once; those made elsewhere (another replica, the CLI) move the
+/// policy version, which is polled every second — one row, one query. A full reload
+/// every 30 s also lets retired signing keys age out.
+fn spawn_policy_watch(store: Store) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        let mut since_full = 0u32;
         loop {
             tick.tick().await;
+            since_full += 1;
+            let changed = match store.policy_version().await {
+                Ok(v) => v > store.snapshot().current().version,
+                Err(e) => {
+                    tracing::error!(error = %e, "policy version poll failed");
+                    false
+                }
+            };
+            if !changed && since_full < 30 {
+                continue;
+            }
+            since_full = 0;
             if let Err(e) = store.reload_policy().await {
                 tracing::error!(error = %e, "policy snapshot reload failed");
             }

@@ -40,8 +40,17 @@ pub enum AdminCommand {
         store: StoreArgs,
     },
     /// Make a fresh token-signing key current. The previous key keeps verifying the
-    /// tokens it signed; running servers publish the new one within 30 seconds.
+    /// tokens it signed; running servers publish the new one within a second.
     RotateSigningKey {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke a token-signing key (compromised, say): every token it signed is refused,
+    /// by running servers within a second; a fresh key becomes current if it was.
+    RevokeSigningKey {
+        /// The key's id (`kid` in the JWKS and in token headers).
+        #[arg(long)]
+        kid: String,
         #[command(flatten)]
         store: StoreArgs,
     },

@@ -20,6 +20,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Admin(AdminCommand::CreateUser { email, role, store }) => create_user(email, role, store).await,
         Command::Admin(AdminCommand::RotateSigningKey { store }) => rotate_signing_key(store).await,
+        Command::Admin(AdminCommand::RevokeSigningKey { kid, store }) => revoke_signing_key(kid, store).await,
         Command::Admin(AdminCommand::CreateToken { email, name, days, store }) => {
             create_token(email, name, days, store).await
         }
@@ -123,6 +124,21 @@ async fn rotate_signing_key(store: portcullis::config::StoreArgs) -> Result<(), 
     let store = open_store(&store).await?;
     let kid = store.rotate_signing_key("cli").await?;
     println!("signing key {kid} is current; the previous one verifies the tokens it signed");
+    Ok(())
+}
+
+async fn revoke_signing_key(
+    kid: String,
+    store: portcullis::config::StoreArgs,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let store = open_store(&store).await?;
+    match store.revoke_signing_key(&kid, "cli").await {
+        Ok(Some(next)) => println!("signing key {kid} is revoked; {next} is current"),
+        Ok(None) => println!("signing key {kid} is revoked"),
+        Err(portcullis_domain::DomainError::NotFound) => return Err(format!("no usable signing key {kid}").into()),
+        Err(e) => return Err(e.into()),
+    }
+    println!("every token it signed is refused; running servers learn of it within a second");
     Ok(())
 }
 

@@ -257,13 +257,13 @@ async fn made_up_identities_by_the_thousand_leave_the_servers_memory_flat() {
             let calls = (0..n).map(|i| {
                 let (http, base) = (http.clone(), base.clone());
                 async move {
-                    let id = format!("cl_{round}_{i}_{}", "x".repeat(2000));
+                    let id = format!("cl_{round}_{i}_{}", "x".repeat(8000));
                     let _ = http
                         .post(format!("{base}/oauth/token"))
                         .form(&[("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", "pcs_x")])
                         .send()
                         .await;
-                    let email = format!("{round}-{i}-{}@example.com", "y".repeat(2000));
+                    let email = format!("{round}-{i}-{}@example.com", "y".repeat(8000));
                     let _ = http
                         .post(format!("{base}/api/sign_in"))
                         .header("accept", "application/json")
@@ -277,9 +277,13 @@ async fn made_up_identities_by_the_thousand_leave_the_servers_memory_flat() {
         }
     };
     use futures_util::StreamExt;
-    flood(2_000, 0).await; // warm: pools, caches, allocator arenas
+    // The first flood brings every bounded structure (audit queue, pools, caches, the
+    // allocator's arenas) to its working size; a second one as large must add nothing.
+    flood(10_000, 0).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let before = rss_kib(child.id());
     flood(10_000, 1).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let after = rss_kib(child.id());
     child.kill().unwrap();
     child.wait().unwrap();

@@ -148,6 +148,40 @@ async fn revoking_a_key_refuses_the_very_next_request() {
 }
 
 #[tokio::test]
+async fn a_reload_that_raced_a_revocation_never_brings_the_key_back() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let a = agent(&app, &["accounts"]).await;
+    let key = [("x-api-key", a.key.secret.as_str())];
+    // A reload reads the policy (a backstop tick, another change's publication)...
+    let stale = app.store.load_snapshot().await.unwrap();
+    assert!(stale.credentials_by_id.contains_key(&a.key.credential_id));
+    // ...the key is revoked and that is published, and the next request is refused...
+    assert!(a.dev.call("revoke_credential", &[("credential_id", &a.key.credential_id)]).await.status < 300);
+    assert_eq!(call(&app, reqwest::Method::GET, "/gw/accounts/accounts", &key).await.0, 401);
+    // ...then the slow reload finishes: it must not publish what it read before.
+    assert!(!app.store.publish_snapshot(stale), "a snapshot older than the current one is not published");
+    for _ in 0..3 {
+        assert_eq!(call(&app, reqwest::Method::GET, "/gw/accounts/accounts", &key).await.0, 401);
+    }
+    // Reloads racing a stream of changes, in earnest: each publishes only forward.
+    let reloads = (0..20).map(|_| app.store.reload_policy());
+    let changes = async {
+        for _ in 0..5 {
+            let k: portcullis_domain::model::IssuedSecret =
+                a.dev.call("issue_api_key", &[("profile_id", &a.reg.secret.profile_id)]).await.ok();
+            assert!(a.dev.call("revoke_credential", &[("credential_id", &k.credential_id)]).await.status < 300);
+            let res = call(&app, reqwest::Method::GET, "/gw/accounts/accounts", &[("x-api-key", &k.secret)]).await;
+            assert_eq!(res.0, 401, "a revoked key stays revoked while reloads race");
+        }
+    };
+    let (results, ()) = tokio::join!(futures_util::future::join_all(reloads), changes);
+    assert!(results.iter().all(Result::is_ok));
+    let version = app.store.policy_version().await.unwrap();
+    assert_eq!(app.store.snapshot().current().version, version, "the newest snapshot is in place");
+}
+
+#[tokio::test]
 async fn the_rate_limit_admits_the_burst_then_answers_429() {
     let app = TestApp::spawn().await;
     app.publish_sample_products().await;
