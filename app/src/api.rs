@@ -153,21 +153,16 @@ pub async fn get_catalog() -> Result<Catalog, AppError> {
     Ok(Catalog { products, profiles })
 }
 
-/// Checkbox fields arrive as `Some("on")` when ticked and are absent otherwise.
+/// `scopes[]` checkboxes arrive as a list of the ticked ones (absent when none is).
 #[server(endpoint = "request_access")]
 pub async fn request_access(
     profile_id: String,
     product_id: String,
-    scope_read: Option<String>,
-    scope_write: Option<String>,
+    scopes: Option<Vec<String>>,
     justification: String,
 ) -> Result<GrantView, AppError> {
     let actor = actor().await?;
-    let scopes: Vec<String> = [("read", scope_read), ("write", scope_write)]
-        .into_iter()
-        .filter(|(_, ticked)| ticked.is_some())
-        .map(|(s, _)| s.to_owned())
-        .collect();
+    let scopes = scopes.unwrap_or_default();
     store()?.request_grant(&actor, &profile_id, &product_id, &scopes, &justification).await.map_err(domain)
 }
 
@@ -247,9 +242,31 @@ pub async fn import_openapi(
 }
 
 #[server(endpoint = "list_users")]
-pub async fn list_users() -> Result<Vec<UserView>, AppError> {
+pub async fn list_users() -> Result<Vec<portcullis_domain::model::AccountView>, AppError> {
     let actor = actor().await?;
     store()?.list_users(&actor).await.map_err(domain)
+}
+
+/// `disabled` is `true` or `false`; the reason is kept in the audit trail.
+#[server(endpoint = "set_user_disabled")]
+pub async fn set_user_disabled(
+    user_id: String,
+    disabled: String,
+    reason: String,
+) -> Result<portcullis_domain::model::AccountView, AppError> {
+    use portcullis_domain::access::Authority;
+    let actor = actor().await?;
+    let disabled = disabled == "true";
+    store()?.set_user_disabled(Authority::Admin(&actor), &user_id, disabled, &reason).await.map_err(domain)
+}
+
+/// `suspended` is `true` or `false`; the reason is kept in the audit trail.
+#[server(endpoint = "set_client_suspended")]
+pub async fn set_client_suspended(client_id: String, suspended: String, reason: String) -> Result<(), AppError> {
+    use portcullis_domain::access::Authority;
+    let actor = actor().await?;
+    let suspended = suspended == "true";
+    store()?.set_client_suspended(Authority::Admin(&actor), &client_id, suspended, &reason).await.map_err(domain)
 }
 
 #[server(endpoint = "set_user_role")]

@@ -73,11 +73,52 @@ impl Actor {
         }
     }
 
+    /// Separation of duties: approving, extending or reviewing access is for someone other
+    /// than the client's owner (or the request's author).
+    pub fn require_other_than(&self, person_id: &str) -> Result<(), DomainError> {
+        if self.user.id == person_id {
+            Err(DomainError::Forbidden("nobody approves, extends or reviews access to their own client"))
+        } else {
+            Ok(())
+        }
+    }
+
     /// Catalog publishing and production approvals.
     pub fn require_admin(&self) -> Result<(), DomainError> {
         match self.user.role {
             Role::Admin => Ok(()),
             Role::Developer | Role::Security => Err(DomainError::Forbidden("this needs the admin role")),
+        }
+    }
+}
+
+/// Who may disable accounts and suspend clients: an admin (portal, management API), or
+/// the operator at the command line, who holds the database and the server secret anyway.
+#[derive(Debug, Clone, Copy)]
+pub enum Authority<'a> {
+    Admin(&'a Actor),
+    Operator,
+}
+
+impl Authority<'_> {
+    pub fn check(&self) -> Result<(), DomainError> {
+        match self {
+            Authority::Admin(actor) => actor.require_admin(),
+            Authority::Operator => Ok(()),
+        }
+    }
+
+    pub fn actor(&self) -> Option<&Actor> {
+        match self {
+            Authority::Admin(actor) => Some(actor),
+            Authority::Operator => None,
+        }
+    }
+
+    pub fn channel(&self) -> &'static str {
+        match self {
+            Authority::Admin(actor) => actor.channel.as_str(),
+            Authority::Operator => Channel::Cli.as_str(),
         }
     }
 }

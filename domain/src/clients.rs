@@ -131,10 +131,15 @@ impl Store {
             .bind(env.as_str())
             .fetch_optional(&mut *tx)
             .await?;
+        let exists = || DomainError::Conflict(format!("This client already has a {} profile.", env.as_str()));
         if existing.is_some() {
-            return Err(DomainError::Conflict(format!("This client already has a {} profile.", env.as_str())));
+            return Err(exists());
         }
-        let secret = self.insert_profile(&mut tx, actor, client_id, env).await?;
+        // Two requests at once both find none; the unique (client, environment) decides.
+        let secret = self.insert_profile(&mut tx, actor, client_id, env).await.map_err(|e| match e {
+            DomainError::Conflict(_) => exists(),
+            e => e,
+        })?;
         self.commit_and_publish(tx).await?;
         Ok(secret)
     }
@@ -398,7 +403,7 @@ impl Store {
     /// security console's job, not this list's.)
     pub async fn list_clients(&self, actor: &Actor) -> Result<Vec<ClientSummary>> {
         let rows = sqlx::query(
-            "SELECT c.id, c.name, c.kind, c.description, c.created_at, u.email AS owner_email FROM clients c
+            "SELECT c.id, c.name, c.kind, c.description, c.created_at, c.suspended, u.email AS owner_email FROM clients c
              JOIN users u ON u.id = c.owner_id WHERE c.owner_id = $1 ORDER BY c.created_at DESC, c.id DESC",
         )
         .bind(actor.id())
@@ -464,7 +469,7 @@ impl Store {
     /// Loads a client after checking the actor may access it.
     pub(crate) async fn owned_client(&self, actor: &Actor, client_id: &str, access: Access) -> Result<AnyRow> {
         let row = sqlx::query(
-            "SELECT c.id, c.owner_id, c.name, c.kind, c.description, c.created_at, u.email AS owner_email FROM clients c
+            "SELECT c.id, c.owner_id, c.name, c.kind, c.description, c.created_at, c.suspended, u.email AS owner_email FROM clients c
              JOIN users u ON u.id = c.owner_id WHERE c.id = $1",
         )
         .bind(client_id)
@@ -513,6 +518,7 @@ fn summary(row: &AnyRow, environments: Vec<Environment>) -> Result<ClientSummary
         owner_email: row.try_get("owner_email")?,
         created_at: row.try_get("created_at")?,
         environments,
+        suspended: crate::store::flag(row, "suspended")?,
     })
 }
 

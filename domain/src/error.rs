@@ -19,7 +19,7 @@ pub enum DomainError {
     /// Storage failed. The cause is logged where handled, never shown.
     #[cfg(feature = "store")]
     #[error("storage error")]
-    Storage(#[from] sqlx::Error),
+    Storage(sqlx::Error),
     #[cfg(feature = "store")]
     #[error("migration error")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -28,4 +28,37 @@ pub enum DomainError {
     Internal(String),
 }
 
+/// A write that lost a race to an equal one (two requests creating the same profile,
+/// product or account at once) is a conflict the caller can act on, never a 500: the
+/// database's unique constraints decide, and this is where their verdict is translated.
+#[cfg(feature = "store")]
+impl From<sqlx::Error> for DomainError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                DomainError::Conflict("This exists already (created a moment ago); look again.".into())
+            }
+            _ => DomainError::Storage(e),
+        }
+    }
+}
+
 pub type Result<T, E = DomainError> = std::result::Result<T, E>;
+
+#[cfg(all(test, feature = "store"))]
+mod tests {
+    use super::DomainError;
+
+    #[tokio::test]
+    async fn a_unique_violation_is_a_conflict_and_other_failures_are_storage() {
+        sqlx::any::install_default_drivers();
+        // One connection: each in-memory SQLite connection is a database of its own.
+        let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect("sqlite::memory:").await.unwrap();
+        sqlx::query("CREATE TABLE t (k TEXT UNIQUE)").execute(&pool).await.unwrap();
+        sqlx::query("INSERT INTO t VALUES ('a')").execute(&pool).await.unwrap();
+        let twice = sqlx::query("INSERT INTO t VALUES ('a')").execute(&pool).await.unwrap_err();
+        assert!(matches!(DomainError::from(twice), DomainError::Conflict(_)));
+        let broken = sqlx::query("INSERT INTO missing VALUES (1)").execute(&pool).await.unwrap_err();
+        assert!(matches!(DomainError::from(broken), DomainError::Storage(_)));
+    }
+}

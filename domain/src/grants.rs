@@ -9,7 +9,7 @@ use sqlx::Row;
 use crate::access::{Access, Actor};
 use crate::audit::{self, AdminEvent};
 use crate::error::Result;
-use crate::model::{Environment, GrantStatus, GrantView, SCOPES};
+use crate::model::{Environment, GrantStatus, GrantView};
 use crate::store::{enum_col, new_id, split_list, Store};
 use crate::DomainError;
 
@@ -56,11 +56,17 @@ fn grant_view(r: &AnyRow) -> Result<GrantView> {
 }
 
 /// Scopes from a request: known, deduplicated, at least one.
-pub fn parse_scopes(requested: &[String]) -> Result<Vec<String>> {
+/// The scopes asked for, each one the product's endpoints require (`read`, `write`, or
+/// a custom scope an OpenAPI import brought, such as `loans:approve`).
+pub fn parse_scopes(requested: &[String], offered: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for s in requested.iter().flat_map(|s| s.split_whitespace()) {
-        if !SCOPES.contains(&s) {
-            return Err(DomainError::Invalid(format!("Unknown scope `{s}`; choose from {}.", SCOPES.join(", "))));
+        if !offered.iter().any(|o| o == s) {
+            let s = crate::audit_text::AuditText::new(s, 64);
+            return Err(DomainError::Invalid(format!(
+                "This product has no scope `{s}`; choose from {}.",
+                offered.join(", ")
+            )));
         }
         if !out.iter().any(|o| o == s) {
             out.push(s.to_owned());
@@ -101,7 +107,6 @@ impl Store {
         scopes: &[String],
         justification: &str,
     ) -> Result<GrantView> {
-        let scopes = parse_scopes(scopes)?;
         let justification = justification.trim();
         if justification.chars().count() > 1000 {
             return Err(DomainError::Invalid("Keep the justification under 1000 characters.".into()));
@@ -119,9 +124,13 @@ impl Store {
             return Err(DomainError::Invalid("Production access needs a justification for the approver.".into()));
         }
         let product = self.product(product_id).await?;
+        let scopes = parse_scopes(scopes, &product.scopes())?;
         let now = self.now();
         let id = new_id("gr");
         let mut tx = self.begin().await?;
+        // Holds the profile's row until commit, so two requests for the same product
+        // cannot both find none open (PostgreSQL reads committed data per statement).
+        sqlx::query("UPDATE profiles SET id = id WHERE id = $1").bind(profile_id).execute(&mut *tx).await?;
         let open = sqlx::query(
             "SELECT status FROM grants WHERE profile_id = $1 AND product_id = $2 AND status IN ('pending', 'approved')
              AND (expires_at IS NULL OR expires_at > $3)",
@@ -210,6 +219,18 @@ impl Store {
     /// Approves or rejects a pending request, with the reason recorded (admins only).
     pub async fn decide_grant(&self, actor: &Actor, grant_id: &str, approve: bool, reason: &str) -> Result<GrantView> {
         actor.require_admin()?;
+        if approve {
+            let parties = sqlx::query(
+                "SELECT c.owner_id, g.requested_by FROM grants g JOIN profiles p ON p.id = g.profile_id
+                 JOIN clients c ON c.id = p.client_id WHERE g.id = $1",
+            )
+            .bind(grant_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+            actor.require_other_than(&parties.try_get::<String, _>("owner_id")?)?;
+            actor.require_other_than(&parties.try_get::<String, _>("requested_by")?)?;
+        }
         let reason = reason.trim();
         if reason.is_empty() {
             return Err(DomainError::Invalid("Give a reason for the decision; it is kept for access reviews.".into()));

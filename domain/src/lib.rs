@@ -32,6 +32,8 @@ pub mod clients;
 #[cfg(feature = "store")]
 pub mod clock;
 #[cfg(feature = "store")]
+pub mod controls;
+#[cfg(feature = "store")]
 pub mod grants;
 #[cfg(feature = "store")]
 pub mod keyed;

@@ -89,6 +89,17 @@ pub struct UserView {
     pub role: Role,
 }
 
+/// An account as admins list it: active or disabled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
+pub struct AccountView {
+    #[serde(flatten)]
+    pub user: UserView,
+    /// A disabled person cannot sign in or use their tokens, and their clients are
+    /// refused at the gateway.
+    pub disabled: bool,
+}
+
 impl UserView {
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
@@ -105,6 +116,9 @@ pub struct ClientSummary {
     pub owner_email: String,
     pub created_at: i64,
     pub environments: Vec<Environment>,
+    /// Suspended by an admin: refused at the gateway and the token endpoint.
+    #[serde(default)]
+    pub suspended: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,6 +234,20 @@ pub struct ProductView {
     /// Whether callers may send an API key as `?api_key=` (never forwarded upstream).
     pub api_key_in_query: bool,
     pub endpoints: Vec<EndpointView>,
+}
+
+impl ProductView {
+    /// The scopes a profile may request for this product: `read` and `write`, then any
+    /// other scope its endpoints require (custom scopes from an OpenAPI import).
+    pub fn scopes(&self) -> Vec<String> {
+        let mut out: Vec<String> = SCOPES.iter().map(|s| (*s).to_owned()).collect();
+        let mut custom: Vec<&str> =
+            self.endpoints.iter().map(|e| e.scope.as_str()).filter(|s| !SCOPES.contains(s)).collect();
+        custom.sort_unstable();
+        custom.dedup();
+        out.extend(custom.into_iter().map(str::to_owned));
+        out
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -473,7 +473,7 @@ impl Store {
         let profile = snap
             .profiles
             .get(&credential.profile_id)
-            .filter(|p| p.client_id == client_id && !p.client_suspended)
+            .filter(|p| p.client_id == client_id && p.stopped().is_none())
             .ok_or(TokenRequestError::InvalidClient)?;
         Ok((credential, profile))
     }
@@ -486,16 +486,9 @@ impl Store {
         token: &str,
     ) -> std::result::Result<Arc<AccessClaims>, TokenError> {
         let claims = self.verify_access_token(settings, token)?;
-        let snap = self.snapshot().current();
-        let live = !snap.revoked_tokens.contains(&claims.jti)
-            && snap
-                .credentials_by_id
-                .get(&claims.cid)
-                .is_some_and(|c| self.now() < c.expires_at && c.profile_id == claims.profile);
-        if live {
-            Ok(claims)
-        } else {
-            Err(TokenError::Revoked)
+        match self.snapshot().current().token_holder(&claims, self.now()) {
+            Ok(_) => Ok(claims),
+            Err(_) => Err(TokenError::Revoked),
         }
     }
 

@@ -52,6 +52,8 @@ pub struct ProfileEntry {
     pub burst: i64,
     pub token_ttl_secs: i64,
     pub client_suspended: bool,
+    /// The client's owner is disabled: the client is stopped as if suspended.
+    pub owner_disabled: bool,
     /// Approved grants by product id.
     pub grants: HashMap<String, GrantEntry>,
 }
@@ -96,6 +98,60 @@ pub struct EndpointEntry {
     pub headers: Vec<String>,
     pub request_schema: Option<serde_json::Value>,
     pub response_schema: Option<serde_json::Value>,
+}
+
+/// Why a client may not act now, though its credential is fine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    Suspended,
+    OwnerDisabled,
+}
+
+impl ProfileEntry {
+    pub fn stopped(&self) -> Option<Stopped> {
+        if self.client_suspended {
+            Some(Stopped::Suspended)
+        } else if self.owner_disabled {
+            Some(Stopped::OwnerDisabled)
+        } else {
+            None
+        }
+    }
+}
+
+/// Why an access token that verifies is not live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inactive {
+    /// Revoked itself, or the credential it was obtained with is revoked or expired, or
+    /// its profile is gone or not the client's.
+    Revoked,
+    Stopped(Stopped),
+}
+
+impl Snapshot {
+    /// The one liveness rule for an access token, for the gateway, MCP and introspection
+    /// alike: not revoked; the credential it was obtained with live and of its profile;
+    /// the profile the client's; the client neither suspended nor its owner disabled.
+    pub fn token_holder(
+        &self,
+        claims: &crate::oauth::AccessClaims,
+        now: i64,
+    ) -> std::result::Result<(&CredentialEntry, &ProfileEntry), Inactive> {
+        if self.revoked_tokens.contains(&claims.jti) {
+            return Err(Inactive::Revoked);
+        }
+        let credential = self
+            .credentials_by_id
+            .get(&claims.cid)
+            .filter(|c| now < c.expires_at && c.profile_id == claims.profile)
+            .ok_or(Inactive::Revoked)?;
+        let profile =
+            self.profiles.get(&claims.profile).filter(|p| p.client_id == claims.client_id).ok_or(Inactive::Revoked)?;
+        match profile.stopped() {
+            Some(stopped) => Err(Inactive::Stopped(stopped)),
+            None => Ok((credential, profile)),
+        }
+    }
 }
 
 impl ProductEntry {
@@ -207,8 +263,9 @@ impl Store {
             snap.credentials.insert(r.try_get("secret_hash")?, entry);
         }
         for r in sqlx::query(
-            "SELECT p.id, p.client_id, c.kind, p.environment, p.rate_per_minute, p.burst, p.token_ttl_seconds, c.suspended
-             FROM profiles p JOIN clients c ON c.id = p.client_id",
+            "SELECT p.id, p.client_id, c.kind, p.environment, p.rate_per_minute, p.burst, p.token_ttl_seconds, c.suspended,
+                    u.disabled AS owner_disabled
+             FROM profiles p JOIN clients c ON c.id = p.client_id JOIN users u ON u.id = c.owner_id",
         )
         .fetch_all(&mut *tx)
         .await?
@@ -227,6 +284,7 @@ impl Store {
                     burst: r.try_get("burst")?,
                     token_ttl_secs: r.try_get("token_ttl_seconds")?,
                     client_suspended: flag(&r, "suspended")?,
+                    owner_disabled: flag(&r, "owner_disabled")?,
                     grants: HashMap::new(),
                 },
             );

@@ -173,11 +173,15 @@ impl Store {
         let now = self.now();
         let cap = now + self.policy.grant_lifetime_ms;
         let mut tx = self.begin().await?;
-        let row = sqlx::query("SELECT status, expires_at FROM grants WHERE id = $1")
-            .bind(grant_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(DomainError::NotFound)?;
+        let row = sqlx::query(
+            "SELECT g.status, g.expires_at, c.owner_id FROM grants g JOIN profiles p ON p.id = g.profile_id
+             JOIN clients c ON c.id = p.client_id WHERE g.id = $1",
+        )
+        .bind(grant_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+        actor.require_other_than(&row.try_get::<String, _>("owner_id")?)?;
         let current = match (row.try_get::<String, _>("status")?.as_str(), row.try_get::<Option<i64>, _>("expires_at")?)
         {
             ("approved", Some(expiry)) if expiry > now => expiry,
@@ -231,7 +235,8 @@ impl Store {
         if note.chars().count() > 500 {
             return Err(DomainError::Invalid("Keep the note under 500 characters.".into()));
         }
-        self.owned_client(actor, client_id, crate::access::Access::Read).await?;
+        let client = self.owned_client(actor, client_id, crate::access::Access::Read).await?;
+        actor.require_other_than(&client.try_get::<String, _>("owner_id")?)?;
         audit::record_by(
             &self.pool,
             self.now(),

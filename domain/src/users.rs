@@ -129,13 +129,17 @@ impl Store {
 }
 
 impl Store {
-    /// Every account, for the admins' user list.
-    pub async fn list_users(&self, actor: &Actor) -> Result<Vec<UserView>> {
+    /// Every account, disabled ones too, for the admins' list.
+    pub async fn list_users(&self, actor: &Actor) -> Result<Vec<crate::model::AccountView>> {
         actor.require_admin()?;
-        let rows = sqlx::query("SELECT id, email, role FROM users WHERE disabled = 0 ORDER BY email")
+        let rows = sqlx::query("SELECT id, email, role, disabled FROM users ORDER BY disabled, email")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(user_view).collect()
+        rows.iter()
+            .map(|r| {
+                Ok(crate::model::AccountView { user: user_view(r)?, disabled: r.try_get::<i64, _>("disabled")? != 0 })
+            })
+            .collect()
     }
 
     /// Changes a person's role (admins only). The last admin cannot be demoted, so the

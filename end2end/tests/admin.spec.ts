@@ -85,3 +85,64 @@ test('a developer creates a personal access token, shown once', async ({ page })
   const after = await page.request.get('/api/v1/me', { headers: { Authorization: `Bearer ${token}` } });
   expect(after.status()).toBe(401);
 });
+
+test('an admin suspends a client and disables its owner; the gateway follows at once', async ({ page, browser }) => {
+  // A developer's agent with an API key for Accounts.
+  const devContext = await browser.newContext();
+  const dev = await devContext.newPage();
+  const owner = uniqueEmail('owner');
+  await signUp(dev, owner);
+  await open(dev, '/clients/new');
+  await dev.getByLabel('Name').fill('Night batch agent');
+  await dev.getByRole('button', { name: 'Register' }).click();
+  await dev.getByRole('link', { name: /go to the client/ }).click();
+  const clientUrl = dev.url();
+  await open(dev, '/catalog');
+  const accounts = dev.getByTestId('product-accounts');
+  await accounts.getByRole('combobox').selectOption({ label: 'Night batch agent — Sandbox' });
+  await accounts.getByRole('button', { name: 'Request access' }).click();
+  await expect(accounts.getByRole('status')).toContainText('Granted');
+  await open(dev, new URL(clientUrl).pathname);
+  await dev.getByRole('button', { name: 'Issue API key' }).click();
+  const key = (await dev.getByTestId('secret-value').textContent()) ?? '';
+  const call = () => dev.request.get('/gw/accounts/accounts', { headers: { 'X-API-Key': key } });
+  expect((await call()).status()).toBe(200);
+
+  // The admin suspends the client from its page, with a reason.
+  const admin = uniqueEmail('warden');
+  createUserWithCli(admin, 'admin');
+  await signIn(page, admin);
+  await open(page, new URL(clientUrl).pathname);
+  const suspend = page.getByTestId('suspend-form');
+  await suspend.getByLabel('Reason for the suspension').fill('Key seen in a public repository');
+  await suspend.getByRole('button', { name: 'Suspend client' }).click();
+  await expect(page.getByTestId('suspended')).toBeVisible();
+  await shot(page, '12-client-suspended');
+  const refused = await call();
+  expect(refused.status()).toBe(403);
+  expect((await refused.json()).code).toBe('client_suspended');
+  await page.getByTestId('suspend-form').getByLabel('Reason for the suspension').fill('Key rotated');
+  await page.getByRole('button', { name: 'Resume client' }).click();
+  await expect(page.getByTestId('suspended')).toHaveCount(0);
+  expect((await call()).status()).toBe(200);
+
+  // Then disables the owner on the People page: their clients stop too.
+  await open(page, '/admin/users');
+  const row = page.getByTestId(`person-${owner}`);
+  await row.getByLabel('Reason').fill('Left the company');
+  await row.getByRole('button', { name: 'Disable' }).click();
+  await expect(page.getByRole('status')).toContainText(`${owner} is disabled`);
+  await expect(page.getByTestId(`person-${owner}`)).toContainText('disabled');
+  // The list reorders; a reason typed for one person never lands in another's row.
+  const reasons = await page.locator('input[name="reason"]').evaluateAll((els) => els.map((e) => (e as HTMLInputElement).value));
+  expect(reasons.filter((v) => v === 'Left the company')).toEqual([]);
+  await shot(page, '13-people-disabled');
+  const stopped = await call();
+  expect(stopped.status()).toBe(403);
+  expect((await stopped.json()).code).toBe('owner_disabled');
+  await page.getByTestId(`person-${owner}`).getByLabel('Reason').fill('Came back');
+  await page.getByTestId(`person-${owner}`).getByRole('button', { name: 'Enable' }).click();
+  await expect(page.getByRole('status')).toContainText(`${owner} is active again`);
+  expect((await call()).status()).toBe(200);
+  await devContext.close();
+});

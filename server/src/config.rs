@@ -45,6 +45,32 @@ pub enum AdminCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Disable an account (or enable it again with --enable): the person can neither sign
+    /// in nor use their tokens, and their clients are refused at the gateway.
+    DisableUser {
+        #[arg(long)]
+        email: String,
+        /// Kept in the audit trail.
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        enable: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Suspend a client (or resume it with --resume): its requests and token requests
+    /// are refused; its credentials and grants are kept.
+    SuspendClient {
+        #[arg(long)]
+        client_id: String,
+        /// Kept in the audit trail.
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        resume: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Revoke a token-signing key (compromised, say): every token it signed is refused,
     /// by running servers within a second; a fresh key becomes current if it was.
     RevokeSigningKey {

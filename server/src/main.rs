@@ -21,6 +21,12 @@ async fn main() -> ExitCode {
         Command::Admin(AdminCommand::CreateUser { email, role, store }) => create_user(email, role, store).await,
         Command::Admin(AdminCommand::RotateSigningKey { store }) => rotate_signing_key(store).await,
         Command::Admin(AdminCommand::RevokeSigningKey { kid, store }) => revoke_signing_key(kid, store).await,
+        Command::Admin(AdminCommand::DisableUser { email, reason, enable, store }) => {
+            disable_user(email, reason, !enable, store).await
+        }
+        Command::Admin(AdminCommand::SuspendClient { client_id, reason, resume, store }) => {
+            suspend_client(client_id, reason, !resume, store).await
+        }
         Command::Admin(AdminCommand::CreateToken { email, name, days, store }) => {
             create_token(email, name, days, store).await
         }
@@ -124,6 +130,35 @@ async fn rotate_signing_key(store: portcullis::config::StoreArgs) -> Result<(), 
     let store = open_store(&store).await?;
     let kid = store.rotate_signing_key("cli").await?;
     println!("signing key {kid} is current; the previous one verifies the tokens it signed");
+    Ok(())
+}
+
+async fn disable_user(
+    email: String,
+    reason: String,
+    disabled: bool,
+    store: portcullis::config::StoreArgs,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use portcullis_domain::access::Authority;
+    let store = open_store(&store).await?;
+    let id = store.user_id_by_email(&email).await.map_err(|_| format!("no account with the email {email}"))?;
+    let account = store.set_user_disabled(Authority::Operator, &id, disabled, &reason).await?;
+    let state = if account.disabled { "disabled" } else { "active" };
+    println!("{} is {state}; running servers apply it within a second", account.user.email);
+    Ok(())
+}
+
+async fn suspend_client(
+    client_id: String,
+    reason: String,
+    suspended: bool,
+    store: portcullis::config::StoreArgs,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use portcullis_domain::access::Authority;
+    let store = open_store(&store).await?;
+    store.set_client_suspended(Authority::Operator, &client_id, suspended, &reason).await?;
+    let state = if suspended { "suspended" } else { "resumed" };
+    println!("{client_id} is {state}; running servers apply it within a second");
     Ok(())
 }
 

@@ -65,7 +65,7 @@ pub fn ApprovalsPage() -> impl IntoView {
     }
 }
 
-use crate::api::{CreateProduct, ImportOpenapi, SetProductPolicy, SetUserRole, UpdateProduct};
+use crate::api::{CreateProduct, ImportOpenapi, SetProductPolicy, SetUserDisabled, SetUserRole, UpdateProduct};
 use crate::components::{method_badge, tag_list};
 use portcullis_domain::model::{ProductView, Role};
 
@@ -232,21 +232,31 @@ fn ProductAdminCard(
     }
 }
 
-/// People and their roles (admins).
+/// People, their roles, and whether they may act at all (admins).
 #[component]
 pub fn UsersAdminPage() -> impl IntoView {
     let set_role = ServerAction::<SetUserRole>::new();
-    let users = Resource::new(move || set_role.version().get(), |_| crate::api::list_users());
+    let set_disabled = ServerAction::<SetUserDisabled>::new();
+    let users =
+        Resource::new(move || (set_role.version().get(), set_disabled.version().get()), |_| crate::api::list_users());
     view! {
         <Title text="People"/>
         <div class="page-header">
             <div>
                 <h1>"People"</h1>
-                <p class="subtitle">"Developers register clients; the security team reads every client and the audit trail; admins publish products and approve production access."</p>
+                <p class="subtitle">"Developers register clients; the security team reads every client and the audit trail; admins publish products and approve production access. A disabled person cannot sign in, and their clients are refused at the gateway."</p>
             </div>
         </div>
         {move || match set_role.value().get() {
             Some(Ok(u)) => Some(view! { <div class="alert alert-success" role="status">{format!("{} is now {}.", u.email, u.role.as_str())}</div> }.into_any()),
+            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
+            None => None,
+        }}
+        {move || match set_disabled.value().get() {
+            Some(Ok(a)) => {
+                let what = if a.disabled { "disabled: their sessions, tokens and clients stop now" } else { "active again" };
+                Some(view! { <div class="alert alert-success" role="status">{format!("{} is {what}.", a.user.email)}</div> }.into_any())
+            }
             Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
             None => None,
         }}
@@ -257,27 +267,42 @@ pub fn UsersAdminPage() -> impl IntoView {
                     Ok(list) => view! {
                         <div class="table-wrap">
                             <table class="table">
-                                <thead><tr><th>"Email"</th><th>"Role"</th><th>"Change role"</th></tr></thead>
+                                <thead><tr><th>"Email"</th><th>"Role"</th><th>"Change role"</th><th>"Access"</th></tr></thead>
                                 <tbody>
-                                    {list.into_iter().map(|u| {
-                                        let current = u.role;
-                                        let id = u.id.clone();
+                                    // Keyed rows: a reason typed into one row stays with that
+                                    // person when the list refreshes and reorders.
+                                    <For each=move || list.clone() key=|a| (a.user.id.clone(), a.user.role, a.disabled) let:a>{{
+                                        let current = a.user.role;
+                                        let id = a.user.id.clone();
+                                        let role_id = id.clone();
+                                        let disabled = a.disabled;
+                                        let testid = format!("person-{}", a.user.email);
                                         view! {
-                                            <tr>
-                                                <td>{u.email.clone()}</td>
-                                                <td><span class="role-badge">{u.role.as_str()}</span></td>
+                                            <tr data-testid=testid>
+                                                <td>{a.user.email.clone()}" "{disabled.then(|| view! { <span class="tag tag-pii">"disabled"</span> })}</td>
+                                                <td><span class="role-badge">{a.user.role.as_str()}</span></td>
                                                 <td>
                                                     <ActionForm action=set_role attr:class="inline-form">
-                                                        <input type="hidden" name="user_id" value=id.clone()/>
+                                                        <input type="hidden" name="user_id" value=role_id/>
                                                         <select name="role" aria-label="Role">
                                                             {Role::ALL.iter().map(|r| view! { <option value=r.as_str() selected=*r == current>{r.as_str()}</option> }).collect_view()}
                                                         </select>
                                                         <button type="submit" class="btn btn-secondary btn-small">"Save"</button>
                                                     </ActionForm>
                                                 </td>
+                                                <td>
+                                                    <ActionForm action=set_disabled attr:class="inline-form">
+                                                        <input type="hidden" name="user_id" value=id/>
+                                                        <input type="hidden" name="disabled" value=if disabled { "false" } else { "true" }/>
+                                                        <input name="reason" required aria-label="Reason" placeholder="Reason (kept in the audit trail)"/>
+                                                        <button type="submit" class=if disabled { "btn btn-secondary btn-small" } else { "btn btn-danger btn-small" }>
+                                                            {if disabled { "Enable" } else { "Disable" }}
+                                                        </button>
+                                                    </ActionForm>
+                                                </td>
                                             </tr>
                                         }
-                                    }).collect_view()}
+                                    }}</For>
                                 </tbody>
                             </table>
                         </div>

@@ -38,6 +38,7 @@ fn ProductCard(product: ProductView, profiles: Vec<ProfileOption>) -> impl IntoV
     let testid = format!("product-{}", product.slug);
     let product_id = product.id.clone();
     let no_profiles = profiles.is_empty();
+    let scopes = product.scopes();
     view! {
         <section class="card product" data-testid=testid>
             <div class="product-head">
@@ -88,8 +89,9 @@ fn ProductCard(product: ProductView, profiles: Vec<ProfileOption>) -> impl IntoV
                             </select>
                         </div>
                         <div class="field-inline">
-                            <label class="check"><input type="checkbox" name="scope_read" checked/>" read"</label>
-                            <label class="check"><input type="checkbox" name="scope_write"/>" write"</label>
+                            {scopes.iter().map(|s| view! {
+                                <label class="check"><input type="checkbox" name="scopes[]" value=s.clone() checked=s == "read"/>" "{s.clone()}</label>
+                            }).collect_view()}
                         </div>
                         <div class="field">
                             <label>"Justification"</label>

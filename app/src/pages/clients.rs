@@ -7,7 +7,8 @@ use portcullis_domain::model::{
 use portcullis_domain::time::{format_date, format_utc};
 
 use crate::api::{
-    AddProfile, IssueApiKey, RegisterClient, RevokeCredential, RotateSecret, SetRateLimit, SetTokenLifetime,
+    AddProfile, IssueApiKey, RegisterClient, RevokeCredential, RotateSecret, SetClientSuspended, SetRateLimit,
+    SetTokenLifetime,
 };
 use crate::components::{when, ErrorBox, SecretReveal};
 use crate::error::AppError;
@@ -136,6 +137,7 @@ pub fn ClientPage() -> impl IntoView {
     let revoke = ServerAction::<RevokeCredential>::new();
     let set_rate = ServerAction::<SetRateLimit>::new();
     let set_ttl = ServerAction::<SetTokenLifetime>::new();
+    let suspend = ServerAction::<SetClientSuspended>::new();
     // Every resource of this page is created here, before the one Suspense, and read
     // inside it; the views below get plain data. A resource created inside an async
     // block is created again when the server renders that block a second time, and the
@@ -148,7 +150,7 @@ pub fn ClientPage() -> impl IntoView {
             (
                 client_id(),
                 (rotate.version().get(), issue_key.version().get(), add_profile.version().get()),
-                (revoke.version().get(), set_rate.version().get(), set_ttl.version().get()),
+                (revoke.version().get(), set_rate.version().get(), set_ttl.version().get(), suspend.version().get()),
             )
         },
         |(id, ..)| crate::api::get_client(id),
@@ -177,6 +179,7 @@ pub fn ClientPage() -> impl IntoView {
             Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
             None => None,
         }}
+        {move || suspend.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let origin = origin.await.unwrap_or_else(|_| "$PORTCULLIS_URL".into());
@@ -184,7 +187,7 @@ pub fn ClientPage() -> impl IntoView {
                 let recent = recent.await;
                 match detail.await {
                     Err(e) => view! { <Title text="Client"/><ErrorBox error=e/> }.into_any(),
-                    Ok(d) => view! { <ClientView detail=d origin admin recent rotate issue_key add_profile revoke set_rate set_ttl/> }.into_any(),
+                    Ok(d) => view! { <ClientView detail=d origin admin recent rotate issue_key add_profile revoke set_rate set_ttl suspend/> }.into_any(),
                 }
             })}
         </Suspense>
@@ -203,9 +206,11 @@ fn ClientView(
     revoke: ServerAction<RevokeCredential>,
     set_rate: ServerAction<SetRateLimit>,
     set_ttl: ServerAction<SetTokenLifetime>,
+    suspend: ServerAction<SetClientSuspended>,
 ) -> impl IntoView {
     let Hydrated(hydrated) = expect_context::<Hydrated>();
     let c = detail.client;
+    let suspended = c.suspended;
     let expiring: Vec<String> = detail
         .profiles
         .iter()
@@ -218,6 +223,7 @@ fn ClientView(
         .collect();
     let has_production = c.environments.contains(&Environment::Production);
     let client_id = c.id.clone();
+    let suspend_id = c.id.clone();
     view! {
         <Title text=c.name.clone()/>
         <div class="page-header">
@@ -243,12 +249,28 @@ fn ClientView(
                 "Rotate them before they stop working: " {expiring.join("; ")}
             </div>
         })}
+        {suspended.then(|| view! {
+            <div class="alert alert-warning" role="alert" data-testid="suspended">
+                <strong>"This client is suspended. "</strong>
+                "The gateway and the token endpoint refuse it until an admin resumes it; its credentials and grants are kept."
+            </div>
+        })}
         <section class="card">
             <dl class="kv">
                 <dt>"Client ID"</dt><dd class="mono">{c.id.clone()}</dd>
                 <dt>"Owner"</dt><dd>{c.owner_email.clone()}</dd>
                 <dt>"Registered"</dt><dd>{format_utc(c.created_at)}</dd>
             </dl>
+            {admin.then(|| view! {
+                <ActionForm action=suspend attr:class="inline-form" attr:data-testid="suspend-form">
+                    <input type="hidden" name="client_id" value=suspend_id/>
+                    <input type="hidden" name="suspended" value=if suspended { "false" } else { "true" }/>
+                    <input name="reason" required aria-label="Reason for the suspension" placeholder="Reason (kept in the audit trail)"/>
+                    <button type="submit" class=if suspended { "btn btn-secondary btn-small" } else { "btn btn-danger btn-small" }>
+                        {if suspended { "Resume client" } else { "Suspend client" }}
+                    </button>
+                </ActionForm>
+            })}
         </section>
         <TokenHowTo origin=origin.clone() client_id=c.id.clone() profile_id=detail.profiles.first().map(|p| p.id.clone()).unwrap_or_default()/>
         {detail.profiles.into_iter().map(|p| view! { <ProfileCard profile=p origin=origin.clone() admin rotate issue_key revoke set_rate set_ttl/> }).collect_view()}

@@ -5,11 +5,12 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use portcullis_domain::access::Authority;
 use portcullis_domain::catalog::{NewEndpoint, NewProduct};
 use portcullis_domain::clients::NewClient;
 use portcullis_domain::model::{
-    AccessTokenView, ClientDetail, ClientKind, ClientSummary, Environment, GrantView, ImportSummary, IssuedSecret,
-    IssuedToken, ProductView, UserView,
+    AccessTokenView, AccountView, ClientDetail, ClientKind, ClientSummary, Environment, GrantView, ImportSummary,
+    IssuedSecret, IssuedToken, ProductView, UserView,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -313,5 +314,55 @@ pub async fn revoke_token(
     Path(token_id): Path<String>,
 ) -> Answer<StatusCode> {
     s.store.revoke_access_token(&actor, &token_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/users", responses((status = 200, body = [AccountView]), (status = 403, body = Problem)))]
+pub async fn list_users(State(s): State<ApiState>, ApiActor(actor): ApiActor) -> Answer<Json<Vec<AccountView>>> {
+    Ok(Json(s.store.list_users(&actor).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DisableBody {
+    pub disabled: bool,
+    /// Kept in the audit trail.
+    pub reason: String,
+}
+
+/// Admins only. A disabled person cannot sign in or use their tokens, and their clients
+/// are refused at the gateway from the next request.
+#[utoipa::path(put, path = "/users/{user_id}/disabled", params(("user_id" = String, Path)), request_body = DisableBody,
+    responses((status = 200, body = AccountView), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn set_user_disabled(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    Path(user_id): Path<String>,
+    body: Body<DisableBody>,
+) -> Answer<Json<AccountView>> {
+    let Json(b) = body?;
+    Ok(Json(s.store.set_user_disabled(Authority::Admin(&actor), &user_id, b.disabled, &b.reason).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SuspendBody {
+    pub suspended: bool,
+    /// Kept in the audit trail.
+    pub reason: String,
+}
+
+/// Admins only. A suspended client is refused at the gateway and the token endpoint
+/// from the next request; its credentials and grants are kept.
+#[utoipa::path(put, path = "/clients/{client_id}/suspended", params(("client_id" = String, Path)), request_body = SuspendBody,
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn set_client_suspended(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    Path(client_id): Path<String>,
+    body: Body<SuspendBody>,
+) -> Answer<StatusCode> {
+    let Json(b) = body?;
+    s.store.set_client_suspended(Authority::Admin(&actor), &client_id, b.suspended, &b.reason).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -29,6 +29,9 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
         .route("/me", get(me))
         .route("/clients", get(list_clients).post(register_client))
         .route("/clients/{client_id}", get(get_client))
+        .route("/clients/{client_id}/suspended", put(set_client_suspended))
+        .route("/users", get(list_users))
+        .route("/users/{user_id}/disabled", put(set_user_disabled))
         .route("/clients/{client_id}/profiles", post(add_profile))
         .route("/profiles/{profile_id}/rotate", post(rotate_secret))
         .route("/profiles/{profile_id}/api-keys", post(issue_api_key))
@@ -74,6 +77,9 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
         handlers::list_clients,
         handlers::register_client,
         handlers::get_client,
+        handlers::set_client_suspended,
+        handlers::list_users,
+        handlers::set_user_disabled,
         handlers::add_profile,
         handlers::rotate_secret,
         handlers::issue_api_key,

@@ -13,7 +13,7 @@ use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::RequestEvent;
 use portcullis_domain::model::CredentialKind;
 use portcullis_domain::oauth::{AccessClaims, TokenError};
-use portcullis_domain::policy::{CredentialEntry, ProfileEntry, Snapshot};
+use portcullis_domain::policy::{CredentialEntry, Inactive, ProfileEntry, Snapshot};
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -139,20 +139,12 @@ impl Gateway {
             }
             (None, Some(token)) => {
                 let claims = self.store.verify_access_token(&self.tokens, token).map_err(Refusal::InvalidToken)?;
-                if snap.revoked_tokens.contains(&claims.jti) {
-                    return Err(Refusal::InvalidToken(TokenError::Revoked));
-                }
-                // A token lives no longer than the credential it was obtained with.
-                let credential = snap
-                    .credentials_by_id
-                    .get(&claims.cid)
-                    .filter(|c| now < c.expires_at && c.profile_id == claims.profile)
-                    .ok_or(Refusal::InvalidToken(TokenError::Revoked))?;
-                let profile = snap
-                    .profiles
-                    .get(&claims.profile)
-                    .filter(|p| p.client_id == claims.client_id)
-                    .ok_or(Refusal::InvalidToken(TokenError::Revoked))?;
+                // A token lives no longer than the credential it was obtained with, and
+                // not while its client is stopped: the one rule introspection uses too.
+                let (credential, profile) = snap.token_holder(&claims, now).map_err(|inactive| match inactive {
+                    Inactive::Revoked => Refusal::InvalidToken(TokenError::Revoked),
+                    Inactive::Stopped(stopped) => Refusal::stopped(stopped),
+                })?;
                 (credential, profile, Some(claims))
             }
             (None, None) => return Err(Refusal::MissingCredential),
@@ -162,8 +154,8 @@ impl Gateway {
         if !claims_ok {
             return Err(Refusal::IdentityMismatch);
         }
-        if profile.client_suspended {
-            return Err(Refusal::ClientSuspended);
+        if let Some(stopped) = profile.stopped() {
+            return Err(Refusal::stopped(stopped));
         }
         Ok(Caller { credential, profile, token })
     }

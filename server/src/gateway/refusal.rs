@@ -35,6 +35,8 @@ pub enum Refusal {
     /// `X-Client-ID` / `X-Profile-ID` name someone other than the credential's owner.
     IdentityMismatch,
     ClientSuspended,
+    /// The client's owner is disabled.
+    OwnerDisabled,
     UnknownProduct,
     UnknownEndpoint,
     /// The product is not granted to the profile, or the grant expired.
@@ -65,6 +67,14 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// The refusal for a client that may not act now.
+    pub fn stopped(why: portcullis_domain::policy::Stopped) -> Self {
+        match why {
+            portcullis_domain::policy::Stopped::Suspended => Refusal::ClientSuspended,
+            portcullis_domain::policy::Stopped::OwnerDisabled => Refusal::OwnerDisabled,
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Refusal::MissingCredential
@@ -73,7 +83,10 @@ impl Refusal {
             | Refusal::ExpiredCredential
             | Refusal::InvalidToken(_)
             | Refusal::IdentityMismatch => StatusCode::UNAUTHORIZED,
-            Refusal::ClientSuspended | Refusal::NotGranted | Refusal::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            Refusal::ClientSuspended
+            | Refusal::OwnerDisabled
+            | Refusal::NotGranted
+            | Refusal::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             Refusal::UnknownProduct | Refusal::UnknownEndpoint => StatusCode::NOT_FOUND,
             Refusal::RateLimited { .. } | Refusal::TooManyRefusals { .. } => StatusCode::TOO_MANY_REQUESTS,
             Refusal::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -92,6 +105,7 @@ impl Refusal {
             Refusal::UnknownCredential | Refusal::ExpiredCredential | Refusal::InvalidToken(_) => "invalid_token",
             Refusal::IdentityMismatch => "identity_mismatch",
             Refusal::ClientSuspended => "client_suspended",
+            Refusal::OwnerDisabled => "owner_disabled",
             Refusal::UnknownProduct => "unknown_product",
             Refusal::UnknownEndpoint => "unknown_endpoint",
             Refusal::NotGranted => "not_granted",
@@ -121,6 +135,7 @@ impl Refusal {
             Refusal::InvalidToken(e) => format!("The access token is not accepted: {}.", token_description(*e)),
             Refusal::IdentityMismatch => "X-Client-ID or X-Profile-ID does not match the credential.".into(),
             Refusal::ClientSuspended => "This client is suspended.".into(),
+            Refusal::OwnerDisabled => "This client's owner is disabled.".into(),
             Refusal::UnknownProduct => "There is no such product.".into(),
             Refusal::UnknownEndpoint => "The product has no endpoint for this method and path.".into(),
             Refusal::NotGranted => "This profile has no current grant for the product.".into(),
@@ -159,6 +174,7 @@ impl Refusal {
             Refusal::InvalidToken(e) => token_description(*e),
             Refusal::IdentityMismatch => "client or profile header does not match the credential",
             Refusal::ClientSuspended
+            | Refusal::OwnerDisabled
             | Refusal::UnknownProduct
             | Refusal::UnknownEndpoint
             | Refusal::NotGranted

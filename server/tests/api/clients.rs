@@ -103,7 +103,7 @@ async fn another_developer_cannot_see_or_touch_my_client() {
             vec![
                 ("profile_id", profile.as_str()),
                 ("product_id", accounts.as_str()),
-                ("scope_read", "on"),
+                ("scopes[]", "read"),
                 ("justification", ""),
             ],
         ),

@@ -75,7 +75,7 @@ async fn only_allowed_and_declared_headers_reach_the_upstream_and_the_gateway_sa
             &[
                 ("profile_id", &a.reg.secret.profile_id),
                 ("product_id", &product.id),
-                ("scope_read", "on"),
+                ("scopes[]", "read"),
                 ("justification", ""),
             ],
         )

@@ -18,7 +18,7 @@ async fn sandbox_is_granted_at_once_production_waits_for_an_admin() {
             &[
                 ("profile_id", &reg.secret.profile_id),
                 ("product_id", &accounts),
-                ("scope_read", "on"),
+                ("scopes[]", "read"),
                 ("justification", ""),
             ],
         )
@@ -36,7 +36,7 @@ async fn sandbox_is_granted_at_once_production_waits_for_an_admin() {
             &[
                 ("profile_id", &reg.secret.profile_id),
                 ("product_id", &accounts),
-                ("scope_read", "on"),
+                ("scopes[]", "read"),
                 ("justification", ""),
             ],
         )
@@ -51,7 +51,7 @@ async fn sandbox_is_granted_at_once_production_waits_for_an_admin() {
             &[
                 ("profile_id", &prod.profile_id),
                 ("product_id", &accounts),
-                ("scope_read", "on"),
+                ("scopes[]", "read"),
                 ("justification", " "),
             ],
         )
@@ -70,8 +70,8 @@ async fn sandbox_is_granted_at_once_production_waits_for_an_admin() {
             &[
                 ("profile_id", &prod.profile_id),
                 ("product_id", &accounts),
-                ("scope_read", "on"),
-                ("scope_write", "on"),
+                ("scopes[]", "read"),
+                ("scopes[]", "write"),
                 ("justification", "Ticket triage in production"),
             ],
         )
@@ -126,7 +126,7 @@ async fn rejected_requests_keep_the_reason() {
             &[
                 ("profile_id", &prod.profile_id),
                 ("product_id", &payments),
-                ("scope_write", "on"),
+                ("scopes[]", "write"),
                 ("justification", "pay people"),
             ],
         )
@@ -148,7 +148,7 @@ async fn rejected_requests_keep_the_reason() {
             &[
                 ("profile_id", &prod.profile_id),
                 ("product_id", &payments),
-                ("scope_read", "on"),
+                ("scopes[]", "read"),
                 ("justification", "read only now"),
             ],
         )

@@ -277,7 +277,7 @@ pub async fn agent(app: &TestApp, products: &[&str]) -> Agent {
                 &[
                     ("profile_id", &reg.secret.profile_id),
                     ("product_id", &id),
-                    ("scope_read", "on"),
+                    ("scopes[]", "read"),
                     ("justification", ""),
                 ],
             )
@@ -446,8 +446,8 @@ pub async fn agent_for(app: &TestApp, slug: &str, upstream: &str, endpoints: &[(
             &[
                 ("profile_id", &reg.secret.profile_id),
                 ("product_id", &created.id),
-                ("scope_read", "on"),
-                ("scope_write", "on"),
+                ("scopes[]", "read"),
+                ("scopes[]", "write"),
                 ("justification", ""),
             ],
         )

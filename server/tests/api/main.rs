@@ -10,6 +10,7 @@ mod audit_integrity;
 mod auth;
 mod catalog;
 mod clients;
+mod controls;
 mod durability;
 mod floods;
 mod gateway;

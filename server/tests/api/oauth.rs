@@ -26,7 +26,7 @@ async fn client_with_accounts_read(app: &TestApp) -> Client {
             &[
                 ("profile_id", &reg.secret.profile_id),
                 ("product_id", &accounts),
-                ("scope_read", "on"),
+                ("scopes[]", "read"),
                 ("justification", ""),
             ],
         )
