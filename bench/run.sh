@@ -25,7 +25,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 
 "$bin" sample-upstream --addr "$UP" >"$tmp/upstream.log" 2>&1 & pids+=($!)
-RUST_LOG=warn "$bin" serve --demo --addr "$GW" --token-rate-limit 100000000 >"$tmp/gateway.log" 2>&1 & pids+=($!)
+RUST_LOG=warn "$bin" serve --demo --addr "$GW" --token-rate-limit 100000000 --source-refusal-limit 0 >"$tmp/gateway.log" 2>&1 & gw_pid=$!; pids+=($gw_pid)
 for _ in $(seq 100); do curl -fs "http://$GW/healthz" >/dev/null 2>&1 && curl -fs "http://$UP/sample/accounts/accounts" >/dev/null 2>&1 && break; sleep 0.2; done
 
 json() { python3 -c "import sys, json; d = json.load(sys.stdin); print($1)"; }
@@ -69,7 +69,17 @@ print(sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM audit_events WH
 PY
 )
 
-python3 - "$sat_direct" "$sat_gateway" "$d50" "$d99" "$d999" "$g50" "$g99" "$g999" "$dok" "$gok" "$audited" "$FIXED_RATE" "$tokens_per_sec" "$tokens_ok" <<'PY'
+# The same gateway with --audit-durability committed: each answer waits for its row's
+# batch to commit (group commit), so a crash loses no answered request's row.
+kill "$gw_pid"; wait "$gw_pid" 2>/dev/null || true
+RUST_LOG=warn "$bin" serve --demo --addr "$GW" --token-rate-limit 100000000 --source-refusal-limit 0 \
+  --audit-durability committed >"$tmp/gateway-committed.log" 2>&1 & pids+=($!)
+for _ in $(seq 100); do curl -fs "http://$GW/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+run -z 3s -c 32 -H "$auth" "$gateway" >/dev/null
+sat_committed=$(run -z "${SATURATION_SECS}s" -c 64 -H "$auth" "$gateway" | json 'd["summary"]["requestsPerSec"]')
+read -r c50 c99 c999 cok < <(run -z "${FIXED_SECS}s" -q "$FIXED_RATE" -c 32 --latency-correction -H "$auth" "$gateway" | json "$pct")
+
+python3 - "$sat_direct" "$sat_gateway" "$d50" "$d99" "$d999" "$g50" "$g99" "$g999" "$dok" "$gok" "$audited" "$FIXED_RATE" "$tokens_per_sec" "$tokens_ok" "$sat_committed" "$c50" "$c99" "$c999" "$cok" <<'PY'
 import sys
 sd, sg, d50, d99, d999, g50, g99, g999 = map(float, sys.argv[1:9])
 dok, gok, audited, rate, tps, tok = map(int, sys.argv[9:15])
@@ -82,4 +92,14 @@ print(f"| p99 at {rate} RPS (ms) | {d99:.3f} | {g99:.3f} | +{(g99-d99)*1000:.0f}
 print(f"| p99.9 at {rate} RPS (ms) | {d999:.3f} | {g999:.3f} | +{(g999-d999)*1000:.0f} µs |")
 print(f"| token endpoint, tokens/s (32 connections) | | {tps:,} | |")
 print(f"\n200s at the fixed rate: direct {dok}, gateway {gok}; audit rows written for gateway calls: {audited}; tokens issued (200) in the token run: {tok}")
+sc, c50, c99, c999 = map(float, sys.argv[15:19])
+cok = int(sys.argv[19])
+print("\n--audit-durability committed (answers wait for their row's commit) against the default, queued:")
+print("| | queued | committed | committed/queued |")
+print("|---|---:|---:|---:|")
+print(f"| saturation RPS | {sg:,.0f} | {sc:,.0f} | {sc/sg:.2f} |")
+print(f"| p50 at {rate} RPS (ms) | {g50:.3f} | {c50:.3f} | +{(c50-g50)*1000:.0f} µs |")
+print(f"| p99 at {rate} RPS (ms) | {g99:.3f} | {c99:.3f} | +{(c99-g99)*1000:.0f} µs |")
+print(f"| p99.9 at {rate} RPS (ms) | {g999:.3f} | {c999:.3f} | +{(c999-g999)*1000:.0f} µs |")
+print(f"200s at the fixed rate, committed: {cok}")
 PY

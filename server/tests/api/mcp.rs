@@ -397,3 +397,55 @@ async fn revocation_and_rate_limits_apply_to_mcp_as_to_rest() {
     assert_eq!(after.status, StatusCode::UNAUTHORIZED);
     assert!(after.headers["www-authenticate"].to_str().unwrap().contains("resource_metadata="));
 }
+
+#[tokio::test]
+async fn every_transport_refusal_leaves_its_row() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let a = agent(&app, &["accounts"]).await;
+    let m = Mcp::new(&app, ("x-api-key", &a.key.secret));
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    // Content-Type and Accept as a client sets them, alone (the helper sets JSON ones).
+    let raw = |content_type: &'static str, accept: &'static str| {
+        let (url, key) = (format!("{}/mcp", app.base), a.key.secret.clone());
+        async move {
+            let res = reqwest::Client::new()
+                .post(url)
+                .header("x-api-key", key)
+                .header("content-type", content_type)
+                .header("accept", accept)
+                .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+                .send()
+                .await
+                .unwrap();
+            Reply { status: res.status(), headers: res.headers().clone(), body: Value::Null }
+        }
+    };
+    let cases: Vec<(&str, Reply)> = vec![
+        ("origin_not_allowed", m.post(ping.clone(), &[("origin", "https://evil.example")]).await),
+        ("host_not_allowed", m.post(ping.clone(), &[("host", "evil.example")]).await),
+        ("unsupported_media_type", raw("text/plain", "application/json").await),
+        ("not_acceptable", raw("application/json", "text/html").await),
+        (
+            "payload_too_large",
+            m.send(reqwest::Method::POST, Some(format!("[{}]", " ".repeat(2 * 1024 * 1024))), &[]).await,
+        ),
+        ("parse_error", m.send(reqwest::Method::POST, Some("{not json".into()), &[]).await),
+        ("session_required", m.post(ping.clone(), &[]).await),
+        ("unknown_session", m.post(ping.clone(), &[("mcp-session-id", "made-up")]).await),
+        ("method_not_allowed", m.send(reqwest::Method::GET, None, &[]).await),
+        ("invalid_token", Mcp::new(&app, ("x-api-key", "pck_wrong")).post(ping.clone(), &[]).await),
+    ];
+    let expected: Vec<u16> = vec![403, 403, 415, 406, 413, 400, 400, 404, 405, 401];
+    let got: Vec<u16> = cases.iter().map(|(_, r)| r.status.as_u16()).collect();
+    assert_eq!(got, expected);
+    let rows = mcp_rows(&app, cases.len()).await;
+    assert_eq!(rows.len(), cases.len(), "one row per refused request: {rows:?}");
+    for ((reason, reply), row) in cases.iter().zip(&rows) {
+        assert_eq!(
+            (row.2.as_str(), row.3.as_str(), row.4),
+            ("refused", *reason, i64::from(reply.status.as_u16())),
+            "{row:?}"
+        );
+    }
+}
