@@ -4,7 +4,9 @@
 //! Each test asserts the promise: every request leaves exactly one row, and an upstream
 //! never runs a request without one.
 
-use crate::helpers::{agent_for, audit_rows, block_audit_writer, wait_for_audit, Agent, TestApp, TestUpstream};
+use crate::helpers::{
+    agent_for, audit_rows, block_audit_writer, stateless_tool, wait_for_audit, Agent, TestApp, TestUpstream,
+};
 use portcullis_domain::audit_text::TRUNCATED;
 use portcullis_domain::audit_writer::REDUCED_PATH;
 use reqwest::StatusCode;
@@ -111,40 +113,13 @@ async fn bytes_in_and_out_are_counted_not_taken_from_headers() {
     assert_eq!((row["bytes_in"].clone(), row["bytes_out"].clone()), (json!(10_000), json!(body.len())), "{row:?}");
 }
 
-/// A `tools/call` of the stateless revision, as one HTTP request.
-async fn stateless_tool(
-    app: &TestApp,
-    http: &reqwest::Client,
-    key: &str,
-    name: &str,
-    arguments: Value,
-) -> reqwest::Result<reqwest::Response> {
-    use base64::Engine;
-    let header_name = if name.bytes().all(|b| b.is_ascii_graphic()) {
-        name.to_owned()
-    } else {
-        format!("=?base64?{}?=", base64::engine::general_purpose::STANDARD.encode(name))
-    };
-    http.post(format!("{}/mcp", app.base))
-        .header("x-api-key", key)
-        .header("content-type", "application/json")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", header_name)
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-            "name": name, "arguments": arguments,
-            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                      "io.modelcontextprotocol/clientCapabilities": {}}}}))
-        .send()
-        .await
-}
-
 #[tokio::test]
 async fn an_agent_that_hangs_up_during_execute_endpoint_leaves_one_row() {
     let app = TestApp::spawn().await;
     let (upstream, agent) = bank(&app).await;
     let http = reqwest::Client::new();
-    let listed = stateless_tool(&app, &http, &agent.key.secret, "list_endpoints", json!({})).await.unwrap();
+    let listed =
+        stateless_tool(&app, &http, ("x-api-key", &agent.key.secret), "list_endpoints", json!({})).await.unwrap();
     let listed: Value = listed.json().await.unwrap();
     let slow = listed["result"]["structuredContent"]["endpoints"]
         .as_array()
@@ -153,9 +128,14 @@ async fn an_agent_that_hangs_up_during_execute_endpoint_leaves_one_row() {
         .find(|e| e["path"] == "/slow")
         .unwrap()["id"]
         .clone();
-    let gave_up =
-        stateless_tool(&app, &impatient(150), &agent.key.secret, "execute_endpoint", json!({"endpoint_id": slow}))
-            .await;
+    let gave_up = stateless_tool(
+        &app,
+        &impatient(150),
+        ("x-api-key", &agent.key.secret),
+        "execute_endpoint",
+        json!({"endpoint_id": slow}),
+    )
+    .await;
     assert!(gave_up.is_err_and(|e| e.is_timeout()));
     wait_until("the upstream saw the call", || upstream.hits() == 1).await;
     let where_execute = format!("{MCP} AND tool = 'execute_endpoint'");
@@ -229,7 +209,7 @@ async fn hostile_strings_on_every_channel_are_stored_escaped_and_capped() {
 
     // /mcp, stateless: a tool name with a NUL, far over any sane length.
     let evil = format!("evil\u{0}\u{202E}{}", "x".repeat(5000));
-    let res = stateless_tool(&app, &http, key, &evil, json!({})).await.unwrap();
+    let res = stateless_tool(&app, &http, ("x-api-key", key), &evil, json!({})).await.unwrap();
     let status = res.status();
     let body: Value = res.json().await.unwrap();
     assert_eq!((status, body["error"]["code"].clone()), (StatusCode::BAD_REQUEST, json!(-32602)), "unknown tool");

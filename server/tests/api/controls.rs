@@ -3,8 +3,9 @@
 //! approves, extends or reviews their own access; custom scopes are requested, granted
 //! and enforced; and equal writes racing each other answer 409, never 500.
 
-use crate::helpers::{agent, wait_for_audit, Agent, Session, TestApp, PASSWORD, SECRET};
+use crate::helpers::{agent, endpoint, publish, wait_for_audit, Agent, Session, TestApp, PASSWORD, SECRET};
 use crate::management::token_for;
+use portcullis_domain::catalog::NewEndpoint;
 use portcullis_domain::model::{ReviewClient, ReviewFlag, Role};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -225,18 +226,8 @@ async fn nobody_approves_extends_or_reviews_access_to_their_own_client() {
         .call("register_client", &[("name", "Reviewer's own"), ("kind", "service"), ("description", "")])
         .await
         .ok();
-    let sandbox: portcullis_domain::model::GrantView = security
-        .call(
-            "request_access",
-            &[
-                ("profile_id", &sec_reg.secret.profile_id),
-                ("product_id", &accounts),
-                ("scopes[]", "read"),
-                ("justification", ""),
-            ],
-        )
-        .await
-        .ok();
+    let sandbox: portcullis_domain::model::GrantView =
+        security.request_access(&sec_reg.secret.profile_id, &accounts, &["read"]).await.ok();
     let act = |action: &'static str, target: String| {
         let s: &Session = &security;
         async move {
@@ -252,74 +243,16 @@ async fn nobody_approves_extends_or_reviews_access_to_their_own_client() {
 
 #[tokio::test]
 async fn custom_scopes_from_an_import_are_requested_granted_and_enforced() {
-    use portcullis_domain::access::{Actor, Channel};
-    use portcullis_domain::catalog::{NewEndpoint, NewProduct};
     let app = TestApp::spawn().await;
     let upstream = crate::helpers::TestUpstream::start().await;
-    let admin = app
-        .store
-        .create_user(
-            &format!("a-{}@example.com", uuid::Uuid::now_v7().simple()),
-            PASSWORD.into(),
-            Role::Admin,
-            None,
-            Channel::Cli,
-        )
-        .await
-        .unwrap();
-    let endpoint = |method: &str, path: &str, scope: &str| NewEndpoint {
-        method: method.into(),
-        path_template: path.into(),
-        scope: scope.into(),
-        ..NewEndpoint::default()
-    };
-    let product = NewProduct {
-        slug: "loans".into(),
-        name: "Loans".into(),
-        description: String::new(),
-        owner: String::new(),
-        tags: Vec::new(),
-        sandbox_url: upstream.base.clone(),
-        production_url: upstream.base.clone(),
-    };
-    let loans = app
-        .store
-        .create_product(
-            &Actor::new(admin, Channel::Cli),
-            product,
-            vec![endpoint("GET", "/fast", "read"), endpoint("POST", "/echo", "loans:approve")],
-        )
-        .await
-        .unwrap();
+    let approve_endpoint = NewEndpoint { scope: "loans:approve".into(), ..endpoint("POST", "/echo") };
+    let loans = publish(&app, "loans", &upstream.base, vec![endpoint("GET", "/fast"), approve_endpoint]).await;
     assert_eq!(loans.scopes(), ["read", "write", "loans:approve"]);
     let a = agent(&app, &[]).await;
-    let unknown = a
-        .dev
-        .call(
-            "request_access",
-            &[
-                ("profile_id", &a.reg.secret.profile_id),
-                ("product_id", &loans.id),
-                ("scopes[]", "loans:delete"),
-                ("justification", ""),
-            ],
-        )
-        .await;
+    let unknown = a.dev.request_access(&a.reg.secret.profile_id, &loans.id, &["loans:delete"]).await;
     assert_eq!(unknown.status, 422, "{unknown:?}");
-    let g: portcullis_domain::model::GrantView = a
-        .dev
-        .call(
-            "request_access",
-            &[
-                ("profile_id", &a.reg.secret.profile_id),
-                ("product_id", &loans.id),
-                ("scopes[]", "read"),
-                ("scopes[]", "loans:approve"),
-                ("justification", ""),
-            ],
-        )
-        .await
-        .ok();
+    let g: portcullis_domain::model::GrantView =
+        a.dev.request_access(&a.reg.secret.profile_id, &loans.id, &["read", "loans:approve"]).await.ok();
     assert_eq!(g.scopes, ["loans:approve", "read"]);
 
     let (status, t) = token(&app, &a).await;

@@ -229,7 +229,7 @@ async fn made_up_identities_by_the_thousand_leave_the_servers_memory_flat() {
     // early is lifted, so each request reaches the keyed limiters.
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["serve", "--addr", "127.0.0.1:0", "--database-url", &app.database_url, "--source-refusal-limit", "0"])
-        .args(["--token-rate-limit", "100000000"])
+        .args(["--token-rate-limit", "100000000", "--audit-queue", "1000"])
         .arg("--data-dir")
         .arg(app.data_dir())
         .env("PORTCULLIS_SECRET", SECRET)
@@ -257,13 +257,13 @@ async fn made_up_identities_by_the_thousand_leave_the_servers_memory_flat() {
             let calls = (0..n).map(|i| {
                 let (http, base) = (http.clone(), base.clone());
                 async move {
-                    let id = format!("cl_{round}_{i}_{}", "x".repeat(8000));
+                    let id = format!("cl_{round}_{i}_{}", "x".repeat(16_000));
                     let _ = http
                         .post(format!("{base}/oauth/token"))
                         .form(&[("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", "pcs_x")])
                         .send()
                         .await;
-                    let email = format!("{round}-{i}-{}@example.com", "y".repeat(8000));
+                    let email = format!("{round}-{i}-{}@example.com", "y".repeat(16_000));
                     let _ = http
                         .post(format!("{base}/api/sign_in"))
                         .header("accept", "application/json")
@@ -291,5 +291,8 @@ async fn made_up_identities_by_the_thousand_leave_the_servers_memory_flat() {
     println!(
         "rss before {before} KiB, after 10,000 more made-up client ids and emails {after} KiB (+{grown_mib:.1} MiB)"
     );
-    assert!(grown_mib < 8.0, "memory grew by {grown_mib:.1} MiB for 20,000 made-up identities");
+    // Kept per identity, 10,000 ids and emails of 16 KB would be 320 MiB. What moves the
+    // figure otherwise is the allocator keeping an Argon2 buffer (19 MiB each) of the few
+    // sign-ins the throttle lets through as it refills, more of them on a busy machine.
+    assert!(grown_mib < 64.0, "memory grew by {grown_mib:.1} MiB for 20,000 more made-up identities");
 }

@@ -3,11 +3,11 @@
 //! gateway and another upstream, an MCP session cannot act as another profile, and what
 //! an upstream answers cannot script the portal's origin.
 
-use crate::helpers::{agent, agent_for, audit_rows, wait_for_audit, Agent, TestApp, TestUpstream, PASSWORD};
+use crate::helpers::{
+    agent, agent_for, audit_rows, endpoint, publish, stateless_result, wait_for_audit, Agent, TestApp, TestUpstream,
+};
 use crate::mcp::bearer_token;
-use portcullis_domain::access::{Actor, Channel};
-use portcullis_domain::catalog::{NewEndpoint, NewProduct};
-use portcullis_domain::model::Role;
+use portcullis_domain::catalog::NewEndpoint;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -39,47 +39,13 @@ async fn only_allowed_and_declared_headers_reach_the_upstream_and_the_gateway_sa
     let app = TestApp::spawn().await;
     let upstream = TestUpstream::start().await;
     // An endpoint that declares a header of its own (an OpenAPI header parameter).
-    let admin = app
-        .store
-        .create_user(
-            &format!("admin-{}@example.com", uuid::Uuid::now_v7().simple()),
-            PASSWORD.into(),
-            Role::Admin,
-            None,
-            Channel::Cli,
-        )
-        .await
-        .unwrap();
-    let product = NewProduct {
-        slug: "tenant".into(),
-        name: "Tenant".into(),
-        description: String::new(),
-        owner: String::new(),
-        tags: Vec::new(),
-        sandbox_url: upstream.base.clone(),
-        production_url: upstream.base.clone(),
-    };
-    let endpoint = NewEndpoint {
-        method: "GET".into(),
-        path_template: "/headers".into(),
-        scope: "read".into(),
+    let declaring = NewEndpoint {
         parameters: vec![json!({ "name": "X-Tenant", "in": "header", "required": true })],
-        ..NewEndpoint::default()
+        ..endpoint("GET", "/headers")
     };
-    let product = app.store.create_product(&Actor::new(admin, Channel::Cli), product, vec![endpoint]).await.unwrap();
-    let a = crate::helpers::agent(&app, &[]).await;
-    let g = a
-        .dev
-        .call(
-            "request_access",
-            &[
-                ("profile_id", &a.reg.secret.profile_id),
-                ("product_id", &product.id),
-                ("scopes[]", "read"),
-                ("justification", ""),
-            ],
-        )
-        .await;
+    let product = publish(&app, "tenant", &upstream.base, vec![declaring]).await;
+    let a = agent(&app, &[]).await;
+    let g = a.dev.request_access(&a.reg.secret.profile_id, &product.id, &["read"]).await;
     assert_eq!(g.status, 200, "{g:?}");
 
     let sent = [
@@ -184,57 +150,23 @@ async fn path_parameters_and_double_encoding_never_reach_an_upstream() {
         assert_eq!(body["code"], "unknown_endpoint", "{path}");
     }
     // And through MCP: a path value cannot smuggle one in either.
-    let http = reqwest::Client::new();
-    let call = |args: Value| {
-        http.post(format!("{}/mcp", app.base))
-            .header("x-api-key", &a.key.secret)
-            .header("content-type", "application/json")
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", "tools/call")
-            .header("mcp-name", "execute_endpoint")
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-                "name": "execute_endpoint", "arguments": args,
-                "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                          "io.modelcontextprotocol/clientCapabilities": {}}}}))
-            .send()
-    };
-    let listed = stateless_list(&app, &a.key.secret).await;
-    let item = listed.iter().find(|e| e["path"] == "/items/{id}").unwrap()["id"].clone();
+    let key = ("x-api-key", a.key.secret.as_str());
+    let listed = stateless_result(&app, key, "list_endpoints", json!({})).await;
+    let item =
+        listed["endpoints"].as_array().unwrap().iter().find(|e| e["path"] == "/items/{id}").unwrap()["id"].clone();
     for id in ["a;b", "..;", "%2e%2e", "%3B"] {
-        let res: Value =
-            call(json!({"endpoint_id": item, "path_params": {"id": id}})).await.unwrap().json().await.unwrap();
-        let out = &res["result"]["structuredContent"];
+        let args = json!({"endpoint_id": item, "path_params": {"id": id}});
+        let out = stateless_result(&app, key, "execute_endpoint", args).await;
         assert_eq!(
             (out["status"].clone(), out["body"]["code"].clone()),
             (json!(404), json!("unknown_endpoint")),
-            "{id}: {res}"
+            "{id}: {out}"
         );
     }
     assert_eq!(upstream.hits(), 0, "nothing reached the upstream");
     let rows =
         wait_for_audit(&app.database_url, "action = 'request' AND reason = 'unknown_endpoint'", tricks.len() + 4).await;
     assert_eq!(rows.len(), tricks.len() + 4, "each refusal is audited");
-}
-
-async fn stateless_list(app: &TestApp, key: &str) -> Vec<Value> {
-    let res: Value = reqwest::Client::new()
-        .post(format!("{}/mcp", app.base))
-        .header("x-api-key", key)
-        .header("content-type", "application/json")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "list_endpoints")
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-            "name": "list_endpoints", "arguments": {},
-            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                      "io.modelcontextprotocol/clientCapabilities": {}}}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    res["result"]["structuredContent"]["endpoints"].as_array().unwrap().clone()
 }
 
 #[tokio::test]
@@ -244,75 +176,34 @@ async fn an_mcp_session_cannot_act_as_another_profile_through_tool_arguments() {
     let mine = agent(&app, &["accounts"]).await;
     let theirs = agent(&app, &["accounts"]).await;
     // The product accepts API keys in the URL, for REST clients that cannot set headers.
-    let admin = app
-        .store
-        .create_user(
-            &format!("a-{}@example.com", uuid::Uuid::now_v7().simple()),
-            PASSWORD.into(),
-            Role::Admin,
-            None,
-            Channel::Cli,
-        )
-        .await
-        .unwrap();
     let accounts = app.product_id("accounts").await;
-    app.store.set_product_policy(&Actor::new(admin, Channel::Cli), &accounts, None, true).await.unwrap();
+    app.store.set_product_policy(&app.operator_admin().await, &accounts, None, true).await.unwrap();
     let rest = reqwest::get(format!("{}/gw/accounts/accounts?api_key={}", app.base, theirs.key.secret)).await.unwrap();
     assert_eq!(rest.status(), StatusCode::OK, "over REST, their key in the URL is theirs to use");
 
     // My MCP session, with my token, names their key in the tool's query.
     let token = bearer_token(&app, &mine.reg).await;
-    let list = {
-        let res: Value = reqwest::Client::new()
-            .post(format!("{}/mcp", app.base))
-            .bearer_auth(&token)
-            .header("content-type", "application/json")
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", "tools/call")
-            .header("mcp-name", "list_endpoints")
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-                "name": "list_endpoints", "arguments": {},
-                "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                          "io.modelcontextprotocol/clientCapabilities": {}}}}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        res["result"]["structuredContent"]["endpoints"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["path"] == "/accounts")
-            .unwrap()["id"]
-            .clone()
-    };
+    let auth = format!("Bearer {token}");
+    let mine_cred = ("authorization", auth.as_str());
+    let listed = stateless_result(&app, mine_cred, "list_endpoints", json!({})).await;
+    let list = listed["endpoints"].as_array().unwrap().iter().find(|e| e["path"] == "/accounts").unwrap()["id"].clone();
     for query in [json!({"api_key": theirs.key.secret}), json!({"API_KEY": theirs.key.secret})] {
-        let res: Value = reqwest::Client::new()
-            .post(format!("{}/mcp", app.base))
-            .bearer_auth(&token)
-            .header("content-type", "application/json")
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", "tools/call")
-            .header("mcp-name", "execute_endpoint")
-            .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-                "name": "execute_endpoint", "arguments": {"endpoint_id": list, "query": query},
-                "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                          "io.modelcontextprotocol/clientCapabilities": {}}}}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let out = &res["result"]["structuredContent"];
+        let out =
+            stateless_result(&app, mine_cred, "execute_endpoint", json!({"endpoint_id": list, "query": query})).await;
         assert_eq!(
             (out["status"].clone(), out["body"]["code"].clone()),
             (json!(401), json!("credential_in_query")),
-            "{res}"
+            "{out}"
         );
     }
+    // Over REST, an encoded spelling of a credential parameter is the same parameter: a
+    // product that takes no keys in the URL refuses it.
+    let payments = app.product_id("payments").await;
+    assert!(!app.store.list_products().await.unwrap().iter().any(|p| p.id == payments && p.api_key_in_query));
+    let spelled =
+        reqwest::get(format!("{}/gw/payments/payments?api%5Fkey={}", app.base, theirs.key.secret)).await.unwrap();
+    assert_eq!(spelled.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(spelled.json::<Value>().await.unwrap()["code"], "credential_in_query");
     let theirs_used =
         audit_rows(&app.database_url, &format!("action = 'request' AND client_id = '{}'", theirs.reg.secret.client_id))
             .await;

@@ -212,18 +212,7 @@ impl TestApp {
     /// Publishes the demo's sample products, served by a sample bank of their own.
     pub async fn publish_sample_products(&self) {
         let sample_base = portcullis::sample_upstream::spawn_loopback().await.expect("sample bank");
-        let admin = self
-            .store
-            .create_user(
-                &format!("publisher-{}@example.com", uuid::Uuid::now_v7().simple()),
-                PASSWORD.into(),
-                Role::Admin,
-                None,
-                portcullis_domain::access::Channel::Cli,
-            )
-            .await
-            .expect("admin");
-        let actor = portcullis_domain::access::Actor::new(admin, portcullis_domain::access::Channel::Cli);
+        let actor = self.operator_admin().await;
         for (p, e) in portcullis_domain::seed::sample_products(&sample_base) {
             self.store.create_product(&actor, p, e).await.expect("publish");
         }
@@ -270,18 +259,7 @@ pub async fn agent(app: &TestApp, products: &[&str]) -> Agent {
     let reg: Registration =
         dev.call("register_client", &[("name", "Test agent"), ("kind", "ai_agent"), ("description", "")]).await.ok();
     for slug in products {
-        let id = app.product_id(slug).await;
-        let g = dev
-            .call(
-                "request_access",
-                &[
-                    ("profile_id", &reg.secret.profile_id),
-                    ("product_id", &id),
-                    ("scopes[]", "read"),
-                    ("justification", ""),
-                ],
-            )
-            .await;
+        let g = dev.request_access(&reg.secret.profile_id, &app.product_id(slug).await, &["read"]).await;
         assert_eq!(g.status, 200, "{g:?}");
     }
     let key: IssuedSecret = dev.call("issue_api_key", &[("profile_id", &reg.secret.profile_id)]).await.ok();
@@ -398,23 +376,25 @@ impl TestUpstream {
     }
 }
 
-/// Publishes a product `slug` whose endpoints (method, path; `GET` needs `read`, others
-/// `write`) are served at `upstream`, grants both scopes to a new agent's sandbox profile
-/// with a rate limit no test reaches, and returns the agent with an API key.
-pub async fn agent_for(app: &TestApp, slug: &str, upstream: &str, endpoints: &[(&str, &str)]) -> Agent {
-    use portcullis_domain::access::{Actor, Channel};
-    use portcullis_domain::catalog::{NewEndpoint, NewProduct};
-    let admin = app
-        .store
-        .create_user(
-            &format!("admin-{}@example.com", uuid::Uuid::now_v7().simple()),
-            PASSWORD.into(),
-            Role::Admin,
-            None,
-            Channel::Cli,
-        )
-        .await
-        .expect("admin");
+/// An endpoint for `publish`: `GET` needs `read`, other methods `write`.
+pub fn endpoint(method: &str, path: &str) -> portcullis_domain::catalog::NewEndpoint {
+    portcullis_domain::catalog::NewEndpoint {
+        method: method.into(),
+        path_template: path.into(),
+        scope: if method == "GET" { "read" } else { "write" }.into(),
+        ..portcullis_domain::catalog::NewEndpoint::default()
+    }
+}
+
+/// Publishes a product `slug` with `endpoints`, served at `upstream`, as an admin the
+/// operator created.
+pub async fn publish(
+    app: &TestApp,
+    slug: &str,
+    upstream: &str,
+    endpoints: Vec<portcullis_domain::catalog::NewEndpoint>,
+) -> portcullis_domain::model::ProductView {
+    use portcullis_domain::catalog::NewProduct;
     let product = NewProduct {
         slug: slug.into(),
         name: slug.into(),
@@ -424,38 +404,76 @@ pub async fn agent_for(app: &TestApp, slug: &str, upstream: &str, endpoints: &[(
         sandbox_url: upstream.into(),
         production_url: upstream.into(),
     };
-    let endpoints = endpoints
-        .iter()
-        .map(|(method, path)| NewEndpoint {
-            method: (*method).into(),
-            path_template: (*path).into(),
-            scope: if *method == "GET" { "read" } else { "write" }.into(),
-            ..NewEndpoint::default()
-        })
-        .collect();
-    let admin = Actor::new(admin, Channel::Cli);
-    let created = app.store.create_product(&admin, product, endpoints).await.expect("publish");
-    let dev = app.developer("upstream-owner").await;
-    let reg: Registration = dev
-        .call("register_client", &[("name", "Upstream agent"), ("kind", "ai_agent"), ("description", "")])
-        .await
-        .ok();
-    let g = dev
-        .call(
-            "request_access",
-            &[
-                ("profile_id", &reg.secret.profile_id),
-                ("product_id", &created.id),
-                ("scopes[]", "read"),
-                ("scopes[]", "write"),
-                ("justification", ""),
-            ],
-        )
-        .await;
+    app.store.create_product(&app.operator_admin().await, product, endpoints).await.expect("publish")
+}
+
+impl TestApp {
+    /// An admin as the operator's command line creates one, to act through the store.
+    pub async fn operator_admin(&self) -> portcullis_domain::access::Actor {
+        use portcullis_domain::access::{Actor, Channel};
+        let email = format!("admin-{}@example.com", uuid::Uuid::now_v7().simple());
+        let admin =
+            self.store.create_user(&email, PASSWORD.into(), Role::Admin, None, Channel::Cli).await.expect("admin");
+        Actor::new(admin, Channel::Cli)
+    }
+}
+
+impl Session {
+    /// Requests `product_id` for a profile with `scopes`; sandbox grants are approved at once.
+    pub async fn request_access(&self, profile_id: &str, product_id: &str, scopes: &[&str]) -> Answer {
+        let mut form = vec![("profile_id", profile_id), ("product_id", product_id), ("justification", "")];
+        form.extend(scopes.iter().map(|s| ("scopes[]", *s)));
+        self.call("request_access", &form).await
+    }
+}
+
+/// Publishes a product `slug` whose endpoints (method, path; `GET` needs `read`, others
+/// `write`) are served at `upstream`, grants both scopes to a new agent's sandbox profile
+/// with a rate limit no test reaches, and returns the agent with an API key.
+pub async fn agent_for(app: &TestApp, slug: &str, upstream: &str, endpoints: &[(&str, &str)]) -> Agent {
+    let created = publish(app, slug, upstream, endpoints.iter().map(|(m, p)| endpoint(m, p)).collect()).await;
+    let a = agent(app, &[]).await;
+    let g = a.dev.request_access(&a.reg.secret.profile_id, &created.id, &["read", "write"]).await;
     assert_eq!(g.status, 200, "{g:?}");
-    app.store.set_rate_limit(&admin, &reg.secret.profile_id, 1_000_000, 100_000).await.expect("rate limit");
-    let key: IssuedSecret = dev.call("issue_api_key", &[("profile_id", &reg.secret.profile_id)]).await.ok();
-    Agent { dev, reg, key }
+    let admin = app.operator_admin().await;
+    app.store.set_rate_limit(&admin, &a.reg.secret.profile_id, 1_000_000, 100_000).await.expect("rate limit");
+    a
+}
+
+/// A `tools/call` of the stateless MCP revision, as one HTTP request with `credential`
+/// (a header name and value).
+pub async fn stateless_tool(
+    app: &TestApp,
+    http: &reqwest::Client,
+    credential: (&str, &str),
+    name: &str,
+    arguments: Value,
+) -> reqwest::Result<reqwest::Response> {
+    use base64::Engine;
+    let header_name = if name.bytes().all(|b| b.is_ascii_graphic()) {
+        name.to_owned()
+    } else {
+        format!("=?base64?{}?=", base64::engine::general_purpose::STANDARD.encode(name))
+    };
+    http.post(format!("{}/mcp", app.base))
+        .header(credential.0, credential.1)
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", header_name)
+        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": name, "arguments": arguments,
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}}}}))
+        .send()
+        .await
+}
+
+/// The `structuredContent` of a stateless `tools/call` that succeeded as a protocol call.
+pub async fn stateless_result(app: &TestApp, credential: (&str, &str), name: &str, arguments: Value) -> Value {
+    let res = stateless_tool(app, &reqwest::Client::new(), credential, name, arguments).await.expect("mcp answers");
+    let body: Value = res.json().await.expect("json");
+    body["result"]["structuredContent"].clone()
 }
 
 /// Rows of `audit_events` as JSON objects (every column), for `sql_where`.
