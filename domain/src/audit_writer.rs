@@ -114,6 +114,35 @@ impl RequestEvent {
         }
     }
 
+    /// What a delivered row leaves behind in its `PendingRow`: nothing allocated, no id.
+    fn placeholder() -> Self {
+        Self {
+            request_id: String::new(),
+            occurred_at: 0,
+            channel: RequestChannel::Rest,
+            tool: None,
+            client_id: None,
+            profile_id: None,
+            client_type: None,
+            credential_id: None,
+            attempted_client_id: None,
+            actor_user_id: None,
+            product: None,
+            endpoint: None,
+            method: AuditText::default(),
+            path: AuditText::default(),
+            status: 0,
+            upstream_status: None,
+            decision: Decision::Refused,
+            reason: Cow::Borrowed(""),
+            latency_us: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            client_ip: None,
+            user_agent: None,
+        }
+    }
+
     pub fn allowed(&mut self) {
         self.decision = Decision::Allowed;
         self.reason = Cow::Borrowed("allowed");
@@ -387,7 +416,7 @@ impl PendingRow {
     fn deliver(&mut self, ack: Option<oneshot::Sender<()>>) {
         let Some(permit) = self.permit.take() else { return };
         self.event.latency_us = i64::try_from(self.started.elapsed().as_micros()).unwrap_or(i64::MAX);
-        let event = std::mem::replace(&mut self.event, RequestEvent::new(RequestChannel::Rest, 0, "", ""));
+        let event = std::mem::replace(&mut self.event, RequestEvent::placeholder());
         let closed = self.shared.closed.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         if *closed {
             // The writer has stopped: the file is the only place left.

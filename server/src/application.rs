@@ -61,6 +61,7 @@ pub struct Application {
     audit_writer: AuditWriter,
     sources: crate::sources::Sources,
     bounds: crate::listener::Bounds,
+    origins: crate::listener::Origins,
     shutdown_timeout: std::time::Duration,
 }
 
@@ -239,12 +240,6 @@ impl Application {
             .merge(crate::mcp::router(mcp))
             .merge(crate::oauth::router(oauth))
             .merge(health::router(store.clone(), audit))
-            // Outermost but for the headers: every route sees the client's address as
-            // `--trusted-proxies` decides it.
-            .layer(axum::middleware::from_fn_with_state(
-                crate::client_ip::TrustedProxies::new(args.trusted_proxies.clone()),
-                crate::client_ip::resolve,
-            ))
             .layer(SetResponseHeaderLayer::if_not_present(
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
@@ -272,7 +267,10 @@ impl Application {
             header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout_secs),
             max_connections: args.max_connections,
         };
-        Ok(Self { listener, router, store, demo, audit_writer, sources, bounds, shutdown_timeout })
+        let origins = crate::listener::Origins {
+            trusted_proxies: crate::client_ip::TrustedProxies::new(args.trusted_proxies.clone()),
+        };
+        Ok(Self { listener, router, store, demo, audit_writer, sources, bounds, origins, shutdown_timeout })
     }
 
     pub fn port(&self) -> u16 {
@@ -295,7 +293,7 @@ impl Application {
         let store = self.store.clone();
         let timeout = self.shutdown_timeout;
         let (stopping, stop_asked) = tokio::sync::oneshot::channel::<()>();
-        let serve = crate::listener::serve(self.listener, self.router, self.bounds, async move {
+        let serve = crate::listener::serve(self.listener, self.router, self.bounds, self.origins, async move {
             shutdown.await;
             let _ = stopping.send(());
         });

@@ -7,13 +7,9 @@
 //! skipping trusted proxies; the first address that is not one is the client. A caller
 //! that is not a trusted proxy is the client, whatever it claims.
 
-use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue};
-use axum::middleware::Next;
-use axum::response::Response;
 use ipnet::IpNet;
-use portcullis_app::ssr::ClientIp;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Default)]
@@ -53,29 +49,35 @@ impl TrustedProxies {
     }
 }
 
-/// Middleware: decides the client's address once, for every handler behind it.
-pub async fn resolve(State(trusted): State<TrustedProxies>, mut req: Request, next: Next) -> Response {
-    let peer =
-        req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]));
-    let client = trusted.client(peer, req.headers());
-    req.extensions_mut().insert(ClientIp(client));
-    next.run(req).await
+/// What the gateway tells every upstream about itself: the scheme and host people reach
+/// it at, in the forms `Forwarded` and `X-Forwarded-*` use. Made once, at start.
+#[derive(Debug, Clone)]
+pub struct PublicOrigin {
+    forwarded_suffix: String,
+    proto: HeaderValue,
+    host: HeaderValue,
 }
 
-/// The headers that tell an upstream where a request came from (RFC 7239 and the
-/// de-facto `X-Forwarded-*`), set by the gateway alone.
-pub fn forwarded_headers(client: IpAddr, proto: &str, host: &str) -> [(&'static str, Option<HeaderValue>); 4] {
-    let node = match client {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
-    };
-    let value = |s: String| HeaderValue::from_str(&s).ok();
-    [
-        ("forwarded", value(format!("for={node};proto={proto};host=\"{host}\""))),
-        ("x-forwarded-for", value(client.to_string())),
-        ("x-forwarded-proto", value(proto.to_owned())),
-        ("x-forwarded-host", value(host.to_owned())),
-    ]
+impl PublicOrigin {
+    pub fn new(proto: &str, host: &str) -> Self {
+        let value = |s: &str| HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static(""));
+        Self { forwarded_suffix: format!(";proto={proto};host=\"{host}\""), proto: value(proto), host: value(host) }
+    }
+
+    /// The headers that tell an upstream where a request came from (RFC 7239 and the
+    /// de-facto `X-Forwarded-*`), set by the gateway alone.
+    pub fn forwarded_headers(&self, client: IpAddr) -> [(&'static str, Option<HeaderValue>); 4] {
+        let node = match client {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("\"[{v6}]\""),
+        };
+        [
+            ("forwarded", HeaderValue::from_str(&format!("for={node}{}", self.forwarded_suffix)).ok()),
+            ("x-forwarded-for", HeaderValue::from_str(&client.to_string()).ok()),
+            ("x-forwarded-proto", Some(self.proto.clone())),
+            ("x-forwarded-host", Some(self.host.clone())),
+        ]
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use portcullis_app::ssr::ClientIp;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,14 +21,28 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
+use crate::client_ip::TrustedProxies;
+
 #[derive(Debug, Clone, Copy)]
 pub struct Bounds {
     pub header_read_timeout: Duration,
     pub max_connections: usize,
 }
 
+/// What every request is told about where it came from, before any handler runs.
+#[derive(Debug, Clone, Default)]
+pub struct Origins {
+    pub trusted_proxies: TrustedProxies,
+}
+
 /// Serves `router` until `shutdown` resolves, then until every open connection is done.
-pub async fn serve(listener: TcpListener, router: Router, bounds: Bounds, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    bounds: Bounds,
+    origins: Origins,
+    shutdown: impl Future<Output = ()>,
+) {
     let slots = Arc::new(Semaphore::new(bounds.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut builder = Builder::new(TokioExecutor::new());
@@ -42,8 +57,13 @@ pub async fn serve(listener: TcpListener, router: Router, bounds: Bounds, shutdo
         };
         let Some((slot, stream, remote)) = accepted else { continue };
         let _ = stream.set_nodelay(true);
+        let trusted = origins.trusted_proxies.clone();
+        // The peer, and the client's address as `--trusted-proxies` decides it: limits
+        // and audit rows on every route use the latter.
         let service = router.clone().map_request(move |mut req: Request<Incoming>| {
+            let client = trusted.client(remote.ip(), req.headers());
             req.extensions_mut().insert(ConnectInfo(remote));
+            req.extensions_mut().insert(ClientIp(client));
             req
         });
         let connection =

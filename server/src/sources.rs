@@ -16,6 +16,7 @@ use portcullis_domain::model::RequestChannel;
 use portcullis_domain::store::Store;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,10 @@ struct Inner {
     refusals: Option<Limiter<IpAddr>>,
     /// Sources refused at the door, and until when.
     blocked: moka::sync::Cache<IpAddr, Instant>,
+    /// When the last block ends (ms after `since`): until then `admit` looks sources up,
+    /// after it, nobody is turned away and it need not look.
+    last_block_ends: AtomicU64,
+    since: Instant,
     /// Refusals not written as rows since the last report, per source and channel;
     /// `None` as the source collects sources beyond `MAX_REPORTED`.
     suppressed: Mutex<HashMap<(Option<IpAddr>, RequestChannel), u64>>,
@@ -43,12 +48,22 @@ impl Sources {
         let refusals = (per_minute > 0).then(|| Limiter::new(per_minute, per_minute.div_ceil(2), MAX_SOURCES));
         let blocked =
             moka::sync::Cache::builder().max_capacity(MAX_SOURCES).time_to_live(Duration::from_secs(60)).build();
-        Self(Arc::new(Inner { refusals, blocked, suppressed: Mutex::new(HashMap::new()) }))
+        Self(Arc::new(Inner {
+            refusals,
+            blocked,
+            last_block_ends: AtomicU64::new(0),
+            since: Instant::now(),
+            suppressed: Mutex::new(HashMap::new()),
+        }))
     }
 
     /// Before anything else: whether `ip` may be heard. A source past its budget gets the
     /// seconds it must wait, and this request is counted instead of written.
     pub fn admit(&self, ip: IpAddr, channel: RequestChannel) -> Result<(), u64> {
+        // The common case, nobody turned away lately, costs one atomic load.
+        if self.0.since.elapsed().as_millis() as u64 >= self.0.last_block_ends.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let key = source_key(ip);
         let Some(until) = self.0.blocked.get(&key) else { return Ok(()) };
         let now = Instant::now();
@@ -73,7 +88,10 @@ impl Sources {
         let key = source_key(ip);
         if let Err(wait) = refusals.check(&key) {
             // Refused at the door until the budget has room for one again.
-            self.0.blocked.insert(key, Instant::now() + wait.max(Duration::from_secs(1)));
+            let until = Instant::now() + wait.max(Duration::from_secs(1));
+            let ends = until.duration_since(self.0.since).as_millis() as u64;
+            self.0.last_block_ends.fetch_max(ends, Ordering::Relaxed);
+            self.0.blocked.insert(key, until);
             tracing::warn!(source = %key, wait_ms = wait.as_millis() as u64, "source refused at the door for its refusals");
         }
     }

@@ -57,8 +57,7 @@ pub struct Parts {
     store: Store,
     tokens: TokenSettings,
     /// The scheme and host people reach Portcullis at, told to upstreams in `Forwarded`.
-    public_proto: String,
-    public_host: String,
+    public: crate::client_ip::PublicOrigin,
     hasher: SecretHasher,
     audit: AuditSink,
     limits: ratelimit::Limits,
@@ -89,19 +88,8 @@ impl Gateway {
         let http = proxy::client(upstream_timeout);
         let limits = ratelimit::Limits::new(global_rate_per_second);
         let (proto, rest) = tokens.issuer.split_once("://").unwrap_or(("http", tokens.issuer.as_str()));
-        let (public_proto, public_host) = (proto.to_owned(), rest.split('/').next().unwrap_or("").to_owned());
-        Self(Arc::new(Parts {
-            store,
-            tokens,
-            public_proto,
-            public_host,
-            hasher,
-            audit,
-            limits,
-            sources,
-            max_body,
-            http,
-        }))
+        let public = crate::client_ip::PublicOrigin::new(proto, rest.split('/').next().unwrap_or(""));
+        Self(Arc::new(Parts { store, tokens, public, hasher, audit, limits, sources, max_body, http }))
     }
 
     pub fn sources(&self) -> &Sources {
@@ -379,7 +367,7 @@ impl Gateway {
             ("x-portcullis-environment", value(profile.environment.as_str())),
             ("x-portcullis-client-type", value(profile.client_kind.as_str())),
         ];
-        let origin = crate::client_ip::forwarded_headers(client, &self.public_proto, &self.public_host);
+        let origin = self.public.forwarded_headers(client);
         let headers =
             proxy::upstream_headers(headers, &endpoint.headers, &event.request_id, identity.into_iter().chain(origin));
         Ok(Forward { url, headers, limit, remaining })

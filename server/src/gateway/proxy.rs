@@ -94,7 +94,8 @@ pub fn upstream_headers(
     request_id: &str,
     set: impl IntoIterator<Item = (&'static str, Option<HeaderValue>)>,
 ) -> HeaderMap {
-    let mut out = HeaderMap::new();
+    // Sized once: what the caller sent plus what the gateway adds, so it never regrows.
+    let mut out = HeaderMap::with_capacity(incoming.len() + 12);
     for (name, value) in incoming {
         let n = name.as_str();
         if !never_forwarded(n) && (FORWARDED.contains(&n) || declared.iter().any(|d| d == n)) {
