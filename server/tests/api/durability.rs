@@ -2,59 +2,10 @@
 //! answer leaves only after its audit row has committed, so a SIGKILL under load loses
 //! no row of any request a client was answered; and the killed server starts again.
 
-use crate::helpers::{agent_for, audit_rows, TestApp, TestUpstream, SECRET};
-use std::io::BufRead;
-use std::process::Stdio;
+use crate::helpers::{agent_for, audit_rows, Server, TestApp, TestUpstream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// A `portcullis serve` process on the test's database and data directory.
-struct Server {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Server {
-    async fn start(app: &TestApp, extra: &[&str]) -> Self {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .arg("serve")
-            .args(["--addr", "127.0.0.1:0", "--database-url", &app.database_url])
-            .arg("--data-dir")
-            .arg(app.data_dir())
-            .args(extra)
-            .env("PORTCULLIS_SECRET", SECRET)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the portcullis binary starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        // Reads on to the end, so that the child never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.trim().strip_prefix("Portcullis is listening on ") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(url.to_owned());
-                    }
-                }
-            }
-        });
-        let base = tokio::time::timeout(Duration::from_secs(30), rx)
-            .await
-            .expect("the server listens within 30 s")
-            .expect("the server ended before listening");
-        Self { child, base }
-    }
-
-    /// SIGKILL: no shutdown, no drain, nothing flushed.
-    fn kill(mut self) {
-        self.child.kill().expect("killed");
-        self.child.wait().expect("reaped");
-    }
-}
 
 #[tokio::test]
 async fn with_committed_durability_a_sigkill_under_load_loses_no_answered_requests_row() {

@@ -547,3 +547,51 @@ pub async fn block_audit_writer(database_url: &str) -> tokio::sync::oneshot::Sen
     locked_rx.await.unwrap();
     release_tx
 }
+
+/// A `portcullis serve` process (the real binary) on the test's database and data
+/// directory: for crashes, and for several replicas of one store.
+pub struct Server {
+    child: std::process::Child,
+    pub base: String,
+}
+
+impl Server {
+    pub async fn start(app: &TestApp, extra: &[&str]) -> Self {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("serve")
+            .args(["--addr", "127.0.0.1:0", "--database-url", &app.database_url])
+            .arg("--data-dir")
+            .arg(app.data_dir())
+            .args(extra)
+            .env("PORTCULLIS_SECRET", SECRET)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the portcullis binary starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // Reads on to the end, so that the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+                if let Some(url) = line.trim().strip_prefix("Portcullis is listening on ") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(url.to_owned());
+                    }
+                }
+            }
+        });
+        let base = tokio::time::timeout(std::time::Duration::from_secs(30), rx)
+            .await
+            .expect("the server listens within 30 s")
+            .expect("the server ended before listening");
+        Self { child, base }
+    }
+
+    /// SIGKILL: no shutdown, no drain, nothing flushed.
+    pub fn kill(mut self) {
+        self.child.kill().expect("killed");
+        self.child.wait().expect("reaped");
+    }
+}

@@ -22,4 +22,5 @@ mod management;
 mod mcp;
 mod mcp_clients;
 mod oauth;
+mod replicas;
 mod startup;
