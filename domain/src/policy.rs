@@ -205,6 +205,17 @@ impl Store {
         self.reload_policy().await
     }
 
+    /// Policy changes as they commit anywhere, on PostgreSQL (`LISTEN`); `None` on
+    /// SQLite, where servers learn of changes by polling `policy_version`.
+    pub async fn policy_changes(&self) -> Result<Option<PolicyChanges>> {
+        if self.backend != crate::store::Backend::Postgres {
+            return Ok(None);
+        }
+        let mut listener = sqlx::postgres::PgListener::connect(&self.url.0).await?;
+        listener.listen("portcullis_policy").await?;
+        Ok(Some(PolicyChanges(listener)))
+    }
+
     /// The policy version in the store: a server whose snapshot is older reloads.
     pub async fn policy_version(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT version FROM policy_state WHERE id = 1").fetch_one(&self.pool).await?)
@@ -374,6 +385,19 @@ impl Store {
         }
         tx.commit().await?;
         Ok(snap)
+    }
+}
+
+/// Notifications of policy changes committed anywhere (see `Store::policy_changes`).
+pub struct PolicyChanges(sqlx::postgres::PgListener);
+
+impl PolicyChanges {
+    /// Waits for the next change and returns the version it committed. A lost connection
+    /// is reopened here; notifications sent meanwhile are lost, which the caller's
+    /// version poll makes up for.
+    pub async fn next(&mut self) -> Result<i64> {
+        let note = self.0.recv().await?;
+        Ok(note.payload().parse().unwrap_or(i64::MAX))
     }
 }
 

@@ -73,6 +73,18 @@ pub struct Store {
     pub(crate) verified: crate::oauth::VerifiedTokens,
     /// Seals signing keys at rest; derived from the server secret.
     pub(crate) sealing_key: crate::oauth::SealingKey,
+    /// Where the database is, for connections outside the pool (PostgreSQL's `LISTEN`).
+    pub(crate) url: DatabaseUrl,
+}
+
+/// A database URL, which may hold a password: never printed.
+#[derive(Clone)]
+pub(crate) struct DatabaseUrl(pub(crate) std::sync::Arc<str>);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(…)")
+    }
 }
 
 static DRIVERS: Once = Once::new();
@@ -122,6 +134,7 @@ impl Store {
             keys: crate::oauth::KeyRingHandle::default(),
             verified: crate::oauth::VerifiedTokens::default(),
             sealing_key: crate::oauth::SealingKey(secret.derive("signing-key-seal/v1")),
+            url: DatabaseUrl(url.into()),
         };
         store.migrate().await?;
         store.reload_policy().await?;
@@ -171,6 +184,11 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Whether `close` was called: background work on this store stops then.
+    pub fn is_closed(&self) -> bool {
+        self.pool.is_closed()
     }
 }
 

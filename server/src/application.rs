@@ -322,23 +322,51 @@ impl Application {
 
 /// Keeps this server's policy and keys current with the store. Changes made through this
 /// process publish at once; those made elsewhere (another replica, the CLI) move the
-/// policy version, which is polled every second — one row, one query. A full reload
-/// every 30 s also lets retired signing keys age out.
+/// policy version. On PostgreSQL every server hears of the move as it commits (`LISTEN`);
+/// everywhere the version is also polled every second — one row, one query — for
+/// SQLite and for notifications lost with a connection. A full reload every 30 s also
+/// lets retired signing keys age out.
 fn spawn_policy_watch(store: Store) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        let mut changes = store.policy_changes().await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot listen for policy changes; polling only");
+            None
+        });
         let mut since_full = 0u32;
-        loop {
-            tick.tick().await;
-            since_full += 1;
-            let changed = match store.policy_version().await {
-                Ok(v) => v > store.snapshot().current().version,
-                Err(e) => {
-                    tracing::error!(error = %e, "policy version poll failed");
-                    false
+        while !store.is_closed() {
+            let heard = match changes.as_mut() {
+                Some(feed) => tokio::select! {
+                    _ = tick.tick() => None,
+                    next = feed.next() => match next {
+                        Ok(version) => Some(version),
+                        Err(e) => {
+                            // The database is away; the poll reports it. Do not spin.
+                            tracing::warn!(error = %e, "policy change feed interrupted");
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                            continue;
+                        }
+                    },
+                },
+                None => {
+                    tick.tick().await;
+                    None
                 }
             };
-            if !changed && since_full < 30 {
+            let changed = match heard {
+                Some(version) => version > store.snapshot().current().version,
+                None => {
+                    since_full += 1;
+                    match store.policy_version().await {
+                        Ok(v) => v > store.snapshot().current().version || since_full >= 30,
+                        Err(e) => {
+                            tracing::error!(error = %e, "policy version poll failed");
+                            since_full >= 30
+                        }
+                    }
+                }
+            };
+            if !changed {
                 continue;
             }
             since_full = 0;
