@@ -171,6 +171,11 @@ impl Application {
             sources.clone(),
             args.token_rate_limit,
         );
+        let upstream_tls = crate::gateway::upstream_tls::UpstreamTls::load(
+            args.upstream_ca_file.as_deref(),
+            args.upstream_client_cert.as_deref().zip(args.upstream_client_key.as_deref()),
+        )
+        .map_err(|e| StartError::Config(format!("upstream TLS: {e}")))?;
         let gateway = crate::gateway::Gateway::new(
             store.clone(),
             tokens.clone(),
@@ -181,8 +186,10 @@ impl Application {
                 upstream_timeout: std::time::Duration::from_secs(args.upstream_timeout_secs),
                 global_rate_per_second: args.global_rate_limit,
                 max_body: args.max_body,
+                upstream_tls,
             },
-        );
+        )
+        .map_err(|e| StartError::Config(format!("upstream TLS: {e}")))?;
         let mcp = crate::mcp::McpServer::new(gateway.clone(), &tokens.issuer);
         spawn_policy_watch(store.clone());
         spawn_key_rotation(store.clone(), i64::from(args.signing_key_days) * portcullis_domain::time::DAY);

@@ -209,6 +209,16 @@ pub struct ServeArgs {
     /// the client: per-address limits and audit rows use it. Nobody else is believed.
     #[arg(long, env = "PORTCULLIS_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// PEM file of certificate authorities trusted for https upstreams, beside the
+    /// system's (private PKI). Hostnames are verified whatever is trusted.
+    #[arg(long, env = "PORTCULLIS_UPSTREAM_CA_FILE")]
+    pub upstream_ca_file: Option<std::path::PathBuf>,
+    /// PEM certificate (chain) presented to upstreams that require a client certificate.
+    #[arg(long, env = "PORTCULLIS_UPSTREAM_CLIENT_CERT", requires = "upstream_client_key")]
+    pub upstream_client_cert: Option<std::path::PathBuf>,
+    /// PEM private key of `--upstream-client-cert`.
+    #[arg(long, env = "PORTCULLIS_UPSTREAM_CLIENT_KEY", requires = "upstream_client_cert")]
+    pub upstream_client_key: Option<std::path::PathBuf>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "PORTCULLIS_LOG_JSON")]
     pub log_json: bool,

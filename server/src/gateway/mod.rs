@@ -10,6 +10,7 @@ mod authenticate;
 mod proxy;
 mod ratelimit;
 mod refusal;
+pub mod upstream_tls;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -47,6 +48,8 @@ pub struct GatewayLimits {
     pub global_rate_per_second: u32,
     /// Bytes of request body forwarded at most; more is refused with 413.
     pub max_body: u64,
+    /// Roots and client certificate for https upstreams.
+    pub upstream_tls: upstream_tls::UpstreamTls,
 }
 
 /// Cloned for every request (axum state), so everything sits behind one `Arc`.
@@ -83,13 +86,13 @@ impl Gateway {
         audit: AuditSink,
         sources: Sources,
         limits: GatewayLimits,
-    ) -> Self {
-        let GatewayLimits { upstream_timeout, global_rate_per_second, max_body } = limits;
-        let http = proxy::client(upstream_timeout);
+    ) -> reqwest::Result<Self> {
+        let GatewayLimits { upstream_timeout, global_rate_per_second, max_body, upstream_tls } = limits;
+        let http = proxy::client(upstream_timeout, &upstream_tls)?;
         let limits = ratelimit::Limits::new(global_rate_per_second);
         let (proto, rest) = tokens.issuer.split_once("://").unwrap_or(("http", tokens.issuer.as_str()));
         let public = crate::client_ip::PublicOrigin::new(proto, rest.split('/').next().unwrap_or(""));
-        Self(Arc::new(Parts { store, tokens, public, hasher, audit, limits, sources, max_body, http }))
+        Ok(Self(Arc::new(Parts { store, tokens, public, hasher, audit, limits, sources, max_body, http })))
     }
 
     pub fn sources(&self) -> &Sources {

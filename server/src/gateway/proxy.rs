@@ -75,14 +75,13 @@ fn never_forwarded(name: &str) -> bool {
 }
 
 /// `timeout` bounds the whole exchange up to the response headers and body.
-pub fn client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+pub fn client(timeout: Duration, tls: &super::upstream_tls::UpstreamTls) -> reqwest::Result<reqwest::Client> {
+    tls.apply(reqwest::Client::builder())
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5).min(timeout))
         .timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(90))
         .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
 }
 
 /// Request headers for the upstream: the caller's allowed ones (and those the endpoint
@@ -123,6 +122,8 @@ pub async fn forward(
     let upstream = client.request(method, url).headers(headers).body(body).send().await.map_err(|e| {
         if e.is_timeout() {
             Refusal::UpstreamTimeout
+        } else if let Some(reason) = super::upstream_tls::handshake_failure(&e) {
+            Refusal::UpstreamTls { reason }
         } else {
             Refusal::UpstreamUnavailable
         }

@@ -60,6 +60,11 @@ pub enum Refusal {
     PayloadTooLarge,
     UpstreamTimeout,
     UpstreamUnavailable,
+    /// The upstream's TLS handshake failed: its certificate is not trusted or not for
+    /// its name, or it wanted a client certificate we do not have.
+    UpstreamTls {
+        reason: String,
+    },
     /// The audit queue is full and the gateway is set to fail closed.
     AuditUnavailable,
     /// The gateway itself failed (a bug); the request's row says so.
@@ -91,7 +96,7 @@ impl Refusal {
             Refusal::RateLimited { .. } | Refusal::TooManyRefusals { .. } => StatusCode::TOO_MANY_REQUESTS,
             Refusal::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Refusal::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Refusal::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+            Refusal::UpstreamUnavailable | Refusal::UpstreamTls { .. } => StatusCode::BAD_GATEWAY,
             Refusal::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -117,6 +122,7 @@ impl Refusal {
             Refusal::PayloadTooLarge => "payload_too_large",
             Refusal::UpstreamTimeout => "upstream_timeout",
             Refusal::UpstreamUnavailable => "upstream_unavailable",
+            Refusal::UpstreamTls { .. } => "upstream_tls_failed",
             Refusal::AuditUnavailable => "audit_unavailable",
             Refusal::Internal => "internal_error",
         }
@@ -154,6 +160,9 @@ impl Refusal {
             Refusal::PayloadTooLarge => "The request body is larger than the gateway accepts.".into(),
             Refusal::UpstreamTimeout => "The upstream did not answer in time.".into(),
             Refusal::UpstreamUnavailable => "The upstream could not be reached.".into(),
+            Refusal::UpstreamTls { reason } => format!(
+                "The upstream's TLS handshake failed ({reason}); its certificate authority must be trusted (--upstream-ca-file) and its certificate valid for its name."
+            ),
             Refusal::AuditUnavailable => "The audit trail cannot take the request now; retry shortly.".into(),
             Refusal::Internal => "The gateway failed to answer this request.".into(),
         }
@@ -184,6 +193,7 @@ impl Refusal {
             | Refusal::PayloadTooLarge
             | Refusal::UpstreamTimeout
             | Refusal::UpstreamUnavailable
+            | Refusal::UpstreamTls { .. }
             | Refusal::AuditUnavailable
             | Refusal::Internal => return None,
         };

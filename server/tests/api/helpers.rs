@@ -60,7 +60,7 @@ impl Answer {
     }
 }
 
-mod tempdir {
+pub mod tempdir {
     pub struct TempDir(pub std::path::PathBuf);
     impl TempDir {
         pub fn new() -> Self {
@@ -110,6 +110,9 @@ pub fn serve_args(dir: PathBuf, database_url: Option<String>, secret: Option<Str
         audit_retention_days: 400,
         global_rate_limit: 0,
         trusted_proxies: Vec::new(),
+        upstream_ca_file: None,
+        upstream_client_cert: None,
+        upstream_client_key: None,
         source_refusal_limit: 600,
         max_body: 10 * 1024 * 1024,
         header_read_timeout_secs: 10,

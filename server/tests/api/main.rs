@@ -24,3 +24,4 @@ mod mcp_clients;
 mod oauth;
 mod replicas;
 mod startup;
+mod upstream_tls;
