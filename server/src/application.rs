@@ -70,6 +70,10 @@ pub fn resolve_secret(store: &StoreArgs, demo: bool) -> Result<ServerSecret, Sta
     if let Some(given) = &store.secret {
         return ServerSecret::parse(given).map_err(|e| StartError::Config(format!("PORTCULLIS_SECRET: {e}")));
     }
+    if let Some(file) = &store.secret_file {
+        let text = crate::config::read_value_file(file)?;
+        return ServerSecret::parse(&text).map_err(|e| StartError::Config(format!("{}: {e}", file.display())));
+    }
     let file = store.demo_secret_file();
     if file.exists() {
         let text = std::fs::read_to_string(&file)?;
@@ -77,7 +81,8 @@ pub fn resolve_secret(store: &StoreArgs, demo: bool) -> Result<ServerSecret, Sta
     }
     if !demo {
         return Err(StartError::Config(
-            "no server secret: set PORTCULLIS_SECRET (or --secret) to 32+ random characters; \
+            "no server secret: set PORTCULLIS_SECRET (or --secret), or PORTCULLIS_SECRET_FILE (or \
+             --secret-file) to a file holding it, to 32+ random characters; \
              `portcullis generate-secret` prints one. Only --demo generates its own."
                 .into(),
         ));
@@ -100,7 +105,7 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 /// Opens the store for the command line, the way `serve` would.
 pub async fn open_store(args: &StoreArgs) -> Result<Store, StartError> {
     let secret = resolve_secret(args, false)?;
-    let url = args.database_url();
+    let url = args.database_url()?;
     ensure_sqlite_dir(&url)?;
     Ok(Store::connect(&url, &secret, Clock::system(), Policy::default()).await?)
 }
@@ -120,7 +125,7 @@ fn ensure_sqlite_dir(url: &str) -> std::io::Result<()> {
 impl Application {
     pub async fn build(args: ServeArgs, clock: Clock) -> Result<Self, StartError> {
         let secret = resolve_secret(&args.store, args.demo)?;
-        let url = args.store.database_url();
+        let url = args.store.database_url()?;
         ensure_sqlite_dir(&url)?;
         let store = Store::connect(&url, &secret, clock, Policy::default()).await?;
         let sessions = SessionBackend::connect(&url).await?;

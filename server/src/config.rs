@@ -100,19 +100,35 @@ pub struct StoreArgs {
     #[arg(long, env = "PORTCULLIS_DATA_DIR", default_value = ".portcullis")]
     pub data_dir: PathBuf,
     /// `sqlite://path.db` or `postgres://…`. Defaults to a SQLite file in the data dir.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// A file holding the database URL, so that its password stays out of the process
+    /// list and the environment.
+    #[arg(long, env = "DATABASE_URL_FILE", conflicts_with = "database_url")]
+    pub database_url_file: Option<PathBuf>,
     /// The server secret (32+ random characters): keys the hashes of client secrets and
     /// API keys. Required outside demo mode.
     #[arg(long, env = "PORTCULLIS_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
+    /// A file holding the server secret (instead of `--secret`).
+    #[arg(long, env = "PORTCULLIS_SECRET_FILE", conflicts_with = "secret")]
+    pub secret_file: Option<PathBuf>,
+}
+
+/// The trimmed contents of a file that holds one secret value, or an error naming it.
+pub fn read_value_file(path: &std::path::Path) -> std::io::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))?;
+    Ok(text.trim().to_owned())
 }
 
 impl StoreArgs {
-    pub fn database_url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("portcullis.db").display()))
+    pub fn database_url(&self) -> std::io::Result<String> {
+        match (&self.database_url, &self.database_url_file) {
+            (Some(url), _) => Ok(url.clone()),
+            (None, Some(file)) => read_value_file(file),
+            (None, None) => Ok(format!("sqlite://{}", self.data_dir.join("portcullis.db").display())),
+        }
     }
 
     pub fn demo_secret_file(&self) -> PathBuf {

@@ -119,7 +119,7 @@ pub fn serve_args(dir: PathBuf, database_url: Option<String>, secret: Option<Str
         max_connections: 4096,
         site_root: "target/site".into(),
         log_json: false,
-        store: StoreArgs { data_dir: dir, database_url, secret },
+        store: StoreArgs { data_dir: dir, database_url, database_url_file: None, secret, secret_file: None },
     }
 }
 
@@ -559,15 +559,28 @@ pub struct Server {
 }
 
 impl Server {
+    /// `serve` on `app`'s database and data dir, with the test secret and `extra` flags.
     pub async fn start(app: &TestApp, extra: &[&str]) -> Self {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .arg("serve")
-            .args(["--addr", "127.0.0.1:0", "--database-url", &app.database_url])
+        let mut serve = Self::command();
+        serve
+            .args(["--database-url", &app.database_url])
             .arg("--data-dir")
             .arg(app.data_dir())
             .args(extra)
-            .env("PORTCULLIS_SECRET", SECRET)
-            .env("RUST_LOG", "warn")
+            .env("PORTCULLIS_SECRET", SECRET);
+        Self::spawn(serve).await
+    }
+
+    /// `portcullis serve` on a free loopback port, to be given the rest of its flags.
+    pub fn command() -> std::process::Command {
+        let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        serve.args(["serve", "--addr", "127.0.0.1:0"]).env("RUST_LOG", "warn");
+        serve
+    }
+
+    /// Starts `serve` and waits until it listens.
+    pub async fn spawn(mut serve: std::process::Command) -> Self {
+        let mut child = serve
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -592,9 +605,20 @@ impl Server {
         Self { child, base }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: no shutdown, no drain, nothing flushed.
-    pub fn kill(mut self) {
-        self.child.kill().expect("killed");
-        self.child.wait().expect("reaped");
+    pub fn kill(self) {
+        drop(self);
+    }
+}
+
+/// A test that fails half-way leaves no server running behind it.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

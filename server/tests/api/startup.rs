@@ -1,4 +1,4 @@
-use crate::helpers::{serve_args, TestApp, PASSWORD};
+use crate::helpers::{serve_args, Server, TestApp, PASSWORD, SECRET};
 use portcullis::application::{Application, StartError};
 use portcullis_domain::clock::Clock;
 
@@ -75,4 +75,47 @@ async fn the_command_line_creates_an_admin_who_can_sign_in() {
     let me: Option<portcullis_domain::model::UserView> = s.call("current_user", &[]).await.ok();
     assert_eq!(me.unwrap().role, portcullis_domain::model::Role::Admin);
     assert_eq!(s.call("pending_grants", &[]).await.status, 200);
+}
+
+/// Secrets given as files (`--secret-file`, `--database-url-file`) are used — a token
+/// made under them works — and appear neither in the process's arguments nor in its
+/// environment; a missing file stops the server with its name.
+#[tokio::test]
+async fn the_secret_and_database_url_can_come_from_files_kept_out_of_the_process_list() {
+    let mut app = TestApp::spawn().await;
+    let admin = app.operator_admin().await;
+    let pat = app.store.create_access_token(&admin, "files", Some(1)).await.unwrap().token;
+    app.shut_down().await;
+    let dir = app.data_dir();
+    let (secret_file, url_file) = (dir.join("secret"), dir.join("database-url"));
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    std::fs::write(&url_file, format!("{}\n", app.database_url)).unwrap();
+    let serve = |secret: &std::path::Path| {
+        let mut serve = Server::command();
+        serve
+            .arg("--secret-file")
+            .arg(secret)
+            .arg("--database-url-file")
+            .arg(&url_file)
+            .arg("--data-dir")
+            .arg(dir)
+            .env_remove("PORTCULLIS_SECRET")
+            .env_remove("DATABASE_URL");
+        serve
+    };
+
+    let missing = serve(&dir.join("no-such-secret")).output().unwrap();
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("no-such-secret"), "{stderr}");
+
+    let server = Server::spawn(serve(&secret_file)).await;
+    let res =
+        reqwest::Client::new().get(format!("{}/api/v1/products", server.base)).bearer_auth(&pat).send().await.unwrap();
+    assert_eq!(res.status(), 200, "a token hashed under the file's secret, stored in the file's database");
+    for what in ["cmdline", "environ"] {
+        let seen =
+            String::from_utf8_lossy(&std::fs::read(format!("/proc/{}/{what}", server.pid())).unwrap()).into_owned();
+        assert!(!seen.contains(SECRET) && !seen.contains(&app.database_url), "{what} shows a secret");
+    }
 }
