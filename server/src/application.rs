@@ -35,12 +35,22 @@ use crate::{csrf, health, sample_upstream};
 pub enum StartError {
     #[error("{0}")]
     Config(String),
-    #[error("store: {0}")]
+    /// Shown to the operator starting the server, so with the database's own words
+    /// (which `DomainError` keeps from people using the portal).
+    #[error("store: {}", operator_detail(.0))]
     Store(#[from] DomainError),
     #[error("session store: {0}")]
     Sessions(#[from] sqlx::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+fn operator_detail(e: &DomainError) -> String {
+    match e {
+        DomainError::Storage(cause) => cause.to_string(),
+        DomainError::Migration(cause) => format!("migration: {cause}"),
+        other => other.to_string(),
+    }
 }
 
 /// The largest body the portal and the management API read (an OpenAPI document to import

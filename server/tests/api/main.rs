@@ -11,6 +11,7 @@ mod auth;
 mod catalog;
 mod clients;
 mod controls;
+mod database_tls;
 mod durability;
 mod floods;
 mod gateway;
