@@ -75,6 +75,9 @@ pub struct RequestEvent {
     pub bytes_out: i64,
     pub client_ip: Option<AuditText>,
     pub user_agent: Option<AuditText>,
+    /// The W3C trace the request belongs to (the caller's, or one started for it).
+    #[serde(default)]
+    pub trace_id: Option<AuditText>,
 }
 
 /// The reason of a row whose caller went away before its whole answer was sent.
@@ -111,6 +114,7 @@ impl RequestEvent {
             bytes_out: 0,
             client_ip: None,
             user_agent: None,
+            trace_id: None,
         }
     }
 
@@ -140,6 +144,7 @@ impl RequestEvent {
             bytes_out: 0,
             client_ip: None,
             user_agent: None,
+            trace_id: None,
         }
     }
 
@@ -180,6 +185,7 @@ impl RequestEvent {
             bytes_out: self.bytes_out,
             client_ip: None,
             user_agent: None,
+            trace_id: None,
         }
     }
 }
@@ -687,7 +693,7 @@ pub async fn replay_spill(store: &Store, path: std::path::PathBuf) -> crate::err
 }
 
 /// The columns of one request row, in the order `insert_request_events` binds them.
-const REQUEST_COLUMNS: [&str; 23] = [
+const REQUEST_COLUMNS: [&str; 24] = [
     "occurred_at",
     "request_id",
     "channel",
@@ -711,6 +717,7 @@ const REQUEST_COLUMNS: [&str; 23] = [
     "client_ip",
     "user_agent",
     "tool",
+    "trace_id",
 ];
 
 /// Rows per `INSERT`: one statement per row made the SQLite worker thread hand off
@@ -782,7 +789,8 @@ impl Store {
                     .bind(e.bytes_out)
                     .bind(text(&e.client_ip))
                     .bind(text(&e.user_agent))
-                    .bind(text(&e.tool));
+                    .bind(text(&e.tool))
+                    .bind(text(&e.trace_id));
                 if let Some(c) = text(&e.credential_id) {
                     let t = last_used.entry(c).or_insert(e.occurred_at);
                     *t = (*t).max(e.occurred_at);

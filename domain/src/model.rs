@@ -461,6 +461,9 @@ pub struct AuditRecord {
     pub bytes_out: Option<i64>,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The W3C trace id of a request (to find it in the upstream's logs).
+    #[serde(default)]
+    pub trace_id: Option<String>,
 }
 
 /// One page of search results, newest first. `next` continues after the last row.

@@ -35,6 +35,7 @@ pub fn event(
     e.client_ip = Some(AuditText::new(&client.to_string(), cap::ADDRESS));
     e.user_agent =
         headers.get(axum::http::header::USER_AGENT).map(|v| AuditText::from_bytes(v.as_bytes(), cap::USER_AGENT));
+    e.trace_id = Some(AuditText::new(&crate::trace::Trace::of(headers).trace_id, cap::ID));
     e
 }
 

@@ -17,3 +17,4 @@ pub mod sample_upstream;
 pub mod sessions;
 pub mod sources;
 pub mod telemetry;
+pub mod trace;

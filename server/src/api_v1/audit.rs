@@ -148,7 +148,7 @@ enum Format {
     JsonLines,
 }
 
-const CSV_COLUMNS: [&str; 27] = [
+const CSV_COLUMNS: [&str; 28] = [
     "id",
     "occurred_at",
     "request_id",
@@ -176,6 +176,7 @@ const CSV_COLUMNS: [&str; 27] = [
     "bytes_out",
     "client_ip",
     "user_agent",
+    "trace_id",
 ];
 
 impl Format {
@@ -219,7 +220,7 @@ impl Format {
 
 /// One CSV row, in `CSV_COLUMNS` order. Text cells that a spreadsheet would run as a
 /// formula (a path such as `=HYPERLINK(…)` is caller-controlled) get a leading `'`.
-fn csv_row(e: &AuditRecord) -> [String; 27] {
+fn csv_row(e: &AuditRecord) -> [String; 28] {
     let t = |v: &Option<String>| defuse(v.as_deref().unwrap_or_default());
     let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
     [
@@ -250,6 +251,7 @@ fn csv_row(e: &AuditRecord) -> [String; 27] {
         n(e.bytes_out),
         t(&e.client_ip),
         t(&e.user_agent),
+        t(&e.trace_id),
     ]
 }
 

@@ -371,8 +371,9 @@ impl Gateway {
             ("x-portcullis-client-type", value(profile.client_kind.as_str())),
         ];
         let origin = self.public.forwarded_headers(client);
-        let headers =
-            proxy::upstream_headers(headers, &endpoint.headers, &event.request_id, identity.into_iter().chain(origin));
+        let trace = crate::trace::Trace::recorded(headers, event.trace_id.as_ref().map_or("", |t| t.as_str()));
+        let set = identity.into_iter().chain(origin).chain(trace.upstream_headers());
+        let headers = proxy::upstream_headers(headers, &endpoint.headers, &event.request_id, set);
         Ok(Forward { url, headers, limit, remaining })
     }
 }

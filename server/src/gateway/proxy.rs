@@ -38,8 +38,6 @@ const FORWARDED: &[&str] = &[
     "if-unmodified-since",
     "prefer",
     "range",
-    "traceparent",
-    "tracestate",
     "user-agent",
 ];
 

@@ -86,7 +86,6 @@ async fn only_allowed_and_declared_headers_reach_the_upstream_and_the_gateway_sa
     }
     for (kept, value) in [
         ("x-tenant", "acme"),
-        ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
         ("if-none-match", "\"v1\""),
         ("range", "bytes=0-10"),
         ("accept-language", "fr"),
@@ -99,6 +98,52 @@ async fn only_allowed_and_declared_headers_reach_the_upstream_and_the_gateway_sa
     assert_eq!(seen["x-forwarded-proto"], "http");
     assert_eq!(seen["x-forwarded-host"], app.base.trim_start_matches("http://"));
     assert!(seen["forwarded"].as_str().unwrap().starts_with("for=127.0.0.1;proto=http;host="), "{seen}");
+}
+
+/// W3C Trace Context: the caller's trace continues upstream with the gateway as the
+/// parent; a request without one (or with a forged or malformed one) starts a trace of
+/// its own; either way the row records the trace id the upstream was given.
+#[tokio::test]
+async fn the_trace_continues_upstream_and_its_id_is_in_the_row() {
+    let app = TestApp::spawn().await;
+    let (_upstream, a) = bank(&app).await;
+    let caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>);
+    let cases: [Case; 4] = [
+        (&[("traceparent", caller), ("tracestate", "vendor=abc")], Some("0af7651916cd43dd8448eb211c80319c")),
+        (&[], None),
+        (&[("traceparent", "00-00000000000000000000000000000000-b7ad6b7169203331-01"), ("tracestate", "x=1")], None),
+        (&[("traceparent", "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01")], None),
+    ];
+    let mut started = Vec::new();
+    for (headers, continued) in cases {
+        let res = get(&app, &a.key.secret, "/gw/bank/headers", headers).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let seen: Value = res.json().await.unwrap();
+        let upstream = seen["traceparent"].as_str().expect("the upstream is always given a trace");
+        let parts: Vec<&str> = upstream.split('-').collect();
+        assert_eq!(parts.len(), 4, "{upstream}");
+        assert_eq!(parts[0], "00");
+        assert!(parts[1].len() == 32 && parts[1].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(parts[1].bytes().any(|b| b != b'0') && parts[2].bytes().any(|b| b != b'0'));
+        match continued {
+            Some(trace) => {
+                assert_eq!(parts[1], trace, "the caller's trace continues");
+                assert_ne!(parts[2], "b7ad6b7169203331", "with the gateway as the parent");
+                assert_eq!(parts[3], "01", "and the caller's flags");
+                assert_eq!(seen["tracestate"], "vendor=abc");
+            }
+            None => {
+                assert!(seen.get("tracestate").is_none(), "a state without a valid parent is dropped: {seen}");
+                started.push(parts[1].to_owned());
+            }
+        }
+        // The row records the trace id the upstream was given.
+        wait_for_audit(&app.database_url, &format!("action = 'request' AND trace_id = '{}'", parts[1]), 1).await;
+    }
+    started.sort();
+    started.dedup();
+    assert_eq!(started.len(), 3, "each request without a valid trace starts its own");
 }
 
 #[tokio::test]
