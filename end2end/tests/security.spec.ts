@@ -92,6 +92,8 @@ test.describe.serial('the security team answers "what has this agent been doing?
     await expect(event).toBeVisible();
     await expect(sec.getByTestId('event-status')).toHaveText('403');
     await expect(sec.getByTestId('event-decision')).toHaveText('refused (not_granted)');
+    // The W3C trace the request belonged to, to find it in the upstream's logs.
+    await expect(sec.getByTestId('event-trace-id')).toHaveText(/^[0-9a-f]{32}$/);
     await expect(event).toContainText(clientId);
     await shot(sec, '21-audit-event');
     await sec.goBack();

@@ -259,6 +259,7 @@ fn EventDetail(event: AuditRecord) -> impl IntoView {
                 <dt>"Bytes in / out"</dt><dd>{format!("{} / {}", num(event.bytes_in), num(event.bytes_out))}</dd>
                 <dt>"Client IP"</dt><dd class="mono">{opt(&event.client_ip)}</dd>
                 <dt>"User agent"</dt><dd class="mono">{opt(&event.user_agent)}</dd>
+                <dt>"Trace ID"</dt><dd class="mono" data-testid="event-trace-id">{opt(&event.trace_id)}</dd>
                 {(event.action != "request").then(|| view! {
                     <dt>"Action"</dt><dd>{event.action.clone()}</dd>
                     <dt>"Target"</dt><dd class="mono">{format!("{} {}", opt(&event.target_type), opt(&event.target_id))}</dd>
