@@ -173,7 +173,8 @@ mod tests {
         assert_eq!(out.get("x-forwarded-for").unwrap(), "203.0.113.9");
         assert_eq!(out.get("x-request-id").unwrap(), "req-1");
         assert_eq!(out.get("accept").unwrap(), "application/json");
-        assert!(out.get("traceparent").is_some());
+        // Trace context is the gateway's to set (see `trace`), never copied from the caller.
+        assert!(out.get("traceparent").is_none());
         assert_eq!(out.get("x-tenant").unwrap(), "declared");
         for gone in [
             "authorization",
