@@ -18,11 +18,18 @@ pub struct Spill {
     path: PathBuf,
     /// Serialises appends from the writer and from rows that arrive after it stopped.
     lock: Mutex<()>,
+    /// Rows appended (and synced) since start, for metrics.
+    spilled: std::sync::atomic::AtomicU64,
 }
 
 impl Spill {
     pub fn new(path: PathBuf) -> Self {
-        Self { path, lock: Mutex::new(()) }
+        Self { path, lock: Mutex::new(()), spilled: Default::default() }
+    }
+
+    /// Rows this process has spilled so far.
+    pub fn spilled(&self) -> u64 {
+        self.spilled.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn path(&self) -> &Path {
@@ -58,6 +65,7 @@ impl Spill {
         })();
         match result {
             Ok(()) => {
+                self.spilled.fetch_add(ids.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(rows = ids.len(), file = %self.path.display(), "audit rows spilled to the local file");
                 Ok(ids.len())
             }

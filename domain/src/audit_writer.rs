@@ -206,7 +206,7 @@ pub enum Durability {
     Committed,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AuditConfig {
     /// Rows that may be reserved or waiting at once: requests in flight plus rows queued.
     pub capacity: usize,
@@ -214,6 +214,33 @@ pub struct AuditConfig {
     pub durability: Durability,
     /// Where rows go that cannot be written before the process ends.
     pub spill_path: std::path::PathBuf,
+    /// Shown every row as it leaves its request, complete (metrics count from it, so they
+    /// count exactly what the trail records).
+    pub observer: Option<Observer>,
+}
+
+impl std::fmt::Debug for AuditConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditConfig")
+            .field("capacity", &self.capacity)
+            .field("when_full", &self.when_full)
+            .field("durability", &self.durability)
+            .field("spill_path", &self.spill_path)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
+}
+
+/// See [`AuditConfig::observer`]. Runs on the request's task: it must be quick.
+pub type Observer = Arc<dyn Fn(&RequestEvent) + Send + Sync>;
+
+/// What the writer has done since start, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditCounts {
+    pub rows_written: u64,
+    /// Batches that failed for trouble that may pass, and were retried.
+    pub write_failures: u64,
+    pub rows_spilled: u64,
 }
 
 /// No row could be reserved: the queue is full and the gateway fails closed, or the
@@ -243,6 +270,9 @@ struct Shared {
     /// writer's final drain cannot miss one.
     closed: RwLock<bool>,
     spill: Spill,
+    observer: Option<Observer>,
+    rows_written: AtomicU64,
+    write_failures: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -302,6 +332,9 @@ impl AuditSink {
             last_error: Mutex::new(None),
             closed: RwLock::new(false),
             spill: Spill::new(config.spill_path),
+            observer: config.observer,
+            rows_written: AtomicU64::new(0),
+            write_failures: AtomicU64::new(0),
         });
         let (deadline, deadline_rx) = watch::channel(false);
         let writer = Writer { store, shared: shared.clone(), durability: config.durability, deadline: deadline_rx };
@@ -345,13 +378,52 @@ impl AuditSink {
     }
 
     pub fn health(&self, now: i64) -> AuditHealth {
-        let since = self.shared.failing_since.load(Ordering::Relaxed);
-        AuditHealth {
-            in_use: self.shared.capacity.saturating_sub(self.tx.capacity()),
-            capacity: self.shared.capacity,
-            failing_for_ms: (since > 0).then(|| now.saturating_sub(since)),
-            last_error: if since > 0 { lock(&self.shared.last_error).clone() } else { None },
-        }
+        health(&self.shared, &self.tx, now)
+    }
+
+    /// A view of the queue and the writer that keeps neither alive (for metrics: the
+    /// writer ends once every sink is gone, and a monitor is not one).
+    pub fn monitor(&self) -> AuditMonitor {
+        AuditMonitor { tx: self.tx.downgrade(), shared: Arc::downgrade(&self.shared) }
+    }
+}
+
+fn health(shared: &Shared, tx: &mpsc::Sender<Queued>, now: i64) -> AuditHealth {
+    let since = shared.failing_since.load(Ordering::Relaxed);
+    AuditHealth {
+        in_use: shared.capacity.saturating_sub(tx.capacity()),
+        capacity: shared.capacity,
+        failing_for_ms: (since > 0).then(|| now.saturating_sub(since)),
+        last_error: if since > 0 { lock(&shared.last_error).clone() } else { None },
+    }
+}
+
+/// See [`AuditSink::monitor`]. `None` once the writer is gone.
+#[derive(Clone)]
+pub struct AuditMonitor {
+    tx: mpsc::WeakSender<Queued>,
+    shared: std::sync::Weak<Shared>,
+}
+
+impl std::fmt::Debug for AuditMonitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditMonitor")
+    }
+}
+
+impl AuditMonitor {
+    pub fn health(&self, now: i64) -> Option<AuditHealth> {
+        let (shared, tx) = (self.shared.upgrade()?, self.tx.upgrade()?);
+        Some(health(&shared, &tx, now))
+    }
+
+    pub fn counts(&self) -> Option<AuditCounts> {
+        let shared = self.shared.upgrade()?;
+        Some(AuditCounts {
+            rows_written: shared.rows_written.load(Ordering::Relaxed),
+            write_failures: shared.write_failures.load(Ordering::Relaxed),
+            rows_spilled: shared.spill.spilled(),
+        })
     }
 }
 
@@ -423,6 +495,9 @@ impl PendingRow {
         let Some(permit) = self.permit.take() else { return };
         self.event.latency_us = i64::try_from(self.started.elapsed().as_micros()).unwrap_or(i64::MAX);
         let event = std::mem::replace(&mut self.event, RequestEvent::placeholder());
+        if let Some(observe) = &self.shared.observer {
+            observe(&event);
+        }
         let closed = self.shared.closed.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         if *closed {
             // The writer has stopped: the file is the only place left.
@@ -505,10 +580,12 @@ impl Writer {
                 match self.write(&batch).await {
                     Ok(()) => {
                         self.shared.failing_since.store(0, Ordering::Relaxed);
+                        self.shared.rows_written.fetch_add(batch.len() as u64, Ordering::Relaxed);
                         break;
                     }
                     Err(Interrupted::Deadline) => return self.spill_rest(batch, rx),
                     Err(Interrupted::Transient(e)) => {
+                        self.shared.write_failures.fetch_add(1, Ordering::Relaxed);
                         tracing::error!(error = %e, rows = batch.len(), retry_in_ms = delay.as_millis() as u64,
                             "audit batch not written; retrying");
                         let now = self.store.now().max(1);

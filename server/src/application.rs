@@ -73,6 +73,8 @@ pub struct Application {
     bounds: crate::listener::Bounds,
     origins: crate::listener::Origins,
     shutdown_timeout: std::time::Duration,
+    /// The metrics listener's address and task, with `--metrics-addr`.
+    metrics: Option<(std::net::SocketAddr, tokio::task::JoinHandle<()>)>,
 }
 
 /// The server secret: given, or (demo mode only) generated once and kept in the data dir.
@@ -157,6 +159,7 @@ impl Application {
             Ok(n) => tracing::info!(rows = n, "audit rows from the last run's spill file written"),
             Err(e) => tracing::error!(error = %e, file = %spill_path.display(), "audit spill file not replayed; kept"),
         }
+        let metrics = crate::metrics::Metrics::new();
         let audit_config = AuditConfig {
             capacity: args.audit_queue,
             when_full: match args.audit_when_full {
@@ -168,8 +171,18 @@ impl Application {
                 crate::config::AuditDurability::Committed => Durability::Committed,
             },
             spill_path,
+            observer: Some(metrics.observer()),
         };
         let (audit, audit_writer) = AuditSink::start(store.clone(), audit_config);
+        metrics.attach(audit.monitor(), store.clone());
+        let metrics_server = match args.metrics_addr {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr).await?;
+                let bound = listener.local_addr()?;
+                Some((bound, metrics.clone().serve(listener)))
+            }
+            None => None,
+        };
         let issuer = args
             .public_url
             .clone()
@@ -292,7 +305,23 @@ impl Application {
         let origins = crate::listener::Origins {
             trusted_proxies: crate::client_ip::TrustedProxies::new(args.trusted_proxies.clone()),
         };
-        Ok(Self { listener, router, store, demo, audit_writer, sources, bounds, origins, shutdown_timeout })
+        Ok(Self {
+            listener,
+            router,
+            store,
+            demo,
+            audit_writer,
+            sources,
+            bounds,
+            origins,
+            shutdown_timeout,
+            metrics: metrics_server,
+        })
+    }
+
+    /// Where `/metrics` is served, when `--metrics-addr` was given.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.as_ref().map(|(addr, _)| *addr)
     }
 
     pub fn port(&self) -> u16 {
@@ -337,6 +366,9 @@ impl Application {
         // What floods were turned away since the last report, then every queued row.
         self.sources.report(&store).await;
         self.audit_writer.finish(timeout).await;
+        if let Some((_, task)) = self.metrics {
+            task.abort();
+        }
         store.close().await;
         Ok(())
     }

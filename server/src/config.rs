@@ -15,7 +15,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the portal, the gateway and the management API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Operator tasks run against the store.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -235,6 +235,10 @@ pub struct ServeArgs {
     /// PEM private key of `--upstream-client-cert`.
     #[arg(long, env = "PORTCULLIS_UPSTREAM_CLIENT_KEY", requires = "upstream_client_cert")]
     pub upstream_client_key: Option<std::path::PathBuf>,
+    /// Where to serve Prometheus metrics (`/metrics`), e.g. `127.0.0.1:9464`: a
+    /// listener of its own, never the public port. Off unless given.
+    #[arg(long, env = "PORTCULLIS_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "PORTCULLIS_LOG_JSON")]
     pub log_json: bool,

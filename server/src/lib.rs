@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod health;
 pub mod listener;
 pub mod mcp;
+pub mod metrics;
 pub mod oauth;
 pub mod sample_upstream;
 pub mod sessions;

@@ -17,7 +17,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Admin(AdminCommand::CreateUser { email, role, store }) => create_user(email, role, store).await,
         Command::Admin(AdminCommand::RotateSigningKey { store }) => rotate_signing_key(store).await,
         Command::Admin(AdminCommand::RevokeSigningKey { kid, store }) => revoke_signing_key(kid, store).await,

@@ -19,6 +19,8 @@ pub const SECRET: &str = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz";
 
 pub struct TestApp {
     pub base: String,
+    /// `http://…/metrics` when started with `metrics_addr`.
+    pub metrics: Option<String>,
     pub store: Store,
     pub clock: Clock,
     pub database_url: String,
@@ -113,6 +115,7 @@ pub fn serve_args(dir: PathBuf, database_url: Option<String>, secret: Option<Str
         upstream_ca_file: None,
         upstream_client_cert: None,
         upstream_client_key: None,
+        metrics_addr: None,
         source_refusal_limit: 600,
         max_body: 10 * 1024 * 1024,
         header_read_timeout_secs: 10,
@@ -141,12 +144,13 @@ impl TestApp {
         configure(&mut args);
         let app = Application::build(args.clone(), clock.clone()).await.expect("server starts");
         let base = format!("http://127.0.0.1:{}", app.port());
+        let metrics = app.metrics_addr().map(|a| format!("http://{a}/metrics"));
         let store = app.store().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async move {
             let _ = rx.await;
         }));
-        Self { base, store, clock, database_url, args, shutdown: Some(tx), server: Some(server), _dir: dir }
+        Self { base, metrics, store, clock, database_url, args, shutdown: Some(tx), server: Some(server), _dir: dir }
     }
 
     /// The data directory (demo secret, audit spill file).
@@ -160,6 +164,7 @@ impl TestApp {
         self.shut_down().await;
         let app = Application::build(self.args.clone(), self.clock.clone()).await.expect("server starts again");
         self.base = format!("http://127.0.0.1:{}", app.port());
+        self.metrics = app.metrics_addr().map(|a| format!("http://{a}/metrics"));
         self.store = app.store().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         self.server = Some(tokio::spawn(app.run_until(async move {

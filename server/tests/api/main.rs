@@ -22,6 +22,7 @@ mod helpers;
 mod management;
 mod mcp;
 mod mcp_clients;
+mod metrics;
 mod oauth;
 mod replicas;
 mod startup;

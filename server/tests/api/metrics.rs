@@ -1,0 +1,61 @@
+//! Prometheus metrics on their own listener: scraped after real traffic, the request
+//! counts equal the audit rows (they are counted from them), and the public port does
+//! not serve them.
+
+use crate::helpers::{agent_for, audit_rows, TestApp, TestUpstream};
+use std::collections::HashMap;
+
+/// `name{labels} value` lines of an OpenMetrics text, as a map.
+fn samples(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_scrape_after_traffic_counts_exactly_what_the_audit_trail_records() {
+    let app = TestApp::spawn_configured(|a| a.metrics_addr = Some("127.0.0.1:0".parse().unwrap())).await;
+    let metrics = app.metrics.clone().expect("a metrics listener");
+    let upstream = TestUpstream::start().await;
+    let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
+    let http = reqwest::Client::new();
+    for key in [a.key.secret.as_str(), a.key.secret.as_str(), a.key.secret.as_str(), "pck_wrong", "pck_wrong"] {
+        http.get(format!("{}/gw/bank/fast", app.base)).header("x-api-key", key).send().await.unwrap();
+    }
+    let token = http
+        .post(format!("{}/oauth/token", app.base))
+        .basic_auth("cl_nobody", Some("wrong"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), 401);
+
+    // Once the writer has written all six rows, the scrape says the same.
+    let started = std::time::Instant::now();
+    let seen = loop {
+        let seen = samples(&http.get(&metrics).send().await.unwrap().text().await.unwrap());
+        if seen.get("portcullis_audit_rows_written_total").copied().unwrap_or(0.0) >= 6.0 {
+            break seen;
+        }
+        assert!(started.elapsed().as_secs() < 10, "rows never written: {seen:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let count = |labels: &str| seen.get(&format!("portcullis_requests_total{{{labels}}}")).copied().unwrap_or(0.0);
+    assert_eq!(count(r#"channel="rest",decision="allowed",status_class="2xx""#), 3.0, "{seen:?}");
+    assert_eq!(count(r#"channel="rest",decision="refused",status_class="4xx""#), 2.0, "{seen:?}");
+    assert_eq!(count(r#"channel="oauth",decision="refused",status_class="4xx""#), 1.0, "{seen:?}");
+    let counted: f64 = seen.iter().filter(|(k, _)| k.starts_with("portcullis_requests_total{")).map(|(_, v)| v).sum();
+    let rows = audit_rows(&app.database_url, "action = 'request'").await.len();
+    assert_eq!(counted as usize, rows, "one count per audit row");
+    assert_eq!(seen[r#"portcullis_request_duration_seconds_count{channel="rest"}"#], 5.0);
+    assert_eq!(seen["portcullis_audit_queue_capacity"], 10_000.0, "the default queue");
+    assert_eq!(seen["portcullis_audit_writer_failing"], 0.0);
+    assert_eq!(seen["portcullis_audit_rows_spilled_total"], 0.0);
+    assert_eq!(seen["portcullis_policy_version"], app.store.snapshot().current().version as f64);
+
+    // Not on the public port.
+    assert_eq!(http.get(format!("{}/metrics", app.base)).send().await.unwrap().status(), 404);
+}
