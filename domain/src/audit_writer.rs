@@ -87,39 +87,10 @@ pub const CLIENT_CLOSED_STATUS: u16 = 499;
 /// The path of a row stored in reduced form.
 pub const REDUCED_PATH: &str = "[reduced: the database refused this row as recorded]";
 
-impl RequestEvent {
-    /// A row for a new request on `channel`, with a fresh request id.
-    pub fn new(channel: RequestChannel, occurred_at: i64, method: &str, path: &str) -> Self {
-        Self {
-            request_id: uuid::Uuid::now_v7().to_string(),
-            occurred_at,
-            channel,
-            tool: None,
-            client_id: None,
-            profile_id: None,
-            client_type: None,
-            credential_id: None,
-            attempted_client_id: None,
-            actor_user_id: None,
-            product: None,
-            endpoint: None,
-            method: AuditText::new(method, cap::METHOD),
-            path: AuditText::new(path, cap::PATH),
-            status: 0,
-            upstream_status: None,
-            decision: Decision::Refused,
-            reason: Cow::Borrowed(""),
-            latency_us: 0,
-            bytes_in: 0,
-            bytes_out: 0,
-            client_ip: None,
-            user_agent: None,
-            trace_id: None,
-        }
-    }
-
-    /// What a delivered row leaves behind in its `PendingRow`: nothing allocated, no id.
-    fn placeholder() -> Self {
+/// An empty row, refused until decided; nothing allocated, no id. What a delivered row
+/// leaves behind in its `PendingRow`, and the base of every new one.
+impl Default for RequestEvent {
+    fn default() -> Self {
         Self {
             request_id: String::new(),
             occurred_at: 0,
@@ -147,6 +118,20 @@ impl RequestEvent {
             trace_id: None,
         }
     }
+}
+
+impl RequestEvent {
+    /// A row for a new request on `channel`, with a fresh request id.
+    pub fn new(channel: RequestChannel, occurred_at: i64, method: &str, path: &str) -> Self {
+        Self {
+            request_id: uuid::Uuid::now_v7().to_string(),
+            occurred_at,
+            channel,
+            method: AuditText::new(method, cap::METHOD),
+            path: AuditText::new(path, cap::PATH),
+            ..Self::default()
+        }
+    }
 
     pub fn allowed(&mut self) {
         self.decision = Decision::Allowed;
@@ -165,15 +150,11 @@ impl RequestEvent {
             request_id: self.request_id.clone(),
             occurred_at: self.occurred_at,
             channel: self.channel,
-            tool: None,
             client_id: self.client_id.clone(),
             profile_id: self.profile_id.clone(),
             client_type: self.client_type,
             credential_id: self.credential_id.clone(),
-            attempted_client_id: None,
             actor_user_id: self.actor_user_id.clone(),
-            product: None,
-            endpoint: None,
             method: AuditText::new(self.method.as_str().get(..8).unwrap_or("?"), cap::METHOD),
             path: AuditText::new(REDUCED_PATH, cap::PATH),
             status: self.status,
@@ -183,9 +164,7 @@ impl RequestEvent {
             latency_us: self.latency_us,
             bytes_in: self.bytes_in,
             bytes_out: self.bytes_out,
-            client_ip: None,
-            user_agent: None,
-            trace_id: None,
+            ..Self::default()
         }
     }
 }
@@ -494,7 +473,7 @@ impl PendingRow {
     fn deliver(&mut self, ack: Option<oneshot::Sender<()>>) {
         let Some(permit) = self.permit.take() else { return };
         self.event.latency_us = i64::try_from(self.started.elapsed().as_micros()).unwrap_or(i64::MAX);
-        let event = std::mem::replace(&mut self.event, RequestEvent::placeholder());
+        let event = std::mem::take(&mut self.event);
         if let Some(observe) = &self.shared.observer {
             observe(&event);
         }

@@ -159,7 +159,8 @@ impl Application {
             Ok(n) => tracing::info!(rows = n, "audit rows from the last run's spill file written"),
             Err(e) => tracing::error!(error = %e, file = %spill_path.display(), "audit spill file not replayed; kept"),
         }
-        let metrics = crate::metrics::Metrics::new();
+        // Counted only when someone scrapes them: no per-request work otherwise.
+        let metrics = args.metrics_addr.map(|addr| (addr, crate::metrics::Metrics::new()));
         let audit_config = AuditConfig {
             capacity: args.audit_queue,
             when_full: match args.audit_when_full {
@@ -171,15 +172,14 @@ impl Application {
                 crate::config::AuditDurability::Committed => Durability::Committed,
             },
             spill_path,
-            observer: Some(metrics.observer()),
+            observer: metrics.as_ref().map(|(_, m)| m.observer()),
         };
         let (audit, audit_writer) = AuditSink::start(store.clone(), audit_config);
-        metrics.attach(audit.monitor(), store.clone());
-        let metrics_server = match args.metrics_addr {
-            Some(addr) => {
+        let metrics_server = match metrics {
+            Some((addr, metrics)) => {
+                metrics.attach(audit.monitor(), store.clone());
                 let listener = TcpListener::bind(addr).await?;
-                let bound = listener.local_addr()?;
-                Some((bound, metrics.clone().serve(listener)))
+                Some((listener.local_addr()?, metrics.serve(listener)))
             }
             None => None,
         };
@@ -389,25 +389,7 @@ fn spawn_policy_watch(store: Store) {
         });
         let mut since_full = 0u32;
         while !store.is_closed() {
-            let heard = match changes.as_mut() {
-                Some(feed) => tokio::select! {
-                    _ = tick.tick() => None,
-                    next = feed.next() => match next {
-                        Ok(version) => Some(version),
-                        Err(e) => {
-                            // The database is away; the poll reports it. Do not spin.
-                            tracing::warn!(error = %e, "policy change feed interrupted");
-                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                            continue;
-                        }
-                    },
-                },
-                None => {
-                    tick.tick().await;
-                    None
-                }
-            };
-            let changed = match heard {
+            let changed = match next_change(&mut tick, changes.as_mut()).await {
                 Some(version) => version > store.snapshot().current().version,
                 None => {
                     since_full += 1;
@@ -432,6 +414,30 @@ fn spawn_policy_watch(store: Store) {
             }
         }
     });
+}
+
+/// The version a notification announced, or `None` when the second's tick came first
+/// (time to poll). A broken feed waits out the tick: it reconnects on its next call, and
+/// meanwhile the poll reports the database's trouble.
+async fn next_change(
+    tick: &mut tokio::time::Interval,
+    feed: Option<&mut portcullis_domain::policy::PolicyChanges>,
+) -> Option<i64> {
+    let Some(feed) = feed else {
+        tick.tick().await;
+        return None;
+    };
+    tokio::select! {
+        _ = tick.tick() => None,
+        next = feed.next() => match next {
+            Ok(version) => Some(version),
+            Err(e) => {
+                tracing::warn!(error = %e, "policy change feed interrupted");
+                tick.tick().await;
+                None
+            }
+        },
+    }
 }
 
 /// Rotates the signing key once it has signed for `max_age_ms`, checked hourly.

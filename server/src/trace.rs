@@ -22,7 +22,7 @@ pub struct Trace {
 impl Trace {
     /// The caller's trace, or a new one when it sent none or an invalid one.
     pub fn of(headers: &HeaderMap) -> Self {
-        Self::callers(headers).unwrap_or_else(|| Self::started(hex(&random::<16>())))
+        Self::callers(headers).unwrap_or_else(|| Self::started(hex::encode(random::<16>())))
     }
 
     /// The trace a request's row recorded: the caller's if that is the one, else the
@@ -47,7 +47,7 @@ impl Trace {
     /// The headers for the upstream call: the same trace, a fresh parent id (the
     /// gateway's own span), the caller's flags and state.
     pub fn upstream_headers(&self) -> [(&'static str, Option<HeaderValue>); 2] {
-        let parent = format!("00-{}-{}-{}", self.trace_id, hex(&random::<8>()), self.flags);
+        let parent = format!("00-{}-{}-{}", self.trace_id, hex::encode(random::<8>()), self.flags);
         [("traceparent", HeaderValue::from_str(&parent).ok()), ("tracestate", self.state.clone())]
     }
 }
@@ -75,10 +75,6 @@ fn random<const N: usize>() -> [u8; N] {
         rand::thread_rng().fill_bytes(&mut bytes);
     }
     bytes
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -160,8 +160,9 @@ impl Refusal {
             Refusal::PayloadTooLarge => "The request body is larger than the gateway accepts.".into(),
             Refusal::UpstreamTimeout => "The upstream did not answer in time.".into(),
             Refusal::UpstreamUnavailable => "The upstream could not be reached.".into(),
+            // Said to the caller, who cannot fix it: what failed, and who can.
             Refusal::UpstreamTls { reason } => format!(
-                "The upstream's TLS handshake failed ({reason}); its certificate authority must be trusted (--upstream-ca-file) and its certificate valid for its name."
+                "The gateway could not set up a secure connection to the upstream ({reason}); an operator must fix the upstream's certificate or the gateway's TLS settings."
             ),
             Refusal::AuditUnavailable => "The audit trail cannot take the request now; retry shortly.".into(),
             Refusal::Internal => "The gateway failed to answer this request.".into(),

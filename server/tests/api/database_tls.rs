@@ -23,15 +23,7 @@ async fn sslmode_require_encrypts_every_connection_and_verify_full_refuses_an_un
         return;
     }
 
-    let serve = |url: &str| {
-        let mut serve = Server::command();
-        serve
-            .args(["--database-url", url])
-            .arg("--data-dir")
-            .arg(app.data_dir())
-            .env("PORTCULLIS_SECRET", crate::helpers::SECRET);
-        serve
-    };
+    let serve = |url: &str| Server::command_on(&app, url);
     let server = Server::spawn(serve(&with_param(&app.database_url, "sslmode=require"))).await;
     let res = reqwest::get(format!("{}/readyz", server.base)).await.unwrap();
     assert_eq!(res.status(), 200);

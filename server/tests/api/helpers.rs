@@ -566,14 +566,20 @@ pub struct Server {
 impl Server {
     /// `serve` on `app`'s database and data dir, with the test secret and `extra` flags.
     pub async fn start(app: &TestApp, extra: &[&str]) -> Self {
+        let mut serve = Self::command_on(app, &app.database_url);
+        serve.args(extra);
+        Self::spawn(serve).await
+    }
+
+    /// `serve` with the test secret and `app`'s data dir, on `database_url`.
+    pub fn command_on(app: &TestApp, database_url: &str) -> std::process::Command {
         let mut serve = Self::command();
         serve
-            .args(["--database-url", &app.database_url])
+            .args(["--database-url", database_url])
             .arg("--data-dir")
             .arg(app.data_dir())
-            .args(extra)
             .env("PORTCULLIS_SECRET", SECRET);
-        Self::spawn(serve).await
+        serve
     }
 
     /// `portcullis serve` on a free loopback port, to be given the rest of its flags.

@@ -59,3 +59,38 @@ async fn a_scrape_after_traffic_counts_exactly_what_the_audit_trail_records() {
     // Not on the public port.
     assert_eq!(http.get(format!("{}/metrics", app.base)).send().await.unwrap().status(), 404);
 }
+
+/// A caller that hangs up mid-call still leaves its row (499), and the metrics count it
+/// from that row: a request the trail records is never missing from the counts.
+#[tokio::test]
+async fn a_caller_that_hangs_up_is_counted_from_its_499_row() {
+    let app = TestApp::spawn_configured(|a| a.metrics_addr = Some("127.0.0.1:0".parse().unwrap())).await;
+    let metrics = app.metrics.clone().expect("a metrics listener");
+    let upstream = TestUpstream::start().await;
+    let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/slow")]).await;
+    let impatient = reqwest::Client::builder().timeout(std::time::Duration::from_millis(100)).build().unwrap();
+    let gone = impatient.get(format!("{}/gw/bank/slow", app.base)).header("x-api-key", &a.key.secret).send().await;
+    assert!(gone.is_err(), "the caller gave up first");
+
+    let rows = crate::helpers::wait_for_audit(&app.database_url, "action = 'request' AND status = 499", 1).await;
+    assert_eq!(rows[0]["reason"], "client_closed_request");
+    let http = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    let seen = loop {
+        let seen = samples(&http.get(&metrics).send().await.unwrap().text().await.unwrap());
+        if seen.get("portcullis_audit_rows_written_total").copied().unwrap_or(0.0) >= 1.0 {
+            break seen;
+        }
+        assert!(started.elapsed().as_secs() < 10, "row never written: {seen:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let counted: Vec<(&String, &f64)> =
+        seen.iter().filter(|(k, v)| k.starts_with("portcullis_requests_total{") && **v > 0.0).collect();
+    assert_eq!(counted.len(), 1, "{counted:?}");
+    assert!(
+        counted[0].0.contains(r#"channel="rest""#) && counted[0].0.contains(r#"status_class="4xx""#),
+        "{counted:?}"
+    );
+    assert_eq!(*counted[0].1, 1.0);
+    assert_eq!(audit_rows(&app.database_url, "action = 'request'").await.len(), 1);
+}

@@ -214,8 +214,8 @@ async fn an_upstream_that_requires_a_client_certificate_is_reached_when_one_is_c
 async fn a_ca_file_that_holds_no_certificate_stops_the_server_at_start_with_the_reason() {
     let files = TempDir::new();
     let bad = write(&files, "ca.pem", "not a certificate\n");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--upstream-ca-file"])
+    let out = crate::helpers::Server::command()
+        .arg("--upstream-ca-file")
         .arg(&bad)
         .arg("--data-dir")
         .arg(&files.0)
