@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, unit and integration tests on SQLite (and on
-# PostgreSQL when TEST_DATABASE_URL is set) — among them /mcp driven by the official MCP
+# PostgreSQL when TEST_DATABASE_URL is set; shared rate limits when TEST_REDIS_URL names
+# a Redis) — among them /mcp driven by the official MCP
 # SDKs and the conformance suite — then the Playwright tests in Chromium.
 set -euo pipefail
 

@@ -190,6 +190,16 @@ impl Application {
             .unwrap_or_else(|| format!("http://{}", loopback(local)));
         // Tokens are for this gateway: the audience is the issuer itself.
         let tokens = TokenSettings { audience: issuer.clone(), issuer };
+        let shared_limits = match args.redis_url()? {
+            Some(url) => {
+                // `rediss://` asks rustls for the process's provider: the one reqwest uses.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let limits = crate::shared_limits::SharedLimits::new(&url)
+                    .map_err(|e| StartError::Config(format!("redis URL: {e}")))?;
+                Some(limits)
+            }
+            None => None,
+        };
         let sources = crate::sources::Sources::new(args.source_refusal_limit);
         sources.spawn_reporter(store.clone());
         let oauth = crate::oauth::OAuthServer::new(
@@ -198,6 +208,7 @@ impl Application {
             audit.clone(),
             sources.clone(),
             args.token_rate_limit,
+            shared_limits.clone(),
         );
         let upstream_tls = crate::gateway::upstream_tls::UpstreamTls::load(
             args.upstream_ca_file.as_deref(),
@@ -213,6 +224,7 @@ impl Application {
             crate::gateway::GatewayLimits {
                 upstream_timeout: std::time::Duration::from_secs(args.upstream_timeout_secs),
                 global_rate_per_second: args.global_rate_limit,
+                shared_limits: shared_limits.clone(),
                 max_body: args.max_body,
                 upstream_tls,
             },
@@ -274,7 +286,7 @@ impl Application {
             .merge(crate::gateway::router(gateway))
             .merge(crate::mcp::router(mcp))
             .merge(crate::oauth::router(oauth))
-            .merge(health::router(store.clone(), audit))
+            .merge(health::router(store.clone(), audit, shared_limits))
             .layer(SetResponseHeaderLayer::if_not_present(
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),

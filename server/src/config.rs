@@ -122,6 +122,16 @@ pub fn read_value_file(path: &std::path::Path) -> std::io::Result<String> {
     Ok(text.trim().to_owned())
 }
 
+impl ServeArgs {
+    pub fn redis_url(&self) -> std::io::Result<Option<String>> {
+        match (&self.redis_url, &self.redis_url_file) {
+            (Some(url), _) => Ok(Some(url.clone())),
+            (None, Some(file)) => read_value_file(file).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
 impl StoreArgs {
     pub fn database_url(&self) -> std::io::Result<String> {
         match (&self.database_url, &self.database_url_file) {
@@ -239,6 +249,14 @@ pub struct ServeArgs {
     /// listener of its own, never the public port. Off unless given.
     #[arg(long, env = "PORTCULLIS_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    /// Redis (`redis://…` or `rediss://…`) where rate limits are counted across
+    /// replicas. Without it each replica counts its own. When Redis cannot answer, each
+    /// replica counts its own until it can (and `/readyz` says why).
+    #[arg(long, env = "PORTCULLIS_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// A file holding the Redis URL (its password stays out of the process list).
+    #[arg(long, env = "PORTCULLIS_REDIS_URL_FILE", conflicts_with = "redis_url")]
+    pub redis_url_file: Option<PathBuf>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "PORTCULLIS_LOG_JSON")]
     pub log_json: bool,

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod sample_upstream;
 pub mod sessions;
+pub mod shared_limits;
 pub mod sources;
 pub mod telemetry;
 pub mod trace;

@@ -46,6 +46,8 @@ pub struct GatewayLimits {
     pub upstream_timeout: std::time::Duration,
     /// Requests per second for the whole gateway; 0 for none.
     pub global_rate_per_second: u32,
+    /// With `--redis-url`: rate limits counted across every replica.
+    pub shared_limits: Option<crate::shared_limits::SharedLimits>,
     /// Bytes of request body forwarded at most; more is refused with 413.
     pub max_body: u64,
     /// Roots and client certificate for https upstreams.
@@ -87,9 +89,9 @@ impl Gateway {
         sources: Sources,
         limits: GatewayLimits,
     ) -> reqwest::Result<Self> {
-        let GatewayLimits { upstream_timeout, global_rate_per_second, max_body, upstream_tls } = limits;
+        let GatewayLimits { upstream_timeout, global_rate_per_second, shared_limits, max_body, upstream_tls } = limits;
         let http = proxy::client(upstream_timeout, &upstream_tls)?;
-        let limits = ratelimit::Limits::new(global_rate_per_second);
+        let limits = ratelimit::Limits::new(global_rate_per_second, shared_limits);
         let (proto, rest) = tokens.issuer.split_once("://").unwrap_or(("http", tokens.issuer.as_str()));
         let public = crate::client_ip::PublicOrigin::new(proto, rest.split('/').next().unwrap_or(""));
         Ok(Self(Arc::new(Parts { store, tokens, public, hasher, audit, limits, sources, max_body, http })))
@@ -244,8 +246,8 @@ impl Gateway {
         let now = row.event.occurred_at;
         let snap = self.store.snapshot().current();
         let target = Target { method: &method, product: &product, path: &path, query: query.as_deref() };
-        let forward = match self.decide(&snap, &mut row.event, target, &headers, client, bound_profile.as_deref(), now)
-        {
+        let decided = self.decide(&snap, &mut row.event, target, &headers, client, bound_profile.as_deref(), now);
+        let forward = match decided.await {
             Ok(f) => f,
             Err(refusal) => {
                 self.sources.refused(client);
@@ -314,7 +316,7 @@ impl Gateway {
     /// Everything decided before the upstream is called, in order; the row learns each
     /// fact as it is established.
     #[allow(clippy::too_many_arguments)]
-    fn decide(
+    async fn decide(
         &self,
         snap: &Snapshot,
         event: &mut RequestEvent,
@@ -351,6 +353,7 @@ impl Gateway {
         let (limit, remaining) = self
             .limits
             .check((&profile.id, profile.rate_per_minute, profile.burst), (&product.id, product.rate_per_minute))
+            .await
             .map_err(|(scope, limit, retry_after_secs)| Refusal::RateLimited {
                 scope,
                 retry_after_secs,

@@ -1,7 +1,9 @@
-//! Rate limits (GCRA, governor), checked in turn: the caller's profile, the product it
-//! calls (every caller together), and the whole gateway. Limiters live outside the
-//! policy snapshot so that reloading it does not refill everyone's buckets; a limiter
-//! is replaced only when its own policy changes.
+//! Rate limits (GCRA), checked in turn: the caller's profile, the product it calls
+//! (every caller together), and the whole gateway. With `--redis-url` they are counted
+//! across replicas in Redis; otherwise, and whenever Redis cannot answer, per process
+//! (governor). Local limiters live outside the policy snapshot so that reloading it
+//! does not refill everyone's buckets; a limiter is replaced only when its own policy
+//! changes.
 
 use governor::clock::DefaultClock;
 use governor::middleware::StateInformationMiddleware;
@@ -10,6 +12,8 @@ use governor::{Quota, RateLimiter};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, RwLock};
+
+use crate::shared_limits::{Decision, Rule, SharedLimits};
 
 type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
 /// A policy (requests per minute, burst) and the limiter built for it.
@@ -34,12 +38,12 @@ fn nz(n: i64) -> NonZeroU32 {
 }
 
 fn verdict(limiter: &Limiter, burst: i64) -> Verdict {
-    let limit = u64::try_from(burst.max(1)).unwrap_or(1);
+    let limit = count(burst);
     match limiter.check() {
         Ok(state) => Verdict::Allowed { limit, remaining: u64::from(state.remaining_burst_capacity()) },
         Err(not_until) => {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(&DefaultClock::default()));
-            Verdict::Limited { limit, retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0) }
+            Verdict::Limited { limit, retry_after_secs: retry_secs(wait) }
         }
     }
 }
@@ -72,22 +76,70 @@ pub struct Limits {
     products: Keyed,
     /// Requests per second for the whole gateway, when set.
     global: Option<(i64, Limiter)>,
+    /// With `--redis-url`: the same limits, counted across every replica. The local
+    /// limiters above decide whenever Redis cannot (see `crate::shared_limits`).
+    shared: Option<SharedLimits>,
+}
+
+/// A product's burst: ten seconds' worth of its rate may arrive at once.
+fn product_burst(rate_per_minute: i64) -> i64 {
+    (rate_per_minute / 6).max(1)
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n.max(1)).unwrap_or(1)
+}
+
+fn retry_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 impl Limits {
     /// `global_per_second`: 0 for no gateway-wide limit.
-    pub fn new(global_per_second: u32) -> Self {
+    pub fn new(global_per_second: u32, shared: Option<SharedLimits>) -> Self {
         let global = (global_per_second > 0).then(|| {
             let n = i64::from(global_per_second);
             let quota = Quota::per_second(nz(n)).allow_burst(nz(n));
             (n, RateLimiter::direct(quota).with_middleware::<StateInformationMiddleware>())
         });
-        Self { profiles: Keyed::default(), products: Keyed::default(), global }
+        Self { profiles: Keyed::default(), products: Keyed::default(), global, shared }
     }
 
     /// The profile's verdict (its figures go into the caller's `RateLimit-*` headers),
     /// or the first limit that refuses.
-    pub fn check(
+    pub async fn check(
+        &self,
+        profile: (&str, i64, i64),
+        product: (&str, Option<i64>),
+    ) -> Result<(u64, u64), (Scope, u64, u64)> {
+        if let Some(shared) = &self.shared {
+            let mut rules =
+                vec![(Scope::Profile, Rule::per_minute("profile", profile.0, count(profile.1), count(profile.2)))];
+            if let (id, Some(rate)) = product {
+                let rule = Rule::per_minute("product", id, count(rate), count(product_burst(rate)));
+                rules.push((Scope::Product, rule));
+            }
+            if let Some((n, _)) = &self.global {
+                let per_second = u32::try_from(*n).unwrap_or(u32::MAX).max(1);
+                let rule = Rule::new("gateway", "all", std::time::Duration::from_secs(1) / per_second, count(*n));
+                rules.push((Scope::Global, rule));
+            }
+            let only: Vec<Rule> = rules.iter().map(|(_, r)| r.clone()).collect();
+            match shared.check(&only).await {
+                Some(Decision::Allowed { remaining }) => return Ok((count(profile.2), remaining)),
+                Some(Decision::Limited { rule, retry_after }) => {
+                    let (scope, limit) =
+                        rules.get(rule).map_or((Scope::Profile, count(profile.2)), |(s, r)| (*s, r.burst));
+                    return Err((scope, limit, retry_secs(retry_after)));
+                }
+                None => {}
+            }
+        }
+        self.check_here(profile, product)
+    }
+
+    /// The same limits, counted in this process alone.
+    fn check_here(
         &self,
         profile: (&str, i64, i64),
         product: (&str, Option<i64>),
@@ -97,8 +149,7 @@ impl Limits {
             Verdict::Limited { limit, retry_after_secs } => return Err((Scope::Profile, limit, retry_after_secs)),
         };
         if let (id, Some(rate)) = product {
-            // Ten seconds' worth of the product's rate may arrive at once.
-            if let Verdict::Limited { limit, retry_after_secs } = self.products.check(id, rate, (rate / 6).max(1)) {
+            if let Verdict::Limited { limit, retry_after_secs } = self.products.check(id, rate, product_burst(rate)) {
                 return Err((Scope::Product, limit, retry_after_secs));
             }
         }

@@ -25,6 +25,7 @@ use std::time::Instant;
 
 use crate::audit;
 use crate::body::{self as request_body, BodyError};
+use crate::shared_limits::{self, Rule, SharedLimits};
 use crate::sources::Sources;
 
 /// OAuth requests are small forms; anything larger is refused unread.
@@ -52,6 +53,25 @@ struct Limits {
     per_client_source: Limiter<[u8; 16]>,
     /// Tokens issued, per client, whatever the address.
     per_client: Limiter<String>,
+    /// With `--redis-url`, tokens issued per client are counted across replicas (with
+    /// `per_client` deciding whenever Redis cannot). The per-address limits stay per
+    /// process: they turn floods away before any shared work, and a flood spread over
+    /// replicas still meets each one's limit.
+    shared: Option<(SharedLimits, u32)>,
+}
+
+impl Limits {
+    async fn token_allowed(&self, client_id: &str) -> bool {
+        if let Some((shared, per_minute)) = &self.shared {
+            let rule = Rule::per_minute("token", client_id, u64::from(*per_minute), u64::from(per_minute.div_ceil(3)));
+            match shared.check(std::slice::from_ref(&rule)).await {
+                Some(shared_limits::Decision::Allowed { .. }) => return true,
+                Some(shared_limits::Decision::Limited { .. }) => return false,
+                None => {}
+            }
+        }
+        self.per_client.check(&client_id.to_owned()).is_ok()
+    }
 }
 
 impl OAuthServer {
@@ -62,12 +82,14 @@ impl OAuthServer {
         audit: AuditSink,
         sources: Sources,
         per_client_per_minute: u32,
+        shared: Option<SharedLimits>,
     ) -> Self {
         let per_client = per_client_per_minute.max(1);
         let limits = Limits {
             per_source: Limiter::new(per_client.saturating_mul(10), per_client.saturating_mul(2), 100_000),
             per_client_source: Limiter::new(per_client, per_client.div_ceil(3), 100_000),
             per_client: Limiter::new(per_client, per_client.div_ceil(3), 100_000),
+            shared: shared.map(|s| (s, per_client)),
         };
         Self { store, settings, audit, limits: Arc::new(limits), sources }
     }
@@ -166,7 +188,7 @@ async fn token(
         Ok(started) => started,
         Err(answered) => return answered,
     };
-    let result = issue(&o, peer, &headers, &body, &mut row.event);
+    let result = issue(&o, peer, &headers, &body, &mut row.event).await;
     end(&o, peer, row, result).await
 }
 
@@ -186,7 +208,7 @@ fn read_form(o: &OAuthServer, ip: IpAddr, body: &[u8]) -> Result<Vec<(String, St
     Ok(form)
 }
 
-fn issue(
+async fn issue(
     o: &OAuthServer,
     ip: IpAddr,
     headers: &HeaderMap,
@@ -224,7 +246,7 @@ fn issue(
     event.profile_id = Some(AuditText::new(&issued.claims.profile, cap::ID));
     event.client_type = o.store.snapshot().current().profiles.get(&issued.claims.profile).map(|p| p.client_kind);
     event.credential_id = Some(AuditText::new(&issued.claims.cid, cap::ID));
-    if o.limits.per_client.check(&issued.claims.client_id).is_err() {
+    if !o.limits.token_allowed(&issued.claims.client_id).await {
         // Counted only once the client proved itself, so nobody else can spend it.
         return Err(OAuthError::rate_limited());
     }

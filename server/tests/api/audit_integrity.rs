@@ -5,7 +5,7 @@
 //! never runs a request without one.
 
 use crate::helpers::{
-    agent_for, audit_rows, block_audit_writer, stateless_tool, wait_for_audit, Agent, TestApp, TestUpstream,
+    agent_for, audit_rows, block_audit_writer, stateless_tool, wait_for_audit, Agent, Cable, TestApp, TestUpstream,
 };
 use portcullis_domain::audit_text::TRUNCATED;
 use portcullis_domain::audit_writer::REDUCED_PATH;
@@ -351,50 +351,6 @@ async fn a_row_the_database_refuses_is_split_out_and_written_reduced_and_its_bat
         http.get(format!("{}/gw/bank/fast", app.base)).header("x-api-key", &agent.key.secret).send().await.unwrap();
     let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
     wait_for_audit(&app.database_url, &format!("request_id = '{id}'"), 1).await;
-}
-
-/// A TCP proxy to the database that the test can cut and restore, as a network would.
-struct Cable {
-    addr: String,
-    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
-}
-
-impl Cable {
-    async fn to(target: String) -> Self {
-        use std::sync::atomic::Ordering;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let links = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (up2, links2) = (up.clone(), links.clone());
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !up2.load(Ordering::SeqCst) {
-                    continue; // dropped: the connection is refused
-                }
-                let target = target.clone();
-                let link = tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                links2.lock().unwrap().push(link.abort_handle());
-            }
-        });
-        Self { addr, up, links }
-    }
-
-    fn cut(&self) {
-        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
-        for link in self.links.lock().unwrap().drain(..) {
-            link.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
 }
 
 /// `postgres://user@host:port/db` with its host and port replaced.

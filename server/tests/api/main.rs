@@ -25,5 +25,6 @@ mod mcp_clients;
 mod metrics;
 mod oauth;
 mod replicas;
+mod shared_limits;
 mod startup;
 mod upstream_tls;
