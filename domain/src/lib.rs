@@ -38,6 +38,8 @@ pub mod grants;
 #[cfg(feature = "store")]
 pub mod keyed;
 #[cfg(feature = "store")]
+pub mod mcp_sessions;
+#[cfg(feature = "store")]
 pub mod oauth;
 #[cfg(feature = "store")]
 pub mod password;

@@ -230,7 +230,8 @@ impl Application {
             },
         )
         .map_err(|e| StartError::Config(format!("upstream TLS: {e}")))?;
-        let mcp = crate::mcp::McpServer::new(gateway.clone(), &tokens.issuer);
+        let mcp = crate::mcp::McpServer::new(gateway.clone(), &tokens.issuer, &secret);
+        mcp.follow_ended_sessions().await?;
         spawn_policy_watch(store.clone());
         spawn_key_rotation(store.clone(), i64::from(args.signing_key_days) * portcullis_domain::time::DAY);
         spawn_audit_retention(store.clone(), i64::from(args.audit_retention_days) * portcullis_domain::time::DAY);

@@ -26,6 +26,8 @@ use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::{Committed, PendingRow};
 use portcullis_domain::model::RequestChannel;
 use portcullis_domain::policy::Snapshot;
+use portcullis_domain::secrets::ServerSecret;
+use portcullis_domain::DomainError;
 use serde_json::{json, Map, Value};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -38,7 +40,7 @@ use jsonrpc::{
     Message, RpcError, HEADER_MISMATCH, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR,
     UNSUPPORTED_PROTOCOL_VERSION,
 };
-use session::Sessions;
+use session::{EndError, Sessions};
 
 /// Revisions with the `initialize` handshake and sessions, newest first.
 const HANDSHAKE_VERSIONS: [&str; 3] = ["2025-11-25", "2025-06-18", "2025-03-26"];
@@ -75,18 +77,27 @@ pub struct McpServer {
 }
 
 impl McpServer {
-    /// `base` is the public URL, also the token issuer.
-    pub fn new(gateway: Gateway, base: &str) -> Self {
+    /// `base` is the public URL, also the token issuer; session ids are sealed with a key
+    /// derived from `secret`, so every replica holding it serves every session.
+    pub fn new(gateway: Gateway, base: &str, secret: &ServerSecret) -> Self {
         let base = base.trim_end_matches('/').to_owned();
         let public_host = origin_of(&base).split_once("://").map(|(_, h)| h.to_owned()).unwrap_or_default();
         Self {
             gateway,
-            sessions: Arc::default(),
+            sessions: Arc::new(Sessions::new(secret)),
             resource: format!("{base}/mcp"),
             metadata_url: format!("{base}/.well-known/oauth-protected-resource/mcp"),
             issuer: base,
             public_host,
         }
+    }
+}
+
+impl McpServer {
+    /// Learns every session ended so far, then follows new ends in the background: call
+    /// before serving, so a replica that starts never accepts a session ended elsewhere.
+    pub async fn follow_ended_sessions(&self) -> Result<(), DomainError> {
+        session::follow(self.sessions.clone(), self.gateway.store().clone()).await
     }
 }
 
@@ -263,12 +274,21 @@ async fn delete(
         let e = RpcError::new(INVALID_REQUEST, "Mcp-Session-Id is required.");
         return refuse(&mcp, peer, row, "session_required", rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &e)).await;
     };
-    match mcp.sessions.end(id, &caller.profile.id) {
+    let store = mcp.gateway.store();
+    match mcp.sessions.end(store, id, &caller.profile.id, store.now()).await {
         Ok(()) => {
             row.event.allowed();
             audit::answer(row, StatusCode::NO_CONTENT.into_response()).await
         }
-        Err(_) => refuse(&mcp, peer, row, "unknown_session", session_not_found()).await,
+        Err(EndError::Unknown) => refuse(&mcp, peer, row, "unknown_session", session_not_found()).await,
+        Err(EndError::Store(e)) => {
+            // Not ended here either: an end only this replica knew would leave the
+            // session open on the others. The client may retry.
+            tracing::error!(error = %e, "MCP session end not recorded");
+            let e = RpcError::new(jsonrpc::INTERNAL_ERROR, "The session could not be ended; retry.");
+            row.event.refused("store_unavailable");
+            audit::answer(row, rpc_fault(StatusCode::SERVICE_UNAVAILABLE, &Value::Null, &e)).await
+        }
     }
 }
 
@@ -494,7 +514,7 @@ async fn session_message(ctx: &Ctx<'_>, value: Value, in_batch: bool, slot: &mut
         let e = RpcError::new(INVALID_REQUEST, "Mcp-Session-Id is required; send initialize first.");
         return Answer::Http(rpc_fault(StatusCode::BAD_REQUEST, &request_id(&message), &e));
     };
-    let Ok(session) = ctx.mcp.sessions.touch(session_id, &ctx.caller.profile.id, ctx.now) else {
+    let Ok(session) = ctx.mcp.sessions.resume(session_id, &ctx.caller.profile.id, ctx.now) else {
         note(slot, what, Err("unknown_session"));
         return Answer::Http(session_not_found());
     };
@@ -549,7 +569,12 @@ fn initialize(ctx: &Ctx<'_>, id: &Value, params: &Map<String, Value>, slot: &mut
     };
     // Lifecycle, "Version Negotiation": the requested version if we speak it, else our latest.
     let version = HANDSHAKE_VERSIONS.iter().copied().find(|v| *v == requested).unwrap_or(HANDSHAKE_VERSIONS[0]);
-    let session = ctx.mcp.sessions.open(&ctx.caller.profile.id, version, ctx.now);
+    let Ok(session) = ctx.mcp.sessions.start(&ctx.caller.profile.id, version, ctx.now) else {
+        tracing::error!(profile.id = %ctx.caller.profile.id, "MCP session id cannot be sealed for this profile");
+        note(slot, "initialize", Err("internal_error"));
+        let e = RpcError::new(jsonrpc::INTERNAL_ERROR, "The session could not be started.");
+        return Answer::Reply(StatusCode::OK, jsonrpc::error(id, &e), None);
+    };
     note(slot, "initialize", Ok(()));
     let result = json!({
         "protocolVersion": version,

@@ -22,6 +22,7 @@ mod helpers;
 mod management;
 mod mcp;
 mod mcp_clients;
+mod mcp_replicas;
 mod metrics;
 mod oauth;
 mod replicas;

@@ -236,6 +236,42 @@ async fn the_2025_handshake_negotiates_and_sessions_are_enforced() {
     assert_eq!(b.body, json!([{"jsonrpc": "2.0", "id": 1, "result": {}}]));
 }
 
+/// Session ids are sealed, not remembered: they outlive a restart, an end does too (it is
+/// in the store), and every session ends 24 hours after `initialize` by the store's clock,
+/// however busy it was.
+#[tokio::test]
+async fn sessions_outlive_a_restart_and_expire_a_day_after_initialize() {
+    let mut app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let a = agent(&app, &["accounts"]).await;
+    let (kept, _) = Mcp::new(&app, ("x-api-key", &a.key.secret)).session("2025-03-26").await;
+    let (ended, _) = Mcp::new(&app, ("x-api-key", &a.key.secret)).session("2025-11-25").await;
+    assert_eq!(ended.send(reqwest::Method::DELETE, None, &[]).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(ended.send(reqwest::Method::DELETE, None, &[]).await.status, StatusCode::NOT_FOUND);
+
+    app.restart().await;
+    let url = format!("{}/mcp", app.base);
+    let (kept, ended) = (Mcp { url: url.clone(), ..kept }, Mcp { url, ..ended });
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    assert_eq!(kept.post(ping.clone(), &[]).await.status, StatusCode::OK, "a session survives a restart");
+    assert_eq!(ended.post(ping.clone(), &[]).await.status, StatusCode::NOT_FOUND, "and an end does too");
+    // The negotiated version travels in the id: batches only in a 2025-03-26 session.
+    let batch = json!([{"jsonrpc": "2.0", "id": 1, "method": "ping"}]);
+    assert_eq!(kept.post(batch, &[]).await.body, json!([{"jsonrpc": "2.0", "id": 1, "result": {}}]));
+
+    app.clock.advance(24 * 60 * 60 * 1000 - 60_000);
+    assert_eq!(kept.post(ping.clone(), &[]).await.status, StatusCode::OK, "busy or not, it lasts a day");
+    app.clock.advance(60_000);
+    assert_eq!(kept.post(ping.clone(), &[]).await.status, StatusCode::NOT_FOUND, "and no longer");
+    assert_eq!(kept.send(reqwest::Method::DELETE, None, &[]).await.status, StatusCode::NOT_FOUND);
+    let rows = mcp_rows(&app, 12).await;
+    assert_eq!(rows.len(), 12, "one row per request: {rows:?}");
+    assert_eq!(
+        rows.iter().rev().take(2).map(|r| (r.3.as_str(), r.4)).collect::<Vec<_>>(),
+        [("unknown_session", 404), ("unknown_session", 404)]
+    );
+}
+
 fn stateless(method: &str, params: Value) -> Value {
     let mut params = params;
     params["_meta"] = json!({
