@@ -18,4 +18,5 @@ pub mod sample_upstream;
 pub mod sessions;
 pub mod sources;
 pub mod telemetry;
+pub mod tls;
 pub mod trace;
