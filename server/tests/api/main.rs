@@ -26,4 +26,5 @@ mod metrics;
 mod oauth;
 mod replicas;
 mod startup;
+mod tls_listener;
 mod upstream_tls;
