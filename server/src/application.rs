@@ -73,6 +73,9 @@ pub struct Application {
     bounds: crate::listener::Bounds,
     origins: crate::listener::Origins,
     shutdown_timeout: std::time::Duration,
+    /// The listener's https configuration, with `--tls-cert`.
+    tls: Option<Arc<crate::tls::ListenerTls>>,
+    tls_reloader: Option<crate::tls::Reloader>,
     /// The metrics listener's address and task, with `--metrics-addr`.
     metrics: Option<(std::net::SocketAddr, tokio::task::JoinHandle<()>)>,
 }
@@ -137,6 +140,9 @@ fn ensure_sqlite_dir(url: &str) -> std::io::Result<()> {
 impl Application {
     pub async fn build(args: ServeArgs, clock: Clock) -> Result<Self, StartError> {
         let secret = resolve_secret(&args.store, args.demo)?;
+        // Before anything is opened or written: a bad certificate stops the start here.
+        let tls = listener_tls(&args)?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let url = args.store.database_url()?;
         ensure_sqlite_dir(&url)?;
         let store = Store::connect(&url, &secret, clock, Policy::default()).await?;
@@ -187,7 +193,7 @@ impl Application {
             .public_url
             .clone()
             .map(|u| u.trim_end_matches('/').to_owned())
-            .unwrap_or_else(|| format!("http://{}", loopback(local)));
+            .unwrap_or_else(|| format!("{scheme}://{}", loopback(local)));
         // Tokens are for this gateway: the audience is the issuer itself.
         let tokens = TokenSettings { audience: issuer.clone(), issuer };
         let shared_limits = match args.redis_url()? {
@@ -236,7 +242,9 @@ impl Application {
         spawn_key_rotation(store.clone(), i64::from(args.signing_key_days) * portcullis_domain::time::DAY);
         spawn_audit_retention(store.clone(), i64::from(args.audit_retention_days) * portcullis_domain::time::DAY);
 
-        let secure_cookies = args.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
+        // People reach us over https when the public URL says so, or, without one, when
+        // the listener itself speaks nothing else.
+        let secure_cookies = tokens.issuer.starts_with("https://");
         let leptos_options = LeptosOptions::builder()
             .output_name("portcullis")
             .site_root(args.site_root.as_str())
@@ -247,14 +255,8 @@ impl Application {
             store: store.clone(),
             throttle: Arc::new(LoginThrottle::default()),
             tokens: tokens.clone(),
-            gateway_base: format!("http://{}", loopback(local)),
-            // Test access shows what the gateway answered: a redirect is an answer to
-            // show, not one to follow to wherever an upstream points.
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(35))
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap_or_default(),
+            gateway_base: format!("{scheme}://{}", loopback(local)),
+            http: test_access_client(tls.as_ref())?,
         };
         let state = ServerState { leptos_options: leptos_options.clone(), portal: portal.clone() };
         let routes = generate_route_list(App);
@@ -301,7 +303,7 @@ impl Application {
             .layer(SetResponseHeaderLayer::if_not_present(
                 header::STRICT_TRANSPORT_SECURITY,
                 // Only behind https: over plain http the header is meaningless, and on a
-                // loopback demo it would pin the browser to https for the host.
+                // plain loopback demo it would pin the browser to https for the host.
                 secure_cookies.then(|| HeaderValue::from_static("max-age=31536000; includeSubDomains")),
             ))
             .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
@@ -328,6 +330,8 @@ impl Application {
             bounds,
             origins,
             shutdown_timeout,
+            tls_reloader: tls.as_ref().map(crate::tls::ListenerTls::reloader),
+            tls,
             metrics: metrics_server,
         })
     }
@@ -335,6 +339,15 @@ impl Application {
     /// Where `/metrics` is served, when `--metrics-addr` was given.
     pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
         self.metrics.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// `https` with `--tls-cert`, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -357,10 +370,12 @@ impl Application {
         let store = self.store.clone();
         let timeout = self.shutdown_timeout;
         let (stopping, stop_asked) = tokio::sync::oneshot::channel::<()>();
-        let serve = crate::listener::serve(self.listener, self.router, self.bounds, self.origins, async move {
-            shutdown.await;
-            let _ = stopping.send(());
-        });
+        let reloader = self.tls_reloader.map(crate::tls::Reloader::spawn);
+        let serve =
+            crate::listener::serve(self.listener, self.router, self.bounds, self.origins, self.tls, async move {
+                shutdown.await;
+                let _ = stopping.send(());
+            });
         let overdue = async move {
             if stop_asked.await.is_ok() {
                 tokio::time::sleep(timeout).await;
@@ -382,8 +397,47 @@ impl Application {
         if let Some((_, task)) = self.metrics {
             task.abort();
         }
+        if let Some(task) = reloader {
+            task.abort();
+        }
         store.close().await;
         Ok(())
+    }
+}
+
+/// The listener's https configuration, when `--tls-cert` and `--tls-key` are given.
+fn listener_tls(args: &ServeArgs) -> Result<Option<Arc<crate::tls::ListenerTls>>, StartError> {
+    let (cert, key) = match (&args.tls_cert, &args.tls_key, &args.tls_client_ca) {
+        (Some(cert), Some(key), _) => (cert.clone(), key.clone()),
+        (None, None, None) => return Ok(None),
+        _ => {
+            return Err(StartError::Config(
+                "--tls-cert and --tls-key go together (and --tls-client-ca with them)".into(),
+            ))
+        }
+    };
+    let files = crate::tls::TlsFiles { cert, key, client_ca: args.tls_client_ca.clone() };
+    let tls = crate::tls::ListenerTls::load(files).map_err(|e| StartError::Config(format!("https listener: {e}")))?;
+    Ok(Some(Arc::new(tls)))
+}
+
+/// The client the portal's Test access calls the gateway with, on loopback. Over https
+/// it trusts the listener's own certificate (see `ListenerTls::loopback_client`).
+fn test_access_client(tls: Option<&Arc<crate::tls::ListenerTls>>) -> Result<reqwest::Client, StartError> {
+    // Test access shows what the gateway answered: a redirect is an answer to show, not
+    // one to follow to wherever an upstream points.
+    let builder = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(35))
+        .redirect(reqwest::redirect::Policy::none());
+    match tls {
+        None => Ok(builder.build().unwrap_or_default()),
+        Some(tls) => {
+            let config = tls.loopback_client().map_err(|e| StartError::Config(format!("https listener: {e}")))?;
+            builder
+                .use_preconfigured_tls(config)
+                .build()
+                .map_err(|e| StartError::Config(format!("https listener: the portal's own client: {e}")))
+        }
     }
 }
 

@@ -245,6 +245,19 @@ pub struct ServeArgs {
     /// PEM private key of `--upstream-client-cert`.
     #[arg(long, env = "PORTCULLIS_UPSTREAM_CLIENT_KEY", requires = "upstream_client_cert")]
     pub upstream_client_key: Option<std::path::PathBuf>,
+    /// PEM certificate (a chain: the server's first, then intermediates) for serving
+    /// https on `--addr`. Without it the listener speaks plain http (behind a load
+    /// balancer that terminates TLS). Re-read on SIGHUP and when the file changes.
+    #[arg(long, env = "PORTCULLIS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "PORTCULLIS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// PEM file of certificate authorities whose client certificates the https listener
+    /// accepts. A certificate is asked for, not required; one that does not verify ends
+    /// the handshake.
+    #[arg(long, env = "PORTCULLIS_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<std::path::PathBuf>,
     /// Where to serve Prometheus metrics (`/metrics`), e.g. `127.0.0.1:9464`: a
     /// listener of its own, never the public port. Off unless given.
     #[arg(long, env = "PORTCULLIS_METRICS_ADDR")]

@@ -19,4 +19,5 @@ pub mod sessions;
 pub mod shared_limits;
 pub mod sources;
 pub mod telemetry;
+pub mod tls;
 pub mod trace;

@@ -3,6 +3,8 @@
 //! connection is closed: slow-header clients hold nothing for long), and at most a fixed
 //! number of connections is served at once (the next ones wait in the accept queue).
 //! Stopping is graceful: no new connections, each open one finishes its request.
+//! With `--tls-cert` every connection is https; the handshake counts against the same
+//! deadline as the headers.
 
 use axum::extract::ConnectInfo;
 use axum::http::Request;
@@ -10,18 +12,21 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use portcullis_app::ssr::ClientIp;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 use crate::client_ip::TrustedProxies;
+use crate::tls::{ClientCertificate, ListenerTls};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Bounds {
@@ -36,11 +41,13 @@ pub struct Origins {
 }
 
 /// Serves `router` until `shutdown` resolves, then until every open connection is done.
+/// With `tls`, every connection is https (h2 or http/1.1, as ALPN settles).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     bounds: Bounds,
     origins: Origins,
+    tls: Option<Arc<ListenerTls>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(bounds.max_connections.max(1)));
@@ -48,6 +55,7 @@ pub async fn serve(
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(bounds.header_read_timeout);
     builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -57,27 +65,91 @@ pub async fn serve(
         };
         let Some((slot, stream, remote)) = accepted else { continue };
         let _ = stream.set_nodelay(true);
-        let trusted = origins.trusted_proxies.clone();
-        // The peer, and the client's address as `--trusted-proxies` decides it: limits
-        // and audit rows on every route use the latter.
-        let service = router.clone().map_request(move |mut req: Request<Incoming>| {
-            let client = trusted.client(remote.ip(), req.headers());
-            req.extensions_mut().insert(ConnectInfo(remote));
-            req.extensions_mut().insert(ClientIp(client));
-            req
-        });
-        let connection =
-            builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection.into_owned());
+        // The first request's headers are due this long after the connection came,
+        // whatever precedes them: a TLS handshake, HTTP/2's preface, or nothing at all
+        // (hyper's own header timeout only starts once it knows the HTTP version).
+        let deadline = tokio::time::Instant::now() + bounds.header_read_timeout;
+        // Taken now, so that a stop also waits for (and then ends) connections still in
+        // their handshake.
+        let watcher = graceful.watcher();
+        let connection = Connection {
+            builder: builder.clone(),
+            router: router.clone(),
+            trusted: origins.trusted_proxies.clone(),
+            remote,
+            deadline,
+            watcher,
+        };
+        let tls = tls.clone();
+        // The handshake runs here, never in the accept loop: a client that stalls it
+        // delays nobody else, and it holds its slot meanwhile.
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, client = %remote, "connection ended with an error");
+            match tls {
+                None => connection.serve(stream, None).await,
+                Some(tls) => match tokio::time::timeout_at(deadline, tls.acceptor().accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        let certificate = crate::tls::client_certificate(stream.get_ref().1);
+                        connection.serve(stream, certificate).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(error = %e, client = %remote, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(client = %remote, "TLS handshake not finished in time; closed"),
+                },
             }
             drop(slot);
         });
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// One accepted connection, up to serving it.
+struct Connection {
+    builder: Arc<Builder<TokioExecutor>>,
+    router: Router,
+    trusted: TrustedProxies,
+    remote: SocketAddr,
+    deadline: tokio::time::Instant,
+    watcher: Watcher,
+}
+
+impl Connection {
+    async fn serve<S>(self, stream: S, certificate: Option<ClientCertificate>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Self { builder, router, trusted, remote, deadline, watcher } = self;
+        let spoke = Arc::new(AtomicBool::new(false));
+        let heard = spoke.clone();
+        // The peer, and the client's address as `--trusted-proxies` decides it: limits
+        // and audit rows on every route use the latter.
+        let service = router.map_request(move |mut req: Request<Incoming>| {
+            heard.store(true, Ordering::Relaxed);
+            let client = trusted.client(remote.ip(), req.headers());
+            req.extensions_mut().insert(ConnectInfo(remote));
+            req.extensions_mut().insert(ClientIp(client));
+            if let Some(certificate) = &certificate {
+                req.extensions_mut().insert(certificate.clone());
+            }
+            req
+        });
+        let connection =
+            builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = watcher.watch(connection.into_owned());
+        tokio::pin!(connection);
+        let ended = tokio::select! {
+            ended = &mut connection => ended,
+            () = tokio::time::sleep_until(deadline) => {
+                if !spoke.load(Ordering::Relaxed) {
+                    tracing::debug!(client = %remote, "no request headers in time; closed");
+                    return;
+                }
+                connection.await
+            }
+        };
+        if let Err(e) = ended {
+            tracing::debug!(error = %e, client = %remote, "connection ended with an error");
+        }
+    }
 }
 
 /// The next connection, once a slot is free for it.

@@ -49,7 +49,8 @@ async fn serve(args: portcullis::config::ServeArgs) -> Result<(), Box<dyn std::e
     telemetry::init(args.log_json);
     let mut app = Application::build(args.clone(), Clock::system()).await?;
     let url = format!(
-        "http://{}:{}",
+        "{}://{}:{}",
+        app.scheme(),
         if args.addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { args.addr.ip().to_string() },
         app.port()
     );

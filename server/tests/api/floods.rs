@@ -29,6 +29,19 @@ async fn a_client_that_sends_its_headers_too_slowly_is_disconnected() {
 }
 
 #[tokio::test]
+async fn a_client_that_connects_and_sends_nothing_is_disconnected_at_the_same_deadline() {
+    // Before any header byte hyper does not know the HTTP version, and its own header
+    // timer has not started: the listener's deadline covers that wait too.
+    let app = TestApp::spawn_configured(|a| a.header_read_timeout_secs = 1).await;
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", port(&app))).await.unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0) | Err(_))), "still connected after 5 s: {read:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
 async fn connections_beyond_the_cap_wait_until_one_is_free() {
     let app = TestApp::spawn_configured(|a| a.max_connections = 4).await;
     let mut held = Vec::new();

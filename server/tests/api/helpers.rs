@@ -24,6 +24,9 @@ pub struct TestApp {
     pub store: Store,
     pub clock: Clock,
     pub database_url: String,
+    /// Authorities `session()` clients trust besides the system's (a test CA, for a
+    /// server started with `tls_cert`).
+    pub trusted_cas: Vec<reqwest::Certificate>,
     /// What it was started with, to start it again (`restart`).
     args: ServeArgs,
     /// Ends the server gracefully (`shut_down`).
@@ -115,6 +118,9 @@ pub fn serve_args(dir: PathBuf, database_url: Option<String>, secret: Option<Str
         upstream_ca_file: None,
         upstream_client_cert: None,
         upstream_client_key: None,
+        tls_cert: None,
+        tls_key: None,
+        tls_client_ca: None,
         metrics_addr: None,
         redis_url: None,
         redis_url_file: None,
@@ -145,14 +151,25 @@ impl TestApp {
         let mut args = serve_args(dir.0.clone(), Some(database_url.clone()), Some(SECRET.into()), false);
         configure(&mut args);
         let app = Application::build(args.clone(), clock.clone()).await.expect("server starts");
-        let base = format!("http://127.0.0.1:{}", app.port());
+        let base = format!("{}://127.0.0.1:{}", app.scheme(), app.port());
         let metrics = app.metrics_addr().map(|a| format!("http://{a}/metrics"));
         let store = app.store().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async move {
             let _ = rx.await;
         }));
-        Self { base, metrics, store, clock, database_url, args, shutdown: Some(tx), server: Some(server), _dir: dir }
+        Self {
+            base,
+            metrics,
+            store,
+            clock,
+            database_url,
+            trusted_cas: Vec::new(),
+            args,
+            shutdown: Some(tx),
+            server: Some(server),
+            _dir: dir,
+        }
     }
 
     /// The data directory (demo secret, audit spill file).
@@ -165,7 +182,7 @@ impl TestApp {
     pub async fn restart(&mut self) {
         self.shut_down().await;
         let app = Application::build(self.args.clone(), self.clock.clone()).await.expect("server starts again");
-        self.base = format!("http://127.0.0.1:{}", app.port());
+        self.base = format!("{}://127.0.0.1:{}", app.scheme(), app.port());
         self.metrics = app.metrics_addr().map(|a| format!("http://{a}/metrics"));
         self.store = app.store().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -187,7 +204,10 @@ impl TestApp {
     }
 
     pub fn session(&self) -> Session {
-        let http = reqwest::Client::builder()
+        let http = self
+            .trusted_cas
+            .iter()
+            .fold(reqwest::Client::builder(), |b, ca| b.add_root_certificate(ca.clone()))
             // A test must fail, never hang: no page or server function takes this long.
             .timeout(std::time::Duration::from_secs(30))
             .cookie_store(true)

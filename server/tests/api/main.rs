@@ -28,4 +28,5 @@ mod oauth;
 mod replicas;
 mod shared_limits;
 mod startup;
+mod tls_listener;
 mod upstream_tls;

@@ -10,22 +10,22 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// A certificate authority made for one test.
-struct TestCa {
+/// A certificate authority made for one test (the https listener's tests use it too).
+pub(crate) struct TestCa {
     key: KeyPair,
     cert: rcgen::Certificate,
 }
 
 /// A certificate and its key, as DER (for the test's server) and PEM (for `serve`).
-struct Leaf {
-    der: CertificateDer<'static>,
-    key: PrivateKeyDer<'static>,
-    cert_pem: String,
-    key_pem: String,
+pub(crate) struct Leaf {
+    pub(crate) der: CertificateDer<'static>,
+    pub(crate) key: PrivateKeyDer<'static>,
+    pub(crate) cert_pem: String,
+    pub(crate) key_pem: String,
 }
 
 impl TestCa {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -34,18 +34,24 @@ impl TestCa {
         Self { key, cert }
     }
 
-    fn pem(&self) -> String {
+    pub(crate) fn pem(&self) -> String {
         self.cert.pem()
     }
 
-    fn der(&self) -> CertificateDer<'static> {
+    pub(crate) fn der(&self) -> CertificateDer<'static> {
         self.cert.der().clone()
     }
 
-    fn issue(&self, name: &str, usage: ExtendedKeyUsagePurpose) -> Leaf {
+    pub(crate) fn issue(&self, name: &str, usage: ExtendedKeyUsagePurpose) -> Leaf {
+        self.issue_for(&[name], usage)
+    }
+
+    /// A certificate for several names (DNS names or IP addresses), the first one its
+    /// common name.
+    pub(crate) fn issue_for(&self, names: &[&str], usage: ExtendedKeyUsagePurpose) -> Leaf {
         let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
+        let mut params = CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, names[0]);
         params.extended_key_usages = vec![usage];
         let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
         Leaf {
@@ -115,7 +121,7 @@ impl TlsUpstream {
     }
 }
 
-fn write(dir: &TempDir, name: &str, pem: &str) -> PathBuf {
+pub(crate) fn write(dir: &TempDir, name: &str, pem: &str) -> PathBuf {
     let path = dir.0.join(name);
     std::fs::write(&path, pem).unwrap();
     path
