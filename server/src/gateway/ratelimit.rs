@@ -60,12 +60,21 @@ impl Keyed {
         let cached =
             self.limiters.read().ok().and_then(|m| m.get(key).filter(|(p, _)| *p == policy).map(|e| e.1.clone()));
         let limiter = cached.unwrap_or_else(|| {
-            let quota = Quota::per_minute(nz(rate_per_minute)).allow_burst(nz(burst));
-            let limiter = Arc::new(RateLimiter::direct(quota).with_middleware::<StateInformationMiddleware>());
-            if let Ok(mut map) = self.limiters.write() {
-                map.insert(key.to_owned(), (policy, limiter.clone()));
+            let fresh = || {
+                let quota = Quota::per_minute(nz(rate_per_minute)).allow_burst(nz(burst));
+                Arc::new(RateLimiter::direct(quota).with_middleware::<StateInformationMiddleware>())
+            };
+            let Ok(mut map) = self.limiters.write() else { return fresh() };
+            // Looked up again under the write lock: requests arriving together for a new
+            // key must share the first one's bucket, not each start a full burst.
+            match map.get(key).filter(|(p, _)| *p == policy) {
+                Some((_, limiter)) => limiter.clone(),
+                None => {
+                    let limiter = fresh();
+                    map.insert(key.to_owned(), (policy, limiter.clone()));
+                    limiter
+                }
             }
-            limiter
         });
         verdict(&limiter, burst)
     }
@@ -159,5 +168,32 @@ impl Limits {
             }
         }
         Ok((limit, remaining))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first requests for a key arrive together (a new profile, a changed limit, the
+    /// local fallback when Redis goes away): they share one bucket, so no more than the
+    /// burst gets through however they interleave.
+    #[test]
+    fn requests_racing_for_a_new_key_share_one_burst() {
+        for round in 0..200 {
+            let keyed = Arc::new(Keyed::default());
+            let start = Arc::new(std::sync::Barrier::new(8));
+            let threads: Vec<_> = (0..8)
+                .map(|_| {
+                    let (keyed, start) = (keyed.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        (0..2).filter(|_| matches!(keyed.check("pr_new", 1, 4), Verdict::Allowed { .. })).count()
+                    })
+                })
+                .collect();
+            let allowed: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+            assert_eq!(allowed, 4, "round {round}");
+        }
     }
 }
