@@ -48,6 +48,8 @@ pub mod policy;
 #[cfg(feature = "store")]
 pub mod reviews;
 #[cfg(feature = "store")]
+pub mod scheduled;
+#[cfg(feature = "store")]
 pub mod secrets;
 #[cfg(feature = "store")]
 pub mod seed;

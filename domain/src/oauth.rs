@@ -31,6 +31,10 @@ pub const LEEWAY_SECS: i64 = 30;
 /// The range an admin may set a profile's token lifetime to. An hour at most: verified
 /// tokens are cached for an hour, and retired signing keys verify for a day.
 pub const MIN_TOKEN_TTL_SECS: i64 = 60;
+/// How long a scheduled successor key is published before it signs: long enough for
+/// every replica (a second) and for resource servers that cache the JWKS for up to an
+/// hour to know it before they meet a token it signed.
+pub const PUBLISH_AHEAD_MS: i64 = crate::time::HOUR;
 pub const MAX_TOKEN_TTL_SECS: i64 = 3600;
 
 /// The claims of a Portcullis access token.
@@ -117,11 +121,28 @@ pub struct Jwk {
     pub x: String,
 }
 
+/// A key that signs from `activates_at` until `retires_at`.
+struct Signer {
+    kid: String,
+    activates_at: i64,
+    retires_at: Option<i64>,
+    key: EncodingKey,
+}
+
 #[derive(Default)]
 pub struct KeyRing {
-    current: Option<(String, EncodingKey)>,
+    /// Newest first: the current key, and a successor published ahead of its time.
+    signers: Vec<Signer>,
     verifiers: HashMap<String, DecodingKey>,
     pub jwks: Vec<Jwk>,
+}
+
+impl KeyRing {
+    /// The key that signs at `now`. Chosen at each signing, not at each load, so that a
+    /// successor takes over at its time on every replica without anyone reloading.
+    fn signer(&self, now: i64) -> Option<&Signer> {
+        self.signers.iter().find(|s| s.activates_at <= now && s.retires_at.is_none_or(|r| now < r))
+    }
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -206,26 +227,70 @@ impl Store {
     /// verifying its tokens) until it is older than any token it could have signed.
     /// `channel` says who asked (`cli`, `scheduler`, `system` for the first key).
     pub async fn rotate_signing_key(&self, channel: &'static str) -> Result<String> {
+        self.rotate_signing_key_in(channel, 0).await
+    }
+
+    /// Publishes a fresh key that starts signing `activates_in_ms` from now; the current
+    /// key signs until then. Published ahead, the key is in every replica's JWKS (and in
+    /// the caches of resource servers that fetch it) before any token it signs arrives.
+    pub async fn rotate_signing_key_in(&self, channel: &'static str, activates_in_ms: i64) -> Result<String> {
+        let added = self.add_signing_key(channel, activates_in_ms, None).await?;
+        added.ok_or_else(|| DomainError::Conflict("another server rotated the signing key at the same moment".into()))
+    }
+
+    /// Adds a key, superseding the newest one — only if that one was created before
+    /// `older_than` when given. `None` when there was nothing to supersede that old, or
+    /// another server added a key at the same moment: one rotation, whoever asks.
+    async fn add_signing_key(
+        &self,
+        channel: &'static str,
+        activates_in_ms: i64,
+        older_than: Option<i64>,
+    ) -> Result<Option<String>> {
         let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
         let der = signing.to_pkcs8_der().map_err(|e| DomainError::Internal(format!("pkcs8: {e}")))?;
         let public = URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes());
         let kid = format!("k{}", &crate::store::new_id("key")[4..20]);
         let sealed = seal(&self.sealing_key, &kid, der.as_bytes())?;
         let now = self.now();
+        let activates_at = now.saturating_add(activates_in_ms.max(0));
         let mut tx = self.begin().await?;
-        sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, public_key, sealed_private_key, created_at) VALUES ($1, 'EdDSA', $2, $3, $4)",
+        // The predecessor signs until its successor starts. Conditional, this update is
+        // the claim: a second server rotating at once finds nothing old left (its update
+        // waits for the first's commit) and backs off.
+        let superseded = sqlx::query(
+            "UPDATE signing_keys SET retired_at = $1
+             WHERE retired_at IS NULL AND revoked_at IS NULL AND created_at <= $2",
+        )
+        .bind(activates_at)
+        .bind(older_than.unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if older_than.is_some() && superseded == 0 {
+            return Ok(None);
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO signing_keys (kid, algorithm, public_key, sealed_private_key, created_at, activates_at)
+             VALUES ($1, 'EdDSA', $2, $3, $4, $5)",
         )
         .bind(&kid)
         .bind(&public)
         .bind(&sealed)
         .bind(now)
+        .bind(activates_at)
         .execute(&mut *tx)
-        .await?;
+        .await;
+        match inserted.map_err(DomainError::from) {
+            Ok(_) => {}
+            // `signing_keys_one_newest`: another server's key was added first; it stands.
+            Err(DomainError::Conflict(_)) => {
+                drop(tx);
+                self.reload_keys().await?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        }
         crate::audit::record(
             &mut *tx,
             now,
@@ -235,7 +300,7 @@ impl Store {
                 action: "signing_key.rotated",
                 target_type: "signing_key",
                 target_id: &kid,
-                summary: serde_json::json!({ "algorithm": "EdDSA" }),
+                summary: serde_json::json!({ "algorithm": "EdDSA", "activates_at": activates_at }),
             },
         )
         .await?;
@@ -243,7 +308,7 @@ impl Store {
         crate::policy::bump_policy_version(&mut tx).await?;
         tx.commit().await?;
         self.reload_keys().await?;
-        Ok(kid)
+        Ok(Some(kid))
     }
 
     /// Revokes a signing key (compromised, say): every token it signed is refused from the
@@ -259,6 +324,8 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
         let Some(retired_at) = was_current else { return Err(DomainError::NotFound) };
+        // Signing now (or about to, as the published successor): a fresh key takes over at once.
+        let was_signing = retired_at.is_none_or(|r| now < r);
         sqlx::query("UPDATE signing_keys SET revoked_at = $1, retired_at = COALESCE(retired_at, $1) WHERE kid = $2")
             .bind(now)
             .bind(kid)
@@ -273,13 +340,13 @@ impl Store {
                 action: "signing_key.revoked",
                 target_type: "signing_key",
                 target_id: kid,
-                summary: serde_json::json!({ "was_current": retired_at.is_none() }),
+                summary: serde_json::json!({ "was_current": was_signing }),
             },
         )
         .await?;
         crate::policy::bump_policy_version(&mut tx).await?;
         tx.commit().await?;
-        let successor = if retired_at.is_none() {
+        let successor = if was_signing {
             Some(self.rotate_signing_key(channel).await?)
         } else {
             self.reload_keys().await.map(|_| None)?
@@ -289,15 +356,11 @@ impl Store {
 
     /// The schedule's rotation: a fresh key when the current one is older than
     /// `max_age_ms`. Returns the new `kid`, or `None` when the key is young enough.
+    /// Whichever replicas run it, one key is added per rotation; it signs from
+    /// `PUBLISH_AHEAD_MS` later.
     pub async fn rotate_signing_key_if_older(&self, max_age_ms: i64) -> Result<Option<String>> {
-        let created: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(created_at) FROM signing_keys WHERE retired_at IS NULL")
-                .fetch_one(&self.pool)
-                .await?;
-        if created.is_some_and(|c| self.now() - c < max_age_ms) {
-            return Ok(None);
-        }
-        self.rotate_signing_key("scheduler").await.map(Some)
+        let older_than = self.now().saturating_sub(max_age_ms);
+        self.add_signing_key("scheduler", PUBLISH_AHEAD_MS, Some(older_than)).await
     }
 
     /// Loads the current key and the recently retired ones; creates a key if none exists.
@@ -305,15 +368,22 @@ impl Store {
         // A retired key verifies for as long as the longest-lived token it signed.
         let keep_after = self.now() - 24 * crate::time::HOUR;
         let rows = sqlx::query(
-            "SELECT kid, public_key, sealed_private_key, retired_at FROM signing_keys
+            "SELECT kid, public_key, sealed_private_key, retired_at, activates_at FROM signing_keys
              WHERE revoked_at IS NULL AND (retired_at IS NULL OR retired_at > $1) ORDER BY created_at DESC",
         )
         .bind(keep_after)
         .fetch_all(&self.pool)
         .await?;
         if !rows.iter().any(|r| r.try_get::<Option<i64>, _>("retired_at").ok().flatten().is_none()) {
-            return Box::pin(self.rotate_signing_key("system")).await.map(|_| ());
+            // None at all (a new store, or the last one revoked): one now. Servers starting
+            // together on a new store may all try; the first one's key stands.
+            return match Box::pin(self.add_signing_key("system", 0, None)).await {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => Box::pin(self.reload_keys()).await,
+                Err(e) => Err(e),
+            };
         }
+        let now = self.now();
         let mut ring = KeyRing::default();
         for r in &rows {
             let kid: String = r.try_get("kid")?;
@@ -321,9 +391,16 @@ impl Store {
             let verifier =
                 DecodingKey::from_ed_components(&x).map_err(|e| DomainError::Internal(format!("key {kid}: {e}")))?;
             ring.verifiers.insert(kid.clone(), verifier);
-            if r.try_get::<Option<i64>, _>("retired_at")?.is_none() && ring.current.is_none() {
+            let retires_at: Option<i64> = r.try_get("retired_at")?;
+            if retires_at.is_none_or(|t| now < t) {
                 let der = unseal(&self.sealing_key, &kid, &r.try_get::<String, _>("sealed_private_key")?)?;
-                ring.current = Some((kid.clone(), EncodingKey::from_ed_der(&der)));
+                let activates_at = r.try_get::<Option<i64>, _>("activates_at")?.unwrap_or(i64::MIN);
+                ring.signers.push(Signer {
+                    kid: kid.clone(),
+                    activates_at,
+                    retires_at,
+                    key: EncodingKey::from_ed_der(&der),
+                });
             }
             ring.jwks.push(Jwk { kty: "OKP", crv: "Ed25519", alg: "EdDSA", use_: "sig", kid, x });
         }
@@ -444,11 +521,11 @@ impl Store {
             act: acting_user.map(|sub| ActorClaim { sub: sub.to_owned() }),
         };
         let ring = self.keys().current();
-        let (kid, key) = ring.current.as_ref().ok_or(TokenRequestError::Internal)?;
+        let signer = ring.signer(self.now()).ok_or(TokenRequestError::Internal)?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some("at+jwt".into());
-        header.kid = Some(kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, key).map_err(|e| {
+        header.kid = Some(signer.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &signer.key).map_err(|e| {
             tracing::error!(error = %e, "signing an access token failed");
             TokenRequestError::Internal
         })?;

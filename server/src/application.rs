@@ -507,7 +507,9 @@ async fn next_change(
     }
 }
 
-/// Rotates the signing key once it has signed for `max_age_ms`, checked hourly.
+/// Rotates the signing key once it has signed for `max_age_ms`, checked hourly by every
+/// replica; the store lets one rotation through (see `Store::rotate_signing_key_if_older`),
+/// and the successor is published an hour before it signs.
 fn spawn_key_rotation(store: Store, max_age_ms: i64) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
@@ -523,11 +525,24 @@ fn spawn_key_rotation(store: Store, max_age_ms: i64) {
 }
 
 /// Purges audit rows past the retention period, hourly; the first check runs at start.
+/// Every replica keeps the timer; one of them runs each hour's purge (the one whose
+/// claim succeeds), so replicas do not delete the same rows side by side.
 fn spawn_audit_retention(store: Store, retention_ms: i64) {
+    // Less than the timer's hour, so a replica's own next tick always finds the period
+    // over, whatever the others' timers.
+    const PERIOD_MS: i64 = 50 * portcullis_domain::time::MINUTE;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
             tick.tick().await;
+            match store.claim_run("audit_retention", PERIOD_MS).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "audit retention: cannot claim this hour's purge");
+                    continue;
+                }
+            }
             match store.purge_audit(retention_ms).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rows = n, "audit rows past retention purged"),

@@ -39,9 +39,14 @@ pub enum AdminCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Make a fresh token-signing key current. The previous key keeps verifying the
-    /// tokens it signed; running servers publish the new one within a second.
+    /// Publish a fresh token-signing key, which signs from `--activate-in` seconds later.
+    /// The previous key keeps verifying the tokens it signed; running servers publish the
+    /// new one within a second, so it is known everywhere before its first token.
     RotateSigningKey {
+        /// Seconds between publishing the key and its first signature (0: at once, and a
+        /// replica that has not yet heard of it may refuse its first tokens for a second).
+        #[arg(long = "activate-in", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=86_400))]
+        activate_in_secs: u32,
         #[command(flatten)]
         store: StoreArgs,
     },

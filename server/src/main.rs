@@ -19,7 +19,9 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(*args).await,
         Command::Admin(AdminCommand::CreateUser { email, role, store }) => create_user(email, role, store).await,
-        Command::Admin(AdminCommand::RotateSigningKey { store }) => rotate_signing_key(store).await,
+        Command::Admin(AdminCommand::RotateSigningKey { store, activate_in_secs }) => {
+            rotate_signing_key(store, activate_in_secs).await
+        }
         Command::Admin(AdminCommand::RevokeSigningKey { kid, store }) => revoke_signing_key(kid, store).await,
         Command::Admin(AdminCommand::DisableUser { email, reason, enable, store }) => {
             disable_user(email, reason, !enable, store).await
@@ -127,10 +129,16 @@ async fn create_token(
     Ok(())
 }
 
-async fn rotate_signing_key(store: portcullis::config::StoreArgs) -> Result<(), Box<dyn std::error::Error>> {
+async fn rotate_signing_key(
+    store: portcullis::config::StoreArgs,
+    activate_in_secs: u32,
+) -> Result<(), Box<dyn std::error::Error>> {
     let store = open_store(&store).await?;
-    let kid = store.rotate_signing_key("cli").await?;
-    println!("signing key {kid} is current; the previous one verifies the tokens it signed");
+    let kid = store.rotate_signing_key_in("cli", i64::from(activate_in_secs) * 1000).await?;
+    println!(
+        "signing key {kid} is published and signs from {activate_in_secs} s from now; \
+         the previous one verifies the tokens it signed"
+    );
     Ok(())
 }
 

@@ -486,23 +486,31 @@ async fn signing_keys_rotate_on_schedule_and_on_command_and_old_tokens_keep_veri
     let first_kid = decode_part(&first, 0)["kid"].as_str().unwrap().to_owned();
     assert_eq!(kids(&app).await, std::slice::from_ref(&first_kid));
 
-    // The schedule: a young key stays, a key past its age is replaced.
+    // The schedule: a young key stays, a key past its age is replaced — by a successor
+    // published at once and signing an hour later.
     let thirty_days = 30 * portcullis_domain::time::DAY;
     assert_eq!(app.store.rotate_signing_key_if_older(thirty_days).await.unwrap(), None);
     app.clock.advance(thirty_days + 1);
     let scheduled = app.store.rotate_signing_key_if_older(thirty_days).await.unwrap().expect("rotated");
-    assert_eq!(kids(&app).await, [scheduled.clone(), first_kid.clone()], "the old key stays published");
-    app.clock.advance(-thirty_days - 1);
+    assert_eq!(app.store.rotate_signing_key_if_older(thirty_days).await.unwrap(), None, "one rotation");
+    assert_eq!(kids(&app).await, [scheduled.clone(), first_kid.clone()], "the successor is published");
+    let still_old = token(&app).await;
+    assert_eq!(decode_part(&still_old, 0)["kid"], first_kid.as_str(), "the old key signs until the successor's time");
+    assert_eq!(gw(&app, "/gw/accounts/accounts", &still_old).await.0, 200);
+    app.clock.advance(portcullis_domain::oauth::PUBLISH_AHEAD_MS - 1000);
+    assert_eq!(decode_part(&token(&app).await, 0)["kid"], first_kid.as_str(), "a second before its time");
+    app.clock.advance(1000);
+    // No reload between: the ring picks the signer by the time of signing.
     let second = token(&app).await;
-    assert_eq!(decode_part(&second, 0)["kid"], scheduled.as_str());
-    for t in [&first, &second] {
-        assert_eq!(gw(&app, "/gw/accounts/accounts", t).await.0, 200, "tokens of both keys verify");
-    }
+    assert_eq!(decode_part(&second, 0)["kid"], scheduled.as_str(), "the successor signs from its time");
+    assert_eq!(gw(&app, "/gw/accounts/accounts", &second).await.0, 200);
+    app.clock.advance(-thirty_days - 1 - portcullis_domain::oauth::PUBLISH_AHEAD_MS);
+    assert_eq!(gw(&app, "/gw/accounts/accounts", &first).await.0, 200, "the superseded key's tokens verify");
 
     // The command, as an operator runs it against the same database; the server picks
     // the key up at its next poll of the policy version (every second).
     let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
-    cli.args(["admin", "rotate-signing-key", "--database-url", &app.database_url])
+    cli.args(["admin", "rotate-signing-key", "--activate-in", "0", "--database-url", &app.database_url])
         .env("PORTCULLIS_SECRET", SECRET)
         .env("PORTCULLIS_DATA_DIR", std::env::temp_dir());
     // Off the runtime: the server under test runs on it and may hold the database.
