@@ -78,6 +78,13 @@ pub struct RequestEvent {
     /// The W3C trace the request belongs to (the caller's, or one started for it).
     #[serde(default)]
     pub trace_id: Option<AuditText>,
+    /// Time from arrival until the request left for its upstream (what the gateway adds),
+    /// and the upstream's time to answer with headers (what it waits for). For metrics;
+    /// not stored with the row.
+    #[serde(default)]
+    pub forwarded_after_us: Option<i64>,
+    #[serde(default)]
+    pub upstream_us: Option<i64>,
 }
 
 /// The reason of a row whose caller went away before its whole answer was sent.
@@ -116,6 +123,8 @@ impl Default for RequestEvent {
             client_ip: None,
             user_agent: None,
             trace_id: None,
+            forwarded_after_us: None,
+            upstream_us: None,
         }
     }
 }
@@ -432,7 +441,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct PendingRow {
     permit: Option<mpsc::OwnedPermit<Queued>>,
     pub event: RequestEvent,
-    started: Instant,
+    /// When the request arrived.
+    pub started: Instant,
     durability: Durability,
     shared: Arc<Shared>,
 }

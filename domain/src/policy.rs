@@ -180,13 +180,25 @@ fn json_col(r: &sqlx::any::AnyRow, name: &str) -> Result<Option<serde_json::Valu
     Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
 }
 
-/// The shared, atomically swapped snapshot.
+/// The shared, atomically swapped snapshot, and when it was last known to be the
+/// store's newest.
 #[derive(Debug, Clone, Default)]
-pub struct PolicyHandle(Arc<ArcSwap<Snapshot>>);
+pub struct PolicyHandle(Arc<ArcSwap<Snapshot>>, Arc<std::sync::atomic::AtomicI64>);
 
 impl PolicyHandle {
     pub fn current(&self) -> Arc<Snapshot> {
         self.0.load_full()
+    }
+
+    /// Records that at `at` (ms) the store held no newer policy than the current snapshot.
+    pub fn confirm(&self, at: i64) {
+        self.1.fetch_max(at, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// When the snapshot was last confirmed current (ms); 0 if never. A server that
+    /// cannot reach its store sees this fall behind: its snapshot may be stale.
+    pub fn confirmed_at(&self) -> i64 {
+        self.1.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -224,8 +236,10 @@ impl Store {
     /// Rebuilds the snapshot from the database and swaps it in, unless a newer one is
     /// already in place.
     pub async fn reload_policy(&self) -> Result<()> {
+        let read_at = self.now();
         let snap = self.load_snapshot().await?;
         self.publish_snapshot(snap);
+        self.snapshot.confirm(read_at);
         Ok(())
     }
 

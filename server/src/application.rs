@@ -180,10 +180,20 @@ impl Application {
             spill_path,
             observer: metrics.as_ref().map(|(_, m)| m.observer()),
         };
+        let shared_limits = match args.redis_url()? {
+            Some(url) => {
+                // `rediss://` asks rustls for the process's provider: the one reqwest uses.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let limits = crate::shared_limits::SharedLimits::new(&url)
+                    .map_err(|e| StartError::Config(format!("redis URL: {e}")))?;
+                Some(limits)
+            }
+            None => None,
+        };
         let (audit, audit_writer) = AuditSink::start(store.clone(), audit_config);
         let metrics_server = match metrics {
             Some((addr, metrics)) => {
-                metrics.attach(audit.monitor(), store.clone());
+                metrics.attach(audit.monitor(), store.clone(), shared_limits.clone());
                 let listener = TcpListener::bind(addr).await?;
                 Some((listener.local_addr()?, metrics.serve(listener)))
             }
@@ -196,16 +206,6 @@ impl Application {
             .unwrap_or_else(|| format!("{scheme}://{}", loopback(local)));
         // Tokens are for this gateway: the audience is the issuer itself.
         let tokens = TokenSettings { audience: issuer.clone(), issuer };
-        let shared_limits = match args.redis_url()? {
-            Some(url) => {
-                // `rediss://` asks rustls for the process's provider: the one reqwest uses.
-                let _ = rustls::crypto::ring::default_provider().install_default();
-                let limits = crate::shared_limits::SharedLimits::new(&url)
-                    .map_err(|e| StartError::Config(format!("redis URL: {e}")))?;
-                Some(limits)
-            }
-            None => None,
-        };
         let sources = crate::sources::Sources::new(args.source_refusal_limit);
         sources.spawn_reporter(store.clone());
         let oauth = crate::oauth::OAuthServer::new(
@@ -460,8 +460,13 @@ fn spawn_policy_watch(store: Store) {
                 Some(version) => version > store.snapshot().current().version,
                 None => {
                     since_full += 1;
+                    let asked_at = store.now();
                     match store.policy_version().await {
-                        Ok(v) => v > store.snapshot().current().version || since_full >= 30,
+                        Ok(v) if v <= store.snapshot().current().version => {
+                            store.snapshot().confirm(asked_at);
+                            since_full >= 30
+                        }
+                        Ok(_) => true,
                         Err(e) => {
                             tracing::error!(error = %e, "policy version poll failed");
                             since_full >= 30

@@ -14,7 +14,7 @@
 //! second, not one per request. `/readyz` reports the outage meanwhile.
 
 use redis::aio::ConnectionManager;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,6 +88,9 @@ struct Inner {
     script: redis::Script,
     /// Until when (ms since the epoch) checks skip Redis after a failure; 0 when healthy.
     local_until: AtomicI64,
+    /// Checks Redis decided, and checks left to the local limits (for metrics).
+    answered: AtomicU64,
+    fell_back: AtomicU64,
 }
 
 impl SharedLimits {
@@ -100,13 +103,23 @@ impl SharedLimits {
             .set_response_timeout(Some(BUDGET))
             .set_number_of_retries(1);
         let redis = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Self(Arc::new(Inner { redis, script: redis::Script::new(GCRA), local_until: AtomicI64::new(0) })))
+        Ok(Self(Arc::new(Inner {
+            redis,
+            script: redis::Script::new(GCRA),
+            local_until: AtomicI64::new(0),
+            answered: AtomicU64::new(0),
+            fell_back: AtomicU64::new(0),
+        })))
     }
 
     /// Redis's decision, or `None` when it cannot give one in time (decide locally).
     pub async fn check(&self, rules: &[Rule]) -> Option<Decision> {
         let now = now_ms();
-        if rules.is_empty() || self.0.local_until.load(Ordering::Relaxed) > now {
+        if rules.is_empty() {
+            return None;
+        }
+        if self.0.local_until.load(Ordering::Relaxed) > now {
+            self.0.fell_back.fetch_add(1, Ordering::Relaxed);
             return None;
         }
         let mut invocation = self.0.script.prepare_invoke();
@@ -124,6 +137,9 @@ impl SharedLimits {
         if self.0.local_until.swap(0, Ordering::Relaxed) != 0 {
             tracing::info!("shared rate limits: Redis answers again");
         }
+        if matches!(reply.as_slice(), [1, _] | [0, _, _]) {
+            self.0.answered.fetch_add(1, Ordering::Relaxed);
+        }
         match reply.as_slice() {
             [1, remaining] => Some(Decision::Allowed { remaining: u64::try_from(*remaining).unwrap_or(0) }),
             [0, rule, wait_us] => Some(Decision::Limited {
@@ -134,7 +150,13 @@ impl SharedLimits {
         }
     }
 
+    /// Checks Redis decided, and checks decided locally because it could not.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.0.answered.load(Ordering::Relaxed), self.0.fell_back.load(Ordering::Relaxed))
+    }
+
     fn failed(&self, now: i64, error: String) -> Option<Decision> {
+        self.0.fell_back.fetch_add(1, Ordering::Relaxed);
         if self.0.local_until.swap(now + RETRY_AFTER_MS, Ordering::Relaxed) == 0 {
             tracing::error!(error = %error, "shared rate limits: Redis unavailable; limits are per replica until it answers");
         }

@@ -207,6 +207,10 @@ async fn handle(
     res
 }
 
+fn micros(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
 /// What a call asks for.
 struct Target<'c> {
     method: &'c Method,
@@ -272,13 +276,24 @@ impl Gateway {
         row.event.allowed();
         let bytes_in = BytesIn::default();
         let body = crate::body::counted(body, bytes_in.clone(), self.max_body);
-        let upstream = proxy::forward(&self.http, method, forward.url, forward.headers, body);
-        let mut res = match upstream.await {
+        let forwarded = Instant::now();
+        row.event.forwarded_after_us = Some(micros(forwarded.duration_since(row.started)));
+        let upstream = proxy::forward(&self.http, method, forward.url, forward.headers, body).await;
+        row.event.upstream_us = Some(micros(forwarded.elapsed()));
+        let mut res = match upstream {
             Ok(res) => res,
             Err(refusal) => {
                 // A body cut off at the limit breaks the upstream exchange: say why.
                 let refusal = if bytes_in.over_limit() { Refusal::PayloadTooLarge } else { refusal };
-                // Authorized and sent: the row stays `allowed`, with why it failed.
+                // Authorized and sent: the row stays `allowed`, with why it failed. Logged
+                // too, with the ids that find its row and its trace.
+                tracing::warn!(
+                    request.id = %request_id,
+                    trace.id = row.event.trace_id.as_ref().map_or("", |t| t.as_str()),
+                    product = %product,
+                    reason = refusal.reason(),
+                    "upstream call failed"
+                );
                 row.event.reason = refusal.reason().into();
                 row.event.bytes_in = bytes_in.get();
                 let _ = reply.send(audit::answer(row, refusal.into_response(&request_id)).await);

@@ -123,3 +123,43 @@ async fn shutdown_writes_every_queued_audit_row() {
     app.shut_down().await;
     assert_eq!(request_rows(&url).await.len(), 15, "the queue was drained before the server ended");
 }
+
+/// An upstream failure is in the log as well as in the trail: a JSON line (`--log-json`)
+/// carrying the request id the caller was given and the trace id it sent.
+#[tokio::test]
+async fn a_failed_upstream_call_is_logged_with_its_request_and_trace_ids() {
+    let mut app = TestApp::spawn().await;
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let key = agent_for_upstream(&app, "down", &format!("http://{closed}")).await;
+    app.shut_down().await;
+    let log_path = app.data_dir().join("server.log");
+    let mut serve = crate::helpers::Server::command_on(&app, &app.database_url);
+    serve.arg("--log-json").env("RUST_LOG", "warn");
+    let server = crate::helpers::Server::spawn_logging(serve, Some(log_path.clone())).await;
+
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let res = reqwest::Client::new()
+        .get(format!("{}/gw/down/accounts", server.base))
+        .header("x-api-key", &key.secret)
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    let request_id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let started = std::time::Instant::now();
+    let line = loop {
+        let text = std::fs::read_to_string(&log_path).unwrap();
+        if let Some(line) = text.lines().find(|l| l.contains("upstream call failed")) {
+            break serde_json::from_str::<Value>(line).expect("a JSON log line");
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "no log line: {text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let fields = &line["fields"];
+    assert_eq!(fields["request.id"], request_id.as_str(), "{line}");
+    assert_eq!(fields["trace.id"], trace, "{line}");
+    assert_eq!(fields["reason"], "upstream_unavailable", "{line}");
+    assert_eq!(line["level"], "WARN");
+    server.kill();
+}

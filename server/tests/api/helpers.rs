@@ -612,7 +612,14 @@ impl Server {
     }
 
     /// Starts `serve` and waits until it listens.
-    pub async fn spawn(mut serve: std::process::Command) -> Self {
+    pub async fn spawn(serve: std::process::Command) -> Self {
+        Self::spawn_logging(serve, None).await
+    }
+
+    /// Starts `serve`, copying what it prints (its log) into `log` when given, and waits
+    /// until it listens.
+    pub async fn spawn_logging(mut serve: std::process::Command, log: Option<std::path::PathBuf>) -> Self {
+        let mut log = log.map(|path| std::fs::File::create(path).unwrap());
         let mut child = serve
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -624,6 +631,9 @@ impl Server {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+                if let Some(log) = log.as_mut() {
+                    let _ = std::io::Write::write_all(log, format!("{line}\n").as_bytes());
+                }
                 if let Some(url) = line.trim().strip_prefix("Portcullis is listening on ") {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(url.to_owned());

@@ -32,12 +32,35 @@ async fn a_scrape_after_traffic_counts_exactly_what_the_audit_trail_records() {
         .await
         .unwrap();
     assert_eq!(token.status(), 401);
+    let issued = http
+        .post(format!("{}/oauth/token", app.base))
+        .basic_auth(&a.reg.client_id, Some(&a.reg.secret.secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(issued.status(), 200);
+    // An MCP session begun and ended.
+    let mcp = |req: reqwest::RequestBuilder| {
+        req.header("x-api-key", &a.key.secret)
+            .header("accept", "application/json")
+            .header("content-type", "application/json")
+    };
+    let init = mcp(http.post(format!("{}/mcp", app.base)))
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(init.status(), 200);
+    let session = init.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let end = mcp(http.delete(format!("{}/mcp", app.base))).header("mcp-session-id", &session).send().await.unwrap();
+    assert_eq!(end.status(), 204);
 
-    // Once the writer has written all six rows, the scrape says the same.
+    // Once the writer has written all nine rows, the scrape says the same.
     let started = std::time::Instant::now();
     let seen = loop {
         let seen = samples(&http.get(&metrics).send().await.unwrap().text().await.unwrap());
-        if seen.get("portcullis_audit_rows_written_total").copied().unwrap_or(0.0) >= 6.0 {
+        if seen.get("portcullis_audit_rows_written_total").copied().unwrap_or(0.0) >= 9.0 {
             break seen;
         }
         assert!(started.elapsed().as_secs() < 10, "rows never written: {seen:?}");
@@ -47,6 +70,7 @@ async fn a_scrape_after_traffic_counts_exactly_what_the_audit_trail_records() {
     assert_eq!(count(r#"channel="rest",decision="allowed",status_class="2xx""#), 3.0, "{seen:?}");
     assert_eq!(count(r#"channel="rest",decision="refused",status_class="4xx""#), 2.0, "{seen:?}");
     assert_eq!(count(r#"channel="oauth",decision="refused",status_class="4xx""#), 1.0, "{seen:?}");
+    assert_eq!(count(r#"channel="oauth",decision="allowed",status_class="2xx""#), 1.0, "{seen:?}");
     let counted: f64 = seen.iter().filter(|(k, _)| k.starts_with("portcullis_requests_total{")).map(|(_, v)| v).sum();
     let rows = audit_rows(&app.database_url, "action = 'request'").await.len();
     assert_eq!(counted as usize, rows, "one count per audit row");
@@ -55,6 +79,33 @@ async fn a_scrape_after_traffic_counts_exactly_what_the_audit_trail_records() {
     assert_eq!(seen["portcullis_audit_writer_failing"], 0.0);
     assert_eq!(seen["portcullis_audit_rows_spilled_total"], 0.0);
     assert_eq!(seen["portcullis_policy_version"], app.store.snapshot().current().version as f64);
+    assert!(seen["portcullis_policy_snapshot_age_seconds"] <= 2.0, "confirmed by the last second's poll");
+
+    // What the gateway adds and what the upstream takes, for each forwarded request.
+    assert_eq!(seen[r#"portcullis_gateway_added_seconds_count{channel="rest"}"#], 3.0);
+    assert_eq!(seen[r#"portcullis_upstream_response_seconds_count{channel="rest"}"#], 3.0);
+    assert!(seen[r#"portcullis_gateway_added_seconds_sum{channel="rest"}"#] > 0.0);
+    // Tokens and MCP sessions.
+    assert_eq!(seen[r#"portcullis_tokens_total{outcome="issued"}"#], 1.0);
+    assert_eq!(seen[r#"portcullis_tokens_total{outcome="refused"}"#], 1.0);
+    assert_eq!(seen[r#"portcullis_mcp_sessions_total{outcome="started"}"#], 1.0);
+    assert_eq!(seen[r#"portcullis_mcp_sessions_total{outcome="ended"}"#], 1.0);
+    // Refusals by reason: exactly the refused rows of the trail, reason by reason.
+    let mut refused: HashMap<String, f64> = HashMap::new();
+    for row in audit_rows(&app.database_url, "action = 'request' AND decision = 'refused'").await {
+        let key = format!(
+            r#"portcullis_refusals_total{{channel="{}",reason="{}"}}"#,
+            row["channel"].as_str().unwrap(),
+            row["reason"].as_str().unwrap()
+        );
+        *refused.entry(key).or_default() += 1.0;
+    }
+    let scraped: HashMap<String, f64> = seen
+        .iter()
+        .filter(|(k, _)| k.starts_with("portcullis_refusals_total{"))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    assert_eq!(scraped, refused);
 
     // Not on the public port.
     assert_eq!(http.get(format!("{}/metrics", app.base)).send().await.unwrap().status(), 404);

@@ -185,3 +185,36 @@ async fn tokens_issued_per_client_are_counted_across_replicas() {
     }
     assert_eq!(issued, 2, "two tokens at once for the client, across both replicas");
 }
+
+/// The metrics say who decided: Redis, or each replica alone while Redis was away.
+#[tokio::test]
+async fn the_metrics_count_checks_redis_decided_and_those_decided_locally() {
+    let Some(redis) = redis_url() else { return };
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("redis://{}", l.local_addr().unwrap())
+    };
+    for (url, redis_decides) in [(redis, true), (closed, false)] {
+        let app = TestApp::spawn_configured(|a| {
+            a.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+            a.redis_url = Some(url.clone());
+        })
+        .await;
+        let upstream = TestUpstream::start().await;
+        let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
+        let tally = flood(&[&app.base], &a.key.secret, 3).await;
+        assert_eq!(tally, [(3, 0)]);
+        let text = reqwest::get(app.metrics.clone().unwrap()).await.unwrap().text().await.unwrap();
+        let value = |name: &str| -> f64 {
+            let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in {text}"));
+            line.rsplit_once(' ').unwrap().1.parse().unwrap()
+        };
+        let (decided, fell_back) =
+            (value("portcullis_shared_limit_checks_total"), value("portcullis_shared_limit_fallbacks_total"));
+        if redis_decides {
+            assert_eq!((decided, fell_back), (3.0, 0.0));
+        } else {
+            assert_eq!((decided, fell_back), (0.0, 3.0));
+        }
+    }
+}
