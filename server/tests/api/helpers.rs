@@ -606,8 +606,14 @@ impl Server {
 
     /// `portcullis serve` on a free loopback port, to be given the rest of its flags.
     pub fn command() -> std::process::Command {
+        Self::command_at("127.0.0.1:0")
+    }
+
+    /// `portcullis serve` on `addr`: a replica that must come back on its own port (a
+    /// load balancer's configuration names it).
+    pub fn command_at(addr: &str) -> std::process::Command {
         let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
-        serve.args(["serve", "--addr", "127.0.0.1:0"]).env("RUST_LOG", "warn");
+        serve.args(["serve", "--addr", addr]).env("RUST_LOG", "warn");
         serve
     }
 

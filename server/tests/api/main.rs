@@ -10,6 +10,7 @@ mod audit_integrity;
 mod auth;
 mod catalog;
 mod clients;
+mod cluster;
 mod controls;
 mod database_tls;
 mod durability;
