@@ -109,6 +109,19 @@ impl Gateway {
         &self.audit
     }
 
+    /// Charges one request to a profile's own rate limit, for work that is not a
+    /// proxied call but costs every replica something (ending an MCP session is a row in
+    /// the store and an entry in each replica's memory until the session would expire).
+    pub async fn charge(&self, profile: &portcullis_domain::policy::ProfileEntry) -> Result<(), Refusal> {
+        let charged = self.limits.check((&profile.id, profile.rate_per_minute, profile.burst), ("", None)).await;
+        charged.map(|_| ()).map_err(|(scope, limit, retry_after_secs)| Refusal::RateLimited {
+            scope,
+            retry_after_secs,
+            limit,
+            reset_secs: retry_after_secs,
+        })
+    }
+
     /// Reserves a request's audit row (see `AuditSink::reserve`); without one the
     /// request is refused before anything else happens.
     pub async fn reserve(&self, event: RequestEvent, started: Instant) -> Result<PendingRow, Refusal> {

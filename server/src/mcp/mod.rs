@@ -274,6 +274,12 @@ async fn delete(
         let e = RpcError::new(INVALID_REQUEST, "Mcp-Session-Id is required.");
         return refuse(&mcp, peer, row, "session_required", rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &e)).await;
     };
+    // Each end is kept by every replica until the session would have expired: a profile
+    // pays for ends from its own rate limit, so none can grow that set without bound.
+    if let Err(refusal) = mcp.gateway.charge(caller.profile).await {
+        let (reason, answer) = (refusal.reason(), refusal.into_response(&row.event.request_id));
+        return refuse(&mcp, peer, row, reason, answer).await;
+    }
     let store = mcp.gateway.store();
     match mcp.sessions.end(store, id, &caller.profile.id, store.now()).await {
         Ok(()) => {

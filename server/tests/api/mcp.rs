@@ -485,3 +485,40 @@ async fn every_transport_refusal_leaves_its_row() {
         );
     }
 }
+
+/// Every replica keeps each ended session until it would have expired, so ending
+/// sessions is paid from the profile's own rate limit: a loop of `initialize` and
+/// `DELETE` cannot grow that set faster than the profile may call its APIs.
+#[tokio::test]
+async fn ending_sessions_is_charged_to_the_profiles_rate_limit() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let a = agent(&app, &["accounts"]).await;
+    let admin = app.operator_admin().await;
+    app.store.set_rate_limit(&admin, &a.reg.secret.profile_id, 1, 2).await.unwrap();
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        sessions.push(Mcp::new(&app, ("x-api-key", &a.key.secret)).session("2025-11-25").await.0);
+    }
+    let ends: Vec<StatusCode> = {
+        let mut v = Vec::new();
+        for s in &sessions {
+            v.push(s.send(reqwest::Method::DELETE, None, &[]).await.status);
+        }
+        v
+    };
+    assert_eq!(ends, [StatusCode::NO_CONTENT, StatusCode::NO_CONTENT, StatusCode::TOO_MANY_REQUESTS]);
+    let refused = sessions[2].send(reqwest::Method::DELETE, None, &[]).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers.contains_key("retry-after"));
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    assert_eq!(sessions[2].post(ping, &[]).await.status, StatusCode::OK, "a refused end leaves the session open");
+    let rows = crate::helpers::wait_for_audit(
+        &app.database_url,
+        &format!("channel = 'mcp' AND method = 'DELETE' AND profile_id = '{}'", a.reg.secret.profile_id),
+        4,
+    )
+    .await;
+    let reasons: Vec<&str> = rows.iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons.iter().filter(|r| **r == "rate_limited").count(), 2, "{reasons:?}");
+}
