@@ -122,23 +122,26 @@ impl Limits {
         product: (&str, Option<i64>),
     ) -> Result<(u64, u64), (Scope, u64, u64)> {
         if let Some(shared) = &self.shared {
-            let mut rules =
-                vec![(Scope::Profile, Rule::per_minute("profile", profile.0, count(profile.1), count(profile.2)))];
+            // In the order of `check_here`; a refusal names its rule by index, and the
+            // scope of each index is known without keeping a second list.
+            let mut rules = Vec::with_capacity(3);
+            rules.push(Rule::per_minute("profile", profile.0, count(profile.1), count(profile.2)));
             if let (id, Some(rate)) = product {
-                let rule = Rule::per_minute("product", id, count(rate), count(product_burst(rate)));
-                rules.push((Scope::Product, rule));
+                rules.push(Rule::per_minute("product", id, count(rate), count(product_burst(rate))));
             }
             if let Some((n, _)) = &self.global {
                 let per_second = u32::try_from(*n).unwrap_or(u32::MAX).max(1);
-                let rule = Rule::new("gateway", "all", std::time::Duration::from_secs(1) / per_second, count(*n));
-                rules.push((Scope::Global, rule));
+                rules.push(Rule::new("gateway", "all", std::time::Duration::from_secs(1) / per_second, count(*n)));
             }
-            let only: Vec<Rule> = rules.iter().map(|(_, r)| r.clone()).collect();
-            match shared.check(&only).await {
+            match shared.check(&rules).await {
                 Some(Decision::Allowed { remaining }) => return Ok((count(profile.2), remaining)),
                 Some(Decision::Limited { rule, retry_after }) => {
-                    let (scope, limit) =
-                        rules.get(rule).map_or((Scope::Profile, count(profile.2)), |(s, r)| (*s, r.burst));
+                    let scope = match rule {
+                        0 => Scope::Profile,
+                        1 if product.1.is_some() => Scope::Product,
+                        _ => Scope::Global,
+                    };
+                    let limit = rules.get(rule).map_or(count(profile.2), |r| r.burst);
                     return Err((scope, limit, retry_secs(retry_after)));
                 }
                 None => {}

@@ -279,6 +279,9 @@ impl Sessions {
 const PURGE_GRACE_MS: i64 = portcullis_domain::time::HOUR;
 /// Refreshes between two purges of expired ends (one an hour).
 const PURGE_EVERY: u32 = 3_600;
+/// Less than the hour between a replica's purges, so its own next turn always finds the
+/// period over, whatever the others' timers.
+const PURGE_CLAIM_MS: i64 = 50 * portcullis_domain::time::MINUTE;
 
 /// Reads every end recorded so far, then refreshes every second in the background (and
 /// purges expired ends hourly) until the store closes.
@@ -299,6 +302,16 @@ pub async fn follow(sessions: std::sync::Arc<Sessions>, store: Store) -> Result<
                 since_purge = 0;
                 let now = store.now();
                 sessions.forget_expired(now);
+                // Every replica forgets in its own memory; one of them deletes the rows
+                // (the hourly jobs' claim, as for the audit retention purge).
+                match store.claim_run("mcp_ended_sessions_purge", PURGE_CLAIM_MS).await {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::error!(error = %e, "expired MCP session ends: cannot claim this hour's purge");
+                        continue;
+                    }
+                }
                 match store.purge_ended_mcp_sessions(now.saturating_sub(PURGE_GRACE_MS)).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(rows = n, "expired MCP session ends purged"),

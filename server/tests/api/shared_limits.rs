@@ -218,3 +218,25 @@ async fn the_metrics_count_checks_redis_decided_and_those_decided_locally() {
         }
     }
 }
+
+/// A product's limit counted in Redis refuses with the product's reason, not the
+/// caller's: Redis names the refusing rule by its place, and each place has its scope.
+#[tokio::test]
+async fn a_product_limit_in_redis_refuses_as_the_products() {
+    let Some(redis) = redis_url() else { return };
+    let app = TestApp::spawn_configured(|a| a.redis_url = Some(redis.clone())).await;
+    let upstream = TestUpstream::start().await;
+    let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
+    let admin = app.operator_admin().await;
+    let product = app.product_id("bank").await;
+    // Six a minute, one at a time; the caller's own limit is far above it.
+    app.store.set_product_policy(&admin, &product, Some(6), false).await.unwrap();
+    assert_eq!(flood(&[&app.base], &a.key.secret, 3).await, [(1, 2)]);
+    let rows = crate::helpers::wait_for_audit(
+        &app.database_url,
+        &format!("profile_id = '{}' AND decision = 'refused'", a.reg.secret.profile_id),
+        2,
+    )
+    .await;
+    assert!(rows.iter().all(|r| r["reason"] == "product_rate_limited"), "{rows:?}");
+}
