@@ -193,13 +193,15 @@ impl Store {
         let generated = secrets::generate(&self.hasher, secrets::prefix_for(kind));
         let expires_at = now + self.policy.credential_lifetime_ms;
         sqlx::query(
-            "INSERT INTO credentials (id, profile_id, kind, prefix, secret_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO credentials (id, profile_id, kind, prefix, secret_hash, hash_key, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&id)
         .bind(&profile.id)
         .bind(kind.as_str())
         .bind(&generated.display_prefix)
         .bind(&generated.hash)
+        .bind(self.hasher.fingerprint())
         .bind(now)
         .bind(expires_at)
         .execute(&mut **tx)

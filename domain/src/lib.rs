@@ -50,6 +50,8 @@ pub mod reviews;
 #[cfg(feature = "store")]
 pub mod scheduled;
 #[cfg(feature = "store")]
+pub mod secret_rotation;
+
 pub mod secrets;
 #[cfg(feature = "store")]
 pub mod seed;

@@ -191,7 +191,18 @@ impl std::fmt::Debug for VerifiedTokens {
 
 /// The key that seals signing keys at rest. Never printed.
 #[derive(Clone)]
-pub struct SealingKey(pub(crate) [u8; 32]);
+pub struct SealingKey {
+    pub(crate) current: [u8; 32],
+    /// During a server-secret rotation: keys sealed before it still open.
+    pub(crate) previous: Option<[u8; 32]>,
+}
+
+impl SealingKey {
+    pub(crate) fn new(secret: &crate::secrets::ServerSecret) -> Self {
+        const PURPOSE: &str = "signing-key-seal/v1";
+        Self { current: secret.derive(PURPOSE), previous: secret.derive_previous(PURPOSE) }
+    }
+}
 
 impl std::fmt::Debug for SealingKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -199,8 +210,8 @@ impl std::fmt::Debug for SealingKey {
     }
 }
 
-fn seal(key: &SealingKey, kid: &str, plain: &[u8]) -> Result<String> {
-    let cipher = Aes256Gcm::new((&key.0).into());
+pub(crate) fn seal(key: &SealingKey, kid: &str, plain: &[u8]) -> Result<String> {
+    let cipher = Aes256Gcm::new((&key.current).into());
     let mut nonce = [0u8; 12];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let sealed = cipher
@@ -209,13 +220,27 @@ fn seal(key: &SealingKey, kid: &str, plain: &[u8]) -> Result<String> {
     Ok(URL_SAFE_NO_PAD.encode([nonce.as_slice(), sealed.as_slice()].concat()))
 }
 
-fn unseal(key: &SealingKey, kid: &str, text: &str) -> Result<Vec<u8>> {
+/// Which server secret a signing key was sealed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SealedWith {
+    Current,
+    Previous,
+}
+
+pub(crate) fn unseal(key: &SealingKey, kid: &str, text: &str) -> Result<(Vec<u8>, SealedWith)> {
     let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| DomainError::Internal("sealed key is not base64".into()))?;
     let (nonce, sealed) =
         bytes.split_at_checked(12).ok_or_else(|| DomainError::Internal("sealed key too short".into()))?;
-    Aes256Gcm::new((&key.0).into())
-        .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: kid.as_bytes() })
-        .map_err(|_| DomainError::Internal(format!("signing key {kid} does not open with this server secret")))
+    let open = |k: &[u8; 32]| {
+        Aes256Gcm::new(k.into()).decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: kid.as_bytes() }).ok()
+    };
+    if let Some(plain) = open(&key.current) {
+        return Ok((plain, SealedWith::Current));
+    }
+    match key.previous.as_ref().and_then(open) {
+        Some(plain) => Ok((plain, SealedWith::Previous)),
+        None => Err(DomainError::Internal(format!("signing key {kid} does not open with this server secret"))),
+    }
 }
 
 impl Store {
@@ -393,7 +418,7 @@ impl Store {
             ring.verifiers.insert(kid.clone(), verifier);
             let retires_at: Option<i64> = r.try_get("retired_at")?;
             if retires_at.is_none_or(|t| now < t) {
-                let der = unseal(&self.sealing_key, &kid, &r.try_get::<String, _>("sealed_private_key")?)?;
+                let (der, _) = unseal(&self.sealing_key, &kid, &r.try_get::<String, _>("sealed_private_key")?)?;
                 let activates_at = r.try_get::<Option<i64>, _>("activates_at")?.unwrap_or(i64::MIN);
                 ring.signers.push(Signer {
                     kid: kid.clone(),
@@ -542,16 +567,19 @@ impl Store {
     ) -> std::result::Result<(&'s crate::policy::CredentialEntry, &'s crate::policy::ProfileEntry), TokenRequestError>
     {
         let now = self.now();
-        let credential = snap
-            .credentials
-            .get(&self.hasher.hash(client_secret))
-            .filter(|c| c.kind == CredentialKind::ClientSecret && now < c.expires_at)
+        let (credential, rekey) = self
+            .hasher
+            .find(client_secret, |hash| snap.credentials.get(hash))
+            .filter(|(c, _)| c.kind == CredentialKind::ClientSecret && now < c.expires_at)
             .ok_or(TokenRequestError::InvalidClient)?;
         let profile = snap
             .profiles
             .get(&credential.profile_id)
             .filter(|p| p.client_id == client_id && p.stopped().is_none())
             .ok_or(TokenRequestError::InvalidClient)?;
+        if let Some(rekey) = rekey {
+            self.request_rekey(&credential.id, rekey);
+        }
         Ok((credential, profile))
     }
 

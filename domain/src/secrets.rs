@@ -22,10 +22,17 @@ pub const ACCESS_TOKEN_PREFIX: &str = "pcp_";
 /// How many characters of a secret the portal shows to recognise it.
 const DISPLAY_CHARS: usize = 8;
 
-/// The server's master secret. Refused when short: a weak key makes every stored hash
-/// guessable offline.
+/// The server's master secret, and during a rotation the one it replaces. Refused when
+/// short: a weak key makes every stored hash guessable offline.
+///
+/// The previous secret is only ever *accepted*: hashes and seals made with it still
+/// verify (and are re-made with the current one when they can be), nothing new is made
+/// with it.
 #[derive(Clone)]
-pub struct ServerSecret(Vec<u8>);
+pub struct ServerSecret {
+    current: Vec<u8>,
+    previous: Option<Vec<u8>>,
+}
 
 impl fmt::Debug for ServerSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -48,7 +55,21 @@ impl ServerSecret {
         if distinct < 10 {
             return Err(crate::DomainError::Invalid("the server secret is too repetitive to be random".into()));
         }
-        Ok(Self(value.as_bytes().to_vec()))
+        Ok(Self { current: value.as_bytes().to_vec(), previous: None })
+    }
+
+    /// This secret, still accepting what `previous` keyed until it is re-keyed.
+    pub fn with_previous(self, previous: ServerSecret) -> Result<Self, crate::DomainError> {
+        if previous.current == self.current {
+            return Err(crate::DomainError::Invalid(
+                "the previous server secret is the current one; give the secret being replaced".into(),
+            ));
+        }
+        Ok(Self { previous: Some(previous.current), ..self })
+    }
+
+    pub fn has_previous(&self) -> bool {
+        self.previous.is_some()
     }
 
     /// A fresh random secret, for demo mode and `portcullis generate-secret`.
@@ -58,11 +79,28 @@ impl ServerSecret {
 
     /// A key for one purpose, so that no two uses share key material.
     pub fn derive(&self, purpose: &str) -> [u8; 32] {
-        let mut mac = HmacSha256::new_from_slice(&self.0).unwrap_or_else(|_| unreachable_hmac());
-        mac.update(b"portcullis/");
-        mac.update(purpose.as_bytes());
-        mac.finalize().into_bytes().into()
+        derive(&self.current, purpose)
     }
+
+    /// The previous secret's key for `purpose`, during a rotation.
+    pub fn derive_previous(&self, purpose: &str) -> Option<[u8; 32]> {
+        self.previous.as_deref().map(|previous| derive(previous, purpose))
+    }
+}
+
+fn derive(secret: &[u8], purpose: &str) -> [u8; 32] {
+    let mut mac = HmacSha256::new_from_slice(secret).unwrap_or_else(|_| unreachable_hmac());
+    mac.update(b"portcullis/");
+    mac.update(purpose.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// What the store records of the key a hash was made with: one-way, so it names the
+/// key without helping anyone guess it.
+fn fingerprint(key: &[u8; 32]) -> String {
+    let mut mac = HmacSha256::new_from_slice(key).unwrap_or_else(|_| unreachable_hmac());
+    mac.update(b"fingerprint");
+    hex::encode(&mac.finalize().into_bytes()[..8])
 }
 
 // HMAC accepts keys of any length; this cannot happen.
@@ -75,6 +113,15 @@ fn unreachable_hmac() -> HmacSha256 {
 #[derive(Clone)]
 pub struct SecretHasher {
     key: [u8; 32],
+    previous: Option<[u8; 32]>,
+}
+
+/// A presented secret found under the previous server secret: its stored hash and the
+/// hash the current secret gives it, to re-key the row with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rekey {
+    pub old_hash: String,
+    pub new_hash: String,
 }
 
 impl fmt::Debug for SecretHasher {
@@ -85,14 +132,49 @@ impl fmt::Debug for SecretHasher {
 
 impl SecretHasher {
     pub fn new(secret: &ServerSecret) -> Self {
-        Self { key: secret.derive("credential-hash/v1") }
+        const PURPOSE: &str = "credential-hash/v1";
+        Self { key: secret.derive(PURPOSE), previous: secret.derive_previous(PURPOSE) }
     }
 
+    /// The hash new secrets are stored under.
     pub fn hash(&self, presented: &str) -> String {
-        let mut mac = HmacSha256::new_from_slice(&self.key).unwrap_or_else(|_| unreachable_hmac());
-        mac.update(presented.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        hash_with(&self.key, presented)
     }
+
+    /// Looks a presented secret up by its hash under the current server secret, then,
+    /// during a rotation, under the previous one; a find under the previous one says
+    /// how to re-key it. Without a previous secret this is one hash and one lookup.
+    pub fn find<T>(&self, presented: &str, get: impl Fn(&str) -> Option<T>) -> Option<(T, Option<Rekey>)> {
+        let new_hash = self.hash(presented);
+        if let Some(found) = get(&new_hash) {
+            return Some((found, None));
+        }
+        let old_hash = hash_with(self.previous.as_ref()?, presented);
+        get(&old_hash).map(|found| (found, Some(Rekey { old_hash, new_hash })))
+    }
+
+    /// The hashes of `presented` under the previous and the current secret, during a
+    /// rotation: for lookups that cannot use `find` (a database query).
+    pub fn rekey_for(&self, presented: &str) -> Option<Rekey> {
+        let old_hash = hash_with(self.previous.as_ref()?, presented);
+        Some(Rekey { old_hash, new_hash: self.hash(presented) })
+    }
+
+    /// The name the store keeps of the current hashing key.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.key)
+    }
+
+    /// The name of the previous hashing key, during a rotation.
+    pub fn previous_fingerprint(&self) -> Option<String> {
+        self.previous.as_ref().map(fingerprint)
+    }
+}
+
+fn hash_with(key: &[u8; 32], presented: &str) -> String {
+    let mut mac = HmacSha256::new_from_slice(key).unwrap_or_else(|_| unreachable_hmac());
+    mac.update(presented.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
 }
 
 fn random_token(prefix: &str) -> String {
@@ -141,6 +223,32 @@ mod tests {
         assert_eq!(g.hash, a.hash(&g.value));
         assert_ne!(g.hash, b.hash(&g.value), "the hash must depend on the server key");
         assert!(!format!("{g:?}").contains(&g.value));
+    }
+
+    #[test]
+    fn a_rotation_finds_old_hashes_and_says_how_to_rekey_them() {
+        let old = ServerSecret::parse("0123456789abcdefghijklmnopqrstuvwxyz").unwrap();
+        let new = ServerSecret::parse("zyxwvutsrqponmlkjihgfedcba9876543210").unwrap();
+        let stored = generate(&SecretHasher::new(&old), API_KEY_PREFIX);
+        let table = std::collections::HashMap::from([(stored.hash.clone(), "cred")]);
+        let get = |h: &str| table.get(h).copied();
+
+        assert_eq!(SecretHasher::new(&new).find(&stored.value, get), None, "without the old secret: unknown");
+        let rotating = SecretHasher::new(&new.clone().with_previous(old.clone()).unwrap());
+        let (found, rekey) = rotating.find(&stored.value, get).unwrap();
+        assert_eq!(found, "cred");
+        let rekey = rekey.unwrap();
+        assert_eq!(rekey.old_hash, stored.hash);
+        assert_eq!(rekey.new_hash, SecretHasher::new(&new).hash(&stored.value));
+        assert_eq!(rotating.hash(&stored.value), rekey.new_hash, "new hashes use the current secret");
+        assert_eq!(rotating.find("pck_other", get), None);
+
+        let rekeyed = std::collections::HashMap::from([(rekey.new_hash.clone(), "cred")]);
+        assert_eq!(rotating.find(&stored.value, |h| rekeyed.get(h).copied()), Some(("cred", None)));
+
+        assert_ne!(rotating.fingerprint(), SecretHasher::new(&old).fingerprint());
+        assert_eq!(rotating.previous_fingerprint(), Some(SecretHasher::new(&old).fingerprint()));
+        assert!(new.clone().with_previous(new).is_err(), "a secret cannot replace itself");
     }
 
     #[test]

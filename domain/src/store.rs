@@ -75,6 +75,8 @@ pub struct Store {
     pub(crate) sealing_key: crate::oauth::SealingKey,
     /// Where the database is, for connections outside the pool (PostgreSQL's `LISTEN`).
     pub(crate) url: DatabaseUrl,
+    /// Credentials found under the previous server secret, waiting to be re-keyed.
+    pub(crate) rekeys: std::sync::Arc<crate::secret_rotation::RekeyQueue>,
 }
 
 /// A database URL, which may hold a password: never printed.
@@ -133,10 +135,12 @@ impl Store {
             snapshot: crate::policy::PolicyHandle::default(),
             keys: crate::oauth::KeyRingHandle::default(),
             verified: crate::oauth::VerifiedTokens::default(),
-            sealing_key: crate::oauth::SealingKey(secret.derive("signing-key-seal/v1")),
+            sealing_key: crate::oauth::SealingKey::new(secret),
             url: DatabaseUrl(url.into()),
+            rekeys: Default::default(),
         };
         store.migrate().await?;
+        store.adopt_secret().await?;
         store.reload_policy().await?;
         store.reload_keys().await?;
         Ok(store)

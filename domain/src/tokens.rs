@@ -34,13 +34,15 @@ impl Store {
         let expires_at = now + days * DAY;
         let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO access_tokens (id, user_id, name, prefix, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO access_tokens (id, user_id, name, prefix, token_hash, hash_key, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&id)
         .bind(actor.id())
         .bind(name)
         .bind(&generated.display_prefix)
         .bind(&generated.hash)
+        .bind(self.hasher.fingerprint())
         .bind(now)
         .bind(expires_at)
         .execute(&mut *tx)
@@ -135,16 +137,30 @@ impl Store {
             return Ok(None);
         }
         let now = self.now();
-        let row = sqlx::query(
-            "SELECT t.id AS token_id, u.id, u.email, u.role FROM access_tokens t JOIN users u ON u.id = t.user_id
-             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2 AND u.disabled = 0",
-        )
-        .bind(self.hasher.hash(presented))
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
+        let find = |hash: String| {
+            sqlx::query(
+                "SELECT t.id AS token_id, u.id, u.email, u.role FROM access_tokens t JOIN users u ON u.id = t.user_id
+                 WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2 AND u.disabled = 0",
+            )
+            .bind(hash)
+            .bind(now)
+            .fetch_optional(&self.pool)
+        };
+        let (row, rekey) = match find(self.hasher.hash(presented)).await? {
+            Some(row) => (row, None),
+            // During a server-secret rotation: made with the previous secret?
+            None => match self.hasher.rekey_for(presented) {
+                Some(rekey) => match find(rekey.old_hash.clone()).await? {
+                    Some(row) => (row, Some(rekey)),
+                    None => return Ok(None),
+                },
+                None => return Ok(None),
+            },
+        };
         let token_id: String = row.try_get("token_id")?;
+        if let Some(rekey) = rekey {
+            self.rekey_access_token(&token_id, &rekey).await?;
+        }
         sqlx::query("UPDATE access_tokens SET last_used_at = $1 WHERE id = $2")
             .bind(now)
             .bind(&token_id)

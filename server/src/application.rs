@@ -80,8 +80,17 @@ pub struct Application {
     metrics: Option<(std::net::SocketAddr, tokio::task::JoinHandle<()>)>,
 }
 
-/// The server secret: given, or (demo mode only) generated once and kept in the data dir.
+/// The server secret, with the one it replaces during a rotation.
 pub fn resolve_secret(store: &StoreArgs, demo: bool) -> Result<ServerSecret, StartError> {
+    let secret = resolve_current_secret(store, demo)?;
+    let Some(file) = &store.previous_secret_file else { return Ok(secret) };
+    let text = crate::config::read_value_file(file)?;
+    let previous = ServerSecret::parse(&text).map_err(|e| StartError::Config(format!("{}: {e}", file.display())))?;
+    secret.with_previous(previous).map_err(|e| StartError::Config(format!("{}: {e}", file.display())))
+}
+
+/// The server secret: given, or (demo mode only) generated once and kept in the data dir.
+fn resolve_current_secret(store: &StoreArgs, demo: bool) -> Result<ServerSecret, StartError> {
     if let Some(given) = &store.secret {
         return ServerSecret::parse(given).map_err(|e| StartError::Config(format!("PORTCULLIS_SECRET: {e}")));
     }
@@ -239,6 +248,10 @@ impl Application {
         let mcp = crate::mcp::McpServer::new(gateway.clone(), &tokens.issuer, &secret);
         mcp.follow_ended_sessions().await?;
         spawn_policy_watch(store.clone());
+        if secret.has_previous() {
+            let store = store.clone();
+            tokio::spawn(async move { store.run_rekeys().await });
+        }
         spawn_key_rotation(store.clone(), i64::from(args.signing_key_days) * portcullis_domain::time::DAY);
         spawn_audit_retention(store.clone(), i64::from(args.audit_retention_days) * portcullis_domain::time::DAY);
 

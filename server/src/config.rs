@@ -39,6 +39,16 @@ pub enum AdminCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// What still depends on the previous server secret during a rotation: credentials
+    /// and tokens not yet re-keyed (listed), signing keys not yet sealed again. Exits 0
+    /// when the previous secret can be dropped, 3 while something still needs it.
+    SecretStatus {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Publish a fresh token-signing key, which signs from `--activate-in` seconds later.
     /// The previous key keeps verifying the tokens it signed; running servers publish the
     /// new one within a second, so it is known everywhere before its first token.
@@ -118,6 +128,11 @@ pub struct StoreArgs {
     /// A file holding the server secret (instead of `--secret`).
     #[arg(long, env = "PORTCULLIS_SECRET_FILE", conflicts_with = "secret")]
     pub secret_file: Option<PathBuf>,
+    /// During a rotation of the server secret: a file holding the secret being replaced.
+    /// What it keyed still verifies and is re-keyed with the current secret when next
+    /// used; `portcullis admin secret-status` says when nothing depends on it any more.
+    #[arg(long, env = "PORTCULLIS_PREVIOUS_SECRET_FILE")]
+    pub previous_secret_file: Option<PathBuf>,
 }
 
 /// A trusted proxy: one address (`10.0.0.2`) or a CIDR range (`10.0.0.0/24`).

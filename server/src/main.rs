@@ -16,6 +16,17 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Admin(AdminCommand::SecretStatus { json, store }) = &cli.command {
+        return match secret_status(store, *json).await {
+            Ok(true) => ExitCode::SUCCESS,
+            // Something still needs the previous secret: scripts wait on this.
+            Ok(false) => ExitCode::from(3),
+            Err(e) => {
+                eprintln!("portcullis: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = match cli.command {
         Command::Serve(args) => serve(*args).await,
         Command::Admin(AdminCommand::CreateUser { email, role, store }) => create_user(email, role, store).await,
@@ -32,6 +43,7 @@ async fn main() -> ExitCode {
         Command::Admin(AdminCommand::CreateToken { email, name, days, store }) => {
             create_token(email, name, days, store).await
         }
+        Command::Admin(AdminCommand::SecretStatus { .. }) => Ok(()),
         Command::SampleUpstream { addr } => sample_upstream(addr).await,
         Command::GenerateSecret => {
             println!("{}", ServerSecret::generate_text());
@@ -140,6 +152,47 @@ async fn rotate_signing_key(
          the previous one verifies the tokens it signed"
     );
     Ok(())
+}
+
+/// Whether the previous server secret can be dropped, after printing what needs it.
+async fn secret_status(store: &portcullis::config::StoreArgs, json: bool) -> Result<bool, Box<dyn std::error::Error>> {
+    use portcullis_domain::time::format_utc;
+    let status = open_store(store).await?.secret_status().await?;
+    let done = status.waiting.is_empty() && status.signing_keys_on_previous == 0;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(done);
+    }
+    println!(
+        "server secret {} (the store's: {}), previous {}",
+        status.current_secret,
+        status.store_secret.as_deref().unwrap_or("none yet"),
+        status.previous_secret.as_deref().unwrap_or("none given")
+    );
+    println!("{} live credentials and tokens are keyed with the current secret", status.rekeyed);
+    println!("{} signing keys still open only with the previous secret", status.signing_keys_on_previous);
+    if status.signing_keys_unopenable > 0 {
+        println!("{} signing keys open with neither secret", status.signing_keys_unopenable);
+    }
+    if status.waiting.is_empty() {
+        println!("nothing waits for the previous secret: it can be dropped");
+    } else {
+        println!(
+            "{} live credentials and tokens still need the previous secret; each is re-keyed when next used,              or stops working when the previous secret is dropped (rotate or revoke it instead):",
+            status.waiting.len()
+        );
+        for w in &status.waiting {
+            println!(
+                "  {}  {:<13}  {}  last used {}  expires {}",
+                w.id,
+                w.kind,
+                w.owner,
+                w.last_used_at.map(format_utc).unwrap_or_else(|| "never".into()),
+                format_utc(w.expires_at)
+            );
+        }
+    }
+    Ok(done)
 }
 
 async fn disable_user(

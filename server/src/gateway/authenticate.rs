@@ -125,8 +125,10 @@ impl Gateway {
         let (credential, profile, token) = match (api_key, bearer(headers)) {
             (Some(key), _) => {
                 // Lookup by keyed hash: what is compared is a hash, which leaks nothing usable.
-                let credential =
-                    snap.credentials.get(&self.hasher.hash(key.trim())).ok_or(Refusal::UnknownCredential)?;
+                let (credential, rekey) = self
+                    .hasher
+                    .find(key.trim(), |hash| snap.credentials.get(hash))
+                    .ok_or(Refusal::UnknownCredential)?;
                 if credential.kind != CredentialKind::ApiKey {
                     // A client secret is for the token endpoint, never a bearer of its own.
                     return Err(Refusal::UnknownCredential);
@@ -135,6 +137,10 @@ impl Gateway {
                     return Err(Refusal::ExpiredCredential);
                 }
                 let profile = snap.profiles.get(&credential.profile_id).ok_or(Refusal::UnknownCredential)?;
+                if let Some(rekey) = rekey {
+                    // Made with the previous server secret: re-keyed off the request path.
+                    self.store.request_rekey(&credential.id, rekey);
+                }
                 (credential, profile, None)
             }
             (None, Some(token)) => {

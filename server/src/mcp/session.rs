@@ -132,6 +132,8 @@ pub enum EndError {
 /// Sealing and opening session ids, and the ends this replica knows of.
 pub struct Sessions {
     key: SealKey,
+    /// During a server-secret rotation, ids sealed before it stay valid until they expire.
+    previous: Option<SealKey>,
     /// Hashes of ended sessions, with when each would have expired (to forget it then).
     ended: RwLock<HashMap<[u8; 32], i64>>,
 }
@@ -144,7 +146,12 @@ impl fmt::Debug for Sessions {
 
 impl Sessions {
     pub fn new(secret: &ServerSecret) -> Self {
-        Self { key: SealKey(secret.derive("mcp-session-id/v1")), ended: RwLock::default() }
+        const PURPOSE: &str = "mcp-session-id/v1";
+        Self {
+            key: SealKey(secret.derive(PURPOSE)),
+            previous: secret.derive_previous(PURPOSE).map(SealKey),
+            ended: RwLock::default(),
+        }
     }
 
     /// A new session id for `profile_id` at `protocol_version`, begun at `now`.
@@ -188,9 +195,14 @@ impl Sessions {
         let sealed = URL_SAFE_NO_PAD.decode(id).map_err(|_| UnknownSession)?;
         let tag_at = sealed.len().checked_sub(TAG_LEN).ok_or(UnknownSession)?;
         let (body, tag) = sealed.split_at_checked(tag_at).ok_or(UnknownSession)?;
-        let mut mac = self.key.mac();
-        mac.update(body);
-        mac.verify_slice(tag).map_err(|_| UnknownSession)?;
+        let verifies = |key: &SealKey| {
+            let mut mac = key.mac();
+            mac.update(body);
+            mac.verify_slice(tag).is_ok()
+        };
+        if !verifies(&self.key) && !self.previous.as_ref().is_some_and(verifies) {
+            return Err(UnknownSession);
+        }
 
         let (&format, rest) = body.split_first().ok_or(UnknownSession)?;
         if format != FORMAT_V1 {
@@ -396,6 +408,19 @@ mod tests {
         }
         let (one, two) = (a.start(PROFILE, "2025-11-25", T0).unwrap(), a.start(PROFILE, "2025-11-25", T0).unwrap());
         assert_ne!(one, two, "the nonce makes ids of one profile and millisecond differ");
+    }
+
+    #[test]
+    fn ids_sealed_before_a_secret_rotation_stay_valid_while_the_old_secret_is_accepted() {
+        let old = "0123456789abcdefghijklmnopqrstuvwxyz";
+        let new = ServerSecret::parse("zyxwvutsrqponmlkjihgfedcba9876543210").unwrap();
+        let before = sessions(old).start(PROFILE, "2025-11-25", T0).unwrap();
+        let rotating = Sessions::new(&new.clone().with_previous(ServerSecret::parse(old).unwrap()).unwrap());
+        assert!(rotating.resume(&before, PROFILE, T0 + 1).is_ok());
+        let after = rotating.start(PROFILE, "2025-11-25", T0).unwrap();
+        assert!(sessions(old).resume(&after, PROFILE, T0 + 1).is_err(), "new ids are sealed with the new secret");
+        assert!(Sessions::new(&new).resume(&after, PROFILE, T0 + 1).is_ok());
+        assert!(Sessions::new(&new).resume(&before, PROFILE, T0 + 1).is_err(), "the old secret dropped: refused");
     }
 
     #[test]

@@ -130,7 +130,14 @@ pub fn serve_args(dir: PathBuf, database_url: Option<String>, secret: Option<Str
         max_connections: 4096,
         site_root: "target/site".into(),
         log_json: false,
-        store: StoreArgs { data_dir: dir, database_url, database_url_file: None, secret, secret_file: None },
+        store: StoreArgs {
+            data_dir: dir,
+            database_url,
+            database_url_file: None,
+            secret,
+            secret_file: None,
+            previous_secret_file: None,
+        },
     }
 }
 
@@ -180,7 +187,13 @@ impl TestApp {
     /// Stops the server as `shut_down` does and starts it again on the same database and
     /// data directory, as an operator's restart would (on a new port).
     pub async fn restart(&mut self) {
+        self.restart_with(|_| ()).await;
+    }
+
+    /// `restart`, with flags the test changes first (they stay for later restarts).
+    pub async fn restart_with(&mut self, configure: impl FnOnce(&mut ServeArgs)) {
         self.shut_down().await;
+        configure(&mut self.args);
         let app = Application::build(self.args.clone(), self.clock.clone()).await.expect("server starts again");
         self.base = format!("{}://127.0.0.1:{}", app.scheme(), app.port());
         self.metrics = app.metrics_addr().map(|a| format!("http://{a}/metrics"));

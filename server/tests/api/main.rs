@@ -27,6 +27,7 @@ mod mcp_replicas;
 mod metrics;
 mod oauth;
 mod replicas;
+mod secret_rotation;
 mod shared_limits;
 mod startup;
 mod tls_listener;
