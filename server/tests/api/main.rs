@@ -13,6 +13,7 @@ mod clients;
 mod cluster;
 mod controls;
 mod database_tls;
+mod deploy;
 mod durability;
 mod floods;
 mod gateway;
