@@ -257,6 +257,7 @@ impl Application {
             tokens: tokens.clone(),
             gateway_base: format!("{scheme}://{}", loopback(local)),
             http: test_access_client(tls.as_ref())?,
+            upstream_tls: Default::default(),
         };
         let state = ServerState { leptos_options: leptos_options.clone(), portal: portal.clone() };
         let routes = generate_route_list(App);
