@@ -313,6 +313,14 @@ pub async fn set_product_policy(
     state.store.set_product_policy(&actor, &product_id, policy, &state.upstream_tls).await.map_err(domain)
 }
 
+/// The upstream TLS profiles this server has, which a product's gateway policy may name.
+#[server(endpoint = "upstream_tls_profiles")]
+pub async fn upstream_tls_profiles() -> Result<Vec<String>, AppError> {
+    let actor = actor().await?;
+    actor.require_admin().map_err(domain)?;
+    Ok(crate::ssr::state()?.upstream_tls.iter().map(|n| n.as_str().to_owned()).collect())
+}
+
 #[server(endpoint = "set_token_lifetime")]
 pub async fn set_token_lifetime(profile_id: String, seconds: String) -> Result<(), AppError> {
     let actor = actor().await?;

@@ -476,6 +476,45 @@ async fn the_management_api_refuses_profile_names_the_server_does_not_have_and_h
 }
 
 #[tokio::test]
+async fn the_portal_offers_the_servers_profiles_and_refuses_any_other() {
+    let ca = TestCa::new("Portcullis test CA");
+    let dir = TempDir::new();
+    profile(&dir, "pki-a", Some(&ca), None);
+    let app = TestApp::spawn_configured(|a| a.upstream_tls_dir = Some(dir.0.clone())).await;
+    let product = crate::helpers::publish(&app, "bank", "https://localhost:1", vec![]).await;
+    let admin = app.user_with_role(portcullis_domain::model::Role::Admin).await;
+
+    let names = admin.call("upstream_tls_profiles", &[]).await;
+    assert_eq!(names.body, serde_json::json!(["pki-a"]), "{names:?}");
+    let set_policy = |name: &'static str| {
+        let form = [("product_id", product.id.as_str()), ("rate_per_minute", ""), ("upstream_tls", name)];
+        let admin = &admin;
+        async move { admin.call("set_product_policy", &form).await }
+    };
+    let set = set_policy("pki-a").await;
+    assert_eq!(set.status, 200, "{set:?}");
+    assert_eq!(set.body["upstream_tls"], "pki-a");
+    let (status, page) = admin.page("/admin/products").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("System roots (default)") && page.contains(r#"data-testid="product-upstream-tls""#),
+        "{page}"
+    );
+    assert!(page.contains(">profile pki-a<"), "the product shows its profile");
+
+    for refused in ["pki-z", "../x", "PKI-A"] {
+        let a = set_policy(refused).await;
+        assert_eq!((a.status, a.error()), (422, "Invalid".to_owned()), "{refused}: {a:?}");
+    }
+    // The default option sends an empty name.
+    let cleared = set_policy("").await;
+    assert_eq!(cleared.body["upstream_tls"], serde_json::Value::Null, "{cleared:?}");
+
+    let dev = app.developer("dev").await;
+    assert_eq!(dev.call("upstream_tls_profiles", &[]).await.status, 403);
+}
+
+#[tokio::test]
 async fn a_bad_upstream_tls_dir_stops_the_start_naming_the_file() {
     let ca = TestCa::new("Portcullis test CA");
     let (one, two) = (
@@ -562,6 +601,21 @@ async fn a_bad_upstream_tls_dir_stops_the_start_naming_the_file() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("pki-a/ca.pem") && stderr.contains("certificate"), "{stderr}");
+}
+
+#[tokio::test]
+async fn an_upstream_tls_dir_whose_profiles_all_load_starts() {
+    let ca = TestCa::new("Portcullis test CA");
+    let client = ca.issue("portcullis-gateway", ExtendedKeyUsagePurpose::ClientAuth);
+    let dir = TempDir::new();
+    profile(&dir, "roots", Some(&ca), None);
+    profile(&dir, "cert-only", None, Some(&client));
+    profile(&dir, "both", Some(&ca), Some(&client));
+    std::fs::create_dir_all(dir.0.join(".hidden")).unwrap();
+    let app = TestApp::spawn_configured(|a| a.upstream_tls_dir = Some(dir.0.clone())).await;
+    let admin = app.user_with_role(portcullis_domain::model::Role::Admin).await;
+    let names = admin.call("upstream_tls_profiles", &[]).await;
+    assert_eq!(names.body, serde_json::json!(["both", "cert-only", "roots"]), "{names:?}");
 }
 
 /// What `serve` says when it refuses to start with the flags `configure` sets.
