@@ -611,11 +611,17 @@ async fn an_upstream_tls_dir_whose_profiles_all_load_starts() {
     profile(&dir, "roots", Some(&ca), None);
     profile(&dir, "cert-only", None, Some(&client));
     profile(&dir, "both", Some(&ca), Some(&client));
+    // As a Kubernetes secret volume lays it out: the files under `..data`, the profile a
+    // link to its directory there; the dot-entries themselves are not profiles.
+    let projected = TempDir::new();
+    profile(&projected, "linked", Some(&ca), None);
+    std::os::unix::fs::symlink(&projected.0, dir.0.join("..data")).unwrap();
+    std::os::unix::fs::symlink(dir.0.join("..data/linked"), dir.0.join("linked")).unwrap();
     std::fs::create_dir_all(dir.0.join(".hidden")).unwrap();
     let app = TestApp::spawn_configured(|a| a.upstream_tls_dir = Some(dir.0.clone())).await;
     let admin = app.user_with_role(portcullis_domain::model::Role::Admin).await;
     let names = admin.call("upstream_tls_profiles", &[]).await;
-    assert_eq!(names.body, serde_json::json!(["both", "cert-only", "roots"]), "{names:?}");
+    assert_eq!(names.body, serde_json::json!(["both", "cert-only", "linked", "roots"]), "{names:?}");
 }
 
 /// What `serve` says when it refuses to start with the flags `configure` sets.
