@@ -286,12 +286,17 @@ pub async fn set_rate_limit(profile_id: String, rate_per_minute: String, burst: 
     store()?.set_rate_limit(&actor, &profile_id, rate, burst).await.map_err(domain)
 }
 
+/// `upstream_tls` is the name of an upstream TLS profile, or empty (or absent) for the
+/// default.
 #[server(endpoint = "set_product_policy")]
 pub async fn set_product_policy(
     product_id: String,
     rate_per_minute: String,
     api_key_in_query: Option<String>,
+    upstream_tls: Option<String>,
 ) -> Result<ProductView, AppError> {
+    use portcullis_domain::catalog::ProductPolicy;
+    use portcullis_domain::upstream_tls::UpstreamTlsName;
     let actor = actor().await?;
     let rate = match rate_per_minute.trim() {
         "" => None,
@@ -299,7 +304,21 @@ pub async fn set_product_policy(
             fail(AppError::Invalid("The product's limit is a whole number of requests per minute, or empty.".into()))
         })?),
     };
-    store()?.set_product_policy(&actor, &product_id, rate, api_key_in_query.is_some()).await.map_err(domain)
+    let upstream_tls = match upstream_tls.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(name) => Some(UpstreamTlsName::parse(name).map_err(domain)?),
+    };
+    let policy = ProductPolicy { rate_per_minute: rate, api_key_in_query: api_key_in_query.is_some(), upstream_tls };
+    let state = crate::ssr::state()?;
+    state.store.set_product_policy(&actor, &product_id, policy, &state.upstream_tls).await.map_err(domain)
+}
+
+/// The upstream TLS profiles this server has, which a product's gateway policy may name.
+#[server(endpoint = "upstream_tls_profiles")]
+pub async fn upstream_tls_profiles() -> Result<Vec<String>, AppError> {
+    let actor = actor().await?;
+    actor.require_admin().map_err(domain)?;
+    Ok(crate::ssr::state()?.upstream_tls.iter().map(|n| n.as_str().to_owned()).collect())
 }
 
 #[server(endpoint = "set_token_lifetime")]

@@ -26,6 +26,8 @@ pub struct PortalState {
     pub tokens: portcullis_domain::oauth::TokenSettings,
     pub gateway_base: String,
     pub http: reqwest::Client,
+    /// The upstream TLS profiles this server was started with, which products may name.
+    pub upstream_tls: portcullis_domain::upstream_tls::UpstreamTlsNames,
 }
 
 /// Sign-in and sign-up attempts, limited per (account, address) and per address — never

@@ -9,6 +9,7 @@ use crate::audit::{self, AdminEvent};
 use crate::error::Result;
 use crate::model::{EndpointView, ImportSummary, ProductView};
 use crate::store::{flag, new_id, split_list, Store};
+use crate::upstream_tls::{UpstreamTlsName, UpstreamTlsNames};
 use crate::DomainError;
 
 /// A product slug: the path segment of `/gw/{product}/…`. Lower-case letters, digits
@@ -78,6 +79,18 @@ impl NewProduct {
     }
 }
 
+/// A product's gateway policy: what the gateway does for every call to it, whoever calls.
+#[derive(Debug, Clone, Default)]
+pub struct ProductPolicy {
+    /// Requests per minute across every caller, so that together they cannot overrun the
+    /// upstream; `None` for no limit beyond each profile's own.
+    pub rate_per_minute: Option<i64>,
+    /// Whether an API key may come in the query string.
+    pub api_key_in_query: bool,
+    /// The upstream TLS profile the upstream is called with; `None` for the default.
+    pub upstream_tls: Option<UpstreamTlsName>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct NewEndpoint {
     pub method: String,
@@ -133,7 +146,7 @@ impl Store {
     pub async fn list_products(&self) -> Result<Vec<ProductView>> {
         let rows = sqlx::query(
             "SELECT id, slug, name, description, owner, tags, sandbox_url, production_url, rate_per_minute,
-                    api_key_in_query FROM products ORDER BY name",
+                    api_key_in_query, upstream_tls FROM products ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -147,7 +160,7 @@ impl Store {
     pub async fn product(&self, id: &str) -> Result<ProductView> {
         let row = sqlx::query(
             "SELECT id, slug, name, description, owner, tags, sandbox_url, production_url, rate_per_minute,
-                    api_key_in_query FROM products WHERE id = $1",
+                    api_key_in_query, upstream_tls FROM products WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -189,34 +202,46 @@ impl Store {
             production_url: r.try_get("production_url")?,
             rate_per_minute: r.try_get("rate_per_minute")?,
             api_key_in_query: flag(r, "api_key_in_query")?,
+            upstream_tls: r.try_get("upstream_tls")?,
             endpoints,
         })
     }
 
-    /// Sets the product's gateway policy: the product-wide rate limit (requests per
-    /// minute across every caller, so that together they cannot overrun the upstream;
-    /// `None` for none) and whether an API key may come in the query string.
+    /// Sets the product's gateway policy (see `ProductPolicy`). `configured` are the
+    /// upstream TLS profiles this server has: a product may not be pointed at one it
+    /// lacks, though it may keep one it already names (another replica's, say).
     pub async fn set_product_policy(
         &self,
         actor: &Actor,
         product_id: &str,
-        rate_per_minute: Option<i64>,
-        api_key_in_query: bool,
+        policy: ProductPolicy,
+        configured: &UpstreamTlsNames,
     ) -> Result<ProductView> {
         actor.require_admin()?;
+        let ProductPolicy { rate_per_minute, api_key_in_query, upstream_tls } = policy;
         if rate_per_minute.is_some_and(|r| !(1..=10_000_000).contains(&r)) {
             return Err(DomainError::Invalid("A product's limit is 1 to 10,000,000 requests per minute.".into()));
         }
         let before = self.product(product_id).await?;
+        if let Some(name) = &upstream_tls {
+            if before.upstream_tls.as_deref() != Some(name.as_str()) {
+                configured.require(name)?;
+            }
+        }
+        let upstream_tls = upstream_tls.map(UpstreamTlsName::into_string);
         let now = self.now();
         let mut tx = self.begin().await?;
-        sqlx::query("UPDATE products SET rate_per_minute = $1, api_key_in_query = $2, updated_at = $3 WHERE id = $4")
-            .bind(rate_per_minute)
-            .bind(i64::from(api_key_in_query))
-            .bind(now)
-            .bind(&before.id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE products SET rate_per_minute = $1, api_key_in_query = $2, upstream_tls = $3, updated_at = $4
+             WHERE id = $5",
+        )
+        .bind(rate_per_minute)
+        .bind(i64::from(api_key_in_query))
+        .bind(upstream_tls.as_deref())
+        .bind(now)
+        .bind(&before.id)
+        .execute(&mut *tx)
+        .await?;
         audit::record_by(
             &mut *tx,
             now,
@@ -228,6 +253,7 @@ impl Store {
                 summary: json!({
                     "rate_per_minute": { "from": before.rate_per_minute, "to": rate_per_minute },
                     "api_key_in_query": { "from": before.api_key_in_query, "to": api_key_in_query },
+                    "upstream_tls": { "from": before.upstream_tls, "to": upstream_tls },
                 }),
             },
         )

@@ -10,6 +10,7 @@ pub mod model;
 pub mod openapi;
 pub mod routing;
 pub mod time;
+pub mod upstream_tls;
 
 #[cfg(feature = "store")]
 pub mod access;

@@ -233,6 +233,10 @@ pub struct ProductView {
     pub rate_per_minute: Option<i64>,
     /// Whether callers may send an API key as `?api_key=` (never forwarded upstream).
     pub api_key_in_query: bool,
+    /// The upstream TLS profile (CA bundle, client certificate) the gateway uses towards
+    /// this product's upstream; `None`: the system's roots and the server-wide settings.
+    #[serde(default)]
+    pub upstream_tls: Option<String>,
     pub endpoints: Vec<EndpointView>,
 }
 

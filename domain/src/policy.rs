@@ -78,6 +78,8 @@ pub struct ProductEntry {
     pub rate_per_minute: Option<i64>,
     /// Whether an API key may come as `?api_key=` for this product.
     pub api_key_in_query: bool,
+    /// The upstream TLS profile its upstream is called with; `None`: the default one.
+    pub upstream_tls: Option<String>,
     pub endpoints: Vec<EndpointEntry>,
 }
 
@@ -331,7 +333,8 @@ impl Store {
         }
         let mut by_id: HashMap<String, ProductEntry> = HashMap::new();
         for r in sqlx::query(
-            "SELECT id, slug, name, description, tags, sandbox_url, production_url, rate_per_minute, api_key_in_query
+            "SELECT id, slug, name, description, tags, sandbox_url, production_url, rate_per_minute, api_key_in_query,
+                    upstream_tls
              FROM products",
         )
         .fetch_all(&mut *tx)
@@ -350,6 +353,7 @@ impl Store {
                     production_url: r.try_get("production_url")?,
                     rate_per_minute: r.try_get("rate_per_minute")?,
                     api_key_in_query: flag(&r, "api_key_in_query")?,
+                    upstream_tls: r.try_get("upstream_tls")?,
                     endpoints: Vec::new(),
                 },
             );

@@ -151,6 +151,8 @@ impl Application {
         let secret = resolve_secret(&args.store, args.demo)?;
         // Before anything is opened or written: a bad certificate stops the start here.
         let tls = listener_tls(&args)?;
+        let upstream_tls = upstream_tls(&args)?;
+        let upstream_tls_names = upstream_tls.names();
         let scheme = if tls.is_some() { "https" } else { "http" };
         let url = args.store.database_url()?;
         ensure_sqlite_dir(&url)?;
@@ -225,11 +227,6 @@ impl Application {
             args.token_rate_limit,
             shared_limits.clone(),
         );
-        let upstream_tls = crate::gateway::upstream_tls::UpstreamTls::load(
-            args.upstream_ca_file.as_deref(),
-            args.upstream_client_cert.as_deref().zip(args.upstream_client_key.as_deref()),
-        )
-        .map_err(|e| StartError::Config(format!("upstream TLS: {e}")))?;
         let gateway = crate::gateway::Gateway::new(
             store.clone(),
             tokens.clone(),
@@ -270,6 +267,7 @@ impl Application {
             tokens: tokens.clone(),
             gateway_base: format!("{scheme}://{}", loopback(local)),
             http: test_access_client(tls.as_ref())?,
+            upstream_tls: upstream_tls_names.clone(),
         };
         let state = ServerState { leptos_options: leptos_options.clone(), portal: portal.clone() };
         let routes = generate_route_list(App);
@@ -286,7 +284,7 @@ impl Application {
             move || provide_context(portal.clone())
         };
         let router = Router::new()
-            .nest("/api/v1", crate::api_v1::router(store.clone()))
+            .nest("/api/v1", crate::api_v1::router(store.clone(), upstream_tls_names))
             .route("/api/{*fn_name}", post(server_fn_handler))
             .leptos_routes_with_context(&state, routes, context.clone(), {
                 let options = leptos_options.clone();
@@ -416,6 +414,24 @@ impl Application {
         store.close().await;
         Ok(())
     }
+}
+
+/// The upstream TLS settings: the server-wide flags and the profiles of
+/// `--upstream-tls-dir`, every file read and checked.
+fn upstream_tls(args: &ServeArgs) -> Result<crate::gateway::upstream_tls::UpstreamTlsProfiles, StartError> {
+    use crate::gateway::upstream_tls::{UpstreamTls, UpstreamTlsProfiles};
+    let failed = |e| StartError::Config(format!("upstream TLS: {e}"));
+    let default = UpstreamTls::load(
+        args.upstream_ca_file.as_deref(),
+        args.upstream_client_cert.as_deref().zip(args.upstream_client_key.as_deref()),
+    )
+    .map_err(failed)?;
+    let profiles = UpstreamTlsProfiles::load(default, args.upstream_tls_dir.as_deref()).map_err(failed)?;
+    if let Some(dir) = &args.upstream_tls_dir {
+        let names: Vec<&str> = profiles.named.keys().map(|n| n.as_str()).collect();
+        tracing::info!(dir = %dir.display(), profiles = %names.join(", "), "upstream TLS profiles loaded");
+    }
+    Ok(profiles)
 }
 
 /// The listener's https configuration, when `--tls-cert` and `--tls-key` are given.

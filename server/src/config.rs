@@ -272,6 +272,12 @@ pub struct ServeArgs {
     /// PEM private key of `--upstream-client-cert`.
     #[arg(long, env = "PORTCULLIS_UPSTREAM_CLIENT_KEY", requires = "upstream_client_cert")]
     pub upstream_client_key: Option<std::path::PathBuf>,
+    /// A directory of named upstream TLS profiles, which products choose by name: each
+    /// subdirectory `<name>/` holds `ca.pem` (roots trusted beside the system's) and/or
+    /// `client.pem` with `client.key` (presented to upstreams requiring mutual TLS).
+    /// Products that name none use the three flags above.
+    #[arg(long, env = "PORTCULLIS_UPSTREAM_TLS_DIR")]
+    pub upstream_tls_dir: Option<std::path::PathBuf>,
     /// PEM certificate (a chain: the server's first, then intermediates) for serving
     /// https on `--addr`. Without it the listener speaks plain http (behind a load
     /// balancer that terminates TLS). Re-read on SIGHUP and when the file changes.

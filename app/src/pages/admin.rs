@@ -80,6 +80,8 @@ pub fn ProductsAdminPage() -> impl IntoView {
         move || (create.version().get(), import.version().get(), update.version().get(), limit.version().get()),
         |_| crate::api::list_products(),
     );
+    // Fixed while the server runs: its upstream TLS profiles are read once at start.
+    let tls_profiles = Resource::new(|| (), |_| crate::api::upstream_tls_profiles());
     view! {
         <Title text="Products"/>
         <div class="page-header">
@@ -129,9 +131,9 @@ pub fn ProductsAdminPage() -> impl IntoView {
         </details>
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                match products.await {
-                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
-                    Ok(list) => list.into_iter().map(|p| view! { <ProductAdminCard product=p import update limit/> }).collect_view().into_any(),
+                match (products.await, tls_profiles.await) {
+                    (Err(e), _) | (_, Err(e)) => view! { <ErrorBox error=e/> }.into_any(),
+                    (Ok(list), Ok(names)) => list.into_iter().map(|p| view! { <ProductAdminCard product=p import update limit tls_profiles=names.clone()/> }).collect_view().into_any(),
                 }
             })}
         </Suspense>
@@ -144,9 +146,15 @@ fn ProductAdminCard(
     import: ServerAction<ImportOpenapi>,
     update: ServerAction<UpdateProduct>,
     limit: ServerAction<SetProductPolicy>,
+    /// The upstream TLS profiles this server has.
+    tls_profiles: Vec<String>,
 ) -> impl IntoView {
     let testid = format!("admin-product-{}", product.slug);
     let rate = product.rate_per_minute.map(|r| r.to_string()).unwrap_or_default();
+    let current_tls = product.upstream_tls.clone();
+    // Named by the product but not configured here (another replica's, say): kept
+    // selected, so that saving the rest of the policy does not drop it.
+    let foreign_tls = current_tls.clone().filter(|n| !tls_profiles.contains(n));
     let edit = product.clone();
     let product_id = product.id.clone();
     let label = format!("OpenAPI document for {}", product.name);
@@ -164,6 +172,8 @@ fn ProductAdminCard(
                 <dd data-testid="product-rate-limit">{product.rate_per_minute.map(|r| format!("{r} requests/minute")).unwrap_or_else(|| "none beyond each profile's own".into())}</dd>
                 <dt>"API keys in the URL"</dt>
                 <dd>{if product.api_key_in_query { "accepted as ?api_key= (never forwarded)" } else { "refused: headers only" }}</dd>
+                <dt>"Upstream TLS"</dt>
+                <dd data-testid="product-upstream-tls">{match &product.upstream_tls { Some(name) => format!("profile {name}"), None => "system roots (default)".into() }}</dd>
             </dl>
             <ActionForm action=limit attr:class="inline-form">
                 <input type="hidden" name="product_id" value=product.id.clone()/>
@@ -171,6 +181,18 @@ fn ProductAdminCard(
                 <label title="For clients that cannot set headers. The key is never forwarded upstream, and tokens in URLs stay refused.">
                     <input type="checkbox" name="api_key_in_query" checked=product.api_key_in_query/>
                     " Accept API keys as ?api_key="
+                </label>
+                <label title="The CA bundle and client certificate the gateway uses towards this upstream: a directory under the server's --upstream-tls-dir.">
+                    "Upstream TLS "
+                    <select name="upstream_tls">
+                        <option value="" selected=current_tls.is_none()>"System roots (default)"</option>
+                        {tls_profiles.into_iter().map(|name| {
+                            let selected = current_tls.as_deref() == Some(name.as_str());
+                            let label = name.clone();
+                            view! { <option value=name selected=selected>{label}</option> }
+                        }).collect_view()}
+                        {foreign_tls.map(|name| { let label = format!("{name} (not configured on this server)"); view! { <option value=name selected=true>{label}</option> } })}
+                    </select>
                 </label>
                 <button type="submit" class="btn btn-secondary btn-small">"Save gateway policy"</button>
             </ActionForm>

@@ -6,12 +6,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use portcullis_domain::access::Authority;
-use portcullis_domain::catalog::{NewEndpoint, NewProduct};
+use portcullis_domain::catalog::{NewEndpoint, NewProduct, ProductPolicy};
 use portcullis_domain::clients::NewClient;
 use portcullis_domain::model::{
     AccessTokenView, AccountView, ClientDetail, ClientKind, ClientSummary, Environment, GrantView, ImportSummary,
     IssuedSecret, IssuedToken, ProductView, UserView,
 };
+use portcullis_domain::upstream_tls::UpstreamTlsName;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -239,6 +240,39 @@ pub async fn update_product(
 ) -> Answer<Json<ProductView>> {
     let Json(b) = body?;
     Ok(Json(s.store.update_product(&actor, &product_id, b.into()).await?))
+}
+
+/// A product's gateway policy, set as a whole.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ProductPolicyBody {
+    /// Requests per minute across every caller; `null` for no limit beyond each profile's own.
+    #[serde(default)]
+    pub rate_per_minute: Option<i64>,
+    /// Whether callers may send an API key as `?api_key=` (never forwarded upstream).
+    #[serde(default)]
+    pub api_key_in_query: bool,
+    /// The upstream TLS profile (a directory under the server's `--upstream-tls-dir`) the
+    /// gateway calls the upstream with; `null` for the system's roots and the server-wide
+    /// settings. A name the server does not have is refused (422), listing those it has.
+    #[serde(default)]
+    pub upstream_tls: Option<String>,
+}
+
+#[utoipa::path(put, path = "/products/{product_id}/policy", params(("product_id" = String, Path)), request_body = ProductPolicyBody,
+    responses((status = 200, body = ProductView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn set_product_policy(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    Path(product_id): Path<String>,
+    body: Body<ProductPolicyBody>,
+) -> Answer<Json<ProductView>> {
+    let Json(b) = body?;
+    let policy = ProductPolicy {
+        rate_per_minute: b.rate_per_minute,
+        api_key_in_query: b.api_key_in_query,
+        upstream_tls: b.upstream_tls.as_deref().map(UpstreamTlsName::parse).transpose()?,
+    };
+    Ok(Json(s.store.set_product_policy(&actor, &product_id, policy, &s.upstream_tls).await?))
 }
 
 /// The OpenAPI 3 document (JSON or YAML) is the raw request body.

@@ -11,6 +11,7 @@ mod security;
 use axum::routing::{any, get, post, put};
 use axum::{Json, Router};
 use portcullis_domain::store::Store;
+use portcullis_domain::upstream_tls::UpstreamTlsNames;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -21,9 +22,11 @@ pub struct ApiState {
     pub store: Store,
     /// Addresses whose refused tokens were recorded this minute.
     pub refused_tokens: std::sync::Arc<portcullis_domain::keyed::OncePer>,
+    /// The upstream TLS profiles this server has, which products may name.
+    pub upstream_tls: UpstreamTlsNames,
 }
 
-pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
+pub fn router<S: Clone + Send + Sync + 'static>(store: Store, upstream_tls: UpstreamTlsNames) -> Router<S> {
     use handlers::*;
     Router::new()
         .route("/me", get(me))
@@ -40,6 +43,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
         .route("/credentials/{credential_id}/revoke", post(revoke_credential))
         .route("/products", get(list_products).post(create_product))
         .route("/products/{product_id}", put(update_product))
+        .route("/products/{product_id}/policy", put(set_product_policy))
         .route("/products/{product_id}/openapi", post(import_openapi))
         .route("/grants/pending", get(pending_grants))
         .route("/grants/{grant_id}/decision", post(decide_grant))
@@ -65,6 +69,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
                 std::time::Duration::from_secs(60),
                 100_000,
             )),
+            upstream_tls,
         })
 }
 
@@ -89,6 +94,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
         handlers::list_products,
         handlers::create_product,
         handlers::update_product,
+        handlers::set_product_policy,
         handlers::import_openapi,
         handlers::pending_grants,
         handlers::decide_grant,

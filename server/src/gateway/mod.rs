@@ -50,8 +50,9 @@ pub struct GatewayLimits {
     pub shared_limits: Option<crate::shared_limits::SharedLimits>,
     /// Bytes of request body forwarded at most; more is refused with 413.
     pub max_body: u64,
-    /// Roots and client certificate for https upstreams.
-    pub upstream_tls: upstream_tls::UpstreamTls,
+    /// Roots and client certificates for https upstreams: the default and the named
+    /// upstream TLS profiles products may choose.
+    pub upstream_tls: upstream_tls::UpstreamTlsProfiles,
 }
 
 /// Cloned for every request (axum state), so everything sits behind one `Arc`.
@@ -70,7 +71,8 @@ pub struct Parts {
     sources: Sources,
     /// The largest request body forwarded to an upstream.
     max_body: u64,
-    http: reqwest::Client,
+    /// The pooled clients to upstreams, one per upstream TLS profile.
+    upstreams: proxy::Upstreams,
 }
 
 impl std::ops::Deref for Gateway {
@@ -88,13 +90,13 @@ impl Gateway {
         audit: AuditSink,
         sources: Sources,
         limits: GatewayLimits,
-    ) -> reqwest::Result<Self> {
+    ) -> Result<Self, upstream_tls::UpstreamTlsError> {
         let GatewayLimits { upstream_timeout, global_rate_per_second, shared_limits, max_body, upstream_tls } = limits;
-        let http = proxy::client(upstream_timeout, &upstream_tls)?;
+        let upstreams = proxy::Upstreams::new(upstream_timeout, &upstream_tls)?;
         let limits = ratelimit::Limits::new(global_rate_per_second, shared_limits);
         let (proto, rest) = tokens.issuer.split_once("://").unwrap_or(("http", tokens.issuer.as_str()));
         let public = crate::client_ip::PublicOrigin::new(proto, rest.split('/').next().unwrap_or(""));
-        Ok(Self(Arc::new(Parts { store, tokens, public, hasher, audit, limits, sources, max_body, http })))
+        Ok(Self(Arc::new(Parts { store, tokens, public, hasher, audit, limits, sources, max_body, upstreams })))
     }
 
     pub fn sources(&self) -> &Sources {
@@ -235,6 +237,8 @@ struct Target<'c> {
 /// What an authorized call is forwarded as.
 struct Forward {
     url: String,
+    /// The product's upstream TLS profile, if it names one.
+    upstream_tls: Option<String>,
     headers: HeaderMap,
     limit: u64,
     remaining: u64,
@@ -291,7 +295,12 @@ impl Gateway {
         let body = crate::body::counted(body, bytes_in.clone(), self.max_body);
         let forwarded = Instant::now();
         row.event.forwarded_after_us = Some(micros(forwarded.duration_since(row.started)));
-        let upstream = proxy::forward(&self.http, method, forward.url, forward.headers, body).await;
+        // A product whose upstream TLS profile this server lacks fails like an upstream
+        // it cannot reach: authorized, not sent, the reason said and recorded.
+        let upstream = match self.upstreams.pick(forward.upstream_tls.as_deref()) {
+            Ok(http) => proxy::forward(http, method, forward.url, forward.headers, body).await,
+            Err(refusal) => Err(refusal),
+        };
         row.event.upstream_us = Some(micros(forwarded.elapsed()));
         let mut res = match upstream {
             Ok(res) => res,
@@ -405,6 +414,6 @@ impl Gateway {
         let trace = crate::trace::Trace::recorded(headers, event.trace_id.as_ref().map_or("", |t| t.as_str()));
         let set = identity.into_iter().chain(origin).chain(trace.upstream_headers());
         let headers = proxy::upstream_headers(headers, &endpoint.headers, &event.request_id, set);
-        Ok(Forward { url, headers, limit, remaining })
+        Ok(Forward { url, upstream_tls: product.upstream_tls.clone(), headers, limit, remaining })
     }
 }

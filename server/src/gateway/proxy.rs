@@ -6,6 +6,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Response};
 use std::time::Duration;
 
 use super::refusal::Refusal;
+use super::upstream_tls::{UpstreamTls, UpstreamTlsError, UpstreamTlsProfiles};
+use std::collections::HashMap;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) never cross a proxy.
 const HOP_BY_HOP: &[&str] = &[
@@ -73,13 +75,47 @@ fn never_forwarded(name: &str) -> bool {
 }
 
 /// `timeout` bounds the whole exchange up to the response headers and body.
-pub fn client(timeout: Duration, tls: &super::upstream_tls::UpstreamTls) -> reqwest::Result<reqwest::Client> {
+fn client(timeout: Duration, tls: &UpstreamTls) -> reqwest::Result<reqwest::Client> {
     tls.apply(reqwest::Client::builder())
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5).min(timeout))
         .timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(90))
         .build()
+}
+
+/// One pooled client per upstream TLS profile, and one for products that name none, all
+/// built at start: a request only picks one.
+pub struct Upstreams {
+    default: reqwest::Client,
+    named: HashMap<String, reqwest::Client>,
+}
+
+impl Upstreams {
+    pub fn new(timeout: Duration, tls: &UpstreamTlsProfiles) -> Result<Self, UpstreamTlsError> {
+        let failed = |profile: &str, e: reqwest::Error| UpstreamTlsError::Client {
+            profile: profile.to_owned(),
+            reason: e.to_string(),
+        };
+        let default = client(timeout, &tls.default).map_err(|e| failed("(default)", e))?;
+        let mut named = HashMap::with_capacity(tls.named.len());
+        for (name, settings) in &tls.named {
+            named.insert(name.as_str().to_owned(), client(timeout, settings).map_err(|e| failed(name.as_str(), e))?);
+        }
+        Ok(Self { default, named })
+    }
+
+    /// The client for a product's `upstream_tls`. A name this server lacks (the product
+    /// was set up through a replica configured differently) is refused, never replaced
+    /// by the default: that would trust other roots, or present no certificate.
+    pub fn pick(&self, upstream_tls: Option<&str>) -> Result<&reqwest::Client, Refusal> {
+        match upstream_tls {
+            None => Ok(&self.default),
+            Some(name) => {
+                self.named.get(name).ok_or_else(|| Refusal::UpstreamTlsProfileMissing { profile: name.to_owned() })
+            }
+        }
+    }
 }
 
 /// Request headers for the upstream: the caller's allowed ones (and those the endpoint

@@ -65,6 +65,11 @@ pub enum Refusal {
     UpstreamTls {
         reason: String,
     },
+    /// The product names an upstream TLS profile this server was not started with (it
+    /// was set up through a replica configured differently).
+    UpstreamTlsProfileMissing {
+        profile: String,
+    },
     /// The audit queue is full and the gateway is set to fail closed.
     AuditUnavailable,
     /// The gateway itself failed (a bug); the request's row says so.
@@ -96,7 +101,9 @@ impl Refusal {
             Refusal::RateLimited { .. } | Refusal::TooManyRefusals { .. } => StatusCode::TOO_MANY_REQUESTS,
             Refusal::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Refusal::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Refusal::UpstreamUnavailable | Refusal::UpstreamTls { .. } => StatusCode::BAD_GATEWAY,
+            Refusal::UpstreamUnavailable | Refusal::UpstreamTls { .. } | Refusal::UpstreamTlsProfileMissing { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
             Refusal::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -123,6 +130,7 @@ impl Refusal {
             Refusal::UpstreamTimeout => "upstream_timeout",
             Refusal::UpstreamUnavailable => "upstream_unavailable",
             Refusal::UpstreamTls { .. } => "upstream_tls_failed",
+            Refusal::UpstreamTlsProfileMissing { .. } => "upstream_tls_profile_missing",
             Refusal::AuditUnavailable => "audit_unavailable",
             Refusal::Internal => "internal_error",
         }
@@ -164,6 +172,9 @@ impl Refusal {
             Refusal::UpstreamTls { reason } => format!(
                 "The gateway could not set up a secure connection to the upstream ({reason}); an operator must fix the upstream's certificate or the gateway's TLS settings."
             ),
+            Refusal::UpstreamTlsProfileMissing { profile } => format!(
+                "The product's upstream TLS profile `{profile}` is not configured on this gateway; an operator must add it (under --upstream-tls-dir) or change the product's gateway policy."
+            ),
             Refusal::AuditUnavailable => "The audit trail cannot take the request now; retry shortly.".into(),
             Refusal::Internal => "The gateway failed to answer this request.".into(),
         }
@@ -195,6 +206,7 @@ impl Refusal {
             | Refusal::UpstreamTimeout
             | Refusal::UpstreamUnavailable
             | Refusal::UpstreamTls { .. }
+            | Refusal::UpstreamTlsProfileMissing { .. }
             | Refusal::AuditUnavailable
             | Refusal::Internal => return None,
         };

@@ -7,7 +7,7 @@ use crate::helpers::{
     agent, agent_for, audit_rows, endpoint, publish, stateless_result, wait_for_audit, Agent, TestApp, TestUpstream,
 };
 use crate::mcp::bearer_token;
-use portcullis_domain::catalog::NewEndpoint;
+use portcullis_domain::catalog::{NewEndpoint, ProductPolicy};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -222,7 +222,8 @@ async fn an_mcp_session_cannot_act_as_another_profile_through_tool_arguments() {
     let theirs = agent(&app, &["accounts"]).await;
     // The product accepts API keys in the URL, for REST clients that cannot set headers.
     let accounts = app.product_id("accounts").await;
-    app.store.set_product_policy(&app.operator_admin().await, &accounts, None, true).await.unwrap();
+    let policy = ProductPolicy { api_key_in_query: true, ..ProductPolicy::default() };
+    app.store.set_product_policy(&app.operator_admin().await, &accounts, policy, &Default::default()).await.unwrap();
     let rest = reqwest::get(format!("{}/gw/accounts/accounts?api_key={}", app.base, theirs.key.secret)).await.unwrap();
     assert_eq!(rest.status(), StatusCode::OK, "over REST, their key in the URL is theirs to use");
 

@@ -118,6 +118,7 @@ pub fn serve_args(dir: PathBuf, database_url: Option<String>, secret: Option<Str
         upstream_ca_file: None,
         upstream_client_cert: None,
         upstream_client_key: None,
+        upstream_tls_dir: None,
         tls_cert: None,
         tls_key: None,
         tls_client_ca: None,

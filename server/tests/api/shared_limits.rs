@@ -230,7 +230,8 @@ async fn a_product_limit_in_redis_refuses_as_the_products() {
     let admin = app.operator_admin().await;
     let product = app.product_id("bank").await;
     // Six a minute, one at a time; the caller's own limit is far above it.
-    app.store.set_product_policy(&admin, &product, Some(6), false).await.unwrap();
+    let policy = portcullis_domain::catalog::ProductPolicy { rate_per_minute: Some(6), ..Default::default() };
+    app.store.set_product_policy(&admin, &product, policy, &Default::default()).await.unwrap();
     assert_eq!(flood(&[&app.base], &a.key.secret, 3).await, [(1, 2)]);
     let rows = crate::helpers::wait_for_audit(
         &app.database_url,
