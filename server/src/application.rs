@@ -286,6 +286,7 @@ impl Application {
         let router = Router::new()
             .nest("/api/v1", crate::api_v1::router(store.clone(), upstream_tls_names))
             .route("/api/{*fn_name}", post(server_fn_handler))
+            .nest_service("/pkg", portal_assets(&args.site_root))
             .leptos_routes_with_context(&state, routes, context.clone(), {
                 let options = leptos_options.clone();
                 move || shell(options.clone())
@@ -476,6 +477,26 @@ fn test_access_client(tls: Option<&Arc<crate::tls::ListenerTls>>) -> Result<reqw
 /// everywhere the version is also polled every second — one row, one query — for
 /// SQLite and for notifications lost with a connection. A full reload every 30 s also
 /// lets retired signing keys age out.
+/// The portal's script, wasm and styles (`/pkg`), compressed for browsers that accept it.
+/// Only these public files: pages are never compressed, as they can hold a secret shown
+/// once beside text an attacker chose (BREACH). Their names carry no content hash, so
+/// browsers revalidate them on each load (`Last-Modified`; an unchanged file is a 304).
+fn portal_assets(
+    site_root: &str,
+) -> tower_http::set_header::SetResponseHeader<
+    tower_http::compression::Compression<tower_http::services::ServeDir>,
+    HeaderValue,
+> {
+    use tower_http::compression::{CompressionLayer, CompressionLevel};
+    let files = tower_http::services::ServeDir::new(std::path::Path::new(site_root).join("pkg"));
+    tower::ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
+        // Brotli's highest levels take seconds for the wasm on every cold load; level 5
+        // is within a few per cent of them in size at a fraction of the time.
+        .layer(CompressionLayer::new().quality(CompressionLevel::Precise(5)))
+        .service(files)
+}
+
 fn spawn_policy_watch(store: Store) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));

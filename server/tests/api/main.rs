@@ -27,6 +27,7 @@ mod mcp_clients;
 mod mcp_replicas;
 mod metrics;
 mod oauth;
+mod portal_assets;
 mod replicas;
 mod secret_rotation;
 mod shared_limits;
