@@ -83,6 +83,24 @@ impl Store {
         })
         .collect::<Result<Vec<_>>>()?;
 
+        let attempts = sqlx::query(
+            "SELECT reason, COUNT(*) AS n FROM audit_events
+             WHERE attempted_client_id = $1 AND client_id IS NULL AND action = 'request' AND occurred_at >= $2
+             GROUP BY reason ORDER BY n DESC, reason",
+        )
+        .bind(client_id)
+        .bind(start)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(NamedCount {
+                name: r.try_get::<Option<String>, _>("reason")?.unwrap_or_default(),
+                count: r.try_get("n")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+
         let credentials = sqlx::query(
             "SELECT e.credential_id, c.kind, c.prefix, COUNT(*) AS n, MAX(e.occurred_at) AS last_used
              FROM audit_events e LEFT JOIN credentials c ON c.id = e.credential_id
@@ -115,7 +133,7 @@ impl Store {
         .map(|r| r.try_get("occurred_at"))
         .transpose()?;
 
-        Ok(ClientActivity { client, days, top_endpoints, refusals, credentials, last_seen })
+        Ok(ClientActivity { client, days, top_endpoints, refusals, attempts, credentials, last_seen })
     }
 
     /// The security team's overview: refusals per day, traffic by client type and the

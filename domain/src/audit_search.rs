@@ -171,6 +171,11 @@ fn conditions(filter: &AuditFilter, now: i64) -> Result<Conditions> {
     if let Some(v) = value("client", &filter.client)? {
         c.text("e.client_id", v);
     }
+    if let Some(v) = value("named_client", &filter.named_client)? {
+        c.text("e.attempted_client_id", v);
+        // Attempts only: a request that also authenticated as a client is that client's.
+        c.sql.push("e.client_id IS NULL".into());
+    }
     if let Some(v) = value("profile", &filter.profile)? {
         c.text("e.profile_id", v);
     }

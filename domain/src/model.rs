@@ -374,6 +374,9 @@ pub struct RequestView {
 pub struct AuditFilter {
     /// Client ID.
     pub client: Option<String>,
+    /// A client ID that refused requests *named* (by client id or by a credential that
+    /// was the client's) without being authenticated as it.
+    pub named_client: Option<String>,
     /// Profile ID.
     pub profile: Option<String>,
     /// `ai_agent`, `application` or `service`.
@@ -518,6 +521,11 @@ pub struct ClientActivity {
     pub days: Vec<DayCount>,
     pub top_endpoints: Vec<NamedCount>,
     pub refusals: Vec<NamedCount>,
+    /// Refused requests that named this client without being its own traffic (a token
+    /// request with its client id and a wrong secret; a call with one of its revoked or
+    /// expired credentials), by reason. Kept apart from `refusals`: anyone can name a
+    /// client, and that must not read as the client misbehaving.
+    pub attempts: Vec<NamedCount>,
     pub credentials: Vec<CredentialUse>,
     /// The newest request ever recorded for this client.
     pub last_seen: Option<i64>,

@@ -32,6 +32,10 @@ pub struct Snapshot {
     pub products: HashMap<String, ProductEntry>,
     /// `jti`s of access tokens revoked before they expired.
     pub revoked_tokens: std::collections::HashSet<String>,
+    /// The client each recently revoked credential belonged to, by the keyed hash of its
+    /// secret: a refused call with one is an attempt *naming* that client, kept apart
+    /// from the client's own traffic (only someone who held the secret can make one).
+    pub revoked_credentials: HashMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -401,10 +405,23 @@ impl Store {
         {
             snap.revoked_tokens.insert(r.try_get("jti")?);
         }
+        for r in sqlx::query(
+            "SELECT c.secret_hash, p.client_id FROM credentials c JOIN profiles p ON p.id = c.profile_id
+             WHERE c.revoked_at IS NOT NULL AND c.revoked_at > $1",
+        )
+        .bind(self.now() - REVOKED_REMEMBERED_MS)
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            snap.revoked_credentials.insert(r.try_get("secret_hash")?, r.try_get("client_id")?);
+        }
         tx.commit().await?;
         Ok(snap)
     }
 }
+
+/// How long a revoked credential is still recognised, to attribute attempts with it.
+const REVOKED_REMEMBERED_MS: i64 = 90 * crate::time::DAY;
 
 /// Notifications of policy changes committed anywhere (see `Store::policy_changes`).
 pub struct PolicyChanges(sqlx::postgres::PgListener);

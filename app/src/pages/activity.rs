@@ -82,6 +82,18 @@ fn ActivityView(activity: ClientActivity) -> impl IntoView {
             (!reason.is_empty()).then(|| format!("/audit?{}", search.to_query(false)))
         }
     };
+    let attempt_link = {
+        let id = id.clone();
+        move |reason: &str| {
+            let search = AuditFilter {
+                named_client: Some(id.clone()),
+                since: Some("30d".into()),
+                decision: Some(reason.to_owned()),
+                ..Default::default()
+            };
+            (!reason.is_empty()).then(|| format!("/audit?{}", search.to_query(false)))
+        }
+    };
     view! {
         <Title text=format!("{} · activity", c.name)/>
         <div class="page-header">
@@ -110,6 +122,12 @@ fn ActivityView(activity: ClientActivity) -> impl IntoView {
         <div class="card-grid">
             {counts("Top endpoints", "No endpoint called in this period.", activity.top_endpoints, |_| None)}
             {counts("Refusals by reason", "Nothing refused in this period.", activity.refusals, reason_link)}
+            {counts(
+                "Refused attempts naming this client",
+                "No refused request named this client in this period.",
+                activity.attempts,
+                attempt_link,
+            )}
         </div>
         <section class="card">
             <h2>"Credentials used"</h2>

@@ -11,9 +11,10 @@ use portcullis_domain::time::{format_iso, format_utc};
 use crate::components::ErrorBox;
 
 /// The filter fields of the form, in the order they appear: (name, label, placeholder).
-const TEXT_FIELDS: [(&str, &str, &str); 8] = [
-    ("client", "Client ID", "cli_…"),
-    ("profile", "Profile ID", "prf_…"),
+const TEXT_FIELDS: [(&str, &str, &str); 9] = [
+    ("client", "Client ID", "cl_…"),
+    ("named_client", "Attempts naming client", "cl_…"),
+    ("profile", "Profile ID", "pf_…"),
     ("product", "Product", "accounts"),
     ("endpoint", "Endpoint", "/accounts/{id}"),
     ("request_id", "Request ID", "X-Request-Id"),
@@ -22,7 +23,8 @@ const TEXT_FIELDS: [(&str, &str, &str); 8] = [
     ("decision", "Decision or reason", "refused, rate_limited…"),
 ];
 
-const QUICK_RANGES: [(&str, &str); 4] = [("15m", "15 min"), ("24h", "24 h"), ("7d", "7 days"), ("30d", "30 days")];
+const QUICK_RANGES: [(&str, &str); 5] =
+    [("15m", "15 min"), ("1h", "1 h"), ("24h", "24 h"), ("7d", "7 days"), ("30d", "30 days")];
 
 /// The search a URL query names, parsed as the server parses it. Unknown keys are
 /// ignored; the server validates the values.

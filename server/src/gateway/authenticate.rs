@@ -167,6 +167,36 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// The client a refused request's credential belongs to, when the credential says so
+    /// unforgeably: an API key or client secret of ours, revoked or expired; an access
+    /// token whose signature verifies but whose credential was revoked. Such a request is
+    /// an attempt *naming* that client — recorded apart from its own traffic, so nobody
+    /// can put requests into another client's record. Only for refusals: it costs a hash
+    /// or a verification again.
+    pub fn named_client<'s>(
+        &self,
+        snap: &'s Snapshot,
+        headers: &HeaderMap,
+        query: &Query<'_>,
+        query_key_allowed: bool,
+    ) -> Option<&'s str> {
+        let in_query = if query_key_allowed { query.key() } else { None };
+        if let Some(key) = header_str(headers, "x-api-key").or(in_query.as_deref()) {
+            let (found, _) = self.hasher.find(key.trim(), |hash| {
+                snap.credentials
+                    .get(hash)
+                    .and_then(|c| snap.profiles.get(&c.profile_id))
+                    .map(|p| p.client_id.as_str())
+                    .or_else(|| snap.revoked_credentials.get(hash).map(String::as_str))
+            })?;
+            return Some(found);
+        }
+        let claims = self.store.verify_access_token(&self.tokens, bearer(headers)?).ok()?;
+        snap.profiles.get(&claims.profile).filter(|p| p.client_id == claims.client_id).map(|p| p.client_id.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

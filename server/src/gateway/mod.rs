@@ -371,7 +371,10 @@ impl Gateway {
         // there would let one session act as another profile.
         let product = snap.products.get(product_slug);
         let key_in_query = product.is_some_and(|p| p.api_key_in_query) && event.channel == RequestChannel::Rest;
-        let caller = self.authenticate(snap, headers, &query, key_in_query, now)?;
+        let caller = self.authenticate(snap, headers, &query, key_in_query, now).inspect_err(|_| {
+            let named = self.named_client(snap, headers, &query, key_in_query);
+            event.attempted_client_id = named.map(|c| AuditText::new(c, cap::ID));
+        })?;
         let profile = caller.profile;
         caller.stamp(event);
         if bound_profile.is_some_and(|p| p != profile.id) {

@@ -230,6 +230,8 @@ fn admit<'s>(
             Ok(caller)
         }
         Err(refusal) => {
+            let named = mcp.gateway.named_client(snap, headers, &Query::parse(None), false);
+            row.event.attempted_client_id = named.map(|c| AuditText::new(c, cap::ID));
             let reason = refusal.reason();
             Err((reason, Box::new(refusal.into_response_for(&row.event.request_id, Some(&mcp.metadata_url)))))
         }

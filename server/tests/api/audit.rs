@@ -1,10 +1,10 @@
 //! The security team's audit search, its pages, its export and who may use them, over
 //! rows written by real gateway requests.
 
-use crate::helpers::{agent, Agent, Session, TestApp};
+use crate::helpers::{agent, audit_rows, stateless_tool, wait_for_audit, Agent, Session, TestApp};
 use portcullis_domain::model::{AuditPage, AuditRecord, Role};
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -588,4 +588,101 @@ async fn a_siem_script_reads_the_trail_and_reviews_access_with_a_token() {
     .await
     .unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
+}
+
+/// Refused requests that name a client — a token request with its client id and a
+/// wrong secret, a call with one of its revoked keys, a token whose credential was
+/// revoked, the same over MCP — are listed on its activity page and found by the audit
+/// search as attempts naming it, never counted as its own traffic. A key nobody issued
+/// names no one.
+#[tokio::test]
+async fn refused_attempts_naming_a_client_are_found_apart_from_its_traffic() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let (a, b) = (agent(&app, &["accounts"]).await, agent(&app, &["accounts"]).await);
+    let http = reqwest::Client::new();
+    let gw = |key: String| {
+        let (http, url) = (http.clone(), format!("{}/gw/accounts/accounts", app.base));
+        async move { http.get(url).header("x-api-key", key).send().await.unwrap().status() }
+    };
+    // A's own traffic: one allowed call.
+    assert_eq!(gw(a.key.secret.clone()).await, 200);
+    let token: Value = http
+        .post(format!("{}/oauth/token", app.base))
+        .basic_auth(&a.reg.client_id, Some(&a.reg.secret.secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+
+    // Attempts naming A: its client id with B's secret; its revoked key (REST and MCP);
+    // a token obtained with its since-revoked secret.
+    let wrong = http
+        .post(format!("{}/oauth/token", app.base))
+        .basic_auth(&a.reg.client_id, Some(&b.reg.secret.secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(a.dev.call("revoke_credential", &[("credential_id", &a.key.credential_id)]).await.status < 300);
+    assert!(a.dev.call("revoke_credential", &[("credential_id", &a.reg.secret.credential_id)]).await.status < 300);
+    assert_eq!(gw(a.key.secret.clone()).await, 401);
+    let mcp = stateless_tool(&app, &http, ("x-api-key", &a.key.secret), "list_tools", json!({})).await.unwrap();
+    assert_eq!(mcp.status(), 401);
+    let with_token = http.get(format!("{}/gw/accounts/accounts", app.base)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(with_token.status(), 401);
+    // Names no one: a key nobody issued, and B's live key is B's own traffic.
+    assert_eq!(gw("pck_nobody-issued-this-key-0000000000000000000".into()).await, 401);
+    assert_eq!(gw(b.key.secret.clone()).await, 200);
+
+    let named = format!("attempted_client_id = '{}' AND client_id IS NULL", a.reg.client_id);
+    let rows = wait_for_audit(&app.database_url, &named, 4).await;
+    let mut seen: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r["channel"].as_str().unwrap().to_owned(), r["reason"].as_str().unwrap().to_owned()))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("mcp".to_owned(), "invalid_token".to_owned()),
+            ("oauth".to_owned(), "invalid_client".to_owned()),
+            ("rest".to_owned(), "invalid_token".to_owned()),
+            ("rest".to_owned(), "invalid_token".to_owned()),
+        ]
+    );
+    wait_for_audit(&app.database_url, "action = 'request'", 8).await;
+    let anonymous =
+        audit_rows(&app.database_url, "action = 'request' AND attempted_client_id IS NULL AND client_id IS NULL").await;
+    assert_eq!(anonymous.len(), 1, "only the unknown key names no one: {anonymous:?}");
+
+    // A's page: its own traffic is its call and its token, both allowed; the attempts
+    // are listed apart.
+    let activity: portcullis_domain::model::ClientActivity =
+        a.dev.call("client_activity", &[("client_id", &a.reg.client_id)]).await.ok();
+    assert_eq!(
+        activity.days.iter().map(|d| (d.allowed, d.refused)).fold((0, 0), |s, d| (s.0 + d.0, s.1 + d.1)),
+        (2, 0)
+    );
+    assert!(activity.refusals.is_empty(), "{:?}", activity.refusals);
+    let count = |name: &str| activity.attempts.iter().find(|n| n.name == name).map_or(0, |n| n.count);
+    assert_eq!((count("invalid_token"), count("invalid_client")), (3, 1), "{:?}", activity.attempts);
+    let b_activity: portcullis_domain::model::ClientActivity =
+        b.dev.call("client_activity", &[("client_id", &b.reg.client_id)]).await.ok();
+    assert!(b_activity.attempts.is_empty(), "B's secret was used, but naming A: {:?}", b_activity.attempts);
+
+    // The audit search: by the client named, apart from the client's own.
+    let security = app.user_with_role(Role::Security).await;
+    let (status, page) = security.page(&format!("/audit?named_client={}&since=1h", a.reg.client_id)).await;
+    assert_eq!(status, 200);
+    assert_eq!(page.matches("data-event=").count(), 4, "four attempts naming A");
+    let (_, own) = security.page(&format!("/audit?client={}&since=1h", a.reg.client_id)).await;
+    assert_eq!(own.matches("data-event=").count(), 2, "A's own: its call and its token");
+    let (_, shown) = security.page(&format!("/clients/{}/activity", a.reg.client_id)).await;
+    assert!(shown.contains("Refused attempts naming this client") && shown.contains("named_client="), "{shown}");
 }
