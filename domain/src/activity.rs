@@ -142,11 +142,13 @@ impl Store {
         actor.require_security()?;
         let start = window_start(self.clock.now());
         let mut refusals: Vec<RefusalDay> = (0..ACTIVITY_DAYS)
-            .map(|d| RefusalDay { day: start + d * DAY, unauthorized: 0, forbidden: 0, rate_limited: 0 })
+            .map(|d| RefusalDay { day: start + d * DAY, unauthorized: 0, forbidden: 0, rate_limited: 0, other: 0 })
             .collect();
+        // Every refused request, as the tables below count them: the chart and the
+        // tables must add up to the same refusals.
         let rows = sqlx::query(
             "SELECT (occurred_at - $1) / $2 AS d, status, COUNT(*) AS n FROM audit_events
-             WHERE occurred_at >= $1 AND action = 'request' AND status IN (401, 403, 429)
+             WHERE occurred_at >= $1 AND action = 'request' AND decision = 'refused'
              GROUP BY (occurred_at - $1) / $2, status",
         )
         .bind(start)
@@ -157,9 +159,10 @@ impl Store {
             let (d, status, n): (i64, i64, i64) = (r.try_get("d")?, r.try_get("status")?, r.try_get("n")?);
             if let Some(day) = usize::try_from(d).ok().and_then(|d| refusals.get_mut(d)) {
                 match status {
-                    401 => day.unauthorized = n,
-                    403 => day.forbidden = n,
-                    _ => day.rate_limited = n,
+                    401 => day.unauthorized += n,
+                    403 => day.forbidden += n,
+                    429 => day.rate_limited += n,
+                    _ => day.other += n,
                 }
             }
         }

@@ -531,7 +531,7 @@ pub struct ClientActivity {
     pub last_seen: Option<i64>,
 }
 
-/// Refused requests of one UTC day by status: 401, 403 and 429.
+/// Refused requests of one UTC day by status: 401, 403, 429 and the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
 pub struct RefusalDay {
@@ -539,6 +539,8 @@ pub struct RefusalDay {
     pub unauthorized: i64,
     pub forbidden: i64,
     pub rate_limited: i64,
+    /// Refused with any other status (400, 404, 413, 499…).
+    pub other: i64,
 }
 
 /// Allowed and refused requests of one client type (`unidentified` when no credential

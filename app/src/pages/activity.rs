@@ -189,11 +189,12 @@ fn DashboardView(dashboard: SecurityDashboard) -> impl IntoView {
             <StackedBars
                 caption="Refused requests by status (UTC days)".into()
                 days=d.refusals.iter().map(|r| r.day).collect()
-                values=d.refusals.iter().map(|r| vec![r.unauthorized, r.forbidden, r.rate_limited]).collect()
+                values=d.refusals.iter().map(|r| vec![r.unauthorized, r.forbidden, r.rate_limited, r.other]).collect()
                 series=vec![
                     Series { label: "401 unauthenticated", class: "bar-401" },
                     Series { label: "403 forbidden", class: "bar-403" },
                     Series { label: "429 rate limited", class: "bar-429" },
+                    Series { label: "other refusals", class: "bar-other" },
                 ]
                 test_id="refusal-chart"/>
         </section>

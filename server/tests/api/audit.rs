@@ -685,4 +685,16 @@ async fn refused_attempts_naming_a_client_are_found_apart_from_its_traffic() {
     assert_eq!(own.matches("data-event=").count(), 2, "A's own: its call and its token");
     let (_, shown) = security.page(&format!("/clients/{}/activity", a.reg.client_id)).await;
     assert!(shown.contains("Refused attempts naming this client") && shown.contains("named_client="), "{shown}");
+
+    // The dashboard's chart and its tables count the same refusals, whatever the status
+    // (a 404 for a product that does not exist among them).
+    let missing =
+        http.get(format!("{}/gw/nosuch/x", app.base)).header("x-api-key", &b.key.secret).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    wait_for_audit(&app.database_url, "action = 'request' AND status = 404", 1).await;
+    let dash: portcullis_domain::model::SecurityDashboard = security.call("security_dashboard", &[]).await.ok();
+    let chart: i64 = dash.refusals.iter().map(|d| d.unauthorized + d.forbidden + d.rate_limited + d.other).sum();
+    let table: i64 = dash.by_type.iter().map(|t| t.refused).sum();
+    assert_eq!((chart, table), (6, 6), "{dash:?}");
+    assert_eq!(dash.refusals.iter().map(|d| d.other).sum::<i64>(), 1, "the 404");
 }
