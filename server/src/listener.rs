@@ -4,7 +4,8 @@
 //! number of connections is served at once (the next ones wait in the accept queue).
 //! Stopping is graceful: no new connections, each open one finishes its request.
 //! With `--tls-cert` every connection is https; the handshake counts against the same
-//! deadline as the headers.
+//! deadline as the headers. A connection with no new request for that long is closed
+//! gracefully too, over HTTP/2 as over HTTP/1: idle clients hold no slot for ever.
 
 use axum::extract::ConnectInfo;
 use axum::http::Request;
@@ -12,12 +13,11 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use portcullis_app::ssr::ClientIp;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -50,8 +50,10 @@ pub async fn serve(
     tls: Option<Arc<ListenerTls>>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let slots = Arc::new(Semaphore::new(bounds.max_connections.max(1)));
-    let graceful = GracefulShutdown::new();
+    let max_connections = u32::try_from(bounds.max_connections.max(1)).unwrap_or(u32::MAX);
+    let slots = Arc::new(Semaphore::new(usize::try_from(max_connections).unwrap_or(usize::MAX)));
+    // Told to every connection at a stop; each then finishes what it serves.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(bounds.header_read_timeout);
     builder.http2().timer(TokioTimer::new());
@@ -69,16 +71,14 @@ pub async fn serve(
         // whatever precedes them: a TLS handshake, HTTP/2's preface, or nothing at all
         // (hyper's own header timeout only starts once it knows the HTTP version).
         let deadline = tokio::time::Instant::now() + bounds.header_read_timeout;
-        // Taken now, so that a stop also waits for (and then ends) connections still in
-        // their handshake.
-        let watcher = graceful.watcher();
         let connection = Connection {
             builder: builder.clone(),
             router: router.clone(),
             trusted: origins.trusted_proxies.clone(),
             remote,
             deadline,
-            watcher,
+            idle_after: bounds.header_read_timeout,
+            stopping: stopping.clone(),
         };
         let tls = tls.clone();
         // The handshake runs here, never in the accept loop: a client that stalls it
@@ -99,7 +99,10 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = stop.send(true);
+    // Every connection holds its slot until it has ended, its handshake included: when
+    // all slots are back, everything has been served.
+    let _ = slots.acquire_many(max_connections).await;
 }
 
 /// One accepted connection, up to serving it.
@@ -109,7 +112,9 @@ struct Connection {
     trusted: TrustedProxies,
     remote: SocketAddr,
     deadline: tokio::time::Instant,
-    watcher: Watcher,
+    /// A connection with no new request for this long is closed gracefully.
+    idle_after: Duration,
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Connection {
@@ -117,13 +122,16 @@ impl Connection {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let Self { builder, router, trusted, remote, deadline, watcher } = self;
-        let spoke = Arc::new(AtomicBool::new(false));
-        let heard = spoke.clone();
+        let Self { builder, router, trusted, remote, deadline, idle_after, mut stopping } = self;
+        // When the newest request began, in milliseconds after `opened` (0: none yet).
+        let opened = tokio::time::Instant::now();
+        let last_request = Arc::new(AtomicU64::new(0));
+        let heard = last_request.clone();
         // The peer, and the client's address as `--trusted-proxies` decides it: limits
         // and audit rows on every route use the latter.
         let service = router.map_request(move |mut req: Request<Incoming>| {
-            heard.store(true, Ordering::Relaxed);
+            let at = u64::try_from(opened.elapsed().as_millis()).unwrap_or(u64::MAX).max(1);
+            heard.store(at, Ordering::Relaxed);
             let client = trusted.client(remote.ip(), req.headers());
             req.extensions_mut().insert(ConnectInfo(remote));
             req.extensions_mut().insert(ClientIp(client));
@@ -134,16 +142,34 @@ impl Connection {
         });
         let connection =
             builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = watcher.watch(connection.into_owned());
+        let connection = connection.into_owned();
         tokio::pin!(connection);
-        let ended = tokio::select! {
-            ended = &mut connection => ended,
-            () = tokio::time::sleep_until(deadline) => {
-                if !spoke.load(Ordering::Relaxed) {
-                    tracing::debug!(client = %remote, "no request headers in time; closed");
-                    return;
+        let mut wake = deadline;
+        let ended = loop {
+            tokio::select! {
+                ended = &mut connection => break ended,
+                // A stop (or the server gone): finish what is being served, then close.
+                _ = stopping.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    break connection.await;
                 }
-                connection.await
+                () = tokio::time::sleep_until(wake) => {
+                    let last = last_request.load(Ordering::Relaxed);
+                    if last == 0 {
+                        tracing::debug!(client = %remote, "no request headers in time; closed");
+                        return;
+                    }
+                    // HTTP/1 closes an idle keep-alive connection by itself (its header
+                    // timer); HTTP/2 has no such timer. A graceful end cuts no stream in
+                    // flight.
+                    let idle_until = opened + Duration::from_millis(last) + idle_after;
+                    if tokio::time::Instant::now() >= idle_until {
+                        tracing::debug!(client = %remote, "connection idle; closed");
+                        connection.as_mut().graceful_shutdown();
+                        break connection.await;
+                    }
+                    wake = idle_until;
+                }
             }
         };
         if let Err(e) = ended {

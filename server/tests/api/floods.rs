@@ -42,6 +42,63 @@ async fn a_client_that_connects_and_sends_nothing_is_disconnected_at_the_same_de
 }
 
 #[tokio::test]
+async fn a_keep_alive_connection_left_idle_is_closed_at_the_header_deadline() {
+    // Served once, then silent: waiting for a next request that never comes must not
+    // hold a connection slot for ever (--max-connections would fill with such clients).
+    let app = TestApp::spawn_configured(|a| a.header_read_timeout_secs = 1).await;
+    let mut idle = tokio::net::TcpStream::connect(("127.0.0.1", port(&app))).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+    let served = Instant::now();
+    let read = tokio::time::timeout(Duration::from_secs(6), idle.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0) | Err(_))), "still connected 6 s after its answer: {read:?}");
+    assert!(served.elapsed() < Duration::from_secs(3), "closed only after {:?}", served.elapsed());
+}
+
+#[tokio::test]
+async fn an_http2_connection_left_idle_is_closed_at_the_header_deadline() {
+    // The same over HTTP/2 (prior knowledge on plain http): after its one request the
+    // client keeps the connection and sends nothing; the server ends it (GOAWAY, close).
+    let app = TestApp::spawn_configured(|a| a.header_read_timeout_secs = 1).await;
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port(&app))).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    let (ended_tx, ended) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let _ = ended_tx.send(conn.await);
+    });
+    let req = axum::http::Request::get(format!("{}/healthz", app.base))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let res = send.send_request(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.version(), axum::http::Version::HTTP_2);
+    drop(http_body_util::BodyExt::collect(res.into_body()).await.unwrap());
+    let served = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(6), ended).await;
+    assert!(ended.is_ok(), "an idle HTTP/2 connection is still open 6 s after its answer");
+    assert!(served.elapsed() < Duration::from_secs(3), "closed only after {:?}", served.elapsed());
+    // Kept busy, a connection stays: requests 600 ms apart for 3 s on a new one.
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port(&app))).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    for _ in 0..5 {
+        let req = axum::http::Request::get(format!("{}/healthz", app.base))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        assert_eq!(send.send_request(req).await.unwrap().status(), StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+}
+
+#[tokio::test]
 async fn connections_beyond_the_cap_wait_until_one_is_free() {
     let app = TestApp::spawn_configured(|a| a.max_connections = 4).await;
     let mut held = Vec::new();
