@@ -73,7 +73,7 @@ EOF
 "$nginx_bin" -p "$tmp/nginx" -c "$tmp/nginx.conf" -e "$tmp/nginx-error.log" & pids+=($!)
 RUST_LOG=warn "$bin" serve --demo --addr "$GW" --data-dir "$tmp/gw" --upstream-ca-file "$tmp/ca.pem" \
   --token-rate-limit 100000000 --source-refusal-limit 0 >"$tmp/gw.log" 2>&1 & pids+=($!)
-up "http://$UP/healthz"; up "https://127.0.0.1:$TLS_PORT/healthz"; up "http://$GW/healthz"
+up "http://$UP/sample/accounts/accounts"; up "https://127.0.0.1:$TLS_PORT/sample/accounts/accounts"; up "http://$GW/healthz"
 
 # The demo agent's Accounts, pointed first at the upstream over http, then over https
 # (the gateway applies the change at once); its limit lifted (the limiter still runs on
