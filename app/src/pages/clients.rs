@@ -363,9 +363,9 @@ fn CredentialTable(credentials: Vec<CredentialView>, revoke: ServerAction<Revoke
                                 <td>{match cr.kind { portcullis_domain::model::CredentialKind::ClientSecret => "Client secret", portcullis_domain::model::CredentialKind::ApiKey => "API key" }}</td>
                                 <td class="mono">{format!("{}…", cr.prefix)}</td>
                                 <td><span class=status_class>{cr.state.label()}</span></td>
-                                <td class="nowrap">{format_utc(cr.created_at)}</td>
-                                <td class="nowrap">{expires_note}</td>
-                                <td class="nowrap">{when(cr.last_used_at)}</td>
+                                <td class="when">{format_utc(cr.created_at)}</td>
+                                <td class="when">{expires_note}</td>
+                                <td class="when">{when(cr.last_used_at)}</td>
                                 <td>
                                     {usable.then(|| view! {
                                         <ActionForm action=revoke>
@@ -503,9 +503,9 @@ fn RecentRequests(requests: Result<Vec<RequestView>, AppError>) -> impl IntoView
                                             let class = if r.decision == "allowed" { "badge badge-approved" } else { "badge badge-rejected" };
                                             view! {
                                                 <tr>
-                                                    <td class="nowrap">{format_utc(r.occurred_at)}</td>
+                                                    <td class="when">{format_utc(r.occurred_at)}</td>
                                                     <td>{r.channel.clone()}</td>
-                                                    <td class="mono">{request_label(&r)}</td>
+                                                    <td class="mono request">{request_label(&r)}</td>
                                                     <td>{r.status}</td>
                                                     <td><span class=class>{r.reason.clone()}</span></td>
                                                     <td class="nowrap">{format!("{:.1} ms", r.latency_us as f64 / 1000.0)}</td>

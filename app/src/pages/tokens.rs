@@ -71,9 +71,9 @@ pub fn TokensPage() -> impl IntoView {
                                             <tr>
                                                 <td>{t.name.clone()}</td>
                                                 <td class="mono">{format!("{}…", t.prefix)}</td>
-                                                <td class="nowrap">{format_utc(t.created_at)}</td>
-                                                <td class="nowrap">{format_utc(t.expires_at)}</td>
-                                                <td class="nowrap">{when(t.last_used_at)}</td>
+                                                <td class="when">{format_utc(t.created_at)}</td>
+                                                <td class="when">{format_utc(t.expires_at)}</td>
+                                                <td class="when">{when(t.last_used_at)}</td>
                                                 <td><span class=class>{label}</span></td>
                                                 <td>{t.active.then(|| view! {
                                                     <ActionForm action=revoke>
