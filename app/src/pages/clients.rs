@@ -44,7 +44,7 @@ pub fn ClientsPage() -> impl IntoView {
                     Ok(list) if list.is_empty() => view! {
                         <div class="empty">
                             <p>"You have not registered a client yet."</p>
-                            <a class="btn btn-primary" href="/clients/new">"Register your first agent"</a>
+                            <a class="btn btn-primary" href="/clients/new">"Register your first client"</a>
                         </div>
                     }.into_any(),
                     Ok(list) => view! {
