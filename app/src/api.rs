@@ -428,6 +428,23 @@ pub async fn test_access(profile_id: String, method: String, path: String) -> Re
         .unwrap_or(if status < 400 { "allowed" } else { "upstream_error" })
         .to_owned();
     let body = parsed.and_then(|v| serde_json::to_string_pretty(&v).ok()).unwrap_or(text);
+    // The page refreshes Recent requests with this answer, and the batch writer stores
+    // the call's audit row a moment after the response: give it up to a second, so the
+    // call is in the list. The response goes first: a body left unread is recorded as
+    // the caller going away, and only once the portal lets go of it.
+    drop(res);
+    if !request_id.is_empty() {
+        use portcullis_domain::audit_search::AuditKey;
+        let key = AuditKey::Request(request_id.clone());
+        for _ in 0..20 {
+            match state.store.audit_event(&actor, &key).await {
+                Err(portcullis_domain::DomainError::NotFound) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await
+                }
+                _ => break,
+            }
+        }
+    }
     Ok(TestAccessResult { status, outcome, request_id, rate_limit, body: body.chars().take(4000).collect() })
 }
 

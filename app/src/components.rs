@@ -6,7 +6,7 @@ use portcullis_domain::model::{CredentialKind, IssuedSecret};
 use portcullis_domain::time::format_utc;
 
 use crate::error::AppError;
-use crate::{CurrentUser, SignOutAction};
+use crate::{CurrentUser, Hydrated, SignOutAction};
 
 #[component]
 pub fn Topbar() -> impl IntoView {
@@ -75,36 +75,141 @@ pub fn ErrorBox(error: AppError) -> impl IntoView {
     }
 }
 
-/// A value with a copy-to-clipboard button (works once the page has hydrated).
+/// What a Copy button last did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CopyState {
+    Ready,
+    Copied,
+    Failed,
+}
+
+/// Copies `text` and says whether it worked. Copying needs JavaScript, so the button
+/// appears once the page has hydrated: before that (or without JavaScript) there is no
+/// button that does nothing, and the text beside it is there to select.
 #[component]
-pub fn CopyValue(label: &'static str, value: String, #[prop(optional)] test_id: &'static str) -> impl IntoView {
-    let copied = RwSignal::new(false);
-    let to_copy = value.clone();
+pub fn CopyButton(text: String) -> impl IntoView {
+    let Hydrated(hydrated) = expect_context::<Hydrated>();
+    let state = RwSignal::new(CopyState::Ready);
+    let text = StoredValue::new(text);
     let copy = move |_| {
         #[cfg(feature = "hydrate")]
-        {
-            if let Some(window) = web_sys::window() {
-                let _ = window.navigator().clipboard().write_text(&to_copy);
-            }
-        }
+        write_clipboard(text.get_value(), state);
         #[cfg(not(feature = "hydrate"))]
-        let _ = &to_copy;
-        copied.set(true);
+        let _ = text;
     };
+    move || {
+        hydrated.get().then(|| {
+            view! {
+                <button type="button" class="copy" class:copied=move || state.get() == CopyState::Copied
+                    class:copy-failed=move || state.get() == CopyState::Failed on:click=copy>
+                    {move || match state.get() {
+                        CopyState::Ready => "Copy",
+                        CopyState::Copied => "Copied",
+                        CopyState::Failed => "Copy failed: select the text",
+                    }}
+                </button>
+            }
+        })
+    }
+}
+
+/// Writes to the clipboard, then shows the outcome for a moment. The clipboard API exists
+/// only in secure contexts (HTTPS or localhost), and the browser may refuse.
+#[cfg(feature = "hydrate")]
+fn write_clipboard(text: String, state: RwSignal<CopyState>) {
+    let Some(navigator) = web_sys::window().map(|w| w.navigator()) else {
+        return;
+    };
+    let available = web_sys::js_sys::Reflect::get(navigator.as_ref(), &"clipboard".into())
+        .map(|c| !c.is_undefined())
+        .unwrap_or(false);
+    if !available {
+        state.set(CopyState::Failed);
+        return;
+    }
+    let written = wasm_bindgen_futures::JsFuture::from(navigator.clipboard().write_text(&text));
+    leptos::task::spawn_local(async move {
+        let copied = written.await.is_ok();
+        // `try_set`: the page may have moved on meanwhile, and then there is nothing to update.
+        // A failure stays on the button; "Copied" returns to "Copy" after a moment.
+        let _ = state.try_set(if copied { CopyState::Copied } else { CopyState::Failed });
+        if copied {
+            set_timeout(
+                move || {
+                    let _ = state.try_set(CopyState::Ready);
+                },
+                std::time::Duration::from_secs(2),
+            );
+        }
+    });
+}
+
+/// A value with a copy-to-clipboard button.
+#[component]
+pub fn CopyValue(label: &'static str, value: String, #[prop(optional)] test_id: &'static str) -> impl IntoView {
     view! {
         <div class="secret-row">
             <span class="secret-label">{label}</span>
-            <code class="secret-value" data-testid=test_id>{value}</code>
-            <button type="button" class="copy" class:copied=copied on:click=copy>
-                {move || if copied.get() { "Copied" } else { "Copy" }}
-            </button>
+            <code class="secret-value" data-testid=test_id>{value.clone()}</code>
+            <CopyButton text=value/>
         </div>
     }
 }
 
-/// A secret that was just issued. It is shown here once and exists nowhere else.
+/// A snippet to paste into a terminal or a configuration file, with a Copy button.
 #[component]
-pub fn SecretReveal(secret: IssuedSecret) -> impl IntoView {
+pub fn CodeBlock(code: String, #[prop(optional)] test_id: Option<&'static str>) -> impl IntoView {
+    view! {
+        <div class="code-block">
+            <pre class="code" data-testid=test_id>{code.clone()}</pre>
+            <CopyButton text=code/>
+        </div>
+    }
+    .into_any()
+}
+
+/// A button that asks before it acts. The first click opens a small dialog (an HTML
+/// popover, so it needs no JavaScript) saying what will happen; `children` is the form
+/// that acts, with its "Confirm …" button. Cancel, Escape or a click outside close it.
+#[component]
+pub fn Confirm(
+    /// Unique on the page.
+    id: String,
+    /// The button that opens the question.
+    label: &'static str,
+    /// A question in a few words.
+    title: String,
+    /// What will happen, and what cannot be undone.
+    message: String,
+    #[prop(optional)] danger: bool,
+    #[prop(optional)] small: bool,
+    /// Disables the button that opens the question.
+    #[prop(optional, into)]
+    disabled: MaybeProp<bool>,
+    children: Children,
+) -> impl IntoView {
+    let class =
+        format!("btn {}{}", if danger { "btn-danger" } else { "btn-secondary" }, if small { " btn-small" } else { "" });
+    let title_id = format!("{id}-title");
+    let (open_target, cancel_target, labelled_by) = (id.clone(), id.clone(), title_id.clone());
+    view! {
+        <button type="button" class=class popovertarget=open_target disabled=move || disabled.get().unwrap_or(false)>{label}</button>
+        <div popover="auto" id=id class="confirm" role="dialog" aria-labelledby=labelled_by>
+            <h2 id=title_id>{title}</h2>
+            <p>{message}</p>
+            <div class="confirm-actions">
+                {children()}
+                <button type="button" class="btn btn-secondary btn-small" popovertarget=cancel_target popovertargetaction="hide">"Cancel"</button>
+            </div>
+        </div>
+    }
+    .into_any()
+}
+
+/// A secret that was just issued. It is shown here once and exists nowhere else.
+/// `origin` (the URL clients reach Portcullis at) fills in how to send an API key.
+#[component]
+pub fn SecretReveal(secret: IssuedSecret, #[prop(optional)] origin: Option<String>) -> impl IntoView {
     let what = match secret.kind {
         CredentialKind::ClientSecret => "client secret",
         CredentialKind::ApiKey => "API key",
@@ -113,6 +218,20 @@ pub fn SecretReveal(secret: IssuedSecret) -> impl IntoView {
         CredentialKind::ClientSecret => "Client secret",
         CredentialKind::ApiKey => "API key",
     };
+    let how = (secret.kind == CredentialKind::ApiKey).then(|| {
+        let origin = origin.unwrap_or_else(|| "$PORTCULLIS_URL".into());
+        let curl = format!(
+            "# Keep the key out of scripts and history: an environment variable or a secret store\n\
+             export PORTCULLIS_API_KEY='{}'\n\n\
+             # Send it in the X-API-Key header; it names this client and profile by itself\n\
+             curl -H \"X-API-Key: $PORTCULLIS_API_KEY\" {origin}/gw/accounts/accounts",
+            secret.secret
+        );
+        view! {
+            <p class="secret-how">"Send it with each request in the " <code>"X-API-Key"</code> " header:"</p>
+            <CodeBlock code=curl test_id="api-key-curl"/>
+        }
+    });
     view! {
         <section class="secret-box" data-testid="secret-box">
             <p class="secret-warning">
@@ -124,6 +243,7 @@ pub fn SecretReveal(secret: IssuedSecret) -> impl IntoView {
             <p class="muted">
                 {format!("{} profile · expires {}", secret.environment.label(), format_utc(secret.expires_at))}
             </p>
+            {how}
         </section>
     }
 }

@@ -142,10 +142,11 @@ impl Store {
         .await?;
         if let Some(open) = open {
             let status: String = open.try_get("status")?;
-            return Err(DomainError::Conflict(format!(
-                "This profile already has a {status} grant for {}.",
-                product.name
-            )));
+            return Err(DomainError::Conflict(if status == GrantStatus::Pending.as_str() {
+                format!("This profile already has a pending request for {}; an admin will review it.", product.name)
+            } else {
+                format!("This profile already has access to {}.", product.name)
+            }));
         }
         let (status, decided_by, decided_at, reason, expires_at) = match env {
             Environment::Sandbox => (

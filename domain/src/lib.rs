@@ -52,7 +52,7 @@ pub mod reviews;
 pub mod scheduled;
 #[cfg(feature = "store")]
 pub mod secret_rotation;
-
+#[cfg(feature = "store")]
 pub mod secrets;
 #[cfg(feature = "store")]
 pub mod seed;

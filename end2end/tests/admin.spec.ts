@@ -81,6 +81,8 @@ test('a developer creates a personal access token, shown once', async ({ page })
   await page.reload();
   expect(await page.content()).not.toContain(token);
   await page.getByRole('row', { name: /CI pipeline/ }).getByRole('button', { name: 'Revoke' }).click();
+  await page.getByRole('dialog', { name: 'Revoke the token CI pipeline?' }).getByRole('button', { name: 'Confirm revoke' }).click();
+  await expect(page.getByRole('status')).toContainText('Token revoked');
   await expect(page.getByRole('row', { name: /CI pipeline/ })).toContainText('Revoked');
   const after = await page.request.get('/api/v1/me', { headers: { Authorization: `Bearer ${token}` } });
   expect(after.status()).toBe(401);

@@ -148,9 +148,12 @@ test.describe.serial('a developer onboards an AI agent', () => {
     const collections = (await call.json()).result.structuredContent.collections;
     expect(collections.map((c: { collection: string }) => c.collection)).toEqual(['accounts']);
 
-    await page.reload();
+    // The batch writer stores the call's row a moment after its answer: reload until it shows.
     const recent = page.getByTestId('recent-requests');
-    await expect(recent.getByRole('row', { name: /list_collections/ })).toContainText('mcp');
+    await expect(async () => {
+      await page.reload();
+      await expect(recent.getByRole('row', { name: /list_collections/ })).toContainText('mcp', { timeout: 1000 });
+    }).toPass({ timeout: 10_000 });
     await recent.scrollIntoViewIfNeeded();
     await shot(page, '04e-recent-mcp');
   });
@@ -158,6 +161,7 @@ test.describe.serial('a developer onboards an AI agent', () => {
   test('adds a production profile and requests a product, which waits for approval', async () => {
     await open(page, clientUrl);
     await page.getByRole('button', { name: 'Add production profile' }).click();
+    await page.getByRole('button', { name: 'Confirm and add' }).click();
     await expect(page.getByTestId('secret-box')).toContainText('Production profile');
     await expect(page.getByTestId('profile-production')).toBeVisible();
 
@@ -199,6 +203,8 @@ test.describe.serial('a developer onboards an AI agent', () => {
     await open(page, clientUrl);
     const sandbox = page.getByTestId('profile-sandbox');
     await sandbox.getByRole('button', { name: 'Rotate secret' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Confirm rotation' }).click();
+    await expect(page.getByRole('status').filter({ hasText: 'client secret is rotated' })).toBeVisible();
     const fresh = (await page.getByTestId('secret-value').textContent()) ?? '';
     expect(fresh).toMatch(/^pcs_/);
     expect(fresh).not.toEqual(secret);
@@ -210,6 +216,8 @@ test.describe.serial('a developer onboards an AI agent', () => {
     await shot(page, '07-rotated');
 
     await old.getByRole('button', { name: 'Revoke' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Confirm revoke' }).click();
+    await expect(page.getByRole('status').filter({ hasText: 'Credential revoked' })).toBeVisible();
     await expect(old).toContainText('Revoked');
     await expect(old.getByRole('button', { name: 'Revoke' })).toHaveCount(0);
     await shot(page, '08-revoked');

@@ -30,7 +30,7 @@ fn counts(
                 view! { <p class="muted">{empty}</p> }.into_any()
             } else {
                 view! {
-                    <table class="table">
+                    <div class="table-wrap"><table class="table">
                         <tbody>
                             {rows.into_iter().map(|r| {
                                 let name = match link(&r.name) {
@@ -40,7 +40,7 @@ fn counts(
                                 view! { <tr><td class="mono">{name}</td><td class="num">{r.count}</td></tr> }
                             }).collect_view()}
                         </tbody>
-                    </table>
+                    </table></div>
                 }.into_any()
             }}
         </section>
@@ -135,7 +135,7 @@ fn ActivityView(activity: ClientActivity) -> impl IntoView {
                 view! { <p class="muted">"No credential used in this period."</p> }.into_any()
             } else {
                 view! {
-                    <table class="table" data-testid="credentials-used">
+                    <div class="table-wrap"><table class="table" data-testid="credentials-used">
                         <thead><tr><th>"Credential"</th><th>"Kind"</th><th>"Requests"</th><th>"Last used"</th></tr></thead>
                         <tbody>
                             {activity.credentials.into_iter().map(|u| view! {
@@ -143,11 +143,11 @@ fn ActivityView(activity: ClientActivity) -> impl IntoView {
                                     <td class="mono">{u.prefix.map(|p| format!("{p}…")).unwrap_or_else(|| u.credential_id.clone())}</td>
                                     <td>{match u.kind { Some(CredentialKind::ClientSecret) => "Client secret", Some(CredentialKind::ApiKey) => "API key", None => "deleted" }}</td>
                                     <td class="num">{u.requests}</td>
-                                    <td class="nowrap">{when(Some(u.last_used_at))}</td>
+                                    <td class="when">{when(Some(u.last_used_at))}</td>
                                 </tr>
                             }).collect_view()}
                         </tbody>
-                    </table>
+                    </table></div>
                 }.into_any()
             }}
         </section>
@@ -201,7 +201,7 @@ fn DashboardView(dashboard: SecurityDashboard) -> impl IntoView {
         <div class="card-grid">
             <section class="card">
                 <h2>"Traffic by client type"</h2>
-                <table class="table" data-testid="traffic-by-type">
+                <div class="table-wrap"><table class="table" data-testid="traffic-by-type">
                     <thead><tr><th>"Client type"</th><th>"Allowed"</th><th>"Refused"</th></tr></thead>
                     <tbody>
                         {d.by_type.into_iter().map(|t| {
@@ -215,7 +215,7 @@ fn DashboardView(dashboard: SecurityDashboard) -> impl IntoView {
                             view! { <tr><td>{name}</td><td class="num">{t.allowed}</td><td class="num">{t.refused}</td></tr> }
                         }).collect_view()}
                     </tbody>
-                </table>
+                </table></div>
             </section>
             <section class="card">
                 <h2>"Clients refused most"</h2>
@@ -223,7 +223,7 @@ fn DashboardView(dashboard: SecurityDashboard) -> impl IntoView {
                     view! { <p class="muted">"No client was refused in this period."</p> }.into_any()
                 } else {
                     view! {
-                        <table class="table" data-testid="most-refused">
+                        <div class="table-wrap"><table class="table" data-testid="most-refused">
                             <thead><tr><th>"Client"</th><th>"Refused"</th><th>"Of"</th></tr></thead>
                             <tbody>
                                 {d.most_refused.into_iter().map(|c| {
@@ -238,7 +238,7 @@ fn DashboardView(dashboard: SecurityDashboard) -> impl IntoView {
                                     }
                                 }).collect_view()}
                             </tbody>
-                        </table>
+                        </table></div>
                     }.into_any()
                 }}
             </section>

@@ -39,7 +39,7 @@ pub fn ApprovalsPage() -> impl IntoView {
                                             <td class="mono">{g.scopes.join(" ")}</td>
                                             <td>{g.requested_by.clone()}<br/><span class="muted">{format_utc(g.requested_at)}</span></td>
                                             <td>{g.justification.clone()}</td>
-                                            <td>
+                                            <td class="decision">
                                                 <ActionForm action=decide attr:class="inline-form">
                                                     <input type="hidden" name="grant_id" value=approve_id/>
                                                     <input type="hidden" name="decision" value="approve"/>

@@ -185,13 +185,13 @@ fn AuditRow(event: AuditRecord) -> impl IntoView {
     let kind = event.client_type.as_deref().and_then(|k| k.parse::<ClientKind>().ok());
     view! {
         <tr data-event=event.id.to_string()>
-            <td class="nowrap"><a href=href>{format_utc(event.occurred_at)}</a></td>
+            <td class="when"><a href=href>{format_utc(event.occurred_at)}</a></td>
             <td>{event.channel.clone()}</td>
             <td>
                 {who}
                 {kind.map(|k| view! { " " <span class=format!("badge badge-{}", k.as_str())>{k.label()}</span> })}
             </td>
-            <td class="mono">{summary(&event)}</td>
+            <td class="mono request">{summary(&event)}</td>
             <td>{event.status.map(|s| s.to_string()).unwrap_or_default()}</td>
             <td>{decision_badge(&event)}</td>
             <td class="nowrap">{event.latency_us.map(|l| format!("{:.1} ms", l as f64 / 1000.0)).unwrap_or_default()}</td>

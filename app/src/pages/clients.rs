@@ -10,7 +10,7 @@ use crate::api::{
     AddProfile, IssueApiKey, RegisterClient, RevokeCredential, RotateSecret, SetClientSuspended, SetRateLimit,
     SetTokenLifetime,
 };
-use crate::components::{when, ErrorBox, SecretReveal};
+use crate::components::{when, CodeBlock, Confirm, ErrorBox, SecretReveal};
 use crate::error::AppError;
 use crate::{CurrentUser, Hydrated};
 use portcullis_domain::model::{request_phrase, CredentialState};
@@ -19,6 +19,18 @@ fn kind_badge(kind: ClientKind) -> impl IntoView {
     let class = format!("badge badge-{}", kind.as_str());
     view! { <span class=class>{kind.label()}</span> }
 }
+
+/// Which action issued the secret the client page shows.
+#[derive(Clone, Copy)]
+enum Issued {
+    Rotated,
+    ApiKey,
+    Profile,
+}
+
+/// Counts the Test access calls made on the client page; Recent requests follows it.
+#[derive(Clone, Copy)]
+struct TestedAccess(RwSignal<u32>);
 
 fn env_badge(env: Environment) -> impl IntoView {
     let class = format!("badge badge-{}", env.as_str());
@@ -44,7 +56,7 @@ pub fn ClientsPage() -> impl IntoView {
                     Ok(list) if list.is_empty() => view! {
                         <div class="empty">
                             <p>"You have not registered a client yet."</p>
-                            <a class="btn btn-primary" href="/clients/new">"Register your first agent"</a>
+                            <a class="btn btn-primary" href="/clients/new">"Register your first client"</a>
                         </div>
                     }.into_any(),
                     Ok(list) => view! {
@@ -144,7 +156,6 @@ pub fn ClientPage() -> impl IntoView {
     // browser then hydrates with the first, stale copy: a mismatch that froze this page.
     let user = expect_context::<CurrentUser>();
     let origin = Resource::new(|| (), |_| crate::api::public_url());
-    let recent = Resource::new(client_id, crate::api::recent_requests);
     let detail = Resource::new(
         move || {
             (
@@ -155,20 +166,52 @@ pub fn ClientPage() -> impl IntoView {
         },
         |(id, ..)| crate::api::get_client(id),
     );
-    // The newest secret any action here issued; shown once, above everything else.
-    let issued = move || -> Option<Result<IssuedSecret, AppError>> {
-        [rotate.value().get(), issue_key.value().get(), add_profile.value().get()]
-            .into_iter()
-            .flatten()
-            .max_by_key(|r| r.as_ref().map(|s| s.credential_id.clone()).unwrap_or_default())
+    // Bumped after each Test access, so that Recent requests shows that call too.
+    let tested = RwSignal::new(0_u32);
+    provide_context(TestedAccess(tested));
+    let recent = Resource::new(move || (client_id(), tested.get()), |(id, _)| crate::api::recent_requests(id));
+    // The newest secret any action here issued; shown once, above everything else, with
+    // what happened.
+    let issued = move || -> Option<(Issued, Result<IssuedSecret, AppError>)> {
+        [
+            rotate.value().get().map(|r| (Issued::Rotated, r)),
+            issue_key.value().get().map(|r| (Issued::ApiKey, r)),
+            add_profile.value().get().map(|r| (Issued::Profile, r)),
+        ]
+        .into_iter()
+        .flatten()
+        .max_by_key(|(_, r)| r.as_ref().map(|s| s.credential_id.clone()).unwrap_or_default())
     };
     view! {
         {move || match issued() {
-            Some(Ok(secret)) => Some(view! { <SecretReveal secret=secret/> }.into_any()),
+            Some((what, Ok(secret))) => {
+                let said = match what {
+                    Issued::Rotated => format!(
+                        "The {} client secret is rotated. Give the new one below to the client; the previous secret keeps working during its grace period (see Credentials), then stops.",
+                        secret.environment.label().to_lowercase()
+                    ),
+                    Issued::ApiKey => format!("An API key is issued for the {} profile.", secret.environment.label().to_lowercase()),
+                    Issued::Profile => format!(
+                        "The {} profile is added with its own client secret. Request its products from the catalog; an admin approves each.",
+                        secret.environment.label().to_lowercase()
+                    ),
+                };
+                let origin = origin.get().and_then(Result::ok);
+                Some(view! {
+                    <div class="alert alert-success" role="status">{said}</div>
+                    <SecretReveal secret=secret origin=origin.unwrap_or_else(|| "$PORTCULLIS_URL".into())/>
+                }.into_any())
+            }
+            Some((_, Err(e))) => Some(view! { <ErrorBox error=e/> }.into_any()),
+            None => None,
+        }}
+        {move || match revoke.value().get() {
+            Some(Ok(())) => Some(view! {
+                <div class="alert alert-success" role="status">"Credential revoked. The gateway and the token endpoint refuse it from the next request."</div>
+            }.into_any()),
             Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
             None => None,
         }}
-        {move || revoke.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
         {move || match set_rate.value().get() {
             Some(Ok(())) => Some(view! { <div class="alert alert-success" role="status">"Rate limit saved."</div> }.into_any()),
             Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
@@ -184,7 +227,6 @@ pub fn ClientPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 let origin = origin.await.unwrap_or_else(|_| "$PORTCULLIS_URL".into());
                 let admin = matches!(user.await, Ok(Some(u)) if u.is_admin());
-                let recent = recent.await;
                 match detail.await {
                     Err(e) => view! { <Title text="Client"/><ErrorBox error=e/> }.into_any(),
                     Ok(d) => view! { <ClientView detail=d origin admin recent rotate issue_key add_profile revoke set_rate set_ttl suspend/> }.into_any(),
@@ -199,7 +241,7 @@ fn ClientView(
     detail: ClientDetail,
     origin: String,
     admin: bool,
-    recent: Result<Vec<RequestView>, AppError>,
+    recent: Resource<Result<Vec<RequestView>, AppError>>,
     rotate: ServerAction<RotateSecret>,
     issue_key: ServerAction<IssueApiKey>,
     add_profile: ServerAction<AddProfile>,
@@ -235,11 +277,15 @@ fn ClientView(
                 <a class="btn btn-secondary" href=format!("/clients/{}/activity", c.id)>"Activity"</a>
                 <a class="btn btn-secondary" href="/catalog">"Request a product"</a>
                 {(!has_production).then(|| view! {
-                    <ActionForm action=add_profile>
-                        <input type="hidden" name="client_id" value=client_id.clone()/>
-                        <input type="hidden" name="environment" value="production"/>
-                        <button type="submit" class="btn btn-primary" disabled=move || !hydrated.get()>"Add production profile"</button>
-                    </ActionForm>
+                    <Confirm id="confirm-add-production".into() label="Add production profile"
+                        title="Add a production profile?".into()
+                        message="Production gets its own client secret, shown once on the next screen, and its own grants: each production product waits for an admin's approval. A profile cannot be removed once added.".into()>
+                        <ActionForm action=add_profile>
+                            <input type="hidden" name="client_id" value=client_id.clone()/>
+                            <input type="hidden" name="environment" value="production"/>
+                            <button type="submit" class="btn btn-primary btn-small" disabled=move || add_profile.pending().get() || !hydrated.get()>"Confirm and add"</button>
+                        </ActionForm>
+                    </Confirm>
                 })}
             </div>
         </div>
@@ -276,6 +322,7 @@ fn ClientView(
         {detail.profiles.into_iter().map(|p| view! { <ProfileCard profile=p origin=origin.clone() admin rotate issue_key revoke set_rate set_ttl/> }).collect_view()}
         <RecentRequests requests=recent/>
     }
+    .into_any()
 }
 
 #[component]
@@ -296,16 +343,21 @@ fn ProfileCard(
     let ttl = profile.token_ttl_seconds.to_string();
     let pid2 = profile.id.clone();
     let testid = format!("profile-{}", profile.environment.as_str());
+    let env_name = profile.environment.label().to_lowercase();
     view! {
         <section class="card" data-testid=testid>
             <div class="row">
                 <h2>{profile.environment.label()} " profile"</h2>
                 {env_badge(profile.environment)}
                 <span class="spacer"></span>
-                <ActionForm action=rotate>
-                    <input type="hidden" name="profile_id" value=pid/>
-                    <button type="submit" class="btn btn-secondary btn-small" disabled=move || !hydrated.get()>"Rotate secret"</button>
-                </ActionForm>
+                <Confirm id=format!("confirm-rotate-{pid}") label="Rotate secret" small=true
+                    title=format!("Rotate the {} client secret?", env_name)
+                    message="A new secret is issued and shown once. The current secret keeps working for its grace period, then stops for good: give the client the new one before then. This cannot be undone.".into()>
+                    <ActionForm action=rotate>
+                        <input type="hidden" name="profile_id" value=pid.clone()/>
+                        <button type="submit" class="btn btn-primary btn-small" disabled=move || rotate.pending().get() || !hydrated.get()>"Confirm rotation"</button>
+                    </ActionForm>
+                </Confirm>
                 <ActionForm action=issue_key>
                     <input type="hidden" name="profile_id" value=pid2/>
                     <button type="submit" class="btn btn-secondary btn-small" disabled=move || !hydrated.get()>"Issue API key"</button>
@@ -341,6 +393,7 @@ fn ProfileCard(
             <ConnectAgent origin client_id=profile.client_id.clone() profile_id=profile.id.clone() environment=profile.environment token_ttl_seconds=profile.token_ttl_seconds/>
         </section>
     }
+    .into_any()
 }
 
 #[component]
@@ -358,20 +411,25 @@ fn CredentialTable(credentials: Vec<CredentialView>, revoke: ServerAction<Revoke
                         };
                         let usable = cr.state.is_usable();
                         let id = cr.id.clone();
+                        let kind = match cr.kind { portcullis_domain::model::CredentialKind::ClientSecret => "client secret", portcullis_domain::model::CredentialKind::ApiKey => "API key" };
+                        let question = format!("Revoke the {kind} {}…?", cr.prefix);
                         view! {
                             <tr data-credential=cr.id.clone()>
                                 <td>{match cr.kind { portcullis_domain::model::CredentialKind::ClientSecret => "Client secret", portcullis_domain::model::CredentialKind::ApiKey => "API key" }}</td>
                                 <td class="mono">{format!("{}…", cr.prefix)}</td>
                                 <td><span class=status_class>{cr.state.label()}</span></td>
-                                <td class="nowrap">{format_utc(cr.created_at)}</td>
-                                <td class="nowrap">{expires_note}</td>
-                                <td class="nowrap">{when(cr.last_used_at)}</td>
+                                <td class="when">{format_utc(cr.created_at)}</td>
+                                <td class="when">{expires_note}</td>
+                                <td class="when">{when(cr.last_used_at)}</td>
                                 <td>
                                     {usable.then(|| view! {
-                                        <ActionForm action=revoke>
-                                            <input type="hidden" name="credential_id" value=id.clone()/>
-                                            <button type="submit" class="btn btn-danger btn-small">"Revoke"</button>
-                                        </ActionForm>
+                                        <Confirm id=format!("confirm-revoke-{id}") label="Revoke" danger=true small=true title=question
+                                            message="It stops working at once: the gateway and the token endpoint refuse it from the next request, This cannot be undone; issue or rotate a credential first if the client still needs one.".into()>
+                                            <ActionForm action=revoke>
+                                                <input type="hidden" name="credential_id" value=id.clone()/>
+                                                <button type="submit" class="btn btn-danger btn-small" disabled=move || revoke.pending().get()>"Confirm revoke"</button>
+                                            </ActionForm>
+                                        </Confirm>
                                     })}
                                 </td>
                             </tr>
@@ -425,7 +483,7 @@ fn TokenHowTo(origin: String, client_id: String, profile_id: String) -> impl Int
         <section class="card" data-testid="token-howto">
             <h2>"Get a token"</h2>
             <p class="muted">"The client secret you copied at registration (or rotation) is the password of this client. Agents and apps use it the same way."</p>
-            <pre class="code">{curl}</pre>
+            <CodeBlock code=curl/>
         </section>
     }
 }
@@ -468,13 +526,13 @@ fn ConnectAgent(
                 <dt>"Transport"</dt><dd>"Streamable HTTP (protocol 2025-03-26 to 2026-07-28)"</dd>
             </dl>
             <h3>"Headers"</h3>
-            <pre class="code">{headers}</pre>
+            <CodeBlock code=headers/>
             <h3>"Claude Code, Claude Desktop, Cursor (" <code>"mcpServers"</code> ")"</h3>
-            <pre class="code" data-testid="mcp-servers-snippet">{mcp_servers}</pre>
+            <CodeBlock code=mcp_servers test_id="mcp-servers-snippet"/>
             <h3>"VS Code (" <code>".vscode/mcp.json"</code> ")"</h3>
-            <pre class="code">{vscode}</pre>
+            <CodeBlock code=vscode/>
             <h3>{format!("Get the token (valid {} minutes; fetch a new one before it ends)", token_ttl_seconds / 60)}</h3>
-            <pre class="code">{token}</pre>
+            <CodeBlock code=token/>
             <p class="muted">"The agent then sees four tools: list_collections, list_endpoints, endpoint_details and execute_endpoint. Every call is audited under this client."</p>
         </details>
     }
@@ -485,13 +543,16 @@ fn request_label(r: &RequestView) -> String {
     request_phrase(&r.method, r.product.as_deref(), &r.path, r.tool.as_deref(), r.endpoint.is_some())
 }
 
+/// The client's latest requests. Its own Transition: refreshed after each Test access,
+/// it keeps showing the previous list meanwhile, and nothing else on the page re-renders.
 #[component]
-fn RecentRequests(requests: Result<Vec<RequestView>, AppError>) -> impl IntoView {
+fn RecentRequests(requests: Resource<Result<Vec<RequestView>, AppError>>) -> impl IntoView {
     view! {
         <section class="card" data-testid="recent-requests">
             <h2>"Recent requests"</h2>
-            {
-                    match requests {
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match requests.await {
                         Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                         Ok(list) if list.is_empty() => view! { <div class="empty"><p>"No requests yet. Calls through the gateway and the token endpoint appear here."</p></div> }.into_any(),
                         Ok(list) => view! {
@@ -503,9 +564,9 @@ fn RecentRequests(requests: Result<Vec<RequestView>, AppError>) -> impl IntoView
                                             let class = if r.decision == "allowed" { "badge badge-approved" } else { "badge badge-rejected" };
                                             view! {
                                                 <tr>
-                                                    <td class="nowrap">{format_utc(r.occurred_at)}</td>
+                                                    <td class="when">{format_utc(r.occurred_at)}</td>
                                                     <td>{r.channel.clone()}</td>
-                                                    <td class="mono">{request_label(&r)}</td>
+                                                    <td class="mono request">{request_label(&r)}</td>
                                                     <td>{r.status}</td>
                                                     <td><span class=class>{r.reason.clone()}</span></td>
                                                     <td class="nowrap">{format!("{:.1} ms", r.latency_us as f64 / 1000.0)}</td>
@@ -517,7 +578,8 @@ fn RecentRequests(requests: Result<Vec<RequestView>, AppError>) -> impl IntoView
                             </div>
                         }.into_any(),
                     }
-            }
+                })}
+            </Transition>
         </section>
     }
 }
@@ -527,6 +589,14 @@ fn RecentRequests(requests: Result<Vec<RequestView>, AppError>) -> impl IntoView
 #[component]
 fn TestAccess(profile_id: String) -> impl IntoView {
     let run = ServerAction::<crate::api::TestAccess>::new();
+    // Each finished test call is one more row for Recent requests.
+    if let Some(TestedAccess(tested)) = use_context::<TestedAccess>() {
+        Effect::new(move |_| {
+            if run.version().get() > 0 {
+                tested.update(|n| *n += 1);
+            }
+        });
+    }
     view! {
         <details class="test-access" data-testid="test-access">
             <summary>"Test access"</summary>

@@ -9,11 +9,11 @@ pub fn HomePage() -> impl IntoView {
             <h1>"Give AI agents your APIs without a second security perimeter"</h1>
             <p class="lead">
                 "Agents are clients like any app: the same credentials, the same enforcement, "
-                "the same audit trail. Register an agent, request the products it needs, and "
+                "the same audit trail. Register your agent as a client, request the products it needs, and "
                 "watch every call it makes."
             </p>
             <div class="actions">
-                <a class="btn btn-primary" href="/clients/new">"Register an agent"</a>
+                <a class="btn btn-primary" href="/clients/new">"Register a client"</a>
                 <a class="btn btn-secondary" href="/catalog">"Browse the catalog"</a>
             </div>
         </div>

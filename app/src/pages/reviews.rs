@@ -32,7 +32,12 @@ fn action_form(
         <ActionForm action=act attr:class="inline-form review-form">
             <input type="hidden" name="action" value=action/>
             <input type="hidden" name="target" value=target/>
-            {days.then(|| view! { <input name="days" type="number" min="1" max="365" value="90" aria-label="Days" class="days" /> })}
+            {days.then(|| view! {
+                <label class="days">
+                    <input name="days" type="number" min="1" max="365" value="90" aria-label="Days to extend by"/>
+                    <span aria-hidden="true">"days"</span>
+                </label>
+            })}
             <input name="reason" required maxlength="500" placeholder="Reason" aria-label=format!("Reason to {}", button.to_lowercase())/>
             <button type="submit" class=class disabled=move || !hydrated.get()>{button}</button>
         </ActionForm>
@@ -115,8 +120,8 @@ fn ReviewCard(client: ReviewClient, act: ServerAction<ReviewAction>) -> impl Int
                                         <td>{r.environment.label()}</td>
                                         <td class="nowrap">{match cr.kind { CredentialKind::ClientSecret => "Client secret", CredentialKind::ApiKey => "API key" }}</td>
                                         <td class="mono">{format!("{}…", cr.prefix)}</td>
-                                        <td class="nowrap">{format!("{} days ", r.age_days)}<span class="muted">{format!("(since {})", format_date(cr.created_at))}</span></td>
-                                        <td class="nowrap">{when(cr.last_used_at)}</td>
+                                        <td class="when">{format!("{} days ", r.age_days)}<span class="muted">{format!("(since {})", format_date(cr.created_at))}</span></td>
+                                        <td class="when">{when(cr.last_used_at)}</td>
                                         <td>{flag_badges(&r.flags)}</td>
                                         <td>{action_form(act, "revoke_credential", cr.id.clone(), "Revoke", true, false)}</td>
                                     </tr>
@@ -132,8 +137,10 @@ fn ReviewCard(client: ReviewClient, act: ServerAction<ReviewAction>) -> impl Int
             } else {
                 view! {
                     <div class="table-wrap"><table class="table review-table" data-testid="review-grants">
-                        <thead><tr><th>"Product"</th><th>"Profile"</th><th>"Scopes"</th><th>"Approved by"</th><th>"Expires"</th><th>"Last used"</th><th>"Flags"</th><th></th></tr></thead>
+                        <thead><tr><th>"Product"</th><th>"Profile"</th><th>"Scopes"</th><th>"Approved by"</th><th>"Expires"</th><th>"Last used"</th><th>"Flags"</th></tr></thead>
                         <tbody>
+                            // Each grant's actions get a row of their own beneath it: beside the
+                            // grant they made the table wider than its card.
                             <For each=move || grants.clone() key=|r| (r.grant.id.clone(), r.grant.expires_at) let:r>{{
                                 let g = r.grant;
                                 view! {
@@ -143,9 +150,11 @@ fn ReviewCard(client: ReviewClient, act: ServerAction<ReviewAction>) -> impl Int
                                         <td class="mono">{g.scopes.join(" ")}</td>
                                         <td>{g.decided_by.clone().unwrap_or_else(|| "—".into())}</td>
                                         <td class="nowrap">{g.expires_at.map(format_date).unwrap_or_else(|| "—".into())}</td>
-                                        <td class="nowrap">{when(r.last_used_at)}</td>
+                                        <td class="when">{when(r.last_used_at)}</td>
                                         <td>{flag_badges(&r.flags)}</td>
-                                        <td>
+                                    </tr>
+                                    <tr class="actions-row" data-grant-actions=g.id.clone()>
+                                        <td colspan="7">
                                             <div class="review-actions">
                                                 {action_form(act, "extend_grant", g.id.clone(), "Extend", false, true)}
                                                 {action_form(act, "end_grant", g.id.clone(), "End", true, false)}

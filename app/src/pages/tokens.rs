@@ -3,7 +3,7 @@ use leptos_meta::Title;
 use portcullis_domain::time::format_utc;
 
 use crate::api::{CreateToken, RevokeToken};
-use crate::components::{when, CopyValue, ErrorBox};
+use crate::components::{when, CodeBlock, Confirm, CopyValue, ErrorBox};
 
 /// Personal access tokens for the management API.
 #[component]
@@ -29,13 +29,17 @@ pub fn TokensPage() -> impl IntoView {
                     <p class="secret-warning">"Copy this token now. It is shown only once: Portcullis keeps only a hash of it."</p>
                     <CopyValue label="Token" value=t.token.clone() test_id="secret-value"/>
                     <p class="muted">{format!("{} · expires {}", t.name, format_utc(t.expires_at))}</p>
-                    <pre class="code">{format!("curl -H 'Authorization: Bearer {}' {}/api/v1/clients", t.token, "$PORTCULLIS_URL")}</pre>
+                    <CodeBlock code=format!("curl -H 'Authorization: Bearer {}' {}/api/v1/clients", t.token, "$PORTCULLIS_URL")/>
                 </section>
             }.into_any()),
             Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
             None => None,
         }}
-        {move || revoke.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+        {move || match revoke.value().get() {
+            Some(Ok(())) => Some(view! { <div class="alert alert-success" role="status">"Token revoked. Scripts using it are refused from their next call."</div> }.into_any()),
+            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
+            None => None,
+        }}
         <section class="card">
             <h2>"Create a token"</h2>
             <ActionForm action=create attr:class="form">
@@ -67,19 +71,23 @@ pub fn TokensPage() -> impl IntoView {
                                     {list.into_iter().map(|t| {
                                         let (class, label) = if t.revoked_at.is_some() { ("badge badge-revoked", "Revoked") } else if t.active { ("badge badge-active", "Active") } else { ("badge badge-expired", "Expired") };
                                         let id = t.id.clone();
+                                        let question = format!("Revoke the token {}?", t.name);
                                         view! {
                                             <tr>
                                                 <td>{t.name.clone()}</td>
                                                 <td class="mono">{format!("{}…", t.prefix)}</td>
-                                                <td class="nowrap">{format_utc(t.created_at)}</td>
-                                                <td class="nowrap">{format_utc(t.expires_at)}</td>
-                                                <td class="nowrap">{when(t.last_used_at)}</td>
+                                                <td class="when">{format_utc(t.created_at)}</td>
+                                                <td class="when">{format_utc(t.expires_at)}</td>
+                                                <td class="when">{when(t.last_used_at)}</td>
                                                 <td><span class=class>{label}</span></td>
                                                 <td>{t.active.then(|| view! {
-                                                    <ActionForm action=revoke>
-                                                        <input type="hidden" name="token_id" value=id.clone()/>
-                                                        <button type="submit" class="btn btn-danger btn-small">"Revoke"</button>
-                                                    </ActionForm>
+                                                    <Confirm id=format!("confirm-revoke-{id}") label="Revoke" danger=true small=true title=question
+                                                        message="Every script using it is refused from its next call to the management API. This cannot be undone; create a new token for scripts that still need one.".into()>
+                                                        <ActionForm action=revoke>
+                                                            <input type="hidden" name="token_id" value=id.clone()/>
+                                                            <button type="submit" class="btn btn-danger btn-small" disabled=move || revoke.pending().get()>"Confirm revoke"</button>
+                                                        </ActionForm>
+                                                    </Confirm>
                                                 })}</td>
                                             </tr>
                                         }
