@@ -197,6 +197,9 @@ impl Application {
                 let _ = rustls::crypto::ring::default_provider().install_default();
                 let limits = crate::shared_limits::SharedLimits::new(&url)
                     .map_err(|e| StartError::Config(format!("redis URL: {e}")))?;
+                if let Err(e) = limits.warm().await {
+                    tracing::error!(error = %e, "shared rate limits: Redis unavailable at start; limits are per replica until it answers");
+                }
                 Some(limits)
             }
             None => None,

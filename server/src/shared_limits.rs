@@ -163,6 +163,20 @@ impl SharedLimits {
         None
     }
 
+    /// Connects and loads the limit script before the first request, so that the first
+    /// check is one `EVALSHA` on an open connection: made lazily, the connection and the
+    /// script's first load could overrun the budget and send a new replica's first
+    /// requests to its local limits. A Redis that is away now only delays the start by
+    /// the readiness budget; the replica then starts on local limits.
+    pub async fn warm(&self) -> Result<(), String> {
+        let mut redis = self.0.redis.clone();
+        match tokio::time::timeout(BUDGET * 10, self.0.script.load_async(&mut redis)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {} ms", (BUDGET * 10).as_millis())),
+        }
+    }
+
     /// Whether Redis answers a `PING` now (for `/readyz`), with the reason when not.
     pub async fn health(&self) -> Result<(), String> {
         let mut redis = self.0.redis.clone();

@@ -47,7 +47,7 @@ async fn pages_render_on_the_server_and_unknown_ones_are_404() {
     let s = app.session();
     let (status, html) = s.page("/").await;
     assert_eq!(status, 200);
-    assert!(html.contains("Register an agent"));
+    assert!(html.contains("Register a client"));
     let (status, html) = s.page("/login").await;
     assert_eq!(status, 200);
     assert!(html.contains("name=\"password\""));
