@@ -65,41 +65,10 @@ impl Store {
         })
         .collect::<Result<Vec<_>>>()?;
 
-        let refusals = sqlx::query(
-            "SELECT reason, COUNT(*) AS n FROM audit_events
-             WHERE client_id = $1 AND action = 'request' AND occurred_at >= $2 AND decision = 'refused'
-             GROUP BY reason ORDER BY n DESC, reason",
-        )
-        .bind(client_id)
-        .bind(start)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(NamedCount {
-                name: r.try_get::<Option<String>, _>("reason")?.unwrap_or_default(),
-                count: r.try_get("n")?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-
-        let attempts = sqlx::query(
-            "SELECT reason, COUNT(*) AS n FROM audit_events
-             WHERE attempted_client_id = $1 AND client_id IS NULL AND action = 'request' AND occurred_at >= $2
-             GROUP BY reason ORDER BY n DESC, reason",
-        )
-        .bind(client_id)
-        .bind(start)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(NamedCount {
-                name: r.try_get::<Option<String>, _>("reason")?.unwrap_or_default(),
-                count: r.try_get("n")?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+        // Its own refused requests, and apart from them the refused attempts that named
+        // it without being its traffic.
+        let refusals = self.reasons_where("client_id = $1 AND decision = 'refused'", client_id, start).await?;
+        let attempts = self.reasons_where("attempted_client_id = $1 AND client_id IS NULL", client_id, start).await?;
 
         let credentials = sqlx::query(
             "SELECT e.credential_id, c.kind, c.prefix, COUNT(*) AS n, MAX(e.occurred_at) AS last_used
@@ -134,6 +103,28 @@ impl Store {
         .transpose()?;
 
         Ok(ClientActivity { client, days, top_endpoints, refusals, attempts, credentials, last_seen })
+    }
+
+    /// Request rows since `start` matching `condition` (on `$1` = `client_id`), counted
+    /// by reason, most frequent first.
+    async fn reasons_where(&self, condition: &str, client_id: &str, start: i64) -> Result<Vec<NamedCount>> {
+        sqlx::query(&format!(
+            "SELECT reason, COUNT(*) AS n FROM audit_events
+             WHERE {condition} AND action = 'request' AND occurred_at >= $2
+             GROUP BY reason ORDER BY n DESC, reason"
+        ))
+        .bind(client_id)
+        .bind(start)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(NamedCount {
+                name: r.try_get::<Option<String>, _>("reason")?.unwrap_or_default(),
+                count: r.try_get("n")?,
+            })
+        })
+        .collect()
     }
 
     /// The security team's overview: refusals per day, traffic by client type and the

@@ -19,10 +19,9 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::error::{DomainError, Result};
-use crate::model::CredentialKind;
 use crate::oauth::{seal, unseal, SealedWith};
 use crate::secrets::Rekey;
-use crate::store::{enum_col, Store};
+use crate::store::Store;
 
 /// Re-keys waiting for the writer; beyond this many, later ones wait for their next use.
 const MAX_PENDING: usize = 10_000;
@@ -190,6 +189,7 @@ impl Store {
         if batch.is_empty() {
             return Ok(0);
         }
+        let current = self.hasher.fingerprint();
         let mut tx = self.begin().await?;
         let mut changed = 0;
         for (id, rekey) in &batch {
@@ -201,7 +201,7 @@ impl Store {
                    AND (SELECT current_key FROM secret_state WHERE id = 1) = $2",
             )
             .bind(&rekey.new_hash)
-            .bind(self.hasher.fingerprint())
+            .bind(&current)
             .bind(id)
             .bind(&rekey.old_hash)
             .execute(&mut *tx)
@@ -242,48 +242,30 @@ impl Store {
             sqlx::query_scalar("SELECT current_key FROM secret_state WHERE id = 1").fetch_one(&self.pool).await?;
         let mut rekeyed = 0;
         let mut waiting = Vec::new();
-        for r in sqlx::query(
+        // Credentials (kind `client_secret` or `api_key`, owned by a client) and personal
+        // access tokens (owned by a person), live ones only, oldest first.
+        let live = [
             "SELECT c.id, c.kind, c.hash_key, c.last_used_at, c.expires_at, p.client_id AS owner
              FROM credentials c JOIN profiles p ON p.id = c.profile_id
              WHERE c.revoked_at IS NULL AND c.expires_at > $1 ORDER BY c.created_at",
-        )
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?
-        {
-            if r.try_get::<Option<String>, _>("hash_key")?.as_deref() == Some(current.as_str()) {
-                rekeyed += 1;
-                continue;
-            }
-            let kind: CredentialKind = enum_col(&r, "kind")?;
-            waiting.push(WaitingCredential {
-                id: r.try_get("id")?,
-                kind: kind.as_str().to_owned(),
-                owner: r.try_get("owner")?,
-                last_used_at: r.try_get("last_used_at")?,
-                expires_at: r.try_get("expires_at")?,
-            });
-        }
-        for r in sqlx::query(
-            "SELECT t.id, t.hash_key, t.last_used_at, t.expires_at, u.email AS owner
+            "SELECT t.id, 'access_token' AS kind, t.hash_key, t.last_used_at, t.expires_at, u.email AS owner
              FROM access_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.revoked_at IS NULL AND t.expires_at > $1 ORDER BY t.created_at",
-        )
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?
-        {
-            if r.try_get::<Option<String>, _>("hash_key")?.as_deref() == Some(current.as_str()) {
-                rekeyed += 1;
-                continue;
+        ];
+        for sql in live {
+            for r in sqlx::query(sql).bind(now).fetch_all(&self.pool).await? {
+                if r.try_get::<Option<String>, _>("hash_key")?.as_deref() == Some(current.as_str()) {
+                    rekeyed += 1;
+                    continue;
+                }
+                waiting.push(WaitingCredential {
+                    id: r.try_get("id")?,
+                    kind: r.try_get("kind")?,
+                    owner: r.try_get("owner")?,
+                    last_used_at: r.try_get("last_used_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                });
             }
-            waiting.push(WaitingCredential {
-                id: r.try_get("id")?,
-                kind: "access_token".into(),
-                owner: r.try_get("owner")?,
-                last_used_at: r.try_get("last_used_at")?,
-                expires_at: r.try_get("expires_at")?,
-            });
         }
         let (mut on_previous, mut unopenable) = (0, 0);
         for r in sqlx::query("SELECT kid, sealed_private_key FROM signing_keys WHERE revoked_at IS NULL")
