@@ -285,6 +285,20 @@ impl Session {
         Answer { status, body }
     }
 
+    /// Posts a form as a browser without JavaScript does: the answer is a page or a
+    /// redirect, not data. Redirects are not followed.
+    pub async fn form_post(&self, endpoint: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/{endpoint}", self.base))
+            .header(ACCEPT, "text/html,application/xhtml+xml")
+            .header(ORIGIN, self.base.clone())
+            .header(reqwest::header::REFERER, format!("{}/clients/new", self.base))
+            .form(form)
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub async fn page(&self, path: &str) -> (u16, String) {
         let res = self.http.get(format!("{}{path}", self.base)).send().await.expect("request");
         (res.status().as_u16(), res.text().await.expect("body"))
@@ -314,7 +328,9 @@ pub async fn agent(app: &TestApp, products: &[&str]) -> Agent {
 /// `GET /slow` answers after 800 ms, `GET /fast` at once, `POST /echo` says how many
 /// bytes it read, `GET /stream` sends 20 chunks of 1 KiB, 50 ms apart, `GET /headers`
 /// echoes the request's headers, `GET /html` is a page that tries to script and set a
-/// cookie, `GET /redirect` points elsewhere, `GET /big` is 1 MiB.
+/// cookie, `GET /redirect` points elsewhere, `GET /big` is 1 MiB sent in 64 chunks of
+/// 16 KiB, 5 ms apart: paced, so that a reader who stops early is seen stopping even when
+/// loopback socket buffers could hold the whole body at once.
 pub struct TestUpstream {
     pub base: String,
     hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -405,7 +421,11 @@ impl TestUpstream {
                 "/big",
                 get(move || async move {
                     big();
-                    vec![b'z'; 1024 * 1024]
+                    let chunks = futures_util::stream::iter(0..64).then(|_| async {
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                        Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b'z'; 16 * 1024]))
+                    });
+                    axum::body::Body::from_stream(chunks)
                 }),
             );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
