@@ -17,8 +17,26 @@ pub async fn current_user() -> Result<Option<UserView>, AppError> {
     crate::ssr::current_user().await
 }
 
+/// Where to go after signing in or up: `next` when it is a path on this site, else the
+/// client list. Anything that could leave the site (`//host`, `/\\host`, a scheme) or
+/// smuggle a header is refused.
+pub fn after_sign_in(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.starts_with("/\\")
+                && n.len() <= 2048
+                && !n.chars().any(|c| c.is_control() || c == '\\') =>
+        {
+            n.to_owned()
+        }
+        _ => "/clients".to_owned(),
+    }
+}
+
 #[server(endpoint = "sign_in")]
-pub async fn sign_in(email: String, password: String) -> Result<(), AppError> {
+pub async fn sign_in(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
     use crate::ssr::record_door;
     use portcullis_domain::audit::DoorEvent;
     let state = crate::ssr::state()?;
@@ -36,12 +54,12 @@ pub async fn sign_in(email: String, password: String) -> Result<(), AppError> {
     };
     record_door(DoorEvent::SignedIn(&user), ip).await;
     crate::ssr::sign_in_session(&user).await?;
-    leptos_axum::redirect("/clients");
+    leptos_axum::redirect(&after_sign_in(next.as_deref()));
     Ok(())
 }
 
 #[server(endpoint = "sign_up")]
-pub async fn sign_up(email: String, password: String) -> Result<(), AppError> {
+pub async fn sign_up(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
     use portcullis_domain::model::Role;
     let state = crate::ssr::state()?;
     state.throttle.check(&email, crate::ssr::client_ip().await).map_err(fail)?;
@@ -51,7 +69,7 @@ pub async fn sign_up(email: String, password: String) -> Result<(), AppError> {
         .await
         .map_err(domain)?;
     crate::ssr::sign_in_session(&user).await?;
-    leptos_axum::redirect("/clients");
+    leptos_axum::redirect(&after_sign_in(next.as_deref()));
     Ok(())
 }
 
@@ -80,17 +98,56 @@ pub struct Registration {
     pub secret: IssuedSecret,
 }
 
+/// Which act issued a secret to a client's profile, for the words shown with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Issued {
+    Rotated,
+    ApiKey,
+    Profile,
+}
+
+/// A secret issued by a plain form post (no JavaScript), shown once on the page the post
+/// redirects to. With JavaScript the secret is the server function's answer instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Revealed {
+    Registered(Registration),
+    Issued(Issued, IssuedSecret),
+    Token(portcullis_domain::model::IssuedToken),
+}
+
+/// The secret waiting for `page` after a plain form post, once; `None` when none waits.
+#[server(endpoint = "take_reveal")]
+pub async fn take_reveal(page: String) -> Result<Option<Revealed>, AppError> {
+    crate::ssr::take_reveal(&page).await
+}
+
 #[server(endpoint = "register_client")]
 pub async fn register_client(name: String, kind: String, description: String) -> Result<Registration, AppError> {
     use portcullis_domain::clients::NewClient;
     let actor = actor().await?;
     let kind = kind.parse().map_err(domain)?;
     let registered = store()?.register_client(&actor, NewClient { name, kind, description }).await.map_err(domain)?;
-    Ok(Registration {
+    let done = Registration {
         client_id: registered.client.client.id,
         client_name: registered.client.client.name,
         secret: registered.secret,
-    })
+    };
+    let page = format!("/clients/{}", done.client_id);
+    crate::ssr::reveal_on(&page, &actor, &Revealed::Registered(done.clone())).await?;
+    Ok(done)
+}
+
+/// Answers a secret issued to `client_id`'s profile, or sends a plain form post to the
+/// client's page to see it there.
+#[cfg(feature = "ssr")]
+async fn issued(
+    actor: &portcullis_domain::access::Actor,
+    what: Issued,
+    secret: IssuedSecret,
+) -> Result<IssuedSecret, AppError> {
+    let page = format!("/clients/{}", secret.client_id);
+    crate::ssr::reveal_on(&page, actor, &Revealed::Issued(what, secret.clone())).await?;
+    Ok(secret)
 }
 
 #[server(endpoint = "get_client")]
@@ -103,19 +160,22 @@ pub async fn get_client(client_id: String) -> Result<ClientDetail, AppError> {
 pub async fn add_profile(client_id: String, environment: String) -> Result<IssuedSecret, AppError> {
     let actor = actor().await?;
     let env: Environment = environment.parse().map_err(domain)?;
-    store()?.add_profile(&actor, &client_id, env).await.map_err(domain)
+    let secret = store()?.add_profile(&actor, &client_id, env).await.map_err(domain)?;
+    issued(&actor, Issued::Profile, secret).await
 }
 
 #[server(endpoint = "rotate_secret")]
 pub async fn rotate_secret(profile_id: String) -> Result<IssuedSecret, AppError> {
     let actor = actor().await?;
-    store()?.rotate_secret(&actor, &profile_id).await.map_err(domain)
+    let secret = store()?.rotate_secret(&actor, &profile_id).await.map_err(domain)?;
+    issued(&actor, Issued::Rotated, secret).await
 }
 
 #[server(endpoint = "issue_api_key")]
 pub async fn issue_api_key(profile_id: String) -> Result<IssuedSecret, AppError> {
     let actor = actor().await?;
-    store()?.issue_api_key(&actor, &profile_id).await.map_err(domain)
+    let secret = store()?.issue_api_key(&actor, &profile_id).await.map_err(domain)?;
+    issued(&actor, Issued::ApiKey, secret).await
 }
 
 #[server(endpoint = "revoke_credential")]
@@ -198,7 +258,9 @@ pub async fn create_token(name: String, days: String) -> Result<portcullis_domai
         "" => None,
         d => Some(d.parse::<i64>().map_err(|_| fail(AppError::Invalid("The lifetime is a number of days.".into())))?),
     };
-    store()?.create_access_token(&actor, &name, days).await.map_err(domain)
+    let token = store()?.create_access_token(&actor, &name, days).await.map_err(domain)?;
+    crate::ssr::reveal_on("/tokens", &actor, &Revealed::Token(token.clone())).await?;
+    Ok(token)
 }
 
 #[server(endpoint = "revoke_token")]

@@ -44,9 +44,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[derive(Clone, Copy)]
 pub struct SignOutAction(pub ServerAction<SignOut>);
 
-/// Becomes true once the page has hydrated. Forms whose answer is a secret are enabled
-/// only then: the secret exists only in that answer, and a form posted without
-/// JavaScript is answered with a redirect that would drop it.
+/// Becomes true once the page has hydrated: what needs JavaScript to do anything (a Copy
+/// button) appears only then. Forms never wait for it: posted without JavaScript, one
+/// that issues a secret has it shown once on the page it leads to (`ssr::reveal_on`).
 #[derive(Clone, Copy)]
 pub struct Hydrated(pub RwSignal<bool>);
 

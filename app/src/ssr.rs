@@ -93,10 +93,7 @@ pub fn store() -> Result<Store, AppError> {
 /// A form posted without JavaScript is left alone: leptos answers it with a redirect
 /// back to the form carrying the error (`?__err=`), which a 4xx status would break.
 pub fn fail(err: AppError) -> AppError {
-    let plain_form_post = use_context::<axum::http::request::Parts>()
-        .and_then(|p| p.headers.get(axum::http::header::ACCEPT)?.to_str().ok().map(|a| a.contains("text/html")))
-        .unwrap_or(false);
-    if plain_form_post {
+    if plain_form_post() {
         return err;
     }
     if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
@@ -105,6 +102,14 @@ pub fn fail(err: AppError) -> AppError {
         );
     }
     err
+}
+
+/// Whether this server-function call is an HTML form posted by the browser itself
+/// (no JavaScript, or before the wasm arrived), whose answer is a page, not data.
+pub fn plain_form_post() -> bool {
+    use_context::<axum::http::request::Parts>()
+        .and_then(|p| p.headers.get(axum::http::header::ACCEPT)?.to_str().ok().map(|a| a.contains("text/html")))
+        .unwrap_or(false)
 }
 
 /// Domain errors become portal errors here, and only here.
@@ -178,6 +183,46 @@ pub async fn sign_in_session(user: &UserView) -> Result<(), AppError> {
     let session = session().await?;
     session.cycle_id().await.map_err(session_err)?;
     session.insert(SESSION_USER_KEY, &user.id).await.map_err(session_err)
+}
+
+/// Where a secret issued by a plain form post waits in the session: the page that will
+/// show it, and the secret sealed for its person (see `portcullis_domain::reveal`).
+const SESSION_REVEAL_KEY: &str = "reveal";
+
+/// After a server function issued a secret: when the call was a plain form post, whose
+/// answer can only be a redirect, the secret waits sealed in the session and the browser
+/// is sent to `page`, which shows it once ([`take_reveal`]). A call from the hydrated
+/// page gets the secret in its answer, and nothing waits.
+pub async fn reveal_on(page: &str, actor: &Actor, revealed: &crate::api::Revealed) -> Result<(), AppError> {
+    if !plain_form_post() {
+        return Ok(());
+    }
+    let plain = serde_json::to_vec(revealed).map_err(|e| {
+        tracing::error!(error = %e, "a secret to reveal did not serialize");
+        fail(AppError::Internal)
+    })?;
+    let sealed = store()?.seal_reveal(&actor.user.id, &plain).map_err(domain)?;
+    session().await?.insert(SESSION_REVEAL_KEY, (page, sealed)).await.map_err(session_err)?;
+    leptos_axum::redirect(page);
+    Ok(())
+}
+
+/// The secret waiting for `page`, removed as it is read: a reload shows nothing. One
+/// waiting for another page stays (and dies at its deadline).
+pub async fn take_reveal(page: &str) -> Result<Option<crate::api::Revealed>, AppError> {
+    let Some(user) = current_user().await? else {
+        return Ok(None);
+    };
+    let session = session().await?;
+    let Some((waits_for, sealed)) = session.get::<(String, String)>(SESSION_REVEAL_KEY).await.map_err(session_err)?
+    else {
+        return Ok(None);
+    };
+    if waits_for != page {
+        return Ok(None);
+    }
+    session.remove_value(SESSION_REVEAL_KEY).await.map_err(session_err)?;
+    Ok(store()?.open_reveal(&user.id, &sealed).and_then(|plain| serde_json::from_slice(&plain).ok()))
 }
 
 pub async fn sign_out_session() -> Result<(), AppError> {

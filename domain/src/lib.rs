@@ -47,6 +47,8 @@ pub mod password;
 #[cfg(feature = "store")]
 pub mod policy;
 #[cfg(feature = "store")]
+pub mod reveal;
+#[cfg(feature = "store")]
 pub mod reviews;
 #[cfg(feature = "store")]
 pub mod scheduled;

@@ -73,6 +73,8 @@ pub struct Store {
     pub(crate) verified: crate::oauth::VerifiedTokens,
     /// Seals signing keys at rest; derived from the server secret.
     pub(crate) sealing_key: crate::oauth::SealingKey,
+    /// Seals secrets waiting to be shown once after a plain form post.
+    pub(crate) reveal_key: crate::reveal::RevealKey,
     /// Where the database is, for connections outside the pool (PostgreSQL's `LISTEN`).
     pub(crate) url: DatabaseUrl,
     /// Credentials found under the previous server secret, waiting to be re-keyed.
@@ -136,6 +138,7 @@ impl Store {
             keys: crate::oauth::KeyRingHandle::default(),
             verified: crate::oauth::VerifiedTokens::default(),
             sealing_key: crate::oauth::SealingKey::new(secret),
+            reveal_key: crate::reveal::RevealKey::new(secret),
             url: DatabaseUrl(url.into()),
             rekeys: Default::default(),
         };

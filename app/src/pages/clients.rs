@@ -7,25 +7,17 @@ use portcullis_domain::model::{
 use portcullis_domain::time::{format_date, format_utc};
 
 use crate::api::{
-    AddProfile, IssueApiKey, RegisterClient, RevokeCredential, RotateSecret, SetClientSuspended, SetRateLimit,
-    SetTokenLifetime,
+    AddProfile, IssueApiKey, Issued, RegisterClient, Revealed, RevokeCredential, RotateSecret, SetClientSuspended,
+    SetRateLimit, SetTokenLifetime,
 };
-use crate::components::{when, CodeBlock, Confirm, ErrorBox, SecretReveal};
+use crate::components::{when, CodeBlock, Confirm, ErrorBox, PageError, SecretReveal, SignInFirst};
 use crate::error::AppError;
-use crate::{CurrentUser, Hydrated};
+use crate::CurrentUser;
 use portcullis_domain::model::{request_phrase, CredentialState};
 
 fn kind_badge(kind: ClientKind) -> impl IntoView {
     let class = format!("badge badge-{}", kind.as_str());
     view! { <span class=class>{kind.label()}</span> }
-}
-
-/// Which action issued the secret the client page shows.
-#[derive(Clone, Copy)]
-enum Issued {
-    Rotated,
-    ApiKey,
-    Profile,
 }
 
 /// Counts the Test access calls made on the client page; Recent requests follows it.
@@ -52,7 +44,7 @@ pub fn ClientsPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match clients.await {
-                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Err(e) => view! { <PageError error=e back_href="/" back_label="Go to the start page"/> }.into_any(),
                     Ok(list) if list.is_empty() => view! {
                         <div class="empty">
                             <p>"You have not registered a client yet."</p>
@@ -89,8 +81,8 @@ pub fn ClientsPage() -> impl IntoView {
 #[component]
 pub fn NewClientPage() -> impl IntoView {
     let register = ServerAction::<RegisterClient>::new();
-    let Hydrated(hydrated) = expect_context::<Hydrated>();
     view! {
+        <SignInFirst/>
         <Title text="Register a client"/>
         <div class="page-header">
             <div>
@@ -129,7 +121,7 @@ pub fn NewClientPage() -> impl IntoView {
                             <textarea id="description" name="description" rows="3" maxlength="1000" placeholder="What it does and who runs it"></textarea>
                         </div>
                         <div class="form-actions">
-                            <button type="submit" class="btn btn-primary" disabled=move || register.pending().get() || !hydrated.get()>"Register"</button>
+                            <button type="submit" class="btn btn-primary" disabled=move || register.pending().get()>"Register"</button>
                             <a class="btn btn-secondary" href="/clients">"Cancel"</a>
                         </div>
                     </ActionForm>
@@ -166,6 +158,7 @@ pub fn ClientPage() -> impl IntoView {
         },
         |(id, ..)| crate::api::get_client(id),
     );
+    let revealed = Resource::new(client_id, |id| crate::api::take_reveal(format!("/clients/{id}")));
     // Bumped after each Test access, so that Recent requests shows that call too.
     let tested = RwSignal::new(0_u32);
     provide_context(TestedAccess(tested));
@@ -185,22 +178,8 @@ pub fn ClientPage() -> impl IntoView {
     view! {
         {move || match issued() {
             Some((what, Ok(secret))) => {
-                let said = match what {
-                    Issued::Rotated => format!(
-                        "The {} client secret is rotated. Give the new one below to the client; the previous secret keeps working during its grace period (see Credentials), then stops.",
-                        secret.environment.label().to_lowercase()
-                    ),
-                    Issued::ApiKey => format!("An API key is issued for the {} profile.", secret.environment.label().to_lowercase()),
-                    Issued::Profile => format!(
-                        "The {} profile is added with its own client secret. Request its products from the catalog; an admin approves each.",
-                        secret.environment.label().to_lowercase()
-                    ),
-                };
-                let origin = origin.get().and_then(Result::ok);
-                Some(view! {
-                    <div class="alert alert-success" role="status">{said}</div>
-                    <SecretReveal secret=secret origin=origin.unwrap_or_else(|| "$PORTCULLIS_URL".into())/>
-                }.into_any())
+                let origin = origin.get().and_then(Result::ok).unwrap_or_else(|| "$PORTCULLIS_URL".into());
+                Some(issued_view(what, secret, origin))
             }
             Some((_, Err(e))) => Some(view! { <ErrorBox error=e/> }.into_any()),
             None => None,
@@ -227,13 +206,42 @@ pub fn ClientPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 let origin = origin.await.unwrap_or_else(|_| "$PORTCULLIS_URL".into());
                 let admin = matches!(user.await, Ok(Some(u)) if u.is_admin());
+                // A secret issued by a plain form post (no JavaScript) that led here.
+                let revealed = match revealed.await {
+                    Ok(Some(Revealed::Registered(done))) => Some(view! {
+                        <div class="alert alert-success" role="status">{format!("{} is registered.", done.client_name)}</div>
+                        <SecretReveal secret=done.secret/>
+                    }.into_any()),
+                    Ok(Some(Revealed::Issued(what, secret))) => Some(issued_view(what, secret, origin.clone())),
+                    Ok(Some(Revealed::Token(_)) | None) => None,
+                    Err(e) => Some(view! { <ErrorBox error=e/> }.into_any()),
+                };
                 match detail.await {
-                    Err(e) => view! { <Title text="Client"/><ErrorBox error=e/> }.into_any(),
-                    Ok(d) => view! { <ClientView detail=d origin admin recent rotate issue_key add_profile revoke set_rate set_ttl suspend/> }.into_any(),
+                    Err(e) => view! { <PageError error=e back_href="/clients" back_label="Back to your clients"/> }.into_any(),
+                    Ok(d) => view! { {revealed} <ClientView detail=d origin admin recent rotate issue_key add_profile revoke set_rate set_ttl suspend/> }.into_any(),
                 }
             })}
         </Suspense>
     }
+}
+
+/// A secret one of the client page's acts issued, with what happened.
+fn issued_view(what: Issued, secret: IssuedSecret, origin: String) -> AnyView {
+    let env = secret.environment.label().to_lowercase();
+    let said = match what {
+        Issued::Rotated => format!(
+            "The {env} client secret is rotated. Give the new one below to the client; the previous secret keeps working during its grace period (see Credentials), then stops."
+        ),
+        Issued::ApiKey => format!("An API key is issued for the {env} profile."),
+        Issued::Profile => format!(
+            "The {env} profile is added with its own client secret. Request its products from the catalog; an admin approves each."
+        ),
+    };
+    view! {
+        <div class="alert alert-success" role="status">{said}</div>
+        <SecretReveal secret=secret origin=origin/>
+    }
+    .into_any()
 }
 
 #[component]
@@ -250,7 +258,6 @@ fn ClientView(
     set_ttl: ServerAction<SetTokenLifetime>,
     suspend: ServerAction<SetClientSuspended>,
 ) -> impl IntoView {
-    let Hydrated(hydrated) = expect_context::<Hydrated>();
     let c = detail.client;
     let suspended = c.suspended;
     let expiring: Vec<String> = detail
@@ -283,7 +290,7 @@ fn ClientView(
                         <ActionForm action=add_profile>
                             <input type="hidden" name="client_id" value=client_id.clone()/>
                             <input type="hidden" name="environment" value="production"/>
-                            <button type="submit" class="btn btn-primary btn-small" disabled=move || add_profile.pending().get() || !hydrated.get()>"Confirm and add"</button>
+                            <button type="submit" class="btn btn-primary btn-small" disabled=move || add_profile.pending().get()>"Confirm and add"</button>
                         </ActionForm>
                     </Confirm>
                 })}
@@ -336,7 +343,6 @@ fn ProfileCard(
     set_rate: ServerAction<SetRateLimit>,
     set_ttl: ServerAction<SetTokenLifetime>,
 ) -> impl IntoView {
-    let Hydrated(hydrated) = expect_context::<Hydrated>();
     let pid = profile.id.clone();
     let pid3 = profile.id.clone();
     let (rate, burst) = (profile.rate_per_minute.to_string(), profile.burst.to_string());
@@ -355,12 +361,12 @@ fn ProfileCard(
                     message="A new secret is issued and shown once. The current secret keeps working for its grace period, then stops for good: give the client the new one before then. This cannot be undone.".into()>
                     <ActionForm action=rotate>
                         <input type="hidden" name="profile_id" value=pid.clone()/>
-                        <button type="submit" class="btn btn-primary btn-small" disabled=move || rotate.pending().get() || !hydrated.get()>"Confirm rotation"</button>
+                        <button type="submit" class="btn btn-primary btn-small" disabled=move || rotate.pending().get()>"Confirm rotation"</button>
                     </ActionForm>
                 </Confirm>
                 <ActionForm action=issue_key>
                     <input type="hidden" name="profile_id" value=pid2/>
-                    <button type="submit" class="btn btn-secondary btn-small" disabled=move || !hydrated.get()>"Issue API key"</button>
+                    <button type="submit" class="btn btn-secondary btn-small" disabled=move || issue_key.pending().get()>"Issue API key"</button>
                 </ActionForm>
             </div>
             <dl class="kv">

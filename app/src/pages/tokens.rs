@@ -2,15 +2,29 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use portcullis_domain::time::format_utc;
 
-use crate::api::{CreateToken, RevokeToken};
-use crate::components::{when, CodeBlock, Confirm, CopyValue, ErrorBox};
+use crate::api::{CreateToken, Revealed, RevokeToken};
+use crate::components::{when, CodeBlock, Confirm, CopyValue, ErrorBox, PageError};
+use portcullis_domain::model::IssuedToken;
+
+/// A token just created, shown once.
+fn token_reveal(t: IssuedToken) -> AnyView {
+    view! {
+        <section class="secret-box" data-testid="secret-box">
+            <p class="secret-warning">"Copy this token now. It is shown only once: Portcullis keeps only a hash of it."</p>
+            <CopyValue label="Token" value=t.token.clone() test_id="secret-value"/>
+            <p class="muted">{format!("{} · expires {}", t.name, format_utc(t.expires_at))}</p>
+            <CodeBlock code=format!("curl -H 'Authorization: Bearer {}' {}/api/v1/clients", t.token, "$PORTCULLIS_URL")/>
+        </section>
+    }
+    .into_any()
+}
 
 /// Personal access tokens for the management API.
 #[component]
 pub fn TokensPage() -> impl IntoView {
     let create = ServerAction::<CreateToken>::new();
-    let crate::Hydrated(hydrated) = expect_context::<crate::Hydrated>();
     let revoke = ServerAction::<RevokeToken>::new();
+    let revealed = Resource::new(|| (), |_| crate::api::take_reveal("/tokens".into()));
     let tokens = Resource::new(move || (create.version().get(), revoke.version().get()), |_| crate::api::list_tokens());
     view! {
         <Title text="Access tokens"/>
@@ -24,17 +38,20 @@ pub fn TokensPage() -> impl IntoView {
             </div>
         </div>
         {move || match create.value().get() {
-            Some(Ok(t)) => Some(view! {
-                <section class="secret-box" data-testid="secret-box">
-                    <p class="secret-warning">"Copy this token now. It is shown only once: Portcullis keeps only a hash of it."</p>
-                    <CopyValue label="Token" value=t.token.clone() test_id="secret-value"/>
-                    <p class="muted">{format!("{} · expires {}", t.name, format_utc(t.expires_at))}</p>
-                    <CodeBlock code=format!("curl -H 'Authorization: Bearer {}' {}/api/v1/clients", t.token, "$PORTCULLIS_URL")/>
-                </section>
-            }.into_any()),
+            Some(Ok(t)) => Some(token_reveal(t)),
             Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
             None => None,
         }}
+        // A token created by a plain form post (no JavaScript) that led here.
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                match revealed.await {
+                    Ok(Some(Revealed::Token(t))) => Some(token_reveal(t)),
+                    Ok(_) => None,
+                    Err(e) => Some(view! { <ErrorBox error=e/> }.into_any()),
+                }
+            })}
+        </Suspense>
         {move || match revoke.value().get() {
             Some(Ok(())) => Some(view! { <div class="alert alert-success" role="status">"Token revoked. Scripts using it are refused from their next call."</div> }.into_any()),
             Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
@@ -54,14 +71,14 @@ pub fn TokensPage() -> impl IntoView {
                     </div>
                 </div>
                 <div class="form-actions">
-                    <button type="submit" class="btn btn-primary" disabled=move || create.pending().get() || !hydrated.get()>"Create token"</button>
+                    <button type="submit" class="btn btn-primary" disabled=move || create.pending().get()>"Create token"</button>
                 </div>
             </ActionForm>
         </section>
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match tokens.await {
-                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Err(e) => view! { <PageError error=e back_href="/" back_label="Go to the start page"/> }.into_any(),
                     Ok(list) if list.is_empty() => view! { <div class="empty"><p>"No tokens yet."</p></div> }.into_any(),
                     Ok(list) => view! {
                         <div class="table-wrap">

@@ -190,3 +190,77 @@ async fn the_portal_warns_fourteen_days_before_a_credential_expires() {
     let d = detail(&dev, &reg.client_id).await;
     assert_eq!(d.profiles[0].credentials[0].state, CredentialState::Expired, "90 days by policy");
 }
+
+/// Every stored portal session's data, as bytes: the session store's own table.
+async fn session_data(app: &TestApp) -> Vec<Vec<u8>> {
+    let pool = raw_pool(app).await;
+    let table = if app.database_url.starts_with("sqlite:") { "tower_sessions" } else { "tower_sessions.session" };
+    let rows = sqlx::query(&format!("SELECT data FROM {table}")).fetch_all(&pool).await.unwrap();
+    rows.iter().map(|r| r.get::<Vec<u8>, _>("data")).collect()
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// The value the page shows under `data-testid="secret-value"`, if any.
+fn shown_secret(html: &str) -> Option<String> {
+    let selector = scraper::Selector::parse(r#"[data-testid="secret-value"]"#).ok()?;
+    scraper::Html::parse_document(html).select(&selector).next().map(|e| e.text().collect())
+}
+
+#[tokio::test]
+async fn a_secret_issued_by_a_plain_form_post_waits_sealed_for_its_page_and_shows_once() {
+    let app = TestApp::spawn().await;
+    let dev = app.developer("plain").await;
+
+    // The hydrated page's call gets the secret as its answer; nothing waits in the session.
+    let reg = register(&dev, "Scripted").await;
+    assert!(session_data(&app).await.iter().all(|d| !contains(d, "reveal")));
+
+    // A browser's own form post is answered with a redirect to the new client's page.
+    let res = dev.form_post("register_client", &[("name", "Plain"), ("kind", "ai_agent"), ("description", "")]).await;
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let page = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(page.starts_with("/clients/cl_"), "{page}");
+
+    // Until that page is opened the secret waits in the session store's table, sealed.
+    let waiting = session_data(&app).await;
+    assert!(waiting.iter().any(|d| contains(d, "reveal")), "the secret waits in the session");
+    let (status, html) = dev.page(&page).await;
+    assert_eq!(status, 200);
+    let secret = shown_secret(&html).expect("the page shows the secret");
+    assert!(secret.starts_with("pcs_") && secret != reg.secret.secret, "{secret}");
+    assert!(waiting.iter().all(|d| !contains(d, &secret)), "never in the clear in the session store");
+
+    // Shown once: the page no longer has it, nor does the session.
+    let (_, again) = dev.page(&page).await;
+    assert_eq!(shown_secret(&again), None);
+    assert!(!again.contains(&secret));
+    assert!(session_data(&app).await.iter().all(|d| !contains(d, "reveal")));
+
+    // It was the real secret: the token endpoint takes it.
+    let client_id = page.trim_start_matches("/clients/");
+    let token = reqwest::Client::new()
+        .post(format!("{}/oauth/token", app.base))
+        .form(&[("grant_type", "client_credentials"), ("client_id", client_id), ("client_secret", &secret)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), 200);
+
+    // A secret waits for its own page only: another page does not take it.
+    let res = dev.form_post("issue_api_key", &[("profile_id", &reg.secret.profile_id)]).await;
+    let key_page = res.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(key_page, format!("/clients/{}", reg.client_id));
+    assert_eq!(shown_secret(&dev.page(&page).await.1), None, "not the other client's page");
+    assert_eq!(shown_secret(&dev.page("/tokens").await.1), None);
+    let key = shown_secret(&dev.page(&key_page).await.1).expect("the key, on its client's page");
+    assert!(key.starts_with("pck_"), "{key}");
+
+    // A plain post that fails issues nothing and leaves nothing waiting.
+    let res = dev.form_post("rotate_secret", &[("profile_id", "pf_not_mine")]).await;
+    assert!(res.status().is_redirection());
+    assert!(res.headers()["location"].to_str().unwrap().contains("__err="));
+    assert!(session_data(&app).await.iter().all(|d| !contains(d, "reveal")));
+}
