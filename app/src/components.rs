@@ -1,6 +1,9 @@
 //! Pieces shared by several pages.
 
 use leptos::prelude::*;
+use leptos_meta::Title;
+#[cfg(not(feature = "ssr"))]
+use leptos_router::components::Redirect;
 use leptos_router::components::A;
 use portcullis_domain::model::{CredentialKind, IssuedSecret};
 use portcullis_domain::time::format_utc;
@@ -73,6 +76,74 @@ pub fn ErrorBox(error: AppError) -> impl IntoView {
         .into_any(),
         other => view! { <div class="alert alert-error" role="alert">{other.to_string()}</div> }.into_any(),
     }
+}
+
+/// The sign-in page's address that comes back to the page shown now.
+fn sign_in_then_back() -> String {
+    let location = leptos_router::hooks::use_location();
+    let (path, search) = (location.pathname.get_untracked(), location.search.get_untracked());
+    let here = match search.trim_start_matches('?') {
+        "" => path,
+        query => format!("{path}?{query}"),
+    };
+    format!("/login?{}", serde_urlencoded::to_string([("next", here)]).unwrap_or_default())
+}
+
+/// Sends the browser to `path`: on the server a redirect (302), in the browser a navigation.
+fn send_to(path: String) -> AnyView {
+    #[cfg(feature = "ssr")]
+    {
+        leptos_axum::redirect(&path);
+        ().into_any()
+    }
+    #[cfg(not(feature = "ssr"))]
+    view! { <Redirect path=path/> }.into_any()
+}
+
+/// Sends a signed-out visitor to sign in, and back here afterwards, before they fill in
+/// a form that would only refuse them. On the server this is a redirect (302).
+#[component]
+pub fn SignInFirst() -> impl IntoView {
+    let user = expect_context::<CurrentUser>();
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                matches!(user.await, Ok(None)).then(|| send_to(sign_in_then_back()))
+            })}
+        </Suspense>
+    }
+}
+
+/// What a page shows when the thing it is about cannot be shown: signed out, it sends
+/// the visitor to sign in and back; "not found, or not yours" and "not allowed" answer
+/// with their real status (404, 403), a heading and a way back.
+#[component]
+pub fn PageError(error: AppError, back_href: &'static str, back_label: &'static str) -> impl IntoView {
+    let (status, heading) = match &error {
+        AppError::Unauthenticated => return send_to(sign_in_then_back()),
+        AppError::NotFound => (404, "Not found"),
+        AppError::Forbidden(_) => (403, "Not allowed"),
+        _ => return view! { <ErrorBox error=error/> }.into_any(),
+    };
+    #[cfg(feature = "ssr")]
+    if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+        res.set_status(axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::NOT_FOUND));
+    }
+    #[cfg(not(feature = "ssr"))]
+    let _ = status;
+    let said = match &error {
+        AppError::NotFound => "There is nothing here, or it belongs to someone else.".to_owned(),
+        other => other.to_string(),
+    };
+    view! {
+        <Title text=heading/>
+        <div class="empty" data-testid="page-error">
+            <h1>{heading}</h1>
+            <p role="alert">{said}</p>
+            <p><a class="btn btn-secondary" href=back_href>{back_label}</a></p>
+        </div>
+    }
+    .into_any()
 }
 
 /// What a Copy button last did.

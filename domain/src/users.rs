@@ -49,7 +49,7 @@ impl Store {
         channel: Channel,
     ) -> Result<UserView> {
         let email = Email::parse(email)?;
-        password::check_strength(&password)?;
+        password::check_strength(&password, email.as_str())?;
         let hash = password::hash(password).await?;
         let id = new_id("us");
         let now = self.now();

@@ -227,10 +227,15 @@ test.describe.serial('a developer onboards an AI agent', () => {
     const context = await browser.newContext();
     const other = await context.newPage();
     await signUp(other, uniqueEmail('mallory'));
-    await open(other, clientUrl.replace(/^https?:\/\/[^/]+/, ''));
-    await expect(other.getByRole('alert')).toHaveText('Not found, or not yours.');
+    const answer = await other.goto(clientUrl.replace(/^https?:\/\/[^/]+/, ''));
+    expect(answer!.status(), 'a real 404, not a page that says so').toBe(404);
+    await expect(other.locator('body')).toHaveAttribute('data-hydrated', 'true');
+    await expect(other.getByRole('heading', { name: 'Not found' })).toBeVisible();
+    await expect(other.getByRole('alert')).toHaveText('There is nothing here, or it belongs to someone else.');
     await expect(other.getByText('Support triage agent')).toHaveCount(0);
     await shot(other, '09-not-yours');
+    await other.getByRole('link', { name: 'Back to your clients' }).click();
+    await expect(other).toHaveURL(/\/clients$/);
     await context.close();
   });
 });

@@ -10,7 +10,7 @@ use portcullis_domain::model::{
 use portcullis_domain::time::format_utc;
 
 use crate::charts::{Series, StackedBars};
-use crate::components::{when, ErrorBox};
+use crate::components::{when, PageError};
 
 const ALLOWED: Series = Series { label: "allowed", class: "bar-allowed" };
 const REFUSED: Series = Series { label: "refused", class: "bar-refused" };
@@ -55,7 +55,7 @@ pub fn ClientActivityPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match activity.await {
-                    Err(e) => view! { <Title text="Activity"/><ErrorBox error=e/> }.into_any(),
+                    Err(e) => view! { <PageError error=e back_href="/clients" back_label="Back to the clients"/> }.into_any(),
                     Ok(a) => view! { <ActivityView activity=a/> }.into_any(),
                 }
             })}
@@ -172,7 +172,7 @@ pub fn SecurityDashboardPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match dashboard.await {
-                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Err(e) => view! { <PageError error=e back_href="/" back_label="Go to the start page"/> }.into_any(),
                     Ok(d) => view! { <DashboardView dashboard=d/> }.into_any(),
                 }
             })}

@@ -3,7 +3,7 @@ use leptos_meta::Title;
 use portcullis_domain::time::format_utc;
 
 use crate::api::DecideGrant;
-use crate::components::ErrorBox;
+use crate::components::{ErrorBox, PageError};
 
 #[component]
 pub fn ApprovalsPage() -> impl IntoView {
@@ -25,7 +25,7 @@ pub fn ApprovalsPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match pending.await {
-                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Err(e) => view! { <PageError error=e back_href="/" back_label="Go to the start page"/> }.into_any(),
                     Ok(list) if list.is_empty() => view! { <div class="empty"><p>"No requests are waiting."</p></div> }.into_any(),
                     Ok(list) => view! {
                         <div class="table-wrap">
@@ -285,7 +285,7 @@ pub fn UsersAdminPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match users.await {
-                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Err(e) => view! { <PageError error=e back_href="/" back_label="Go to the start page"/> }.into_any(),
                     Ok(list) => view! {
                         <div class="table-wrap">
                             <table class="table">

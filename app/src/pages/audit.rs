@@ -8,7 +8,7 @@ use leptos_router::hooks::{use_location, use_params_map, use_query_map};
 use portcullis_domain::model::{request_phrase, AuditFilter, AuditRecord, ClientKind};
 use portcullis_domain::time::{format_iso, format_utc};
 
-use crate::components::ErrorBox;
+use crate::components::PageError;
 
 /// The filter fields of the form, in the order they appear: (name, label, placeholder).
 const TEXT_FIELDS: [(&str, &str, &str); 9] = [
@@ -123,7 +123,7 @@ pub fn AuditSearchPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Searching…"</p> }>
             {move || Suspend::new(async move {
                 match results.await {
-                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Err(e) => view! { <PageError error=e back_href="/" back_label="Go to the start page"/> }.into_any(),
                     Ok(page) if page.events.is_empty() => view! {
                         <div class="empty" data-testid="audit-empty"><p>"No events match this search."</p></div>
                     }.into_any(),
@@ -214,7 +214,7 @@ pub fn AuditEventPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match event.await {
-                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Err(e) => view! { <PageError error=e back_href="/audit" back_label="Back to the audit search"/> }.into_any(),
                     Ok(e) => view! { <EventDetail event=e/> }.into_any(),
                 }
             })}

@@ -7,7 +7,7 @@ use portcullis_domain::model::{CredentialKind, ReviewClient, ReviewFlag};
 use portcullis_domain::time::format_date;
 
 use crate::api::ReviewAction;
-use crate::components::{when, ErrorBox};
+use crate::components::{when, ErrorBox, PageError};
 use crate::Hydrated;
 
 fn flag_badges(flags: &[ReviewFlag]) -> impl IntoView {
@@ -64,7 +64,7 @@ pub fn ReviewsPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match review.await {
-                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Err(e) => view! { <PageError error=e back_href="/" back_label="Go to the start page"/> }.into_any(),
                     Ok(list) if list.is_empty() => view! { <div class="empty"><p>"No client is registered yet."</p></div> }.into_any(),
                     Ok(list) => {
                         let flagged = list.iter().filter(|c| !c.flags.is_empty()).count();

@@ -115,3 +115,83 @@ async fn cross_site_posts_are_refused() {
     assert_eq!(res.status().as_u16(), 403);
     assert!(dev.call("list_clients", &[]).await.ok::<Vec<serde_json::Value>>().is_empty(), "nothing was created");
 }
+
+#[tokio::test]
+async fn passwords_attackers_try_first_are_refused_with_the_reason() {
+    let app = TestApp::spawn().await;
+    for leaked in ["password1234", "qwertyuiop123", "iloveyou2024!"] {
+        let s = app.session();
+        let email = format!("leaky-{}@example.com", uuid::Uuid::now_v7().simple());
+        let a = s.call("sign_up", &[("email", &email), ("password", leaked)]).await;
+        assert_eq!(a.status, 422, "{leaked}: {a:?}");
+        assert!(a.body.to_string().contains("attackers try first"), "{a:?}");
+        assert_eq!(s.call("current_user", &[]).await.ok::<Option<serde_json::Value>>(), None, "no account, no session");
+    }
+}
+
+fn location(res: &reqwest::Response) -> String {
+    res.headers().get(reqwest::header::LOCATION).and_then(|l| l.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_signed_out_visitor_signs_in_first_and_comes_back_to_the_page_they_wanted() {
+    let app = TestApp::spawn().await;
+    let dev = app.developer("returning").await;
+    let visitor = app.session();
+    // The page is not shown with a form that would only refuse: the visitor is sent to sign in.
+    for wanted in ["/clients/new", "/tokens", "/clients/cl_somewhere?tab=1"] {
+        let res = visitor
+            .http
+            .get(format!("{}{wanted}", app.base))
+            .header(reqwest::header::ACCEPT, "text/html,application/xhtml+xml")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 302, "{wanted}");
+        let to = location(&res);
+        let expected = format!("/login?{}", serde_urlencoded::to_string([("next", wanted)]).unwrap());
+        assert_eq!(to, expected, "{wanted}");
+    }
+    let res =
+        visitor.form_post("sign_in", &[("email", &dev.email), ("password", PASSWORD), ("next", "/clients/new")]).await;
+    assert!(res.status().is_redirection());
+    assert_eq!(location(&res), "/clients/new");
+    assert_eq!(visitor.page("/clients/new").await.0, 200);
+
+    // `next` leads only to a page of this site. (Three through the server: more sign-ins
+    // to one account from one address in a moment would be throttled.)
+    for hostile in ["//evil.example/x", "/\\evil.example", "https://evil.example/", "evil", "/x\r\nSet-Cookie: a=b", ""]
+    {
+        assert_eq!(portcullis_app::api::after_sign_in(Some(hostile)), "/clients", "{hostile:?}");
+    }
+    for hostile in ["//evil.example/x", "/\\evil.example", "https://evil.example/"] {
+        let s = app.session();
+        let res = s.form_post("sign_in", &[("email", &dev.email), ("password", PASSWORD), ("next", hostile)]).await;
+        assert!(res.status().is_redirection(), "{hostile:?}");
+        assert_eq!(location(&res), "/clients", "{hostile:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_page_about_someone_elses_client_is_a_real_404_with_a_way_back() {
+    let app = TestApp::spawn().await;
+    let owner = app.developer("owner").await;
+    let reg: portcullis_app::api::Registration = owner
+        .call("register_client", &[("name", "Private agent"), ("kind", "ai_agent"), ("description", "")])
+        .await
+        .ok();
+    let other = app.developer("other").await;
+    for page in [format!("/clients/{}", reg.client_id), format!("/clients/{}/activity", reg.client_id)] {
+        let (status, html) = other.page(&page).await;
+        assert_eq!(status, 404, "{page}");
+        assert!(html.contains("Not found") && html.contains("href=\"/clients\""), "{page}");
+        assert!(!html.contains("Private agent"), "{page}");
+        assert_eq!(owner.page(&page).await.0, 200, "{page}");
+    }
+    // A developer on the security team's and the admins' pages: not allowed, said with 403.
+    for page in ["/audit", "/security", "/admin/approvals", "/admin/users"] {
+        let (status, html) = other.page(page).await;
+        assert_eq!(status, 403, "{page}");
+        assert!(html.contains("Not allowed"), "{page}");
+    }
+}
