@@ -234,14 +234,35 @@ pub async fn pending_grants() -> Result<Vec<GrantView>, AppError> {
 
 /// `decision` is `approve` or `reject`.
 #[server(endpoint = "decide_grant")]
-pub async fn decide_grant(grant_id: String, decision: String, reason: String) -> Result<GrantView, AppError> {
+pub async fn decide_grant(
+    grant_id: String,
+    decision: String,
+    reason: String,
+    days: Option<String>,
+) -> Result<GrantView, AppError> {
     let actor = actor().await?;
     let approve = match decision.as_str() {
         "approve" => true,
         "reject" => false,
         _ => return Err(fail(AppError::Invalid("The decision is `approve` or `reject`.".into()))),
     };
-    store()?.decide_grant(&actor, &grant_id, approve, &reason).await.map_err(domain)
+    let days = match days.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(d) => {
+            Some(d.parse::<i64>().map_err(|_| fail(AppError::Invalid("The expiry is a number of days.".into())))?)
+        }
+    };
+    store()?.decide_grant(&actor, &grant_id, approve, &reason, days).await.map_err(domain)
+}
+
+/// How many production requests wait for a decision: shown beside Approvals (admins).
+#[server(endpoint = "pending_grant_count")]
+pub async fn pending_grant_count() -> Result<usize, AppError> {
+    let actor = actor().await?;
+    if !actor.user.is_admin() {
+        return Ok(0);
+    }
+    Ok(store()?.pending_grants(&actor).await.map_err(domain)?.len())
 }
 
 #[server(endpoint = "list_tokens")]

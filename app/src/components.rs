@@ -15,6 +15,14 @@ use crate::{CurrentUser, Hydrated, SignOutAction};
 pub fn Topbar() -> impl IntoView {
     let user = expect_context::<CurrentUser>();
     let SignOutAction(sign_out) = expect_context::<SignOutAction>();
+    let crate::GrantsDecided(decided) = expect_context::<crate::GrantsDecided>();
+    let location = leptos_router::hooks::use_location();
+    // Requests waiting for an admin, beside Approvals: counted again on every page and
+    // after each decision.
+    let pending = Resource::new(
+        move || (location.pathname.get(), decided.get(), sign_out.version().get()),
+        |_| crate::api::pending_grant_count(),
+    );
     view! {
         <header class="topbar">
             <a class="brand" href="/"><span class="brand-mark"></span>"Portcullis"</a>
@@ -23,6 +31,9 @@ pub fn Topbar() -> impl IntoView {
                     match user.await {
                         Ok(Some(u)) => {
                             let admin = u.is_admin();
+                            let waiting = if admin { pending.await.unwrap_or(0) } else { 0 };
+                            let approvals_label =
+                                if waiting > 0 { format!("Approvals, {waiting} waiting") } else { "Approvals".to_owned() };
                             let security = u.role != portcullis_domain::model::Role::Developer;
                             view! {
                                 <nav class="nav">
@@ -35,13 +46,16 @@ pub fn Topbar() -> impl IntoView {
                                         <A href="/reviews">"Reviews"</A>
                                     })}
                                     {admin.then(|| view! {
-                                        <A href="/admin/approvals">"Approvals"</A>
+                                        <A href="/admin/approvals" attr:aria-label=approvals_label>
+                                            "Approvals"
+                                            {(waiting > 0).then(|| view! { <span class="count" data-testid="pending-count">{waiting}</span> })}
+                                        </A>
                                         <A href="/admin/products">"Products"</A>
                                         <A href="/admin/users">"People"</A>
                                     })}
                                 </nav>
                                 <div class="user-menu">
-                                    <span class="user-email">{u.email.clone()}</span>
+                                    <span class="user-email" title=u.email.clone()>{u.email.clone()}</span>
                                     <span class="role-badge">{u.role.as_str()}</span>
                                     <ActionForm action=sign_out>
                                         <button type="submit" class="btn-link">"Sign out"</button>

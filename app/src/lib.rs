@@ -50,6 +50,11 @@ pub struct SignOutAction(pub ServerAction<SignOut>);
 #[derive(Clone, Copy)]
 pub struct Hydrated(pub RwSignal<bool>);
 
+/// Bumped after each grant decision, so that the count of waiting requests beside
+/// Approvals follows.
+#[derive(Clone, Copy)]
+pub struct GrantsDecided(pub RwSignal<u32>);
+
 pub type CurrentUser = Resource<Result<Option<portcullis_domain::model::UserView>, error::AppError>>;
 
 #[component]
@@ -87,6 +92,7 @@ fn Portal() -> impl IntoView {
     let user: CurrentUser =
         Resource::new(move || (location.pathname.get(), sign_out.version().get()), |_| api::current_user());
     provide_context(SignOutAction(sign_out));
+    provide_context(GrantsDecided(RwSignal::new(0)));
     provide_context(user);
 
     view! {

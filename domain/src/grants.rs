@@ -217,9 +217,25 @@ impl Store {
         rows.iter().map(grant_view).collect()
     }
 
-    /// Approves or rejects a pending request, with the reason recorded (admins only).
-    pub async fn decide_grant(&self, actor: &Actor, grant_id: &str, approve: bool, reason: &str) -> Result<GrantView> {
+    /// Approves or rejects a pending request, with the reason recorded (admins only). An
+    /// approval lasts `days` (1 to the deployment's grant lifetime, which is also the
+    /// default); a rejection has no expiry.
+    pub async fn decide_grant(
+        &self,
+        actor: &Actor,
+        grant_id: &str,
+        approve: bool,
+        reason: &str,
+        days: Option<i64>,
+    ) -> Result<GrantView> {
         actor.require_admin()?;
+        let longest = (self.policy.grant_lifetime_ms / crate::time::DAY).max(1);
+        let lifetime_ms = match days {
+            _ if !approve => 0,
+            None => self.policy.grant_lifetime_ms,
+            Some(d) if (1..=longest).contains(&d) => d * crate::time::DAY,
+            Some(_) => return Err(DomainError::Invalid(format!("An approval lasts 1 to {longest} days."))),
+        };
         if approve {
             let parties = sqlx::query(
                 "SELECT c.owner_id, g.requested_by FROM grants g JOIN profiles p ON p.id = g.profile_id
@@ -237,11 +253,8 @@ impl Store {
             return Err(DomainError::Invalid("Give a reason for the decision; it is kept for access reviews.".into()));
         }
         let now = self.now();
-        let (status, expires_at) = if approve {
-            (GrantStatus::Approved, Some(now + self.policy.grant_lifetime_ms))
-        } else {
-            (GrantStatus::Rejected, None)
-        };
+        let (status, expires_at) =
+            if approve { (GrantStatus::Approved, Some(now + lifetime_ms)) } else { (GrantStatus::Rejected, None) };
         let mut tx = self.begin().await?;
         let changed = sqlx::query(
             "UPDATE grants SET status = $1, decided_by = $2, decided_at = $3, decision_reason = $4, expires_at = $5

@@ -196,6 +196,10 @@ pub struct CredentialView {
     pub state: CredentialState,
 }
 
+/// How long an approved production grant lasts unless the approver chooses less; no
+/// approval or review extension goes beyond it.
+pub const GRANT_LIFETIME_DAYS: i64 = 90;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
 pub struct GrantView {

@@ -55,7 +55,7 @@ impl Default for Policy {
             credential_lifetime_ms: 90 * DAY,
             rotation_grace_ms: 24 * HOUR,
             expiry_warning_ms: 14 * DAY,
-            grant_lifetime_ms: 90 * DAY,
+            grant_lifetime_ms: crate::model::GRANT_LIFETIME_DAYS * DAY,
             rotation_age_ms: 60 * DAY,
         }
     }

@@ -186,10 +186,16 @@ test.describe.serial('a developer onboards an AI agent', () => {
     const row = adminPage.getByTestId('pending').getByRole('row', { name: /Support triage agent/ });
     await expect(row).toContainText('Refund status lookups for support');
     await shot(adminPage, '06-approvals');
-    await row.getByLabel('Reason to approve').fill('Read-only, reviewed with Payments');
+    await expect(row).toContainText('Production');
+    await expect(adminPage.getByRole('link', { name: /^Approvals, \d+ waiting$/ })).toBeVisible();
+    await expect(adminPage.getByTestId('pending-count')).toHaveText(/^[1-9]\d*$/);
+    await row.getByLabel(/^Reason for the decision/).fill('Read-only, reviewed with Payments');
+    await row.getByLabel('Approve for').fill('30');
     await row.getByRole('button', { name: 'Approve' }).click();
-    await expect(adminPage.getByRole('status')).toContainText('Payments for Support triage agent: approved');
+    await expect(adminPage.getByRole('status')).toContainText('Payments for Support triage agent (production): approved, until');
     await expect(adminPage.getByText('No requests are waiting.')).toBeVisible();
+    // The count beside Approvals follows the decision without a reload.
+    await expect(adminPage.getByTestId('pending-count')).toHaveCount(0);
     await context.close();
 
     await open(page, clientUrl);

@@ -1,5 +1,6 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
+use portcullis_domain::model::GRANT_LIFETIME_DAYS;
 use portcullis_domain::time::format_utc;
 
 use crate::api::DecideGrant;
@@ -9,16 +10,26 @@ use crate::components::{ErrorBox, PageError};
 pub fn ApprovalsPage() -> impl IntoView {
     let decide = ServerAction::<DecideGrant>::new();
     let pending = Resource::new(move || decide.version().get(), |_| crate::api::pending_grants());
+    let crate::GrantsDecided(decided) = expect_context::<crate::GrantsDecided>();
+    Effect::new(move |_| {
+        if decide.version().get() > 0 {
+            decided.update(|n| *n += 1);
+        }
+    });
     view! {
         <Title text="Approvals"/>
         <div class="page-header">
             <div>
                 <h1>"Production access requests"</h1>
-                <p class="subtitle">"Approve or reject each request with a reason; both are kept for access reviews."</p>
+                <p class="subtitle">{format!("Approve or reject each request with a reason; both are kept for access reviews. An approval lasts up to {GRANT_LIFETIME_DAYS} days; access reviews can extend it.")}</p>
             </div>
         </div>
         {move || match decide.value().get() {
-            Some(Ok(g)) => Some(view! { <div class="alert alert-success" role="status">{format!("{} for {}: {}.", g.product_name, g.client_name, g.status.as_str())}</div> }.into_any()),
+            Some(Ok(g)) => {
+                let until = g.expires_at.map(|t| format!(", until {}", format_utc(t))).unwrap_or_default();
+                let said = format!("{} for {} ({}): {}{until}.", g.product_name, g.client_name, g.environment.label().to_lowercase(), g.status.as_str());
+                Some(view! { <div class="alert alert-success" role="status">{said}</div> }.into_any())
+            }
             Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
             None => None,
         }}
@@ -32,25 +43,27 @@ pub fn ApprovalsPage() -> impl IntoView {
                             <table class="table" data-testid="pending">
                                 <thead><tr><th>"Client"</th><th>"Product"</th><th>"Scopes"</th><th>"Requested by"</th><th>"Justification"</th><th>"Decision"</th></tr></thead>
                                 <tbody>
-                                    {list.into_iter().map(|g| { let approve_id = g.id.clone(); let reject_id = g.id.clone(); view! {
+                                    {list.into_iter().map(|g| { let (days_for, days_id, grant_id) = (format!("days-{}", g.id), format!("days-{}", g.id), g.id.clone()); view! {
                                         <tr data-grant=g.id.clone()>
-                                            <td>{g.client_name.clone()}<br/><span class="muted mono">{g.client_id.clone()}</span></td>
-                                            <td>{g.product_name.clone()}</td>
+                                            <td class="wrap-ids">{g.client_name.clone()}<br/><span class="muted mono">{g.client_id.clone()}</span></td>
+                                            <td>{g.product_name.clone()}<br/><span class=format!("badge badge-{}", g.environment.as_str())>{g.environment.label()}</span></td>
                                             <td class="mono">{g.scopes.join(" ")}</td>
                                             <td>{g.requested_by.clone()}<br/><span class="muted">{format_utc(g.requested_at)}</span></td>
                                             <td>{g.justification.clone()}</td>
+                                            // One reason for either decision; the button pressed says which.
                                             <td class="decision">
-                                                <ActionForm action=decide attr:class="inline-form">
-                                                    <input type="hidden" name="grant_id" value=approve_id/>
-                                                    <input type="hidden" name="decision" value="approve"/>
-                                                    <input name="reason" placeholder="Reason" required aria-label="Reason to approve"/>
-                                                    <button type="submit" class="btn btn-primary btn-small">"Approve"</button>
-                                                </ActionForm>
-                                                <ActionForm action=decide attr:class="inline-form">
-                                                    <input type="hidden" name="grant_id" value=reject_id/>
-                                                    <input type="hidden" name="decision" value="reject"/>
-                                                    <input name="reason" placeholder="Reason" required aria-label="Reason to reject"/>
-                                                    <button type="submit" class="btn btn-danger btn-small">"Reject"</button>
+                                                <ActionForm action=decide attr:class="decision-form">
+                                                    <input type="hidden" name="grant_id" value=grant_id/>
+                                                    <input name="reason" placeholder="Reason (kept for reviews)" required maxlength="500" aria-label=format!("Reason for the decision on {}", g.product_name)/>
+                                                    <label class="days" for=days_for>
+                                                        "Approve for "
+                                                        <input id=days_id name="days" type="number" min="1" max=GRANT_LIFETIME_DAYS value=GRANT_LIFETIME_DAYS/>
+                                                        " days"
+                                                    </label>
+                                                    <div class="row">
+                                                        <button type="submit" name="decision" value="approve" class="btn btn-primary btn-small">"Approve"</button>
+                                                        <button type="submit" name="decision" value="reject" class="btn btn-danger btn-small">"Reject"</button>
+                                                    </div>
                                                 </ActionForm>
                                             </td>
                                         </tr>

@@ -303,6 +303,10 @@ pub enum Decision {
 pub struct DecisionBody {
     pub decision: Decision,
     pub reason: String,
+    /// Approvals only: how many days the grant lasts, from 1 to the deployment's grant
+    /// lifetime (the default).
+    #[serde(default)]
+    pub days: Option<i64>,
 }
 
 #[utoipa::path(post, path = "/grants/{grant_id}/decision", params(("grant_id" = String, Path)), request_body = DecisionBody,
@@ -315,7 +319,7 @@ pub async fn decide_grant(
 ) -> Answer<Json<GrantView>> {
     let Json(b) = body?;
     let approve = matches!(b.decision, Decision::Approve);
-    Ok(Json(s.store.decide_grant(&actor, &grant_id, approve, &b.reason).await?))
+    Ok(Json(s.store.decide_grant(&actor, &grant_id, approve, &b.reason, b.days).await?))
 }
 
 #[utoipa::path(get, path = "/tokens", responses((status = 200, body = [AccessTokenView])))]

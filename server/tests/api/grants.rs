@@ -91,13 +91,32 @@ async fn sandbox_is_granted_at_once_production_waits_for_an_admin() {
     let reasonless =
         admin.call("decide_grant", &[("grant_id", &pending.id), ("decision", "approve"), ("reason", "")]).await;
     assert_eq!(reasonless.status, 422);
+    // An approval lasts what the approver chose, within the deployment's grant lifetime.
+    for days in ["0", "-3", "91", "ninety", "1e3"] {
+        let refused = admin
+            .call(
+                "decide_grant",
+                &[("grant_id", &pending.id), ("decision", "approve"), ("reason", "ok"), ("days", days)],
+            )
+            .await;
+        assert_eq!(refused.status, 422, "{days}: {refused:?}");
+    }
+    let before = app.clock.now();
     let approved: GrantView = admin
         .call(
             "decide_grant",
-            &[("grant_id", &pending.id), ("decision", "approve"), ("reason", "Reviewed with the data owner")],
+            &[
+                ("grant_id", &pending.id),
+                ("decision", "approve"),
+                ("reason", "Reviewed with the data owner"),
+                ("days", "30"),
+            ],
         )
         .await
         .ok();
+    let thirty_days = 30 * portcullis_domain::time::DAY;
+    let expires = approved.expires_at.expect("an approval expires");
+    assert!((before + thirty_days..before + thirty_days + 60_000).contains(&expires), "{expires} vs {before}");
     assert_eq!(approved.status, GrantStatus::Approved);
     assert_eq!(approved.decided_by.as_deref(), Some(admin.email.as_str()));
     assert_eq!(approved.decision_reason.as_deref(), Some("Reviewed with the data owner"));

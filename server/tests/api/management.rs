@@ -251,3 +251,36 @@ async fn an_operator_creates_a_token_from_the_command_line() {
     assert_eq!(status, 200);
     assert_eq!(me["email"], dev.email.as_str());
 }
+
+#[tokio::test]
+async fn an_admin_approves_through_the_api_for_the_days_chosen() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let dev = app.developer("ada").await;
+    let admin = app.user_with_role(Role::Admin).await;
+    let admin_api = Script::new(&app, &token_for(&app, &admin).await);
+    let dev_api = Script::new(&app, &token_for(&app, &dev).await);
+    let (_, created) = dev_api.post("/clients", json!({ "name": "Payer", "kind": "service" })).await;
+    let client_id = created["client"]["client"]["id"].as_str().unwrap();
+    let (status, prod) =
+        dev_api.post(&format!("/clients/{client_id}/profiles"), json!({ "environment": "production" })).await;
+    assert_eq!(status, 201, "{prod}");
+    let (status, grant) = dev_api
+        .post(
+            &format!("/profiles/{}/grants", prod["profile_id"].as_str().unwrap()),
+            json!({ "product_id": app.product_id("payments").await, "scopes": ["read"], "justification": "refunds" }),
+        )
+        .await;
+    assert!(status.is_success(), "{grant}");
+    let decision = format!("/grants/{}/decision", grant["id"].as_str().unwrap());
+    let (status, problem) =
+        admin_api.post(&decision, json!({ "decision": "approve", "reason": "ok", "days": 400 })).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request")));
+    let before = app.clock.now();
+    let (status, approved) =
+        admin_api.post(&decision, json!({ "decision": "approve", "reason": "quarter-end only", "days": 7 })).await;
+    assert_eq!(status, 200, "{approved}");
+    let expires = approved["expires_at"].as_i64().unwrap();
+    let week = 7 * portcullis_domain::time::DAY;
+    assert!((before + week..before + week + 60_000).contains(&expires), "{approved}");
+}
