@@ -3,9 +3,7 @@
 //! tests (and anyone reading the network tab) can recognise them.
 
 use leptos::prelude::*;
-use portcullis_domain::model::{
-    ClientDetail, ClientSummary, Environment, GrantView, IssuedSecret, ProductView, UserView,
-};
+use portcullis_domain::model::{ClientDetail, ClientSummary, GrantView, IssuedSecret, ProductView, UserView};
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
@@ -159,7 +157,7 @@ pub async fn get_client(client_id: String) -> Result<ClientDetail, AppError> {
 #[server(endpoint = "add_profile")]
 pub async fn add_profile(client_id: String, environment: String) -> Result<IssuedSecret, AppError> {
     let actor = actor().await?;
-    let env: Environment = environment.parse().map_err(domain)?;
+    let env: portcullis_domain::model::Environment = environment.parse().map_err(domain)?;
     let secret = store()?.add_profile(&actor, &client_id, env).await.map_err(domain)?;
     issued(&actor, Issued::Profile, secret).await
 }
@@ -184,13 +182,7 @@ pub async fn revoke_credential(credential_id: String) -> Result<(), AppError> {
     store()?.revoke_credential(&actor, &credential_id).await.map_err(domain)
 }
 
-/// A profile the signed-in person may request products for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProfileOption {
-    pub profile_id: String,
-    pub client_name: String,
-    pub environment: Environment,
-}
+pub use portcullis_domain::model::ProfileOption;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalog {
@@ -203,13 +195,7 @@ pub async fn get_catalog() -> Result<Catalog, AppError> {
     let actor = actor().await?;
     let store = store()?;
     let products = store.list_products().await.map_err(domain)?;
-    let profiles = store
-        .requestable_profiles(&actor)
-        .await
-        .map_err(domain)?
-        .into_iter()
-        .map(|(profile_id, client_name, environment)| ProfileOption { profile_id, client_name, environment })
-        .collect();
+    let profiles = store.requestable_profiles(&actor).await.map_err(domain)?;
     Ok(Catalog { products, profiles })
 }
 

@@ -499,15 +499,24 @@ impl Store {
     }
 
     /// The profiles a person may request products for: those of their own clients.
-    pub async fn requestable_profiles(&self, actor: &Actor) -> Result<Vec<(String, String, Environment)>> {
+    pub async fn requestable_profiles(&self, actor: &Actor) -> Result<Vec<crate::model::ProfileOption>> {
         let rows = sqlx::query(
-            "SELECT p.id, c.name, p.environment FROM profiles p JOIN clients c ON c.id = p.client_id
+            "SELECT p.id, p.client_id, c.name, p.environment FROM profiles p JOIN clients c ON c.id = p.client_id
              WHERE c.owner_id = $1 ORDER BY c.name, p.environment DESC",
         )
         .bind(actor.id())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("name")?, enum_col(r, "environment")?))).collect()
+        rows.iter()
+            .map(|r| {
+                Ok(crate::model::ProfileOption {
+                    profile_id: r.try_get("id")?,
+                    client_id: r.try_get("client_id")?,
+                    client_name: r.try_get("name")?,
+                    environment: enum_col(r, "environment")?,
+                })
+            })
+            .collect()
     }
 }
 

@@ -196,6 +196,15 @@ pub struct CredentialView {
     pub state: CredentialState,
 }
 
+/// A profile its owner may request products for: the catalog's picker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileOption {
+    pub profile_id: String,
+    pub client_id: String,
+    pub client_name: String,
+    pub environment: Environment,
+}
+
 /// How long an approved production grant lasts unless the approver chooses less; no
 /// approval or review extension goes beyond it.
 pub const GRANT_LIFETIME_DAYS: i64 = 90;

@@ -1,13 +1,16 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
-use portcullis_domain::model::{Environment, GrantStatus, ProductView};
+use leptos_router::hooks::use_query_map;
+use portcullis_domain::model::{Environment, GrantStatus, ProductView, GRANT_LIFETIME_DAYS};
 
 use crate::api::{Catalog, ProfileOption, RequestAccess};
-use crate::components::{method_badge, tag_list, ErrorBox};
+use crate::components::{method_badge, tag_list, ErrorBox, PageError};
 
 #[component]
 pub fn CatalogPage() -> impl IntoView {
     let catalog = Resource::new(|| (), |_| crate::api::get_catalog());
+    // Arriving from a client's page ("Request a product"), its profiles come first.
+    let from_client = StoredValue::new(use_query_map().read_untracked().get("client").unwrap_or_default());
     view! {
         <Title text="Catalog"/>
         <div class="page-header">
@@ -19,11 +22,13 @@ pub fn CatalogPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match catalog.await {
-                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    Err(e) => view! { <PageError error=e back_href="/" back_label="Go to the start page"/> }.into_any(),
                     Ok(Catalog { products, profiles }) => {
                         if products.is_empty() {
                             return view! { <div class="empty"><p>"No products are published yet."</p></div> }.into_any();
                         }
+                        let mut profiles = profiles;
+                        from_client.with_value(|c| profiles.sort_by_key(|p| p.client_id != *c));
                         products.into_iter().map(|p| view! { <ProductCard product=p profiles=profiles.clone()/> }).collect_view().into_any()
                     }
                 }
@@ -36,6 +41,7 @@ pub fn CatalogPage() -> impl IntoView {
 fn ProductCard(product: ProductView, profiles: Vec<ProfileOption>) -> impl IntoView {
     let request = ServerAction::<RequestAccess>::new();
     let testid = format!("product-{}", product.slug);
+    let select_id = format!("profile-for-{}", product.slug);
     let product_id = product.id.clone();
     let no_profiles = profiles.is_empty();
     let scopes = product.scopes();
@@ -66,10 +72,12 @@ fn ProductCard(product: ProductView, profiles: Vec<ProfileOption>) -> impl IntoV
             {move || match request.value().get() {
                 Some(Ok(g)) => {
                     let msg = match g.status {
-                        GrantStatus::Approved => format!("Granted to {} ({}) with scopes {}.", g.client_name, g.environment.label(), g.scopes.join(", ")),
-                        _ => format!("Requested for {} ({}). An admin will review it.", g.client_name, g.environment.label()),
+                        GrantStatus::Approved => format!("Granted to {} ({}) with scopes {}. ", g.client_name, g.environment.label(), g.scopes.join(", ")),
+                        _ => format!("Requested for {} ({}). An admin will review it. ", g.client_name, g.environment.label()),
                     };
-                    Some(view! { <div class="alert alert-success" role="status">{msg}</div> }.into_any())
+                    let client = format!("/clients/{}", g.client_id);
+                    let go = format!("Go to {}", g.client_name);
+                    Some(view! { <div class="alert alert-success" role="status">{msg}<a href=client>{go}</a></div> }.into_any())
                 }
                 Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
                 None => None,
@@ -80,9 +88,9 @@ fn ProductCard(product: ProductView, profiles: Vec<ProfileOption>) -> impl IntoV
                 view! {
                     <ActionForm action=request attr:class="form inline-request">
                         <input type="hidden" name="product_id" value=product_id.clone()/>
-                        <div class="field">
-                            <label>"Profile"</label>
-                            <select name="profile_id">
+                        <div class="field profile">
+                            <label for=select_id.clone()>"Client and profile"</label>
+                            <select id=select_id name="profile_id">
                                 {profiles.iter().map(|p| view! {
                                     <option value=p.profile_id.clone()>{format!("{} — {}", p.client_name, p.environment.label())}</option>
                                 }).collect_view()}
@@ -101,7 +109,7 @@ fn ProductCard(product: ProductView, profiles: Vec<ProfileOption>) -> impl IntoV
                             <button type="submit" class="btn btn-primary" disabled=move || request.pending().get()>"Request access"</button>
                         </div>
                     </ActionForm>
-                    <small class="hint">{format!("{} grants expire after 90 days unless renewed.", Environment::Production.label())}</small>
+                    <small class="hint">{format!("{} grants expire after at most {GRANT_LIFETIME_DAYS} days unless an access review extends them.", Environment::Production.label())}</small>
                 }.into_any()
             }}
         </section>

@@ -282,7 +282,7 @@ fn ClientView(
             </div>
             <div class="actions">
                 <a class="btn btn-secondary" href=format!("/clients/{}/activity", c.id)>"Activity"</a>
-                <a class="btn btn-secondary" href="/catalog">"Request a product"</a>
+                <a class="btn btn-secondary" href=format!("/catalog?client={}", c.id)>"Request a product"</a>
                 {(!has_production).then(|| view! {
                     <Confirm id="confirm-add-production".into() label="Add production profile"
                         title="Add a production profile?".into()
