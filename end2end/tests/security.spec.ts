@@ -87,17 +87,23 @@ test.describe.serial('the security team answers "what has this agent been doing?
     await expect(rows).toHaveCount(4);
     await expect(filters.getByLabel('Client ID')).toHaveValue(clientId);
 
+    const searched = sec.url();
     await rows.filter({ hasText: 'not_granted' }).getByRole('link').click();
     const event = sec.getByTestId('audit-event');
     await expect(event).toBeVisible();
     await expect(sec.getByTestId('event-status')).toHaveText('403');
     await expect(sec.getByTestId('event-decision')).toHaveText('refused (not_granted)');
+    // The decision is said once on the page, not again in a badge beside the heading.
+    await expect(sec.getByText('not_granted')).toHaveCount(1);
     // The W3C trace the request belonged to, to find it in the upstream's logs.
     await expect(sec.getByTestId('event-trace-id')).toHaveText(/^[0-9a-f]{32}$/);
     await expect(event).toContainText(clientId);
     await shot(sec, '21-audit-event');
-    await sec.goBack();
+    // The way back leads to the same search, page and filters.
+    await sec.getByRole('link', { name: '← Back to the results' }).click();
     await expect(rows).toHaveCount(4);
+    const filled = (url: string) => [...new URL(url).searchParams].filter(([, v]) => v !== '');
+    expect(filled(sec.url())).toEqual(filled(searched));
 
     const download = sec.waitForEvent('download');
     await sec.getByTestId('export-csv').click();

@@ -131,11 +131,13 @@ pub fn AuditSearchPage() -> impl IntoView {
                         let filter = filter_of(&location.search.read_untracked());
                         let older = page.next.clone().map(|c| format!("/audit?{}", AuditFilter { cursor: Some(c), ..filter.clone() }.to_query(true)));
                         let first = filter.cursor.is_some().then(|| format!("/audit?{}", filter.to_query(false)));
+                        // Each event links back to this page of these results.
+                        let back = serde_urlencoded::to_string([("back", filter.to_query(true))]).unwrap_or_default();
                         view! {
                             <div class="table-wrap">
                                 <table class="table" data-testid="audit-results">
                                     <thead><tr><th>"When (UTC)"</th><th>"Channel"</th><th>"Client"</th><th>"Request or action"</th><th>"Status"</th><th>"Decision"</th><th>"Latency"</th></tr></thead>
-                                    <tbody>{page.events.into_iter().map(|e| view! { <AuditRow event=e/> }).collect_view()}</tbody>
+                                    <tbody>{page.events.into_iter().map(|e| view! { <AuditRow event=e back=back.clone()/> }).collect_view()}</tbody>
                                 </table>
                             </div>
                             <div class="row pager">
@@ -175,8 +177,8 @@ fn decision_badge(e: &AuditRecord) -> impl IntoView {
 }
 
 #[component]
-fn AuditRow(event: AuditRecord) -> impl IntoView {
-    let href = format!("/audit/events/{}", event.id);
+fn AuditRow(event: AuditRecord, back: String) -> impl IntoView {
+    let href = format!("/audit/events/{}?{back}", event.id);
     let who = match (&event.client_name, &event.actor_email) {
         (Some(name), _) => name.clone(),
         (None, Some(email)) => email.clone(),
@@ -205,6 +207,12 @@ fn AuditRow(event: AuditRecord) -> impl IntoView {
 pub fn AuditEventPage() -> impl IntoView {
     let params = use_params_map();
     let location = use_location();
+    // The results this event was opened from (`?back=<their query>`), read through the
+    // search's own filter so that only a search of the audit trail comes out.
+    let back = StoredValue::new(match use_query_map().read_untracked().get("back") {
+        Some(q) => (format!("/audit?{}", filter_of(&q).to_query(true)), "← Back to the results"),
+        None => ("/audit".to_owned(), "← Audit search"),
+    });
     let event = Resource::new(
         move || (params.read().get("id").unwrap_or_default(), location.pathname.get().starts_with("/audit/requests/")),
         |(key, by_request)| crate::api::audit_event(key, by_request),
@@ -215,7 +223,7 @@ pub fn AuditEventPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match event.await {
                     Err(e) => view! { <PageError error=e back_href="/audit" back_label="Back to the audit search"/> }.into_any(),
-                    Ok(e) => view! { <EventDetail event=e/> }.into_any(),
+                    Ok(e) => view! { <EventDetail event=e back=back.get_value()/> }.into_any(),
                 }
             })}
         </Suspense>
@@ -223,7 +231,7 @@ pub fn AuditEventPage() -> impl IntoView {
 }
 
 #[component]
-fn EventDetail(event: AuditRecord) -> impl IntoView {
+fn EventDetail(event: AuditRecord, back: (String, &'static str)) -> impl IntoView {
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "—".into());
     let num = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_else(|| "—".into());
     let client_link = event.client_id.clone().map(|id| {
@@ -238,7 +246,7 @@ fn EventDetail(event: AuditRecord) -> impl IntoView {
                 <h1>{summary(&event)}</h1>
                 <p class="subtitle">{format!("{} · {}", format_iso(event.occurred_at), event.channel)}</p>
             </div>
-            <div class="actions">{decision_badge(&event)}</div>
+            <div class="actions"><a class="btn btn-secondary" href=back.0 data-testid="back-to-results">{back.1}</a></div>
         </div>
         <section class="card" data-testid="audit-event">
             <dl class="kv">
@@ -256,7 +264,7 @@ fn EventDetail(event: AuditRecord) -> impl IntoView {
                 <dt>"MCP tool"</dt><dd class="mono">{opt(&event.tool)}</dd>
                 <dt>"Method and path"</dt><dd class="mono">{format!("{} {}", opt(&event.method), opt(&event.path))}</dd>
                 <dt>"Status"</dt><dd data-testid="event-status">{num(event.status)}</dd>
-                <dt>"Decision"</dt><dd data-testid="event-decision">{format!("{} ({})", opt(&event.decision), opt(&event.reason))}</dd>
+                <dt>"Decision"</dt><dd><span data-testid="event-decision">{format!("{} ({})", opt(&event.decision), opt(&event.reason))}</span></dd>
                 <dt>"Latency"</dt><dd>{event.latency_us.map(|l| format!("{:.2} ms", l as f64 / 1000.0)).unwrap_or_else(|| "—".into())}</dd>
                 <dt>"Bytes in / out"</dt><dd>{format!("{} / {}", num(event.bytes_in), num(event.bytes_out))}</dd>
                 <dt>"Client IP"</dt><dd class="mono">{opt(&event.client_ip)}</dd>
