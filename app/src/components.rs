@@ -347,6 +347,8 @@ pub fn tag_list(tags: &[String]) -> impl IntoView {
         .collect_view()
 }
 
+/// A time for a table cell, or "—": the date and the time may go on two lines, but
+/// "UTC" stays with its time (a no-break space).
 pub fn when(ms: Option<i64>) -> String {
-    ms.map(format_utc).unwrap_or_else(|| "—".to_owned())
+    ms.map(|ms| format_utc(ms).replacen(" UTC", "\u{a0}UTC", 1)).unwrap_or_else(|| "—".to_owned())
 }

@@ -16,6 +16,7 @@ import { createUserWithCli, open, signIn, signUp, uniqueEmail } from './support'
 //   3. No control or cell extends past its card (`.card`, `.product`, `.secret-box`,
 //      `.auth-card`, `.empty`, or the page itself) or past the viewport.
 //   4. No button's own label is wider than the button.
+//   5. A time in a table keeps "UTC" on the line of its hour (never "…03:19 / UTC").
 //
 // At 390×844 (phone)
 //   1. The document never scrolls sideways either.
@@ -47,6 +48,24 @@ async function layoutProblems(page: Page, mode: Mode): Promise<string[]> {
     const viewport = doc.clientWidth;
     if (doc.scrollWidth > viewport + 1) {
       problems.push(`the page scrolls sideways: ${doc.scrollWidth}px of content in a ${viewport}px window`);
+    }
+    if (mode === 'desktop') {
+      for (const cell of document.querySelectorAll('td.when')) {
+        const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode() as Text | null; node; node = walker.nextNode() as Text | null) {
+          const at = node.data.indexOf('UTC');
+          if (at < 6) continue;
+          const [hour, utc] = [document.createRange(), document.createRange()];
+          hour.setStart(node, at - 6);
+          hour.setEnd(node, at - 1);
+          utc.setStart(node, at);
+          utc.setEnd(node, at + 3);
+          const [h, u] = [hour.getBoundingClientRect(), utc.getBoundingClientRect()];
+          if (u.height > 0 && Math.abs(h.top - u.top) > 2) {
+            problems.push(`"UTC" wrapped away from its time in a cell: "${node.data.trim()}"`);
+          }
+        }
+      }
     }
     const describe = (el: Element): string => {
       const tag = el.tagName.toLowerCase();

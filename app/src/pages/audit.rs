@@ -6,9 +6,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_location, use_params_map, use_query_map};
 use portcullis_domain::model::{request_phrase, AuditFilter, AuditRecord, ClientKind};
-use portcullis_domain::time::{format_iso, format_utc};
+use portcullis_domain::time::format_iso;
 
-use crate::components::PageError;
+use crate::components::{when, PageError};
 
 /// The filter fields of the form, in the order they appear: (name, label, placeholder).
 const TEXT_FIELDS: [(&str, &str, &str); 9] = [
@@ -187,7 +187,7 @@ fn AuditRow(event: AuditRecord, back: String) -> impl IntoView {
     let kind = event.client_type.as_deref().and_then(|k| k.parse::<ClientKind>().ok());
     view! {
         <tr data-event=event.id.to_string()>
-            <td class="when"><a href=href>{format_utc(event.occurred_at)}</a></td>
+            <td class="when"><a href=href>{when(Some(event.occurred_at))}</a></td>
             <td>{event.channel.clone()}</td>
             <td>
                 {who}

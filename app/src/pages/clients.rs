@@ -412,8 +412,8 @@ fn CredentialTable(credentials: Vec<CredentialView>, revoke: ServerAction<Revoke
                     {credentials.into_iter().map(|cr| {
                         let status_class = format!("badge badge-{}", cr.state.as_str());
                         let expires_note = match cr.state {
-                            portcullis_domain::model::CredentialState::Grace => format!("grace until {}", format_utc(cr.expires_at)),
-                            _ => format_utc(cr.expires_at),
+                            portcullis_domain::model::CredentialState::Grace => format!("grace until {}", when(Some(cr.expires_at))),
+                            _ => when(Some(cr.expires_at)),
                         };
                         let usable = cr.state.is_usable();
                         let id = cr.id.clone();
@@ -424,7 +424,7 @@ fn CredentialTable(credentials: Vec<CredentialView>, revoke: ServerAction<Revoke
                                 <td>{match cr.kind { portcullis_domain::model::CredentialKind::ClientSecret => "Client secret", portcullis_domain::model::CredentialKind::ApiKey => "API key" }}</td>
                                 <td class="mono">{format!("{}…", cr.prefix)}</td>
                                 <td><span class=status_class>{cr.state.label()}</span></td>
-                                <td class="when">{format_utc(cr.created_at)}</td>
+                                <td class="when">{when(Some(cr.created_at))}</td>
                                 <td class="when">{expires_note}</td>
                                 <td class="when">{when(cr.last_used_at)}</td>
                                 <td>
@@ -570,7 +570,7 @@ fn RecentRequests(requests: Resource<Result<Vec<RequestView>, AppError>>) -> imp
                                             let class = if r.decision == "allowed" { "badge badge-approved" } else { "badge badge-rejected" };
                                             view! {
                                                 <tr>
-                                                    <td class="when">{format_utc(r.occurred_at)}</td>
+                                                    <td class="when">{when(Some(r.occurred_at))}</td>
                                                     <td>{r.channel.clone()}</td>
                                                     <td class="mono request">{request_label(&r)}</td>
                                                     <td>{r.status}</td>

@@ -93,8 +93,8 @@ pub fn TokensPage() -> impl IntoView {
                                             <tr>
                                                 <td>{t.name.clone()}</td>
                                                 <td class="mono">{format!("{}…", t.prefix)}</td>
-                                                <td class="when">{format_utc(t.created_at)}</td>
-                                                <td class="when">{format_utc(t.expires_at)}</td>
+                                                <td class="when">{when(Some(t.created_at))}</td>
+                                                <td class="when">{when(Some(t.expires_at))}</td>
                                                 <td class="when">{when(t.last_used_at)}</td>
                                                 <td><span class=class>{label}</span></td>
                                                 <td>{t.active.then(|| view! {
