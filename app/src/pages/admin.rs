@@ -40,18 +40,18 @@ pub fn ApprovalsPage() -> impl IntoView {
                     Ok(list) if list.is_empty() => view! { <div class="empty"><p>"No requests are waiting."</p></div> }.into_any(),
                     Ok(list) => view! {
                         <div class="table-wrap">
-                            <table class="table" data-testid="pending">
+                            <table class="table stack" data-testid="pending">
                                 <thead><tr><th>"Client"</th><th>"Product"</th><th>"Scopes"</th><th>"Requested by"</th><th>"Justification"</th><th>"Decision"</th></tr></thead>
                                 <tbody>
                                     {list.into_iter().map(|g| { let (days_for, days_id, grant_id) = (format!("days-{}", g.id), format!("days-{}", g.id), g.id.clone()); view! {
                                         <tr data-grant=g.id.clone()>
-                                            <td class="wrap-ids">{g.client_name.clone()}<br/><span class="muted mono">{g.client_id.clone()}</span></td>
-                                            <td>{g.product_name.clone()}<br/><span class=format!("badge badge-{}", g.environment.as_str())>{g.environment.label()}</span></td>
-                                            <td class="mono">{g.scopes.join(" ")}</td>
-                                            <td>{g.requested_by.clone()}<br/><span class="muted">{format_utc(g.requested_at)}</span></td>
-                                            <td>{g.justification.clone()}</td>
+                                            <td class="wrap-ids" data-label="Client">{g.client_name.clone()}<br/><span class="muted mono">{g.client_id.clone()}</span></td>
+                                            <td data-label="Product">{g.product_name.clone()}<br/><span class=format!("badge badge-{}", g.environment.as_str())>{g.environment.label()}</span></td>
+                                            <td class="mono" data-label="Scopes">{g.scopes.join(" ")}</td>
+                                            <td data-label="Requested by">{g.requested_by.clone()}<br/><span class="muted">{format_utc(g.requested_at)}</span></td>
+                                            <td data-label="Justification">{g.justification.clone()}</td>
                                             // One reason for either decision; the button pressed says which.
-                                            <td class="decision">
+                                            <td class="decision" data-label="Decision">
                                                 <ActionForm action=decide attr:class="decision-form">
                                                     <input type="hidden" name="grant_id" value=grant_id/>
                                                     <input name="reason" placeholder="Reason (kept for reviews)" required maxlength="500" aria-label=format!("Reason for the decision on {}", g.product_name)/>

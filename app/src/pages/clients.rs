@@ -430,7 +430,7 @@ fn CredentialTable(credentials: Vec<CredentialView>, revoke: ServerAction<Revoke
                                 <td>
                                     {usable.then(|| view! {
                                         <Confirm id=format!("confirm-revoke-{id}") label="Revoke" danger=true small=true title=question
-                                            message="It stops working at once: the gateway and the token endpoint refuse it from the next request, This cannot be undone; issue or rotate a credential first if the client still needs one.".into()>
+                                            message="It stops working at once: the gateway and the token endpoint refuse it from the next request. This cannot be undone; issue or rotate a credential first if the client still needs one.".into()>
                                             <ActionForm action=revoke>
                                                 <input type="hidden" name="credential_id" value=id.clone()/>
                                                 <button type="submit" class="btn btn-danger btn-small" disabled=move || revoke.pending().get()>"Confirm revoke"</button>
