@@ -131,16 +131,25 @@ test.describe.serial('the security team answers "what has this agent been doing?
     await shot(sec, '23-security-dashboard');
   });
 
-  test('an access review flags the unused key; revoking it stops the next call', async () => {
+  test('an access review flags the unused key; revoking it stops the next call', async ({ browser }) => {
     await sec.getByRole('link', { name: 'Reviews' }).click();
     const card = sec.getByTestId(`review-${clientId}`);
     const key = card.getByTestId('review-credentials').locator('tr', { hasText: 'API key' });
     await expect(key).toContainText('never used');
     await shot(sec, '24-access-review');
 
-    await key.getByLabel('Reason to revoke').fill('Issued but never used');
-    await key.getByRole('button', { name: 'Revoke' }).click();
-    await expect(sec.getByRole('status')).toHaveText('Credential revoked.');
+    // The review's actions work as plain form posts too: revoke without JavaScript.
+    const plain = await browser.newContext({ javaScriptEnabled: false, storageState: await sec.context().storageState() });
+    const nojs = await plain.newPage();
+    await nojs.goto('/reviews');
+    await expect(nojs.locator('button:disabled')).toHaveCount(0);
+    const plainKey = nojs.getByTestId(`review-${clientId}`).getByTestId('review-credentials').locator('tr', { hasText: 'API key' });
+    await plainKey.getByLabel('Reason to revoke').fill('Issued but never used');
+    await plainKey.getByRole('button', { name: 'Revoke' }).click();
+    await expect(nojs).toHaveURL(/\/reviews/);
+    await expect(plainKey).toHaveCount(0);
+    await plain.close();
+    await sec.reload();
     await expect(card.getByTestId('review-credentials').locator('tr', { hasText: 'API key' })).toHaveCount(0);
 
     const refused = await sec.request.get('/gw/accounts/accounts', { headers: { 'X-API-Key': apiKey } });

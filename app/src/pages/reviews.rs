@@ -8,7 +8,6 @@ use portcullis_domain::time::format_date;
 
 use crate::api::ReviewAction;
 use crate::components::{when, ErrorBox, PageError};
-use crate::Hydrated;
 
 fn flag_badges(flags: &[ReviewFlag]) -> impl IntoView {
     flags
@@ -26,7 +25,6 @@ fn action_form(
     danger: bool,
     days: bool,
 ) -> impl IntoView {
-    let Hydrated(hydrated) = expect_context::<Hydrated>();
     let class = if danger { "btn btn-danger btn-small" } else { "btn btn-secondary btn-small" };
     view! {
         <ActionForm action=act attr:class="inline-form review-form">
@@ -39,7 +37,7 @@ fn action_form(
                 </label>
             })}
             <input name="reason" required maxlength="500" placeholder="Reason" aria-label=format!("Reason to {}", button.to_lowercase())/>
-            <button type="submit" class=class disabled=move || !hydrated.get()>{button}</button>
+            <button type="submit" class=class disabled=move || act.pending().get()>{button}</button>
         </ActionForm>
     }
 }
