@@ -244,10 +244,15 @@ pub async fn decide_grant(
 /// How many production requests wait for a decision: shown beside Approvals (admins).
 #[server(endpoint = "pending_grant_count")]
 pub async fn pending_grant_count() -> Result<usize, AppError> {
-    let actor = actor().await?;
-    if !actor.user.is_admin() {
+    // Asked by the top bar of every page: a visitor or a non-admin gets 0, not an error
+    // (an error here would set the status of the page being rendered).
+    let Some(user) = crate::ssr::current_user().await? else {
+        return Ok(0);
+    };
+    if !user.is_admin() {
         return Ok(0);
     }
+    let actor = portcullis_domain::access::Actor::new(user, portcullis_domain::access::Channel::Portal);
     Ok(store()?.pending_grants(&actor).await.map_err(domain)?.len())
 }
 

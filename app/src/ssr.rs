@@ -89,11 +89,17 @@ pub fn store() -> Result<Store, AppError> {
 }
 
 /// Sets the response status of the current server function and returns the error.
+/// Only for a call to the server function itself (`/api/…`), not one made while a page
+/// renders.
 ///
 /// A form posted without JavaScript is left alone: leptos answers it with a redirect
 /// back to the form carrying the error (`?__err=`), which a 4xx status would break.
 pub fn fail(err: AppError) -> AppError {
-    if plain_form_post() {
+    // A server function also runs inside a page's render (its resources): the page's
+    // status is the page's to decide (`PageError`), not that of whichever call failed.
+    let called_directly =
+        use_context::<axum::http::request::Parts>().is_some_and(|p| p.uri.path().starts_with("/api/"));
+    if plain_form_post() || !called_directly {
         return err;
     }
     if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {

@@ -113,8 +113,9 @@ async fn another_developer_cannot_see_or_touch_my_client() {
         assert_eq!(a.error(), "NotFound", "{endpoint}");
     }
     // The page by URL says the same, and nothing changed for Ada.
-    let (_, html) = mallory.page(&format!("/clients/{}", reg.client_id)).await;
-    assert!(html.contains("Not found, or not yours."));
+    let (status, html) = mallory.page(&format!("/clients/{}", reg.client_id)).await;
+    assert_eq!(status, 404);
+    assert!(html.contains("There is nothing here, or it belongs to someone else."));
     assert!(!html.contains("Ada&#x27;s agent") && !html.contains("Ada's agent"));
     let after = detail(&ada, &reg.client_id).await;
     assert_eq!(after, d);
