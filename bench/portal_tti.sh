@@ -6,7 +6,7 @@
 # 12: <= 1.5 s cold. Prints a Markdown table for bench/RESULTS.md.
 #
 #   bench/portal_tti.sh            measure the release build as it is
-#   bench/portal_tti.sh --build    `cargo leptos build --release` first
+#   bench/portal_tti.sh --build    `cargo leptos build --release --precompress` first
 #   RUNS=7 WARM_RUNS=3 MBIT=20 LATENCY_MS=20
 #
 # Loopback and two shared cores: the link is emulated, but the server, the browser and
@@ -19,7 +19,7 @@ bash scripts/install-tools.sh --browser
 export PATH="$root/.tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
 if [ "${1:-}" = "--build" ]; then
-  nice -n 10 cargo leptos build --release >&2
+  nice -n 10 cargo leptos build --release --precompress >&2
 fi
 bin="$root/target/release/portcullis"
 [ -x "$bin" ] || { echo "no $bin: run with --build" >&2; exit 1; }
