@@ -8,5 +8,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 bash scripts/install-tools.sh
 export PATH="$root/.tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
-cargo leptos build --release
+# --precompress: .br/.gz copies of the wasm, script and stylesheet at the compressors'
+# best, which the server sends as they are (see server/src/portal_assets.rs).
+cargo leptos build --release --precompress
 exec "$root/target/release/portcullis" serve --demo --site-root "$root/target/site" "$@"

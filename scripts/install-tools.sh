@@ -10,7 +10,9 @@ set -euo pipefail
 # conformance suite, with the Node 22 the suite needs (all from the npm registry).
 # --cluster installs Debian's nginx, the load balancer of scripts/cluster.sh and of the
 # cluster test (server/tests/api/cluster.rs).
+# --bench installs what bench/portal_weight.sh measures with: Debian's brotli CLI.
 browser=false
+bench=false
 mcp=false
 cluster=false
 for arg in "$@"; do
@@ -18,7 +20,8 @@ for arg in "$@"; do
     --browser) browser=true ;;
     --mcp) mcp=true ;;
     --cluster) cluster=true ;;
-    *) echo "usage: $0 [--browser] [--mcp] [--cluster]" >&2; exit 2 ;;
+    --bench) bench=true ;;
+    *) echo "usage: $0 [--browser] [--mcp] [--cluster] [--bench]" >&2; exit 2 ;;
   esac
 done
 
@@ -101,5 +104,12 @@ if $cluster; then
   if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
     say "installing Debian's nginx for the cluster"
     apt_install nginx-light
+  fi
+fi
+
+if $bench; then
+  if ! command -v brotli >/dev/null; then
+    say "installing Debian's brotli CLI for bench/portal_weight.sh"
+    apt_install brotli
   fi
 fi

@@ -57,6 +57,9 @@ fn operator_detail(e: &DomainError) -> String {
 /// is the largest thing people send).
 const PORTAL_MAX_BODY: usize = 8 * 1024 * 1024;
 
+/// The stem of the wasm, its JS glue and the stylesheet (the workspace's `output-name`).
+const OUTPUT_NAME: &str = "portcullis";
+
 #[derive(Clone, FromRef)]
 struct ServerState {
     leptos_options: LeptosOptions,
@@ -258,11 +261,16 @@ impl Application {
         // People reach us over https when the public URL says so, or, without one, when
         // the listener itself speaks nothing else.
         let secure_cookies = tokens.issuer.starts_with("https://");
+        let hashes = crate::portal_assets::SiteHashes::read(&args.site_root, OUTPUT_NAME)?;
         let leptos_options = LeptosOptions::builder()
-            .output_name("portcullis")
+            .output_name(OUTPUT_NAME)
             .site_root(args.site_root.as_str())
             .site_pkg_dir("pkg")
             .site_addr(local)
+            .hash_files(hashes.hash_file().is_some())
+            .hash_file(Arc::<str>::from(
+                hashes.hash_file().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default(),
+            ))
             .build();
         let portal = PortalState {
             store: store.clone(),
@@ -289,7 +297,7 @@ impl Application {
         let router = Router::new()
             .nest("/api/v1", crate::api_v1::router(store.clone(), upstream_tls_names))
             .route("/api/{*fn_name}", post(server_fn_handler))
-            .nest_service("/pkg", portal_assets(&args.site_root))
+            .nest_service("/pkg", crate::portal_assets::router(&args.site_root, hashes))
             .leptos_routes_with_context(&state, routes, context.clone(), {
                 let options = leptos_options.clone();
                 move || shell(options.clone())
@@ -301,6 +309,10 @@ impl Application {
             // Forms, server functions and API calls; the gateway, MCP and OAuth bound
             // their own bodies.
             .layer(tower_http::limit::RequestBodyLimitLayer::new(PORTAL_MAX_BODY))
+            // Pages (and server-function and API answers) are someone's own, can show a
+            // secret once, and name this build's hashed files: no cache keeps them. /pkg
+            // sets its own policy.
+            .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
             .merge(crate::gateway::router(gateway))
             .merge(crate::mcp::router(mcp))
             .merge(crate::oauth::router(oauth))
@@ -480,26 +492,6 @@ fn test_access_client(tls: Option<&Arc<crate::tls::ListenerTls>>) -> Result<reqw
 /// everywhere the version is also polled every second — one row, one query — for
 /// SQLite and for notifications lost with a connection. A full reload every 30 s also
 /// lets retired signing keys age out.
-/// The portal's script, wasm and styles (`/pkg`), compressed for browsers that accept it.
-/// Only these public files: pages are never compressed, as they can hold a secret shown
-/// once beside text an attacker chose (BREACH). Their names carry no content hash, so
-/// browsers revalidate them on each load (`Last-Modified`; an unchanged file is a 304).
-fn portal_assets(
-    site_root: &str,
-) -> tower_http::set_header::SetResponseHeader<
-    tower_http::compression::Compression<tower_http::services::ServeDir>,
-    HeaderValue,
-> {
-    use tower_http::compression::{CompressionLayer, CompressionLevel};
-    let files = tower_http::services::ServeDir::new(std::path::Path::new(site_root).join("pkg"));
-    tower::ServiceBuilder::new()
-        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
-        // Brotli's highest levels take seconds for the wasm on every cold load; level 5
-        // is within a few per cent of them in size at a fraction of the time.
-        .layer(CompressionLayer::new().quality(CompressionLevel::Precise(5)))
-        .service(files)
-}
-
 fn spawn_policy_watch(store: Store) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));

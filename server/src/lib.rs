@@ -14,6 +14,7 @@ pub mod listener;
 pub mod mcp;
 pub mod metrics;
 pub mod oauth;
+pub mod portal_assets;
 pub mod sample_upstream;
 pub mod sessions;
 pub mod shared_limits;
