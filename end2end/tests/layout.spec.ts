@@ -17,6 +17,7 @@ import { createUserWithCli, open, signIn, signUp, uniqueEmail } from './support'
 //      `.auth-card`, `.empty`, or the page itself) or past the viewport.
 //   4. No button's own label is wider than the button.
 //   5. A time in a table keeps "UTC" on the line of its hour (never "…03:19 / UTC").
+//   6. A table's column headings stand over their columns (first row's cells).
 //
 // At 390×844 (phone)
 //   1. The document never scrolls sideways either.
@@ -50,6 +51,17 @@ async function layoutProblems(page: Page, mode: Mode): Promise<string[]> {
       problems.push(`the page scrolls sideways: ${doc.scrollWidth}px of content in a ${viewport}px window`);
     }
     if (mode === 'desktop') {
+      for (const table of document.querySelectorAll('table')) {
+        const heads = [...table.querySelectorAll('thead th')];
+        const cells = [...(table.querySelector('tbody tr')?.children ?? [])];
+        if (heads.length === 0 || heads.length !== cells.length) continue;
+        heads.forEach((th, i) => {
+          const [h, c] = [th.getBoundingClientRect(), cells[i].getBoundingClientRect()];
+          if (Math.abs(h.left - c.left) > 2) {
+            problems.push(`the heading "${th.textContent?.trim()}" is not over its column (x ${Math.round(h.left)} vs ${Math.round(c.left)})`);
+          }
+        });
+      }
       for (const cell of document.querySelectorAll('td.when')) {
         const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
         for (let node = walker.nextNode() as Text | null; node; node = walker.nextNode() as Text | null) {

@@ -40,7 +40,7 @@ pub fn ApprovalsPage() -> impl IntoView {
                     Ok(list) if list.is_empty() => view! { <div class="empty"><p>"No requests are waiting."</p></div> }.into_any(),
                     Ok(list) => view! {
                         <div class="table-wrap">
-                            <table class="table stack" data-testid="pending">
+                            <table class="table table-cards" data-testid="pending">
                                 <thead><tr><th>"Client"</th><th>"Product"</th><th>"Scopes"</th><th>"Requested by"</th><th>"Justification"</th><th>"Decision"</th></tr></thead>
                                 <tbody>
                                     {list.into_iter().map(|g| { let (days_for, days_id, grant_id) = (format!("days-{}", g.id), format!("days-{}", g.id), g.id.clone()); view! {
