@@ -23,7 +23,6 @@ pub fn after_sign_in(next: Option<&str>) -> String {
         Some(n)
             if n.starts_with('/')
                 && !n.starts_with("//")
-                && !n.starts_with("/\\")
                 && n.len() <= 2048
                 && !n.chars().any(|c| c.is_control() || c == '\\') =>
         {
@@ -218,6 +217,15 @@ pub async fn pending_grants() -> Result<Vec<GrantView>, AppError> {
     store()?.pending_grants(&actor).await.map_err(domain)
 }
 
+/// A form field holding a number of days; empty means "not given".
+#[cfg(feature = "ssr")]
+fn days_field(text: &str, what: &str) -> Result<Option<i64>, AppError> {
+    match text.trim() {
+        "" => Ok(None),
+        d => d.parse().map(Some).map_err(|_| fail(AppError::Invalid(format!("{what} is a number of days.")))),
+    }
+}
+
 /// `decision` is `approve` or `reject`.
 #[server(endpoint = "decide_grant")]
 pub async fn decide_grant(
@@ -232,12 +240,7 @@ pub async fn decide_grant(
         "reject" => false,
         _ => return Err(fail(AppError::Invalid("The decision is `approve` or `reject`.".into()))),
     };
-    let days = match days.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(d) => {
-            Some(d.parse::<i64>().map_err(|_| fail(AppError::Invalid("The expiry is a number of days.".into())))?)
-        }
-    };
+    let days = days_field(days.as_deref().unwrap_or_default(), "The expiry")?;
     store()?.decide_grant(&actor, &grant_id, approve, &reason, days).await.map_err(domain)
 }
 
@@ -266,10 +269,7 @@ pub async fn list_tokens() -> Result<Vec<portcullis_domain::model::AccessTokenVi
 #[server(endpoint = "create_token")]
 pub async fn create_token(name: String, days: String) -> Result<portcullis_domain::model::IssuedToken, AppError> {
     let actor = actor().await?;
-    let days = match days.trim() {
-        "" => None,
-        d => Some(d.parse::<i64>().map_err(|_| fail(AppError::Invalid("The lifetime is a number of days.".into())))?),
-    };
+    let days = days_field(&days, "The lifetime")?;
     let token = store()?.create_access_token(&actor, &name, days).await.map_err(domain)?;
     crate::ssr::reveal_on("/tokens", &actor, &Revealed::Token(token.clone())).await?;
     Ok(token)

@@ -21,7 +21,13 @@ pub fn Topbar() -> impl IntoView {
     // after each decision.
     let pending = Resource::new(
         move || (location.pathname.get(), decided.get(), sign_out.version().get()),
-        |_| crate::api::pending_grant_count(),
+        move |_| async move {
+            // Only an admin's page asks: the others make no call at all.
+            match user.await {
+                Ok(Some(u)) if u.is_admin() => crate::api::pending_grant_count().await,
+                _ => Ok(0),
+            }
+        },
     );
     view! {
         <header class="topbar">
@@ -100,7 +106,15 @@ fn sign_in_then_back() -> String {
         "" => path,
         query => format!("{path}?{query}"),
     };
-    format!("/login?{}", serde_urlencoded::to_string([("next", here)]).unwrap_or_default())
+    with_next("/login", Some(&here))
+}
+
+/// `to`, carrying `next` (the page to come back to after signing in or up), if any.
+pub fn with_next(to: &str, next: Option<&str>) -> String {
+    match next {
+        Some(n) => format!("{to}?{}", serde_urlencoded::to_string([("next", n)]).unwrap_or_default()),
+        None => to.to_owned(),
+    }
 }
 
 /// Sends the browser to `path`: on the server a redirect (302), in the browser a navigation.
@@ -133,18 +147,16 @@ pub fn SignInFirst() -> impl IntoView {
 /// with their real status (404, 403), a heading and a way back.
 #[component]
 pub fn PageError(error: AppError, back_href: &'static str, back_label: &'static str) -> impl IntoView {
-    let (status, heading) = match &error {
+    let heading = match &error {
         AppError::Unauthenticated => return send_to(sign_in_then_back()),
-        AppError::NotFound => (404, "Not found"),
-        AppError::Forbidden(_) => (403, "Not allowed"),
+        AppError::NotFound => "Not found",
+        AppError::Forbidden(_) => "Not allowed",
         _ => return view! { <ErrorBox error=error/> }.into_any(),
     };
     #[cfg(feature = "ssr")]
     if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
-        res.set_status(axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::NOT_FOUND));
+        res.set_status(axum::http::StatusCode::from_u16(error.status()).unwrap_or(axum::http::StatusCode::NOT_FOUND));
     }
-    #[cfg(not(feature = "ssr"))]
-    let _ = status;
     let said = match &error {
         AppError::NotFound => "There is nothing here, or it belongs to someone else.".to_owned(),
         other => other.to_string(),

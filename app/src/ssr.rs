@@ -216,9 +216,8 @@ pub async fn reveal_on(page: &str, actor: &Actor, revealed: &crate::api::Reveale
 /// The secret waiting for `page`, removed as it is read: a reload shows nothing. One
 /// waiting for another page stays (and dies at its deadline).
 pub async fn take_reveal(page: &str) -> Result<Option<crate::api::Revealed>, AppError> {
-    let Some(user) = current_user().await? else {
-        return Ok(None);
-    };
+    // The session is already loaded for this request: most page views end here, without
+    // looking the person up.
     let session = session().await?;
     let Some((waits_for, sealed)) = session.get::<(String, String)>(SESSION_REVEAL_KEY).await.map_err(session_err)?
     else {
@@ -227,6 +226,9 @@ pub async fn take_reveal(page: &str) -> Result<Option<crate::api::Revealed>, App
     if waits_for != page {
         return Ok(None);
     }
+    let Some(user) = current_user().await? else {
+        return Ok(None);
+    };
     session.remove_value(SESSION_REVEAL_KEY).await.map_err(session_err)?;
     Ok(store()?.open_reveal(&user.id, &sealed).and_then(|plain| serde_json::from_slice(&plain).ok()))
 }

@@ -43,7 +43,7 @@ pub fn ApprovalsPage() -> impl IntoView {
                             <table class="table table-cards" data-testid="pending">
                                 <thead><tr><th>"Client"</th><th>"Product"</th><th>"Scopes"</th><th>"Requested by"</th><th>"Justification"</th><th>"Decision"</th></tr></thead>
                                 <tbody>
-                                    {list.into_iter().map(|g| { let (days_for, days_id, grant_id) = (format!("days-{}", g.id), format!("days-{}", g.id), g.id.clone()); view! {
+                                    {list.into_iter().map(|g| { let days_id = format!("days-{}", g.id); let (days_for, grant_id) = (days_id.clone(), g.id.clone()); view! {
                                         <tr data-grant=g.id.clone()>
                                             <td class="wrap-ids" data-label="Client">{g.client_name.clone()}<br/><span class="muted mono">{g.client_id.clone()}</span></td>
                                             <td data-label="Product">{g.product_name.clone()}<br/><span class=format!("badge badge-{}", g.environment.as_str())>{g.environment.label()}</span></td>

@@ -1,9 +1,9 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
-
 use leptos_router::hooks::use_query_map;
 
 use crate::api::{SignIn, SignUp};
+use crate::components::{with_next, ErrorBox};
 
 /// The page to come back to after signing in or up (`?next=`), carried by both forms and
 /// by the link between them.
@@ -11,19 +11,11 @@ fn next_page() -> Option<String> {
     use_query_map().read_untracked().get("next").filter(|n| crate::api::after_sign_in(Some(n)) == *n)
 }
 
-fn switch_href(to: &str, next: &Option<String>) -> String {
-    match next {
-        Some(n) => format!("{to}?{}", serde_urlencoded::to_string([("next", n)]).unwrap_or_default()),
-        None => to.to_owned(),
-    }
-}
-use crate::components::ErrorBox;
-
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let action = ServerAction::<SignIn>::new();
     let next = next_page();
-    let signup = switch_href("/signup", &next);
+    let signup = with_next("/signup", next.as_deref());
     view! {
         <Title text="Sign in"/>
         <div class="auth-page">
@@ -55,7 +47,7 @@ pub fn LoginPage() -> impl IntoView {
 pub fn SignupPage() -> impl IntoView {
     let action = ServerAction::<SignUp>::new();
     let next = next_page();
-    let login = switch_href("/login", &next);
+    let login = with_next("/login", next.as_deref());
     view! {
         <Title text="Create an account"/>
         <div class="auth-page">
