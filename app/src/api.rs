@@ -193,7 +193,7 @@ pub struct Catalog {
 pub async fn get_catalog() -> Result<Catalog, AppError> {
     let actor = actor().await?;
     let store = store()?;
-    let products = store.list_products().await.map_err(domain)?;
+    let products = store.list_products(&actor).await.map_err(domain)?;
     let profiles = store.requestable_profiles(&actor).await.map_err(domain)?;
     Ok(Catalog { products, profiles })
 }
@@ -265,12 +265,35 @@ pub async fn list_tokens() -> Result<Vec<portcullis_domain::model::AccessTokenVi
     store()?.list_access_tokens(&actor).await.map_err(domain)
 }
 
+/// The token form's scopes: one field per area (`access[clients]` and so on), each
+/// `none`, `read` or `write`. Anything else is refused, never read as "none".
+#[cfg(feature = "ssr")]
+fn chosen_scopes(
+    access: &std::collections::BTreeMap<String, String>,
+) -> Result<portcullis_domain::scopes::Scopes, AppError> {
+    let mut names = Vec::new();
+    for (area, level) in access {
+        match level.as_str() {
+            "none" => {}
+            "read" | "write" => names.push(format!("{area}:{level}")),
+            _ => return Err(fail(AppError::Invalid(format!("Choose none, read or write for {area}.")))),
+        }
+    }
+    portcullis_domain::scopes::Scopes::parse(&names)
+        .map_err(|name| fail(AppError::Invalid(format!("There is no scope {name}."))))
+}
+
 /// `days` comes from a form field; empty means the default lifetime.
 #[server(endpoint = "create_token")]
-pub async fn create_token(name: String, days: String) -> Result<portcullis_domain::model::IssuedToken, AppError> {
+pub async fn create_token(
+    name: String,
+    days: String,
+    access: std::collections::BTreeMap<String, String>,
+) -> Result<portcullis_domain::model::IssuedToken, AppError> {
     let actor = actor().await?;
     let days = days_field(&days, "The lifetime")?;
-    let token = store()?.create_access_token(&actor, &name, days).await.map_err(domain)?;
+    let scopes = chosen_scopes(&access)?;
+    let token = store()?.create_access_token(&actor, &name, days, scopes).await.map_err(domain)?;
     crate::ssr::reveal_on("/tokens", &actor, &Revealed::Token(token.clone())).await?;
     Ok(token)
 }
@@ -283,8 +306,8 @@ pub async fn revoke_token(token_id: String) -> Result<(), AppError> {
 
 #[server(endpoint = "list_products")]
 pub async fn list_products() -> Result<Vec<ProductView>, AppError> {
-    let _signed_in = actor().await?;
-    store()?.list_products().await.map_err(domain)
+    let actor = actor().await?;
+    store()?.list_products(&actor).await.map_err(domain)
 }
 
 /// `tags` is a comma-separated list.
@@ -391,8 +414,7 @@ pub async fn set_product_policy(
 #[server(endpoint = "upstream_tls_profiles")]
 pub async fn upstream_tls_profiles() -> Result<Vec<String>, AppError> {
     let actor = actor().await?;
-    actor.require_admin().map_err(domain)?;
-    Ok(crate::ssr::state()?.upstream_tls.iter().map(|n| n.as_str().to_owned()).collect())
+    crate::ssr::state()?.upstream_tls.listed_for(&actor).map_err(domain)
 }
 
 #[server(endpoint = "set_token_lifetime")]
@@ -430,96 +452,14 @@ pub async fn recent_requests(client_id: String) -> Result<Vec<portcullis_domain:
     store()?.recent_requests(&actor, &client_id, 25).await.map_err(domain)
 }
 
-/// What a test call through the gateway answered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TestAccessResult {
-    pub status: u16,
-    /// `allowed`, or the refusal's code (`insufficient_scope`, `rate_limited`, …).
-    pub outcome: String,
-    pub request_id: String,
-    pub rate_limit: Option<String>,
-    pub body: String,
-}
-
-/// Runs one real gateway call with a token issued for this profile's own credential.
-/// How much of a Test access answer the portal reads.
-#[cfg(feature = "ssr")]
-const TEST_ACCESS_MAX_BODY: usize = 64 * 1024;
-
 #[server(endpoint = "test_access")]
-pub async fn test_access(profile_id: String, method: String, path: String) -> Result<TestAccessResult, AppError> {
+pub async fn test_access(
+    profile_id: String,
+    method: String,
+    path: String,
+) -> Result<portcullis_domain::model::TestAccessResult, AppError> {
     let actor = actor().await?;
-    let state = crate::ssr::state()?;
-    let method = match method.as_str() {
-        "GET" | "POST" | "PUT" | "PATCH" | "DELETE" => method,
-        _ => return Err(fail(AppError::Invalid("Choose GET, POST, PUT, PATCH or DELETE.".into()))),
-    };
-    let path = path.trim();
-    if !path.starts_with("/gw/") || path.chars().any(char::is_whitespace) {
-        return Err(fail(AppError::Invalid("The path starts with /gw/, e.g. /gw/accounts/accounts.".into())));
-    }
-    let token = state
-        .store
-        .issue_token_for_profile(&actor, &state.tokens, &profile_id, (&method, path))
-        .await
-        .map_err(domain)?;
-    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| fail(AppError::Internal))?;
-    let res = state
-        .http
-        .request(method, format!("{}{path}", state.gateway_base))
-        .bearer_auth(&token.token)
-        .send()
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "test access: the gateway did not answer");
-            fail(AppError::Internal)
-        })?;
-    let status = res.status().as_u16();
-    let header = |name: &str| res.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let request_id = header("x-request-id").unwrap_or_default();
-    let rate_limit = match (header("ratelimit-limit"), header("ratelimit-remaining")) {
-        (Some(l), Some(r)) => Some(format!("limit {l}, remaining {r}")),
-        _ => None,
-    };
-    // At most what the page can show (and a little more to parse JSON): a test of a
-    // large download must not make the portal hold it.
-    let mut res = res;
-    let mut bytes = Vec::new();
-    while let Ok(Some(chunk)) = res.chunk().await {
-        bytes.extend_from_slice(&chunk);
-        if bytes.len() >= TEST_ACCESS_MAX_BODY {
-            bytes.truncate(TEST_ACCESS_MAX_BODY);
-            break;
-        }
-    }
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let parsed: Option<serde_json::Value> = serde_json::from_str(&text).ok();
-    let outcome = parsed
-        .as_ref()
-        .and_then(|v| v.get("code"))
-        .and_then(|c| c.as_str())
-        .filter(|_| status >= 400)
-        .unwrap_or(if status < 400 { "allowed" } else { "upstream_error" })
-        .to_owned();
-    let body = parsed.and_then(|v| serde_json::to_string_pretty(&v).ok()).unwrap_or(text);
-    // The page refreshes Recent requests with this answer, and the batch writer stores
-    // the call's audit row a moment after the response: give it up to a second, so the
-    // call is in the list. The response goes first: a body left unread is recorded as
-    // the caller going away, and only once the portal lets go of it.
-    drop(res);
-    if !request_id.is_empty() {
-        use portcullis_domain::audit_search::AuditKey;
-        let key = AuditKey::Request(request_id.clone());
-        for _ in 0..20 {
-            match state.store.audit_event(&actor, &key).await {
-                Err(portcullis_domain::DomainError::NotFound) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await
-                }
-                _ => break,
-            }
-        }
-    }
-    Ok(TestAccessResult { status, outcome, request_id, rate_limit, body: body.chars().take(4000).collect() })
+    crate::ssr::test_access(&crate::ssr::state()?, &actor, &profile_id, &method, &path).await.map_err(domain)
 }
 
 /// The URL clients reach this Portcullis at (its token issuer), for examples.

@@ -123,6 +123,8 @@ pub fn domain(err: DomainError) -> AppError {
     fail(match err {
         DomainError::NotFound => AppError::NotFound,
         DomainError::Forbidden(why) => AppError::Forbidden(format!("Not allowed: {why}.")),
+        // The portal's session holds every scope; only a token lacks one.
+        e @ DomainError::InsufficientScope(_) => AppError::Forbidden(format!("Not allowed: {e}.")),
         DomainError::Conflict(msg) => AppError::Conflict(msg),
         DomainError::Invalid(msg) => AppError::Invalid(msg),
         DomainError::Storage(e) => {
@@ -253,4 +255,86 @@ pub fn content_security_policy() {
     if let Ok(value) = axum::http::HeaderValue::from_str(&policy) {
         res.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, value);
     }
+}
+
+/// How much of a Test access answer is read: a test of a large download must not make
+/// the portal hold it.
+const TEST_ACCESS_MAX_BODY: usize = 64 * 1024;
+
+/// Runs one real gateway call, over HTTP like any client, with a token issued for this
+/// profile's own credential: the portal's "Test access" and `POST /api/v1/profiles/{id}/test-access`.
+pub async fn test_access(
+    portal: &PortalState,
+    actor: &portcullis_domain::access::Actor,
+    profile_id: &str,
+    method: &str,
+    path: &str,
+) -> Result<portcullis_domain::model::TestAccessResult, DomainError> {
+    use portcullis_domain::{access::Access, scopes::Area};
+    // Before the input is read: a token without the scope learns nothing from it.
+    actor.permit(Area::Clients, Access::Write)?;
+    let method = match method {
+        "GET" | "POST" | "PUT" | "PATCH" | "DELETE" => method,
+        _ => return Err(DomainError::Invalid("Choose GET, POST, PUT, PATCH or DELETE.".into())),
+    };
+    let path = path.trim();
+    if !path.starts_with("/gw/") || path.chars().any(char::is_whitespace) {
+        return Err(DomainError::Invalid("The path starts with /gw/, e.g. /gw/accounts/accounts.".into()));
+    }
+    let token = portal.store.issue_token_for_profile(actor, &portal.tokens, profile_id, (method, path)).await?;
+    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| DomainError::Internal(e.to_string()))?;
+    let mut res = portal
+        .http
+        .request(method, format!("{}{path}", portal.gateway_base))
+        .bearer_auth(&token.token)
+        .send()
+        .await
+        .map_err(|e| DomainError::Internal(format!("test access: the gateway did not answer: {e}")))?;
+    let status = res.status().as_u16();
+    let header = |name: &str| res.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let request_id = header("x-request-id").unwrap_or_default();
+    let rate_limit = match (header("ratelimit-limit"), header("ratelimit-remaining")) {
+        (Some(l), Some(r)) => Some(format!("limit {l}, remaining {r}")),
+        _ => None,
+    };
+    let mut bytes = Vec::new();
+    while let Ok(Some(chunk)) = res.chunk().await {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() >= TEST_ACCESS_MAX_BODY {
+            bytes.truncate(TEST_ACCESS_MAX_BODY);
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let parsed: Option<serde_json::Value> = serde_json::from_str(&text).ok();
+    let outcome = parsed
+        .as_ref()
+        .and_then(|v| v.get("code"))
+        .and_then(|c| c.as_str())
+        .filter(|_| status >= 400)
+        .unwrap_or(if status < 400 { "allowed" } else { "upstream_error" })
+        .to_owned();
+    let body = parsed.and_then(|v| serde_json::to_string_pretty(&v).ok()).unwrap_or(text);
+    // The page refreshes Recent requests with this answer, and the batch writer stores
+    // the call's audit row a moment after the response: give it up to a second, so the
+    // call is in the list. The response goes first: a body left unread is recorded as
+    // the caller going away, and only once the portal lets go of it.
+    drop(res);
+    if !request_id.is_empty() {
+        use portcullis_domain::audit_search::AuditKey;
+        let key = AuditKey::Request(request_id.clone());
+        for _ in 0..20 {
+            match portal.store.audit_event(actor, &key).await {
+                Err(DomainError::NotFound) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                _ => break,
+            }
+        }
+    }
+    Ok(portcullis_domain::model::TestAccessResult {
+        status,
+        outcome,
+        request_id,
+        rate_limit,
+        body: body.chars().take(4000).collect(),
+    })
 }

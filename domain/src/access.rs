@@ -3,6 +3,8 @@
 //! profiles, credentials and grants). No other module decides it.
 
 use crate::model::{Role, UserView};
+pub use crate::scopes::Access;
+use crate::scopes::{Area, Scope, Scopes};
 use crate::DomainError;
 
 /// Where an authenticated person acted from; recorded on every audit event.
@@ -10,6 +12,8 @@ use crate::DomainError;
 pub enum Channel {
     Portal,
     Api,
+    /// The Management MCP (`/mcp/manage`).
+    McpManage,
     Cli,
 }
 
@@ -18,6 +22,7 @@ impl Channel {
         match self {
             Channel::Portal => "portal",
             Channel::Api => "api",
+            Channel::McpManage => "mcp-manage",
             Channel::Cli => "cli",
         }
     }
@@ -29,17 +34,36 @@ impl Channel {
 pub struct Actor {
     pub user: UserView,
     pub channel: Channel,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    Read,
-    Write,
+    /// What this request may touch: everything for a signed-in person, the token's
+    /// scopes for a personal access token.
+    scopes: Scopes,
 }
 
 impl Actor {
+    /// A signed-in person (or the operator's own tooling): every scope.
     pub fn new(user: UserView, channel: Channel) -> Self {
-        Self { user, channel }
+        Self { user, channel, scopes: Scopes::all() }
+    }
+
+    /// A person acting through a personal access token limited to `scopes`.
+    pub fn with_scopes(user: UserView, channel: Channel, scopes: Scopes) -> Self {
+        Self { user, channel, scopes }
+    }
+
+    pub fn scopes(&self) -> Scopes {
+        self.scopes
+    }
+
+    /// May this request touch `area` this way? Every domain operation asks first, before
+    /// it reads anything, so a token without the scope learns nothing (not even whether
+    /// an id exists). The role still decides separately: scopes only take away.
+    pub fn permit(&self, area: Area, access: Access) -> Result<(), DomainError> {
+        let scope = Scope { area, access };
+        if self.scopes.allows(scope) {
+            Ok(())
+        } else {
+            Err(DomainError::InsufficientScope(scope))
+        }
     }
 
     pub fn id(&self) -> &str {
@@ -103,7 +127,10 @@ pub enum Authority<'a> {
 impl Authority<'_> {
     pub fn check(&self) -> Result<(), DomainError> {
         match self {
-            Authority::Admin(actor) => actor.require_admin(),
+            Authority::Admin(actor) => {
+                actor.permit(Area::Users, Access::Write)?;
+                actor.require_admin()
+            }
             Authority::Operator => Ok(()),
         }
     }
@@ -142,5 +169,55 @@ mod tests {
         assert!(security.check_owner("u1", Access::Read).is_ok());
         assert!(matches!(security.check_owner("u1", Access::Write), Err(DomainError::NotFound)));
         assert!(admin.check_owner("u1", Access::Write).is_ok());
+    }
+
+    /// Every public operation that acts for someone asks `permit` before anything else
+    /// (or, for admin controls, `Authority::check`, which does). Read from the sources,
+    /// so an operation added later without the check fails here, not in production.
+    #[test]
+    fn every_public_operation_with_an_actor_checks_its_scope_first() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&src).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (at, _) in text.match_indices("    pub async fn ") {
+                let signature_end = text[at..].find('{').unwrap() + at;
+                let signature = &text[at..signature_end];
+                let params = signature.split("->").next().unwrap_or(signature);
+                if !(params.contains("Actor") || params.contains("Authority")) {
+                    continue;
+                }
+                // The first statements, up to the first `let` or query.
+                let body = &text[signature_end..(signature_end + 300).min(text.len())];
+                let first = body.split(".await").next().unwrap_or(body);
+                assert!(
+                    first.contains("permit(")
+                        || first.contains("by.check()")
+                        || first.contains("if let Some(admin) = actor"),
+                    "{}: {} does not check the actor's scope first",
+                    path.display(),
+                    signature.lines().next().unwrap().trim()
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 35, "found {checked} operations");
+    }
+
+    #[test]
+    fn a_token_actor_is_held_to_its_scopes_and_a_session_is_not() {
+        let user = UserView { id: "u1".into(), email: "u1@example.com".into(), role: Role::Admin };
+        let session = Actor::new(user.clone(), Channel::Portal);
+        let token = Actor::with_scopes(user, Channel::Api, Scopes::read_only());
+        for area in Area::ALL {
+            assert!(session.permit(area, Access::Read).is_ok());
+            assert!(token.permit(area, Access::Read).is_ok());
+            assert!(matches!(
+                token.permit(area, Access::Write),
+                Err(DomainError::InsufficientScope(Scope { area: a, access: Access::Write })) if a == area
+            ));
+        }
+        assert!(session.permit(Area::Clients, Access::Write).is_ok());
     }
 }

@@ -4,12 +4,13 @@
 
 use sqlx::Row;
 
-use crate::access::Actor;
+use crate::access::{Access, Actor};
 use crate::error::Result;
 use crate::model::{
     ClientActivity, ClientRefusals, CredentialUse, DayCount, NamedCount, RefusalDay, SecurityDashboard, TypeTraffic,
     ACTIVITY_DAYS,
 };
+use crate::scopes::Area;
 use crate::store::Store;
 use crate::time::DAY;
 
@@ -22,6 +23,7 @@ impl Store {
     /// What one client did over the last 30 days. Owners, the security team and admins
     /// may look; anyone else gets `NotFound`.
     pub async fn client_activity(&self, actor: &Actor, client_id: &str) -> Result<ClientActivity> {
+        actor.permit(Area::Clients, Access::Read)?;
         let client = self.client_detail(actor, client_id).await?.client;
         let start = window_start(self.clock.now());
         let rows = sqlx::query(
@@ -130,6 +132,7 @@ impl Store {
     /// The security team's overview: refusals per day, traffic by client type and the
     /// clients refused most, over the last 30 days.
     pub async fn security_dashboard(&self, actor: &Actor) -> Result<SecurityDashboard> {
+        actor.permit(Area::Audit, Access::Read)?;
         actor.require_security()?;
         let start = window_start(self.clock.now());
         let mut refusals: Vec<RefusalDay> = (0..ACTIVITY_DAYS)

@@ -177,6 +177,7 @@ impl Store {
         client_id: &str,
         limit: i64,
     ) -> Result<Vec<crate::model::RequestView>> {
+        actor.permit(crate::scopes::Area::Clients, crate::access::Access::Read)?;
         self.owned_client(actor, client_id, crate::access::Access::Read).await?;
         let rows = sqlx::query(
             "SELECT request_id, occurred_at, channel, tool, profile_id, product, endpoint, method, path, status, decision, reason,

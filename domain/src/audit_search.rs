@@ -6,9 +6,10 @@
 use sqlx::any::AnyArguments;
 use sqlx::{Any, Arguments, Row};
 
-use crate::access::Actor;
+use crate::access::{Access, Actor};
 use crate::error::{DomainError, Result};
 use crate::model::{AuditFilter, AuditPage, AuditRecord, ClientKind};
+use crate::scopes::Area;
 use crate::store::Store;
 use crate::time::{parse_utc, DAY, HOUR, MINUTE};
 
@@ -291,6 +292,7 @@ impl Store {
     /// team and admins only: a developer gets `Forbidden` (they see their own clients'
     /// requests on the client pages).
     pub async fn search_audit(&self, actor: &Actor, filter: &AuditFilter, limit: i64) -> Result<AuditPage> {
+        actor.permit(Area::Audit, Access::Read)?;
         actor.require_security()?;
         let limit = limit.clamp(1, EXPORT_PAGE);
         let mut c = conditions(filter, self.clock.now())?;
@@ -312,6 +314,7 @@ impl Store {
     /// One audit event. The security team and admins see any; a developer sees the
     /// events of their own clients, and `NotFound` for anything else.
     pub async fn audit_event(&self, actor: &Actor, key: &AuditKey) -> Result<AuditRecord> {
+        actor.permit(Area::Audit, Access::Read)?;
         let row = match key {
             AuditKey::Id(id) => {
                 sqlx::query(&format!("SELECT {COLUMNS} {FROM} WHERE e.id = $1"))
@@ -337,6 +340,7 @@ impl Store {
     /// Records that someone exported the audit trail, and with which filter: reading the
     /// trail in bulk is itself worth an entry in it.
     pub async fn record_audit_export(&self, actor: &Actor, filter: &AuditFilter, format: &str) -> Result<()> {
+        actor.permit(Area::Audit, Access::Read)?;
         actor.require_security()?;
         crate::audit::record_by(
             &self.pool,

@@ -4,10 +4,11 @@ use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::access::Actor;
+use crate::access::{Access, Actor};
 use crate::audit::{self, AdminEvent};
 use crate::error::Result;
 use crate::model::{EndpointView, ImportSummary, ProductView};
+use crate::scopes::Area;
 use crate::store::{flag, new_id, split_list, Store};
 use crate::upstream_tls::{UpstreamTlsName, UpstreamTlsNames};
 use crate::DomainError;
@@ -143,7 +144,8 @@ fn tags(raw: &[String]) -> Vec<String> {
 }
 
 impl Store {
-    pub async fn list_products(&self) -> Result<Vec<ProductView>> {
+    pub async fn list_products(&self, actor: &Actor) -> Result<Vec<ProductView>> {
+        actor.permit(Area::Catalog, Access::Read)?;
         let rows = sqlx::query(
             "SELECT id, slug, name, description, owner, tags, sandbox_url, production_url, rate_per_minute,
                     api_key_in_query, upstream_tls FROM products ORDER BY name",
@@ -217,6 +219,7 @@ impl Store {
         policy: ProductPolicy,
         configured: &UpstreamTlsNames,
     ) -> Result<ProductView> {
+        actor.permit(Area::Catalog, Access::Write)?;
         actor.require_admin()?;
         let ProductPolicy { rate_per_minute, api_key_in_query, upstream_tls } = policy;
         if rate_per_minute.is_some_and(|r| !(1..=10_000_000).contains(&r)) {
@@ -269,6 +272,7 @@ impl Store {
         new: NewProduct,
         endpoints: Vec<NewEndpoint>,
     ) -> Result<ProductView> {
+        actor.permit(Area::Catalog, Access::Write)?;
         actor.require_admin()?;
         let NewProduct { slug, name, description, owner, tags, sandbox_url, production_url } = new.validated()?;
         let now = self.now();
@@ -351,6 +355,7 @@ impl Store {
     /// Changes a product's description, ownership, tags, upstreams or slug (admins only).
     /// The audit event records each changed field with its old and new value.
     pub async fn update_product(&self, actor: &Actor, product_id: &str, new: NewProduct) -> Result<ProductView> {
+        actor.permit(Area::Catalog, Access::Write)?;
         actor.require_admin()?;
         let before = self.product(product_id).await?;
         let new = new.validated()?;
@@ -427,6 +432,7 @@ impl Store {
     /// an endpoint with its parameter and body schemas. Endpoints already present (same
     /// method and path) are updated; others are kept. Admins only; all or nothing.
     pub async fn import_openapi(&self, actor: &Actor, product_id: &str, document: &str) -> Result<ImportSummary> {
+        actor.permit(Area::Catalog, Access::Write)?;
         actor.require_admin()?;
         let product = self.product(product_id).await?;
         let api = crate::openapi::parse(document)?;

@@ -14,6 +14,7 @@ use crate::model::{
     ClientDetail, ClientKind, ClientSummary, CredentialKind, CredentialState, CredentialView, Environment,
     IssuedSecret, ProfileDetail,
 };
+use crate::scopes::Area;
 use crate::secrets;
 use crate::store::{enum_col, new_id, Store};
 use crate::DomainError;
@@ -89,6 +90,7 @@ pub(crate) fn credential_state(
 
 impl Store {
     pub async fn register_client(&self, actor: &Actor, new: NewClient) -> Result<Registered> {
+        actor.permit(Area::Clients, Access::Write)?;
         let new = new.validated()?;
         let now = self.now();
         let client_id = new_id("cl");
@@ -124,6 +126,7 @@ impl Store {
 
     /// Adds the production (or a missing sandbox) profile, with its first client secret.
     pub async fn add_profile(&self, actor: &Actor, client_id: &str, env: Environment) -> Result<IssuedSecret> {
+        actor.permit(Area::Clients, Access::Write)?;
         self.owned_client(actor, client_id, Access::Write).await?;
         let mut tx = self.begin().await?;
         let existing = sqlx::query("SELECT 1 FROM profiles WHERE client_id = $1 AND environment = $2")
@@ -232,6 +235,7 @@ impl Store {
     /// Issues a new client secret for a profile. Every secret that still works is cut to
     /// the end of the grace period, so callers have time to switch, then stops.
     pub async fn rotate_secret(&self, actor: &Actor, profile_id: &str) -> Result<IssuedSecret> {
+        actor.permit(Area::Clients, Access::Write)?;
         let profile = self.owned_profile(actor, profile_id, Access::Write).await?;
         let now = self.now();
         let grace_end = now + self.policy.rotation_grace_ms;
@@ -264,6 +268,7 @@ impl Store {
     }
 
     pub async fn issue_api_key(&self, actor: &Actor, profile_id: &str) -> Result<IssuedSecret> {
+        actor.permit(Area::Clients, Access::Write)?;
         let profile = self.owned_profile(actor, profile_id, Access::Write).await?;
         let mut tx = self.begin().await?;
         let issued = self.insert_credential(&mut tx, actor, &profile, CredentialKind::ApiKey).await?;
@@ -273,6 +278,7 @@ impl Store {
 
     /// Revokes at once; the credential stops working on the next request.
     pub async fn revoke_credential(&self, actor: &Actor, credential_id: &str) -> Result<()> {
+        actor.permit(Area::Clients, Access::Write)?;
         self.revoke_credential_checked(actor, credential_id, None).await
     }
 
@@ -335,6 +341,7 @@ impl Store {
         rate_per_minute: i64,
         burst: i64,
     ) -> Result<()> {
+        actor.permit(Area::Clients, Access::Write)?;
         actor.require_admin()?;
         if !(1..=1_000_000).contains(&rate_per_minute) || !(1..=100_000).contains(&burst) {
             return Err(DomainError::Invalid(
@@ -369,6 +376,7 @@ impl Store {
     /// Sets how long the profile's access tokens live. Short by default (15 minutes): a
     /// token cannot be recalled from an agent that copied it, only refused once revoked.
     pub async fn set_token_lifetime(&self, actor: &Actor, profile_id: &str, seconds: i64) -> Result<()> {
+        actor.permit(Area::Clients, Access::Write)?;
         actor.require_admin()?;
         if !(crate::oauth::MIN_TOKEN_TTL_SECS..=crate::oauth::MAX_TOKEN_TTL_SECS).contains(&seconds) {
             return Err(DomainError::Invalid(format!(
@@ -404,6 +412,7 @@ impl Store {
     /// The clients this person owns, newest first. (Reviewing everyone's clients is the
     /// security console's job, not this list's.)
     pub async fn list_clients(&self, actor: &Actor) -> Result<Vec<ClientSummary>> {
+        actor.permit(Area::Clients, Access::Read)?;
         let rows = sqlx::query(
             "SELECT c.id, c.name, c.kind, c.description, c.created_at, c.suspended, u.email AS owner_email FROM clients c
              JOIN users u ON u.id = c.owner_id WHERE c.owner_id = $1 ORDER BY c.created_at DESC, c.id DESC",
@@ -429,6 +438,7 @@ impl Store {
     }
 
     pub async fn client_detail(&self, actor: &Actor, client_id: &str) -> Result<ClientDetail> {
+        actor.permit(Area::Clients, Access::Read)?;
         let row = self.owned_client(actor, client_id, Access::Read).await?;
         let profile_rows = sqlx::query(
             "SELECT id, environment, rate_per_minute, burst, token_ttl_seconds, created_at FROM profiles
@@ -500,6 +510,7 @@ impl Store {
 
     /// The profiles a person may request products for: those of their own clients.
     pub async fn requestable_profiles(&self, actor: &Actor) -> Result<Vec<crate::model::ProfileOption>> {
+        actor.permit(Area::Clients, Access::Read)?;
         let rows = sqlx::query(
             "SELECT p.id, p.client_id, c.name, p.environment FROM profiles p JOIN clients c ON c.id = p.client_id
              WHERE c.owner_id = $1 ORDER BY c.name, p.environment DESC",

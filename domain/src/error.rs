@@ -10,6 +10,11 @@ pub enum DomainError {
     /// The caller may see the thing but not do this to it (e.g. a developer approving).
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
+    /// The person may do this, but the personal access token they sent is not scoped for
+    /// it (`clients:write`, …). Told apart from `Forbidden` so a script knows that a
+    /// broader token, not another person, would be allowed.
+    #[error("the token's scopes do not include {0}")]
+    InsufficientScope(crate::scopes::Scope),
     /// The request conflicts with current state (duplicate email, grant already requested).
     #[error("{0}")]
     Conflict(String),

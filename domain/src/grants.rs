@@ -10,6 +10,7 @@ use crate::access::{Access, Actor};
 use crate::audit::{self, AdminEvent};
 use crate::error::Result;
 use crate::model::{Environment, GrantStatus, GrantView};
+use crate::scopes::Area;
 use crate::store::{enum_col, new_id, split_list, Store};
 use crate::DomainError;
 
@@ -107,6 +108,7 @@ impl Store {
         scopes: &[String],
         justification: &str,
     ) -> Result<GrantView> {
+        actor.permit(Area::Clients, Access::Write)?;
         let justification = justification.trim();
         if justification.chars().count() > 1000 {
             return Err(DomainError::Invalid("Keep the justification under 1000 characters.".into()));
@@ -210,6 +212,7 @@ impl Store {
 
     /// Production requests waiting for a decision, oldest first (admins only).
     pub async fn pending_grants(&self, actor: &Actor) -> Result<Vec<GrantView>> {
+        actor.permit(Area::Grants, Access::Read)?;
         actor.require_admin()?;
         let rows = sqlx::query(&format!("{GRANT_SELECT} WHERE g.status = 'pending' ORDER BY g.requested_at, g.id"))
             .fetch_all(&self.pool)
@@ -228,6 +231,7 @@ impl Store {
         reason: &str,
         days: Option<i64>,
     ) -> Result<GrantView> {
+        actor.permit(Area::Grants, Access::Write)?;
         actor.require_admin()?;
         let longest = (self.policy.grant_lifetime_ms / crate::time::DAY).max(1);
         let lifetime_ms = match days {

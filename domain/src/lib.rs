@@ -9,6 +9,7 @@ pub mod model;
 #[cfg(feature = "store")]
 pub mod openapi;
 pub mod routing;
+pub mod scopes;
 pub mod time;
 pub mod upstream_tls;
 

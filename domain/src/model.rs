@@ -328,6 +328,9 @@ pub struct AccessTokenView {
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub active: bool,
+    /// What the token may be used for (`clients:write`, `audit:read`, …).
+    #[cfg_attr(feature = "store", schema(value_type = Vec<String>))]
+    pub scopes: crate::scopes::Scopes,
 }
 
 /// A personal access token just created: shown once.
@@ -338,6 +341,8 @@ pub struct IssuedToken {
     pub name: String,
     pub expires_at: i64,
     pub token: String,
+    #[cfg_attr(feature = "store", schema(value_type = Vec<String>))]
+    pub scopes: crate::scopes::Scopes,
 }
 
 impl fmt::Debug for IssuedToken {
@@ -346,6 +351,7 @@ impl fmt::Debug for IssuedToken {
             .field("id", &self.id)
             .field("name", &self.name)
             .field("token", &"<redacted>")
+            .field("scopes", &self.scopes)
             .finish()
     }
 }
@@ -647,4 +653,17 @@ pub struct ReviewClient {
     /// When it was last marked reviewed, and by whom.
     pub reviewed_at: Option<i64>,
     pub reviewed_by: Option<String>,
+}
+
+/// What a test call through the gateway answered ("Test access").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
+pub struct TestAccessResult {
+    pub status: u16,
+    /// `allowed`, or the refusal's code (`insufficient_scope`, `rate_limited`, …).
+    pub outcome: String,
+    pub request_id: String,
+    pub rate_limit: Option<String>,
+    /// The answer's first 4000 characters (pretty-printed when JSON).
+    pub body: String,
 }

@@ -460,6 +460,7 @@ impl Store {
         profile_id: &str,
         call: (&str, &str),
     ) -> Result<IssuedAccessToken> {
+        actor.permit(crate::scopes::Area::Clients, crate::access::Access::Write)?;
         use crate::audit_text::{cap, AuditText};
         self.owned_profile(actor, profile_id, crate::access::Access::Write).await?;
         let snap = self.snapshot().current();

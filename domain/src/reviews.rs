@@ -6,10 +6,11 @@
 use serde_json::json;
 use sqlx::Row;
 
-use crate::access::Actor;
+use crate::access::{Access, Actor};
 use crate::audit::{self, AdminEvent};
 use crate::error::{DomainError, Result};
 use crate::model::{CredentialState, GrantStatus, ReviewClient, ReviewCredential, ReviewFlag, ReviewGrant};
+use crate::scopes::Area;
 use crate::store::Store;
 use crate::time::DAY;
 
@@ -34,6 +35,7 @@ fn reason(text: &str) -> Result<&str> {
 impl Store {
     /// Every client, flagged. Clients with flags come first, then by name.
     pub async fn access_review(&self, actor: &Actor) -> Result<Vec<ReviewClient>> {
+        actor.permit(Area::Reviews, Access::Read)?;
         actor.require_security()?;
         let now = self.now();
         let clients = sqlx::query(
@@ -121,6 +123,7 @@ impl Store {
 
     /// Revokes a credential from a review; unlike an owner's revocation it needs a reason.
     pub async fn review_revoke_credential(&self, actor: &Actor, credential_id: &str, why: &str) -> Result<()> {
+        actor.permit(Area::Reviews, Access::Write)?;
         actor.require_security()?;
         let why = reason(why)?;
         self.revoke_credential_checked(actor, credential_id, Some(why)).await
@@ -128,6 +131,7 @@ impl Store {
 
     /// Ends an approved grant at once: the next request it would have allowed is refused.
     pub async fn review_end_grant(&self, actor: &Actor, grant_id: &str, why: &str) -> Result<()> {
+        actor.permit(Area::Reviews, Access::Write)?;
         actor.require_security()?;
         let why = reason(why)?;
         let now = self.now();
@@ -165,6 +169,7 @@ impl Store {
     /// grant more than an admin would, nor revive a grant that has lapsed (that is a new
     /// request for an admin). Returns the new expiry.
     pub async fn review_extend_grant(&self, actor: &Actor, grant_id: &str, days: i64, why: &str) -> Result<i64> {
+        actor.permit(Area::Reviews, Access::Write)?;
         actor.require_security()?;
         let why = reason(why)?;
         if !(1..=MAX_EXTENSION_DAYS).contains(&days) {
@@ -230,6 +235,7 @@ impl Store {
 
     /// Records that a reviewer looked at a client and found its access right.
     pub async fn mark_client_reviewed(&self, actor: &Actor, client_id: &str, note: &str) -> Result<()> {
+        actor.permit(Area::Reviews, Access::Write)?;
         actor.require_security()?;
         let note = note.trim();
         if note.chars().count() > 500 {

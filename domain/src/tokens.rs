@@ -1,13 +1,14 @@
 //! Personal access tokens: how a person's scripts call the management API. A token acts
-//! as its owner, with exactly the owner's rights, checked by the same `Actor` rules.
+//! as its owner, checked by the same `Actor` rules, and no further than its scopes.
 
 use serde_json::json;
 use sqlx::Row;
 
-use crate::access::Actor;
+use crate::access::{Access, Actor, Channel};
 use crate::audit::{self, AdminEvent};
 use crate::error::Result;
 use crate::model::{AccessTokenView, IssuedToken, UserView};
+use crate::scopes::{Area, Scopes};
 use crate::secrets::{self, ACCESS_TOKEN_PREFIX};
 use crate::store::{enum_col, new_id, Store};
 use crate::time::DAY;
@@ -17,7 +18,22 @@ pub const DEFAULT_TOKEN_DAYS: i64 = 90;
 pub const MAX_TOKEN_DAYS: i64 = 366;
 
 impl Store {
-    pub async fn create_access_token(&self, actor: &Actor, name: &str, days: Option<i64>) -> Result<IssuedToken> {
+    /// A new token for the actor, limited to `scopes`, which must be some and no more than
+    /// the actor holds: a token can make a narrower token, never a broader one.
+    pub async fn create_access_token(
+        &self,
+        actor: &Actor,
+        name: &str,
+        days: Option<i64>,
+        scopes: Scopes,
+    ) -> Result<IssuedToken> {
+        actor.permit(Area::Tokens, Access::Write)?;
+        if scopes.is_empty() {
+            return Err(DomainError::Invalid("Choose at least one area the token may read.".into()));
+        }
+        if !actor.scopes().covers(scopes) {
+            return Err(DomainError::Forbidden("a token cannot create a token with scopes it does not hold itself"));
+        }
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 80 {
             return Err(DomainError::Invalid(
@@ -34,8 +50,8 @@ impl Store {
         let expires_at = now + days * DAY;
         let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO access_tokens (id, user_id, name, prefix, token_hash, hash_key, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO access_tokens (id, user_id, name, prefix, token_hash, hash_key, created_at, expires_at, scopes)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&id)
         .bind(actor.id())
@@ -45,6 +61,7 @@ impl Store {
         .bind(self.hasher.fingerprint())
         .bind(now)
         .bind(expires_at)
+        .bind(scopes.to_column())
         .execute(&mut *tx)
         .await?;
         audit::record_by(
@@ -55,18 +72,24 @@ impl Store {
                 action: "access_token.created",
                 target_type: "access_token",
                 target_id: &id,
-                summary: json!({ "name": name, "prefix": generated.display_prefix, "expires_at": expires_at }),
+                summary: json!({
+                    "name": name,
+                    "prefix": generated.display_prefix,
+                    "expires_at": expires_at,
+                    "scopes": scopes.names(),
+                }),
             },
         )
         .await?;
         tx.commit().await?;
-        Ok(IssuedToken { id, name: name.to_owned(), expires_at, token: generated.value })
+        Ok(IssuedToken { id, name: name.to_owned(), expires_at, token: generated.value, scopes })
     }
 
     pub async fn list_access_tokens(&self, actor: &Actor) -> Result<Vec<AccessTokenView>> {
+        actor.permit(Area::Tokens, Access::Read)?;
         let now = self.now();
         let rows = sqlx::query(
-            "SELECT id, name, prefix, created_at, expires_at, revoked_at, last_used_at FROM access_tokens
+            "SELECT id, name, prefix, created_at, expires_at, revoked_at, last_used_at, scopes FROM access_tokens
              WHERE user_id = $1 ORDER BY created_at DESC, id DESC",
         )
         .bind(actor.id())
@@ -85,6 +108,7 @@ impl Store {
                     revoked_at,
                     last_used_at: r.try_get("last_used_at")?,
                     active: revoked_at.is_none() && now < expires_at,
+                    scopes: scopes_col(r)?,
                 })
             })
             .collect()
@@ -93,6 +117,7 @@ impl Store {
     /// Revokes one of the actor's own tokens (nobody else's, admins included: a token is
     /// personal, and an admin who must cut one off disables the account instead).
     pub async fn revoke_access_token(&self, actor: &Actor, token_id: &str) -> Result<()> {
+        actor.permit(Area::Tokens, Access::Write)?;
         let now = self.now();
         let mut tx = self.begin().await?;
         let changed = sqlx::query(
@@ -131,15 +156,16 @@ impl Store {
         Ok(())
     }
 
-    /// The person a presented token acts for, if it is live and its owner active.
-    pub async fn authenticate_access_token(&self, presented: &str) -> Result<Option<UserView>> {
+    /// The person a presented token acts for, held to the token's scopes, if it is live
+    /// and its owner active.
+    pub async fn authenticate_access_token(&self, presented: &str, channel: Channel) -> Result<Option<Actor>> {
         if !presented.starts_with(ACCESS_TOKEN_PREFIX) {
             return Ok(None);
         }
         let now = self.now();
         let find = |hash: String| {
             sqlx::query(
-                "SELECT t.id AS token_id, u.id, u.email, u.role FROM access_tokens t JOIN users u ON u.id = t.user_id
+                "SELECT t.id AS token_id, t.scopes, u.id, u.email, u.role FROM access_tokens t JOIN users u ON u.id = t.user_id
                  WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2 AND u.disabled = 0",
             )
             .bind(hash)
@@ -166,6 +192,14 @@ impl Store {
             .bind(&token_id)
             .execute(&self.pool)
             .await?;
-        Ok(Some(UserView { id: row.try_get("id")?, email: row.try_get("email")?, role: enum_col(&row, "role")? }))
+        let user = UserView { id: row.try_get("id")?, email: row.try_get("email")?, role: enum_col(&row, "role")? };
+        Ok(Some(Actor::with_scopes(user, channel, scopes_col(&row)?)))
     }
+}
+
+/// A stored scope list. One the server cannot read is an internal error, never a token
+/// with more (or fewer) rights than it was made with.
+fn scopes_col(row: &sqlx::any::AnyRow) -> Result<Scopes> {
+    let column: String = row.try_get("scopes")?;
+    Scopes::from_column(&column).map_err(|name| DomainError::Internal(format!("stored token scope {name:?}")))
 }

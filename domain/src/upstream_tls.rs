@@ -63,6 +63,14 @@ impl UpstreamTlsNames {
         self.0.iter()
     }
 
+    /// The names, for someone about to set a product's gateway policy (admins).
+    #[cfg(feature = "store")]
+    pub fn listed_for(&self, actor: &crate::access::Actor) -> Result<Vec<String>, DomainError> {
+        actor.permit(crate::scopes::Area::Catalog, crate::access::Access::Read)?;
+        actor.require_admin()?;
+        Ok(self.iter().map(|n| n.as_str().to_owned()).collect())
+    }
+
     pub fn contains(&self, name: &UpstreamTlsName) -> bool {
         self.0.binary_search(name).is_ok()
     }

@@ -3,11 +3,12 @@
 use serde_json::json;
 use sqlx::Row;
 
-use crate::access::{Actor, Channel};
+use crate::access::{Access, Actor, Channel};
 use crate::audit::{self, AdminEvent};
 use crate::error::Result;
 use crate::model::{Role, UserView};
 use crate::password;
+use crate::scopes::Area;
 use crate::store::{enum_col, new_id, Store};
 use crate::DomainError;
 
@@ -48,6 +49,10 @@ impl Store {
         actor: Option<&Actor>,
         channel: Channel,
     ) -> Result<UserView> {
+        if let Some(admin) = actor {
+            admin.permit(Area::Users, Access::Write)?;
+            admin.require_admin()?;
+        }
         let email = Email::parse(email)?;
         password::check_strength(&password, email.as_str())?;
         let hash = password::hash(password).await?;
@@ -131,6 +136,7 @@ impl Store {
 impl Store {
     /// Every account, disabled ones too, for the admins' list.
     pub async fn list_users(&self, actor: &Actor) -> Result<Vec<crate::model::AccountView>> {
+        actor.permit(Area::Users, Access::Read)?;
         actor.require_admin()?;
         let rows = sqlx::query("SELECT id, email, role, disabled FROM users ORDER BY disabled, email")
             .fetch_all(&self.pool)
@@ -145,6 +151,7 @@ impl Store {
     /// Changes a person's role (admins only). The last admin cannot be demoted, so the
     /// installation never locks itself out of approvals and publishing.
     pub async fn set_user_role(&self, actor: &Actor, user_id: &str, role: Role) -> Result<UserView> {
+        actor.permit(Area::Users, Access::Write)?;
         actor.require_admin()?;
         let mut tx = self.begin().await?;
         let row = sqlx::query("SELECT id, email, role FROM users WHERE id = $1 AND disabled = 0")

@@ -71,13 +71,43 @@ test('a developer creates a personal access token, shown once', async ({ page })
   await signUp(page, uniqueEmail('scripter'));
   await open(page, '/tokens');
   await page.getByLabel('Name').fill('CI pipeline');
+  // Every area starts at Read: a token changes nothing unless someone chose so.
+  for (const area of ['clients', 'catalog', 'grants', 'audit', 'reviews', 'users', 'tokens']) {
+    await expect(page.getByTestId(`scope-${area}`)).toHaveValue('read');
+  }
   await page.getByRole('button', { name: 'Create token' }).click();
   const token = (await page.getByTestId('secret-value').textContent()) ?? '';
   expect(token).toMatch(/^pcp_/);
+  await expect(page.getByTestId('token-scopes')).toContainText('Read only');
   await expect(page.getByRole('row', { name: /CI pipeline/ })).toContainText('Active');
+  await expect(page.getByRole('row', { name: /CI pipeline/ })).toContainText('Read only');
   await shot(page, '11-tokens');
   const me = await page.request.get('/api/v1/me', { headers: { Authorization: `Bearer ${token}` } });
   expect(me.status()).toBe(200);
+  // It reads, and is refused any change with the scope it lacks.
+  const write = await page.request.post('/api/v1/clients', {
+    headers: { Authorization: `Bearer ${token}` },
+    data: { name: 'Not through a read-only token', kind: 'ai_agent' },
+  });
+  expect(write.status()).toBe(403);
+  expect((await write.json()).code).toBe('insufficient_scope');
+  expect(write.headers()['www-authenticate']).toContain('scope="clients:write"');
+
+  // One that may change clients but not read the audit trail.
+  await page.getByLabel('Name').fill('Onboarding bot');
+  await page.getByTestId('scope-clients').selectOption('write');
+  await page.getByTestId('scope-audit').selectOption('none');
+  await page.getByRole('button', { name: 'Create token' }).click();
+  await expect(page.getByTestId('token-scopes')).toContainText('clients:write, catalog:read');
+  const bot = (await page.getByTestId('secret-value').textContent()) ?? '';
+  const made = await page.request.post('/api/v1/clients', {
+    headers: { Authorization: `Bearer ${bot}` },
+    data: { name: 'Made by the onboarding bot', kind: 'ai_agent' },
+  });
+  expect(made.status()).toBe(201);
+  const audit = await page.request.get('/api/v1/audit', { headers: { Authorization: `Bearer ${bot}` } });
+  expect(audit.status()).toBe(403);
+  await expect(page.getByRole('row', { name: /Onboarding bot/ })).not.toContainText('audit:read');
   await page.reload();
   expect(await page.content()).not.toContain(token);
   await page.getByRole('row', { name: /CI pipeline/ }).getByRole('button', { name: 'Revoke' }).click();

@@ -106,8 +106,13 @@ test('every form that issues a secret works as a plain post and shows the secret
   await page.goto('/tokens');
   await expect(page.locator('button:disabled')).toHaveCount(0);
   await page.getByLabel('Name').fill('plain form script');
+  // The scope choices travel in the plain post too.
+  await page.getByTestId('scope-clients').selectOption('write');
+  await page.getByTestId('scope-users').selectOption('none');
   await page.getByRole('button', { name: 'Create token' }).click();
   await expect(page).toHaveURL(/\/tokens$/);
+  await expect(page.getByRole('row', { name: /plain form script/ })).toContainText('clients:write');
+  await expect(page.getByRole('row', { name: /plain form script/ })).not.toContainText('users:');
   const pat = await revealedOnce(page, /token/);
   const clients = await page.request.get('/api/v1/clients', { headers: { Authorization: `Bearer ${pat}` } });
   expect(clients.status()).toBe(200);

@@ -295,7 +295,7 @@ impl Application {
             move || provide_context(portal.clone())
         };
         let router = Router::new()
-            .nest("/api/v1", crate::api_v1::router(store.clone(), upstream_tls_names))
+            .nest("/api/v1", crate::api_v1::router(portal.clone()))
             .route("/api/{*fn_name}", post(server_fn_handler))
             .nest_service("/pkg", crate::portal_assets::router(&args.site_root, hashes))
             .leptos_routes_with_context(&state, routes, context.clone(), {

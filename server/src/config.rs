@@ -104,6 +104,10 @@ pub enum AdminCommand {
         /// Lifetime in days (1–366).
         #[arg(long, default_value_t = 90)]
         days: i64,
+        /// What the token may do, e.g. `--scope clients:write --scope audit:read`;
+        /// without it, everything the account's role allows.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
         #[command(flatten)]
         store: StoreArgs,
     },

@@ -40,8 +40,8 @@ async fn main() -> ExitCode {
         Command::Admin(AdminCommand::SuspendClient { client_id, reason, resume, store }) => {
             suspend_client(client_id, reason, !resume, store).await
         }
-        Command::Admin(AdminCommand::CreateToken { email, name, days, store }) => {
-            create_token(email, name, days, store).await
+        Command::Admin(AdminCommand::CreateToken { email, name, days, scopes, store }) => {
+            create_token(email, name, days, scopes, store).await
         }
         Command::Admin(AdminCommand::SecretStatus { .. }) => Ok(()),
         Command::SampleUpstream { addr } => sample_upstream(addr).await,
@@ -130,13 +130,19 @@ async fn create_token(
     email: String,
     name: String,
     days: i64,
+    scopes: Vec<String>,
     store: portcullis::config::StoreArgs,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use portcullis_domain::access::{Actor, Channel};
+    use portcullis_domain::scopes::Scopes;
+    let scopes = match scopes.is_empty() {
+        true => Scopes::all(),
+        false => Scopes::parse(&scopes).map_err(|name| format!("unknown scope {name:?}"))?,
+    };
     let store = open_store(&store).await?;
     let user = store.user_by_email(&email).await?.ok_or_else(|| format!("no active account with the email {email}"))?;
-    let token = store.create_access_token(&Actor::new(user, Channel::Cli), &name, Some(days)).await?;
-    eprintln!("Created token {} ({}); it is shown once:", token.id, token.name);
+    let token = store.create_access_token(&Actor::new(user, Channel::Cli), &name, Some(days), scopes).await?;
+    eprintln!("Created token {} ({}, {}); it is shown once:", token.id, token.name, token.scopes.to_column());
     println!("{}", token.token);
     Ok(())
 }

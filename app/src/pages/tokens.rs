@@ -5,6 +5,12 @@ use portcullis_domain::time::format_utc;
 use crate::api::{CreateToken, Revealed, RevokeToken};
 use crate::components::{when, CodeBlock, Confirm, CopyValue, ErrorBox, PageError};
 use portcullis_domain::model::IssuedToken;
+use portcullis_domain::scopes::{Area, Scopes};
+
+/// What a token may do, in words: a summary where one fits, else its scope names.
+fn scope_words(scopes: Scopes) -> String {
+    scopes.summary().map(str::to_owned).unwrap_or_else(|| scopes.names().join(", "))
+}
 
 /// A token just created, shown once.
 fn token_reveal(t: IssuedToken) -> AnyView {
@@ -12,7 +18,7 @@ fn token_reveal(t: IssuedToken) -> AnyView {
         <section class="secret-box" data-testid="secret-box">
             <p class="secret-warning">"Copy this token now. It is shown only once: Portcullis keeps only a hash of it."</p>
             <CopyValue label="Token" value=t.token.clone() test_id="secret-value"/>
-            <p class="muted">{format!("{} · expires {}", t.name, format_utc(t.expires_at))}</p>
+            <p class="muted" data-testid="token-scopes">{format!("{} · {} · expires {}", t.name, scope_words(t.scopes), format_utc(t.expires_at))}</p>
             <CodeBlock code=format!("curl -H 'Authorization: Bearer {}' {}/api/v1/clients", t.token, "$PORTCULLIS_URL")/>
         </section>
     }
@@ -32,7 +38,7 @@ pub fn TokensPage() -> impl IntoView {
             <div>
                 <h1>"Personal access tokens"</h1>
                 <p class="subtitle">
-                    "Tokens let your scripts call the management API ("<code>"/api/v1"</code>") as you, with your rights. "
+                    "Tokens let your scripts call the management API ("<code>"/api/v1"</code>") as you, never beyond your role, and only in the areas you choose. "
                     <a href="/api/v1/openapi.json">"OpenAPI document"</a>
                 </p>
             </div>
@@ -70,6 +76,23 @@ pub fn TokensPage() -> impl IntoView {
                         <input id="token-days" name="days" type="number" min="1" max="366" value="90"/>
                     </div>
                 </div>
+                <fieldset class="scope-choice">
+                    <legend>"What it may do"</legend>
+                    <p class="muted">"Give a script only what it needs. A token never goes beyond your role: a developer's token with People cannot disable anyone."</p>
+                    {Area::ALL.into_iter().map(|area| {
+                        let id = format!("scope-{}", area.as_str());
+                        view! {
+                            <div class="scope-row">
+                                <label for=id.clone()>{area.label()}</label>
+                                <select id=id name=format!("access[{}]", area.as_str()) data-testid=format!("scope-{}", area.as_str())>
+                                    <option value="none">"No access"</option>
+                                    <option value="read" selected>"Read"</option>
+                                    {area.writable().then(|| view! { <option value="write">"Read and change"</option> })}
+                                </select>
+                            </div>
+                        }
+                    }).collect_view()}
+                </fieldset>
                 <div class="form-actions">
                     <button type="submit" class="btn btn-primary" disabled=move || create.pending().get()>"Create token"</button>
                 </div>
@@ -83,7 +106,7 @@ pub fn TokensPage() -> impl IntoView {
                     Ok(list) => view! {
                         <div class="table-wrap">
                             <table class="table">
-                                <thead><tr><th>"Name"</th><th>"Starts with"</th><th>"Created"</th><th>"Expires"</th><th>"Last used"</th><th>"Status"</th><th></th></tr></thead>
+                                <thead><tr><th>"Name"</th><th>"Starts with"</th><th>"May"</th><th>"Created"</th><th>"Expires"</th><th>"Last used"</th><th>"Status"</th><th></th></tr></thead>
                                 <tbody>
                                     {list.into_iter().map(|t| {
                                         let (class, label) = if t.revoked_at.is_some() { ("badge badge-revoked", "Revoked") } else if t.active { ("badge badge-active", "Active") } else { ("badge badge-expired", "Expired") };
@@ -93,6 +116,7 @@ pub fn TokensPage() -> impl IntoView {
                                             <tr>
                                                 <td>{t.name.clone()}</td>
                                                 <td class="mono">{format!("{}…", t.prefix)}</td>
+                                                <td class="scopes" data-testid="token-scope-cell">{scope_words(t.scopes)}</td>
                                                 <td class="when">{when(Some(t.created_at))}</td>
                                                 <td class="when">{when(Some(t.expires_at))}</td>
                                                 <td class="when">{when(t.last_used_at)}</td>

@@ -32,7 +32,18 @@ pub struct PageSize {
 #[into_params(parameter_in = Query)]
 pub struct ExportFormat {
     /// `csv` or `jsonl`.
+    #[param(value_type = FormatName, inline)]
     pub format: String,
+}
+
+/// The export's formats, for the document. The field itself is read as text, so that
+/// any other value is answered with a sentence naming these two.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum FormatName {
+    Csv,
+    Jsonl,
 }
 
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
@@ -56,7 +67,7 @@ pub async fn search(
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(DomainError::Invalid(format!("`limit` must be between 1 and {MAX_PAGE}")).into());
     }
-    Ok(Json(s.store.search_audit(&actor, &filter, limit).await?))
+    Ok(Json(s.portal.store.search_audit(&actor, &filter, limit).await?))
 }
 
 /// One audit event by its row id. Developers may read the events of their own clients.
@@ -67,7 +78,7 @@ pub async fn event(
     ApiActor(actor): ApiActor,
     Path(id): Path<i64>,
 ) -> Result<Json<AuditRecord>, ApiError> {
-    Ok(Json(s.store.audit_event(&actor, &AuditKey::Id(id)).await?))
+    Ok(Json(s.portal.store.audit_event(&actor, &AuditKey::Id(id)).await?))
 }
 
 /// Every row matching the filter, streamed page by page (never held in memory), as
@@ -87,7 +98,7 @@ pub async fn export(
         return Err(DomainError::Forbidden("exports start from the portal or a script, not another site").into());
     }
     let (filter, format) = (query(filter)?, query(format)?);
-    let mut filter = portcullis_domain::audit_search::pin_time(&filter, s.store.now())?;
+    let mut filter = portcullis_domain::audit_search::pin_time(&filter, s.portal.store.now())?;
     let format = match format.format.as_str() {
         "csv" => Format::Csv,
         "jsonl" => Format::JsonLines,
@@ -95,10 +106,11 @@ pub async fn export(
     };
     // The first page is read before the response starts, so a bad filter or a missing
     // role is a proper 400/403 rather than a broken download.
-    let first = s.store.search_audit(&actor, &filter, EXPORT_PAGE).await?;
-    s.store.record_audit_export(&actor, &filter, format.name()).await?;
+    let first = s.portal.store.search_audit(&actor, &filter, EXPORT_PAGE).await?;
+    s.portal.store.record_audit_export(&actor, &filter, format.name()).await?;
     filter.cursor = first.next.clone();
-    let state = Export { store: s.store.clone(), actor, filter, page: Some(first), header: format == Format::Csv };
+    let state =
+        Export { store: s.portal.store.clone(), actor, filter, page: Some(first), header: format == Format::Csv };
     let body = stream::unfold(state, move |mut st| async move {
         let page = match st.page.take() {
             Some(p) => p,
@@ -116,7 +128,7 @@ pub async fn export(
         let chunk = format.write(&page.events, std::mem::take(&mut st.header));
         Some((chunk.map(Bytes::from), st))
     });
-    let stamp = portcullis_domain::time::format_input(s.store.now()).replace(':', "");
+    let stamp = portcullis_domain::time::format_input(s.portal.store.now()).replace(':', "");
     let headers = [
         (CONTENT_TYPE, format.content_type().to_owned()),
         (CONTENT_DISPOSITION, format!("attachment; filename=\"portcullis-audit-{stamp}.{}\"", format.name())),

@@ -26,20 +26,18 @@ impl FromRequestParts<ApiState> for ApiActor {
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .map(str::trim)
                 .ok_or(ApiError::Unauthenticated { invalid_token: true })?;
-            let user = state.store.authenticate_access_token(token).await?;
+            let user = state.portal.store.authenticate_access_token(token, Channel::Api).await?;
             if user.is_none() {
                 let ip = parts.extensions.get::<ClientIp>().map(|c| c.0);
                 let source = ip.map(|i| i.to_string()).unwrap_or_default();
                 if state.refused_tokens.first(&source) {
                     let event = DoorEvent::TokenRefused { presented: token };
-                    if let Err(e) = state.store.record_door(event, Channel::Api.as_str(), ip).await {
+                    if let Err(e) = state.portal.store.record_door(event, Channel::Api.as_str(), ip).await {
                         tracing::error!(error = %e, "refused token not recorded");
                     }
                 }
             }
-            return user
-                .map(|u| ApiActor(Actor::new(u, Channel::Api)))
-                .ok_or(ApiError::Unauthenticated { invalid_token: true });
+            return user.map(ApiActor).ok_or(ApiError::Unauthenticated { invalid_token: true });
         }
         let session = Session::from_request_parts(parts, state)
             .await
@@ -51,7 +49,7 @@ impl FromRequestParts<ApiState> for ApiActor {
         let Some(uid) = uid else {
             return Err(ApiError::Unauthenticated { invalid_token: false });
         };
-        let user = state.store.active_user(&uid).await?;
+        let user = state.portal.store.active_user(&uid).await?;
         user.map(|u| ApiActor(Actor::new(u, Channel::Api))).ok_or(ApiError::Unauthenticated { invalid_token: false })
     }
 }

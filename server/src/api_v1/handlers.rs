@@ -10,8 +10,9 @@ use portcullis_domain::catalog::{NewEndpoint, NewProduct, ProductPolicy};
 use portcullis_domain::clients::NewClient;
 use portcullis_domain::model::{
     AccessTokenView, AccountView, ClientDetail, ClientKind, ClientSummary, Environment, GrantView, ImportSummary,
-    IssuedSecret, IssuedToken, ProductView, UserView,
+    IssuedSecret, IssuedToken, ProductView, RequestView, Role, TestAccessResult, UserView,
 };
+use portcullis_domain::scopes::Scopes;
 use portcullis_domain::upstream_tls::UpstreamTlsName;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -30,7 +31,7 @@ pub async fn me(ApiActor(actor): ApiActor) -> Json<UserView> {
 
 #[utoipa::path(get, path = "/clients", responses((status = 200, body = [ClientSummary]), (status = 401, body = Problem)))]
 pub async fn list_clients(State(s): State<ApiState>, ApiActor(actor): ApiActor) -> Answer<Json<Vec<ClientSummary>>> {
-    Ok(Json(s.store.list_clients(&actor).await?))
+    Ok(Json(s.portal.store.list_clients(&actor).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -56,8 +57,11 @@ pub async fn register_client(
     body: Body<NewClientBody>,
 ) -> Answer<(StatusCode, Json<RegisteredClient>)> {
     let Json(b) = body?;
-    let r =
-        s.store.register_client(&actor, NewClient { name: b.name, kind: b.kind, description: b.description }).await?;
+    let r = s
+        .portal
+        .store
+        .register_client(&actor, NewClient { name: b.name, kind: b.kind, description: b.description })
+        .await?;
     Ok((StatusCode::CREATED, Json(RegisteredClient { client: r.client, secret: r.secret })))
 }
 
@@ -68,7 +72,7 @@ pub async fn get_client(
     ApiActor(actor): ApiActor,
     Path(client_id): Path<String>,
 ) -> Answer<Json<ClientDetail>> {
-    Ok(Json(s.store.client_detail(&actor, &client_id).await?))
+    Ok(Json(s.portal.store.client_detail(&actor, &client_id).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -85,7 +89,7 @@ pub async fn add_profile(
     body: Body<NewProfileBody>,
 ) -> Answer<(StatusCode, Json<IssuedSecret>)> {
     let Json(b) = body?;
-    Ok((StatusCode::CREATED, Json(s.store.add_profile(&actor, &client_id, b.environment).await?)))
+    Ok((StatusCode::CREATED, Json(s.portal.store.add_profile(&actor, &client_id, b.environment).await?)))
 }
 
 #[utoipa::path(post, path = "/profiles/{profile_id}/rotate", params(("profile_id" = String, Path)),
@@ -95,7 +99,7 @@ pub async fn rotate_secret(
     ApiActor(actor): ApiActor,
     Path(profile_id): Path<String>,
 ) -> Answer<(StatusCode, Json<IssuedSecret>)> {
-    Ok((StatusCode::CREATED, Json(s.store.rotate_secret(&actor, &profile_id).await?)))
+    Ok((StatusCode::CREATED, Json(s.portal.store.rotate_secret(&actor, &profile_id).await?)))
 }
 
 #[utoipa::path(post, path = "/profiles/{profile_id}/api-keys", params(("profile_id" = String, Path)),
@@ -105,7 +109,7 @@ pub async fn issue_api_key(
     ApiActor(actor): ApiActor,
     Path(profile_id): Path<String>,
 ) -> Answer<(StatusCode, Json<IssuedSecret>)> {
-    Ok((StatusCode::CREATED, Json(s.store.issue_api_key(&actor, &profile_id).await?)))
+    Ok((StatusCode::CREATED, Json(s.portal.store.issue_api_key(&actor, &profile_id).await?)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -123,7 +127,7 @@ pub async fn set_rate_limit(
     body: Body<RateLimitBody>,
 ) -> Answer<StatusCode> {
     let Json(b) = body?;
-    s.store.set_rate_limit(&actor, &profile_id, b.rate_per_minute, b.burst).await?;
+    s.portal.store.set_rate_limit(&actor, &profile_id, b.rate_per_minute, b.burst).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -144,7 +148,7 @@ pub async fn request_grant(
     body: Body<GrantRequestBody>,
 ) -> Answer<(StatusCode, Json<GrantView>)> {
     let Json(b) = body?;
-    let grant = s.store.request_grant(&actor, &profile_id, &b.product_id, &b.scopes, &b.justification).await?;
+    let grant = s.portal.store.request_grant(&actor, &profile_id, &b.product_id, &b.scopes, &b.justification).await?;
     Ok((StatusCode::CREATED, Json(grant)))
 }
 
@@ -155,13 +159,13 @@ pub async fn revoke_credential(
     ApiActor(actor): ApiActor,
     Path(credential_id): Path<String>,
 ) -> Answer<StatusCode> {
-    s.store.revoke_credential(&actor, &credential_id).await?;
+    s.portal.store.revoke_credential(&actor, &credential_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/products", responses((status = 200, body = [ProductView])))]
-pub async fn list_products(State(s): State<ApiState>, ApiActor(_actor): ApiActor) -> Answer<Json<Vec<ProductView>>> {
-    Ok(Json(s.store.list_products().await?))
+pub async fn list_products(State(s): State<ApiState>, ApiActor(actor): ApiActor) -> Answer<Json<Vec<ProductView>>> {
+    Ok(Json(s.portal.store.list_products(&actor).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -227,7 +231,7 @@ pub async fn create_product(
             ..NewEndpoint::default()
         })
         .collect();
-    Ok((StatusCode::CREATED, Json(s.store.create_product(&actor, b.into(), endpoints).await?)))
+    Ok((StatusCode::CREATED, Json(s.portal.store.create_product(&actor, b.into(), endpoints).await?)))
 }
 
 #[utoipa::path(put, path = "/products/{product_id}", params(("product_id" = String, Path)), request_body = NewProductBody,
@@ -239,7 +243,7 @@ pub async fn update_product(
     body: Body<NewProductBody>,
 ) -> Answer<Json<ProductView>> {
     let Json(b) = body?;
-    Ok(Json(s.store.update_product(&actor, &product_id, b.into()).await?))
+    Ok(Json(s.portal.store.update_product(&actor, &product_id, b.into()).await?))
 }
 
 /// A product's gateway policy, set as a whole.
@@ -272,7 +276,7 @@ pub async fn set_product_policy(
         api_key_in_query: b.api_key_in_query,
         upstream_tls: b.upstream_tls.as_deref().map(UpstreamTlsName::parse).transpose()?,
     };
-    Ok(Json(s.store.set_product_policy(&actor, &product_id, policy, &s.upstream_tls).await?))
+    Ok(Json(s.portal.store.set_product_policy(&actor, &product_id, policy, &s.portal.upstream_tls).await?))
 }
 
 /// The OpenAPI 3 document (JSON or YAML) is the raw request body.
@@ -284,12 +288,12 @@ pub async fn import_openapi(
     Path(product_id): Path<String>,
     document: String,
 ) -> Answer<Json<ImportSummary>> {
-    Ok(Json(s.store.import_openapi(&actor, &product_id, &document).await?))
+    Ok(Json(s.portal.store.import_openapi(&actor, &product_id, &document).await?))
 }
 
 #[utoipa::path(get, path = "/grants/pending", responses((status = 200, body = [GrantView]), (status = 403, body = Problem)))]
 pub async fn pending_grants(State(s): State<ApiState>, ApiActor(actor): ApiActor) -> Answer<Json<Vec<GrantView>>> {
-    Ok(Json(s.store.pending_grants(&actor).await?))
+    Ok(Json(s.portal.store.pending_grants(&actor).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -319,12 +323,12 @@ pub async fn decide_grant(
 ) -> Answer<Json<GrantView>> {
     let Json(b) = body?;
     let approve = matches!(b.decision, Decision::Approve);
-    Ok(Json(s.store.decide_grant(&actor, &grant_id, approve, &b.reason, b.days).await?))
+    Ok(Json(s.portal.store.decide_grant(&actor, &grant_id, approve, &b.reason, b.days).await?))
 }
 
 #[utoipa::path(get, path = "/tokens", responses((status = 200, body = [AccessTokenView])))]
 pub async fn list_tokens(State(s): State<ApiState>, ApiActor(actor): ApiActor) -> Answer<Json<Vec<AccessTokenView>>> {
-    Ok(Json(s.store.list_access_tokens(&actor).await?))
+    Ok(Json(s.portal.store.list_access_tokens(&actor).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -332,6 +336,13 @@ pub struct NewTokenBody {
     pub name: String,
     /// Lifetime in days (1–366, default 90).
     pub days: Option<i64>,
+    /// What the token may do (`clients:read`, `clients:write`, `catalog:read`,
+    /// `catalog:write`, `grants:read`, `grants:write`, `audit:read`, `reviews:read`,
+    /// `reviews:write`, `users:read`, `users:write`, `tokens:read`, `tokens:write`;
+    /// `write` includes `read`). Omitted: the same scopes as the credential making the
+    /// call. Never more than it holds.
+    #[schema(value_type = Option<Vec<String>>)]
+    pub scopes: Option<Scopes>,
 }
 
 #[utoipa::path(post, path = "/tokens", request_body = NewTokenBody, responses((status = 201, body = IssuedToken), (status = 422, body = Problem)))]
@@ -341,7 +352,8 @@ pub async fn create_token(
     body: Body<NewTokenBody>,
 ) -> Answer<(StatusCode, Json<IssuedToken>)> {
     let Json(b) = body?;
-    Ok((StatusCode::CREATED, Json(s.store.create_access_token(&actor, &b.name, b.days).await?)))
+    let scopes = b.scopes.unwrap_or(actor.scopes());
+    Ok((StatusCode::CREATED, Json(s.portal.store.create_access_token(&actor, &b.name, b.days, scopes).await?)))
 }
 
 #[utoipa::path(post, path = "/tokens/{token_id}/revoke", params(("token_id" = String, Path)),
@@ -351,13 +363,13 @@ pub async fn revoke_token(
     ApiActor(actor): ApiActor,
     Path(token_id): Path<String>,
 ) -> Answer<StatusCode> {
-    s.store.revoke_access_token(&actor, &token_id).await?;
+    s.portal.store.revoke_access_token(&actor, &token_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/users", responses((status = 200, body = [AccountView]), (status = 403, body = Problem)))]
 pub async fn list_users(State(s): State<ApiState>, ApiActor(actor): ApiActor) -> Answer<Json<Vec<AccountView>>> {
-    Ok(Json(s.store.list_users(&actor).await?))
+    Ok(Json(s.portal.store.list_users(&actor).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -379,7 +391,7 @@ pub async fn set_user_disabled(
     body: Body<DisableBody>,
 ) -> Answer<Json<AccountView>> {
     let Json(b) = body?;
-    Ok(Json(s.store.set_user_disabled(Authority::Admin(&actor), &user_id, b.disabled, &b.reason).await?))
+    Ok(Json(s.portal.store.set_user_disabled(Authority::Admin(&actor), &user_id, b.disabled, &b.reason).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -401,6 +413,86 @@ pub async fn set_client_suspended(
     body: Body<SuspendBody>,
 ) -> Answer<StatusCode> {
     let Json(b) = body?;
-    s.store.set_client_suspended(Authority::Admin(&actor), &client_id, b.suspended, &b.reason).await?;
+    s.portal.store.set_client_suspended(Authority::Admin(&actor), &client_id, b.suspended, &b.reason).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TokenLifetimeBody {
+    /// How long the profile's access tokens live, in seconds.
+    pub seconds: i64,
+}
+
+/// Admins only: how long access tokens issued to this profile live.
+#[utoipa::path(put, path = "/profiles/{profile_id}/token-lifetime", params(("profile_id" = String, Path)), request_body = TokenLifetimeBody,
+    responses((status = 204), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn set_token_lifetime(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    Path(profile_id): Path<String>,
+    body: Body<TokenLifetimeBody>,
+) -> Answer<StatusCode> {
+    let Json(b) = body?;
+    s.portal.store.set_token_lifetime(&actor, &profile_id, b.seconds).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RoleBody {
+    pub role: Role,
+}
+
+/// Admins only: a person's role. The last active admin stays an admin.
+#[utoipa::path(put, path = "/users/{user_id}/role", params(("user_id" = String, Path)), request_body = RoleBody,
+    responses((status = 200, body = UserView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn set_user_role(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    Path(user_id): Path<String>,
+    body: Body<RoleBody>,
+) -> Answer<Json<UserView>> {
+    let Json(b) = body?;
+    Ok(Json(s.portal.store.set_user_role(&actor, &user_id, b.role).await?))
+}
+
+/// The client's latest requests (gateway, MCP and token endpoint), newest first: the
+/// client page's "Recent requests".
+#[utoipa::path(get, path = "/clients/{client_id}/requests", params(("client_id" = String, Path)),
+    responses((status = 200, body = [RequestView]), (status = 404, body = Problem)))]
+pub async fn recent_requests(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    Path(client_id): Path<String>,
+) -> Answer<Json<Vec<RequestView>>> {
+    Ok(Json(s.portal.store.recent_requests(&actor, &client_id, 25).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TestAccessBody {
+    /// `GET`, `POST`, `PUT`, `PATCH` or `DELETE`.
+    pub method: String,
+    /// A gateway path, e.g. `/gw/accounts/accounts`.
+    pub path: String,
+}
+
+/// Makes one real call through the gateway with a short-lived token for this profile's
+/// own credential, and answers what the gateway answered ("Test access"). The call is
+/// enforced and audited like any other.
+#[utoipa::path(post, path = "/profiles/{profile_id}/test-access", params(("profile_id" = String, Path)), request_body = TestAccessBody,
+    responses((status = 200, body = TestAccessResult), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn test_access(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    Path(profile_id): Path<String>,
+    body: Body<TestAccessBody>,
+) -> Answer<Json<TestAccessResult>> {
+    let Json(b) = body?;
+    Ok(Json(portcullis_app::ssr::test_access(&s.portal, &actor, &profile_id, &b.method, &b.path).await?))
+}
+
+/// Admins only: the upstream TLS profiles this server has, which a product's gateway
+/// policy may name.
+#[utoipa::path(get, path = "/upstream-tls", responses((status = 200, body = [String]), (status = 403, body = Problem)))]
+pub async fn upstream_tls_profiles(State(s): State<ApiState>, ApiActor(actor): ApiActor) -> Answer<Json<Vec<String>>> {
+    Ok(Json(s.portal.upstream_tls.listed_for(&actor)?))
 }

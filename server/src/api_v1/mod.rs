@@ -8,10 +8,10 @@ mod handlers;
 mod problem;
 mod security;
 
+use axum::extract::FromRef;
 use axum::routing::{any, get, post, put};
 use axum::{Json, Router};
-use portcullis_domain::store::Store;
-use portcullis_domain::upstream_tls::UpstreamTlsNames;
+use portcullis_app::ssr::PortalState;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -19,14 +19,20 @@ pub use problem::{ApiError, Problem};
 
 #[derive(Clone)]
 pub struct ApiState {
-    pub store: Store,
+    /// What the portal's server functions use: the store, the upstream TLS profiles,
+    /// and how "Test access" reaches the gateway.
+    pub portal: PortalState,
     /// Addresses whose refused tokens were recorded this minute.
     pub refused_tokens: std::sync::Arc<portcullis_domain::keyed::OncePer>,
-    /// The upstream TLS profiles this server has, which products may name.
-    pub upstream_tls: UpstreamTlsNames,
 }
 
-pub fn router<S: Clone + Send + Sync + 'static>(store: Store, upstream_tls: UpstreamTlsNames) -> Router<S> {
+impl FromRef<ApiState> for PortalState {
+    fn from_ref(s: &ApiState) -> Self {
+        s.portal.clone()
+    }
+}
+
+pub fn router<S: Clone + Send + Sync + 'static>(portal: PortalState) -> Router<S> {
     use handlers::*;
     Router::new()
         .route("/me", get(me))
@@ -35,10 +41,15 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store, upstream_tls: Upst
         .route("/clients/{client_id}/suspended", put(set_client_suspended))
         .route("/users", get(list_users))
         .route("/users/{user_id}/disabled", put(set_user_disabled))
+        .route("/users/{user_id}/role", put(set_user_role))
         .route("/clients/{client_id}/profiles", post(add_profile))
         .route("/profiles/{profile_id}/rotate", post(rotate_secret))
         .route("/profiles/{profile_id}/api-keys", post(issue_api_key))
         .route("/profiles/{profile_id}/rate-limit", put(set_rate_limit))
+        .route("/profiles/{profile_id}/token-lifetime", put(set_token_lifetime))
+        .route("/profiles/{profile_id}/test-access", post(test_access))
+        .route("/clients/{client_id}/requests", get(recent_requests))
+        .route("/upstream-tls", get(upstream_tls_profiles))
         .route("/profiles/{profile_id}/grants", post(request_grant))
         .route("/credentials/{credential_id}/revoke", post(revoke_credential))
         .route("/products", get(list_products).post(create_product))
@@ -64,12 +75,11 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store, upstream_tls: Upst
         // server functions) would answer unknown `/api/v1/…` paths with a 405.
         .route("/{*rest}", any(|| async { ApiError::Domain(portcullis_domain::DomainError::NotFound) }))
         .with_state(ApiState {
-            store,
+            portal,
             refused_tokens: std::sync::Arc::new(portcullis_domain::keyed::OncePer::new(
                 std::time::Duration::from_secs(60),
                 100_000,
             )),
-            upstream_tls,
         })
 }
 
@@ -85,10 +95,15 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store, upstream_tls: Upst
         handlers::set_client_suspended,
         handlers::list_users,
         handlers::set_user_disabled,
+        handlers::set_user_role,
         handlers::add_profile,
         handlers::rotate_secret,
         handlers::issue_api_key,
         handlers::set_rate_limit,
+        handlers::set_token_lifetime,
+        handlers::test_access,
+        handlers::recent_requests,
+        handlers::upstream_tls_profiles,
         handlers::request_grant,
         handlers::revoke_credential,
         handlers::list_products,

@@ -69,6 +69,12 @@ impl ApiError {
             ApiError::Domain(DomainError::Forbidden(why)) => {
                 (StatusCode::FORBIDDEN, "forbidden", "Forbidden", format!("Not allowed: {why}."))
             }
+            ApiError::Domain(DomainError::InsufficientScope(scope)) => (
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                "Insufficient scope",
+                format!("This token's scopes do not include {scope}; create a token with it to do this."),
+            ),
             ApiError::Domain(DomainError::Conflict(msg)) => (StatusCode::CONFLICT, "conflict", "Conflict", msg.clone()),
             ApiError::Domain(DomainError::Invalid(msg)) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "Invalid request", msg.clone())
@@ -99,6 +105,13 @@ impl IntoResponse for ApiError {
                 r#"Bearer realm="portcullis""#
             };
             res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        // RFC 6750 §3.1: say which scope would have done.
+        if let ApiError::Domain(DomainError::InsufficientScope(scope)) = self {
+            let challenge = format!(r#"Bearer realm="portcullis", error="insufficient_scope", scope="{scope}""#);
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                res.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+            }
         }
         res
     }

@@ -43,7 +43,7 @@ pub async fn activity(
     ApiActor(actor): ApiActor,
     Path(client_id): Path<String>,
 ) -> Result<Json<ClientActivity>, ApiError> {
-    Ok(Json(s.store.client_activity(&actor, &client_id).await?))
+    Ok(Json(s.portal.store.client_activity(&actor, &client_id).await?))
 }
 
 #[utoipa::path(get, path = "/security/dashboard",
@@ -52,13 +52,13 @@ pub async fn dashboard(
     State(s): State<ApiState>,
     ApiActor(actor): ApiActor,
 ) -> Result<Json<SecurityDashboard>, ApiError> {
-    Ok(Json(s.store.security_dashboard(&actor).await?))
+    Ok(Json(s.portal.store.security_dashboard(&actor).await?))
 }
 
 /// Every client with its owner, grants and credentials, flagged.
 #[utoipa::path(get, path = "/reviews", responses((status = 200, body = [ReviewClient]), (status = 403, body = Problem)))]
 pub async fn review(State(s): State<ApiState>, ApiActor(actor): ApiActor) -> Result<Json<Vec<ReviewClient>>, ApiError> {
-    Ok(Json(s.store.access_review(&actor).await?))
+    Ok(Json(s.portal.store.access_review(&actor).await?))
 }
 
 #[utoipa::path(post, path = "/reviews/credentials/{credential_id}/revoke", params(("credential_id" = String, Path)),
@@ -71,7 +71,7 @@ pub async fn revoke_credential(
     body: Body<ReasonBody>,
 ) -> Result<StatusCode, ApiError> {
     let Json(b) = body?;
-    s.store.review_revoke_credential(&actor, &credential_id, &b.reason).await?;
+    s.portal.store.review_revoke_credential(&actor, &credential_id, &b.reason).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -84,7 +84,7 @@ pub async fn end_grant(
     body: Body<ReasonBody>,
 ) -> Result<StatusCode, ApiError> {
     let Json(b) = body?;
-    s.store.review_end_grant(&actor, &grant_id, &b.reason).await?;
+    s.portal.store.review_end_grant(&actor, &grant_id, &b.reason).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -97,7 +97,7 @@ pub async fn extend_grant(
     body: Body<ExtendBody>,
 ) -> Result<Json<Extended>, ApiError> {
     let Json(b) = body?;
-    Ok(Json(Extended { expires_at: s.store.review_extend_grant(&actor, &grant_id, b.days, &b.reason).await? }))
+    Ok(Json(Extended { expires_at: s.portal.store.review_extend_grant(&actor, &grant_id, b.days, &b.reason).await? }))
 }
 
 #[utoipa::path(post, path = "/reviews/clients/{client_id}/reviewed", params(("client_id" = String, Path)), request_body = ReasonBody,
@@ -109,6 +109,6 @@ pub async fn mark_reviewed(
     body: Body<ReasonBody>,
 ) -> Result<StatusCode, ApiError> {
     let Json(b) = body?;
-    s.store.mark_client_reviewed(&actor, &client_id, &b.reason).await?;
+    s.portal.store.mark_client_reviewed(&actor, &client_id, &b.reason).await?;
     Ok(StatusCode::NO_CONTENT)
 }

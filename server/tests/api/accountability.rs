@@ -100,7 +100,7 @@ async fn test_access_by_an_admin_on_someone_elses_profile_names_the_admin() {
     app.publish_sample_products().await;
     let a = agent(&app, &["accounts"]).await;
     let admin = app.user_with_role(Role::Admin).await;
-    let result: portcullis_app::api::TestAccessResult = admin
+    let result: portcullis_domain::model::TestAccessResult = admin
         .call(
             "test_access",
             &[("profile_id", &a.reg.secret.profile_id), ("method", "GET"), ("path", "/gw/accounts/accounts")],
@@ -108,7 +108,7 @@ async fn test_access_by_an_admin_on_someone_elses_profile_names_the_admin() {
         .await
         .ok();
     assert_eq!(result.status, 200);
-    let own: portcullis_app::api::TestAccessResult = a
+    let own: portcullis_domain::model::TestAccessResult = a
         .dev
         .call(
             "test_access",

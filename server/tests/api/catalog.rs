@@ -1,5 +1,6 @@
 use crate::helpers::TestApp;
 use portcullis_domain::model::{ImportSummary, ProductView, Role, UserView};
+use portcullis_domain::scopes::Scopes;
 use sqlx::Row;
 
 const LOANS: &str = include_str!("../../../end2end/fixtures/loans-openapi.yaml");
@@ -212,7 +213,7 @@ async fn the_management_api_imports_a_document_sent_as_the_body() {
         app.store.user_by_email(&admin.email).await.unwrap().unwrap(),
         portcullis_domain::access::Channel::Cli,
     );
-    let token = app.store.create_access_token(&actor, "import", None).await.unwrap().token;
+    let token = app.store.create_access_token(&actor, "import", None, Scopes::all()).await.unwrap().token;
     let res = reqwest::Client::new()
         .post(format!("{}/api/v1/products/{}/openapi", app.base, product.id))
         .bearer_auth(&token)

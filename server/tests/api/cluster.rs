@@ -6,6 +6,7 @@
 
 use crate::helpers::{agent_for, audit_rows, Server, TestApp, TestUpstream, SECRET};
 use portcullis_domain::access::{Actor, Channel};
+use portcullis_domain::scopes::Scopes;
 use reqwest::StatusCode;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -234,7 +235,12 @@ async fn three_replicas_behind_nginx_survive_a_sigkill_under_load_and_one_rejoin
     let admin = app.operator_admin().await;
     app.store.set_rate_limit(&admin, &limited.reg.secret.profile_id, PER_MINUTE, BURST).await.unwrap();
     let owner = app.store.user_by_email(&load.dev.email).await.unwrap().unwrap();
-    let pat = app.store.create_access_token(&Actor::new(owner, Channel::Cli), "cluster", Some(1)).await.unwrap().token;
+    let pat = app
+        .store
+        .create_access_token(&Actor::new(owner, Channel::Cli), "cluster", Some(1), Scopes::all())
+        .await
+        .unwrap()
+        .token;
     app.shut_down().await;
 
     // nginx's port is chosen first: it is the public URL, the issuer and audience every

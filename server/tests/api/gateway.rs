@@ -264,7 +264,7 @@ async fn test_access_runs_a_real_audited_call_for_the_owner_only() {
     let app = TestApp::spawn().await;
     app.publish_sample_products().await;
     let a = agent(&app, &["accounts"]).await;
-    let ok: portcullis_app::api::TestAccessResult = a
+    let ok: portcullis_domain::model::TestAccessResult = a
         .dev
         .call(
             "test_access",
@@ -274,7 +274,7 @@ async fn test_access_runs_a_real_audited_call_for_the_owner_only() {
         .ok();
     assert_eq!((ok.status, ok.outcome.as_str()), (200, "allowed"));
     assert!(ok.body.contains("acc-1001"));
-    let refused: portcullis_app::api::TestAccessResult = a
+    let refused: portcullis_domain::model::TestAccessResult = a
         .dev
         .call(
             "test_access",

@@ -245,7 +245,13 @@ async fn an_mcp_session_cannot_act_as_another_profile_through_tool_arguments() {
     // Over REST, an encoded spelling of a credential parameter is the same parameter: a
     // product that takes no keys in the URL refuses it.
     let payments = app.product_id("payments").await;
-    assert!(!app.store.list_products().await.unwrap().iter().any(|p| p.id == payments && p.api_key_in_query));
+    assert!(!app
+        .store
+        .list_products(&app.operator_admin().await)
+        .await
+        .unwrap()
+        .iter()
+        .any(|p| p.id == payments && p.api_key_in_query));
     let spelled =
         reqwest::get(format!("{}/gw/payments/payments?api%5Fkey={}", app.base, theirs.key.secret)).await.unwrap();
     assert_eq!(spelled.status(), StatusCode::UNAUTHORIZED);
@@ -296,11 +302,11 @@ async fn test_access_follows_no_redirect_and_reads_a_bounded_body() {
     let run = |path: &'static str| async move {
         a.dev.call("test_access", &[("profile_id", &a.reg.secret.profile_id), ("method", "GET"), ("path", path)]).await
     };
-    let redirected: portcullis_app::api::TestAccessResult = run("/gw/bank/redirect").await.ok();
+    let redirected: portcullis_domain::model::TestAccessResult = run("/gw/bank/redirect").await.ok();
     assert_eq!(redirected.status, 302, "the redirect is shown, not followed");
     assert_eq!(upstream.hits(), 1);
 
-    let big: portcullis_app::api::TestAccessResult = run("/gw/bank/big").await.ok();
+    let big: portcullis_domain::model::TestAccessResult = run("/gw/bank/big").await.ok();
     assert_eq!(big.status, 200);
     assert!(big.body.len() <= 4000);
     // The portal stopped reading: the gateway's row says the caller went away early.
@@ -317,13 +323,13 @@ async fn the_sample_bank_is_reachable_only_through_the_gateway() {
     let upstream_of = |products: Vec<portcullis_domain::model::ProductView>| {
         products.into_iter().find(|p| p.slug == "accounts").unwrap().sandbox_url
     };
-    let first = upstream_of(app.store.list_products().await.unwrap());
+    let first = upstream_of(app.store.list_products(&app.operator_admin().await).await.unwrap());
     assert!(first.starts_with("http://127.0.0.1:") && !first.starts_with(&app.base), "{first}");
     assert_eq!(reqwest::get(format!("{first}/accounts")).await.unwrap().status(), StatusCode::OK);
 
     // A restart moves the bank to a new loopback port; the demo's products follow it.
     app.restart().await;
-    let second = upstream_of(app.store.list_products().await.unwrap());
+    let second = upstream_of(app.store.list_products(&app.operator_admin().await).await.unwrap());
     assert_ne!(first, second);
     assert_eq!(reqwest::get(format!("{second}/accounts")).await.unwrap().status(), StatusCode::OK);
 }

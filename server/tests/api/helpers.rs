@@ -263,7 +263,14 @@ impl TestApp {
     }
 
     pub async fn product_id(&self, slug: &str) -> String {
-        self.store.list_products().await.expect("products").into_iter().find(|p| p.slug == slug).expect("product").id
+        self.store
+            .list_products(&self.operator_admin().await)
+            .await
+            .expect("products")
+            .into_iter()
+            .find(|p| p.slug == slug)
+            .expect("product")
+            .id
     }
 }
 

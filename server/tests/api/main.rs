@@ -33,4 +33,5 @@ mod secret_rotation;
 mod shared_limits;
 mod startup;
 mod tls_listener;
+mod token_scopes;
 mod upstream_tls;

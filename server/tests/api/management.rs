@@ -284,3 +284,86 @@ async fn an_admin_approves_through_the_api_for_the_days_chosen() {
     let week = 7 * portcullis_domain::time::DAY;
     assert!((before + week..before + week + 60_000).contains(&expires), "{approved}");
 }
+
+/// What the portal does, a script does through the API, under the same rules: test
+/// access and recent requests (owner only), token lifetime, roles and the upstream TLS
+/// profiles (admins only).
+#[tokio::test]
+async fn the_api_reaches_what_the_portal_does_under_the_same_rules() {
+    let app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let a = crate::helpers::agent(&app, &["accounts"]).await;
+    let owner = Script::new(&app, &token_for(&app, &a.dev).await);
+    let nosy_session = app.developer("nosy").await;
+    let nosy = Script::new(&app, &token_for(&app, &nosy_session).await);
+    let admin_session = app.user_with_role(Role::Admin).await;
+    let admin = Script::new(&app, &token_for(&app, &admin_session).await);
+    let profile = &a.reg.secret.profile_id;
+    let client = &a.reg.client_id;
+
+    // Test access: a real, enforced, audited call with the profile's own credential.
+    let body = json!({ "method": "GET", "path": "/gw/accounts/accounts" });
+    let (status, ok) = owner.post(&format!("/profiles/{profile}/test-access"), body.clone()).await;
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!((ok["status"].as_u64(), ok["outcome"].as_str()), (Some(200), Some("allowed")));
+    let (_, refused) = owner
+        .post(&format!("/profiles/{profile}/test-access"), json!({ "method": "GET", "path": "/gw/payments/payments" }))
+        .await;
+    assert_eq!((refused["status"].as_u64(), refused["outcome"].as_str()), (Some(403), Some("not_granted")));
+    for bad in
+        [json!({ "method": "TRACE", "path": "/gw/accounts/accounts" }), json!({ "method": "GET", "path": "/admin" })]
+    {
+        let (status, p) = owner.post(&format!("/profiles/{profile}/test-access"), bad).await;
+        assert_eq!((status, p["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request")), "{p}");
+    }
+    assert_eq!(nosy.post(&format!("/profiles/{profile}/test-access"), body).await.0, 404);
+
+    // Recent requests: both calls, newest first, for the owner only.
+    let (status, recent) = owner.get(&format!("/clients/{client}/requests")).await;
+    assert_eq!(status, 200, "{recent}");
+    let seen: Vec<&str> = recent.as_array().unwrap().iter().map(|r| r["request_id"].as_str().unwrap()).collect();
+    assert_eq!(seen[..2], [refused["request_id"].as_str().unwrap(), ok["request_id"].as_str().unwrap()]);
+    assert_eq!(nosy.get(&format!("/clients/{client}/requests")).await.0, 404);
+
+    // Token lifetime: admins only, within its bounds.
+    let put = |who: &Script, path: String, body: Value| {
+        let http = who.http.clone();
+        let url = format!("{}{path}", who.base);
+        let token = who.token.clone();
+        async move {
+            let res = http.put(url).bearer_auth(token).json(&body).send().await.unwrap();
+            let status = res.status();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let lifetime = format!("/profiles/{profile}/token-lifetime");
+    assert_eq!(put(&owner, lifetime.clone(), json!({ "seconds": 60 })).await.0, 403);
+    assert_eq!(put(&admin, lifetime.clone(), json!({ "seconds": 0 })).await.0, 422);
+    assert_eq!(put(&admin, lifetime.clone(), json!({ "seconds": 120 })).await.0, 204);
+    let (_, issued) = {
+        let res = reqwest::Client::new()
+            .post(format!("{}/oauth/token", app.base))
+            .basic_auth(&a.reg.secret.client_id, Some(&a.reg.secret.secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        (res.status(), res.json::<Value>().await.unwrap())
+    };
+    assert_eq!(issued["expires_in"], 120, "{issued}");
+
+    // Roles: admins only; a role that does not exist is refused.
+    let (_, me) = owner.get("/me").await;
+    let dev_id = me["id"].as_str().unwrap();
+    assert_eq!(put(&owner, format!("/users/{dev_id}/role"), json!({ "role": "admin" })).await.0, 403);
+    let (status, changed) = put(&admin, format!("/users/{dev_id}/role"), json!({ "role": "security" })).await;
+    assert_eq!((status, changed["role"].as_str()), (StatusCode::OK, Some("security")), "{changed}");
+    let (status, p) = put(&admin, format!("/users/{dev_id}/role"), json!({ "role": "root" })).await;
+    assert_eq!(status, 400, "{p}");
+
+    // The upstream TLS profiles a product may name: for admins.
+    let (status, names) = admin.get("/upstream-tls").await;
+    assert_eq!(status, 200);
+    assert!(names.is_array());
+    assert_eq!(nosy.get("/upstream-tls").await.0, 403);
+}

@@ -5,6 +5,7 @@
 
 use crate::helpers::{agent_for, Server, TestApp, TestUpstream};
 use portcullis_domain::access::{Actor, Channel};
+use portcullis_domain::scopes::Scopes;
 use reqwest::StatusCode;
 use std::time::{Duration, Instant};
 
@@ -25,8 +26,12 @@ impl Pair {
         let upstream = TestUpstream::start().await;
         let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
         let owner = app.store.user_by_email(&a.dev.email).await.unwrap().unwrap();
-        let pat =
-            app.store.create_access_token(&Actor::new(owner, Channel::Cli), "replicas", Some(1)).await.unwrap().token;
+        let pat = app
+            .store
+            .create_access_token(&Actor::new(owner, Channel::Cli), "replicas", Some(1), Scopes::all())
+            .await
+            .unwrap()
+            .token;
         app.shut_down().await;
         // One public URL, as behind a load balancer: both issue and accept the same
         // tokens (the issuer and audience are the public URL).

@@ -6,6 +6,7 @@ use crate::helpers::{agent, serve_args, Server, TestApp, SECRET};
 use portcullis::application::{Application, StartError};
 use portcullis_domain::access::{Actor, Channel};
 use portcullis_domain::clock::Clock;
+use portcullis_domain::scopes::Scopes;
 use portcullis_domain::secrets::{SecretHasher, ServerSecret};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -114,7 +115,7 @@ async fn a_rotation_rekeys_what_is_used_and_says_what_would_be_lost() {
     let idle = agent(&app, &["accounts"]).await;
     let owner = app.store.user_by_email(&used.dev.email).await.unwrap().unwrap();
     let owner = Actor::new(owner, Channel::Cli);
-    let pat = app.store.create_access_token(&owner, "ci", Some(1)).await.unwrap();
+    let pat = app.store.create_access_token(&owner, "ci", Some(1), Scopes::all()).await.unwrap();
     let before = token(&app.base, &used.reg.client_id, &used.reg.secret.secret).await.unwrap();
     assert_eq!(gw(&app.base, &used.key.secret).await, StatusCode::OK);
     let old_file = write(app.data_dir(), "old.secret", SECRET);

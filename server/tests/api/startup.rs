@@ -1,6 +1,7 @@
 use crate::helpers::{serve_args, Server, TestApp, PASSWORD, SECRET};
 use portcullis::application::{Application, StartError};
 use portcullis_domain::clock::Clock;
+use portcullis_domain::scopes::Scopes;
 
 #[tokio::test]
 async fn refuses_to_start_without_a_strong_secret_outside_demo_mode() {
@@ -21,7 +22,9 @@ async fn refuses_to_start_without_a_strong_secret_outside_demo_mode() {
 #[tokio::test]
 async fn demo_mode_seeds_the_sample_bank_with_a_working_upstream() {
     let app = TestApp::spawn_demo().await;
-    let products = app.store.list_products().await.unwrap();
+    // The demo seeds one person, its admin (counted before the test makes one to read).
+    assert_eq!(app.store.count_users().await.unwrap(), 1);
+    let products = app.store.list_products(&app.operator_admin().await).await.unwrap();
     let names: Vec<&str> = products.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["Accounts", "Payments", "Reports"]);
     let accounts = &products[0];
@@ -30,8 +33,6 @@ async fn demo_mode_seeds_the_sample_bank_with_a_working_upstream() {
     assert_eq!(res.status(), 200);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["data"][0]["id"], "acc-1001");
-    // The admin can sign in; the demo agent exists with its sandbox grant.
-    assert_eq!(app.store.count_users().await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -84,7 +85,7 @@ async fn the_command_line_creates_an_admin_who_can_sign_in() {
 async fn the_secret_and_database_url_can_come_from_files_kept_out_of_the_process_list() {
     let mut app = TestApp::spawn().await;
     let admin = app.operator_admin().await;
-    let pat = app.store.create_access_token(&admin, "files", Some(1)).await.unwrap().token;
+    let pat = app.store.create_access_token(&admin, "files", Some(1), Scopes::all()).await.unwrap().token;
     app.shut_down().await;
     let dir = app.data_dir();
     let (secret_file, url_file) = (dir.join("secret"), dir.join("database-url"));

@@ -565,7 +565,7 @@ async fn without_a_public_url_the_issuer_is_https_and_test_access_reaches_the_ga
     app.publish_sample_products().await;
     let a = agent(&app, &["accounts"]).await;
     let test_access = || async {
-        let result: portcullis_app::api::TestAccessResult = a
+        let result: portcullis_domain::model::TestAccessResult = a
             .dev
             .call(
                 "test_access",
