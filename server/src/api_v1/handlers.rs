@@ -470,8 +470,10 @@ pub async fn recent_requests(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TestAccessBody {
     /// `GET`, `POST`, `PUT`, `PATCH` or `DELETE`.
+    #[schema(example = "GET")]
     pub method: String,
-    /// A gateway path, e.g. `/gw/accounts/accounts`.
+    /// A gateway path.
+    #[schema(example = "/gw/accounts/accounts")]
     pub path: String,
 }
 

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod accountability;
+mod api_matrix;
 mod audit;
 mod audit_integrity;
 mod auth;
@@ -33,5 +34,4 @@ mod secret_rotation;
 mod shared_limits;
 mod startup;
 mod tls_listener;
-mod token_scopes;
 mod upstream_tls;

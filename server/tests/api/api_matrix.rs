@@ -1,8 +1,11 @@
-//! Personal access tokens with scopes, tried as an attacker holding a narrow token would:
-//! every write route of the management API (read from its own OpenAPI document, so a
-//! route added later is tried too) with a read-only admin token, real ids and valid
-//! bodies; a token trying to mint a broader one; a developer's token naming an admin
-//! scope.
+//! The management API's authorization, route by route, as an attacker would try it.
+//! Routes come from the API's own OpenAPI document, so a route added later is tried
+//! too, with real ids and bodies built from its schemas:
+//!
+//! - scopes: every write route with a read-only admin token; a token minting a broader
+//!   one; a developer's token naming an admin scope;
+//! - objects (BOLA): every route that names one of Ada's objects, called by another
+//!   developer and by the security team with full tokens.
 
 use crate::helpers::{Session, TestApp};
 use portcullis_domain::model::Role;
@@ -80,6 +83,9 @@ fn example(doc: &Value, schema: &Value) -> Value {
         let name = r.rsplit('/').next().unwrap();
         return example(doc, &doc["components"]["schemas"][name]);
     }
+    if let Some(given) = schema.get("example").or(schema["examples"].get(0)) {
+        return given.clone();
+    }
     if let Some(first) = schema["enum"].as_array().and_then(|e| e.first()) {
         return first.clone();
     }
@@ -107,29 +113,58 @@ fn example(doc: &Value, schema: &Value) -> Value {
     }
 }
 
-/// Every write operation of the API: method, path with real ids, and a valid body.
-fn write_operations(doc: &Value, ids: &HashMap<&str, String>) -> Vec<(Method, String, Option<Body>)> {
+/// One call of the API: its method, the path template it fills, and a valid body.
+struct Operation {
+    method: Method,
+    template: String,
+    path: String,
+    body: Option<Value>,
+    yaml: bool,
+}
+
+impl Operation {
+    async fn send(&self, api: &Api) -> Reply {
+        let body = match (&self.body, self.yaml) {
+            (Some(v), _) => Some(Body::Json(v.clone())),
+            (None, true) => Some(Body::Text("openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths: {}\n".into())),
+            (None, false) => None,
+        };
+        api.send(self.method.clone(), &self.path, body).await
+    }
+}
+
+/// Every operation of the API with its ids filled in from `ids` (those naming an id
+/// not in `ids` are left out), required query parameters included.
+fn operations(doc: &Value, ids: &HashMap<&str, String>) -> Vec<Operation> {
     let mut out = Vec::new();
     for (template, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             let method: Method = method.to_uppercase().parse().unwrap();
-            if method == Method::GET {
-                continue;
-            }
             let mut path = template.clone();
             for (name, id) in ids {
                 path = path.replace(&format!("{{{name}}}"), id);
             }
-            assert!(!path.contains('{'), "no id for {template}");
+            if path.contains('{') {
+                continue;
+            }
+            let required: Vec<String> = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query" && p["required"] == true)
+                .map(|p| {
+                    let value = example(doc, &p["schema"]);
+                    let text = value.as_str().map(str::to_owned).unwrap_or(value.to_string());
+                    format!("{}={text}", p["name"].as_str().unwrap())
+                })
+                .collect();
+            if !required.is_empty() {
+                path = format!("{path}?{}", required.join("&"));
+            }
             let content = &op["requestBody"]["content"];
-            let body = if let Some(schema) = content.get("application/json").map(|c| &c["schema"]) {
-                Some(Body::Json(example(doc, schema)))
-            } else if content.is_object() {
-                Some(Body::Text("openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths: {}\n".into()))
-            } else {
-                None
-            };
-            out.push((method, path, body));
+            let body = content.get("application/json").map(|c| example(doc, &c["schema"]));
+            let yaml = body.is_none() && content.is_object();
+            out.push(Operation { method, template: template.clone(), path, body, yaml });
         }
     }
     out
@@ -153,17 +188,22 @@ async fn everything_readable(api: &Api, client_id: &str) -> Value {
     Value::Object(seen)
 }
 
-#[tokio::test]
-async fn a_read_only_token_changes_nothing_through_any_route() {
-    let app = TestApp::spawn().await;
-    app.publish_sample_products().await;
-    let admin = app.user_with_role(Role::Admin).await;
-    let dev = app.developer("ada").await;
-    let full = Api::new(&app, &token(&app, &admin, None).await);
-    let ada = Api::new(&app, &token(&app, &dev, None).await);
+/// Ada's objects, for every id a route names: a client with a production profile, its
+/// credential, a pending request, her token; a product; Ada herself.
+struct World {
+    ada: Api,
+    admin_session: Session,
+    admin: Api,
+    ids: HashMap<&'static str, String>,
+    doc: Value,
+}
 
-    // Real objects for every id a route names: a client with a production profile, its
-    // credential, a pending request, a product, a token, a person.
+async fn world(app: &TestApp) -> World {
+    app.publish_sample_products().await;
+    let admin_session = app.user_with_role(Role::Admin).await;
+    let dev = app.developer("ada").await;
+    let admin = Api::new(app, &token(app, &admin_session, None).await);
+    let ada = Api::new(app, &token(app, &dev, None).await);
     let created = ada.post("/clients", json!({ "name": "Ada's agent", "kind": "ai_agent" })).await;
     assert_eq!(created.status, 201, "{}", created.body);
     let client_id = created.body["client"]["client"]["id"].as_str().unwrap().to_owned();
@@ -179,83 +219,125 @@ async fn a_read_only_token_changes_nothing_through_any_route() {
         )
         .await;
     assert_eq!(asked.status, 201, "{}", asked.body);
-    let grant_id = asked.body["id"].as_str().unwrap().to_owned();
     let me = ada.get("/me").await.body;
     let tokens = ada.get("/tokens").await.body;
-    let ids: HashMap<&str, String> = HashMap::from([
-        ("client_id", client_id.clone()),
+    let ids = HashMap::from([
+        ("client_id", client_id),
         ("profile_id", profile_id),
         ("credential_id", credential_id),
         ("product_id", product_id),
-        ("grant_id", grant_id),
+        ("grant_id", asked.body["id"].as_str().unwrap().to_owned()),
         ("token_id", tokens[0]["id"].as_str().unwrap().to_owned()),
         ("user_id", me["id"].as_str().unwrap().to_owned()),
     ]);
+    let doc = admin.get("/openapi.json").await.body;
+    World { ada, admin_session, admin, ids, doc }
+}
 
+#[tokio::test]
+async fn a_read_only_token_changes_nothing_through_any_route() {
+    let app = TestApp::spawn().await;
+    let w = world(&app).await;
     let read_only: Vec<&str> =
         ["clients:read", "catalog:read", "grants:read", "audit:read", "reviews:read", "users:read", "tokens:read"]
             .into();
-    let reader = Api::new(&app, &token(&app, &admin, Some(&read_only)).await);
-    let doc = full.get("/openapi.json").await.body;
-    let writes = write_operations(&doc, &ids);
+    let reader = Api::new(&app, &token(&app, &w.admin_session, Some(&read_only)).await);
+    let all = operations(&w.doc, &w.ids);
+    let writes: Vec<&Operation> = all.iter().filter(|o| o.method != Method::GET).collect();
     assert!(writes.len() >= 20, "the API's write routes: {}", writes.len());
 
-    let before = everything_readable(&full, &client_id).await;
-    for (method, path, body) in write_operations(&doc, &ids) {
-        let r = reader.send(method.clone(), &path, body).await;
-        assert_eq!(r.status, 403, "{method} {path}: {}", r.body);
-        assert_eq!(r.body["code"], "insufficient_scope", "{method} {path}: {}", r.body);
-        assert!(r.challenge.contains(r#"error="insufficient_scope""#), "{method} {path}: {}", r.challenge);
-        assert!(r.challenge.contains(":write\""), "{method} {path} names the scope it needs: {}", r.challenge);
+    let before = everything_readable(&w.admin, &w.ids["client_id"]).await;
+    for op in &writes {
+        let r = op.send(&reader).await;
+        let what = format!("{} {}", op.method, op.template);
+        assert_eq!(r.status, 403, "{what}: {}", r.body);
+        assert_eq!(r.body["code"], "insufficient_scope", "{what}: {}", r.body);
+        assert!(r.challenge.contains(r#"error="insufficient_scope""#), "{what}: {}", r.challenge);
+        assert!(r.challenge.contains(":write\""), "{what} names the scope it needs: {}", r.challenge);
     }
-    assert_eq!(everything_readable(&full, &client_id).await, before, "a read-only token changed something");
+    assert_eq!(everything_readable(&w.admin, &w.ids["client_id"]).await, before, "a read-only token changed something");
 
     // It reads everything its owner may read.
-    for (template, item) in doc["paths"].as_object().unwrap() {
-        if item.get("get").is_none() {
-            continue;
-        }
-        let mut path = template.clone();
-        for (name, id) in &ids {
-            path = path.replace(&format!("{{{name}}}"), id);
-        }
-        if path.contains('{') {
-            continue; // an audit event's key, which only a search gives
-        }
-        let required: Vec<String> = item["get"]["parameters"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["in"] == "query" && p["required"] == true)
-            .map(|p| {
-                let value = example(&doc, &p["schema"]);
-                format!(
-                    "{}={}",
-                    p["name"].as_str().unwrap(),
-                    value.as_str().map(str::to_owned).unwrap_or(value.to_string())
-                )
-            })
-            .collect();
-        if !required.is_empty() {
-            path = format!("{path}?{}", required.join("&"));
-        }
-        let r = reader.get(&path).await;
-        assert!(
-            r.status.is_success(),
-            "GET {path} with a read-only token: {} {} {}",
-            r.status,
-            r.body,
-            item["get"]["parameters"]
-        );
+    for op in all.iter().filter(|o| o.method == Method::GET) {
+        let r = op.send(&reader).await;
+        assert!(r.status.is_success(), "GET {} with a read-only token: {} {}", op.path, r.status, r.body);
     }
 
     // The same bodies with the full token are not refused for scope: the refusals
     // above were the scopes', not the bodies'.
-    for (method, path, body) in writes {
-        let r = full.send(method.clone(), &path, body).await;
-        assert_ne!(r.body["code"], "insufficient_scope", "{method} {path}");
-        assert!(r.status != 401, "{method} {path}");
+    for op in writes {
+        let r = op.send(&w.admin).await;
+        assert_ne!(r.body["code"], "insufficient_scope", "{} {}", op.method, op.template);
+        assert!(r.status != 401, "{} {}", op.method, op.template);
     }
+}
+
+/// Ids only Ada's own requests may touch (the product and the people are not hers).
+const ADAS: [&str; 5] = ["client_id", "profile_id", "credential_id", "grant_id", "token_id"];
+
+#[tokio::test]
+async fn nobody_reaches_another_developers_objects_through_any_route() {
+    let app = TestApp::spawn().await;
+    let w = world(&app).await;
+    let mallory_session = app.developer("mallory").await;
+    let mallory = Api::new(&app, &token(&app, &mallory_session, None).await);
+    let security_session = app.user_with_role(Role::Security).await;
+    let security = Api::new(&app, &token(&app, &security_session, None).await);
+    let client_id = w.ids["client_id"].clone();
+    let ops: Vec<Operation> = operations(&w.doc, &w.ids)
+        .into_iter()
+        .filter(|o| ADAS.iter().any(|id| o.template.contains(&format!("{{{id}}}"))))
+        .collect();
+    assert!(ops.len() >= 15, "routes naming Ada's objects: {}", ops.len());
+    let adas_view = || async {
+        let mut seen = Map::new();
+        for path in [format!("/clients/{client_id}"), "/tokens".into(), format!("/clients/{client_id}/requests")] {
+            let r = w.ada.get(&path).await;
+            assert_eq!(r.status, 200, "{path}");
+            let mut body = r.body;
+            if path == "/tokens" {
+                for t in body.as_array_mut().unwrap() {
+                    t.as_object_mut().unwrap().remove("last_used_at");
+                }
+            }
+            seen.insert(path, body);
+        }
+        Value::Object(seen)
+    };
+    let before = adas_view().await;
+
+    // Another developer: nothing, and never a hint that it exists (404, or 403 where the
+    // route is for another role whatever the object).
+    for op in &ops {
+        let r = op.send(&mallory).await;
+        let what = format!("mallory {} {}", op.method, op.template);
+        assert!(r.status == 404 || r.status == 403, "{what}: {} {}", r.status, r.body);
+        assert!(!r.body.to_string().contains(&client_id), "{what} answered with Ada's client: {}", r.body);
+    }
+    let listed = mallory.get("/clients").await.body.to_string();
+    assert!(!listed.contains(&client_id));
+    let audit = mallory.get("/audit").await;
+    assert_eq!(audit.status, 403, "a developer does not search everyone's audit trail");
+
+    // The security team reads every client, and changes nothing outside the review.
+    for op in &ops {
+        let r = op.send(&security).await;
+        let what = format!("security {} {}", op.method, op.template);
+        if op.method == Method::GET {
+            let own_only = op.template.starts_with("/tokens");
+            assert!(r.status == 200 || own_only && r.status == 404, "{what}: {} {}", r.status, r.body);
+        } else if !op.template.starts_with("/reviews/") {
+            assert!(r.status == 404 || r.status == 403, "{what}: {} {}", r.status, r.body);
+        }
+    }
+    // (The review's own actions are the security team's to take, with a reason.)
+    let mut after = adas_view().await;
+    let mut before = before;
+    for view in [&mut before, &mut after] {
+        // Reviewed and revoked-by-review are the review's effects, looked at elsewhere.
+        view.as_object_mut().unwrap().remove(&format!("/clients/{client_id}"));
+    }
+    assert_eq!(after, before, "Ada's tokens and requests are as she left them");
 }
 
 #[tokio::test]
