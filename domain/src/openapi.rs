@@ -56,9 +56,14 @@ const MAX_EXPANSION_NESTING: usize = 64;
 /// deeper than 128 levels.
 const MAX_RESULT_NESTING: usize = 120;
 
-/// Most `[`/`{` a YAML document may have open at once (counted naively, see
-/// [`check_flow_nesting`]).
-const MAX_FLOW_BRACKETS: usize = 1000;
+/// Deepest YAML nesting read: the parser stops there instead of building anything
+/// deeper. Its deserializer recurses once per level, with large frames in debug builds
+/// (about 90 levels fill a 2 MiB thread stack, a tokio worker's); real API descriptions
+/// stay under 30.
+const MAX_YAML_DEPTH: usize = 64;
+/// Most YAML nodes (mappings, sequences, scalars) and parser events read: well above a
+/// 2 MiB document of real API descriptions, well below what could exhaust memory.
+const MAX_YAML_NODES: usize = 1_000_000;
 
 /// The operations of a path item, in output order.
 const METHODS: [&str; 7] = ["get", "put", "post", "delete", "patch", "head", "options"];
@@ -82,8 +87,8 @@ pub fn parse(text: &str) -> Result<ImportedApi> {
     let doc: Value = if text.starts_with('{') {
         serde_json::from_str(text).map_err(|e| invalid(format!("The document is not valid JSON: {e}.")))?
     } else {
-        check_flow_nesting(text)?;
-        serde_yaml::from_str(text).map_err(|e| invalid(format!("The document is not valid YAML: {e}.")))?
+        serde_saphyr::from_str_with_options(text, yaml_limits())
+            .map_err(|e| invalid(format!("The document is not valid YAML: {}.", yaml_error(&e))))?
     };
     let Value::Object(root) = &doc else {
         return Err(invalid("The document is not an OpenAPI document: expected an object at the top level."));
@@ -157,30 +162,32 @@ pub fn parse(text: &str) -> Result<ImportedApi> {
     Ok(ImportedApi { title, description, endpoints: found.into_iter().map(|(_, e)| e).collect() })
 }
 
-/// libyaml (under `serde_yaml`) spends time proportional to the flow nesting depth on
-/// every token, and `serde_yaml` applies its recursion limit only once the whole text is
-/// scanned: 2 MiB of `[` would keep a core busy for many minutes. Counting brackets while
-/// ignoring quoting is cheap and rejects such text (and no real document: brackets inside
-/// strings mostly balance); it is no complete defence, since brackets inside quoted
-/// strings can hide real nesting from the count.
-fn check_flow_nesting(text: &str) -> Result<()> {
-    let mut depth = 0usize;
-    for b in text.bytes() {
-        match b {
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_FLOW_BRACKETS {
-                    return Err(invalid(format!(
-                        "The document nests `[` and `{{` more than {MAX_FLOW_BRACKETS} levels \
-                         deep; it cannot be imported."
-                    )));
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
+/// The YAML parser's limits for a document someone uploads: one document, no `!include`,
+/// nesting and size bounded while parsing (so a hostile text costs at most one pass),
+/// anchors and aliases bounded against expansion bombs.
+fn yaml_limits() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_documents: 1,
+            max_inclusion_depth: 0,
+            max_depth: MAX_YAML_DEPTH,
+            flow_nesting_limit: MAX_YAML_DEPTH,
+            max_nodes: MAX_YAML_NODES,
+            max_events: 2 * MAX_YAML_NODES,
+            max_total_scalar_bytes: MAX_DOCUMENT_BYTES,
+        },
     }
-    Ok(())
+}
+
+/// The parser's message, on one line: it may quote the document, which is the uploader's
+/// own text, but a page shows one line.
+fn yaml_error(e: &serde_saphyr::Error) -> String {
+    let text = e.to_string();
+    if text.contains("Depth {") || text.contains("recursion limit") {
+        return format!("it nests more than {MAX_YAML_DEPTH} levels deep");
+    }
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("unreadable");
+    line.trim_end_matches('.').chars().take(300).collect()
 }
 
 fn invalid(message: impl Into<String>) -> DomainError {
@@ -919,9 +926,24 @@ x-shared:
         assert!(err(&deep).contains("not valid JSON"));
         let deep = format!("a: {}1{}", "[".repeat(500), "]".repeat(500));
         assert!(err(&deep).contains("not valid YAML"));
-        // Deeper flow nesting is refused before libyaml spends minutes scanning it.
+        // 2 MiB of `[` is refused at the nesting limit, in one pass.
+        let started = std::time::Instant::now();
         let deep = format!("a: {}", "[".repeat(MAX_DOCUMENT_BYTES - 3));
-        assert!(err(&deep).contains("more than 1000 levels deep"));
+        assert!(err(&deep).contains("not valid YAML"));
+        assert!(err(&deep).contains("nests more than 64 levels deep"), "{}", err(&deep));
+        let block = |levels: usize| (0..levels).map(|i| format!("{}k:\n", "  ".repeat(i))).collect::<String>();
+        assert!(err(&block(300)).contains("nests more than 64 levels deep"), "block nesting is bounded too");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+        // At the limit, flow or block, it is read whole on a test thread's 2 MiB stack (a
+        // tokio worker's): the limit is below what the stack holds.
+        let at_limit = format!("a: {}1{}", "[".repeat(63), "]".repeat(63));
+        assert!(err(&at_limit).contains("no `openapi` field"), "{}", err(&at_limit));
+        assert!(err(&block(64)).contains("no `openapi` field"));
+        // Two documents, or an include, are not one OpenAPI document; nothing is read
+        // from the disk.
+        assert!(err("openapi: 3.0.0\n---\nopenapi: 3.1.0\n").contains("not valid YAML"));
+        let include = err("openapi: 3.0.0\ninfo: !include /etc/passwd\npaths: {}\n");
+        assert!(!include.contains("root:"), "{include}");
     }
 
     #[test]
