@@ -49,8 +49,9 @@ text_enum!(
 );
 text_enum!(Environment { Sandbox => "sandbox", Production => "production" });
 text_enum!(
-    /// Where a request came in: the REST gateway, the Gateway MCP or the OAuth server.
-    RequestChannel { Rest => "rest", Mcp => "mcp", Oauth => "oauth" }
+    /// Where a request came in: the REST gateway, the Gateway MCP, the Management MCP or
+    /// the OAuth server.
+    RequestChannel { Rest => "rest", Mcp => "mcp", McpManage => "mcp-manage", Oauth => "oauth" }
 );
 text_enum!(
     /// Whether a request was let through (its answer may still be an upstream error).

@@ -248,7 +248,7 @@ impl Application {
             },
         )
         .map_err(|e| StartError::Config(format!("upstream TLS: {e}")))?;
-        let mcp = crate::mcp::McpServer::new(gateway.clone(), &tokens.issuer, &secret);
+        let mcp = crate::mcp::McpServer::new(gateway.clone(), &tokens.issuer, &secret, upstream_tls_names.clone());
         mcp.follow_ended_sessions().await?;
         spawn_policy_watch(store.clone());
         if secret.has_previous() {

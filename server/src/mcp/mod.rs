@@ -1,9 +1,14 @@
-//! The Gateway MCP: `/mcp`, the Model Context Protocol over Streamable HTTP.
+//! The Model Context Protocol over Streamable HTTP, on two routes that share it:
 //!
-//! An agent authenticates exactly as at `/gw` (the gateway's own `authenticate`), sees
-//! only what its profile's grants allow, and `execute_endpoint` runs through
-//! `Gateway::execute`. This module only speaks the protocol. README.md beside this file
-//! lists the revisions served, the spec sections followed and the decisions.
+//! - the Gateway MCP, `/mcp`: an agent authenticates exactly as at `/gw` (the gateway's
+//!   own `authenticate`), sees only what its profile's grants allow, and
+//!   `execute_endpoint` runs through `Gateway::execute`;
+//! - the Management MCP, `/mcp/manage`: a person's automation, with a personal access
+//!   token; its tools (`manage.rs`) are the domain's operations under that person's
+//!   rules and the token's scopes.
+//!
+//! This module only speaks the protocol. README.md beside this file lists the revisions
+//! served, the spec sections followed and the decisions.
 //!
 //! Every HTTP request reserves its audit row before anything else, and every way it can
 //! end — a transport refusal, a protocol fault, a tool's answer — finishes that row: one
@@ -11,6 +16,7 @@
 //! to the gateway, which writes it as for any REST call.
 
 mod jsonrpc;
+mod manage;
 mod session;
 mod tools;
 
@@ -22,11 +28,14 @@ use axum::routing::get;
 use axum::Extension;
 use axum::{Json, Router};
 use portcullis_app::ssr::ClientIp;
+use portcullis_domain::access::{Actor, Channel};
 use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::{Committed, PendingRow};
+use portcullis_domain::keyed::Limiter;
 use portcullis_domain::model::RequestChannel;
 use portcullis_domain::policy::Snapshot;
 use portcullis_domain::secrets::ServerSecret;
+use portcullis_domain::upstream_tls::UpstreamTlsNames;
 use portcullis_domain::DomainError;
 use serde_json::{json, Map, Value};
 use std::net::IpAddr;
@@ -35,7 +44,7 @@ use std::time::Instant;
 
 use crate::audit;
 use crate::body::{self as request_body, BodyError};
-use crate::gateway::{header_str, Caller, Gateway, Query};
+use crate::gateway::{bearer, header_str, Caller, Gateway, Query};
 use jsonrpc::{
     Message, RpcError, HEADER_MISMATCH, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR,
     UNSUPPORTED_PROTOCOL_VERSION,
@@ -58,14 +67,35 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Messages in one 2025-03-26 batch.
 const MAX_BATCH: usize = 16;
 
+const MANAGE_INSTRUCTIONS: &str = "Portcullis manages who may call which API. These tools act for the person \
+    whose personal access token you hold, with exactly their rights, narrowed by the token's scopes: list and register \
+    clients, issue and revoke their credentials, request and decide access, search the audit trail and review access. \
+    Every change is recorded in the audit trail as theirs. A secret in a result is shown once: keep it out of logs.";
+
 const INSTRUCTIONS: &str = "Portcullis is an API gateway. Call list_collections to see the APIs this client may use, \
     list_endpoints and endpoint_details to learn one, and execute_endpoint to call it. Every call uses this client's \
     own credential and is checked against its grants, rate limited and audited like any application's.";
 
+/// Which of the two MCP routes a server answers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Surface {
+    /// `/mcp`: agents, with their client credential.
+    Gateway,
+    /// `/mcp/manage`: people's automation, with a personal access token.
+    Manage,
+}
+
 #[derive(Clone)]
 pub struct McpServer {
     gateway: Gateway,
+    surface: Surface,
     sessions: Arc<Sessions>,
+    /// Ends of Management MCP sessions per person: each is kept by every replica until
+    /// the session would have expired, so nobody may record them without bound (a
+    /// Gateway MCP end is paid from the profile's own rate limit instead).
+    person_ends: Arc<Limiter<String>>,
+    /// The upstream TLS profiles this server has, which a product's policy may name.
+    upstream_tls: UpstreamTlsNames,
     /// The MCP endpoint's own URL: the protected resource of RFC 9728.
     resource: String,
     /// Where the protected resource metadata is served, named in every 401.
@@ -79,16 +109,68 @@ pub struct McpServer {
 impl McpServer {
     /// `base` is the public URL, also the token issuer; session ids are sealed with a key
     /// derived from `secret`, so every replica holding it serves every session.
-    pub fn new(gateway: Gateway, base: &str, secret: &ServerSecret) -> Self {
+    pub fn new(gateway: Gateway, base: &str, secret: &ServerSecret, upstream_tls: UpstreamTlsNames) -> Self {
         let base = base.trim_end_matches('/').to_owned();
         let public_host = origin_of(&base).split_once("://").map(|(_, h)| h.to_owned()).unwrap_or_default();
         Self {
             gateway,
+            surface: Surface::Gateway,
             sessions: Arc::new(Sessions::new(secret)),
+            person_ends: Arc::new(Limiter::new(60, 60, 100_000)),
+            upstream_tls,
             resource: format!("{base}/mcp"),
             metadata_url: format!("{base}/.well-known/oauth-protected-resource/mcp"),
             issuer: base,
             public_host,
+        }
+    }
+}
+
+impl McpServer {
+    /// The Management MCP beside this Gateway MCP: the same protocol and session ids
+    /// (a session is bound to its profile or person, whose ids never coincide).
+    fn manage(&self) -> McpServer {
+        McpServer {
+            surface: Surface::Manage,
+            resource: format!("{}/mcp/manage", self.issuer),
+            metadata_url: format!("{}/.well-known/oauth-protected-resource/mcp/manage", self.issuer),
+            ..self.clone()
+        }
+    }
+
+    fn path(&self) -> &'static str {
+        match self.surface {
+            Surface::Gateway => "/mcp",
+            Surface::Manage => "/mcp/manage",
+        }
+    }
+
+    fn channel(&self) -> RequestChannel {
+        match self.surface {
+            Surface::Gateway => RequestChannel::Mcp,
+            Surface::Manage => RequestChannel::McpManage,
+        }
+    }
+
+    fn instructions(&self) -> &'static str {
+        match self.surface {
+            Surface::Gateway => INSTRUCTIONS,
+            Surface::Manage => MANAGE_INSTRUCTIONS,
+        }
+    }
+
+    fn server_info(&self) -> Value {
+        let title = match self.surface {
+            Surface::Gateway => "Portcullis Gateway MCP",
+            Surface::Manage => "Portcullis Management MCP",
+        };
+        json!({ "name": "portcullis", "title": title, "version": env!("CARGO_PKG_VERSION") })
+    }
+
+    fn tool_definitions(&self) -> Value {
+        match self.surface {
+            Surface::Gateway => tools::definitions(),
+            Surface::Manage => manage::definitions(),
         }
     }
 }
@@ -109,15 +191,35 @@ fn origin_of(url: &str) -> String {
 }
 
 pub fn router<S: Clone + Send + Sync + 'static>(server: McpServer) -> Router<S> {
+    let manage = server.manage();
     Router::new()
         .route("/mcp", get(get_stream).post(post).delete(delete))
         .route("/.well-known/oauth-protected-resource", get(resource_metadata))
         .route("/.well-known/oauth-protected-resource/mcp", get(resource_metadata))
         .with_state(server)
+        .merge(
+            Router::new()
+                .route("/mcp/manage", get(get_stream).post(post).delete(delete))
+                .route("/.well-known/oauth-protected-resource/mcp/manage", get(resource_metadata))
+                .with_state(manage),
+        )
 }
 
 /// RFC 9728 §2: who protects `/mcp` and how to present a token to it.
 async fn resource_metadata(State(mcp): State<McpServer>) -> Response {
+    if mcp.surface == Surface::Manage {
+        // Personal access tokens come from the portal (or `POST /api/v1/tokens`), not
+        // from an authorization server a client could ask.
+        return Json(json!({
+            "resource": mcp.resource,
+            "authorization_servers": [],
+            "bearer_methods_supported": ["header"],
+            "scopes_supported": portcullis_domain::scopes::Scopes::all().names(),
+            "resource_name": "Portcullis Management MCP",
+            "resource_documentation": format!("{}/tokens", mcp.issuer),
+        }))
+        .into_response();
+    }
     let snap = mcp.gateway.store().snapshot().current();
     let mut scopes: Vec<&str> =
         snap.products.values().flat_map(|p| p.endpoints.iter().map(|e| e.scope.as_str())).collect();
@@ -184,11 +286,11 @@ async fn reserve(
     peer: IpAddr,
     started: Instant,
 ) -> Result<PendingRow, Response> {
-    if let Err(retry_after_secs) = mcp.gateway.sources().admit(peer, RequestChannel::Mcp) {
+    if let Err(retry_after_secs) = mcp.gateway.sources().admit(peer, mcp.channel()) {
         let request_id = uuid::Uuid::now_v7().to_string();
         return Err(crate::gateway::Refusal::TooManyRefusals { retry_after_secs }.into_response(&request_id));
     }
-    let event = audit::event(RequestChannel::Mcp, mcp.gateway.store().now(), method, "/mcp", headers, peer);
+    let event = audit::event(mcp.channel(), mcp.gateway.store().now(), method, mcp.path(), headers, peer);
     let request_id = event.request_id.clone();
     mcp.gateway.reserve(event, started).await.map_err(|refusal| refusal.into_response(&request_id))
 }
@@ -201,39 +303,97 @@ async fn refuse(mcp: &McpServer, peer: IpAddr, mut row: PendingRow, reason: &'st
     audit::answer(row, res).await
 }
 
+/// Who an MCP request comes from, once authenticated.
+enum Principal<'s> {
+    /// An agent at `/mcp`, as the gateway authenticated it.
+    Agent(Caller<'s>),
+    /// A person at `/mcp/manage`, held to their token's scopes.
+    Person(Actor),
+}
+
+impl Principal<'_> {
+    /// What a session is bound to: the agent's profile, or the person.
+    fn subject(&self) -> &str {
+        match self {
+            Principal::Agent(c) => &c.profile.id,
+            Principal::Person(a) => a.id(),
+        }
+    }
+
+    fn stamp(&self, event: &mut portcullis_domain::audit_writer::RequestEvent) {
+        match self {
+            Principal::Agent(c) => c.stamp(event),
+            Principal::Person(a) => event.actor_user_id = Some(AuditText::new(a.id(), cap::ID)),
+        }
+    }
+}
+
 /// One MCP request's context once its caller is authenticated.
 struct Ctx<'a> {
     mcp: &'a McpServer,
     snap: &'a Snapshot,
-    caller: Caller<'a>,
+    caller: Principal<'a>,
     headers: &'a HeaderMap,
     peer: IpAddr,
     now: i64,
 }
 
 /// What every POST and DELETE passes first: the DNS-rebinding check, then the
-/// gateway's own authentication. The refusal comes with its audit reason.
-fn admit<'s>(
+/// gateway's own authentication (or, at `/mcp/manage`, the personal access token's).
+/// The refusal comes with its audit reason.
+async fn admit<'s>(
     mcp: &McpServer,
     snap: &'s Snapshot,
     uri: &Uri,
     headers: &HeaderMap,
     row: &mut PendingRow,
-) -> Result<Caller<'s>, (&'static str, Box<Response>)> {
+) -> Result<Principal<'s>, (&'static str, Box<Response>)> {
     if let Some((reason, refused)) = foreign_request(mcp, headers) {
         return Err((reason, Box::new(refused)));
+    }
+    if mcp.surface == Surface::Manage {
+        let person = Principal::Person(person(mcp, headers).await?);
+        person.stamp(&mut row.event);
+        return Ok(person);
     }
     let now = mcp.gateway.store().now();
     match mcp.gateway.authenticate(snap, headers, &Query::parse(uri.query()), false, now) {
         Ok(caller) => {
             caller.stamp(&mut row.event);
-            Ok(caller)
+            Ok(Principal::Agent(caller))
         }
         Err(refusal) => {
             let named = mcp.gateway.named_client(snap, headers, &Query::parse(None), false);
             row.event.attempted_client_id = named.map(|c| AuditText::new(c, cap::ID));
             let reason = refusal.reason();
             Err((reason, Box::new(refusal.into_response_for(&row.event.request_id, Some(&mcp.metadata_url)))))
+        }
+    }
+}
+
+/// The person a Management MCP request's personal access token acts for. A client
+/// credential, or anything else, is refused like an unknown token: this route is for
+/// people's automation, never an agent's own access.
+async fn person(mcp: &McpServer, headers: &HeaderMap) -> Result<Actor, (&'static str, Box<Response>)> {
+    let unauthorized = |reason: &'static str, message: &str| {
+        let error = if reason == "invalid_token" { r#", error="invalid_token""# } else { "" };
+        let challenge = format!(r#"Bearer realm="portcullis"{error}, resource_metadata="{}""#, mcp.metadata_url);
+        let mut res = rpc_fault(StatusCode::UNAUTHORIZED, &Value::Null, &RpcError::new(INVALID_REQUEST, message));
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        (reason, Box::new(res))
+    };
+    let Some(token) = bearer(headers) else {
+        return Err(unauthorized("missing_credentials", "Send a personal access token: Authorization: Bearer pcp_…"));
+    };
+    match mcp.gateway.store().authenticate_access_token(token, Channel::McpManage).await {
+        Ok(Some(actor)) => Ok(actor),
+        Ok(None) => Err(unauthorized("invalid_token", "The personal access token is unknown, expired or revoked.")),
+        Err(e) => {
+            tracing::error!(error = %e, "Management MCP: token lookup failed");
+            let e = RpcError::new(jsonrpc::INTERNAL_ERROR, "The token could not be checked; retry.");
+            Err(("store_unavailable", Box::new(rpc_fault(StatusCode::SERVICE_UNAVAILABLE, &Value::Null, &e))))
         }
     }
 }
@@ -268,7 +428,7 @@ async fn delete(
         Err(refused) => return refused,
     };
     let snap = mcp.gateway.store().snapshot().current();
-    let caller = match admit(&mcp, &snap, &uri, &headers, &mut row) {
+    let caller = match admit(&mcp, &snap, &uri, &headers, &mut row).await {
         Ok(c) => c,
         Err((reason, refused)) => return refuse(&mcp, peer, row, reason, *refused).await,
     };
@@ -278,12 +438,24 @@ async fn delete(
     };
     // Each end is kept by every replica until the session would have expired: a profile
     // pays for ends from its own rate limit, so none can grow that set without bound.
-    if let Err(refusal) = mcp.gateway.charge(caller.profile).await {
-        let (reason, answer) = (refusal.reason(), refusal.into_response(&row.event.request_id));
-        return refuse(&mcp, peer, row, reason, answer).await;
+    match &caller {
+        Principal::Agent(agent) => {
+            if let Err(refusal) = mcp.gateway.charge(agent.profile).await {
+                let (reason, answer) = (refusal.reason(), refusal.into_response(&row.event.request_id));
+                return refuse(&mcp, peer, row, reason, answer).await;
+            }
+        }
+        Principal::Person(person) => {
+            if let Err(wait) = mcp.person_ends.check(&person.id().to_owned()) {
+                let e = RpcError::new(INVALID_REQUEST, "Too many sessions ended; retry later.");
+                let mut res = rpc_fault(StatusCode::TOO_MANY_REQUESTS, &Value::Null, &e);
+                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+                return refuse(&mcp, peer, row, "rate_limited", res).await;
+            }
+        }
     }
     let store = mcp.gateway.store();
-    match mcp.sessions.end(store, id, &caller.profile.id, store.now()).await {
+    match mcp.sessions.end(store, id, caller.subject(), store.now()).await {
         Ok(()) => {
             row.event.allowed();
             audit::answer(row, StatusCode::NO_CONTENT.into_response()).await
@@ -329,7 +501,7 @@ async fn post(
         Err(refused) => return refused,
     };
     let snap = mcp.gateway.store().snapshot().current();
-    let caller = match admit(&mcp, &snap, &uri, &headers, &mut row) {
+    let caller = match admit(&mcp, &snap, &uri, &headers, &mut row).await {
         Ok(c) => c,
         Err((reason, refused)) => return refuse(&mcp, peer, row, reason, *refused).await,
     };
@@ -522,7 +694,7 @@ async fn session_message(ctx: &Ctx<'_>, value: Value, in_batch: bool, slot: &mut
         let e = RpcError::new(INVALID_REQUEST, "Mcp-Session-Id is required; send initialize first.");
         return Answer::Http(rpc_fault(StatusCode::BAD_REQUEST, &request_id(&message), &e));
     };
-    let Ok(session) = ctx.mcp.sessions.resume(session_id, &ctx.caller.profile.id, ctx.now) else {
+    let Ok(session) = ctx.mcp.sessions.resume(session_id, ctx.caller.subject(), ctx.now) else {
         note(slot, what, Err("unknown_session"));
         return Answer::Http(session_not_found());
     };
@@ -565,10 +737,6 @@ fn request_id(message: &Message) -> Value {
     }
 }
 
-fn server_info() -> Value {
-    json!({ "name": "portcullis", "title": "Portcullis Gateway MCP", "version": env!("CARGO_PKG_VERSION") })
-}
-
 fn initialize(ctx: &Ctx<'_>, id: &Value, params: &Map<String, Value>, slot: &mut Option<PendingRow>) -> Answer {
     let Some(requested) = params.get("protocolVersion").and_then(Value::as_str) else {
         note(slot, "initialize", Err("invalid_params"));
@@ -577,8 +745,8 @@ fn initialize(ctx: &Ctx<'_>, id: &Value, params: &Map<String, Value>, slot: &mut
     };
     // Lifecycle, "Version Negotiation": the requested version if we speak it, else our latest.
     let version = HANDSHAKE_VERSIONS.iter().copied().find(|v| *v == requested).unwrap_or(HANDSHAKE_VERSIONS[0]);
-    let Ok(session) = ctx.mcp.sessions.start(&ctx.caller.profile.id, version, ctx.now) else {
-        tracing::error!(profile.id = %ctx.caller.profile.id, "MCP session id cannot be sealed for this profile");
+    let Ok(session) = ctx.mcp.sessions.start(ctx.caller.subject(), version, ctx.now) else {
+        tracing::error!(subject = %ctx.caller.subject(), "MCP session id cannot be sealed for this subject");
         note(slot, "initialize", Err("internal_error"));
         let e = RpcError::new(jsonrpc::INTERNAL_ERROR, "The session could not be started.");
         return Answer::Reply(StatusCode::OK, jsonrpc::error(id, &e), None);
@@ -587,8 +755,8 @@ fn initialize(ctx: &Ctx<'_>, id: &Value, params: &Map<String, Value>, slot: &mut
     let result = json!({
         "protocolVersion": version,
         "capabilities": { "tools": { "listChanged": false } },
-        "serverInfo": server_info(),
-        "instructions": INSTRUCTIONS,
+        "serverInfo": ctx.mcp.server_info(),
+        "instructions": ctx.mcp.instructions(),
     });
     Answer::Reply(StatusCode::OK, jsonrpc::result(id, result), Some(session))
 }
@@ -713,16 +881,16 @@ async fn dispatch(
         "server/discover" if stateless => Ok(json!({
             "supportedVersions": SUPPORTED_VERSIONS,
             "capabilities": { "tools": {} },
-            "instructions": INSTRUCTIONS,
+            "instructions": ctx.mcp.instructions(),
             "cacheScope": "public",
             "ttlMs": 3_600_000,
-            "_meta": { META_SERVER_INFO: server_info() },
+            "_meta": { META_SERVER_INFO: ctx.mcp.server_info() },
         })),
         "tools/list" => {
-            let mut result = json!({ "tools": tools::definitions() });
+            let mut result = json!({ "tools": ctx.mcp.tool_definitions() });
             if stateless {
                 if let Some(obj) = result.as_object_mut() {
-                    // The four tools are the same for everyone; what they return is not.
+                    // The tools are the same for everyone; what they return is not.
                     obj.insert("cacheScope".into(), json!("public"));
                     obj.insert("ttlMs".into(), json!(3_600_000));
                 }
@@ -753,23 +921,39 @@ async fn call_tool(
         Some(Value::Object(a)) => a,
         Some(_) => return Err(RpcError::invalid_params("params.arguments must be an object.")),
     };
-    let caller = tools::Caller { caller: &ctx.caller, now: ctx.now };
+    let caller = match &ctx.caller {
+        Principal::Agent(agent) => tools::Caller { caller: agent, now: ctx.now },
+        Principal::Person(person) => {
+            let store = ctx.mcp.gateway.store();
+            let Some(outcome) = manage::call(store, &ctx.mcp.upstream_tls, person, name, args).await else {
+                return Err(unknown_tool(name, slot));
+            };
+            return Ok(tool_result(outcome, slot));
+        }
+    };
     let outcome = match name {
         tools::LIST_COLLECTIONS => tools::list_collections(&caller, ctx.snap),
         tools::LIST_ENDPOINTS => tools::list_endpoints(&caller, ctx.snap, args),
         tools::ENDPOINT_DETAILS => tools::endpoint_details(&caller, ctx.snap, args),
         tools::EXECUTE_ENDPOINT => {
-            let bound = tools::Bound { profile_id: &ctx.caller.profile.id, client: ctx.peer };
+            let bound = tools::Bound { profile_id: &caller.caller.profile.id, client: ctx.peer };
             tools::execute_endpoint(&ctx.mcp.gateway, ctx.snap, args, ctx.headers, bound, slot).await
         }
-        other => {
-            if let Some(row) = slot.as_mut() {
-                row.event.status = 404;
-                row.event.refused("unknown_tool");
-            }
-            return Err(RpcError::invalid_params(format!("Unknown tool: {}", AuditText::new(other, cap::TOOL))));
-        }
+        other => return Err(unknown_tool(other, slot)),
     };
+    Ok(tool_result(outcome, slot))
+}
+
+fn unknown_tool(name: &str, slot: &mut Option<PendingRow>) -> RpcError {
+    if let Some(row) = slot.as_mut() {
+        row.event.status = 404;
+        row.event.refused("unknown_tool");
+    }
+    RpcError::invalid_params(format!("Unknown tool: {}", AuditText::new(name, cap::TOOL)))
+}
+
+/// A tool's outcome as the `tools/call` result, its status and decision on the row.
+fn tool_result(outcome: tools::Outcome, slot: &mut Option<PendingRow>) -> Value {
     if let (Some(audit), Some(row)) = (&outcome.audit, slot.as_mut()) {
         // The row's status is the tool's own (200, or the 4xx of a call it refused),
         // like an `execute_endpoint` row's is the upstream's.
@@ -786,5 +970,5 @@ async fn call_tool(
     if let (Some(obj), Value::Object(_)) = (result.as_object_mut(), &outcome.value) {
         obj.insert("structuredContent".into(), outcome.value);
     }
-    Ok(result)
+    result
 }

@@ -59,24 +59,6 @@ enum Body {
     Text(String),
 }
 
-/// A token made by a signed-in person through the API, with these scopes.
-async fn token(app: &TestApp, session: &Session, scopes: Option<&[&str]>) -> String {
-    let mut body = json!({ "name": "scoped" });
-    if let Some(s) = scopes {
-        body["scopes"] = json!(s);
-    }
-    let res = session
-        .http
-        .post(format!("{}/api/v1/tokens", app.base))
-        .header("origin", &app.base)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
-}
-
 /// A body the operation accepts, from its schema: every required member, of its type.
 fn example(doc: &Value, schema: &Value) -> Value {
     if let Some(r) = schema["$ref"].as_str() {
@@ -202,8 +184,8 @@ async fn world(app: &TestApp) -> World {
     app.publish_sample_products().await;
     let admin_session = app.user_with_role(Role::Admin).await;
     let dev = app.developer("ada").await;
-    let admin = Api::new(app, &token(app, &admin_session, None).await);
-    let ada = Api::new(app, &token(app, &dev, None).await);
+    let admin = Api::new(app, &admin_session.personal_token(None).await);
+    let ada = Api::new(app, &dev.personal_token(None).await);
     let created = ada.post("/clients", json!({ "name": "Ada's agent", "kind": "ai_agent" })).await;
     assert_eq!(created.status, 201, "{}", created.body);
     let client_id = created.body["client"]["client"]["id"].as_str().unwrap().to_owned();
@@ -241,7 +223,7 @@ async fn a_read_only_token_changes_nothing_through_any_route() {
     let read_only: Vec<&str> =
         ["clients:read", "catalog:read", "grants:read", "audit:read", "reviews:read", "users:read", "tokens:read"]
             .into();
-    let reader = Api::new(&app, &token(&app, &w.admin_session, Some(&read_only)).await);
+    let reader = Api::new(&app, &w.admin_session.personal_token(Some(&read_only)).await);
     let all = operations(&w.doc, &w.ids);
     let writes: Vec<&Operation> = all.iter().filter(|o| o.method != Method::GET).collect();
     assert!(writes.len() >= 20, "the API's write routes: {}", writes.len());
@@ -280,9 +262,9 @@ async fn nobody_reaches_another_developers_objects_through_any_route() {
     let app = TestApp::spawn().await;
     let w = world(&app).await;
     let mallory_session = app.developer("mallory").await;
-    let mallory = Api::new(&app, &token(&app, &mallory_session, None).await);
+    let mallory = Api::new(&app, &mallory_session.personal_token(None).await);
     let security_session = app.user_with_role(Role::Security).await;
-    let security = Api::new(&app, &token(&app, &security_session, None).await);
+    let security = Api::new(&app, &security_session.personal_token(None).await);
     let client_id = w.ids["client_id"].clone();
     let ops: Vec<Operation> = operations(&w.doc, &w.ids)
         .into_iter()
@@ -346,7 +328,7 @@ async fn a_narrow_token_reads_only_its_area_and_mints_nothing_broader() {
     app.publish_sample_products().await;
     let security = app.user_with_role(Role::Security).await;
 
-    let auditor = Api::new(&app, &token(&app, &security, Some(&["audit:read"])).await);
+    let auditor = Api::new(&app, &security.personal_token(Some(&["audit:read"])).await);
     assert_eq!(auditor.get("/audit").await.status, 200);
     assert_eq!(auditor.get("/security/dashboard").await.status, 200);
     for (path, scope) in [
@@ -364,7 +346,7 @@ async fn a_narrow_token_reads_only_its_area_and_mints_nothing_broader() {
     assert_eq!(r.body["code"], "insufficient_scope", "minting needs tokens:write: {}", r.body);
 
     // A token that may mint tokens mints only what it holds itself.
-    let minter = Api::new(&app, &token(&app, &security, Some(&["tokens:write", "clients:read"])).await);
+    let minter = Api::new(&app, &security.personal_token(Some(&["tokens:write", "clients:read"])).await);
     let narrower = minter.post("/tokens", json!({ "name": "n", "scopes": ["clients:read"] })).await;
     assert_eq!(narrower.status, 201, "{}", narrower.body);
     assert_eq!(narrower.body["scopes"], json!(["clients:read"]));
@@ -400,8 +382,8 @@ async fn scopes_only_take_away_what_the_role_gives() {
     let dev = app.developer("ada").await;
     let admin = app.user_with_role(Role::Admin).await;
     let admin_id =
-        Api::new(&app, &token(&app, &admin, None).await).get("/me").await.body["id"].as_str().unwrap().to_owned();
-    let ada = Api::new(&app, &token(&app, &dev, Some(&["users:write"])).await);
+        Api::new(&app, &admin.personal_token(None).await).get("/me").await.body["id"].as_str().unwrap().to_owned();
+    let ada = Api::new(&app, &dev.personal_token(Some(&["users:write"])).await);
     let r = ada
         .send(
             Method::PUT,

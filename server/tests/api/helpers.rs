@@ -490,6 +490,25 @@ impl TestApp {
 }
 
 impl Session {
+    /// A personal access token this person makes through the API, limited to `scopes`
+    /// (`None`: the default, everything their role allows).
+    pub async fn personal_token(&self, scopes: Option<&[&str]>) -> String {
+        let mut body = serde_json::json!({ "name": "script" });
+        if let Some(s) = scopes {
+            body["scopes"] = serde_json::json!(s);
+        }
+        let res = self
+            .http
+            .post(format!("{}/api/v1/tokens", self.base))
+            .header("origin", &self.base)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 201);
+        res.json::<Value>().await.expect("json")["token"].as_str().expect("token").to_owned()
+    }
+
     /// Requests `product_id` for a profile with `scopes`; sandbox grants are approved at once.
     pub async fn request_access(&self, profile_id: &str, product_id: &str, scopes: &[&str]) -> Answer {
         let mut form = vec![("profile_id", profile_id), ("product_id", product_id), ("justification", "")];

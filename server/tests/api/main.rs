@@ -25,6 +25,7 @@ mod helpers;
 mod management;
 mod mcp;
 mod mcp_clients;
+mod mcp_manage;
 mod mcp_replicas;
 mod metrics;
 mod oauth;

@@ -52,6 +52,14 @@ fn python_sdk(app: &TestApp, token: &str, venv: &str) -> Command {
     cmd
 }
 
+/// The same client on the Management MCP, with a personal access token.
+fn python_sdk_managing(app: &TestApp, token: &str, venv: &str) -> Command {
+    let python = installed(root().join(".tools").join(venv).join("bin/python"));
+    let mut cmd = Command::new(python);
+    cmd.arg(clients_dir().join("sdk_client.py")).arg(format!("{}/mcp/manage", app.base)).arg(token).arg("manage");
+    cmd
+}
+
 fn assert_calls(out: &Value) {
     assert_eq!(out["server"], "portcullis", "{out}");
     assert_eq!(
@@ -146,14 +154,11 @@ async fn forward(State(p): State<HeaderProxy>, method: Method, uri: Uri, headers
     }
 }
 
-#[tokio::test]
-async fn the_mcp_conformance_suite_passes_every_scenario_a_gateway_serves() {
-    let (app, token) = agent_with_token().await;
-    let proxy = HeaderProxy {
-        target: app.base.clone(),
-        authorization: format!("Bearer {token}"),
-        http: reqwest::Client::new(),
-    };
+/// Runs the conformance suite against `path` through a proxy that adds `authorization`,
+/// and checks its verdict against the baseline (the same for both MCP routes: what
+/// neither offers is the same).
+async fn conformance(app: &TestApp, path: &str, authorization: String) {
+    let proxy = HeaderProxy { target: app.base.clone(), authorization, http: reqwest::Client::new() };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, axum::Router::new().fallback(forward).with_state(proxy)).await });
@@ -162,7 +167,7 @@ async fn the_mcp_conformance_suite_passes_every_scenario_a_gateway_serves() {
     let mut cmd = Command::new(node());
     cmd.current_dir(clients_dir())
         .arg("node_modules/@modelcontextprotocol/conformance/dist/index.js")
-        .args(["server", "--url", &format!("http://localhost:{port}/mcp")])
+        .args(["server", "--url", &format!("http://localhost:{port}{path}")])
         .args(["--expected-failures", "conformance-baseline.yml", "-o"])
         .arg(&results);
     let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().expect("conformance suite starts");
@@ -170,13 +175,69 @@ async fn the_mcp_conformance_suite_passes_every_scenario_a_gateway_serves() {
     let summary = stdout.split("=== SUMMARY ===").nth(1).unwrap_or(&stdout).to_owned();
     assert!(
         out.status.success(),
-        "conformance: a scenario outside server/tests/mcp_clients/conformance-baseline.yml failed, or one in it \
-         now passes (each scenario's checks are in {}):\n{summary}\n{}",
+        "conformance ({path}): a scenario outside server/tests/mcp_clients/conformance-baseline.yml failed, or one \
+         in it now passes (each scenario's checks are in {}):\n{summary}\n{}",
         results.display(),
         String::from_utf8_lossy(&out.stderr)
     );
     let _ = std::fs::remove_dir_all(&results);
     for scenario in ["server-initialize", "ping", "tools-list", "dns-rebinding-protection"] {
-        assert!(summary.contains(&format!("✓ {scenario}:")), "{scenario} must pass:\n{summary}");
+        assert!(summary.contains(&format!("✓ {scenario}:")), "{path}: {scenario} must pass:\n{summary}");
     }
+}
+
+#[tokio::test]
+async fn the_mcp_conformance_suite_passes_every_scenario_a_gateway_serves() {
+    let (app, token) = agent_with_token().await;
+    conformance(&app, "/mcp", format!("Bearer {token}")).await;
+}
+
+#[tokio::test]
+async fn the_mcp_conformance_suite_passes_the_same_scenarios_on_the_management_mcp() {
+    let (app, token, _) = person_with_token().await;
+    conformance(&app, "/mcp/manage", format!("Bearer {token}")).await;
+}
+
+/// A developer with a personal access token for the Management MCP.
+async fn person_with_token() -> (TestApp, String, String) {
+    let app = TestApp::spawn().await;
+    let dev = app.developer("automation").await;
+    let token = crate::management::token_for(&app, &dev).await;
+    (app, token, dev.email)
+}
+
+/// Whoami answered for this person, register_client gave a secret once, and the list
+/// holds the clients registered so far (each run registers one).
+fn assert_manages(out: &Value, email: &str, clients: usize) {
+    assert_eq!(out["server"], "portcullis", "{out}");
+    assert!(out["tools"].as_array().is_some_and(|t| t.iter().any(|n| n == "register_client")), "{out}");
+    let calls = &out["calls"];
+    assert_eq!(calls["whoami"]["structured"]["email"], email, "{out}");
+    assert_eq!(calls["register_client"]["isError"], false, "{out}");
+    assert!(calls["register_client"]["structured"]["secret"]["secret"].as_str().is_some_and(|s| s.starts_with("pcs_")));
+    assert_eq!(calls["list_clients"]["structured"]["clients"].as_array().map(Vec::len), Some(clients), "{out}");
+}
+
+#[tokio::test]
+async fn the_python_sdks_drive_the_management_mcp_in_both_protocol_styles() {
+    let (app, token, email) = person_with_token().await;
+    let out = run_json(python_sdk_managing(&app, &token, "mcp-sdk1")).await;
+    assert_eq!(out["protocolVersion"], "2025-11-25", "{out}");
+    assert_manages(&out, &email, 1);
+    let out = run_json(python_sdk_managing(&app, &token, "mcp-sdk2")).await;
+    assert_eq!(out["protocolVersion"], "2026-07-28", "server/discover was answered, so no handshake: {out}");
+    assert_manages(&out, &email, 2);
+}
+
+#[tokio::test]
+async fn the_typescript_sdk_drives_the_management_mcp_in_a_session() {
+    let (app, token, email) = person_with_token().await;
+    let mut cmd = Command::new(node());
+    cmd.current_dir(clients_dir()).arg("ts_manage_client.mjs").arg(format!("{}/mcp/manage", app.base)).arg(&token);
+    let out = run_json(cmd).await;
+    assert!(out["sessionId"].as_str().is_some_and(|s| s.len() >= 32), "{out}");
+    assert_eq!(out["whoami"]["email"], email.as_str());
+    let revoke = out["tools"].as_array().unwrap().iter().find(|t| t["name"] == "revoke_credential").unwrap();
+    assert_eq!(revoke["annotations"]["destructiveHint"], true, "{out}");
+    assert_eq!(out["clients"]["clients"], serde_json::json!([]));
 }

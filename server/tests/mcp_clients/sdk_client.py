@@ -1,10 +1,11 @@
 """Drives /mcp with the official MCP Python SDK, 1.x or 2.x, as an agent would.
 
-Usage: python sdk_client.py URL TOKEN
+Usage: python sdk_client.py URL TOKEN [manage]
 Connects over Streamable HTTP with `Authorization: Bearer TOKEN`, lists the tools, and
 calls each of them once (execute_endpoint on the first endpoint it may call that needs
-no path parameters). Prints one JSON document for the Rust test to check; exits non-zero
-with the error on stderr when the SDK cannot connect.
+no path parameters). With `manage`, the Management MCP instead (/mcp/manage, a personal
+access token): whoami, register_client, list_clients. Prints one JSON document for the
+Rust test to check; exits non-zero with the error on stderr when the SDK cannot connect.
 
 1.x speaks the 2025-11-25 handshake. 2.x (mode "auto") probes `server/discover` first
 and adopts 2026-07-28 when the server answers it.
@@ -31,6 +32,9 @@ def is_error(result):
     return bool(value)
 
 
+MANAGE = len(sys.argv) > 3 and sys.argv[3] == "manage"
+
+
 async def exercise(call_tool, list_tools):
     tools = [t.name for t in (await list_tools()).tools]
     calls = {}
@@ -40,6 +44,11 @@ async def exercise(call_tool, list_tools):
         calls[name] = {"isError": is_error(result), "structured": structured(result)}
         return structured(result) or {}
 
+    if MANAGE:
+        await call("whoami", {})
+        await call("register_client", {"name": "Made by an MCP SDK", "kind": "service"})
+        await call("list_clients", {})
+        return tools, calls
     await call("list_collections", {})
     endpoints = (await call("list_endpoints", {})).get("endpoints", [])
     plain = [e for e in endpoints if "{" not in e["path"] and e["method"] == "GET"]

@@ -1,0 +1,816 @@
+//! The Management MCP's tools (`/mcp/manage`): the portal's operations for a person's
+//! automation, authenticated by a personal access token.
+//!
+//! Each tool is one call of the domain with the token's `Actor`, so it obeys exactly the
+//! rules of the portal and the management API (role, ownership, separation of duties,
+//! the token's scopes) and writes the same administrative events, with channel
+//! `mcp-manage`. Nothing here decides who may do what. The annotations say truthfully
+//! what each tool does: `readOnlyHint` for reads, `destructiveHint` for what cannot be
+//! undone (revocations, ending access), `idempotentHint` where repeating changes nothing.
+
+use portcullis_domain::access::{Actor, Authority};
+use portcullis_domain::audit_search::DEFAULT_PAGE;
+use portcullis_domain::catalog::{NewProduct, ProductPolicy};
+use portcullis_domain::clients::NewClient;
+use portcullis_domain::model::{AuditFilter, ClientKind, Environment, Role};
+use portcullis_domain::store::Store;
+use portcullis_domain::upstream_tls::{UpstreamTlsName, UpstreamTlsNames};
+use portcullis_domain::DomainError;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::tools::{Outcome, ToolAudit};
+
+/// What a tool's annotations say about it.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// Reads only.
+    Read,
+    /// Changes something; doing it again does something again.
+    Write,
+    /// Changes something; doing it again changes nothing more.
+    Idempotent,
+    /// Takes something away that cannot be given back (a revocation, an end).
+    Destructive,
+}
+
+struct Tool {
+    name: &'static str,
+    title: &'static str,
+    description: &'static str,
+    kind: Kind,
+    /// Properties (name, JSON schema) and which are required.
+    properties: fn() -> Value,
+    required: &'static [&'static str],
+}
+
+fn id(what: &str) -> Value {
+    json!({ "type": "string", "description": what })
+}
+
+fn reason() -> Value {
+    json!({ "type": "string", "description": "Why, for the audit trail (required)." })
+}
+
+const TOOLS: &[Tool] = &[
+    Tool {
+        name: "whoami",
+        title: "Who am I",
+        description: "The person this token acts for, their role, and the token's scopes.",
+        kind: Kind::Read,
+        properties: || json!({}),
+        required: &[],
+    },
+    Tool {
+        name: "list_clients",
+        title: "List clients",
+        description: "This person's own clients (agents, applications, services). The security team and admins \
+                      find everyone's with access_review and search_audit.",
+        kind: Kind::Read,
+        properties: || json!({}),
+        required: &[],
+    },
+    Tool {
+        name: "get_client",
+        title: "Client details",
+        description: "One client: its profiles, credentials (never their secrets) and grants.",
+        kind: Kind::Read,
+        properties: || json!({ "client_id": id("A client id, cl_…") }),
+        required: &["client_id"],
+    },
+    Tool {
+        name: "register_client",
+        title: "Register a client",
+        description: "Registers an agent, application or service with a sandbox profile. The result holds its \
+                      client secret, shown this once: store it in a secret manager, never in a log.",
+        kind: Kind::Write,
+        properties: || {
+            json!({
+                "name": { "type": "string" },
+                "kind": { "type": "string", "enum": ["ai_agent", "application", "service"] },
+                "description": { "type": "string" }
+            })
+        },
+        required: &["name", "kind"],
+    },
+    Tool {
+        name: "add_profile",
+        title: "Add a profile",
+        description: "Adds a production (or sandbox) profile to a client, with its own secret, shown once.",
+        kind: Kind::Write,
+        properties: || {
+            json!({
+                "client_id": id("A client id, cl_…"),
+                "environment": { "type": "string", "enum": ["sandbox", "production"] }
+            })
+        },
+        required: &["client_id", "environment"],
+    },
+    Tool {
+        name: "rotate_secret",
+        title: "Rotate a profile's secret",
+        description: "Issues a new client secret for a profile (shown once); the previous one keeps working \
+                      for its grace period.",
+        kind: Kind::Write,
+        properties: || json!({ "profile_id": id("A profile id, pf_…") }),
+        required: &["profile_id"],
+    },
+    Tool {
+        name: "issue_api_key",
+        title: "Issue an API key",
+        description: "Issues an API key for a profile, shown once.",
+        kind: Kind::Write,
+        properties: || json!({ "profile_id": id("A profile id, pf_…") }),
+        required: &["profile_id"],
+    },
+    Tool {
+        name: "revoke_credential",
+        title: "Revoke a credential",
+        description: "Revokes a client secret or API key: the next request made with it is refused, and so are \
+                      the tokens obtained with it.",
+        kind: Kind::Destructive,
+        properties: || json!({ "credential_id": id("A credential id, cr_…") }),
+        required: &["credential_id"],
+    },
+    Tool {
+        name: "list_products",
+        title: "List products",
+        description: "The API products of the catalog, with their endpoints.",
+        kind: Kind::Read,
+        properties: || json!({}),
+        required: &[],
+    },
+    Tool {
+        name: "request_access",
+        title: "Request a product",
+        description: "Requests a product for a profile, with scopes and a justification. Sandbox requests are \
+                      granted at once; production requests wait for an admin.",
+        kind: Kind::Write,
+        properties: || {
+            json!({
+                "profile_id": id("A profile id, pf_…"),
+                "product_id": id("A product id from list_products."),
+                "scopes": { "type": "array", "items": { "type": "string" } },
+                "justification": { "type": "string" }
+            })
+        },
+        required: &["profile_id", "product_id", "scopes"],
+    },
+    Tool {
+        name: "list_pending_requests",
+        title: "Requests waiting for approval",
+        description: "Production access requests waiting for an admin's decision (admins).",
+        kind: Kind::Read,
+        properties: || json!({}),
+        required: &[],
+    },
+    Tool {
+        name: "decide_request",
+        title: "Approve or reject a request",
+        description: "Approves (for 1 to 90 days) or rejects a production access request, with a reason \
+                      (admins; never one's own client's).",
+        kind: Kind::Idempotent,
+        properties: || {
+            json!({
+                "grant_id": id("A request id from list_pending_requests."),
+                "decision": { "type": "string", "enum": ["approve", "reject"] },
+                "reason": reason(),
+                "days": { "type": "integer", "minimum": 1, "maximum": 90 }
+            })
+        },
+        required: &["grant_id", "decision", "reason"],
+    },
+    Tool {
+        name: "search_audit",
+        title: "Search the audit trail",
+        description: "One page of the audit trail, newest first (security team and admins). Filters combine; \
+                      pass `next` of a page as `cursor` for the one after.",
+        kind: Kind::Read,
+        properties: || {
+            json!({
+                "client": id("A client id."),
+                "named_client": id("Refused attempts that named this client id."),
+                "profile": id("A profile id."),
+                "product": id("A product slug."),
+                "decision": { "type": "string", "description": "allowed, refused, or a reason such as invalid_token" },
+                "channel": { "type": "string", "description": "rest, mcp, mcp-manage, oauth, portal, api or cli" },
+                "actor": { "type": "string", "description": "Email of the person who acted." },
+                "request_id": id("One request's X-Request-Id."),
+                "since": { "type": "string", "enum": ["15m", "1h", "24h", "7d", "30d"] },
+                "from": { "type": "string", "description": "UTC, e.g. 2026-11-23T10:00" },
+                "to": { "type": "string", "description": "UTC, exclusive" },
+                "cursor": { "type": "string" },
+                "limit": { "type": "integer", "minimum": 1, "maximum": 500 }
+            })
+        },
+        required: &[],
+    },
+    Tool {
+        name: "client_activity",
+        title: "A client's activity",
+        description: "Thirty days of a client's traffic: requests per day, top endpoints, refusals by reason, \
+                      credentials used, and refused attempts that named it.",
+        kind: Kind::Read,
+        properties: || json!({ "client_id": id("A client id, cl_…") }),
+        required: &["client_id"],
+    },
+    Tool {
+        name: "access_review",
+        title: "Access review",
+        description: "Every client with its owner, grants and credentials, and what needs a look: stale or \
+                      unused credentials, grants expiring or never used, disabled owners (security team, admins).",
+        kind: Kind::Read,
+        properties: || json!({}),
+        required: &[],
+    },
+    Tool {
+        name: "review_revoke_credential",
+        title: "Revoke a credential (review)",
+        description: "The access review's revocation, with a reason (security team, admins).",
+        kind: Kind::Destructive,
+        properties: || json!({ "credential_id": id("A credential id, cr_…"), "reason": reason() }),
+        required: &["credential_id", "reason"],
+    },
+    Tool {
+        name: "review_end_grant",
+        title: "End a grant (review)",
+        description: "Ends an approved grant at once, with a reason (security team, admins).",
+        kind: Kind::Destructive,
+        properties: || json!({ "grant_id": id("A grant id."), "reason": reason() }),
+        required: &["grant_id", "reason"],
+    },
+    Tool {
+        name: "mark_client_reviewed",
+        title: "Mark a client reviewed",
+        description: "Records that a client's access was reviewed, with a note (security team, admins).",
+        kind: Kind::Write,
+        properties: || json!({ "client_id": id("A client id, cl_…"), "reason": reason() }),
+        required: &["client_id", "reason"],
+    },
+    Tool {
+        name: "review_extend_grant",
+        title: "Extend a grant (review)",
+        description: "Extends an approved grant by 1 to 90 days from now, with a reason (security team, admins; \
+                      never one's own client's).",
+        kind: Kind::Idempotent,
+        properties: || {
+            json!({
+                "grant_id": id("A grant id."),
+                "days": { "type": "integer", "minimum": 1, "maximum": 90 },
+                "reason": reason()
+            })
+        },
+        required: &["grant_id", "days", "reason"],
+    },
+    Tool {
+        name: "recent_requests",
+        title: "A client's recent requests",
+        description: "The client's latest 25 requests (gateway, MCP, token endpoint), newest first.",
+        kind: Kind::Read,
+        properties: || json!({ "client_id": id("A client id, cl_…") }),
+        required: &["client_id"],
+    },
+    Tool {
+        name: "set_rate_limit",
+        title: "Set a profile's rate limit",
+        description: "Requests per minute and burst for one profile (admins).",
+        kind: Kind::Idempotent,
+        properties: || {
+            json!({
+                "profile_id": id("A profile id, pf_…"),
+                "rate_per_minute": { "type": "integer", "minimum": 1 },
+                "burst": { "type": "integer", "minimum": 1 }
+            })
+        },
+        required: &["profile_id", "rate_per_minute", "burst"],
+    },
+    Tool {
+        name: "set_token_lifetime",
+        title: "Set a profile's token lifetime",
+        description: "How long access tokens issued to this profile live, in seconds (admins).",
+        kind: Kind::Idempotent,
+        properties: || json!({ "profile_id": id("A profile id, pf_…"), "seconds": { "type": "integer" } }),
+        required: &["profile_id", "seconds"],
+    },
+    Tool {
+        name: "create_product",
+        title: "Publish a product",
+        description: "Publishes an API product (admins); add its endpoints with import_openapi.",
+        kind: Kind::Write,
+        properties: product_properties,
+        required: &["slug", "name", "sandbox_url", "production_url"],
+    },
+    Tool {
+        name: "update_product",
+        title: "Edit a product",
+        description: "Replaces a product's name, description, owner, tags and upstream URLs (admins).",
+        kind: Kind::Idempotent,
+        properties: || {
+            let mut p = product_properties();
+            p["product_id"] = id("A product id from list_products.");
+            p
+        },
+        required: &["product_id", "slug", "name", "sandbox_url", "production_url"],
+    },
+    Tool {
+        name: "import_openapi",
+        title: "Import an OpenAPI document",
+        description: "Adds or updates a product's endpoints from an OpenAPI 3.0 or 3.1 document, JSON or YAML \
+                      (admins). Endpoints the document no longer describes are kept.",
+        kind: Kind::Idempotent,
+        properties: || json!({ "product_id": id("A product id."), "document": { "type": "string" } }),
+        required: &["product_id", "document"],
+    },
+    Tool {
+        name: "set_product_policy",
+        title: "Set a product's gateway policy",
+        description: "What the gateway does for every call to a product: a rate limit across all callers, \
+                      whether an API key may come in the query string, the upstream TLS profile (admins).",
+        kind: Kind::Idempotent,
+        properties: || {
+            json!({
+                "product_id": id("A product id."),
+                "rate_per_minute": { "type": ["integer", "null"], "minimum": 1 },
+                "api_key_in_query": { "type": "boolean" },
+                "upstream_tls": { "type": ["string", "null"], "description": "A profile this server has; null for the system's roots." }
+            })
+        },
+        required: &["product_id"],
+    },
+    Tool {
+        name: "list_users",
+        title: "List people",
+        description: "Every account with its role and whether it is disabled (admins).",
+        kind: Kind::Read,
+        properties: || json!({}),
+        required: &[],
+    },
+    Tool {
+        name: "set_user_role",
+        title: "Set a person's role",
+        description: "developer, security or admin (admins). The last active admin stays an admin.",
+        kind: Kind::Idempotent,
+        properties: || {
+            json!({
+                "user_id": id("A person's id, us_…"),
+                "role": { "type": "string", "enum": ["developer", "security", "admin"] }
+            })
+        },
+        required: &["user_id", "role"],
+    },
+    Tool {
+        name: "set_user_disabled",
+        title: "Disable or enable a person",
+        description: "A disabled person cannot sign in or use their tokens, and their clients are refused \
+                      (admins; never oneself or the last admin).",
+        kind: Kind::Destructive,
+        properties: || json!({ "user_id": id("A person's id, us_…"), "disabled": { "type": "boolean" }, "reason": reason() }),
+        required: &["user_id", "disabled", "reason"],
+    },
+    Tool {
+        name: "set_client_suspended",
+        title: "Suspend or resume a client",
+        description: "A suspended client's requests and token requests are refused until it is resumed; its \
+                      credentials and grants are kept (admins).",
+        kind: Kind::Destructive,
+        properties: || json!({ "client_id": id("A client id, cl_…"), "suspended": { "type": "boolean" }, "reason": reason() }),
+        required: &["client_id", "suspended", "reason"],
+    },
+];
+
+fn product_properties() -> Value {
+    json!({
+        "slug": { "type": "string", "description": "The path segment under /gw/, e.g. accounts" },
+        "name": { "type": "string" },
+        "description": { "type": "string" },
+        "owner": { "type": "string" },
+        "tags": { "type": "array", "items": { "type": "string" } },
+        "sandbox_url": { "type": "string" },
+        "production_url": { "type": "string" }
+    })
+}
+
+/// The tool definitions for `tools/list`: the same for everyone (what a call may do is
+/// decided when it is made).
+pub fn definitions() -> Value {
+    Value::Array(
+        TOOLS
+            .iter()
+            .map(|t| {
+                let (read_only, destructive, idempotent) = match t.kind {
+                    Kind::Read => (true, false, true),
+                    Kind::Write => (false, false, false),
+                    Kind::Idempotent => (false, false, true),
+                    Kind::Destructive => (false, true, true),
+                };
+                json!({
+                    "name": t.name,
+                    "title": t.title,
+                    "description": t.description,
+                    "inputSchema": {
+                        "type": "object",
+                        "properties": (t.properties)(),
+                        "required": t.required,
+                        "additionalProperties": false
+                    },
+                    "annotations": {
+                        "readOnlyHint": read_only,
+                        "destructiveHint": destructive,
+                        "idempotentHint": idempotent,
+                        "openWorldHint": false
+                    }
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The arguments as the tool's own type: a missing, mistyped or unknown member is the
+/// caller's mistake, answered as a tool error it can correct.
+fn args<T: DeserializeOwned>(args: &Map<String, Value>) -> Result<T, DomainError> {
+    serde_json::from_value(Value::Object(args.clone()))
+        .map_err(|e| DomainError::Invalid(format!("The arguments do not fit this tool: {e}.")))
+}
+
+fn value<T: Serialize>(v: T) -> Result<Value, DomainError> {
+    serde_json::to_value(v).map_err(|e| DomainError::Internal(format!("tool result: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoArgs {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientArg {
+    client_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileArg {
+    profile_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialArg {
+    credential_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Register {
+    name: String,
+    kind: ClientKind,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddProfile {
+    client_id: String,
+    environment: Environment,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestAccess {
+    profile_id: String,
+    product_id: String,
+    scopes: Vec<String>,
+    #[serde(default)]
+    justification: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Decision {
+    Approve,
+    Reject,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Decide {
+    grant_id: String,
+    decision: Decision,
+    reason: String,
+    days: Option<i64>,
+}
+
+/// (`deny_unknown_fields` does not combine with `flatten`: unknown filters are ignored.)
+#[derive(Deserialize)]
+struct Search {
+    #[serde(flatten)]
+    filter: AuditFilter,
+    limit: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialReason {
+    credential_id: String,
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantReason {
+    grant_id: String,
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientReason {
+    client_id: String,
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Extend {
+    grant_id: String,
+    days: i64,
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateLimit {
+    profile_id: String,
+    rate_per_minute: i64,
+    burst: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Lifetime {
+    profile_id: String,
+    seconds: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Product {
+    #[serde(default)]
+    product_id: Option<String>,
+    slug: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    owner: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    sandbox_url: String,
+    production_url: String,
+}
+
+impl Product {
+    fn split(self) -> (Option<String>, NewProduct) {
+        let Product { product_id, slug, name, description, owner, tags, sandbox_url, production_url } = self;
+        (product_id, NewProduct { slug, name, description, owner, tags, sandbox_url, production_url })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Import {
+    product_id: String,
+    document: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Policy {
+    product_id: String,
+    #[serde(default)]
+    rate_per_minute: Option<i64>,
+    #[serde(default)]
+    api_key_in_query: bool,
+    #[serde(default)]
+    upstream_tls: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleArg {
+    user_id: String,
+    role: Role,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Disable {
+    user_id: String,
+    disabled: bool,
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Suspend {
+    client_id: String,
+    suspended: bool,
+    reason: String,
+}
+
+/// Runs one tool for `actor`. `None` for a name that is not a tool. Lists come wrapped
+/// in an object (`{"clients": […]}`): MCP's structured content is an object.
+pub async fn call(
+    store: &Store,
+    upstream: &UpstreamTlsNames,
+    actor: &Actor,
+    name: &str,
+    a: &Map<String, Value>,
+) -> Option<Outcome> {
+    let result = match name {
+        "whoami" => args::<NoArgs>(a).and_then(|_| {
+            value(json!({ "id": actor.id(), "email": actor.user.email, "role": actor.user.role, "scopes": actor.scopes() }))
+        }),
+        "list_clients" => match args::<NoArgs>(a) {
+            Ok(_) => store.list_clients(actor).await.and_then(|c| value(json!({ "clients": c }))),
+            Err(e) => Err(e),
+        },
+        "get_client" => match args::<ClientArg>(a) {
+            Ok(c) => store.client_detail(actor, &c.client_id).await.and_then(value),
+            Err(e) => Err(e),
+        },
+        "register_client" => match args::<Register>(a) {
+            Ok(r) => match store
+                .register_client(actor, NewClient { name: r.name, kind: r.kind, description: r.description })
+                .await
+            {
+                Ok(reg) => value(json!({ "client": reg.client, "secret": reg.secret })),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        },
+        "add_profile" => match args::<AddProfile>(a) {
+            Ok(p) => store.add_profile(actor, &p.client_id, p.environment).await.and_then(value),
+            Err(e) => Err(e),
+        },
+        "rotate_secret" => match args::<ProfileArg>(a) {
+            Ok(p) => store.rotate_secret(actor, &p.profile_id).await.and_then(value),
+            Err(e) => Err(e),
+        },
+        "issue_api_key" => match args::<ProfileArg>(a) {
+            Ok(p) => store.issue_api_key(actor, &p.profile_id).await.and_then(value),
+            Err(e) => Err(e),
+        },
+        "revoke_credential" => match args::<CredentialArg>(a) {
+            Ok(c) => store.revoke_credential(actor, &c.credential_id).await.map(|()| json!({ "revoked": true })),
+            Err(e) => Err(e),
+        },
+        "list_products" => match args::<NoArgs>(a) {
+            Ok(_) => store.list_products(actor).await.and_then(|p| value(json!({ "products": p }))),
+            Err(e) => Err(e),
+        },
+        "request_access" => match args::<RequestAccess>(a) {
+            Ok(r) => store
+                .request_grant(actor, &r.profile_id, &r.product_id, &r.scopes, &r.justification)
+                .await
+                .and_then(value),
+            Err(e) => Err(e),
+        },
+        "list_pending_requests" => match args::<NoArgs>(a) {
+            Ok(_) => store.pending_grants(actor).await.and_then(|g| value(json!({ "requests": g }))),
+            Err(e) => Err(e),
+        },
+        "decide_request" => match args::<Decide>(a) {
+            Ok(d) => {
+                let approve = matches!(d.decision, Decision::Approve);
+                store.decide_grant(actor, &d.grant_id, approve, &d.reason, d.days).await.and_then(value)
+            }
+            Err(e) => Err(e),
+        },
+        "search_audit" => match args::<Search>(a) {
+            Ok(s) => store.search_audit(actor, &s.filter, s.limit.unwrap_or(DEFAULT_PAGE)).await.and_then(value),
+            Err(e) => Err(e),
+        },
+        "client_activity" => match args::<ClientArg>(a) {
+            Ok(c) => store.client_activity(actor, &c.client_id).await.and_then(value),
+            Err(e) => Err(e),
+        },
+        "access_review" => match args::<NoArgs>(a) {
+            Ok(_) => store.access_review(actor).await.and_then(|c| value(json!({ "clients": c }))),
+            Err(e) => Err(e),
+        },
+        "review_revoke_credential" => match args::<CredentialReason>(a) {
+            Ok(r) => {
+                store.review_revoke_credential(actor, &r.credential_id, &r.reason).await.map(|()| json!({ "revoked": true }))
+            }
+            Err(e) => Err(e),
+        },
+        "review_end_grant" => match args::<GrantReason>(a) {
+            Ok(g) => store.review_end_grant(actor, &g.grant_id, &g.reason).await.map(|()| json!({ "ended": true })),
+            Err(e) => Err(e),
+        },
+        "mark_client_reviewed" => match args::<ClientReason>(a) {
+            Ok(c) => {
+                store.mark_client_reviewed(actor, &c.client_id, &c.reason).await.map(|()| json!({ "reviewed": true }))
+            }
+            Err(e) => Err(e),
+        },
+        "review_extend_grant" => match args::<Extend>(a) {
+            Ok(e) => store
+                .review_extend_grant(actor, &e.grant_id, e.days, &e.reason)
+                .await
+                .map(|expires_at| json!({ "expires_at": expires_at })),
+            Err(e) => Err(e),
+        },
+        "recent_requests" => match args::<ClientArg>(a) {
+            Ok(c) => store.recent_requests(actor, &c.client_id, 25).await.and_then(|r| value(json!({ "requests": r }))),
+            Err(e) => Err(e),
+        },
+        "set_rate_limit" => match args::<RateLimit>(a) {
+            Ok(r) => store
+                .set_rate_limit(actor, &r.profile_id, r.rate_per_minute, r.burst)
+                .await
+                .map(|()| json!({ "rate_per_minute": r.rate_per_minute, "burst": r.burst })),
+            Err(e) => Err(e),
+        },
+        "set_token_lifetime" => match args::<Lifetime>(a) {
+            Ok(l) => store.set_token_lifetime(actor, &l.profile_id, l.seconds).await.map(|()| json!({ "seconds": l.seconds })),
+            Err(e) => Err(e),
+        },
+        "create_product" => match args::<Product>(a) {
+            Ok(p) => store.create_product(actor, p.split().1, Vec::new()).await.and_then(value),
+            Err(e) => Err(e),
+        },
+        "update_product" => match args::<Product>(a) {
+            Ok(p) => match p.split() {
+                (Some(id), product) => store.update_product(actor, &id, product).await.and_then(value),
+                (None, _) => Err(DomainError::Invalid("update_product needs product_id.".into())),
+            },
+            Err(e) => Err(e),
+        },
+        "import_openapi" => match args::<Import>(a) {
+            Ok(i) => store.import_openapi(actor, &i.product_id, &i.document).await.and_then(value),
+            Err(e) => Err(e),
+        },
+        "set_product_policy" => match args::<Policy>(a) {
+            Ok(p) => match p.upstream_tls.as_deref().map(UpstreamTlsName::parse).transpose() {
+                Ok(upstream_tls) => {
+                    let policy =
+                        ProductPolicy { rate_per_minute: p.rate_per_minute, api_key_in_query: p.api_key_in_query, upstream_tls };
+                    store.set_product_policy(actor, &p.product_id, policy, upstream).await.and_then(value)
+                }
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        },
+        "list_users" => match args::<NoArgs>(a) {
+            Ok(_) => store.list_users(actor).await.and_then(|u| value(json!({ "users": u }))),
+            Err(e) => Err(e),
+        },
+        "set_user_role" => match args::<RoleArg>(a) {
+            Ok(r) => store.set_user_role(actor, &r.user_id, r.role).await.and_then(value),
+            Err(e) => Err(e),
+        },
+        "set_user_disabled" => match args::<Disable>(a) {
+            Ok(d) => store.set_user_disabled(Authority::Admin(actor), &d.user_id, d.disabled, &d.reason).await.and_then(value),
+            Err(e) => Err(e),
+        },
+        "set_client_suspended" => match args::<Suspend>(a) {
+            Ok(c) => store
+                .set_client_suspended(Authority::Admin(actor), &c.client_id, c.suspended, &c.reason)
+                .await
+                .map(|()| json!({ "suspended": c.suspended })),
+            Err(e) => Err(e),
+        },
+        _ => return None,
+    };
+    Some(match result {
+        Ok(v) => Outcome {
+            value: v,
+            is_error: false,
+            audit: Some(ToolAudit { status: 200, reason: "allowed", product: None }),
+        },
+        Err(e) => refused(e),
+    })
+}
+
+/// A refusal as a tool error with the status and code the management API would give.
+fn refused(e: DomainError) -> Outcome {
+    let (status, code, detail) = match e {
+        DomainError::NotFound => (404, "not_found", "There is no such object, or it is not yours.".to_owned()),
+        DomainError::Forbidden(why) => (403, "forbidden", format!("Not allowed: {why}.")),
+        e @ DomainError::InsufficientScope(_) => (403, "insufficient_scope", format!("Not allowed: {e}.")),
+        DomainError::Conflict(m) => (409, "conflict", m),
+        DomainError::Invalid(m) => (422, "invalid_request", m),
+        e @ (DomainError::Storage(_) | DomainError::Migration(_) | DomainError::Internal(_)) => {
+            tracing::error!(error = ?e, "Management MCP tool failed");
+            (500, "internal", "Something went wrong on our side; it has been logged.".to_owned())
+        }
+    };
+    Outcome {
+        value: json!({ "status": status, "code": code, "detail": detail }),
+        is_error: true,
+        audit: Some(ToolAudit { status, reason: code, product: None }),
+    }
+}
