@@ -79,6 +79,15 @@ test('a developer creates a personal access token, shown once', async ({ page })
   const token = (await page.getByTestId('secret-value').textContent()) ?? '';
   expect(token).toMatch(/^pcp_/);
   await expect(page.getByTestId('token-scopes')).toContainText('Read only');
+  // The same token configures an agent for the Management MCP.
+  await expect(page.getByTestId('secret-box')).toContainText('/mcp/manage');
+  const meta = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} };
+  const whoami = await page.request.post('/mcp/manage', {
+    headers: { Authorization: `Bearer ${token}`, 'MCP-Protocol-Version': '2026-07-28', 'Mcp-Method': 'tools/call', 'Mcp-Name': 'whoami' },
+    data: { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'whoami', arguments: {}, _meta: meta } },
+  });
+  expect(whoami.status()).toBe(200);
+  expect((await whoami.json()).result.structuredContent.scopes).toContain('clients:read');
   await expect(page.getByRole('row', { name: /CI pipeline/ })).toContainText('Active');
   await expect(page.getByRole('row', { name: /CI pipeline/ })).toContainText('Read only');
   await shot(page, '11-tokens');

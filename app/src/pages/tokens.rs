@@ -12,6 +12,20 @@ fn scope_words(scopes: Scopes) -> String {
     scopes.summary().map(str::to_owned).unwrap_or_else(|| scopes.names().join(", "))
 }
 
+/// An MCP client's configuration for the Management MCP with this token.
+fn manage_mcp_config(token: &str) -> String {
+    let config = serde_json::json!({
+        "mcpServers": {
+            "portcullis-manage": {
+                "type": "http",
+                "url": "$PORTCULLIS_URL/mcp/manage",
+                "headers": { "Authorization": format!("Bearer {token}") }
+            }
+        }
+    });
+    serde_json::to_string_pretty(&config).unwrap_or_default()
+}
+
 /// A token just created, shown once.
 fn token_reveal(t: IssuedToken) -> AnyView {
     view! {
@@ -20,6 +34,8 @@ fn token_reveal(t: IssuedToken) -> AnyView {
             <CopyValue label="Token" value=t.token.clone() test_id="secret-value"/>
             <p class="muted" data-testid="token-scopes">{format!("{} · {} · expires {}", t.name, scope_words(t.scopes), format_utc(t.expires_at))}</p>
             <CodeBlock code=format!("curl -H 'Authorization: Bearer {}' {}/api/v1/clients", t.token, "$PORTCULLIS_URL")/>
+            <p class="muted">"Or give it to your own agent as the Management MCP (an MCP client's configuration):"</p>
+            <CodeBlock code=manage_mcp_config(&t.token)/>
         </section>
     }
     .into_any()
