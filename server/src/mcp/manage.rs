@@ -13,6 +13,7 @@ use portcullis_domain::audit_search::DEFAULT_PAGE;
 use portcullis_domain::catalog::{NewProduct, ProductPolicy};
 use portcullis_domain::clients::NewClient;
 use portcullis_domain::model::{AuditFilter, ClientKind, Environment, Role};
+use portcullis_domain::scopes::Scopes;
 use portcullis_domain::store::Store;
 use portcullis_domain::upstream_tls::{UpstreamTlsName, UpstreamTlsNames};
 use portcullis_domain::DomainError;
@@ -377,6 +378,38 @@ const TOOLS: &[Tool] = &[
         properties: || json!({ "client_id": id("A client id, cl_…"), "suspended": { "type": "boolean" }, "reason": reason() }),
         required: &["client_id", "suspended", "reason"],
     },
+    Tool {
+        name: "list_tokens",
+        title: "List personal access tokens",
+        description: "This person's personal access tokens: name, prefix, scopes, expiry, last use (never the \
+                      tokens themselves).",
+        kind: Kind::Read,
+        properties: || json!({}),
+        required: &[],
+    },
+    Tool {
+        name: "create_token",
+        title: "Create a personal access token",
+        description: "A new token for this person, shown once, with at most the scopes of the token making \
+                      it (omitted: the same scopes). Keep it out of logs.",
+        kind: Kind::Write,
+        properties: || {
+            json!({
+                "name": { "type": "string" },
+                "days": { "type": "integer", "minimum": 1, "maximum": 366 },
+                "scopes": { "type": "array", "items": { "type": "string" }, "description": "e.g. clients:read, audit:read" }
+            })
+        },
+        required: &["name"],
+    },
+    Tool {
+        name: "revoke_token",
+        title: "Revoke a personal access token",
+        description: "Revokes one of this person's tokens: its next request is refused.",
+        kind: Kind::Destructive,
+        properties: || json!({ "token_id": id("A token id from list_tokens, pat_…") }),
+        required: &["token_id"],
+    },
 ];
 
 fn product_properties() -> Value {
@@ -619,6 +652,20 @@ struct Suspend {
     reason: String,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    name: String,
+    days: Option<i64>,
+    scopes: Option<Scopes>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenArg {
+    token_id: String,
+}
+
 /// Runs one tool for `actor`. `None` for a name that is not a tool. Lists come wrapped
 /// in an object (`{"clients": […]}`): MCP's structured content is an object.
 pub async fn call(
@@ -781,6 +828,21 @@ pub async fn call(
                 .set_client_suspended(Authority::Admin(actor), &c.client_id, c.suspended, &c.reason)
                 .await
                 .map(|()| json!({ "suspended": c.suspended })),
+            Err(e) => Err(e),
+        },
+        "list_tokens" => match args::<NoArgs>(a) {
+            Ok(_) => store.list_access_tokens(actor).await.and_then(|t| value(json!({ "tokens": t }))),
+            Err(e) => Err(e),
+        },
+        "create_token" => match args::<NewToken>(a) {
+            Ok(t) => {
+                let scopes = t.scopes.unwrap_or(actor.scopes());
+                store.create_access_token(actor, &t.name, t.days, scopes).await.and_then(value)
+            }
+            Err(e) => Err(e),
+        },
+        "revoke_token" => match args::<TokenArg>(a) {
+            Ok(t) => store.revoke_access_token(actor, &t.token_id).await.map(|()| json!({ "revoked": true })),
             Err(e) => Err(e),
         },
         _ => return None,

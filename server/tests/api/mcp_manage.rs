@@ -290,7 +290,9 @@ async fn the_management_mcp_obeys_the_same_rules_as_the_api() {
         )
         .await;
     let me = ada.ok("whoami", json!({})).await;
+    let ada_token = ada.ok("list_tokens", json!({})).await["tokens"][0]["id"].clone();
     let ids = std::collections::HashMap::from([
+        ("token_id", ada_token),
         ("client_id", client_id.clone()),
         ("profile_id", production["profile_id"].clone()),
         ("credential_id", reg["secret"]["credential_id"].clone()),
@@ -298,7 +300,7 @@ async fn the_management_mcp_obeys_the_same_rules_as_the_api() {
         ("product_id", accounts.clone()),
         ("user_id", me["id"].clone()),
     ]);
-    let adas = ["client_id", "profile_id", "credential_id", "grant_id"];
+    let adas = ["client_id", "profile_id", "credential_id", "grant_id", "token_id"];
     let (_, listed) = ada.stateless("tools/list", json!({})).await;
     let tools: Vec<Value> = listed["result"]["tools"]
         .as_array()
@@ -366,7 +368,7 @@ async fn an_admin_publishes_and_controls_through_the_management_mcp() {
     let dev_session = app.developer("ada").await;
     let dev = Manage::new(&app, &dev_session.personal_token(None).await);
     let (_, tools) = admin.stateless("tools/list", json!({})).await;
-    assert_eq!(tools["result"]["tools"].as_array().map(Vec::len), Some(30));
+    assert_eq!(tools["result"]["tools"].as_array().map(Vec::len), Some(33));
 
     // Publish a product, give it endpoints from an OpenAPI document, set its policy.
     let product = admin
@@ -430,4 +432,24 @@ async fn an_admin_publishes_and_controls_through_the_management_mcp() {
         .clone();
     admin.ok("set_user_disabled", json!({ "user_id": ada, "disabled": true, "reason": "left the company" })).await;
     assert_eq!(dev.stateless("tools/list", json!({})).await.0, 401);
+}
+
+#[tokio::test]
+async fn a_token_made_over_the_management_mcp_is_never_broader_than_its_maker() {
+    let app = TestApp::spawn().await;
+    let dev = app.developer("ada").await;
+    let narrow = Manage::new(&app, &dev.personal_token(Some(&["tokens:write", "clients:read"])).await);
+    let (is_error, wider) = narrow.tool("create_token", json!({ "name": "wider", "scopes": ["clients:write"] })).await;
+    assert!(is_error && wider["code"] == "forbidden", "{wider}");
+    let made = narrow.ok("create_token", json!({ "name": "reader", "scopes": ["clients:read"] })).await;
+    assert_eq!(made["scopes"], json!(["clients:read"]));
+    let reader = Manage::new(&app, made["token"].as_str().unwrap());
+    reader.ok("list_clients", json!({})).await;
+    let (is_error, refused) = reader.tool("list_tokens", json!({})).await;
+    assert!(is_error && refused["code"] == "insufficient_scope", "{refused}");
+    // Revoked over MCP, refused on its next request.
+    narrow.ok("revoke_token", json!({ "token_id": made["id"] })).await;
+    assert_eq!(reader.stateless("tools/list", json!({})).await.0, 401);
+    let listed = narrow.ok("list_tokens", json!({})).await;
+    assert!(!listed.to_string().contains(made["token"].as_str().unwrap()), "tokens are never listed");
 }
