@@ -675,179 +675,10 @@ pub async fn call(
     name: &str,
     a: &Map<String, Value>,
 ) -> Option<Outcome> {
-    let result = match name {
-        "whoami" => args::<NoArgs>(a).and_then(|_| {
-            value(json!({ "id": actor.id(), "email": actor.user.email, "role": actor.user.role, "scopes": actor.scopes() }))
-        }),
-        "list_clients" => match args::<NoArgs>(a) {
-            Ok(_) => store.list_clients(actor).await.and_then(|c| value(json!({ "clients": c }))),
-            Err(e) => Err(e),
-        },
-        "get_client" => match args::<ClientArg>(a) {
-            Ok(c) => store.client_detail(actor, &c.client_id).await.and_then(value),
-            Err(e) => Err(e),
-        },
-        "register_client" => match args::<Register>(a) {
-            Ok(r) => match store
-                .register_client(actor, NewClient { name: r.name, kind: r.kind, description: r.description })
-                .await
-            {
-                Ok(reg) => value(json!({ "client": reg.client, "secret": reg.secret })),
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        },
-        "add_profile" => match args::<AddProfile>(a) {
-            Ok(p) => store.add_profile(actor, &p.client_id, p.environment).await.and_then(value),
-            Err(e) => Err(e),
-        },
-        "rotate_secret" => match args::<ProfileArg>(a) {
-            Ok(p) => store.rotate_secret(actor, &p.profile_id).await.and_then(value),
-            Err(e) => Err(e),
-        },
-        "issue_api_key" => match args::<ProfileArg>(a) {
-            Ok(p) => store.issue_api_key(actor, &p.profile_id).await.and_then(value),
-            Err(e) => Err(e),
-        },
-        "revoke_credential" => match args::<CredentialArg>(a) {
-            Ok(c) => store.revoke_credential(actor, &c.credential_id).await.map(|()| json!({ "revoked": true })),
-            Err(e) => Err(e),
-        },
-        "list_products" => match args::<NoArgs>(a) {
-            Ok(_) => store.list_products(actor).await.and_then(|p| value(json!({ "products": p }))),
-            Err(e) => Err(e),
-        },
-        "request_access" => match args::<RequestAccess>(a) {
-            Ok(r) => store
-                .request_grant(actor, &r.profile_id, &r.product_id, &r.scopes, &r.justification)
-                .await
-                .and_then(value),
-            Err(e) => Err(e),
-        },
-        "list_pending_requests" => match args::<NoArgs>(a) {
-            Ok(_) => store.pending_grants(actor).await.and_then(|g| value(json!({ "requests": g }))),
-            Err(e) => Err(e),
-        },
-        "decide_request" => match args::<Decide>(a) {
-            Ok(d) => {
-                let approve = matches!(d.decision, Decision::Approve);
-                store.decide_grant(actor, &d.grant_id, approve, &d.reason, d.days).await.and_then(value)
-            }
-            Err(e) => Err(e),
-        },
-        "search_audit" => match args::<Search>(a) {
-            Ok(s) => store.search_audit(actor, &s.filter, s.limit.unwrap_or(DEFAULT_PAGE)).await.and_then(value),
-            Err(e) => Err(e),
-        },
-        "client_activity" => match args::<ClientArg>(a) {
-            Ok(c) => store.client_activity(actor, &c.client_id).await.and_then(value),
-            Err(e) => Err(e),
-        },
-        "access_review" => match args::<NoArgs>(a) {
-            Ok(_) => store.access_review(actor).await.and_then(|c| value(json!({ "clients": c }))),
-            Err(e) => Err(e),
-        },
-        "review_revoke_credential" => match args::<CredentialReason>(a) {
-            Ok(r) => {
-                store.review_revoke_credential(actor, &r.credential_id, &r.reason).await.map(|()| json!({ "revoked": true }))
-            }
-            Err(e) => Err(e),
-        },
-        "review_end_grant" => match args::<GrantReason>(a) {
-            Ok(g) => store.review_end_grant(actor, &g.grant_id, &g.reason).await.map(|()| json!({ "ended": true })),
-            Err(e) => Err(e),
-        },
-        "mark_client_reviewed" => match args::<ClientReason>(a) {
-            Ok(c) => {
-                store.mark_client_reviewed(actor, &c.client_id, &c.reason).await.map(|()| json!({ "reviewed": true }))
-            }
-            Err(e) => Err(e),
-        },
-        "review_extend_grant" => match args::<Extend>(a) {
-            Ok(e) => store
-                .review_extend_grant(actor, &e.grant_id, e.days, &e.reason)
-                .await
-                .map(|expires_at| json!({ "expires_at": expires_at })),
-            Err(e) => Err(e),
-        },
-        "recent_requests" => match args::<ClientArg>(a) {
-            Ok(c) => store.recent_requests(actor, &c.client_id, 25).await.and_then(|r| value(json!({ "requests": r }))),
-            Err(e) => Err(e),
-        },
-        "set_rate_limit" => match args::<RateLimit>(a) {
-            Ok(r) => store
-                .set_rate_limit(actor, &r.profile_id, r.rate_per_minute, r.burst)
-                .await
-                .map(|()| json!({ "rate_per_minute": r.rate_per_minute, "burst": r.burst })),
-            Err(e) => Err(e),
-        },
-        "set_token_lifetime" => match args::<Lifetime>(a) {
-            Ok(l) => store.set_token_lifetime(actor, &l.profile_id, l.seconds).await.map(|()| json!({ "seconds": l.seconds })),
-            Err(e) => Err(e),
-        },
-        "create_product" => match args::<Product>(a) {
-            Ok(p) => store.create_product(actor, p.split().1, Vec::new()).await.and_then(value),
-            Err(e) => Err(e),
-        },
-        "update_product" => match args::<Product>(a) {
-            Ok(p) => match p.split() {
-                (Some(id), product) => store.update_product(actor, &id, product).await.and_then(value),
-                (None, _) => Err(DomainError::Invalid("update_product needs product_id.".into())),
-            },
-            Err(e) => Err(e),
-        },
-        "import_openapi" => match args::<Import>(a) {
-            Ok(i) => store.import_openapi(actor, &i.product_id, &i.document).await.and_then(value),
-            Err(e) => Err(e),
-        },
-        "set_product_policy" => match args::<Policy>(a) {
-            Ok(p) => match p.upstream_tls.as_deref().map(UpstreamTlsName::parse).transpose() {
-                Ok(upstream_tls) => {
-                    let policy =
-                        ProductPolicy { rate_per_minute: p.rate_per_minute, api_key_in_query: p.api_key_in_query, upstream_tls };
-                    store.set_product_policy(actor, &p.product_id, policy, upstream).await.and_then(value)
-                }
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        },
-        "list_users" => match args::<NoArgs>(a) {
-            Ok(_) => store.list_users(actor).await.and_then(|u| value(json!({ "users": u }))),
-            Err(e) => Err(e),
-        },
-        "set_user_role" => match args::<RoleArg>(a) {
-            Ok(r) => store.set_user_role(actor, &r.user_id, r.role).await.and_then(value),
-            Err(e) => Err(e),
-        },
-        "set_user_disabled" => match args::<Disable>(a) {
-            Ok(d) => store.set_user_disabled(Authority::Admin(actor), &d.user_id, d.disabled, &d.reason).await.and_then(value),
-            Err(e) => Err(e),
-        },
-        "set_client_suspended" => match args::<Suspend>(a) {
-            Ok(c) => store
-                .set_client_suspended(Authority::Admin(actor), &c.client_id, c.suspended, &c.reason)
-                .await
-                .map(|()| json!({ "suspended": c.suspended })),
-            Err(e) => Err(e),
-        },
-        "list_tokens" => match args::<NoArgs>(a) {
-            Ok(_) => store.list_access_tokens(actor).await.and_then(|t| value(json!({ "tokens": t }))),
-            Err(e) => Err(e),
-        },
-        "create_token" => match args::<NewToken>(a) {
-            Ok(t) => {
-                let scopes = t.scopes.unwrap_or(actor.scopes());
-                store.create_access_token(actor, &t.name, t.days, scopes).await.and_then(value)
-            }
-            Err(e) => Err(e),
-        },
-        "revoke_token" => match args::<TokenArg>(a) {
-            Ok(t) => store.revoke_access_token(actor, &t.token_id).await.map(|()| json!({ "revoked": true })),
-            Err(e) => Err(e),
-        },
-        _ => return None,
-    };
-    Some(match result {
+    if !TOOLS.iter().any(|t| t.name == name) {
+        return None;
+    }
+    Some(match run(store, upstream, actor, name, a).await {
         Ok(v) => Outcome {
             value: v,
             is_error: false,
@@ -855,6 +686,178 @@ pub async fn call(
         },
         Err(e) => refused(e),
     })
+}
+
+/// One tool's work: its arguments as its own type, then one call of the domain.
+async fn run(
+    store: &Store,
+    upstream: &UpstreamTlsNames,
+    actor: &Actor,
+    name: &str,
+    a: &Map<String, Value>,
+) -> Result<Value, DomainError> {
+    match name {
+        "whoami" => {
+            args::<NoArgs>(a)?;
+            value(
+                json!({ "id": actor.id(), "email": actor.user.email, "role": actor.user.role, "scopes": actor.scopes() }),
+            )
+        }
+        "list_clients" => {
+            args::<NoArgs>(a)?;
+            store.list_clients(actor).await.and_then(|c| value(json!({ "clients": c })))
+        }
+        "get_client" => {
+            let c: ClientArg = args(a)?;
+            store.client_detail(actor, &c.client_id).await.and_then(value)
+        }
+        "register_client" => {
+            let r: Register = args(a)?;
+            let new = NewClient { name: r.name, kind: r.kind, description: r.description };
+            let reg = store.register_client(actor, new).await?;
+            value(json!({ "client": reg.client, "secret": reg.secret }))
+        }
+        "add_profile" => {
+            let p: AddProfile = args(a)?;
+            store.add_profile(actor, &p.client_id, p.environment).await.and_then(value)
+        }
+        "rotate_secret" => {
+            let p: ProfileArg = args(a)?;
+            store.rotate_secret(actor, &p.profile_id).await.and_then(value)
+        }
+        "issue_api_key" => {
+            let p: ProfileArg = args(a)?;
+            store.issue_api_key(actor, &p.profile_id).await.and_then(value)
+        }
+        "revoke_credential" => {
+            let c: CredentialArg = args(a)?;
+            store.revoke_credential(actor, &c.credential_id).await.map(|()| json!({ "revoked": true }))
+        }
+        "list_products" => {
+            args::<NoArgs>(a)?;
+            store.list_products(actor).await.and_then(|p| value(json!({ "products": p })))
+        }
+        "request_access" => {
+            let r: RequestAccess = args(a)?;
+            store.request_grant(actor, &r.profile_id, &r.product_id, &r.scopes, &r.justification).await.and_then(value)
+        }
+        "list_pending_requests" => {
+            args::<NoArgs>(a)?;
+            store.pending_grants(actor).await.and_then(|g| value(json!({ "requests": g })))
+        }
+        "decide_request" => {
+            let d: Decide = args(a)?;
+            let approve = matches!(d.decision, Decision::Approve);
+            store.decide_grant(actor, &d.grant_id, approve, &d.reason, d.days).await.and_then(value)
+        }
+        "search_audit" => {
+            let s: Search = args(a)?;
+            store.search_audit(actor, &s.filter, s.limit.unwrap_or(DEFAULT_PAGE)).await.and_then(value)
+        }
+        "client_activity" => {
+            let c: ClientArg = args(a)?;
+            store.client_activity(actor, &c.client_id).await.and_then(value)
+        }
+        "access_review" => {
+            args::<NoArgs>(a)?;
+            store.access_review(actor).await.and_then(|c| value(json!({ "clients": c })))
+        }
+        "review_revoke_credential" => {
+            let r: CredentialReason = args(a)?;
+            store
+                .review_revoke_credential(actor, &r.credential_id, &r.reason)
+                .await
+                .map(|()| json!({ "revoked": true }))
+        }
+        "review_end_grant" => {
+            let g: GrantReason = args(a)?;
+            store.review_end_grant(actor, &g.grant_id, &g.reason).await.map(|()| json!({ "ended": true }))
+        }
+        "mark_client_reviewed" => {
+            let c: ClientReason = args(a)?;
+            store.mark_client_reviewed(actor, &c.client_id, &c.reason).await.map(|()| json!({ "reviewed": true }))
+        }
+        "review_extend_grant" => {
+            let e: Extend = args(a)?;
+            store
+                .review_extend_grant(actor, &e.grant_id, e.days, &e.reason)
+                .await
+                .map(|expires_at| json!({ "expires_at": expires_at }))
+        }
+        "recent_requests" => {
+            let c: ClientArg = args(a)?;
+            store.recent_requests(actor, &c.client_id, 25).await.and_then(|r| value(json!({ "requests": r })))
+        }
+        "set_rate_limit" => {
+            let r: RateLimit = args(a)?;
+            store
+                .set_rate_limit(actor, &r.profile_id, r.rate_per_minute, r.burst)
+                .await
+                .map(|()| json!({ "rate_per_minute": r.rate_per_minute, "burst": r.burst }))
+        }
+        "set_token_lifetime" => {
+            let l: Lifetime = args(a)?;
+            store.set_token_lifetime(actor, &l.profile_id, l.seconds).await.map(|()| json!({ "seconds": l.seconds }))
+        }
+        "create_product" => {
+            let p: Product = args(a)?;
+            store.create_product(actor, p.split().1, Vec::new()).await.and_then(value)
+        }
+        "update_product" => {
+            let p: Product = args(a)?;
+            match p.split() {
+                (Some(id), product) => store.update_product(actor, &id, product).await.and_then(value),
+                (None, _) => Err(DomainError::Invalid("update_product needs product_id.".into())),
+            }
+        }
+        "import_openapi" => {
+            let i: Import = args(a)?;
+            store.import_openapi(actor, &i.product_id, &i.document).await.and_then(value)
+        }
+        "set_product_policy" => {
+            let p: Policy = args(a)?;
+            let upstream_tls = p.upstream_tls.as_deref().map(UpstreamTlsName::parse).transpose()?;
+            let policy = ProductPolicy {
+                rate_per_minute: p.rate_per_minute,
+                api_key_in_query: p.api_key_in_query,
+                upstream_tls,
+            };
+            store.set_product_policy(actor, &p.product_id, policy, upstream).await.and_then(value)
+        }
+        "list_users" => {
+            args::<NoArgs>(a)?;
+            store.list_users(actor).await.and_then(|u| value(json!({ "users": u })))
+        }
+        "set_user_role" => {
+            let r: RoleArg = args(a)?;
+            store.set_user_role(actor, &r.user_id, r.role).await.and_then(value)
+        }
+        "set_user_disabled" => {
+            let d: Disable = args(a)?;
+            store.set_user_disabled(Authority::Admin(actor), &d.user_id, d.disabled, &d.reason).await.and_then(value)
+        }
+        "set_client_suspended" => {
+            let c: Suspend = args(a)?;
+            store
+                .set_client_suspended(Authority::Admin(actor), &c.client_id, c.suspended, &c.reason)
+                .await
+                .map(|()| json!({ "suspended": c.suspended }))
+        }
+        "list_tokens" => {
+            args::<NoArgs>(a)?;
+            store.list_access_tokens(actor).await.and_then(|t| value(json!({ "tokens": t })))
+        }
+        "create_token" => {
+            let t: NewToken = args(a)?;
+            let scopes = t.scopes.unwrap_or(actor.scopes());
+            store.create_access_token(actor, &t.name, t.days, scopes).await.and_then(value)
+        }
+        "revoke_token" => {
+            let t: TokenArg = args(a)?;
+            store.revoke_access_token(actor, &t.token_id).await.map(|()| json!({ "revoked": true }))
+        }
+        other => Err(DomainError::Internal(format!("the tool {other} is listed but not implemented"))),
+    }
 }
 
 /// A refusal as a tool error with the status and code the management API would give.

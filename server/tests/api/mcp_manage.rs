@@ -369,6 +369,13 @@ async fn an_admin_publishes_and_controls_through_the_management_mcp() {
     let dev = Manage::new(&app, &dev_session.personal_token(None).await);
     let (_, tools) = admin.stateless("tools/list", json!({})).await;
     assert_eq!(tools["result"]["tools"].as_array().map(Vec::len), Some(33));
+    // Every listed tool is implemented: with no arguments each answers or says what is
+    // missing, never an internal error.
+    for tool in tools["result"]["tools"].as_array().unwrap() {
+        let name = tool["name"].as_str().unwrap();
+        let (_, answer) = dev.tool(name, json!({})).await;
+        assert_ne!(answer["code"], "internal", "{name}: {answer}");
+    }
 
     // Publish a product, give it endpoints from an OpenAPI document, set its policy.
     let product = admin
