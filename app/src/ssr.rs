@@ -23,7 +23,7 @@ pub struct PortalState {
     pub throttle: Arc<LoginThrottle>,
     /// How this server issues tokens, and where its own gateway listens: "Test access"
     /// makes real gateway calls, over HTTP, like any client.
-    pub tokens: portcullis_domain::oauth::TokenSettings,
+    pub tokens: portcullis_domain::enforcement::TokenSettings,
     pub gateway_base: String,
     pub http: reqwest::Client,
     /// The upstream TLS profiles this server was started with, which products may name.
@@ -209,7 +209,7 @@ pub async fn reveal_on(page: &str, actor: &Actor, revealed: &crate::api::Reveale
         tracing::error!(error = %e, "a secret to reveal did not serialize");
         fail(AppError::Internal)
     })?;
-    let sealed = store()?.seal_reveal(&actor.user.id, &plain).map_err(domain)?;
+    let sealed = store()?.reveals().seal(&actor.user.id, &plain).map_err(domain)?;
     session().await?.insert(SESSION_REVEAL_KEY, (page, sealed)).await.map_err(session_err)?;
     leptos_axum::redirect(page);
     Ok(())
@@ -232,7 +232,7 @@ pub async fn take_reveal(page: &str) -> Result<Option<crate::api::Revealed>, App
         return Ok(None);
     };
     session.remove_value(SESSION_REVEAL_KEY).await.map_err(session_err)?;
-    Ok(store()?.open_reveal(&user.id, &sealed).and_then(|plain| serde_json::from_slice(&plain).ok()))
+    Ok(store()?.reveals().open(&user.id, &sealed).and_then(|plain| serde_json::from_slice(&plain).ok()))
 }
 
 pub async fn sign_out_session() -> Result<(), AppError> {

@@ -25,7 +25,7 @@ impl Store {
     pub async fn client_activity(&self, actor: &Actor, client_id: &str) -> Result<ClientActivity> {
         actor.permit(Area::Clients, Access::Read)?;
         let client = self.client_detail(actor, client_id).await?.client;
-        let start = window_start(self.clock.now());
+        let start = window_start(self.now());
         let rows = sqlx::query(
             "SELECT (occurred_at - $2) / $3 AS d, COUNT(*) AS total,
                     SUM(CASE WHEN decision = 'allowed' THEN 1 ELSE 0 END) AS allowed
@@ -134,7 +134,7 @@ impl Store {
     pub async fn security_dashboard(&self, actor: &Actor) -> Result<SecurityDashboard> {
         actor.permit(Area::Audit, Access::Read)?;
         actor.require_security()?;
-        let start = window_start(self.clock.now());
+        let start = window_start(self.now());
         let mut refusals: Vec<RefusalDay> = (0..ACTIVITY_DAYS)
             .map(|d| RefusalDay { day: start + d * DAY, unauthorized: 0, forbidden: 0, rate_limited: 0, other: 0 })
             .collect();

@@ -295,7 +295,7 @@ impl Store {
         actor.permit(Area::Audit, Access::Read)?;
         actor.require_security()?;
         let limit = limit.clamp(1, EXPORT_PAGE);
-        let mut c = conditions(filter, self.clock.now())?;
+        let mut c = conditions(filter, self.now())?;
         let l = c.next();
         let _ = c.args.add(limit + 1);
         let sql = format!("SELECT {COLUMNS} {FROM} {} ORDER BY e.occurred_at DESC, e.id DESC LIMIT {l}", c.clause());
@@ -344,7 +344,7 @@ impl Store {
         actor.require_security()?;
         crate::audit::record_by(
             &self.pool,
-            self.clock.now(),
+            self.now(),
             actor,
             crate::audit::AdminEvent {
                 action: "audit.exported",

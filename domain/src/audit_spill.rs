@@ -11,7 +11,7 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::audit_writer::RequestEvent;
+use crate::audit_event::RequestEvent;
 
 #[derive(Debug)]
 pub struct Spill {

@@ -21,7 +21,6 @@
 //! after its row's batch has committed (group commit), so no answered request's row is
 //! lost to a crash.
 
-use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
@@ -31,152 +30,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::audit_event::{RequestEvent, CLIENT_CLOSED, CLIENT_CLOSED_STATUS};
 use crate::audit_spill::Spill;
-use crate::audit_text::{cap, AuditText};
-use crate::model::{ClientKind, Decision, RequestChannel};
+use crate::audit_text::AuditText;
+use crate::model::{ClientKind, Decision};
 use crate::store::{Backend, Store};
-
-/// What is known about one request when its row is written. Every caller-controlled
-/// string is an [`AuditText`], so nothing unstorable or unbounded can reach the table.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RequestEvent {
-    pub request_id: String,
-    pub occurred_at: i64,
-    pub channel: RequestChannel,
-    /// The MCP tool called (`execute_endpoint`, …), or the JSON-RPC method of another
-    /// MCP message (`initialize`, `tools/list`, …); `None` for REST and OAuth.
-    pub tool: Option<AuditText>,
-    /// The authenticated client, profile and credential: never taken from what a caller
-    /// merely claims.
-    pub client_id: Option<AuditText>,
-    pub profile_id: Option<AuditText>,
-    pub client_type: Option<ClientKind>,
-    pub credential_id: Option<AuditText>,
-    /// The client id a refused request named (a failed token request, say): kept apart
-    /// from `client_id` so nobody can write into another client's record.
-    pub attempted_client_id: Option<AuditText>,
-    /// The person on whose behalf the request was made (portal Test access).
-    pub actor_user_id: Option<AuditText>,
-    pub product: Option<AuditText>,
-    pub endpoint: Option<AuditText>,
-    pub method: AuditText,
-    /// The path as routed (for an authorized call, the canonical path forwarded), never
-    /// with a credential in it.
-    pub path: AuditText,
-    /// What the caller was answered; 499 when it went away before the whole answer.
-    pub status: u16,
-    /// What the upstream answered, when the request reached one.
-    pub upstream_status: Option<u16>,
-    pub decision: Decision,
-    pub reason: Cow<'static, str>,
-    pub latency_us: i64,
-    /// Bytes read from the caller and sent to it, counted as they pass.
-    pub bytes_in: i64,
-    pub bytes_out: i64,
-    pub client_ip: Option<AuditText>,
-    pub user_agent: Option<AuditText>,
-    /// The W3C trace the request belongs to (the caller's, or one started for it).
-    #[serde(default)]
-    pub trace_id: Option<AuditText>,
-    /// Time from arrival until the request left for its upstream (what the gateway adds),
-    /// and the upstream's time to answer with headers (what it waits for). For metrics;
-    /// not stored with the row.
-    #[serde(default)]
-    pub forwarded_after_us: Option<i64>,
-    #[serde(default)]
-    pub upstream_us: Option<i64>,
-}
-
-/// The reason of a row whose caller went away before its whole answer was sent.
-pub const CLIENT_CLOSED: &str = "client_closed_request";
-/// The status nginx made the convention for "client closed request".
-pub const CLIENT_CLOSED_STATUS: u16 = 499;
-/// The path of a row stored in reduced form.
-pub const REDUCED_PATH: &str = "[reduced: the database refused this row as recorded]";
-
-/// An empty row, refused until decided; nothing allocated, no id. What a delivered row
-/// leaves behind in its `PendingRow`, and the base of every new one.
-impl Default for RequestEvent {
-    fn default() -> Self {
-        Self {
-            request_id: String::new(),
-            occurred_at: 0,
-            channel: RequestChannel::Rest,
-            tool: None,
-            client_id: None,
-            profile_id: None,
-            client_type: None,
-            credential_id: None,
-            attempted_client_id: None,
-            actor_user_id: None,
-            product: None,
-            endpoint: None,
-            method: AuditText::default(),
-            path: AuditText::default(),
-            status: 0,
-            upstream_status: None,
-            decision: Decision::Refused,
-            reason: Cow::Borrowed(""),
-            latency_us: 0,
-            bytes_in: 0,
-            bytes_out: 0,
-            client_ip: None,
-            user_agent: None,
-            trace_id: None,
-            forwarded_after_us: None,
-            upstream_us: None,
-        }
-    }
-}
-
-impl RequestEvent {
-    /// A row for a new request on `channel`, with a fresh request id.
-    pub fn new(channel: RequestChannel, occurred_at: i64, method: &str, path: &str) -> Self {
-        Self {
-            request_id: uuid::Uuid::now_v7().to_string(),
-            occurred_at,
-            channel,
-            method: AuditText::new(method, cap::METHOD),
-            path: AuditText::new(path, cap::PATH),
-            ..Self::default()
-        }
-    }
-
-    pub fn allowed(&mut self) {
-        self.decision = Decision::Allowed;
-        self.reason = Cow::Borrowed("allowed");
-    }
-
-    pub fn refused(&mut self, reason: &'static str) {
-        self.decision = Decision::Refused;
-        self.reason = Cow::Borrowed(reason);
-    }
-
-    /// What is kept of a row the database refused: who, when, the outcome and why, but
-    /// none of the free text that may have been the trouble.
-    fn reduced(&self) -> Self {
-        Self {
-            request_id: self.request_id.clone(),
-            occurred_at: self.occurred_at,
-            channel: self.channel,
-            client_id: self.client_id.clone(),
-            profile_id: self.profile_id.clone(),
-            client_type: self.client_type,
-            credential_id: self.credential_id.clone(),
-            actor_user_id: self.actor_user_id.clone(),
-            method: AuditText::new(self.method.as_str().get(..8).unwrap_or("?"), cap::METHOD),
-            path: AuditText::new(REDUCED_PATH, cap::PATH),
-            status: self.status,
-            upstream_status: self.upstream_status,
-            decision: self.decision,
-            reason: self.reason.clone(),
-            latency_us: self.latency_us,
-            bytes_in: self.bytes_in,
-            bytes_out: self.bytes_out,
-            ..Self::default()
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WhenFull {

@@ -193,7 +193,7 @@ impl Store {
     ) -> Result<IssuedSecret> {
         let now = self.now();
         let id = new_id("cr");
-        let generated = secrets::generate(&self.hasher, secrets::prefix_for(kind));
+        let generated = secrets::generate(self.enforcement.hasher(), secrets::prefix_for(kind));
         let expires_at = now + self.policy.credential_lifetime_ms;
         sqlx::query(
             "INSERT INTO credentials (id, profile_id, kind, prefix, secret_hash, hash_key, created_at, expires_at)
@@ -204,7 +204,7 @@ impl Store {
         .bind(kind.as_str())
         .bind(&generated.display_prefix)
         .bind(&generated.hash)
-        .bind(self.hasher.fingerprint())
+        .bind(self.enforcement.hasher().fingerprint())
         .bind(now)
         .bind(expires_at)
         .execute(&mut **tx)
@@ -378,11 +378,11 @@ impl Store {
     pub async fn set_token_lifetime(&self, actor: &Actor, profile_id: &str, seconds: i64) -> Result<()> {
         actor.permit(Area::Clients, Access::Write)?;
         actor.require_admin()?;
-        if !(crate::oauth::MIN_TOKEN_TTL_SECS..=crate::oauth::MAX_TOKEN_TTL_SECS).contains(&seconds) {
+        if !(crate::enforcement::MIN_TOKEN_TTL_SECS..=crate::enforcement::MAX_TOKEN_TTL_SECS).contains(&seconds) {
             return Err(DomainError::Invalid(format!(
                 "A token lives {} to {} seconds.",
-                crate::oauth::MIN_TOKEN_TTL_SECS,
-                crate::oauth::MAX_TOKEN_TTL_SECS
+                crate::enforcement::MIN_TOKEN_TTL_SECS,
+                crate::enforcement::MAX_TOKEN_TTL_SECS
             )));
         }
         let profile = self.owned_profile(actor, profile_id, Access::Write).await?;

@@ -20,6 +20,8 @@ pub mod activity;
 #[cfg(feature = "store")]
 pub mod audit;
 #[cfg(feature = "store")]
+pub mod audit_event;
+#[cfg(feature = "store")]
 pub mod audit_search;
 #[cfg(feature = "store")]
 pub mod audit_spill;
@@ -35,6 +37,8 @@ pub mod clients;
 pub mod clock;
 #[cfg(feature = "store")]
 pub mod controls;
+#[cfg(feature = "store")]
+pub mod enforcement;
 #[cfg(feature = "store")]
 pub mod grants;
 #[cfg(feature = "store")]
@@ -53,6 +57,8 @@ pub mod reveal;
 pub mod reviews;
 #[cfg(feature = "store")]
 pub mod scheduled;
+#[cfg(feature = "store")]
+pub mod sealing;
 #[cfg(feature = "store")]
 pub mod secret_rotation;
 #[cfg(feature = "store")]

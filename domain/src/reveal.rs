@@ -12,8 +12,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
 
+use crate::clock::Clock;
 use crate::error::{DomainError, Result};
-use crate::store::Store;
 
 /// How long a sealed secret waits for its page: the redirect is followed at once, so
 /// minutes are plenty, and an abandoned one is dead soon after.
@@ -21,9 +21,10 @@ pub const REVEAL_TTL_MS: i64 = 5 * 60 * 1000;
 
 const PURPOSE: &str = "one-time-reveal/v1";
 
-/// The key that seals secrets waiting for their page. Never printed.
+/// The key that seals secrets waiting for their page (`Store::reveals`). Never printed.
 #[derive(Clone)]
-pub(crate) struct RevealKey {
+pub struct RevealKey {
+    clock: Clock,
     current: [u8; 32],
     /// During a server-secret rotation, a replica still on the old secret may have
     /// sealed the secret this one is asked to show.
@@ -31,8 +32,19 @@ pub(crate) struct RevealKey {
 }
 
 impl RevealKey {
-    pub(crate) fn new(secret: &crate::secrets::ServerSecret) -> Self {
-        Self { current: secret.derive(PURPOSE), previous: secret.derive_previous(PURPOSE) }
+    pub(crate) fn new(secret: &crate::secrets::ServerSecret, clock: Clock) -> Self {
+        Self { clock, current: secret.derive(PURPOSE), previous: secret.derive_previous(PURPOSE) }
+    }
+
+    /// Seals `plain` for `user_id` to open within [`REVEAL_TTL_MS`].
+    pub fn seal(&self, user_id: &str, plain: &[u8]) -> Result<String> {
+        self.seal_at(user_id, plain, self.clock.now())
+    }
+
+    /// Opens what [`RevealKey::seal`] sealed for `user_id`, if its deadline has not
+    /// passed. Anything else (another person's, expired, tampered, malformed) is `None`.
+    pub fn open(&self, user_id: &str, sealed: &str) -> Option<Vec<u8>> {
+        self.open_at(user_id, sealed, self.clock.now())
     }
 }
 
@@ -47,7 +59,7 @@ fn associated(user_id: &str, deadline: i64) -> String {
 }
 
 impl RevealKey {
-    fn seal(&self, user_id: &str, plain: &[u8], now: i64) -> Result<String> {
+    fn seal_at(&self, user_id: &str, plain: &[u8], now: i64) -> Result<String> {
         let deadline = now + REVEAL_TTL_MS;
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
@@ -58,7 +70,7 @@ impl RevealKey {
         Ok(format!("{deadline}.{}", URL_SAFE_NO_PAD.encode([nonce.as_slice(), sealed.as_slice()].concat())))
     }
 
-    fn open(&self, user_id: &str, sealed: &str, now: i64) -> Option<Vec<u8>> {
+    fn open_at(&self, user_id: &str, sealed: &str, now: i64) -> Option<Vec<u8>> {
         let (deadline, body) = sealed.split_once('.')?;
         let deadline: i64 = deadline.parse().ok()?;
         if now >= deadline {
@@ -76,45 +88,32 @@ impl RevealKey {
     }
 }
 
-impl Store {
-    /// Seals `plain` for `user_id` to open within [`REVEAL_TTL_MS`].
-    pub fn seal_reveal(&self, user_id: &str, plain: &[u8]) -> Result<String> {
-        self.reveal_key.seal(user_id, plain, self.clock.now())
-    }
-
-    /// Opens what [`Store::seal_reveal`] sealed for `user_id`, if its deadline has not
-    /// passed. Anything else (another person's, expired, tampered, malformed) is `None`.
-    pub fn open_reveal(&self, user_id: &str, sealed: &str) -> Option<Vec<u8>> {
-        self.reveal_key.open(user_id, sealed, self.clock.now())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::{RevealKey, REVEAL_TTL_MS};
     use crate::secrets::ServerSecret;
 
     fn key(secret: &str) -> RevealKey {
-        RevealKey::new(&ServerSecret::parse(secret).unwrap())
+        RevealKey::new(&ServerSecret::parse(secret).unwrap(), Default::default())
     }
 
     #[test]
     fn opens_for_its_person_before_its_deadline_only() {
         let now = 1_700_000_000_000;
         let a = key("a-server-secret-of-enough-length-0123456789");
-        let sealed = a.seal("usr_1", b"pc_secret", now).unwrap();
+        let sealed = a.seal_at("usr_1", b"pc_secret", now).unwrap();
         assert!(!sealed.contains("pc_secret"));
-        assert_eq!(a.open("usr_1", &sealed, now).as_deref(), Some(&b"pc_secret"[..]));
-        assert_eq!(a.open("usr_2", &sealed, now), None, "bound to its person");
+        assert_eq!(a.open_at("usr_1", &sealed, now).as_deref(), Some(&b"pc_secret"[..]));
+        assert_eq!(a.open_at("usr_2", &sealed, now), None, "bound to its person");
 
         // A later deadline written in front does not extend it: the deadline is sealed too.
         let (_, body) = sealed.split_once('.').unwrap();
-        assert_eq!(a.open("usr_1", &format!("{}.{body}", i64::MAX), now), None);
+        assert_eq!(a.open_at("usr_1", &format!("{}.{body}", i64::MAX), now), None);
         for broken in ["", ".", "x.y", "1.", &sealed[..sealed.len() - 2]] {
-            assert_eq!(a.open("usr_1", broken, now), None, "{broken}");
+            assert_eq!(a.open_at("usr_1", broken, now), None, "{broken}");
         }
         let other = key("another-server-secret-of-enough-length-987654");
-        assert_eq!(other.open("usr_1", &sealed, now), None, "another server secret");
-        assert_eq!(a.open("usr_1", &sealed, now + REVEAL_TTL_MS), None, "past its deadline");
+        assert_eq!(other.open_at("usr_1", &sealed, now), None, "another server secret");
+        assert_eq!(a.open_at("usr_1", &sealed, now + REVEAL_TTL_MS), None, "past its deadline");
     }
 }

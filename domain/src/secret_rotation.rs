@@ -12,27 +12,13 @@
 //! else can check), and only servers holding it re-key rows, so replicas restarted one by
 //! one never re-key a row back and forth.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use serde::Serialize;
 use sqlx::Row;
 
 use crate::error::{DomainError, Result};
-use crate::oauth::{seal, unseal, SealedWith};
+use crate::sealing::{seal, unseal, SealedWith};
 use crate::secrets::Rekey;
 use crate::store::Store;
-
-/// Re-keys waiting for the writer; beyond this many, later ones wait for their next use.
-const MAX_PENDING: usize = 10_000;
-
-/// Credentials found under the previous secret, to re-key off the request path. Keyed by
-/// credential id: a key presented a thousand times before its re-key lands is one entry.
-#[derive(Debug, Default)]
-pub struct RekeyQueue {
-    pending: Mutex<HashMap<String, Rekey>>,
-    wake: tokio::sync::Notify,
-}
 
 /// What depends on which secret, for `portcullis admin secret-status`.
 #[derive(Debug, Clone, Serialize)]
@@ -69,8 +55,8 @@ impl Store {
     /// stamps hashes written before fingerprints were kept, declares a new secret when
     /// the store's is this server's previous one, and re-seals signing keys.
     pub(crate) async fn adopt_secret(&self) -> Result<()> {
-        let current = self.hasher.fingerprint();
-        let previous = self.hasher.previous_fingerprint();
+        let current = self.enforcement.hasher().fingerprint();
+        let previous = self.enforcement.hasher().previous_fingerprint();
         let declared: Option<String> =
             sqlx::query_scalar("SELECT current_key FROM secret_state WHERE id = 1").fetch_one(&self.pool).await?;
         let mut tx = self.begin().await?;
@@ -157,21 +143,11 @@ impl Store {
         Ok(resealed)
     }
 
-    /// Asks for a credential found under the previous secret to be re-keyed; cheap and
-    /// non-blocking, for the request path. `run_rekeys` does the writing.
-    pub fn request_rekey(&self, credential_id: &str, rekey: Rekey) {
-        let Ok(mut pending) = self.rekeys.pending.lock() else { return };
-        if pending.len() < MAX_PENDING || pending.contains_key(credential_id) {
-            pending.insert(credential_id.to_owned(), rekey);
-            self.rekeys.wake.notify_one();
-        }
-    }
-
     /// Writes requested re-keys as they come, in batches: one transaction and one policy
     /// change per batch, however many requests presented old credentials meanwhile.
     pub async fn run_rekeys(&self) {
         loop {
-            self.rekeys.wake.notified().await;
+            self.enforcement.rekeys().requested().await;
             // Let a burst of requests gather into one batch.
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             if let Err(e) = self.apply_rekeys().await {
@@ -182,14 +158,11 @@ impl Store {
 
     /// Re-keys what is pending now; how many rows changed.
     pub async fn apply_rekeys(&self) -> Result<u64> {
-        let batch: Vec<(String, Rekey)> = match self.rekeys.pending.lock() {
-            Ok(mut pending) => pending.drain().collect(),
-            Err(_) => return Ok(0),
-        };
+        let batch = self.enforcement.rekeys().take();
         if batch.is_empty() {
             return Ok(0);
         }
-        let current = self.hasher.fingerprint();
+        let current = self.enforcement.hasher().fingerprint();
         let mut tx = self.begin().await?;
         let mut changed = 0;
         for (id, rekey) in &batch {
@@ -226,7 +199,7 @@ impl Store {
              WHERE id = $3 AND token_hash = $4 AND (SELECT current_key FROM secret_state WHERE id = 1) = $2",
         )
         .bind(&rekey.new_hash)
-        .bind(self.hasher.fingerprint())
+        .bind(self.enforcement.hasher().fingerprint())
         .bind(token_id)
         .bind(&rekey.old_hash)
         .execute(&self.pool)
@@ -236,7 +209,7 @@ impl Store {
 
     /// What still depends on a secret other than the current one.
     pub async fn secret_status(&self) -> Result<SecretStatus> {
-        let current = self.hasher.fingerprint();
+        let current = self.enforcement.hasher().fingerprint();
         let now = self.now();
         let store_secret: Option<String> =
             sqlx::query_scalar("SELECT current_key FROM secret_state WHERE id = 1").fetch_one(&self.pool).await?;
@@ -282,7 +255,7 @@ impl Store {
         Ok(SecretStatus {
             store_secret,
             current_secret: current,
-            previous_secret: self.hasher.previous_fingerprint(),
+            previous_secret: self.enforcement.hasher().previous_fingerprint(),
             rekeyed,
             waiting,
             signing_keys_on_previous: on_previous,

@@ -15,8 +15,11 @@ use std::sync::Once;
 use std::time::Duration;
 
 use crate::clock::Clock;
+use crate::enforcement::Enforcement;
 use crate::error::Result;
-use crate::secrets::{SecretHasher, ServerSecret};
+use crate::reveal::RevealKey;
+use crate::sealing::SealingKey;
+use crate::secrets::ServerSecret;
 use crate::DomainError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,20 +68,16 @@ impl Default for Policy {
 pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
-    pub(crate) clock: Clock,
-    pub(crate) hasher: SecretHasher,
     pub(crate) policy: Policy,
-    pub(crate) snapshot: crate::policy::PolicyHandle,
-    pub(crate) keys: crate::oauth::KeyRingHandle,
-    pub(crate) verified: crate::oauth::VerifiedTokens,
+    /// What decides requests, in memory: the store loads into it and the gateway reads
+    /// from it. It holds the one clock and the one hasher of secrets.
+    pub(crate) enforcement: Enforcement,
     /// Seals signing keys at rest; derived from the server secret.
-    pub(crate) sealing_key: crate::oauth::SealingKey,
+    pub(crate) sealing_key: SealingKey,
     /// Seals secrets waiting to be shown once after a plain form post.
-    pub(crate) reveal_key: crate::reveal::RevealKey,
+    pub(crate) reveal_key: RevealKey,
     /// Where the database is, for connections outside the pool (PostgreSQL's `LISTEN`).
     pub(crate) url: DatabaseUrl,
-    /// Credentials found under the previous server secret, waiting to be re-keyed.
-    pub(crate) rekeys: std::sync::Arc<crate::secret_rotation::RekeyQueue>,
 }
 
 /// A database URL, which may hold a password: never printed.
@@ -131,16 +130,11 @@ impl Store {
         let store = Self {
             pool,
             backend,
-            clock,
-            hasher: SecretHasher::new(secret),
             policy,
-            snapshot: crate::policy::PolicyHandle::default(),
-            keys: crate::oauth::KeyRingHandle::default(),
-            verified: crate::oauth::VerifiedTokens::default(),
-            sealing_key: crate::oauth::SealingKey::new(secret),
-            reveal_key: crate::reveal::RevealKey::new(secret),
+            enforcement: Enforcement::new(secret, clock.clone()),
+            sealing_key: SealingKey::new(secret),
+            reveal_key: RevealKey::new(secret, clock),
             url: DatabaseUrl(url.into()),
-            rekeys: Default::default(),
         };
         store.migrate().await?;
         store.adopt_secret().await?;
@@ -162,7 +156,17 @@ impl Store {
     }
 
     pub fn clock(&self) -> &Clock {
-        &self.clock
+        self.enforcement.clock()
+    }
+
+    /// The in-memory state that decides requests, which this store keeps current.
+    pub fn enforcement(&self) -> &Enforcement {
+        &self.enforcement
+    }
+
+    /// Secrets waiting to be shown once, sealed for their person (see `crate::reveal`).
+    pub fn reveals(&self) -> &RevealKey {
+        &self.reveal_key
     }
 
     pub fn policy(&self) -> &Policy {
@@ -170,7 +174,7 @@ impl Store {
     }
 
     pub fn now(&self) -> i64 {
-        self.clock.now()
+        self.enforcement.now()
     }
 
     /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN

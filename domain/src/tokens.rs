@@ -46,7 +46,7 @@ impl Store {
         }
         let now = self.now();
         let id = new_id("pat");
-        let generated = secrets::generate(&self.hasher, ACCESS_TOKEN_PREFIX);
+        let generated = secrets::generate(self.enforcement.hasher(), ACCESS_TOKEN_PREFIX);
         let expires_at = now + days * DAY;
         let mut tx = self.begin().await?;
         sqlx::query(
@@ -58,7 +58,7 @@ impl Store {
         .bind(name)
         .bind(&generated.display_prefix)
         .bind(&generated.hash)
-        .bind(self.hasher.fingerprint())
+        .bind(self.enforcement.hasher().fingerprint())
         .bind(now)
         .bind(expires_at)
         .bind(scopes.to_column())
@@ -172,10 +172,10 @@ impl Store {
             .bind(now)
             .fetch_optional(&self.pool)
         };
-        let (row, rekey) = match find(self.hasher.hash(presented)).await? {
+        let (row, rekey) = match find(self.enforcement.hasher().hash(presented)).await? {
             Some(row) => (row, None),
             // During a server-secret rotation: made with the previous secret?
-            None => match self.hasher.rekey_for(presented) {
+            None => match self.enforcement.hasher().rekey_for(presented) {
                 Some(rekey) => match find(rekey.old_hash.clone()).await? {
                     Some(row) => (row, Some(rekey)),
                     None => return Ok(None),

@@ -14,8 +14,8 @@ use portcullis_app::ssr::{LoginThrottle, PortalState};
 use portcullis_app::{shell, App};
 use portcullis_domain::audit_writer::{replay_spill, AuditConfig, AuditSink, AuditWriter, Durability, WhenFull};
 use portcullis_domain::clock::Clock;
-use portcullis_domain::oauth::TokenSettings;
-use portcullis_domain::secrets::{SecretHasher, ServerSecret};
+use portcullis_domain::enforcement::TokenSettings;
+use portcullis_domain::secrets::ServerSecret;
 use portcullis_domain::seed::{seed_demo, DemoSeed};
 use portcullis_domain::store::{Policy, Store};
 use portcullis_domain::DomainError;
@@ -236,7 +236,6 @@ impl Application {
         let gateway = crate::gateway::Gateway::new(
             store.clone(),
             tokens.clone(),
-            SecretHasher::new(&secret),
             audit.clone(),
             sources.clone(),
             crate::gateway::GatewayLimits {
@@ -502,13 +501,13 @@ fn spawn_policy_watch(store: Store) {
         let mut since_full = 0u32;
         while !store.is_closed() {
             let changed = match next_change(&mut tick, changes.as_mut()).await {
-                Some(version) => version > store.snapshot().current().version,
+                Some(version) => version > store.enforcement().snapshot().current().version,
                 None => {
                     since_full += 1;
                     let asked_at = store.now();
                     match store.policy_version().await {
-                        Ok(v) if v <= store.snapshot().current().version => {
-                            store.snapshot().confirm(asked_at);
+                        Ok(v) if v <= store.enforcement().snapshot().current().version => {
+                            store.enforcement().snapshot().confirm(asked_at);
                             since_full >= 30
                         }
                         Ok(_) => true,

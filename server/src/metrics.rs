@@ -6,7 +6,8 @@
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use portcullis_domain::audit_writer::{AuditMonitor, Observer, RequestEvent};
+use portcullis_domain::audit_event::RequestEvent;
+use portcullis_domain::audit_writer::{AuditMonitor, Observer};
 use portcullis_domain::model::{Decision, RequestChannel};
 use portcullis_domain::store::Store;
 use prometheus_client::collector::Collector;
@@ -219,8 +220,8 @@ impl Collector for Live {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let Some(LiveParts { audit, store, shared_limits }) = self.0.get() else { return Ok(()) };
         let (Some(health), Some(counts)) = (audit.health(store.now()), audit.counts()) else { return Ok(()) };
-        let snapshot = store.snapshot().current();
-        let confirmed = store.snapshot().confirmed_at();
+        let snapshot = store.enforcement().snapshot().current();
+        let confirmed = store.enforcement().snapshot().confirmed_at();
         let age_ms = if confirmed == 0 { 0 } else { store.now().saturating_sub(confirmed).max(0) };
         let gauges: [(&str, &str, i64); 5] = [
             ("portcullis_audit_queue_rows", "Audit rows reserved or waiting to be written.", health.in_use as i64),

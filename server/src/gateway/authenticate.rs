@@ -9,11 +9,11 @@
 
 use axum::http::HeaderMap;
 use percent_encoding::percent_decode_str;
+use portcullis_domain::audit_event::RequestEvent;
 use portcullis_domain::audit_text::{cap, AuditText};
-use portcullis_domain::audit_writer::RequestEvent;
+use portcullis_domain::enforcement::{AccessClaims, TokenError};
+use portcullis_domain::enforcement::{CredentialEntry, Inactive, ProfileEntry, Snapshot};
 use portcullis_domain::model::CredentialKind;
-use portcullis_domain::oauth::{AccessClaims, TokenError};
-use portcullis_domain::policy::{CredentialEntry, Inactive, ProfileEntry, Snapshot};
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -126,7 +126,8 @@ impl Gateway {
             (Some(key), _) => {
                 // Lookup by keyed hash: what is compared is a hash, which leaks nothing usable.
                 let (credential, rekey) = self
-                    .hasher
+                    .state
+                    .hasher()
                     .find(key.trim(), |hash| snap.credentials.get(hash))
                     .ok_or(Refusal::UnknownCredential)?;
                 if credential.kind != CredentialKind::ApiKey {
@@ -139,12 +140,12 @@ impl Gateway {
                 let profile = snap.profiles.get(&credential.profile_id).ok_or(Refusal::UnknownCredential)?;
                 if let Some(rekey) = rekey {
                     // Made with the previous server secret: re-keyed off the request path.
-                    self.store.request_rekey(&credential.id, rekey);
+                    self.state.request_rekey(&credential.id, rekey);
                 }
                 (credential, profile, None)
             }
             (None, Some(token)) => {
-                let claims = self.store.verify_access_token(&self.tokens, token).map_err(Refusal::InvalidToken)?;
+                let claims = self.state.verify_access_token(&self.tokens, token).map_err(Refusal::InvalidToken)?;
                 // A token lives no longer than the credential it was obtained with, and
                 // not while its client is stopped: the one rule introspection uses too.
                 let (credential, profile) = snap.token_holder(&claims, now).map_err(|inactive| match inactive {
@@ -183,7 +184,7 @@ impl Gateway {
     ) -> Option<&'s str> {
         let in_query = if query_key_allowed { query.key() } else { None };
         if let Some(key) = header_str(headers, "x-api-key").or(in_query.as_deref()) {
-            let (found, _) = self.hasher.find(key.trim(), |hash| {
+            let (found, _) = self.state.hasher().find(key.trim(), |hash| {
                 snap.credentials
                     .get(hash)
                     .and_then(|c| snap.profiles.get(&c.profile_id))
@@ -192,7 +193,7 @@ impl Gateway {
             })?;
             return Some(found);
         }
-        let claims = self.store.verify_access_token(&self.tokens, bearer(headers)?).ok()?;
+        let claims = self.state.verify_access_token(&self.tokens, bearer(headers)?).ok()?;
         snap.profiles.get(&claims.profile).filter(|p| p.client_id == claims.client_id).map(|p| p.client_id.as_str())
     }
 }

@@ -20,15 +20,12 @@ use axum::routing::any;
 use axum::Extension;
 use axum::Router;
 use portcullis_app::ssr::ClientIp;
+use portcullis_domain::audit_event::{RequestEvent, CLIENT_CLOSED, CLIENT_CLOSED_STATUS};
 use portcullis_domain::audit_text::{cap, AuditText};
-use portcullis_domain::audit_writer::{
-    AuditSink, Durability, PendingRow, RequestEvent, CLIENT_CLOSED, CLIENT_CLOSED_STATUS,
-};
+use portcullis_domain::audit_writer::{AuditSink, Durability, PendingRow};
+use portcullis_domain::enforcement::{Enforcement, ProductEntry, Snapshot, TokenSettings};
 use portcullis_domain::model::RequestChannel;
-use portcullis_domain::oauth::TokenSettings;
-use portcullis_domain::policy::{ProductEntry, Snapshot};
 use portcullis_domain::routing::CanonicalPath;
-use portcullis_domain::secrets::SecretHasher;
 use portcullis_domain::store::Store;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -64,7 +61,8 @@ pub struct Parts {
     tokens: TokenSettings,
     /// The scheme and host people reach Portcullis at, told to upstreams in `Forwarded`.
     public: crate::client_ip::PublicOrigin,
-    hasher: SecretHasher,
+    /// What decides: the snapshot, the key ring, the hasher (the store keeps it current).
+    state: Enforcement,
     audit: AuditSink,
     limits: ratelimit::Limits,
     /// Addresses refused too often are turned away at the door (shared with `/mcp`).
@@ -86,7 +84,6 @@ impl Gateway {
     pub fn new(
         store: Store,
         tokens: TokenSettings,
-        hasher: SecretHasher,
         audit: AuditSink,
         sources: Sources,
         limits: GatewayLimits,
@@ -96,7 +93,8 @@ impl Gateway {
         let limits = ratelimit::Limits::new(global_rate_per_second, shared_limits);
         let (proto, rest) = tokens.issuer.split_once("://").unwrap_or(("http", tokens.issuer.as_str()));
         let public = crate::client_ip::PublicOrigin::new(proto, rest.split('/').next().unwrap_or(""));
-        Ok(Self(Arc::new(Parts { store, tokens, public, hasher, audit, limits, sources, max_body, upstreams })))
+        let state = store.enforcement().clone();
+        Ok(Self(Arc::new(Parts { store, tokens, public, state, audit, limits, sources, max_body, upstreams })))
     }
 
     pub fn sources(&self) -> &Sources {
@@ -107,6 +105,11 @@ impl Gateway {
         &self.store
     }
 
+    /// The in-memory state every request is decided against.
+    pub fn enforcement(&self) -> &Enforcement {
+        &self.state
+    }
+
     pub fn audit(&self) -> &AuditSink {
         &self.audit
     }
@@ -114,7 +117,7 @@ impl Gateway {
     /// Charges one request to a profile's own rate limit, for work that is not a
     /// proxied call but costs every replica something (ending an MCP session is a row in
     /// the store and an entry in each replica's memory until the session would expire).
-    pub async fn charge(&self, profile: &portcullis_domain::policy::ProfileEntry) -> Result<(), Refusal> {
+    pub async fn charge(&self, profile: &portcullis_domain::enforcement::ProfileEntry) -> Result<(), Refusal> {
         let charged = self.limits.check((&profile.id, profile.rate_per_minute, profile.burst), ("", None)).await;
         charged.map(|_| ()).map_err(|(scope, limit, retry_after_secs)| Refusal::RateLimited {
             scope,
@@ -265,7 +268,7 @@ impl Gateway {
         let Call { method, product, path, query, headers, body, client, bound_profile, mut row } = call;
         let request_id = row.event.request_id.clone();
         let now = row.event.occurred_at;
-        let snap = self.store.snapshot().current();
+        let snap = self.state.snapshot().current();
         let target = Target { method: &method, product: &product, path: &path, query: query.as_deref() };
         let decided = self.decide(&snap, &mut row.event, target, &headers, client, bound_profile.as_deref(), now);
         let forward = match decided.await {

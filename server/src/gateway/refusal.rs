@@ -3,7 +3,7 @@
 
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use portcullis_domain::oauth::TokenError;
+use portcullis_domain::enforcement::TokenError;
 use serde_json::json;
 
 use super::ratelimit::Scope;
@@ -78,10 +78,10 @@ pub enum Refusal {
 
 impl Refusal {
     /// The refusal for a client that may not act now.
-    pub fn stopped(why: portcullis_domain::policy::Stopped) -> Self {
+    pub fn stopped(why: portcullis_domain::enforcement::Stopped) -> Self {
         match why {
-            portcullis_domain::policy::Stopped::Suspended => Refusal::ClientSuspended,
-            portcullis_domain::policy::Stopped::OwnerDisabled => Refusal::OwnerDisabled,
+            portcullis_domain::enforcement::Stopped::Suspended => Refusal::ClientSuspended,
+            portcullis_domain::enforcement::Stopped::OwnerDisabled => Refusal::OwnerDisabled,
         }
     }
 

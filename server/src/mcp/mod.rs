@@ -39,9 +39,9 @@ use portcullis_app::ssr::ClientIp;
 use portcullis_domain::access::{Actor, Channel};
 use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::{Committed, PendingRow};
+use portcullis_domain::enforcement::Snapshot;
 use portcullis_domain::keyed::Limiter;
 use portcullis_domain::model::RequestChannel;
-use portcullis_domain::policy::Snapshot;
 use portcullis_domain::secrets::ServerSecret;
 use portcullis_domain::upstream_tls::UpstreamTlsNames;
 use portcullis_domain::DomainError;
@@ -232,7 +232,7 @@ async fn resource_metadata(State(mcp): State<McpServer>) -> Response {
         }))
         .into_response();
     }
-    let snap = mcp.gateway.store().snapshot().current();
+    let snap = mcp.gateway.enforcement().snapshot().current();
     let mut scopes: Vec<&str> =
         snap.products.values().flat_map(|p| p.endpoints.iter().map(|e| e.scope.as_str())).collect();
     scopes.sort_unstable();
@@ -273,7 +273,7 @@ impl Principal<'_> {
         }
     }
 
-    fn stamp(&self, event: &mut portcullis_domain::audit_writer::RequestEvent) {
+    fn stamp(&self, event: &mut portcullis_domain::audit_event::RequestEvent) {
         match self {
             Principal::Agent(c) => c.stamp(event),
             Principal::Person(a) => event.actor_user_id = Some(AuditText::new(a.id(), cap::ID)),

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, Method};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::PendingRow;
-use portcullis_domain::policy::{EndpointEntry, ProductEntry, Snapshot};
+use portcullis_domain::enforcement::{EndpointEntry, ProductEntry, Snapshot};
 use serde_json::{json, Map, Value};
 
 use crate::gateway::{self, Call, Gateway};

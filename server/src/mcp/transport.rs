@@ -158,7 +158,7 @@ pub(super) async fn delete(
         Ok(row) => row,
         Err(refused) => return refused,
     };
-    let snap = mcp.gateway.store().snapshot().current();
+    let snap = mcp.gateway.enforcement().snapshot().current();
     let caller = match admit(&mcp, &snap, &uri, &headers, &mut row).await {
         Ok(c) => c,
         Err((reason, refused)) => return refuse(&mcp, peer, row, reason, *refused).await,
@@ -231,7 +231,7 @@ pub(super) async fn post(
         Ok(row) => row,
         Err(refused) => return refused,
     };
-    let snap = mcp.gateway.store().snapshot().current();
+    let snap = mcp.gateway.enforcement().snapshot().current();
     let caller = match admit(&mcp, &snap, &uri, &headers, &mut row).await {
         Ok(c) => c,
         Err((reason, refused)) => return refuse(&mcp, peer, row, reason, *refused).await,

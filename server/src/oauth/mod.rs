@@ -12,11 +12,12 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use portcullis_app::ssr::ClientIp;
+use portcullis_domain::audit_event::RequestEvent;
 use portcullis_domain::audit_text::{cap, AuditText};
-use portcullis_domain::audit_writer::{AuditSink, PendingRow, RequestEvent};
+use portcullis_domain::audit_writer::{AuditSink, PendingRow};
+use portcullis_domain::enforcement::{TokenRequestError, TokenSettings};
 use portcullis_domain::keyed::{identity_key, source_key, Limiter};
 use portcullis_domain::model::{Decision, RequestChannel};
-use portcullis_domain::oauth::{TokenRequestError, TokenSettings};
 use portcullis_domain::store::Store;
 use serde_json::json;
 use std::net::IpAddr;
@@ -230,21 +231,24 @@ async fn issue(
     }
     let (client_id, secret) = client_credentials(headers, &form)?;
     event.attempted_client_id = Some(AuditText::new(&client_id, cap::ID));
-    let known = o.store.snapshot().current().clients.contains(&client_id);
+    let known = o.store.enforcement().snapshot().current().clients.contains(&client_id);
     if known && o.limits.per_client_source.check(&identity_key(&client_id, ip)).is_err() {
         return Err(OAuthError::rate_limited());
     }
-    let issued = o.store.issue_access_token(&o.settings, &client_id, &secret, field("scope")).map_err(|e| match e {
-        TokenRequestError::InvalidClient => OAuthError::invalid_client(),
-        TokenRequestError::InvalidScope(why) => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_scope", why),
-        TokenRequestError::InvalidRequest(why) => OAuthError::invalid_request(&why),
-        TokenRequestError::Internal => {
-            OAuthError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the token could not be issued")
-        }
-    })?;
+    let issued = o.store.enforcement().issue_access_token(&o.settings, &client_id, &secret, field("scope")).map_err(
+        |e| match e {
+            TokenRequestError::InvalidClient => OAuthError::invalid_client(),
+            TokenRequestError::InvalidScope(why) => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_scope", why),
+            TokenRequestError::InvalidRequest(why) => OAuthError::invalid_request(&why),
+            TokenRequestError::Internal => {
+                OAuthError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the token could not be issued")
+            }
+        },
+    )?;
     event.client_id = Some(AuditText::new(&issued.claims.client_id, cap::ID));
     event.profile_id = Some(AuditText::new(&issued.claims.profile, cap::ID));
-    event.client_type = o.store.snapshot().current().profiles.get(&issued.claims.profile).map(|p| p.client_kind);
+    event.client_type =
+        o.store.enforcement().snapshot().current().profiles.get(&issued.claims.profile).map(|p| p.client_kind);
     event.credential_id = Some(AuditText::new(&issued.claims.cid, cap::ID));
     if !o.limits.token_allowed(&issued.claims.client_id).await {
         // Counted only once the client proved itself, so nobody else can spend it.
@@ -272,9 +276,12 @@ fn authenticated_form(
     let form = read_form(o, ip, body)?;
     let (client_id, secret) = client_credentials(headers, &form)?;
     event.attempted_client_id = Some(AuditText::new(&client_id, cap::ID));
-    let snap = o.store.snapshot().current();
-    let (credential, profile) =
-        o.store.authenticate_client(&snap, &client_id, &secret).map_err(|_| OAuthError::invalid_client())?;
+    let snap = o.store.enforcement().snapshot().current();
+    let (credential, profile) = o
+        .store
+        .enforcement()
+        .authenticate_client(&snap, &client_id, &secret)
+        .map_err(|_| OAuthError::invalid_client())?;
     event.client_id = Some(AuditText::new(&profile.client_id, cap::ID));
     event.profile_id = Some(AuditText::new(&profile.id, cap::ID));
     event.client_type = Some(profile.client_kind);
@@ -394,7 +401,7 @@ async fn introspect(
         Err(answered) => return answered,
     };
     let result = authenticated_form(&o, peer, &headers, &body, &mut row.event).map(|(client_id, token)| {
-        let body = match o.store.active_token(&o.settings, &token) {
+        let body = match o.store.enforcement().active_token(&o.settings, &token) {
             Ok(c) if c.client_id == client_id => json!({
                 "active": true,
                 "scope": c.scope,
@@ -421,7 +428,7 @@ async fn introspect(
 }
 
 async fn jwks(State(o): State<OAuthServer>) -> Response {
-    let ring = o.store.keys().current();
+    let ring = o.store.enforcement().keys().current();
     let mut res = Json(json!({ "keys": ring.jwks })).into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
     res

@@ -7,8 +7,8 @@
 use crate::helpers::{
     agent_for, audit_rows, block_audit_writer, stateless_tool, wait_for_audit, Agent, Cable, TestApp, TestUpstream,
 };
+use portcullis_domain::audit_event::REDUCED_PATH;
 use portcullis_domain::audit_text::TRUNCATED;
-use portcullis_domain::audit_writer::REDUCED_PATH;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -160,7 +160,10 @@ async fn a_reload_that_raced_a_revocation_never_brings_the_key_back() {
     assert!(a.dev.call("revoke_credential", &[("credential_id", &a.key.credential_id)]).await.status < 300);
     assert_eq!(call(&app, reqwest::Method::GET, "/gw/accounts/accounts", &key).await.0, 401);
     // ...then the slow reload finishes: it must not publish what it read before.
-    assert!(!app.store.publish_snapshot(stale), "a snapshot older than the current one is not published");
+    assert!(
+        !app.store.enforcement().snapshot().publish(stale),
+        "a snapshot older than the current one is not published"
+    );
     for _ in 0..3 {
         assert_eq!(call(&app, reqwest::Method::GET, "/gw/accounts/accounts", &key).await.0, 401);
     }
@@ -178,7 +181,7 @@ async fn a_reload_that_raced_a_revocation_never_brings_the_key_back() {
     let (results, ()) = tokio::join!(futures_util::future::join_all(reloads), changes);
     assert!(results.iter().all(Result::is_ok));
     let version = app.store.policy_version().await.unwrap();
-    assert_eq!(app.store.snapshot().current().version, version, "the newest snapshot is in place");
+    assert_eq!(app.store.enforcement().snapshot().current().version, version, "the newest snapshot is in place");
 }
 
 #[tokio::test]

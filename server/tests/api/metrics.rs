@@ -78,7 +78,7 @@ async fn a_scrape_after_traffic_counts_exactly_what_the_audit_trail_records() {
     assert_eq!(seen["portcullis_audit_queue_capacity"], 10_000.0, "the default queue");
     assert_eq!(seen["portcullis_audit_writer_failing"], 0.0);
     assert_eq!(seen["portcullis_audit_rows_spilled_total"], 0.0);
-    assert_eq!(seen["portcullis_policy_version"], app.store.snapshot().current().version as f64);
+    assert_eq!(seen["portcullis_policy_version"], app.store.enforcement().snapshot().current().version as f64);
     assert!(seen["portcullis_policy_snapshot_age_seconds"] <= 2.0, "confirmed by the last second's poll");
 
     // What the gateway adds and what the upstream takes, for each forwarded request.

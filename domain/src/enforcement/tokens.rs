@@ -1,0 +1,307 @@
+//! Access tokens: minting, verifying, and the one rule for whether a token is live.
+
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+use super::{CredentialEntry, Enforcement, KeyRing, ProfileEntry, Snapshot};
+use crate::model::{ClientKind, CredentialKind};
+use crate::time::SECOND;
+
+/// Clock skew tolerated on `exp`, `nbf` and `iat`.
+pub const LEEWAY_SECS: i64 = 30;
+/// The range an admin may set a profile's token lifetime to. An hour at most: verified
+/// tokens are cached for an hour, and retired signing keys verify for a day.
+pub const MIN_TOKEN_TTL_SECS: i64 = 60;
+pub const MAX_TOKEN_TTL_SECS: i64 = 3600;
+
+/// The claims of a Portcullis access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub nbf: i64,
+    pub jti: String,
+    pub scope: String,
+    pub client_id: String,
+    pub profile: String,
+    pub env: String,
+    pub client_type: String,
+    /// The credential the token was obtained with: revoking it ends the token too.
+    pub cid: String,
+    /// The person the token acts for (RFC 8693 §4.1), when one asked for it: the portal's
+    /// Test access, whose requests the audit trail attributes to that person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<ActorClaim>,
+}
+
+/// RFC 8693 §4.1 `act`: who is acting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActorClaim {
+    /// The acting person's user id.
+    pub sub: String,
+}
+
+/// Why a presented token is not accepted. The gateway tells these apart in its
+/// `error_description`; introspection says only `active: false`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    Malformed,
+    UnknownKey,
+    BadSignature,
+    WrongIssuerOrAudience,
+    Expired,
+    NotYetValid,
+    Revoked,
+}
+
+/// RFC 6749 §5.2 errors of the token endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenRequestError {
+    InvalidClient,
+    InvalidScope(String),
+    InvalidRequest(String),
+    Internal,
+}
+
+pub struct IssuedAccessToken {
+    pub token: String,
+    pub expires_in: i64,
+    pub scope: String,
+    pub claims: AccessClaims,
+}
+
+impl std::fmt::Debug for IssuedAccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedAccessToken").field("claims", &self.claims).finish_non_exhaustive()
+    }
+}
+
+/// Where tokens come from and whom they are for.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub audience: String,
+}
+
+/// Access tokens whose signature, issuer and audience were verified, by the SHA-256 of
+/// their text, with the `kid` of the key that signed them.
+///
+/// A client uses one token for its whole lifetime, and checking an Ed25519 signature was
+/// a quarter of a gateway request's CPU time (measured, bench/RESULTS.md); so it is done
+/// once per token. Only what the signature proves is kept: expiry, revocation and the
+/// credential's liveness are still checked on every request, a token whose key has left
+/// the ring is verified again (and fails), and a tampered token has another hash.
+#[derive(Clone)]
+pub struct VerifiedTokens(moka::sync::Cache<[u8; 32], Arc<(String, Arc<AccessClaims>)>>);
+
+impl Default for VerifiedTokens {
+    fn default() -> Self {
+        // A token lives at most an hour; retired keys verify for 24.
+        Self(
+            moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(3600))
+                .build(),
+        )
+    }
+}
+
+impl std::fmt::Debug for VerifiedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedTokens").field("entries", &self.0.entry_count()).finish()
+    }
+}
+
+impl Enforcement {
+    /// The client credentials grant: authenticates the client by its secret and issues a
+    /// token for the profile that secret belongs to, with the requested scopes (a subset
+    /// of what the profile's grants allow) or all of them.
+    pub fn issue_access_token(
+        &self,
+        settings: &TokenSettings,
+        client_id: &str,
+        client_secret: &str,
+        requested_scope: Option<&str>,
+    ) -> Result<IssuedAccessToken, TokenRequestError> {
+        let snap = self.snapshot().current();
+        let (credential, profile) = self.authenticate_client(&snap, client_id, client_secret)?;
+        self.mint(settings, credential, profile, requested_scope, None)
+    }
+
+    /// Signs a token for `profile`, obtained with `credential`, acting for `acting_user`
+    /// when a person asked for it.
+    pub(crate) fn mint(
+        &self,
+        settings: &TokenSettings,
+        credential: &CredentialEntry,
+        profile: &ProfileEntry,
+        requested_scope: Option<&str>,
+        acting_user: Option<&str>,
+    ) -> Result<IssuedAccessToken, TokenRequestError> {
+        let now = self.now();
+        let mut allowed: Vec<&str> = profile
+            .grants
+            .values()
+            .filter(|g| g.expires_at.is_none_or(|t| now < t))
+            .flat_map(|g| g.scopes.iter().map(String::as_str))
+            .collect();
+        allowed.sort_unstable();
+        allowed.dedup();
+        let scope = match requested_scope.map(str::trim).filter(|s| !s.is_empty()) {
+            None => allowed.join(" "),
+            Some(requested) => {
+                let mut wanted: Vec<&str> = requested.split(' ').filter(|s| !s.is_empty()).collect();
+                if let Some(extra) = wanted.iter().find(|s| !allowed.contains(s)) {
+                    return Err(TokenRequestError::InvalidScope(format!(
+                        "the scope `{extra}` is not granted to this profile"
+                    )));
+                }
+                wanted.sort_unstable();
+                wanted.dedup();
+                wanted.join(" ")
+            }
+        };
+        let ttl = profile.token_ttl_secs.clamp(MIN_TOKEN_TTL_SECS, MAX_TOKEN_TTL_SECS);
+        let iat = now / SECOND;
+        let claims = AccessClaims {
+            iss: settings.issuer.clone(),
+            sub: profile.client_id.clone(),
+            aud: settings.audience.clone(),
+            exp: iat + ttl,
+            iat,
+            nbf: iat,
+            jti: uuid::Uuid::now_v7().simple().to_string(),
+            scope: scope.clone(),
+            client_id: profile.client_id.clone(),
+            profile: profile.id.clone(),
+            env: profile.environment.as_str().to_owned(),
+            client_type: match profile.client_kind {
+                ClientKind::AiAgent => "ai-agent",
+                ClientKind::Application => "application",
+                ClientKind::Service => "service",
+            }
+            .to_owned(),
+            cid: credential.id.clone(),
+            act: acting_user.map(|sub| ActorClaim { sub: sub.to_owned() }),
+        };
+        let ring = self.keys().current();
+        let signer = ring.signer(self.now()).ok_or(TokenRequestError::Internal)?;
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(signer.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &signer.key).map_err(|e| {
+            tracing::error!(error = %e, "signing an access token failed");
+            TokenRequestError::Internal
+        })?;
+        Ok(IssuedAccessToken { token, expires_in: ttl, scope, claims })
+    }
+
+    /// Authenticates a client by its secret. Unknown client, wrong secret, expired or
+    /// revoked secret: one answer, one cost (a keyed hash and a map lookup either way).
+    pub fn authenticate_client<'s>(
+        &self,
+        snap: &'s Snapshot,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Result<(&'s CredentialEntry, &'s ProfileEntry), TokenRequestError> {
+        let now = self.now();
+        let (credential, rekey) = self
+            .hasher()
+            .find(client_secret, |hash| snap.credentials.get(hash))
+            .filter(|(c, _)| c.kind == CredentialKind::ClientSecret && now < c.expires_at)
+            .ok_or(TokenRequestError::InvalidClient)?;
+        let profile = snap
+            .profiles
+            .get(&credential.profile_id)
+            .filter(|p| p.client_id == client_id && p.stopped().is_none())
+            .ok_or(TokenRequestError::InvalidClient)?;
+        if let Some(rekey) = rekey {
+            self.request_rekey(&credential.id, rekey);
+        }
+        Ok((credential, profile))
+    }
+
+    /// The claims of a token that is active right now: it verifies, it is not revoked,
+    /// and the credential it was obtained with is still live (RFC 7662's "active").
+    pub fn active_token(&self, settings: &TokenSettings, token: &str) -> Result<Arc<AccessClaims>, TokenError> {
+        let claims = self.verify_access_token(settings, token)?;
+        match self.snapshot().current().token_holder(&claims, self.now()) {
+            Ok(_) => Ok(claims),
+            Err(_) => Err(TokenError::Revoked),
+        }
+    }
+
+    /// Verifies a presented access token against the key ring and the clock. That its
+    /// credential is still live is the caller's check (against the policy snapshot).
+    pub fn verify_access_token(&self, settings: &TokenSettings, token: &str) -> Result<Arc<AccessClaims>, TokenError> {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let ring = self.keys().current();
+        let claims = match self.verified.0.get(&digest) {
+            Some(hit) if ring.verifiers.contains_key(&hit.0) => hit.1.clone(),
+            _ => {
+                let (kid, claims) = verify_signature(&ring, settings, token)?;
+                let claims = Arc::new(claims);
+                self.verified.0.insert(digest, Arc::new((kid, claims.clone())));
+                claims
+            }
+        };
+        let now = self.now() / SECOND;
+        if now >= claims.exp + LEEWAY_SECS {
+            return Err(TokenError::Expired);
+        }
+        if now + LEEWAY_SECS < claims.nbf || now + LEEWAY_SECS < claims.iat {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok(claims)
+    }
+}
+
+/// What the signature proves: the header is ours (`EdDSA`, a known `kid`, no key of its
+/// own), the signature holds, and the issuer and audience are this gateway's. Time is
+/// checked by the caller, against the store's clock, which tests control.
+fn verify_signature(
+    ring: &KeyRing,
+    settings: &TokenSettings,
+    token: &str,
+) -> Result<(String, AccessClaims), TokenError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+    // RFC 9068 §4: an access token says it is one, so an ID token or another JWT signed
+    // with the same key can never pass for one.
+    let typ_ok = header
+        .typ
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"));
+    if !typ_ok {
+        return Err(TokenError::Malformed);
+    }
+    if header.alg != Algorithm::EdDSA
+        || header.jku.is_some()
+        || header.x5u.is_some()
+        || header.jwk.is_some()
+        || header.x5c.is_some()
+    {
+        return Err(TokenError::Malformed);
+    }
+    let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+    let key = ring.verifiers.get(&kid).ok_or(TokenError::UnknownKey)?;
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.set_issuer(&[&settings.issuer]);
+    validation.set_audience(&[&settings.audience]);
+    let data = jsonwebtoken::decode::<AccessClaims>(token, key, &validation).map_err(|e| {
+        use jsonwebtoken::errors::ErrorKind;
+        match e.kind() {
+            ErrorKind::InvalidSignature => TokenError::BadSignature,
+            ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => TokenError::WrongIssuerOrAudience,
+            _ => TokenError::Malformed,
+        }
+    })?;
+    Ok((kid, data.claims))
+}
