@@ -6,8 +6,10 @@ use sqlx::Row;
 
 use crate::access::{Access, Actor};
 use crate::audit::{self, AdminEvent};
+use crate::endpoints::NewEndpoint;
 use crate::error::Result;
 use crate::model::{EndpointView, ImportSummary, ProductView};
+use crate::routing::{http_method, path_template};
 use crate::scopes::Area;
 use crate::store::{flag, new_id, split_list, Store};
 use crate::upstream_tls::{UpstreamTlsName, UpstreamTlsNames};
@@ -90,50 +92,6 @@ pub struct ProductPolicy {
     pub api_key_in_query: bool,
     /// The upstream TLS profile the upstream is called with; `None` for the default.
     pub upstream_tls: Option<UpstreamTlsName>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct NewEndpoint {
-    pub method: String,
-    pub path_template: String,
-    pub operation_id: String,
-    pub summary: String,
-    pub scope: String,
-    pub sensitive: bool,
-    /// OpenAPI parameter objects (path, query, header), `$ref`s resolved; `[]` when none.
-    pub parameters: Vec<serde_json::Value>,
-    /// The JSON schema of the request body, when the operation takes one.
-    pub request_schema: Option<serde_json::Value>,
-    /// The JSON schema of the first successful (2xx) response, when documented.
-    pub response_schema: Option<serde_json::Value>,
-}
-
-/// An HTTP method, upper-cased; only the methods an API operation can have.
-pub fn http_method(raw: &str) -> Result<String> {
-    let m = raw.trim().to_ascii_uppercase();
-    match m.as_str() {
-        "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => Ok(m),
-        _ => Err(DomainError::Invalid(format!("`{raw}` is not an HTTP method."))),
-    }
-}
-
-/// `/accounts/{id}`: starts with `/`, segments of URL-safe characters or `{name}`.
-pub fn path_template(raw: &str) -> Result<String> {
-    let p = raw.trim();
-    let bad = || DomainError::Invalid(format!("`{p}` is not a path template like /accounts/{{id}}."));
-    if !p.starts_with('/') || p.contains("//") || p.len() > 512 {
-        return Err(bad());
-    }
-    for seg in p.split('/').skip(1) {
-        let param = seg.starts_with('{') && seg.ends_with('}') && seg.len() > 2;
-        let literal =
-            seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) && seg != "." && seg != "..";
-        if !(param || literal) {
-            return Err(bad());
-        }
-    }
-    let trimmed = p.trim_end_matches('/');
-    Ok(if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() })
 }
 
 fn tags(raw: &[String]) -> Vec<String> {

@@ -8,8 +8,14 @@
 //! second decoder would turn into any of these), matches the segments
 //! case-sensitively against the endpoint templates, and rebuilds the path the upstream
 //! gets from the segments, canonically encoded. A single trailing slash is dropped.
+//!
+//! The templates it matches against were checked when they were published:
+//! [`http_method`] and [`path_template`] validate an endpoint's method and path
+//! template, whether an admin typed it or an OpenAPI import read it.
 
 use std::fmt;
+
+use crate::DomainError;
 
 /// Why a path cannot be routed. Every variant is a 404 for the caller: there is no
 /// endpoint at a path we refuse to interpret.
@@ -168,6 +174,34 @@ impl Template {
         }
         Some(literals)
     }
+}
+
+/// An HTTP method, upper-cased; only the methods an API operation can have.
+pub fn http_method(raw: &str) -> crate::error::Result<String> {
+    let m = raw.trim().to_ascii_uppercase();
+    match m.as_str() {
+        "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => Ok(m),
+        _ => Err(DomainError::Invalid(format!("`{raw}` is not an HTTP method."))),
+    }
+}
+
+/// `/accounts/{id}`: starts with `/`, segments of URL-safe characters or `{name}`.
+pub fn path_template(raw: &str) -> crate::error::Result<String> {
+    let p = raw.trim();
+    let bad = || DomainError::Invalid(format!("`{p}` is not a path template like /accounts/{{id}}."));
+    if !p.starts_with('/') || p.contains("//") || p.len() > 512 {
+        return Err(bad());
+    }
+    for seg in p.split('/').skip(1) {
+        let param = seg.starts_with('{') && seg.ends_with('}') && seg.len() > 2;
+        let literal =
+            seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) && seg != "." && seg != "..";
+        if !(param || literal) {
+            return Err(bad());
+        }
+    }
+    let trimmed = p.trim_end_matches('/');
+    Ok(if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() })
 }
 
 #[cfg(test)]

@@ -2,8 +2,9 @@
 //! built-in sample upstream, and a demo agent with a sandbox profile.
 
 use crate::access::{Actor, Channel};
-use crate::catalog::{NewEndpoint, NewProduct};
+use crate::catalog::NewProduct;
 use crate::clients::NewClient;
+use crate::endpoints::NewEndpoint;
 use crate::error::Result;
 use crate::model::{ClientKind, IssuedSecret, Role};
 use crate::secrets::ServerSecret;

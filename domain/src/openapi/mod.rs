@@ -26,8 +26,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::catalog::{http_method, path_template, NewEndpoint};
+use crate::endpoints::NewEndpoint;
 use crate::error::Result;
+use crate::routing::{http_method, path_template};
 use crate::DomainError;
 
 mod refs;

@@ -6,8 +6,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use portcullis_domain::access::Authority;
-use portcullis_domain::catalog::{NewEndpoint, NewProduct, ProductPolicy};
+use portcullis_domain::catalog::{NewProduct, ProductPolicy};
 use portcullis_domain::clients::NewClient;
+use portcullis_domain::endpoints::NewEndpoint;
 use portcullis_domain::model::{
     AccessTokenView, AccountView, ClientDetail, ClientKind, ClientSummary, Environment, GrantView, ImportSummary,
     IssuedSecret, IssuedToken, ProductView, RequestView, Role, TestAccessResult, UserView,

@@ -5,7 +5,7 @@
 
 use crate::helpers::{agent, endpoint, publish, wait_for_audit, Agent, Session, TestApp, PASSWORD, SECRET};
 use crate::management::token_for;
-use portcullis_domain::catalog::NewEndpoint;
+use portcullis_domain::endpoints::NewEndpoint;
 use portcullis_domain::model::{ReviewClient, ReviewFlag, Role};
 use reqwest::StatusCode;
 use serde_json::{json, Value};

@@ -7,7 +7,8 @@ use crate::helpers::{
     agent, agent_for, audit_rows, endpoint, publish, stateless_result, wait_for_audit, Agent, TestApp, TestUpstream,
 };
 use crate::mcp::bearer_token;
-use portcullis_domain::catalog::{NewEndpoint, ProductPolicy};
+use portcullis_domain::catalog::ProductPolicy;
+use portcullis_domain::endpoints::NewEndpoint;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 

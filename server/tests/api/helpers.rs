@@ -448,12 +448,12 @@ impl TestUpstream {
 }
 
 /// An endpoint for `publish`: `GET` needs `read`, other methods `write`.
-pub fn endpoint(method: &str, path: &str) -> portcullis_domain::catalog::NewEndpoint {
-    portcullis_domain::catalog::NewEndpoint {
+pub fn endpoint(method: &str, path: &str) -> portcullis_domain::endpoints::NewEndpoint {
+    portcullis_domain::endpoints::NewEndpoint {
         method: method.into(),
         path_template: path.into(),
         scope: if method == "GET" { "read" } else { "write" }.into(),
-        ..portcullis_domain::catalog::NewEndpoint::default()
+        ..portcullis_domain::endpoints::NewEndpoint::default()
     }
 }
 
@@ -463,7 +463,7 @@ pub async fn publish(
     app: &TestApp,
     slug: &str,
     upstream: &str,
-    endpoints: Vec<portcullis_domain::catalog::NewEndpoint>,
+    endpoints: Vec<portcullis_domain::endpoints::NewEndpoint>,
 ) -> portcullis_domain::model::ProductView {
     use portcullis_domain::catalog::NewProduct;
     let product = NewProduct {
