@@ -1,0 +1,166 @@
+//! The audit trail: where requests came in, what was decided, and how the trail is
+//! searched and shown.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+text_enum!(
+    /// Where a request came in: the REST gateway, the Gateway MCP, the Management MCP or
+    /// the OAuth server.
+    RequestChannel { Rest => "rest", Mcp => "mcp", McpManage => "mcp-manage", Oauth => "oauth" }
+);
+
+text_enum!(
+    /// Whether a request was let through (its answer may still be an upstream error).
+    Decision { Allowed => "allowed", Refused => "refused" }
+);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
+pub struct AuditEventView {
+    pub id: i64,
+    pub occurred_at: i64,
+    pub channel: String,
+    pub actor_email: Option<String>,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub summary: String,
+}
+
+/// One gateway or token request, as the audit trail recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
+pub struct RequestView {
+    pub request_id: String,
+    pub occurred_at: i64,
+    pub channel: String,
+    /// The MCP tool, for requests made through `/mcp`.
+    pub tool: Option<String>,
+    pub profile_id: Option<String>,
+    pub product: Option<String>,
+    pub endpoint: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub status: i64,
+    pub decision: String,
+    pub reason: String,
+    pub latency_us: i64,
+}
+
+/// What the security team searches the audit trail by. Every field is optional and they
+/// combine with AND; the same struct is the portal's URL query, the management API's
+/// query string and the export's, so a search can be shared, bookmarked and replayed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "store", into_params(parameter_in = Query))]
+pub struct AuditFilter {
+    /// Client ID.
+    pub client: Option<String>,
+    /// A client ID that refused requests *named* (by client id or by a credential that
+    /// was the client's) without being authenticated as it.
+    pub named_client: Option<String>,
+    /// Profile ID.
+    pub profile: Option<String>,
+    /// `ai_agent`, `application` or `service`.
+    pub client_type: Option<String>,
+    /// Product slug.
+    pub product: Option<String>,
+    /// Endpoint template, e.g. `/accounts/{id}`.
+    pub endpoint: Option<String>,
+    /// HTTP method.
+    pub method: Option<String>,
+    /// Status class: `2xx`, `3xx`, `4xx` or `5xx`.
+    pub status: Option<String>,
+    /// `allowed`, `refused`, or a reason such as `invalid_token` or `rate_limited`.
+    pub decision: Option<String>,
+    /// `rest`, `mcp`, `oauth`, `portal`, `api` or `cli`.
+    pub channel: Option<String>,
+    /// Email of the person who acted (administrative events).
+    pub actor: Option<String>,
+    /// The `X-Request-Id` of one request.
+    pub request_id: Option<String>,
+    /// Text the path contains.
+    pub path: Option<String>,
+    /// A quick range ending now: `15m`, `24h`, `7d` or `30d`.
+    pub since: Option<String>,
+    /// From this instant, UTC: `2026-11-23T10:00` (or with seconds, or a date).
+    pub from: Option<String>,
+    /// Until this instant (exclusive), UTC, same forms as `from`.
+    pub to: Option<String>,
+    /// Where the previous page ended (`next` of that page).
+    pub cursor: Option<String>,
+}
+
+impl AuditFilter {
+    /// The filter as a URL query (`client=…&since=24h`), without the cursor unless asked;
+    /// only set fields appear. The same encoding the API and the portal parse.
+    pub fn to_query(&self, with_cursor: bool) -> String {
+        let filter = AuditFilter { cursor: self.cursor.clone().filter(|_| with_cursor), ..self.clone() };
+        let query = serde_urlencoded::to_string(&filter).unwrap_or_default();
+        query.split('&').filter(|pair| !pair.is_empty() && !pair.ends_with('=')).collect::<Vec<_>>().join("&")
+    }
+}
+
+/// What a request did, in one phrase: `GET /gw/accounts/accounts`, the MCP tool, or
+/// `execute_endpoint → GET /gw/…` when the tool reached an endpoint.
+pub fn request_phrase(
+    method: &str,
+    product: Option<&str>,
+    path: &str,
+    tool: Option<&str>,
+    reached_endpoint: bool,
+) -> String {
+    let route = format!("{method} {}{path}", product.map(|p| format!("/gw/{p}")).unwrap_or_default());
+    match (tool, reached_endpoint) {
+        (Some(tool), true) => format!("{tool} → {route}"),
+        (Some(tool), false) => tool.to_owned(),
+        (None, _) => route,
+    }
+}
+
+/// One row of the audit trail, as search, detail and export show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
+pub struct AuditRecord {
+    pub id: i64,
+    pub occurred_at: i64,
+    pub request_id: Option<String>,
+    pub channel: String,
+    /// `request` for gateway, MCP and OAuth requests; otherwise the administrative action.
+    pub action: String,
+    pub actor_email: Option<String>,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub summary: String,
+    pub client_id: Option<String>,
+    pub client_name: Option<String>,
+    pub profile_id: Option<String>,
+    pub client_type: Option<String>,
+    pub credential_id: Option<String>,
+    pub product: Option<String>,
+    pub endpoint: Option<String>,
+    pub tool: Option<String>,
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub status: Option<i64>,
+    pub decision: Option<String>,
+    pub reason: Option<String>,
+    pub latency_us: Option<i64>,
+    pub bytes_in: Option<i64>,
+    pub bytes_out: Option<i64>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// The W3C trace id of a request (to find it in the upstream's logs).
+    #[serde(default)]
+    pub trace_id: Option<String>,
+}
+
+/// One page of search results, newest first. `next` continues after the last row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
+pub struct AuditPage {
+    pub events: Vec<AuditRecord>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next: Option<String>,
+}
