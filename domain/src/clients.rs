@@ -1,4 +1,5 @@
-//! Clients, their profiles and their credentials.
+//! Clients and their profiles, shown with their credentials. Issuing, rotating and
+//! revoking credentials is in [`credentials`](super::credentials).
 //!
 //! Every public function takes the acting person and passes through
 //! [`Actor::check_owner`]: there is no way to reach a client here without that check.
@@ -15,7 +16,6 @@ use crate::model::{
     IssuedSecret, ProfileDetail,
 };
 use crate::scopes::Area;
-use crate::secrets;
 use crate::store::{enum_col, new_id, Store};
 use crate::DomainError;
 
@@ -63,9 +63,9 @@ pub struct Registered {
 
 /// The owner and environment of a profile, loaded to check access before acting on it.
 pub(crate) struct ProfileRef {
-    id: String,
-    client_id: String,
-    environment: Environment,
+    pub(crate) id: String,
+    pub(crate) client_id: String,
+    pub(crate) environment: Environment,
 }
 
 pub(crate) fn credential_state(
@@ -182,155 +182,6 @@ impl Store {
         .await?;
         let profile = ProfileRef { id: profile_id, client_id: client_id.to_owned(), environment: env };
         self.insert_credential(tx, actor, &profile, CredentialKind::ClientSecret).await
-    }
-
-    async fn insert_credential(
-        &self,
-        tx: &mut Transaction<'_, Any>,
-        actor: &Actor,
-        profile: &ProfileRef,
-        kind: CredentialKind,
-    ) -> Result<IssuedSecret> {
-        let now = self.now();
-        let id = new_id("cr");
-        let generated = secrets::generate(self.enforcement.hasher(), secrets::prefix_for(kind));
-        let expires_at = now + self.policy.credential_lifetime_ms;
-        sqlx::query(
-            "INSERT INTO credentials (id, profile_id, kind, prefix, secret_hash, hash_key, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&id)
-        .bind(&profile.id)
-        .bind(kind.as_str())
-        .bind(&generated.display_prefix)
-        .bind(&generated.hash)
-        .bind(self.enforcement.hasher().fingerprint())
-        .bind(now)
-        .bind(expires_at)
-        .execute(&mut **tx)
-        .await?;
-        audit::record_by(
-            &mut **tx,
-            now,
-            actor,
-            AdminEvent {
-                action: "credential.issued",
-                target_type: "credential",
-                target_id: &id,
-                summary: json!({ "profile_id": profile.id, "kind": kind.as_str(), "prefix": generated.display_prefix, "expires_at": expires_at }),
-            },
-        )
-        .await?;
-        Ok(IssuedSecret {
-            credential_id: id,
-            kind,
-            client_id: profile.client_id.clone(),
-            profile_id: profile.id.clone(),
-            environment: profile.environment,
-            expires_at,
-            secret: generated.value,
-        })
-    }
-
-    /// Issues a new client secret for a profile. Every secret that still works is cut to
-    /// the end of the grace period, so callers have time to switch, then stops.
-    pub async fn rotate_secret(&self, actor: &Actor, profile_id: &str) -> Result<IssuedSecret> {
-        actor.permit(Area::Clients, Access::Write)?;
-        let profile = self.owned_profile(actor, profile_id, Access::Write).await?;
-        let now = self.now();
-        let grace_end = now + self.policy.rotation_grace_ms;
-        let mut tx = self.begin().await?;
-        let cut = sqlx::query(
-            "UPDATE credentials SET rotated_at = $1, expires_at = CASE WHEN expires_at < $2 THEN expires_at ELSE $2 END
-             WHERE profile_id = $3 AND kind = 'client_secret' AND revoked_at IS NULL AND rotated_at IS NULL AND expires_at > $1",
-        )
-        .bind(now)
-        .bind(grace_end)
-        .bind(&profile.id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let issued = self.insert_credential(&mut tx, actor, &profile, CredentialKind::ClientSecret).await?;
-        audit::record_by(
-            &mut *tx,
-            now,
-            actor,
-            AdminEvent {
-                action: "credential.rotated",
-                target_type: "profile",
-                target_id: &profile.id,
-                summary: json!({ "new_credential_id": issued.credential_id, "previous_in_grace": cut, "grace_until": grace_end }),
-            },
-        )
-        .await?;
-        self.commit_and_publish(tx).await?;
-        Ok(issued)
-    }
-
-    pub async fn issue_api_key(&self, actor: &Actor, profile_id: &str) -> Result<IssuedSecret> {
-        actor.permit(Area::Clients, Access::Write)?;
-        let profile = self.owned_profile(actor, profile_id, Access::Write).await?;
-        let mut tx = self.begin().await?;
-        let issued = self.insert_credential(&mut tx, actor, &profile, CredentialKind::ApiKey).await?;
-        self.commit_and_publish(tx).await?;
-        Ok(issued)
-    }
-
-    /// Revokes at once; the credential stops working on the next request.
-    pub async fn revoke_credential(&self, actor: &Actor, credential_id: &str) -> Result<()> {
-        actor.permit(Area::Clients, Access::Write)?;
-        self.revoke_credential_checked(actor, credential_id, None).await
-    }
-
-    /// The one revocation. With a review reason the caller has already checked that
-    /// the actor reviews access (security or admin); without one, only the owner or an
-    /// admin may revoke.
-    pub(crate) async fn revoke_credential_checked(
-        &self,
-        actor: &Actor,
-        credential_id: &str,
-        review_reason: Option<&str>,
-    ) -> Result<()> {
-        let row = sqlx::query(
-            "SELECT c.owner_id, cr.revoked_at, cr.profile_id FROM credentials cr
-             JOIN profiles p ON p.id = cr.profile_id JOIN clients c ON c.id = p.client_id WHERE cr.id = $1",
-        )
-        .bind(credential_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(DomainError::NotFound)?;
-        if review_reason.is_none() {
-            actor.check_owner(&row.try_get::<String, _>("owner_id")?, Access::Write)?;
-        }
-        if row.try_get::<Option<i64>, _>("revoked_at")?.is_some() {
-            return Err(DomainError::Conflict("This credential is already revoked.".into()));
-        }
-        let now = self.now();
-        let mut tx = self.begin().await?;
-        sqlx::query("UPDATE credentials SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(credential_id)
-            .execute(&mut *tx)
-            .await?;
-        audit::record_by(
-            &mut *tx,
-            now,
-            actor,
-            AdminEvent {
-                action: "credential.revoked",
-                target_type: "credential",
-                target_id: credential_id,
-                summary: match review_reason {
-                    None => json!({ "profile_id": row.try_get::<String, _>("profile_id")? }),
-                    Some(why) => {
-                        json!({ "profile_id": row.try_get::<String, _>("profile_id")?, "reason": why, "review": true })
-                    }
-                },
-            },
-        )
-        .await?;
-        self.commit_and_publish(tx).await?;
-        Ok(())
     }
 
     /// Sets a profile's rate-limit policy (admins only): requests per minute and burst.

@@ -38,6 +38,8 @@ pub mod clock;
 #[cfg(feature = "store")]
 pub mod controls;
 #[cfg(feature = "store")]
+pub mod credentials;
+#[cfg(feature = "store")]
 pub mod endpoints;
 #[cfg(feature = "store")]
 pub mod enforcement;
