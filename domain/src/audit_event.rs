@@ -2,10 +2,9 @@
 //! stores it (`audit_writer`), or spills it at shutdown (`audit_spill`).
 
 use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
 
 use crate::audit_text::{cap, AuditText};
-use crate::model::{ClientKind, Decision, RequestChannel};
+use crate::model::{ClientKind, Decision, Reason, RequestChannel};
 
 /// What is known about one request when its row is written. Every caller-controlled
 /// string is an [`AuditText`], so nothing unstorable or unbounded can reach the table.
@@ -39,7 +38,7 @@ pub struct RequestEvent {
     /// What the upstream answered, when the request reached one.
     pub upstream_status: Option<u16>,
     pub decision: Decision,
-    pub reason: Cow<'static, str>,
+    pub reason: Reason,
     pub latency_us: i64,
     /// Bytes read from the caller and sent to it, counted as they pass.
     pub bytes_in: i64,
@@ -58,8 +57,6 @@ pub struct RequestEvent {
     pub upstream_us: Option<i64>,
 }
 
-/// The reason of a row whose caller went away before its whole answer was sent.
-pub const CLIENT_CLOSED: &str = "client_closed_request";
 /// The status nginx made the convention for "client closed request".
 pub const CLIENT_CLOSED_STATUS: u16 = 499;
 /// The path of a row stored in reduced form.
@@ -87,7 +84,7 @@ impl Default for RequestEvent {
             status: 0,
             upstream_status: None,
             decision: Decision::Refused,
-            reason: Cow::Borrowed(""),
+            reason: Reason::Undecided,
             latency_us: 0,
             bytes_in: 0,
             bytes_out: 0,
@@ -115,12 +112,12 @@ impl RequestEvent {
 
     pub fn allowed(&mut self) {
         self.decision = Decision::Allowed;
-        self.reason = Cow::Borrowed("allowed");
+        self.reason = Reason::Allowed;
     }
 
-    pub fn refused(&mut self, reason: &'static str) {
+    pub fn refused(&mut self, reason: Reason) {
         self.decision = Decision::Refused;
-        self.reason = Cow::Borrowed(reason);
+        self.reason = reason;
     }
 
     /// What is kept of a row the database refused: who, when, the outcome and why, but
@@ -140,7 +137,7 @@ impl RequestEvent {
             status: self.status,
             upstream_status: self.upstream_status,
             decision: self.decision,
-            reason: self.reason.clone(),
+            reason: self.reason,
             latency_us: self.latency_us,
             bytes_in: self.bytes_in,
             bytes_out: self.bytes_out,

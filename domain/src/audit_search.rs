@@ -8,7 +8,7 @@ use sqlx::{Any, Arguments, Row};
 
 use crate::access::{Access, Actor};
 use crate::error::{DomainError, Result};
-use crate::model::{AuditFilter, AuditPage, AuditRecord, ClientKind};
+use crate::model::{AuditFilter, AuditPage, AuditRecord, ClientKind, Decision, Reason};
 use crate::scopes::Area;
 use crate::store::Store;
 use crate::time::{parse_utc, DAY, HOUR, MINUTE};
@@ -208,10 +208,20 @@ fn conditions(filter: &AuditFilter, now: i64) -> Result<Conditions> {
         c.int(|p| format!("e.status >= {p} * 100"), class);
         c.int(|p| format!("e.status < {p} * 100"), class + 1);
     }
-    match word("decision", &filter.decision)? {
-        Some(d) if d == "allowed" || d == "refused" => c.text("e.decision", d),
-        Some(reason) => c.text("e.reason", reason),
-        None => {}
+    if let Some(d) = word("decision", &filter.decision)? {
+        // A decision, or one reason of the audit vocabulary: anything else would quietly
+        // match nothing, so it is refused with what would match.
+        if let Ok(decision) = d.parse::<Decision>() {
+            c.text("e.decision", decision.as_str().to_owned());
+        } else {
+            let reason: Reason = d.parse().map_err(|_| {
+                DomainError::Invalid(format!(
+                    "`decision` must be allowed, refused or a reason: {}",
+                    Reason::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            c.text("e.reason", reason.as_str().to_owned());
+        }
     }
     if let Some(v) = word("channel", &filter.channel)? {
         c.text("e.channel", v);

@@ -21,7 +21,6 @@
 //! after its row's batch has committed (group commit), so no answered request's row is
 //! lost to a crash.
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -30,10 +29,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::audit_event::{RequestEvent, CLIENT_CLOSED, CLIENT_CLOSED_STATUS};
+use crate::audit_event::{RequestEvent, CLIENT_CLOSED_STATUS};
 use crate::audit_spill::Spill;
 use crate::audit_text::AuditText;
-use crate::model::{ClientKind, Decision};
+use crate::model::{ClientKind, Decision, Reason};
 use crate::store::{Backend, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +118,16 @@ struct Shared {
     observer: Option<Observer>,
     rows_written: AtomicU64,
     write_failures: AtomicU64,
+    /// Rows reserved since start, and rows settled (written, or spilled) since start: once
+    /// `settled` reaches a value `reserved` had, every row reserved before is in the trail.
+    reserved: AtomicU64,
+    settled: watch::Sender<u64>,
+}
+
+impl Shared {
+    fn settle(&self, rows: usize) {
+        self.settled.send_modify(|n| *n += rows as u64);
+    }
 }
 
 #[derive(Clone)]
@@ -181,6 +190,8 @@ impl AuditSink {
             observer: config.observer,
             rows_written: AtomicU64::new(0),
             write_failures: AtomicU64::new(0),
+            reserved: AtomicU64::new(0),
+            settled: watch::Sender::new(0),
         });
         let (deadline, deadline_rx) = watch::channel(false);
         let writer = Writer { store, shared: shared.clone(), durability: config.durability, deadline: deadline_rx };
@@ -203,6 +214,9 @@ impl AuditSink {
             }
             WhenFull::FailClosed => self.tx.clone().try_reserve_owned().map_err(|_| AuditUnavailable),
         };
+        if permit.is_ok() {
+            self.shared.reserved.fetch_add(1, Ordering::Relaxed);
+        }
         match permit {
             Ok(permit) => Ok(PendingRow {
                 permit: Some(permit),
@@ -261,6 +275,25 @@ impl AuditMonitor {
     pub fn health(&self, now: i64) -> Option<AuditHealth> {
         let (shared, tx) = (self.shared.upgrade()?, self.tx.upgrade()?);
         Some(health(&shared, &tx, now))
+    }
+
+    /// Waits until every row reserved before this call is written (or, past the
+    /// shutdown deadline, spilled): the writer's watermark. Whoever must read the trail
+    /// after their own requests (the tests, above all) waits exactly as long as the writer
+    /// needs, without polling. `false` when the writer is gone first.
+    pub async fn settled(&self) -> bool {
+        let Some(shared) = self.shared.upgrade() else { return false };
+        let target = shared.reserved.load(Ordering::Relaxed);
+        let mut settled = shared.settled.subscribe();
+        drop(shared);
+        let reached = settled.wait_for(|n| *n >= target).await.is_ok();
+        reached
+    }
+
+    /// The count of rows settled since start, which moves each time the writer writes a
+    /// batch: to wait for rows whose requests had not yet arrived at `settled`.
+    pub fn progress(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.shared.upgrade()?.settled.subscribe())
     }
 
     pub fn counts(&self) -> Option<AuditCounts> {
@@ -350,6 +383,7 @@ impl PendingRow {
             // The writer has stopped: the file is the only place left.
             drop(permit);
             let _ = self.shared.spill.append([&event]);
+            self.shared.settle(1);
             if let Some(ack) = ack {
                 let _ = ack.send(());
             }
@@ -366,10 +400,10 @@ impl Drop for PendingRow {
         }
         if std::thread::panicking() {
             self.event.status = 500;
-            self.event.reason = Cow::Borrowed("internal_error");
+            self.event.reason = Reason::InternalError;
         } else {
             self.event.status = CLIENT_CLOSED_STATUS;
-            self.event.reason = Cow::Borrowed(CLIENT_CLOSED);
+            self.event.reason = Reason::ClientClosedRequest;
         }
         self.deliver(None);
     }
@@ -428,6 +462,7 @@ impl Writer {
                     Ok(()) => {
                         self.shared.failing_since.store(0, Ordering::Relaxed);
                         self.shared.rows_written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        self.shared.settle(batch.len());
                         break;
                     }
                     Err(Interrupted::Deadline) => return self.spill_rest(batch, rx),
@@ -490,6 +525,7 @@ impl Writer {
             tracing::error!(rows = batch.len(), "audit writer deadline passed; spilling unwritten rows");
             let _ = self.shared.spill.append(batch.iter().map(|q| &q.event));
         }
+        self.shared.settle(batch.len());
         for q in batch {
             if let Some(ack) = q.ack {
                 let _ = ack.send(());
@@ -707,7 +743,7 @@ impl Store {
                     .bind(i64::from(e.status))
                     .bind(e.upstream_status.map(i64::from))
                     .bind(e.decision.as_str())
-                    .bind(e.reason.as_ref())
+                    .bind(e.reason.as_str())
                     .bind(e.latency_us)
                     .bind(e.bytes_in)
                     .bind(e.bytes_out)

@@ -12,7 +12,9 @@ use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
 use portcullis_app::ssr::{LoginThrottle, PortalState};
 use portcullis_app::{shell, App};
-use portcullis_domain::audit_writer::{replay_spill, AuditConfig, AuditSink, AuditWriter, Durability, WhenFull};
+use portcullis_domain::audit_writer::{
+    replay_spill, AuditConfig, AuditMonitor, AuditSink, AuditWriter, Durability, WhenFull,
+};
 use portcullis_domain::clock::Clock;
 use portcullis_domain::enforcement::TokenSettings;
 use portcullis_domain::secrets::ServerSecret;
@@ -72,6 +74,8 @@ pub struct Application {
     store: Store,
     demo: Option<DemoSeed>,
     audit_writer: AuditWriter,
+    /// The writer's progress, without keeping it alive (see `Application::audit`).
+    audit: AuditMonitor,
     sources: crate::sources::Sources,
     bounds: crate::listener::Bounds,
     origins: crate::listener::Origins,
@@ -208,6 +212,7 @@ impl Application {
             None => None,
         };
         let (audit, audit_writer) = AuditSink::start(store.clone(), audit_config);
+        let audit_monitor = audit.monitor();
         let metrics_server = match metrics {
             Some((addr, metrics)) => {
                 metrics.attach(audit.monitor(), store.clone(), shared_limits.clone());
@@ -352,6 +357,7 @@ impl Application {
             store,
             demo,
             audit_writer,
+            audit: audit_monitor,
             sources,
             bounds,
             origins,
@@ -382,6 +388,11 @@ impl Application {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The audit writer's health, counts and watermark (`AuditMonitor::settled`).
+    pub fn audit(&self) -> AuditMonitor {
+        self.audit.clone()
     }
 
     /// What the first demo start seeded (the admin password, printed once).

@@ -15,7 +15,7 @@ use http_body::{Frame, SizeHint};
 use portcullis_domain::audit_event::RequestEvent;
 use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::PendingRow;
-use portcullis_domain::model::RequestChannel;
+use portcullis_domain::model::{Reason, RequestChannel};
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -96,7 +96,7 @@ impl AuditedBody {
     fn broken(&mut self) {
         if let Some(mut row) = self.counts() {
             row.event.status = 502;
-            row.event.reason = "upstream_unavailable".into();
+            row.event.reason = Reason::UpstreamUnavailable;
             let _ = row.finish();
         }
     }

@@ -143,7 +143,7 @@ impl Metrics {
         }
         let allowed = e.decision == Decision::Allowed;
         if !allowed {
-            self.refusals.get_or_create(&RefusalLabels { channel, reason: label_safe(&e.reason) }).inc();
+            self.refusals.get_or_create(&RefusalLabels { channel, reason: label_safe(e.reason.as_str()) }).inc();
         }
         match e.channel {
             RequestChannel::Oauth if e.path.as_str() == "/oauth/token" => {

@@ -5,7 +5,9 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_location, use_params_map, use_query_map};
-use portcullis_domain::model::{request_phrase, AuditFilter, AuditRecord, ClientKind};
+use portcullis_domain::model::{
+    request_phrase, AuditFilter, AuditRecord, ClientKind, Decision, Reason, RequestChannel,
+};
 use portcullis_domain::time::format_iso;
 
 use crate::components::{when, PageError};
@@ -76,14 +78,24 @@ pub fn AuditSearchPage() -> impl IntoView {
                         {TEXT_FIELDS.into_iter().map(|(name, label, hint)| view! {
                             <label class="field">
                                 <span>{label}</span>
-                                <input name=name value=get(name) placeholder=hint maxlength="200"/>
+                                <input name=name value=get(name) placeholder=hint maxlength="200"
+                                    list=(name == "decision").then_some("audit-reasons")/>
                             </label>
                         }).collect_view()}
+                        // The audit vocabulary, offered as the field is typed in: the
+                        // search accepts exactly these.
+                        <datalist id="audit-reasons">
+                            {Decision::ALL.iter().map(|d| d.as_str())
+                                .chain(Reason::ALL.iter().map(|r| r.as_str()).filter(|r| *r != "allowed"))
+                                .map(|v| view! { <option value=v></option> }).collect_view()}
+                        </datalist>
                         {select("client_type", "Client type", get("client_type"),
                             ClientKind::ALL.iter().map(|k| (k.as_str(), k.label().to_owned())).collect())}
                         {select("channel", "Channel", get("channel"),
-                            [("rest", "REST"), ("mcp", "MCP"), ("oauth", "OAuth"), ("portal", "Portal"), ("api", "Management API"), ("cli", "CLI")]
-                                .into_iter().map(|(v, t)| (v, t.to_owned())).collect())}
+                            RequestChannel::ALL.iter().map(|c| (c.as_str(), c.label().to_owned()))
+                                .chain([("portal", "Portal"), ("api", "Management API"), ("cli", "CLI")]
+                                    .map(|(v, t)| (v, t.to_owned())))
+                                .collect())}
                         {select("method", "Method", get("method"),
                             ["GET", "POST", "PUT", "PATCH", "DELETE"].into_iter().map(|m| (m, m.to_owned())).collect())}
                         {select("status", "Status", get("status"),

@@ -10,9 +10,109 @@ text_enum!(
     RequestChannel { Rest => "rest", Mcp => "mcp", McpManage => "mcp-manage", Oauth => "oauth" }
 );
 
+impl Reason {
+    /// Whether a refusal for this reason is our own trouble (the store, the audit trail,
+    /// an upstream, a bug) rather than anything the caller did. Such refusals never count
+    /// against the caller's address: a failing database must not get its users turned
+    /// away at the door.
+    pub fn is_ours(self) -> bool {
+        matches!(
+            self,
+            Reason::StoreUnavailable
+                | Reason::AuditUnavailable
+                | Reason::TemporarilyUnavailable
+                | Reason::ServerError
+                | Reason::InternalError
+                | Reason::UpstreamTimeout
+                | Reason::UpstreamUnavailable
+                | Reason::UpstreamTlsFailed
+                | Reason::UpstreamTlsProfileMissing
+        )
+    }
+}
+
+impl RequestChannel {
+    /// How the portal names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            RequestChannel::Rest => "REST",
+            RequestChannel::Mcp => "Gateway MCP",
+            RequestChannel::McpManage => "Management MCP",
+            RequestChannel::Oauth => "OAuth",
+        }
+    }
+}
+
 text_enum!(
     /// Whether a request was let through (its answer may still be an upstream error).
     Decision { Allowed => "allowed", Refused => "refused" }
+);
+
+text_enum!(
+    /// Why a request's row says what it says: `allowed`, or the reason it was refused or
+    /// failed. The one vocabulary of the audit trail's `reason` column, for every channel;
+    /// the gateway's, OAuth's and MCP's refusals each map to one of these exhaustively,
+    /// and the audit search accepts exactly these. A row that left before anything was
+    /// decided says `undecided` (none should).
+    Reason {
+        Allowed => "allowed",
+        Undecided => "undecided",
+        // Who is calling.
+        MissingCredential => "missing_credential",
+        CredentialInQuery => "credential_in_query",
+        InvalidToken => "invalid_token",
+        IdentityMismatch => "identity_mismatch",
+        ClientSuspended => "client_suspended",
+        OwnerDisabled => "owner_disabled",
+        // What it may do.
+        UnknownProduct => "unknown_product",
+        UnknownEndpoint => "unknown_endpoint",
+        NotGranted => "not_granted",
+        InsufficientScope => "insufficient_scope",
+        NotFound => "not_found",
+        Forbidden => "forbidden",
+        Conflict => "conflict",
+        // How much.
+        RateLimited => "rate_limited",
+        ProductRateLimited => "product_rate_limited",
+        GlobalRateLimited => "global_rate_limited",
+        TooManyRefusals => "too_many_refusals",
+        PayloadTooLarge => "payload_too_large",
+        // The request itself.
+        InvalidRequest => "invalid_request",
+        InvalidArguments => "invalid_arguments",
+        IncompleteBody => "incomplete_body",
+        MethodNotAllowed => "method_not_allowed",
+        NotAcceptable => "not_acceptable",
+        UnsupportedMediaType => "unsupported_media_type",
+        OriginNotAllowed => "origin_not_allowed",
+        HostNotAllowed => "host_not_allowed",
+        // OAuth (RFC 6749 §5.2 codes).
+        InvalidClient => "invalid_client",
+        InvalidScope => "invalid_scope",
+        UnsupportedGrantType => "unsupported_grant_type",
+        // MCP and JSON-RPC.
+        SessionRequired => "session_required",
+        UnknownSession => "unknown_session",
+        UnknownTool => "unknown_tool",
+        ParseError => "parse_error",
+        MethodNotFound => "method_not_found",
+        InvalidParams => "invalid_params",
+        HeaderMismatch => "header_mismatch",
+        UnsupportedProtocolVersion => "unsupported_protocol_version",
+        RpcError => "rpc_error",
+        // Upstream and our own trouble.
+        UpstreamTimeout => "upstream_timeout",
+        UpstreamUnavailable => "upstream_unavailable",
+        UpstreamTlsFailed => "upstream_tls_failed",
+        UpstreamTlsProfileMissing => "upstream_tls_profile_missing",
+        ClientClosedRequest => "client_closed_request",
+        AuditUnavailable => "audit_unavailable",
+        StoreUnavailable => "store_unavailable",
+        TemporarilyUnavailable => "temporarily_unavailable",
+        ServerError => "server_error",
+        InternalError => "internal_error",
+    }
 );
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,4 +263,24 @@ pub struct AuditPage {
     pub events: Vec<AuditRecord>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
     pub next: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A row's reason travels as text in three ways (the table, the spill file's JSON, the
+    /// search's query); all three must spell it the same.
+    #[test]
+    fn every_reason_is_spelt_one_way() {
+        for reason in Reason::ALL {
+            let json = serde_json::to_value(reason).unwrap_or_default();
+            assert_eq!(json, serde_json::Value::String(reason.as_str().to_owned()), "{reason:?}");
+            assert_eq!(reason.as_str().parse::<Reason>().ok(), Some(*reason));
+        }
+        let mut seen: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), Reason::ALL.len(), "no two reasons share a spelling");
+    }
 }

@@ -20,11 +20,11 @@ use axum::routing::any;
 use axum::Extension;
 use axum::Router;
 use portcullis_app::ssr::ClientIp;
-use portcullis_domain::audit_event::{RequestEvent, CLIENT_CLOSED, CLIENT_CLOSED_STATUS};
+use portcullis_domain::audit_event::{RequestEvent, CLIENT_CLOSED_STATUS};
 use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::{AuditSink, Durability, PendingRow};
 use portcullis_domain::enforcement::{Enforcement, ProductEntry, Snapshot, TokenSettings};
-use portcullis_domain::model::RequestChannel;
+use portcullis_domain::model::{Reason, RequestChannel};
 use portcullis_domain::routing::CanonicalPath;
 use portcullis_domain::store::Store;
 use std::net::IpAddr;
@@ -216,7 +216,7 @@ async fn handle(
         bound_profile: None,
         row,
     };
-    let mut res = gw.execute(call).await;
+    let mut res = gw.execute(call).await.into_response();
     // An upstream answers on the portal's origin: whatever it sends, a browser must not
     // sniff it into something active or run it with the portal's privileges.
     let h = res.headers_mut();
@@ -227,6 +227,38 @@ async fn handle(
 
 fn micros(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// What the one enforcement path decided and, when it called the upstream, what came
+/// back. Each route renders it its own way: `/gw` as the HTTP answer, `/mcp` as a tool
+/// result. Either way the request's row is already the audit writer's (or, for an
+/// answer still streaming, travels in its body).
+pub enum Executed {
+    /// Not forwarded, or forwarded and the upstream could not answer (timeout,
+    /// unreachable, TLS): `refusal` says which, `response` is its problem document.
+    Refused { refusal: Refusal, request_id: String, response: Response },
+    /// The upstream answered.
+    Answered(Answered),
+}
+
+/// An upstream's answer on its way to the caller.
+pub struct Answered {
+    pub request_id: String,
+    /// The profile's rate limit, and what is left of it after this call.
+    pub limit: u64,
+    pub remaining: u64,
+    /// The upstream's status, headers (ours added, its cookies removed) and body, which
+    /// carries the request's row until the whole answer is out (or the caller is gone).
+    pub response: Response,
+}
+
+impl Executed {
+    pub fn into_response(self) -> Response {
+        match self {
+            Executed::Refused { response, .. } => response,
+            Executed::Answered(answered) => answered.response,
+        }
+    }
 }
 
 /// What a call asks for.
@@ -254,17 +286,25 @@ impl Gateway {
     /// The work runs in a task of its own, so a caller that hangs up cannot cut an
     /// upstream call half-way: the call completes, and its row says what the upstream
     /// answered and that the caller was gone (499).
-    pub async fn execute(&self, call: Call) -> Response {
+    pub async fn execute(&self, call: Call) -> Executed {
         let request_id = call.row.event.request_id.clone();
         let (reply, answer) = oneshot::channel();
         tokio::spawn(self.clone().run(call, reply));
         answer.await.unwrap_or_else(|_| {
             tracing::error!(request.id = %request_id, "gateway task ended without an answer");
-            Refusal::Internal.into_response(&request_id)
+            let response = Refusal::Internal.into_response(&request_id);
+            Executed::Refused { refusal: Refusal::Internal, request_id, response }
         })
     }
 
-    async fn run(self, call: Call, reply: oneshot::Sender<Response>) {
+    /// Finishes the row of a refused call and sends the refusal.
+    async fn refuse(row: PendingRow, refusal: Refusal, reply: oneshot::Sender<Executed>) {
+        let request_id = row.event.request_id.clone();
+        let response = audit::answer(row, refusal.clone().into_response(&request_id)).await;
+        let _ = reply.send(Executed::Refused { refusal, request_id, response });
+    }
+
+    async fn run(self, call: Call, reply: oneshot::Sender<Executed>) {
         let Call { method, product, path, query, headers, body, client, bound_profile, mut row } = call;
         let request_id = row.event.request_id.clone();
         let now = row.event.occurred_at;
@@ -274,24 +314,24 @@ impl Gateway {
         let forward = match decided.await {
             Ok(f) => f,
             Err(refusal) => {
-                self.sources.refused(client);
+                if !refusal.reason().is_ours() {
+                    self.sources.refused(client);
+                }
                 row.event.refused(refusal.reason());
-                let _ = reply.send(audit::answer(row, refusal.into_response(&request_id)).await);
-                return;
+                return Self::refuse(row, refusal, reply).await;
             }
         };
         if reply.is_closed() {
             // The caller left before anything was forwarded: nothing runs on its behalf.
             row.event.status = CLIENT_CLOSED_STATUS;
-            row.event.refused(CLIENT_CLOSED);
+            row.event.refused(Reason::ClientClosedRequest);
             let _ = row.finish();
             return;
         }
         if crate::body::declared_length(&headers).is_some_and(|n| n > self.max_body) {
             self.sources.refused(client);
             row.event.refused(Refusal::PayloadTooLarge.reason());
-            let _ = reply.send(audit::answer(row, Refusal::PayloadTooLarge.into_response(&request_id)).await);
-            return;
+            return Self::refuse(row, Refusal::PayloadTooLarge, reply).await;
         }
         row.event.allowed();
         let bytes_in = BytesIn::default();
@@ -316,13 +356,12 @@ impl Gateway {
                     request.id = %request_id,
                     trace.id = row.event.trace_id.as_ref().map_or("", |t| t.as_str()),
                     product = %product,
-                    reason = refusal.reason(),
+                    reason = %refusal.reason(),
                     "upstream call failed"
                 );
-                row.event.reason = refusal.reason().into();
+                row.event.reason = refusal.reason();
                 row.event.bytes_in = bytes_in.get();
-                let _ = reply.send(audit::answer(row, refusal.into_response(&request_id)).await);
-                return;
+                return Self::refuse(row, refusal, reply).await;
             }
         };
         let h = res.headers_mut();
@@ -350,7 +389,8 @@ impl Gateway {
             }
         };
         // If the caller is gone, dropping the answer writes its row as 499.
-        let _ = reply.send(res);
+        let answered = Answered { request_id, limit: forward.limit, remaining: forward.remaining, response: res };
+        let _ = reply.send(Executed::Answered(answered));
     }
 
     /// Everything decided before the upstream is called, in order; the row learns each

@@ -4,6 +4,7 @@
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use portcullis_domain::enforcement::TokenError;
+use portcullis_domain::model::Reason;
 use serde_json::json;
 
 use super::ratelimit::Scope;
@@ -110,29 +111,29 @@ impl Refusal {
     }
 
     /// The reason recorded in the audit row and returned as the problem's `code`.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Refusal::MissingCredential => "missing_credential",
-            Refusal::CredentialInQuery => "credential_in_query",
-            Refusal::UnknownCredential | Refusal::ExpiredCredential | Refusal::InvalidToken(_) => "invalid_token",
-            Refusal::IdentityMismatch => "identity_mismatch",
-            Refusal::ClientSuspended => "client_suspended",
-            Refusal::OwnerDisabled => "owner_disabled",
-            Refusal::UnknownProduct => "unknown_product",
-            Refusal::UnknownEndpoint => "unknown_endpoint",
-            Refusal::NotGranted => "not_granted",
-            Refusal::InsufficientScope { .. } => "insufficient_scope",
-            Refusal::RateLimited { scope: Scope::Profile, .. } => "rate_limited",
-            Refusal::RateLimited { scope: Scope::Product, .. } => "product_rate_limited",
-            Refusal::RateLimited { scope: Scope::Global, .. } => "global_rate_limited",
-            Refusal::TooManyRefusals { .. } => "too_many_refusals",
-            Refusal::PayloadTooLarge => "payload_too_large",
-            Refusal::UpstreamTimeout => "upstream_timeout",
-            Refusal::UpstreamUnavailable => "upstream_unavailable",
-            Refusal::UpstreamTls { .. } => "upstream_tls_failed",
-            Refusal::UpstreamTlsProfileMissing { .. } => "upstream_tls_profile_missing",
-            Refusal::AuditUnavailable => "audit_unavailable",
-            Refusal::Internal => "internal_error",
+            Refusal::MissingCredential => Reason::MissingCredential,
+            Refusal::CredentialInQuery => Reason::CredentialInQuery,
+            Refusal::UnknownCredential | Refusal::ExpiredCredential | Refusal::InvalidToken(_) => Reason::InvalidToken,
+            Refusal::IdentityMismatch => Reason::IdentityMismatch,
+            Refusal::ClientSuspended => Reason::ClientSuspended,
+            Refusal::OwnerDisabled => Reason::OwnerDisabled,
+            Refusal::UnknownProduct => Reason::UnknownProduct,
+            Refusal::UnknownEndpoint => Reason::UnknownEndpoint,
+            Refusal::NotGranted => Reason::NotGranted,
+            Refusal::InsufficientScope { .. } => Reason::InsufficientScope,
+            Refusal::RateLimited { scope: Scope::Profile, .. } => Reason::RateLimited,
+            Refusal::RateLimited { scope: Scope::Product, .. } => Reason::ProductRateLimited,
+            Refusal::RateLimited { scope: Scope::Global, .. } => Reason::GlobalRateLimited,
+            Refusal::TooManyRefusals { .. } => Reason::TooManyRefusals,
+            Refusal::PayloadTooLarge => Reason::PayloadTooLarge,
+            Refusal::UpstreamTimeout => Reason::UpstreamTimeout,
+            Refusal::UpstreamUnavailable => Reason::UpstreamUnavailable,
+            Refusal::UpstreamTls { .. } => Reason::UpstreamTlsFailed,
+            Refusal::UpstreamTlsProfileMissing { .. } => Reason::UpstreamTlsProfileMissing,
+            Refusal::AuditUnavailable => Reason::AuditUnavailable,
+            Refusal::Internal => Reason::InternalError,
         }
     }
 
@@ -220,16 +221,7 @@ impl Refusal {
     /// The refusal, with the challenge of a 401 naming the protected resource metadata
     /// (RFC 9728 §5.1) when the route has one, as `/mcp` does.
     pub fn into_response_for(self, request_id: &str, resource_metadata: Option<&str>) -> Response {
-        let status = self.status();
-        let body = json!({
-            "type": "about:blank",
-            "title": status.canonical_reason().unwrap_or("Refused"),
-            "status": status.as_u16(),
-            "detail": self.detail(),
-            "code": self.reason(),
-            "request_id": request_id,
-        });
-        let mut res = (status, axum::Json(body)).into_response();
+        let mut res = (self.status(), axum::Json(self.problem(request_id))).into_response();
         let h = res.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let Ok(v) = HeaderValue::from_str(request_id) {
@@ -248,15 +240,37 @@ impl Refusal {
                 h.insert(header::WWW_AUTHENTICATE, v);
             }
         }
-        if let Refusal::TooManyRefusals { retry_after_secs } = self {
-            h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-        }
-        if let Refusal::RateLimited { retry_after_secs, limit, reset_secs, .. } = self {
-            h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-            h.insert(HeaderName::from_static("ratelimit-limit"), HeaderValue::from(limit));
-            h.insert(HeaderName::from_static("ratelimit-remaining"), HeaderValue::from(0u64));
-            h.insert(HeaderName::from_static("ratelimit-reset"), HeaderValue::from(reset_secs));
+        for (name, value) in self.come_back() {
+            h.insert(HeaderName::from_static(name), HeaderValue::from(value));
         }
         res
+    }
+
+    /// The problem document (RFC 9457) the caller is answered with.
+    pub fn problem(&self, request_id: &str) -> serde_json::Value {
+        let status = self.status();
+        json!({
+            "type": "about:blank",
+            "title": status.canonical_reason().unwrap_or("Refused"),
+            "status": status.as_u16(),
+            "detail": self.detail(),
+            "code": self.reason().as_str(),
+            "request_id": request_id,
+        })
+    }
+
+    /// When to come back: `Retry-After` and, for a rate limit, its `RateLimit-*` fields
+    /// (header names, lowercase, with their values).
+    pub fn come_back(&self) -> Vec<(&'static str, u64)> {
+        match *self {
+            Refusal::TooManyRefusals { retry_after_secs } => vec![("retry-after", retry_after_secs)],
+            Refusal::RateLimited { retry_after_secs, limit, reset_secs, .. } => vec![
+                ("retry-after", retry_after_secs),
+                ("ratelimit-limit", limit),
+                ("ratelimit-remaining", 0),
+                ("ratelimit-reset", reset_secs),
+            ],
+            _ => Vec::new(),
+        }
     }
 }

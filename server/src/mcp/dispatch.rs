@@ -5,12 +5,12 @@ use super::*;
 
 /// Notes on a message's row what it was and how it ended, unless a tool already did
 /// (the status comes from the answer when the row is finished, if the tool set none).
-pub(super) fn note(slot: &mut Option<PendingRow>, what: &str, outcome: Result<(), &'static str>) {
+pub(super) fn note(slot: &mut Option<PendingRow>, what: &str, outcome: Result<(), Reason>) {
     if let Some(row) = slot.as_mut() {
         if row.event.tool.is_none() {
             row.event.tool = Some(AuditText::new(what, cap::TOOL));
         }
-        if !row.event.reason.is_empty() {
+        if row.event.reason != Reason::Undecided {
             return;
         }
         match outcome {
@@ -106,7 +106,7 @@ pub(super) async fn call_tool(
 pub(super) fn unknown_tool(name: &str, slot: &mut Option<PendingRow>) -> RpcError {
     if let Some(row) = slot.as_mut() {
         row.event.status = 404;
-        row.event.refused("unknown_tool");
+        row.event.refused(Reason::UnknownTool);
     }
     RpcError::invalid_params(format!("Unknown tool: {}", AuditText::new(name, cap::TOOL)))
 }

@@ -21,7 +21,7 @@ pub(super) async fn session_post(ctx: &Ctx<'_>, value: Value, slot: &mut Option<
         }
     };
     if items.is_empty() || items.len() > MAX_BATCH {
-        note(slot, "batch", Err("invalid_request"));
+        note(slot, "batch", Err(Reason::InvalidRequest));
         let e = RpcError::new(INVALID_REQUEST, format!("A batch holds 1 to {MAX_BATCH} messages."));
         return rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &e);
     }
@@ -94,7 +94,7 @@ pub(super) async fn session_message(
     if let Message::Request { id, method, params } = &message {
         if method == "initialize" {
             if in_batch {
-                note(slot, method, Err("invalid_request"));
+                note(slot, method, Err(Reason::InvalidRequest));
                 let e = RpcError::new(INVALID_REQUEST, "initialize must not be part of a batch.");
                 return Answer::Reply(StatusCode::BAD_REQUEST, jsonrpc::error(id, &e), None);
             }
@@ -107,16 +107,16 @@ pub(super) async fn session_message(
     };
     // Everything after initialize names its session (Streamable HTTP, "Session Management").
     let Some(session_id) = header_str(ctx.headers, "mcp-session-id") else {
-        note(slot, what, Err("session_required"));
+        note(slot, what, Err(Reason::SessionRequired));
         let e = RpcError::new(INVALID_REQUEST, "Mcp-Session-Id is required; send initialize first.");
         return Answer::Http(rpc_fault(StatusCode::BAD_REQUEST, &request_id(&message), &e));
     };
     let Ok(session) = ctx.mcp.sessions.resume(session_id, ctx.caller.subject(), ctx.now) else {
-        note(slot, what, Err("unknown_session"));
+        note(slot, what, Err(Reason::UnknownSession));
         return Answer::Http(session_not_found());
     };
     if in_batch && session.protocol_version != "2025-03-26" {
-        note(slot, what, Err("invalid_request"));
+        note(slot, what, Err(Reason::InvalidRequest));
         let e = RpcError::new(INVALID_REQUEST, "Batches are not part of this protocol version.");
         return Answer::Http(rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &e));
     }
@@ -125,7 +125,7 @@ pub(super) async fn session_message(
     // inside a 2025-11-25 session, and the spec refuses only unknown versions.
     if let Some(v) = header_str(ctx.headers, "mcp-protocol-version") {
         if !HANDSHAKE_VERSIONS.contains(&v) {
-            note(slot, what, Err("unsupported_protocol_version"));
+            note(slot, what, Err(Reason::UnsupportedProtocolVersion));
             let e = RpcError::new(INVALID_REQUEST, format!("Unsupported MCP-Protocol-Version {v}."))
                 .with_data(json!({ "supported": SUPPORTED_VERSIONS }));
             return Answer::Http(rpc_fault(StatusCode::BAD_REQUEST, &request_id(&message), &e));
@@ -161,7 +161,7 @@ pub(super) fn initialize(
     slot: &mut Option<PendingRow>,
 ) -> Answer {
     let Some(requested) = params.get("protocolVersion").and_then(Value::as_str) else {
-        note(slot, "initialize", Err("invalid_params"));
+        note(slot, "initialize", Err(Reason::InvalidParams));
         let e = RpcError::invalid_params("initialize needs params.protocolVersion.");
         return Answer::Reply(StatusCode::OK, jsonrpc::error(id, &e), None);
     };
@@ -169,7 +169,7 @@ pub(super) fn initialize(
     let version = HANDSHAKE_VERSIONS.iter().copied().find(|v| *v == requested).unwrap_or(HANDSHAKE_VERSIONS[0]);
     let Ok(session) = ctx.mcp.sessions.start(ctx.caller.subject(), version, ctx.now) else {
         tracing::error!(subject = %ctx.caller.subject(), "MCP session id cannot be sealed for this subject");
-        note(slot, "initialize", Err("internal_error"));
+        note(slot, "initialize", Err(Reason::InternalError));
         let e = RpcError::new(jsonrpc::INTERNAL_ERROR, "The session could not be started.");
         return Answer::Reply(StatusCode::OK, jsonrpc::error(id, &e), None);
     };

@@ -1,6 +1,7 @@
 //! JSON-RPC 2.0 messages as MCP uses them: parsing one message, and the error objects
 //! for protocol faults. Protocol faults are answered here, never as a 500.
 
+use portcullis_domain::model::Reason;
 use serde_json::{json, Map, Value};
 
 pub const PARSE_ERROR: i64 = -32700;
@@ -13,16 +14,16 @@ pub const HEADER_MISMATCH: i64 = -32020;
 pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 
 /// The audit reason of a refused message, by its error code.
-pub fn reason(code: i64) -> &'static str {
+pub fn reason(code: i64) -> Reason {
     match code {
-        PARSE_ERROR => "parse_error",
-        INVALID_REQUEST => "invalid_request",
-        METHOD_NOT_FOUND => "method_not_found",
-        INVALID_PARAMS => "invalid_params",
-        INTERNAL_ERROR => "internal_error",
-        HEADER_MISMATCH => "header_mismatch",
-        UNSUPPORTED_PROTOCOL_VERSION => "unsupported_protocol_version",
-        _ => "rpc_error",
+        PARSE_ERROR => Reason::ParseError,
+        INVALID_REQUEST => Reason::InvalidRequest,
+        METHOD_NOT_FOUND => Reason::MethodNotFound,
+        INVALID_PARAMS => Reason::InvalidParams,
+        INTERNAL_ERROR => Reason::InternalError,
+        HEADER_MISMATCH => Reason::HeaderMismatch,
+        UNSUPPORTED_PROTOCOL_VERSION => Reason::UnsupportedProtocolVersion,
+        _ => Reason::RpcError,
     }
 }
 

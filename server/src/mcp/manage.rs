@@ -12,7 +12,7 @@ use portcullis_domain::access::{Actor, Authority};
 use portcullis_domain::audit_search::DEFAULT_PAGE;
 use portcullis_domain::catalog::{NewProduct, ProductPolicy};
 use portcullis_domain::clients::NewClient;
-use portcullis_domain::model::{AuditFilter, ClientKind, Environment, Role};
+use portcullis_domain::model::{AuditFilter, ClientKind, Environment, Reason, Role};
 use portcullis_domain::scopes::Scopes;
 use portcullis_domain::store::Store;
 use portcullis_domain::upstream_tls::{UpstreamTlsName, UpstreamTlsNames};
@@ -682,7 +682,7 @@ pub async fn call(
         Ok(v) => Outcome {
             value: v,
             is_error: false,
-            audit: Some(ToolAudit { status: 200, reason: "allowed", product: None }),
+            audit: Some(ToolAudit { status: 200, reason: Reason::Allowed, product: None }),
         },
         Err(e) => refused(e),
     })
@@ -863,18 +863,18 @@ async fn run(
 /// A refusal as a tool error with the status and code the management API would give.
 fn refused(e: DomainError) -> Outcome {
     let (status, code, detail) = match e {
-        DomainError::NotFound => (404, "not_found", "There is no such object, or it is not yours.".to_owned()),
-        DomainError::Forbidden(why) => (403, "forbidden", format!("Not allowed: {why}.")),
-        e @ DomainError::InsufficientScope(_) => (403, "insufficient_scope", format!("Not allowed: {e}.")),
-        DomainError::Conflict(m) => (409, "conflict", m),
-        DomainError::Invalid(m) => (422, "invalid_request", m),
+        DomainError::NotFound => (404, Reason::NotFound, "There is no such object, or it is not yours.".to_owned()),
+        DomainError::Forbidden(why) => (403, Reason::Forbidden, format!("Not allowed: {why}.")),
+        e @ DomainError::InsufficientScope(_) => (403, Reason::InsufficientScope, format!("Not allowed: {e}.")),
+        DomainError::Conflict(m) => (409, Reason::Conflict, m),
+        DomainError::Invalid(m) => (422, Reason::InvalidRequest, m),
         e @ (DomainError::Storage(_) | DomainError::Migration(_) | DomainError::Internal(_)) => {
             tracing::error!(error = ?e, "Management MCP tool failed");
-            (500, "internal", "Something went wrong on our side; it has been logged.".to_owned())
+            (500, Reason::InternalError, "Something went wrong on our side; it has been logged.".to_owned())
         }
     };
     Outcome {
-        value: json!({ "status": status, "code": code, "detail": detail }),
+        value: json!({ "status": status, "code": code.as_str(), "detail": detail }),
         is_error: true,
         audit: Some(ToolAudit { status, reason: code, product: None }),
     }

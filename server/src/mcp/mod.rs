@@ -41,7 +41,7 @@ use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::{Committed, PendingRow};
 use portcullis_domain::enforcement::Snapshot;
 use portcullis_domain::keyed::Limiter;
-use portcullis_domain::model::RequestChannel;
+use portcullis_domain::model::{Reason, RequestChannel};
 use portcullis_domain::secrets::ServerSecret;
 use portcullis_domain::upstream_tls::UpstreamTlsNames;
 use portcullis_domain::DomainError;

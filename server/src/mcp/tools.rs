@@ -13,9 +13,10 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::PendingRow;
 use portcullis_domain::enforcement::{EndpointEntry, ProductEntry, Snapshot};
+use portcullis_domain::model::Reason;
 use serde_json::{json, Map, Value};
 
-use crate::gateway::{self, Call, Gateway};
+use crate::gateway::{self, Call, Executed, Gateway};
 
 /// The largest upstream answer handed to an agent; a tool result is read whole.
 const MAX_RESULT_BYTES: usize = 1024 * 1024;
@@ -57,17 +58,17 @@ pub struct Outcome {
 /// What the MCP route records for a tool that does not go through the gateway.
 pub struct ToolAudit {
     pub status: u16,
-    pub reason: &'static str,
+    pub reason: Reason,
     pub product: Option<String>,
 }
 
 impl Outcome {
     fn ok(value: Value) -> Self {
-        Self { value, is_error: false, audit: Some(ToolAudit { status: 200, reason: "allowed", product: None }) }
+        Self { value, is_error: false, audit: Some(ToolAudit { status: 200, reason: Reason::Allowed, product: None }) }
     }
 
     /// A request the agent got wrong: not a protocol fault, a tool error it can correct.
-    fn invalid(detail: impl Into<String>, reason: &'static str, status: u16) -> Self {
+    fn invalid(detail: impl Into<String>, reason: Reason, status: u16) -> Self {
         let detail = detail.into();
         Self {
             value: json!({ "status": status, "code": reason, "detail": detail }),
@@ -185,7 +186,7 @@ pub fn list_endpoints(caller: &Caller<'_, '_>, snap: &Snapshot, args: &Map<Strin
     let only = match args.get("collection") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.as_str()),
-        Some(_) => return Outcome::invalid("`collection` must be a string.", "invalid_arguments", 400),
+        Some(_) => return Outcome::invalid("`collection` must be a string.", Reason::InvalidArguments, 400),
     };
     let visible = caller.visible(snap);
     if let Some(slug) = only {
@@ -194,7 +195,7 @@ pub fn list_endpoints(caller: &Caller<'_, '_>, snap: &Snapshot, args: &Map<Strin
         if !visible.iter().any(|(p, _)| p.slug == slug) {
             return Outcome::invalid(
                 format!("No collection `{slug}` is available to this profile."),
-                "unknown_product",
+                Reason::UnknownProduct,
                 404,
             );
         }
@@ -214,9 +215,11 @@ fn find_endpoint<'s>(snap: &'s Snapshot, id: &str) -> Option<(&'s ProductEntry, 
 fn endpoint_id(args: &Map<String, Value>) -> Result<&str, Outcome> {
     match args.get("endpoint_id") {
         Some(Value::String(s)) if !s.is_empty() => Ok(s),
-        _ => {
-            Err(Outcome::invalid("`endpoint_id` (a string from list_endpoints) is required.", "invalid_arguments", 400))
-        }
+        _ => Err(Outcome::invalid(
+            "`endpoint_id` (a string from list_endpoints) is required.",
+            Reason::InvalidArguments,
+            400,
+        )),
     }
 }
 
@@ -226,7 +229,11 @@ pub fn endpoint_details(caller: &Caller<'_, '_>, snap: &Snapshot, args: &Map<Str
         Err(o) => return o,
     };
     let Some((p, e)) = find_endpoint(snap, id).filter(|(p, e)| caller.may_call(p, e)) else {
-        return Outcome::invalid(format!("No endpoint `{id}` is available to this profile."), "unknown_endpoint", 404);
+        return Outcome::invalid(
+            format!("No endpoint `{id}` is available to this profile."),
+            Reason::UnknownEndpoint,
+            404,
+        );
     };
     let param = |place: &str| -> Vec<Value> {
         e.parameters.iter().filter(|v| v.get("in").and_then(Value::as_str) == Some(place)).cloned().collect()
@@ -328,21 +335,25 @@ pub async fn execute_endpoint(
         Err(o) => return o,
     };
     let Some((product, endpoint)) = find_endpoint(snap, id) else {
-        return Outcome::invalid(format!("No endpoint `{id}` is available to this profile."), "unknown_endpoint", 404);
+        return Outcome::invalid(
+            format!("No endpoint `{id}` is available to this profile."),
+            Reason::UnknownEndpoint,
+            404,
+        );
     };
     let empty = Map::new();
     let path_params = match args.get("path_params") {
         None | Some(Value::Null) => &empty,
         Some(Value::Object(m)) => m,
-        Some(_) => return Outcome::invalid("`path_params` must be an object.", "invalid_arguments", 400),
+        Some(_) => return Outcome::invalid("`path_params` must be an object.", Reason::InvalidArguments, 400),
     };
     let path = match fill_path(&endpoint.path_template, path_params) {
         Ok(p) => p,
-        Err(e) => return Outcome::invalid(e, "invalid_arguments", 400),
+        Err(e) => return Outcome::invalid(e, Reason::InvalidArguments, 400),
     };
     let query = match query_string(args) {
         Ok(q) => q,
-        Err(e) => return Outcome::invalid(e, "invalid_arguments", 400),
+        Err(e) => return Outcome::invalid(e, Reason::InvalidArguments, 400),
     };
     let mut headers = HeaderMap::new();
     // The caller's credential and identity claims, re-checked by the gateway; nothing
@@ -363,10 +374,10 @@ pub async fn execute_endpoint(
         None => Body::empty(),
     };
     let Ok(method) = Method::from_bytes(endpoint.method.as_bytes()) else {
-        return Outcome::invalid("The endpoint's method is not valid.", "unknown_endpoint", 404);
+        return Outcome::invalid("The endpoint's method is not valid.", Reason::UnknownEndpoint, 404);
     };
     let Some(mut row) = slot.take() else {
-        return Outcome::invalid("The call could not be recorded.", "internal_error", 500);
+        return Outcome::invalid("The call could not be recorded.", Reason::InternalError, 500);
     };
     row.event.method = AuditText::new(method.as_str(), cap::METHOD);
     row.event.path = AuditText::new(&path, cap::PATH);
@@ -382,25 +393,39 @@ pub async fn execute_endpoint(
         bound_profile: Some(bound.profile_id.to_owned()),
         row,
     };
-    let response = gateway.execute(call).await;
-    let status = response.status();
-    let (parts, body) = response.into_parts();
-    let mut reported = Map::new();
-    for name in
-        ["x-request-id", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "retry-after", "content-type"]
-    {
-        if let Some(v) = parts.headers.get(name).and_then(|v| v.to_str().ok()) {
-            reported.insert(name.into(), Value::String(v.to_owned()));
+    let (status, request_id, reported, body) = match gateway.execute(call).await {
+        Executed::Refused { refusal, request_id, .. } => {
+            let mut reported = Map::new();
+            reported.insert("x-request-id".into(), Value::String(request_id.clone()));
+            reported.insert("content-type".into(), Value::String("application/problem+json".into()));
+            for (name, value) in refusal.come_back() {
+                reported.insert(name.into(), Value::String(value.to_string()));
+            }
+            let problem = refusal.problem(&request_id);
+            (refusal.status(), request_id, reported, problem)
         }
-    }
-    let request_id = reported.get("x-request-id").cloned().unwrap_or(Value::Null);
-    let body = match axum::body::to_bytes(body, MAX_RESULT_BYTES).await {
-        Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())),
-        Err(_) => Value::String(format!(
-            "The upstream answer is larger than {} KiB or was cut off; call this endpoint through the REST gateway.",
-            MAX_RESULT_BYTES / 1024
-        )),
+        Executed::Answered(answered) => {
+            let (parts, body) = answered.response.into_parts();
+            let mut reported = Map::new();
+            reported.insert("x-request-id".into(), Value::String(answered.request_id.clone()));
+            reported.insert("ratelimit-limit".into(), Value::String(answered.limit.to_string()));
+            reported.insert("ratelimit-remaining".into(), Value::String(answered.remaining.to_string()));
+            // The upstream's own headers that tell an agent how to read or retry the answer.
+            for name in ["content-type", "retry-after", "ratelimit-reset"] {
+                if let Some(v) = parts.headers.get(name).and_then(|v| v.to_str().ok()) {
+                    reported.insert(name.into(), Value::String(v.to_owned()));
+                }
+            }
+            let body = match axum::body::to_bytes(body, MAX_RESULT_BYTES).await {
+                Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())),
+                Err(_) => Value::String(format!(
+                    "The upstream answer is larger than {} KiB or was cut off; call this endpoint through the REST gateway.",
+                    MAX_RESULT_BYTES / 1024
+                )),
+            };
+            (parts.status, answered.request_id, reported, body)
+        }
     };
     Outcome {
         value: json!({

@@ -16,7 +16,7 @@ pub(super) fn is_loopback_host(host_port: &str) -> bool {
 /// DNS rebinding protection (Streamable HTTP, "Security Warning"): the `Host` must be
 /// ours (public URL or loopback), and a browser's `Origin`, when sent, too. A request
 /// without `Origin` does not come from a web page. Returns the refusal, if it is one.
-pub(super) fn foreign_request(mcp: &McpServer, headers: &HeaderMap) -> Option<(&'static str, Response)> {
+pub(super) fn foreign_request(mcp: &McpServer, headers: &HeaderMap) -> Option<(Reason, Response)> {
     let ours = |host_port: &str| host_port.eq_ignore_ascii_case(&mcp.public_host) || is_loopback_host(host_port);
     let host_ok = header_str(headers, "host").is_some_and(ours);
     let origin_ok = header_str(headers, "origin").is_none_or(|o| {
@@ -26,7 +26,7 @@ pub(super) fn foreign_request(mcp: &McpServer, headers: &HeaderMap) -> Option<(&
     if host_ok && origin_ok {
         return None;
     }
-    let (what, reason) = if host_ok { ("Origin", "origin_not_allowed") } else { ("Host", "host_not_allowed") };
+    let (what, reason) = if host_ok { ("Origin", Reason::OriginNotAllowed) } else { ("Host", Reason::HostNotAllowed) };
     Some((
         reason,
         rpc_fault(
@@ -55,16 +55,18 @@ pub(super) async fn reserve(
     mcp.gateway.reserve(event, started).await.map_err(|refusal| refusal.into_response(&request_id))
 }
 
-/// Finishes `row` as refused for `reason` with the answer `res`; the refusal counts
-/// against the caller's address (`crate::sources`).
+/// Finishes `row` as refused for `reason` with the answer `res`; a refusal for what the
+/// caller did counts against its address (`crate::sources`), our own trouble does not.
 pub(super) async fn refuse(
     mcp: &McpServer,
     peer: IpAddr,
     mut row: PendingRow,
-    reason: &'static str,
+    reason: Reason,
     res: Response,
 ) -> Response {
-    mcp.gateway.sources().refused(peer);
+    if !reason.is_ours() {
+        mcp.gateway.sources().refused(peer);
+    }
     row.event.refused(reason);
     audit::answer(row, res).await
 }
@@ -78,7 +80,7 @@ pub(super) async fn admit<'s>(
     uri: &Uri,
     headers: &HeaderMap,
     row: &mut PendingRow,
-) -> Result<Principal<'s>, (&'static str, Box<Response>)> {
+) -> Result<Principal<'s>, (Reason, Box<Response>)> {
     if let Some((reason, refused)) = foreign_request(mcp, headers) {
         return Err((reason, Box::new(refused)));
     }
@@ -105,9 +107,9 @@ pub(super) async fn admit<'s>(
 /// The person a Management MCP request's personal access token acts for. A client
 /// credential, or anything else, is refused like an unknown token: this route is for
 /// people's automation, never an agent's own access.
-pub(super) async fn person(mcp: &McpServer, headers: &HeaderMap) -> Result<Actor, (&'static str, Box<Response>)> {
-    let unauthorized = |reason: &'static str, message: &str| {
-        let error = if reason == "invalid_token" { r#", error="invalid_token""# } else { "" };
+pub(super) async fn person(mcp: &McpServer, headers: &HeaderMap) -> Result<Actor, (Reason, Box<Response>)> {
+    let unauthorized = |reason: Reason, message: &str| {
+        let error = if reason == Reason::InvalidToken { r#", error="invalid_token""# } else { "" };
         let challenge = format!(r#"Bearer realm="portcullis"{error}, resource_metadata="{}""#, mcp.metadata_url);
         let mut res = rpc_fault(StatusCode::UNAUTHORIZED, &Value::Null, &RpcError::new(INVALID_REQUEST, message));
         if let Ok(v) = HeaderValue::from_str(&challenge) {
@@ -116,15 +118,20 @@ pub(super) async fn person(mcp: &McpServer, headers: &HeaderMap) -> Result<Actor
         (reason, Box::new(res))
     };
     let Some(token) = bearer(headers) else {
-        return Err(unauthorized("missing_credentials", "Send a personal access token: Authorization: Bearer pcp_…"));
+        return Err(unauthorized(
+            Reason::MissingCredential,
+            "Send a personal access token: Authorization: Bearer pcp_…",
+        ));
     };
     match mcp.gateway.store().authenticate_access_token(token, Channel::McpManage).await {
         Ok(Some(actor)) => Ok(actor),
-        Ok(None) => Err(unauthorized("invalid_token", "The personal access token is unknown, expired or revoked.")),
+        Ok(None) => {
+            Err(unauthorized(Reason::InvalidToken, "The personal access token is unknown, expired or revoked."))
+        }
         Err(e) => {
             tracing::error!(error = %e, "Management MCP: token lookup failed");
             let e = RpcError::new(jsonrpc::INTERNAL_ERROR, "The token could not be checked; retry.");
-            Err(("store_unavailable", Box::new(rpc_fault(StatusCode::SERVICE_UNAVAILABLE, &Value::Null, &e))))
+            Err((Reason::StoreUnavailable, Box::new(rpc_fault(StatusCode::SERVICE_UNAVAILABLE, &Value::Null, &e))))
         }
     }
 }
@@ -144,7 +151,7 @@ pub(super) async fn get_stream(
         return refuse(&mcp, peer, row, reason, refused).await;
     }
     let res = (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST, DELETE")]).into_response();
-    refuse(&mcp, peer, row, "method_not_allowed", res).await
+    refuse(&mcp, peer, row, Reason::MethodNotAllowed, res).await
 }
 
 pub(super) async fn delete(
@@ -165,7 +172,8 @@ pub(super) async fn delete(
     };
     let Some(id) = header_str(&headers, "mcp-session-id") else {
         let e = RpcError::new(INVALID_REQUEST, "Mcp-Session-Id is required.");
-        return refuse(&mcp, peer, row, "session_required", rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &e)).await;
+        return refuse(&mcp, peer, row, Reason::SessionRequired, rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &e))
+            .await;
     };
     // Each end is kept by every replica until the session would have expired: a profile
     // pays for ends from its own rate limit, so none can grow that set without bound.
@@ -181,7 +189,7 @@ pub(super) async fn delete(
                 let e = RpcError::new(INVALID_REQUEST, "Too many sessions ended; retry later.");
                 let mut res = rpc_fault(StatusCode::TOO_MANY_REQUESTS, &Value::Null, &e);
                 res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
-                return refuse(&mcp, peer, row, "rate_limited", res).await;
+                return refuse(&mcp, peer, row, Reason::RateLimited, res).await;
             }
         }
     }
@@ -191,13 +199,13 @@ pub(super) async fn delete(
             row.event.allowed();
             audit::answer(row, StatusCode::NO_CONTENT.into_response()).await
         }
-        Err(EndError::Unknown) => refuse(&mcp, peer, row, "unknown_session", session_not_found()).await,
+        Err(EndError::Unknown) => refuse(&mcp, peer, row, Reason::UnknownSession, session_not_found()).await,
         Err(EndError::Store(e)) => {
             // Not ended here either: an end only this replica knew would leave the
             // session open on the others. The client may retry.
             tracing::error!(error = %e, "MCP session end not recorded");
             let e = RpcError::new(jsonrpc::INTERNAL_ERROR, "The session could not be ended; retry.");
-            row.event.refused("store_unavailable");
+            row.event.refused(Reason::StoreUnavailable);
             audit::answer(row, rpc_fault(StatusCode::SERVICE_UNAVAILABLE, &Value::Null, &e)).await
         }
     }
@@ -242,14 +250,14 @@ pub(super) async fn post(
             &mcp,
             peer,
             row,
-            "unsupported_media_type",
+            Reason::UnsupportedMediaType,
             rpc_fault(StatusCode::UNSUPPORTED_MEDIA_TYPE, &Value::Null, &e),
         )
         .await;
     }
     if !accepts_json(&headers) {
         let e = RpcError::new(INVALID_REQUEST, "Accept must allow application/json.");
-        return refuse(&mcp, peer, row, "not_acceptable", rpc_fault(StatusCode::NOT_ACCEPTABLE, &Value::Null, &e))
+        return refuse(&mcp, peer, row, Reason::NotAcceptable, rpc_fault(StatusCode::NOT_ACCEPTABLE, &Value::Null, &e))
             .await;
     }
     let (read, bytes_in) = request_body::read(body, request_body::declared_length(&headers), MAX_BODY_BYTES).await;
@@ -262,22 +270,28 @@ pub(super) async fn post(
                 &mcp,
                 peer,
                 row,
-                "payload_too_large",
+                Reason::PayloadTooLarge,
                 rpc_fault(StatusCode::PAYLOAD_TOO_LARGE, &Value::Null, &e),
             )
             .await;
         }
         Err(BodyError::Broken) => {
             let e = RpcError::new(INVALID_REQUEST, "The body was cut off.");
-            return refuse(&mcp, peer, row, "incomplete_body", rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &e))
-                .await;
+            return refuse(
+                &mcp,
+                peer,
+                row,
+                Reason::IncompleteBody,
+                rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &e),
+            )
+            .await;
         }
     };
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(_) => {
             let res = rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &RpcError::new(PARSE_ERROR, "Parse error"));
-            return refuse(&mcp, peer, row, "parse_error", res).await;
+            return refuse(&mcp, peer, row, Reason::ParseError, res).await;
         }
     };
     let now = mcp.gateway.store().now();

@@ -17,7 +17,7 @@ use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::{AuditSink, PendingRow};
 use portcullis_domain::enforcement::{TokenRequestError, TokenSettings};
 use portcullis_domain::keyed::{identity_key, source_key, Limiter};
-use portcullis_domain::model::{Decision, RequestChannel};
+use portcullis_domain::model::{Decision, Reason, RequestChannel};
 use portcullis_domain::store::Store;
 use serde_json::json;
 use std::net::IpAddr;
@@ -110,23 +110,23 @@ pub fn router<S: Clone + Send + Sync + 'static>(server: OAuthServer) -> Router<S
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct OAuthError {
     status: StatusCode,
-    error: &'static str,
+    error: Reason,
     description: String,
 }
 
 impl OAuthError {
-    fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+    fn new(status: StatusCode, error: Reason, description: impl Into<String>) -> Self {
         Self { status, error, description: description.into() }
     }
     fn invalid_request(description: &str) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+        Self::new(StatusCode::BAD_REQUEST, Reason::InvalidRequest, description)
     }
     /// Unknown client, wrong secret, missing authentication: one answer for all.
     fn invalid_client() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed")
+        Self::new(StatusCode::UNAUTHORIZED, Reason::InvalidClient, "client authentication failed")
     }
     fn rate_limited() -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many token requests; retry later")
+        Self::new(StatusCode::TOO_MANY_REQUESTS, Reason::RateLimited, "too many token requests; retry later")
     }
 }
 
@@ -223,7 +223,7 @@ async fn issue(
         Some(_) => {
             return Err(OAuthError::new(
                 StatusCode::BAD_REQUEST,
-                "unsupported_grant_type",
+                Reason::UnsupportedGrantType,
                 "only client_credentials is supported",
             ))
         }
@@ -238,10 +238,10 @@ async fn issue(
     let issued = o.store.enforcement().issue_access_token(&o.settings, &client_id, &secret, field("scope")).map_err(
         |e| match e {
             TokenRequestError::InvalidClient => OAuthError::invalid_client(),
-            TokenRequestError::InvalidScope(why) => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_scope", why),
+            TokenRequestError::InvalidScope(why) => OAuthError::new(StatusCode::BAD_REQUEST, Reason::InvalidScope, why),
             TokenRequestError::InvalidRequest(why) => OAuthError::invalid_request(&why),
             TokenRequestError::Internal => {
-                OAuthError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the token could not be issued")
+                OAuthError::new(StatusCode::INTERNAL_SERVER_ERROR, Reason::ServerError, "the token could not be issued")
             }
         },
     )?;
@@ -313,7 +313,7 @@ async fn begin(
     let Ok(mut row) = o.audit.reserve(event, started).await else {
         return Err(OAuthError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
+            Reason::TemporarilyUnavailable,
             "the audit trail is full; retry",
         )
         .into_response());
@@ -326,7 +326,11 @@ async fn begin(
             o,
             peer,
             row,
-            Err(OAuthError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", "the request body is too large")),
+            Err(OAuthError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Reason::InvalidRequest,
+                "the request body is too large",
+            )),
         )
         .await),
         Err(BodyError::Broken) => {
@@ -343,7 +347,9 @@ async fn end(o: &OAuthServer, peer: IpAddr, mut row: PendingRow, outcome: Result
             res
         }
         Err(e) => {
-            o.sources.refused(peer);
+            if !e.error.is_ours() {
+                o.sources.refused(peer);
+            }
             row.event.refused(e.error);
             e.into_response()
         }
@@ -379,7 +385,7 @@ async fn revoke(
                 tracing::error!(error = %e, "token revocation failed");
                 Err(OAuthError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
+                    Reason::ServerError,
                     "the token could not be revoked",
                 ))
             }

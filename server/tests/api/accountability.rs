@@ -3,7 +3,7 @@
 //! Test access run by an admin on someone else's profile, token requests that name a
 //! client they cannot prove to be.
 
-use crate::helpers::{agent, audit_rows, wait_for_audit, TestApp, PASSWORD};
+use crate::helpers::{agent, audit_rows, TestApp, PASSWORD};
 use crate::management::token_for;
 use portcullis_domain::model::Role;
 use reqwest::StatusCode;
@@ -119,7 +119,7 @@ async fn test_access_by_an_admin_on_someone_elses_profile_names_the_admin() {
     assert_eq!(own.status, 200);
 
     // The requests' rows: the client's, acting for whoever ran the test.
-    let rows = wait_for_audit(&app.database_url, "action = 'request' AND channel = 'rest'", 2).await;
+    let rows = app.wait_for_audit("action = 'request' AND channel = 'rest'", 2).await;
     let actor_of = |request_id: &str| -> Option<String> {
         rows.iter().find(|r| r["request_id"] == request_id).unwrap()["actor_user_id"].as_str().map(str::to_owned)
     };
@@ -158,7 +158,7 @@ async fn a_refused_token_request_names_the_client_it_claimed_apart_from_authenti
         .await
         .unwrap();
     assert_eq!(right.status(), StatusCode::OK);
-    let rows = wait_for_audit(&app.database_url, "action = 'request' AND channel = 'oauth'", 2).await;
+    let rows = app.wait_for_audit("action = 'request' AND channel = 'oauth'", 2).await;
     let (refused, allowed) = (&rows[0], &rows[1]);
     assert_eq!((refused["decision"].as_str(), refused["reason"].as_str()), (Some("refused"), Some("invalid_client")));
     assert_eq!(refused["attempted_client_id"], a.reg.secret.client_id.as_str());

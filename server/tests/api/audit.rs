@@ -1,7 +1,7 @@
 //! The security team's audit search, its pages, its export and who may use them, over
 //! rows written by real gateway requests.
 
-use crate::helpers::{agent, audit_rows, stateless_tool, wait_for_audit, Agent, Session, TestApp};
+use crate::helpers::{agent, audit_rows, stateless_tool, Agent, Session, TestApp};
 use portcullis_domain::model::{AuditPage, AuditRecord, Role};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -137,6 +137,11 @@ async fn filters_combine_and_each_narrows_to_exactly_its_rows() {
         ("cursor=page2", "cursor"),
         ("limit=0", "`limit` must be between"),
         ("decision=%27%20OR%201%3D1", "`decision` must be a lowercase word"),
+        // A word outside the audit vocabulary would match nothing: refused, with the list.
+        (
+            "decision=rate_limit",
+            "`decision` must be allowed, refused or a reason: allowed, undecided, missing_credential",
+        ),
     ] {
         let (status, body) = get(&security, &format!("/api/v1/audit?{q}")).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{q}: {body}");
@@ -641,7 +646,7 @@ async fn refused_attempts_naming_a_client_are_found_apart_from_its_traffic() {
     assert_eq!(gw(b.key.secret.clone()).await, 200);
 
     let named = format!("attempted_client_id = '{}' AND client_id IS NULL", a.reg.client_id);
-    let rows = wait_for_audit(&app.database_url, &named, 4).await;
+    let rows = app.wait_for_audit(&named, 4).await;
     let mut seen: Vec<(String, String)> = rows
         .iter()
         .map(|r| (r["channel"].as_str().unwrap().to_owned(), r["reason"].as_str().unwrap().to_owned()))
@@ -656,7 +661,7 @@ async fn refused_attempts_naming_a_client_are_found_apart_from_its_traffic() {
             ("rest".to_owned(), "invalid_token".to_owned()),
         ]
     );
-    wait_for_audit(&app.database_url, "action = 'request'", 8).await;
+    app.wait_for_audit("action = 'request'", 8).await;
     let anonymous =
         audit_rows(&app.database_url, "action = 'request' AND attempted_client_id IS NULL AND client_id IS NULL").await;
     assert_eq!(anonymous.len(), 1, "only the unknown key names no one: {anonymous:?}");
@@ -691,7 +696,7 @@ async fn refused_attempts_naming_a_client_are_found_apart_from_its_traffic() {
     let missing =
         http.get(format!("{}/gw/nosuch/x", app.base)).header("x-api-key", &b.key.secret).send().await.unwrap();
     assert_eq!(missing.status(), 404);
-    wait_for_audit(&app.database_url, "action = 'request' AND status = 404", 1).await;
+    app.wait_for_audit("action = 'request' AND status = 404", 1).await;
     let dash: portcullis_domain::model::SecurityDashboard = security.call("security_dashboard", &[]).await.ok();
     let chart: i64 = dash.refusals.iter().map(|d| d.unauthorized + d.forbidden + d.rate_limited + d.other).sum();
     let table: i64 = dash.by_type.iter().map(|t| t.refused).sum();

@@ -4,9 +4,7 @@
 //! Each test asserts the promise: every request leaves exactly one row, and an upstream
 //! never runs a request without one.
 
-use crate::helpers::{
-    agent_for, audit_rows, block_audit_writer, stateless_tool, wait_for_audit, Agent, Cable, TestApp, TestUpstream,
-};
+use crate::helpers::{agent_for, audit_rows, block_audit_writer, stateless_tool, Agent, Cable, TestApp, TestUpstream};
 use portcullis_domain::audit_event::REDUCED_PATH;
 use portcullis_domain::audit_text::TRUNCATED;
 use reqwest::StatusCode;
@@ -47,7 +45,7 @@ async fn a_caller_that_hangs_up_leaves_one_row_and_the_upstream_call_completes()
     assert!(gave_up.is_err_and(|e| e.is_timeout()), "the caller gave up first");
     wait_until("the upstream saw the call", || upstream.hits() == 1).await;
 
-    let rows = wait_for_audit(&app.database_url, REST, 1).await;
+    let rows = app.wait_for_audit(REST, 1).await;
     // Nothing else arrives later: one request, one row.
     tokio::time::sleep(Duration::from_millis(TestUpstream::SLOW_MS)).await;
     let rows_after = audit_rows(&app.database_url, REST).await;
@@ -73,7 +71,7 @@ async fn a_caller_that_hangs_up_mid_body_leaves_a_499_row_with_the_bytes_it_got(
     let first = res.chunk().await.unwrap().unwrap();
     assert!(!first.is_empty());
     drop(res);
-    let row = wait_for_audit(&app.database_url, REST, 1).await.remove(0);
+    let row = app.wait_for_audit(REST, 1).await.remove(0);
     assert_eq!((row["status"].clone(), row["upstream_status"].clone()), (json!(499), json!(200)), "{row:?}");
     let sent = row["bytes_out"].as_i64().unwrap();
     assert!(sent > 0 && sent < 20 * 1024, "counted what went out before the hang-up: {sent}");
@@ -88,7 +86,7 @@ async fn a_caller_that_hangs_up_mid_body_leaves_a_499_row_with_the_bytes_it_got(
         .bytes()
         .await
         .unwrap();
-    let rows = wait_for_audit(&app.database_url, REST, 2).await;
+    let rows = app.wait_for_audit(REST, 2).await;
     assert_eq!((rows[1]["status"].clone(), rows[1]["reason"].clone()), (json!(200), json!("allowed")));
     assert_eq!(rows[1]["bytes_out"], whole.len());
 }
@@ -109,7 +107,7 @@ async fn bytes_in_and_out_are_counted_not_taken_from_headers() {
     assert_eq!(res.status(), StatusCode::OK);
     let body = res.bytes().await.unwrap();
     assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["read"], 10_000);
-    let row = wait_for_audit(&app.database_url, REST, 1).await.remove(0);
+    let row = app.wait_for_audit(REST, 1).await.remove(0);
     assert_eq!((row["bytes_in"].clone(), row["bytes_out"].clone()), (json!(10_000), json!(body.len())), "{row:?}");
 }
 
@@ -139,7 +137,7 @@ async fn an_agent_that_hangs_up_during_execute_endpoint_leaves_one_row() {
     assert!(gave_up.is_err_and(|e| e.is_timeout()));
     wait_until("the upstream saw the call", || upstream.hits() == 1).await;
     let where_execute = format!("{MCP} AND tool = 'execute_endpoint'");
-    let row = wait_for_audit(&app.database_url, &where_execute, 1).await.remove(0);
+    let row = app.wait_for_audit(&where_execute, 1).await.remove(0);
     tokio::time::sleep(Duration::from_millis(TestUpstream::SLOW_MS)).await;
     assert_eq!(audit_rows(&app.database_url, MCP).await.len(), 2, "list_endpoints and the one execute_endpoint");
     assert_eq!((row["status"].clone(), row["upstream_status"].clone()), (json!(499), json!(200)), "{row:?}");
@@ -168,7 +166,7 @@ async fn fail_closed_reserves_a_row_before_forwarding_so_executions_equal_rows()
     assert!(refused > 0 && served > 0, "{statuses:?}");
     release.send(()).unwrap();
 
-    let rows = wait_for_audit(&app.database_url, REST, served).await;
+    let rows = app.wait_for_audit(REST, served).await;
     assert_eq!(upstream.hits(), served, "every 503 was refused before the upstream");
     assert_eq!(rows.len(), served, "every executed request has its row");
     assert!(rows.iter().all(|r| r["status"] == 200));
@@ -258,7 +256,7 @@ async fn hostile_strings_on_every_channel_are_stored_escaped_and_capped() {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 
     // Every one of them is stored, escaped and capped; the writer was never stalled.
-    let rows = wait_for_audit(&app.database_url, "action = 'request'", 6).await;
+    let rows = app.wait_for_audit("action = 'request'", 6).await;
     assert!(rows.iter().all(storable), "{rows:?}");
     let gw = &rows.iter().find(|r| r["channel"] == "rest").unwrap();
     let path = gw["path"].as_str().unwrap();
@@ -280,7 +278,7 @@ async fn hostile_strings_on_every_channel_are_stored_escaped_and_capped() {
     let ok = http.get(format!("{}/gw/bank/fast", app.base)).header("x-api-key", key).send().await.unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
     let id = ok.headers()["x-request-id"].to_str().unwrap().to_owned();
-    wait_for_audit(&app.database_url, &format!("request_id = '{id}'"), 1).await;
+    app.wait_for_audit(&format!("request_id = '{id}'"), 1).await;
 }
 
 /// Makes the database refuse (for its content) any audit row whose user agent is
@@ -334,7 +332,7 @@ async fn a_row_the_database_refuses_is_split_out_and_written_reduced_and_its_bat
         ids.push((ua, res.headers()["x-request-id"].to_str().unwrap().to_owned()));
     }
     release.send(()).unwrap();
-    let rows = wait_for_audit(&app.database_url, REST, 6).await;
+    let rows = app.wait_for_audit(REST, 6).await;
     assert_eq!(rows.len(), 6, "{rows:?}");
     for (ua, id) in &ids {
         let row = rows.iter().find(|r| r["request_id"] == id.as_str()).unwrap();
@@ -350,7 +348,7 @@ async fn a_row_the_database_refuses_is_split_out_and_written_reduced_and_its_bat
     let res =
         http.get(format!("{}/gw/bank/fast", app.base)).header("x-api-key", &agent.key.secret).send().await.unwrap();
     let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
-    wait_for_audit(&app.database_url, &format!("request_id = '{id}'"), 1).await;
+    app.wait_for_audit(&format!("request_id = '{id}'"), 1).await;
 }
 
 /// `postgres://user@host:port/db` with its host and port replaced.
@@ -437,16 +435,14 @@ async fn the_database_going_away_mid_load_loses_no_answered_request() {
     panic!("/readyz did not recover");
 }
 
-/// The writer backs off to 5 s and a pool waits up to 10 s for a connection: give it 30.
+/// The writer backs off to 5 s and a pool waits up to 10 s for a connection: give its
+/// watermark 30 s to pass every row reserved so far.
 async fn wait_for_audit_long(app: &TestApp, n: usize) -> Vec<serde_json::Map<String, Value>> {
-    for _ in 0..300 {
-        let rows = audit_rows(&app.database_url, REST).await;
-        if rows.len() >= n {
-            return rows;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the audit writer did not catch up with {n} rows");
+    let caught_up = tokio::time::timeout(Duration::from_secs(30), app.audit.settled()).await;
+    assert_eq!(caught_up, Ok(true), "the audit writer did not catch up with {n} rows");
+    let rows = audit_rows(&app.database_url, REST).await;
+    assert!(rows.len() >= n, "expected {n} rows, found {}: {rows:?}", rows.len());
+    rows
 }
 
 #[tokio::test]
@@ -491,7 +487,7 @@ async fn rows_unwritten_at_the_shutdown_deadline_are_spilled_and_replayed_once()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    wait_for_audit(&app.database_url, REST, 11).await;
+    app.wait_for_audit(REST, 11).await;
 }
 
 /// The `audit.overflow` events' counts, summed: (refused, abandoned).
@@ -531,7 +527,7 @@ async fn a_caller_that_gives_up_waiting_for_room_is_counted_and_nothing_runs_for
     assert!(waited > 0 && served > 0, "served {served}, gave up {waited}");
     assert_eq!(upstream.hits(), served, "nothing ran for a caller that gave up waiting");
     release.send(()).unwrap();
-    let rows = wait_for_audit(&app.database_url, REST, served).await;
+    let rows = app.wait_for_audit(REST, served).await;
     assert_eq!(rows.len(), served);
     for _ in 0..100 {
         if overflow_counts(&app.database_url).await == (0, waited as u64) {

@@ -3,7 +3,7 @@
 //! approves, extends or reviews their own access; custom scopes are requested, granted
 //! and enforced; and equal writes racing each other answer 409, never 500.
 
-use crate::helpers::{agent, endpoint, publish, wait_for_audit, Agent, Session, TestApp, PASSWORD, SECRET};
+use crate::helpers::{agent, endpoint, publish, Agent, Session, TestApp, PASSWORD, SECRET};
 use crate::management::token_for;
 use portcullis_domain::endpoints::NewEndpoint;
 use portcullis_domain::model::{ReviewClient, ReviewFlag, Role};
@@ -110,7 +110,7 @@ async fn a_suspended_client_is_refused_everywhere_at_once_and_resumed_likewise()
     assert_eq!(gw(&app, &a.key.secret).await.0, StatusCode::OK);
     assert!(introspect(&app, &a, &access_token).await, "the same token is live again");
 
-    let events = wait_for_audit(&app.database_url, "action IN ('client.suspended', 'client.resumed')", 2).await;
+    let events = app.wait_for_audit("action IN ('client.suspended', 'client.resumed')", 2).await;
     assert_eq!(events.len(), 2);
 }
 
@@ -184,7 +184,7 @@ async fn a_disabled_owner_stops_their_clients_sessions_and_tokens_and_the_review
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(status, StatusCode::OK, "the running server applied the command line's change");
-    let events = wait_for_audit(&app.database_url, "action IN ('user.disabled', 'user.enabled')", 2).await;
+    let events = app.wait_for_audit("action IN ('user.disabled', 'user.enabled')", 2).await;
     assert_eq!(events.iter().map(|e| e["channel"].as_str().unwrap()).collect::<Vec<_>>(), ["portal", "cli"]);
 }
 

@@ -141,7 +141,7 @@ async fn bodies_over_their_route_limit_are_refused_with_413_and_audited() {
         .await
         .unwrap();
     assert_eq!(streamed.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let rows = crate::helpers::wait_for_audit(&app.database_url, "action = 'request' AND channel = 'rest'", 2).await;
+    let rows = app.wait_for_audit("action = 'request' AND channel = 'rest'", 2).await;
     assert!(rows.iter().all(|r| r["status"] == 413 && r["reason"] == "payload_too_large"), "{rows:?}");
     assert!(rows[1]["bytes_in"].as_i64().unwrap() <= 66 * 1024, "read no further than the limit: {rows:?}");
     // Within the limit, as ever.

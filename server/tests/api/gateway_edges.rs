@@ -3,9 +3,7 @@
 //! gateway and another upstream, an MCP session cannot act as another profile, and what
 //! an upstream answers cannot script the portal's origin.
 
-use crate::helpers::{
-    agent, agent_for, audit_rows, endpoint, publish, stateless_result, wait_for_audit, Agent, TestApp, TestUpstream,
-};
+use crate::helpers::{agent, agent_for, audit_rows, endpoint, publish, stateless_result, Agent, TestApp, TestUpstream};
 use crate::mcp::bearer_token;
 use portcullis_domain::catalog::ProductPolicy;
 use portcullis_domain::endpoints::NewEndpoint;
@@ -140,7 +138,7 @@ async fn the_trace_continues_upstream_and_its_id_is_in_the_row() {
             }
         }
         // The row records the trace id the upstream was given.
-        wait_for_audit(&app.database_url, &format!("action = 'request' AND trace_id = '{}'", parts[1]), 1).await;
+        app.wait_for_audit(&format!("action = 'request' AND trace_id = '{}'", parts[1]), 1).await;
     }
     started.sort();
     started.dedup();
@@ -161,7 +159,7 @@ async fn only_a_trusted_proxy_names_the_client_for_the_upstream_and_the_audit() 
             get(&app, &a.key.secret, "/gw/bank/headers", &[("x-forwarded-for", "198.51.100.1, 203.0.113.9")]).await;
         let seen: Value = res.json().await.unwrap();
         assert_eq!(seen["x-forwarded-for"], expected, "trusted: {trusted}");
-        let row = wait_for_audit(&app.database_url, "action = 'request'", 1).await.remove(0);
+        let row = app.wait_for_audit("action = 'request'", 1).await.remove(0);
         let ip: String = {
             sqlx::any::install_default_drivers();
             let pool = sqlx::AnyPool::connect(&app.database_url).await.unwrap();
@@ -210,8 +208,7 @@ async fn path_parameters_and_double_encoding_never_reach_an_upstream() {
         );
     }
     assert_eq!(upstream.hits(), 0, "nothing reached the upstream");
-    let rows =
-        wait_for_audit(&app.database_url, "action = 'request' AND reason = 'unknown_endpoint'", tricks.len() + 4).await;
+    let rows = app.wait_for_audit("action = 'request' AND reason = 'unknown_endpoint'", tricks.len() + 4).await;
     assert_eq!(rows.len(), tricks.len() + 4, "each refusal is audited");
 }
 
@@ -311,7 +308,7 @@ async fn test_access_follows_no_redirect_and_reads_a_bounded_body() {
     assert_eq!(big.status, 200);
     assert!(big.body.len() <= 4000);
     // The portal stopped reading: the gateway's row says the caller went away early.
-    let row = wait_for_audit(&app.database_url, &format!("request_id = '{}'", big.request_id), 1).await.remove(0);
+    let row = app.wait_for_audit(&format!("request_id = '{}'", big.request_id), 1).await.remove(0);
     assert_eq!((row["status"].clone(), row["upstream_status"].clone()), (json!(499), json!(200)), "{row:?}");
     assert!(row["bytes_out"].as_i64().unwrap() < 1024 * 1024, "{row:?}");
 }

@@ -6,6 +6,7 @@ use futures_util::StreamExt as _;
 use portcullis::application::Application;
 use portcullis::config::{ServeArgs, StoreArgs};
 use portcullis_app::api::Registration;
+use portcullis_domain::audit_writer::AuditMonitor;
 use portcullis_domain::clock::Clock;
 use portcullis_domain::model::{IssuedSecret, Role};
 use portcullis_domain::store::Store;
@@ -24,6 +25,8 @@ pub struct TestApp {
     pub store: Store,
     pub clock: Clock,
     pub database_url: String,
+    /// The audit writer's watermark: `wait_for_audit` waits on it instead of polling.
+    pub audit: AuditMonitor,
     /// Authorities `session()` clients trust besides the system's (a test CA, for a
     /// server started with `tls_cert`).
     pub trusted_cas: Vec<reqwest::Certificate>,
@@ -162,6 +165,7 @@ impl TestApp {
         let base = format!("{}://127.0.0.1:{}", app.scheme(), app.port());
         let metrics = app.metrics_addr().map(|a| format!("http://{a}/metrics"));
         let store = app.store().clone();
+        let audit = app.audit();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async move {
             let _ = rx.await;
@@ -172,6 +176,7 @@ impl TestApp {
             store,
             clock,
             database_url,
+            audit,
             trusted_cas: Vec::new(),
             args,
             shutdown: Some(tx),
@@ -199,6 +204,7 @@ impl TestApp {
         self.base = format!("{}://127.0.0.1:{}", app.scheme(), app.port());
         self.metrics = app.metrics_addr().map(|a| format!("http://{a}/metrics"));
         self.store = app.store().clone();
+        self.audit = app.audit();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         self.server = Some(tokio::spawn(app.run_until(async move {
             let _ = rx.await;
@@ -602,7 +608,10 @@ pub async fn audit_rows(database_url: &str, sql_where: &str) -> Vec<serde_json::
 }
 
 /// Waits (up to 5 s) until `sql_where` matches at least `n` rows, and returns them.
-pub async fn wait_for_audit(database_url: &str, sql_where: &str, n: usize) -> Vec<serde_json::Map<String, Value>> {
+/// Audit rows written by *another process* (a real server started with `Server::start`):
+/// polled, the only view a test has of another process's writer. For this process's
+/// server, `TestApp::wait_for_audit` waits on the writer's watermark instead.
+pub async fn poll_audit(database_url: &str, sql_where: &str, n: usize) -> Vec<serde_json::Map<String, Value>> {
     for _ in 0..100 {
         let rows = audit_rows(database_url, sql_where).await;
         if rows.len() >= n {
@@ -612,6 +621,27 @@ pub async fn wait_for_audit(database_url: &str, sql_where: &str, n: usize) -> Ve
     }
     let rows = audit_rows(database_url, sql_where).await;
     panic!("expected {n} audit rows where {sql_where}, found {}: {rows:?}", rows.len());
+}
+
+impl TestApp {
+    /// At least `n` audit rows (requests and admin events) matching `sql_where`, once the
+    /// audit writer has written every row reserved so far: its watermark, not a timer.
+    /// A row whose request had not reached the server when this was called is waited for
+    /// through the writer's next batches, for at most ten seconds.
+    pub async fn wait_for_audit(&self, sql_where: &str, n: usize) -> Vec<serde_json::Map<String, Value>> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut progress = self.audit.progress().expect("the audit writer runs");
+        loop {
+            assert!(self.audit.settled().await, "the audit writer stopped");
+            let rows = audit_rows(&self.database_url, sql_where).await;
+            if rows.len() >= n {
+                return rows;
+            }
+            if tokio::time::timeout_at(deadline, progress.changed()).await.is_err() {
+                panic!("expected {n} audit rows where {sql_where}, found {}: {rows:?}", rows.len());
+            }
+        }
+    }
 }
 
 /// Holds the audit table's write lock in another connection, so the writer cannot

@@ -513,12 +513,12 @@ async fn ending_sessions_is_charged_to_the_profiles_rate_limit() {
     assert!(refused.headers.contains_key("retry-after"));
     let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
     assert_eq!(sessions[2].post(ping, &[]).await.status, StatusCode::OK, "a refused end leaves the session open");
-    let rows = crate::helpers::wait_for_audit(
-        &app.database_url,
-        &format!("channel = 'mcp' AND method = 'DELETE' AND profile_id = '{}'", a.reg.secret.profile_id),
-        4,
-    )
-    .await;
+    let rows = app
+        .wait_for_audit(
+            &format!("channel = 'mcp' AND method = 'DELETE' AND profile_id = '{}'", a.reg.secret.profile_id),
+            4,
+        )
+        .await;
     let reasons: Vec<&str> = rows.iter().map(|r| r["reason"].as_str().unwrap()).collect();
     assert_eq!(reasons.iter().filter(|r| **r == "rate_limited").count(), 2, "{reasons:?}");
 }

@@ -4,7 +4,7 @@
 //! the API for another developer's objects (BOLA) and for a token's scopes, the audit
 //! trail, and the credentials it must not take.
 
-use crate::helpers::{agent, audit_rows, wait_for_audit, TestApp};
+use crate::helpers::{agent, audit_rows, TestApp};
 use crate::mcp::bearer_token;
 use portcullis_domain::model::Role;
 use reqwest::StatusCode;
@@ -129,10 +129,9 @@ async fn a_script_onboards_an_agent_through_the_management_mcp() {
     assert!(is_error && extra["code"] == "invalid_request", "unknown arguments are refused: {extra}");
 
     // Each change is the person's, from this channel; each request is an audit row.
-    let db = &app.database_url;
-    wait_for_audit(db, "channel = 'mcp-manage' AND tool = 'register_client' AND reason = 'invalid_request'", 1).await;
+    app.wait_for_audit("channel = 'mcp-manage' AND tool = 'register_client' AND reason = 'invalid_request'", 1).await;
     let rows =
-        wait_for_audit(db, "channel = 'mcp-manage' AND tool = 'register_client' AND decision = 'allowed'", 1).await;
+        app.wait_for_audit("channel = 'mcp-manage' AND tool = 'register_client' AND decision = 'allowed'", 1).await;
     assert!(rows.iter().all(|r| r["actor_user_id"] == me["id"] && r["status"] == 200), "{rows:?}");
     let admin_events = audit_rows(&app.database_url, "action = 'client.created'").await;
     assert_eq!(admin_events.len(), 1);
@@ -239,8 +238,8 @@ async fn only_a_live_personal_access_token_opens_the_management_mcp() {
     .unwrap();
     assert_eq!(res.status(), 401);
     let refused = "channel = 'mcp-manage' AND decision = 'refused' AND reason";
-    wait_for_audit(&app.database_url, &format!("{refused} = 'invalid_token'"), 1).await;
-    wait_for_audit(&app.database_url, &format!("{refused} = 'missing_credentials'"), 1).await;
+    app.wait_for_audit(&format!("{refused} = 'invalid_token'"), 1).await;
+    app.wait_for_audit(&format!("{refused} = 'missing_credential'"), 1).await;
 }
 
 /// Arguments for a tool, from its input schema: Ada's ids where it names one, a valid
@@ -459,4 +458,39 @@ async fn a_token_made_over_the_management_mcp_is_never_broader_than_its_maker() 
     assert_eq!(reader.stateless("tools/list", json!({})).await.0, 401);
     let listed = narrow.ok("list_tokens", json!({})).await;
     assert!(!listed.to_string().contains(made["token"].as_str().unwrap()), "tokens are never listed");
+}
+
+/// The store failing is our trouble, not the caller's. A Management MCP request whose
+/// token cannot be checked is answered 503 `store_unavailable`, however often, and the
+/// caller's address is never turned away for it; refusals for what the caller did (no
+/// token) still count against the address, with the same small budget.
+#[tokio::test]
+async fn a_store_that_cannot_check_tokens_answers_503_and_never_blames_the_caller() {
+    let app = TestApp::spawn_configured(|a| a.source_refusal_limit = 4).await;
+    let dev = app.developer("ada").await;
+    let m = Manage::new(&app, &dev.personal_token(None).await);
+    assert_eq!(m.stateless("tools/list", json!({})).await.0, 200);
+
+    // The token table out of reach, as a broken database would leave it.
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&app.database_url).await.unwrap();
+    sqlx::query("ALTER TABLE access_tokens RENAME TO access_tokens_away").execute(&db).await.unwrap();
+    for i in 0..12 {
+        let (status, body) = m.stateless("tools/list", json!({})).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "attempt {i}: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("could not be checked"), "{body}");
+    }
+    app.wait_for_audit("channel = 'mcp-manage' AND reason = 'store_unavailable'", 12).await;
+    sqlx::query("ALTER TABLE access_tokens_away RENAME TO access_tokens").execute(&db).await.unwrap();
+    assert_eq!(m.stateless("tools/list", json!({})).await.0, 200, "back at once, nobody turned away");
+
+    // The control: requests without a token are the caller's doing, and the same budget
+    // turns the address away.
+    let bare = Manage::new(&app, "");
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let res = bare.http.post(&bare.url).header("content-type", "application/json").body("{}").send().await.unwrap();
+        statuses.push(res.status().as_u16());
+    }
+    assert!(statuses.contains(&401) && statuses.contains(&429), "{statuses:?}");
 }

@@ -3,7 +3,7 @@
 //! either reaches the other within about a second, and ids that are not ours — another
 //! profile's, forged, expired — are as unknown on every replica as a made-up one.
 
-use crate::helpers::{agent, agent_for, wait_for_audit, Server, TestApp, TestUpstream, SECRET};
+use crate::helpers::{agent, agent_for, poll_audit, Server, TestApp, TestUpstream, SECRET};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -274,7 +274,7 @@ async fn forged_and_expired_ids_are_unknown_sessions_with_their_audit_row() {
             assert_eq!(del.status, StatusCode::NOT_FOUND, "DELETE {name} on {replica}");
         }
     }
-    let rows = wait_for_audit(&app.database_url, &format!("user_agent LIKE 'forged-{run}-%'"), cases.len() * 4).await;
+    let rows = poll_audit(&app.database_url, &format!("user_agent LIKE 'forged-{run}-%'"), cases.len() * 4).await;
     assert_eq!(rows.len(), cases.len() * 4, "one row per request");
     for row in &rows {
         assert_eq!(

@@ -56,16 +56,10 @@ async fn a_scrape_after_traffic_counts_exactly_what_the_audit_trail_records() {
     let end = mcp(http.delete(format!("{}/mcp", app.base))).header("mcp-session-id", &session).send().await.unwrap();
     assert_eq!(end.status(), 204);
 
-    // Once the writer has written all nine rows, the scrape says the same.
-    let started = std::time::Instant::now();
-    let seen = loop {
-        let seen = samples(&http.get(&metrics).send().await.unwrap().text().await.unwrap());
-        if seen.get("portcullis_audit_rows_written_total").copied().unwrap_or(0.0) >= 9.0 {
-            break seen;
-        }
-        assert!(started.elapsed().as_secs() < 10, "rows never written: {seen:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    // Once the writer has written all nine rows (its watermark), the scrape says the same.
+    assert!(app.audit.settled().await);
+    let seen = samples(&http.get(&metrics).send().await.unwrap().text().await.unwrap());
+    assert_eq!(seen.get("portcullis_audit_rows_written_total").copied(), Some(9.0), "{seen:?}");
     let count = |labels: &str| seen.get(&format!("portcullis_requests_total{{{labels}}}")).copied().unwrap_or(0.0);
     assert_eq!(count(r#"channel="rest",decision="allowed",status_class="2xx""#), 3.0, "{seen:?}");
     assert_eq!(count(r#"channel="rest",decision="refused",status_class="4xx""#), 2.0, "{seen:?}");
@@ -123,18 +117,11 @@ async fn a_caller_that_hangs_up_is_counted_from_its_499_row() {
     let gone = impatient.get(format!("{}/gw/bank/slow", app.base)).header("x-api-key", &a.key.secret).send().await;
     assert!(gone.is_err(), "the caller gave up first");
 
-    let rows = crate::helpers::wait_for_audit(&app.database_url, "action = 'request' AND status = 499", 1).await;
+    let rows = app.wait_for_audit("action = 'request' AND status = 499", 1).await;
     assert_eq!(rows[0]["reason"], "client_closed_request");
     let http = reqwest::Client::new();
-    let started = std::time::Instant::now();
-    let seen = loop {
-        let seen = samples(&http.get(&metrics).send().await.unwrap().text().await.unwrap());
-        if seen.get("portcullis_audit_rows_written_total").copied().unwrap_or(0.0) >= 1.0 {
-            break seen;
-        }
-        assert!(started.elapsed().as_secs() < 10, "row never written: {seen:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let seen = samples(&http.get(&metrics).send().await.unwrap().text().await.unwrap());
+    assert_eq!(seen.get("portcullis_audit_rows_written_total").copied(), Some(1.0), "{seen:?}");
     let counted: Vec<(&String, &f64)> =
         seen.iter().filter(|(k, v)| k.starts_with("portcullis_requests_total{") && **v > 0.0).collect();
     assert_eq!(counted.len(), 1, "{counted:?}");

@@ -3,7 +3,7 @@
 //! accepts connections and never answers. Needs `TEST_REDIS_URL` (`.ci/run` sets it);
 //! without it these tests say so and pass.
 
-use crate::helpers::{agent_for, Agent, Cable, Server, TestApp, TestUpstream};
+use crate::helpers::{agent_for, poll_audit, Agent, Cable, Server, TestApp, TestUpstream};
 use reqwest::StatusCode;
 use std::time::{Duration, Instant};
 
@@ -84,7 +84,7 @@ async fn two_replicas_admit_one_limit_between_them() {
     eprintln!("shared limit: {shared:?} (admitted, refused) per replica, {:?}", started.elapsed());
 
     // Refusals are audited with the reason the limit gives.
-    let rows = crate::helpers::wait_for_audit(
+    let rows = poll_audit(
         &app.database_url,
         &format!("profile_id = '{}' AND reason = 'rate_limited'", a.reg.secret.profile_id),
         3 * n as usize - admitted,
@@ -233,11 +233,7 @@ async fn a_product_limit_in_redis_refuses_as_the_products() {
     let policy = portcullis_domain::catalog::ProductPolicy { rate_per_minute: Some(6), ..Default::default() };
     app.store.set_product_policy(&admin, &product, policy, &Default::default()).await.unwrap();
     assert_eq!(flood(&[&app.base], &a.key.secret, 3).await, [(1, 2)]);
-    let rows = crate::helpers::wait_for_audit(
-        &app.database_url,
-        &format!("profile_id = '{}' AND decision = 'refused'", a.reg.secret.profile_id),
-        2,
-    )
-    .await;
+    let rows =
+        app.wait_for_audit(&format!("profile_id = '{}' AND decision = 'refused'", a.reg.secret.profile_id), 2).await;
     assert!(rows.iter().all(|r| r["reason"] == "product_rate_limited"), "{rows:?}");
 }

@@ -3,7 +3,7 @@
 //! only what `serve` was told to trust. Hostnames are always verified.
 
 use crate::helpers::tempdir::TempDir;
-use crate::helpers::{agent_for, wait_for_audit, Agent, Server, TestApp};
+use crate::helpers::{agent_for, poll_audit, Agent, Server, TestApp};
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::path::PathBuf;
@@ -141,7 +141,7 @@ async fn call(app: &TestApp, slug: &str, a: &Agent) -> (reqwest::StatusCode, ser
 
 /// The status and reason of the one request row for `slug`'s product.
 async fn row_for(app: &TestApp, slug: &str) -> (i64, String) {
-    let rows = wait_for_audit(&app.database_url, &format!("action = 'request' AND product = '{slug}'"), 1).await;
+    let rows = app.wait_for_audit(&format!("action = 'request' AND product = '{slug}'"), 1).await;
     (rows[0]["status"].as_i64().unwrap(), rows[0]["reason"].as_str().unwrap().to_owned())
 }
 
@@ -281,9 +281,11 @@ async fn use_profile(app: &TestApp, token: &str, slug: &str, name: Option<&str>)
 
 /// The status, decision and reason of the audit row of the request a problem document
 /// answered.
+/// The row of a refused call; written by whichever server answered it, in this process or
+/// another (`Server::start`), so polled.
 async fn row_of(app: &TestApp, problem: &serde_json::Value) -> (i64, String, String) {
     let id = problem["request_id"].as_str().unwrap();
-    let rows = wait_for_audit(&app.database_url, &format!("request_id = '{id}'"), 1).await;
+    let rows = poll_audit(&app.database_url, &format!("request_id = '{id}'"), 1).await;
     let text = |k: &str| rows[0][k].as_str().unwrap().to_owned();
     (rows[0]["status"].as_i64().unwrap(), text("decision"), text("reason"))
 }
