@@ -82,6 +82,19 @@ test.describe.serial('the security team answers "what has this agent been doing?
     await expect(rows.first()).toContainText('Ledger reconciliation agent');
     await shot(sec, '20-audit-search');
 
+    // The decision field offers the audit vocabulary, and searching by a reason from it
+    // finds the refused call; the channel picker names the Management MCP too.
+    const decision = filters.getByLabel('Decision or reason');
+    await expect(sec.locator(`datalist#${await decision.getAttribute('list')} option[value="not_granted"]`)).toHaveCount(1);
+    await expect(filters.getByLabel('Channel').locator('option', { hasText: 'Management MCP' })).toHaveCount(1);
+    await decision.fill('not_granted');
+    await filters.getByRole('button', { name: 'Search' }).click();
+    await expect(sec).toHaveURL(/decision=not_granted/);
+    await expect(rows).toHaveCount(1);
+    await decision.fill('');
+    await filters.getByRole('button', { name: 'Search' }).click();
+    await expect(rows).toHaveCount(4);
+
     // The search is in the URL: reloading (or sharing it) gives the same rows.
     await sec.reload();
     await expect(rows).toHaveCount(4);
