@@ -116,22 +116,20 @@ impl CanonicalPath {
     }
 }
 
+/// Decodes a segment strictly: every `%` must start a two-digit escape (the decoder
+/// would pass a stray one through) and the result must be UTF-8.
 fn percent_decode(segment: &str) -> Result<String, PathError> {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or(PathError::BadEncoding)?;
-            let hex = std::str::from_utf8(hex).map_err(|_| PathError::BadEncoding)?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| PathError::BadEncoding)?);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
+    let escapes_whole = segment
+        .split('%')
+        .skip(1)
+        .all(|after| after.as_bytes().get(..2).is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)));
+    if !escapes_whole {
+        return Err(PathError::BadEncoding);
     }
-    String::from_utf8(out).map_err(|_| PathError::BadEncoding)
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|_| PathError::BadEncoding)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,6 +10,8 @@ use axum::http::{header, Method, Request, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::headers::{host, origin, Origin};
+
 pub async fn verify_origin(req: Request<Body>, next: Next) -> Response {
     if is_safe(req.method()) || same_origin(&req) {
         return next.run(req).await;
@@ -34,12 +36,11 @@ fn same_origin(req: &Request<Body>) -> bool {
             return false;
         }
     }
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
-    };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let origin_host = origin.to_str().ok().and_then(|o| o.split_once("://")).map(|(_, h)| h);
-    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+    match origin(headers) {
+        Origin::Absent => true,
+        Origin::Authority(authority) => host(headers).is_some_and(|h| authority.eq_ignore_ascii_case(h)),
+        Origin::Opaque => false,
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod client_ip;
 pub mod config;
 pub mod csrf;
 pub mod gateway;
+pub mod headers;
 pub mod health;
 pub mod listener;
 pub mod mcp;

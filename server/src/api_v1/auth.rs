@@ -19,13 +19,9 @@ impl FromRequestParts<ApiState> for ApiActor {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
-        if let Some(value) = parts.headers.get(AUTHORIZATION) {
-            let token = value
-                .to_str()
-                .ok()
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::trim)
-                .ok_or(ApiError::Unauthenticated { invalid_token: true })?;
+        if parts.headers.contains_key(AUTHORIZATION) {
+            let token =
+                crate::headers::bearer(&parts.headers).ok_or(ApiError::Unauthenticated { invalid_token: true })?;
             let user = state.portal.store.authenticate_access_token(token, Channel::Api).await?;
             if user.is_none() {
                 let ip = parts.extensions.get::<ClientIp>().map(|c| c.0);

@@ -18,6 +18,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::{Gateway, Refusal};
+use crate::headers::{bearer, header_str};
 
 /// Who called, once authenticated.
 pub struct Caller<'s> {
@@ -38,17 +39,6 @@ impl Caller<'_> {
         event.credential_id = Some(AuditText::new(&self.credential.id, cap::ID));
         event.actor_user_id = self.token.as_ref().and_then(|t| t.act.as_ref()).map(|a| AuditText::new(&a.sub, cap::ID));
     }
-}
-
-pub fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// The token of an `Authorization: Bearer …` header (scheme case-insensitive, RFC 9110 §11.1).
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = header_str(headers, "authorization")?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// Query parameters that would carry a credential.
@@ -218,14 +208,5 @@ mod tests {
         assert_eq!(q.upstream().as_deref(), Some("page=2&sort=-id"));
         assert_eq!(Query::parse(Some("api_key=x")).upstream(), None);
         assert_eq!(Query::parse(Some("a=b+c&d=%20")).upstream().as_deref(), Some("a=b+c&d=%20"), "kept as written");
-    }
-
-    #[test]
-    fn bearer_scheme_is_case_insensitive() {
-        let mut h = HeaderMap::new();
-        h.insert("authorization", "bEaReR  tok ".parse().unwrap());
-        assert_eq!(bearer(&h), Some("tok"));
-        h.insert("authorization", "Basic abc".parse().unwrap());
-        assert_eq!(bearer(&h), None);
     }
 }

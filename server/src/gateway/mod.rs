@@ -35,7 +35,7 @@ use tokio::sync::oneshot;
 use crate::audit::{self, AuditedBody};
 use crate::body::BytesIn;
 use crate::sources::Sources;
-pub use authenticate::{bearer, header_str, Caller, Query};
+pub use authenticate::{Caller, Query};
 pub use refusal::Refusal;
 
 /// The gateway's bounds, from the command line.

@@ -52,7 +52,8 @@ use std::time::Instant;
 
 use crate::audit;
 use crate::body::{self as request_body, BodyError};
-use crate::gateway::{bearer, header_str, Caller, Gateway, Query};
+use crate::gateway::{Caller, Gateway, Query};
+use crate::headers::{bearer, header_str, Origin};
 use dispatch::{dispatch, note};
 use handshake::session_post;
 use jsonrpc::{

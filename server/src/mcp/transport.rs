@@ -18,11 +18,12 @@ pub(super) fn is_loopback_host(host_port: &str) -> bool {
 /// without `Origin` does not come from a web page. Returns the refusal, if it is one.
 pub(super) fn foreign_request(mcp: &McpServer, headers: &HeaderMap) -> Option<(Reason, Response)> {
     let ours = |host_port: &str| host_port.eq_ignore_ascii_case(&mcp.public_host) || is_loopback_host(host_port);
-    let host_ok = header_str(headers, "host").is_some_and(ours);
-    let origin_ok = header_str(headers, "origin").is_none_or(|o| {
-        let authority = o.split_once("://").map_or("", |(_, rest)| rest);
-        o.starts_with("http") && ours(authority)
-    });
+    let host_ok = crate::headers::host(headers).is_some_and(ours);
+    let origin_ok = match crate::headers::origin(headers) {
+        Origin::Absent => true,
+        Origin::Authority(authority) => ours(authority),
+        Origin::Opaque => false,
+    };
     if host_ok && origin_ok {
         return None;
     }
