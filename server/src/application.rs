@@ -252,8 +252,6 @@ impl Application {
             },
         )
         .map_err(|e| StartError::Config(format!("upstream TLS: {e}")))?;
-        let mcp = crate::mcp::McpServer::new(gateway.clone(), &tokens.issuer, &secret, upstream_tls_names.clone());
-        mcp.follow_ended_sessions().await?;
         spawn_policy_watch(store.clone());
         if secret.has_previous() {
             let store = store.clone();
@@ -284,6 +282,8 @@ impl Application {
             http: test_access_client(tls.as_ref())?,
             upstream_tls: upstream_tls_names.clone(),
         };
+        let mcp = crate::mcp::McpServer::new(gateway.clone(), portal.clone(), &secret);
+        mcp.follow_ended_sessions().await?;
         let state = ServerState { leptos_options: leptos_options.clone(), portal: portal.clone() };
         let routes = generate_route_list(App);
 

@@ -83,8 +83,7 @@ pub(super) async fn call_tool(
     let caller = match &ctx.caller {
         Principal::Agent(agent) => tools::Caller { caller: agent, now: ctx.now },
         Principal::Person(person) => {
-            let store = ctx.mcp.gateway.store();
-            let Some(outcome) = manage::call(store, &ctx.mcp.upstream_tls, person, name, args).await else {
+            let Some(outcome) = manage::call(&ctx.mcp.portal, person, name, args).await else {
                 return Err(unknown_tool(name, slot));
             };
             return Ok(tool_result(outcome, slot));

@@ -8,14 +8,14 @@
 //! what each tool does: `readOnlyHint` for reads, `destructiveHint` for what cannot be
 //! undone (revocations, ending access), `idempotentHint` where repeating changes nothing.
 
+use portcullis_app::ssr::PortalState;
 use portcullis_domain::access::{Actor, Authority};
 use portcullis_domain::audit_search::DEFAULT_PAGE;
 use portcullis_domain::catalog::{NewProduct, ProductPolicy};
 use portcullis_domain::clients::NewClient;
 use portcullis_domain::model::{AuditFilter, ClientKind, Environment, Reason, Role};
 use portcullis_domain::scopes::Scopes;
-use portcullis_domain::store::Store;
-use portcullis_domain::upstream_tls::{UpstreamTlsName, UpstreamTlsNames};
+use portcullis_domain::upstream_tls::UpstreamTlsName;
 use portcullis_domain::DomainError;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -34,6 +34,9 @@ enum Kind {
     Idempotent,
     /// Takes something away that cannot be given back (a revocation, an end).
     Destructive,
+    /// Calls an upstream API through the gateway: what the call changes is the
+    /// upstream's, beyond what Portcullis can tell.
+    Call,
 }
 
 struct Tool {
@@ -273,6 +276,21 @@ const TOOLS: &[Tool] = &[
         required: &["client_id"],
     },
     Tool {
+        name: "test_access",
+        title: "Test a profile's access",
+        description: "Calls the gateway as the profile, with its own client secret (a token acting for you), \
+                      as the portal's Test access does: the answer's status, request id, rate limit and body.",
+        kind: Kind::Call,
+        properties: || {
+            json!({
+                "profile_id": id("A profile id, pf_…"),
+                "method": { "type": "string", "enum": ["GET", "POST", "PUT", "PATCH", "DELETE"] },
+                "path": { "type": "string", "description": "The gateway path, e.g. /gw/accounts/accounts." }
+            })
+        },
+        required: &["profile_id", "method", "path"],
+    },
+    Tool {
         name: "set_rate_limit",
         title: "Set a profile's rate limit",
         description: "Requests per minute and burst for one profile (admins).",
@@ -435,7 +453,7 @@ pub fn definitions() -> Value {
                     Kind::Read => (true, false, true),
                     Kind::Write => (false, false, false),
                     Kind::Idempotent => (false, false, true),
-                    Kind::Destructive => (false, true, true),
+                    Kind::Destructive | Kind::Call => (false, true, matches!(t.kind, Kind::Destructive)),
                 };
                 json!({
                     "name": t.name,
@@ -451,7 +469,7 @@ pub fn definitions() -> Value {
                         "readOnlyHint": read_only,
                         "destructiveHint": destructive,
                         "idempotentHint": idempotent,
-                        "openWorldHint": false
+                        "openWorldHint": matches!(t.kind, Kind::Call)
                     }
                 })
             })
@@ -484,6 +502,14 @@ struct ClientArg {
 #[serde(deny_unknown_fields)]
 struct ProfileArg {
     profile_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestAccess {
+    profile_id: String,
+    method: String,
+    path: String,
 }
 
 #[derive(Deserialize)]
@@ -668,17 +694,11 @@ struct TokenArg {
 
 /// Runs one tool for `actor`. `None` for a name that is not a tool. Lists come wrapped
 /// in an object (`{"clients": […]}`): MCP's structured content is an object.
-pub async fn call(
-    store: &Store,
-    upstream: &UpstreamTlsNames,
-    actor: &Actor,
-    name: &str,
-    a: &Map<String, Value>,
-) -> Option<Outcome> {
+pub async fn call(portal: &PortalState, actor: &Actor, name: &str, a: &Map<String, Value>) -> Option<Outcome> {
     if !TOOLS.iter().any(|t| t.name == name) {
         return None;
     }
-    Some(match run(store, upstream, actor, name, a).await {
+    Some(match run(portal, actor, name, a).await {
         Ok(v) => Outcome {
             value: v,
             is_error: false,
@@ -689,13 +709,8 @@ pub async fn call(
 }
 
 /// One tool's work: its arguments as its own type, then one call of the domain.
-async fn run(
-    store: &Store,
-    upstream: &UpstreamTlsNames,
-    actor: &Actor,
-    name: &str,
-    a: &Map<String, Value>,
-) -> Result<Value, DomainError> {
+async fn run(portal: &PortalState, actor: &Actor, name: &str, a: &Map<String, Value>) -> Result<Value, DomainError> {
+    let (store, upstream) = (&portal.store, &portal.upstream_tls);
     match name {
         "whoami" => {
             args::<NoArgs>(a)?;
@@ -783,6 +798,10 @@ async fn run(
                 .review_extend_grant(actor, &e.grant_id, e.days, &e.reason)
                 .await
                 .map(|expires_at| json!({ "expires_at": expires_at }))
+        }
+        "test_access" => {
+            let t: TestAccess = args(a)?;
+            portcullis_app::ssr::test_access(portal, actor, &t.profile_id, &t.method, &t.path).await.and_then(value)
         }
         "recent_requests" => {
             let c: ClientArg = args(a)?;

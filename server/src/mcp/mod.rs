@@ -36,6 +36,7 @@ use axum::routing::get;
 use axum::Extension;
 use axum::{Json, Router};
 use portcullis_app::ssr::ClientIp;
+use portcullis_app::ssr::PortalState;
 use portcullis_domain::access::{Actor, Channel};
 use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::{Committed, PendingRow};
@@ -43,7 +44,6 @@ use portcullis_domain::enforcement::Snapshot;
 use portcullis_domain::keyed::Limiter;
 use portcullis_domain::model::{Reason, RequestChannel};
 use portcullis_domain::secrets::ServerSecret;
-use portcullis_domain::upstream_tls::UpstreamTlsNames;
 use portcullis_domain::DomainError;
 use serde_json::{json, Map, Value};
 use std::net::IpAddr;
@@ -107,8 +107,10 @@ pub struct McpServer {
     /// the session would have expired, so nobody may record them without bound (a
     /// Gateway MCP end is paid from the profile's own rate limit instead).
     person_ends: Arc<Limiter<String>>,
-    /// The upstream TLS profiles this server has, which a product's policy may name.
-    upstream_tls: UpstreamTlsNames,
+    /// What the portal's own operations need (the store, token settings, the upstream
+    /// TLS profiles this server has, the client its Test access calls the gateway with):
+    /// the Management MCP performs the portal's operations, not copies of them.
+    portal: PortalState,
     /// The MCP endpoint's own URL: the protected resource of RFC 9728.
     resource: String,
     /// Where the protected resource metadata is served, named in every 401.
@@ -120,17 +122,17 @@ pub struct McpServer {
 }
 
 impl McpServer {
-    /// `base` is the public URL, also the token issuer; session ids are sealed with a key
-    /// derived from `secret`, so every replica holding it serves every session.
-    pub fn new(gateway: Gateway, base: &str, secret: &ServerSecret, upstream_tls: UpstreamTlsNames) -> Self {
-        let base = base.trim_end_matches('/').to_owned();
+    /// The public URL is the token issuer's; session ids are sealed with a key derived
+    /// from `secret`, so every replica holding it serves every session.
+    pub fn new(gateway: Gateway, portal: PortalState, secret: &ServerSecret) -> Self {
+        let base = portal.tokens.issuer.trim_end_matches('/').to_owned();
         let public_host = origin_of(&base).split_once("://").map(|(_, h)| h.to_owned()).unwrap_or_default();
         Self {
             gateway,
             surface: Surface::Gateway,
             sessions: Arc::new(Sessions::new(secret)),
             person_ends: Arc::new(Limiter::new(60, 60, 100_000)),
-            upstream_tls,
+            portal,
             resource: format!("{base}/mcp"),
             metadata_url: format!("{base}/.well-known/oauth-protected-resource/mcp"),
             issuer: base,

@@ -122,6 +122,23 @@ async fn a_script_onboards_an_agent_through_the_management_mcp() {
     let grant =
         m.ok("request_access", json!({ "profile_id": profile_id, "product_id": accounts, "scopes": ["read"] })).await;
     assert_eq!(grant["status"], "approved", "sandbox requests are granted at once: {grant}");
+
+    // Test the access as the portal's Test access does: a real gateway call as the
+    // profile, acting for the person, recorded as its own request row in their name.
+    assert_eq!(
+        (hint("test_access", "readOnlyHint"), hint("test_access", "openWorldHint")),
+        (Some(false), Some(true)),
+        "it calls an upstream API"
+    );
+    let call = json!({ "profile_id": profile_id, "method": "GET", "path": "/gw/accounts/accounts" });
+    let tried = m.ok("test_access", call).await;
+    assert_eq!((tried["status"].as_u64(), tried["outcome"].as_str()), (Some(200), Some("allowed")), "{tried}");
+    let request_id = tried["request_id"].as_str().unwrap();
+    let row = app.wait_for_audit(&format!("action = 'request' AND request_id = '{request_id}'"), 1).await;
+    assert_eq!((row[0]["channel"].as_str(), &row[0]["actor_user_id"]), (Some("rest"), &me["id"]), "{row:?}");
+    let (is_error, outside) =
+        m.tool("test_access", json!({ "profile_id": profile_id, "method": "GET", "path": "/admin" })).await;
+    assert!(is_error && outside["code"] == "invalid_request", "only gateway paths: {outside}");
     let (is_error, wrong) = m.tool("register_client", json!({ "name": "x", "kind": "robot" })).await;
     assert!(is_error);
     assert_eq!((wrong["status"].as_u64(), wrong["code"].as_str()), (Some(422), Some("invalid_request")), "{wrong}");
@@ -253,6 +270,7 @@ fn arguments_for(tool: &Value, ids: &std::collections::HashMap<&str, Value>) -> 
             (Some(id), _) => id.clone(),
             (None, "scopes") => json!(["read"]),
             (None, "document") => json!("openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths: {}\n"),
+            (None, "path") => json!("/gw/accounts/accounts"),
             _ => match (&schema["enum"], schema["type"].as_str()) {
                 (Value::Array(e), _) => e[0].clone(),
                 (_, Some("integer")) => json!(1),
@@ -367,7 +385,7 @@ async fn an_admin_publishes_and_controls_through_the_management_mcp() {
     let dev_session = app.developer("ada").await;
     let dev = Manage::new(&app, &dev_session.personal_token(None).await);
     let (_, tools) = admin.stateless("tools/list", json!({})).await;
-    assert_eq!(tools["result"]["tools"].as_array().map(Vec::len), Some(33));
+    assert_eq!(tools["result"]["tools"].as_array().map(Vec::len), Some(34));
     // Every listed tool is implemented: with no arguments each answers or says what is
     // missing, never an internal error.
     for tool in tools["result"]["tools"].as_array().unwrap() {
