@@ -206,6 +206,26 @@ async fn a_revoked_token_stops_working_at_once() {
     assert_eq!((status, problem["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_token")));
 }
 
+/// Using a token is a read: its last use is written at most once a minute, so a script
+/// calling many times a second costs the database no write per call, and the tokens
+/// page still says when it was last used, to the minute.
+#[tokio::test]
+async fn a_tokens_last_use_is_kept_to_the_minute_not_written_per_call() {
+    let app = TestApp::spawn().await;
+    let dev = app.developer("ada").await;
+    let api = Script::new(&app, &token_for(&app, &dev).await);
+    let last_used = || async { api.get("/tokens").await.1[0]["last_used_at"].as_i64() };
+    let first = last_used().await.expect("the first use is recorded");
+    for _ in 0..20 {
+        assert_eq!(api.get("/me").await.0, StatusCode::OK);
+    }
+    app.clock.advance(59_000);
+    assert_eq!(last_used().await, Some(first), "uses within the minute write nothing");
+    app.clock.advance(2_000);
+    let later = last_used().await.expect("recorded");
+    assert!(later >= first + 60_000, "a minute on, the next use is recorded: {first} → {later}");
+}
+
 #[tokio::test]
 async fn the_openapi_document_describes_the_api() {
     let app = TestApp::spawn().await;
