@@ -2,7 +2,6 @@ use crate::helpers::{agent, TestApp};
 use portcullis_domain::model::Role;
 use reqwest::StatusCode;
 use serde_json::Value;
-use sqlx::Row;
 use std::time::Duration;
 
 async fn call(
@@ -22,20 +21,12 @@ async fn call(
 }
 
 async fn audit_rows(app: &TestApp, expected: usize) -> Vec<(String, String, i64)> {
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&app.database_url).await.unwrap();
-    for _ in 0..100 {
-        let rows =
-            sqlx::query("SELECT decision, reason, status FROM audit_events WHERE action = 'request' ORDER BY id")
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-        if rows.len() >= expected {
-            return rows.iter().map(|r| (r.get("decision"), r.get("reason"), r.get("status"))).collect();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("fewer than {expected} audit rows were written");
+    let rows = app.wait_for_audit("action = 'request'", expected).await;
+    rows.iter().map(|r| (text(&r["decision"]), text(&r["reason"]), r["status"].as_i64().unwrap())).collect()
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap().to_owned()
 }
 
 #[tokio::test]

@@ -34,15 +34,9 @@ async fn request_rows(database_url: &str) -> Vec<(String, i64)> {
     rows.iter().map(|r| (r.get("reason"), r.get("status"))).collect()
 }
 
-async fn wait_for_rows(database_url: &str, n: usize) -> Vec<(String, i64)> {
-    for _ in 0..100 {
-        let rows = request_rows(database_url).await;
-        if rows.len() >= n {
-            return rows;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("fewer than {n} audit rows");
+async fn wait_for_rows(app: &TestApp, n: usize) -> Vec<(String, i64)> {
+    let rows = app.wait_for_audit("action = 'request' AND channel = 'rest'", n).await;
+    rows.iter().map(|r| (r["reason"].as_str().unwrap().to_owned(), r["status"].as_i64().unwrap())).collect()
 }
 
 #[tokio::test]
@@ -54,7 +48,7 @@ async fn an_upstream_that_is_down_is_a_502_and_audited() {
     let (status, body) = get(&app, "/gw/down/accounts", &key.secret).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert_eq!(body["code"], "upstream_unavailable");
-    assert_eq!(wait_for_rows(&app.database_url, 1).await, [("upstream_unavailable".to_owned(), 502)]);
+    assert_eq!(wait_for_rows(&app, 1).await, [("upstream_unavailable".to_owned(), 502)]);
 }
 
 #[tokio::test]
@@ -75,7 +69,7 @@ async fn an_upstream_slower_than_the_timeout_is_a_504_and_audited() {
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(body["code"], "upstream_timeout");
     assert!(started.elapsed() < Duration::from_secs(10), "the timeout applied: {:?}", started.elapsed());
-    assert_eq!(wait_for_rows(&app.database_url, 1).await, [("upstream_timeout".to_owned(), 504)]);
+    assert_eq!(wait_for_rows(&app, 1).await, [("upstream_timeout".to_owned(), 504)]);
 }
 
 #[tokio::test]
@@ -100,7 +94,7 @@ async fn fail_closed_refuses_with_503_before_the_upstream_when_the_audit_queue_i
     assert_eq!((status, body["code"].clone()), (StatusCode::SERVICE_UNAVAILABLE, Value::from("audit_unavailable")));
     release.send(()).unwrap();
     // Every request that was answered other than 503 has its row once the writer resumes.
-    let rows = wait_for_rows(&app.database_url, served).await;
+    let rows = wait_for_rows(&app, served).await;
     assert_eq!(rows.len(), served, "{rows:?}");
     assert!(rows.iter().all(|(_, status)| *status != 503));
 }

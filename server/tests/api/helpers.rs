@@ -578,7 +578,7 @@ pub async fn audit_rows(database_url: &str, sql_where: &str) -> Vec<serde_json::
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(database_url).await.expect("connect");
     let rows = sqlx::query(&format!(
-        "SELECT request_id, channel, tool, client_id, profile_id, credential_id, attempted_client_id, actor_user_id,
+        "SELECT request_id, channel, tool, client_id, profile_id, client_type, credential_id, attempted_client_id, actor_user_id,
                 product, endpoint, method, path, status, upstream_status, decision, reason, bytes_in, bytes_out,
                 user_agent, action
          FROM audit_events WHERE {sql_where} ORDER BY id"
@@ -627,12 +627,13 @@ impl TestApp {
     /// At least `n` audit rows (requests and admin events) matching `sql_where`, once the
     /// audit writer has written every row reserved so far: its watermark, not a timer.
     /// A row whose request had not reached the server when this was called is waited for
-    /// through the writer's next batches, for at most ten seconds.
+    /// through the writer's next batches; all of it within ten seconds.
     pub async fn wait_for_audit(&self, sql_where: &str, n: usize) -> Vec<serde_json::Map<String, Value>> {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         let mut progress = self.audit.progress().expect("the audit writer runs");
         loop {
-            assert!(self.audit.settled().await, "the audit writer stopped");
+            let settled = tokio::time::timeout_at(deadline, self.audit.settled()).await;
+            assert_eq!(settled, Ok(true), "the audit writer did not catch up within 10 s (or stopped)");
             let rows = audit_rows(&self.database_url, sql_where).await;
             if rows.len() >= n {
                 return rows;

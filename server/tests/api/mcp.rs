@@ -6,7 +6,6 @@ use portcullis_app::api::Registration;
 use portcullis_domain::model::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sqlx::Row;
 
 /// A bare MCP client: JSON-RPC over POST with the headers a test chooses.
 struct Mcp {
@@ -101,27 +100,19 @@ pub async fn bearer_token(app: &TestApp, reg: &Registration) -> String {
 
 /// `(channel, tool, decision, reason, status)` of request rows, once `expected` are written.
 async fn mcp_rows(app: &TestApp, expected: usize) -> Vec<(String, Option<String>, String, String, i64)> {
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&app.database_url).await.unwrap();
-    for _ in 0..100 {
-        let rows = sqlx::query(
-            "SELECT channel, tool, decision, reason, status FROM audit_events
-             WHERE action = 'request' AND channel = 'mcp' ORDER BY id",
-        )
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-        if rows.len() >= expected {
-            return rows
-                .iter()
-                .map(|r| {
-                    (r.get("channel"), r.get("tool"), r.get("decision"), r.get("reason"), r.get::<i64, _>("status"))
-                })
-                .collect();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("fewer than {expected} MCP audit rows were written");
+    let rows = app.wait_for_audit("action = 'request' AND channel = 'mcp'", expected).await;
+    let text = |v: &Value| v.as_str().unwrap().to_owned();
+    rows.iter()
+        .map(|r| {
+            (
+                text(&r["channel"]),
+                r["tool"].as_str().map(str::to_owned),
+                text(&r["decision"]),
+                text(&r["reason"]),
+                r["status"].as_i64().unwrap(),
+            )
+        })
+        .collect()
 }
 
 #[tokio::test]

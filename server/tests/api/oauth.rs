@@ -117,20 +117,9 @@ async fn a_client_gets_a_token_and_calls_the_gateway_with_it() {
     assert_eq!(status, 200);
 
     // Token rows say what kind of client asked, like gateway rows.
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&app.database_url).await.unwrap();
-    let mut kinds: Vec<Option<String>> = Vec::new();
-    for _ in 0..100 {
-        kinds = sqlx::query_scalar("SELECT client_type FROM audit_events WHERE channel = 'oauth'")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-        if kinds.len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert_eq!(kinds, [Some("ai_agent".to_owned()), Some("ai_agent".to_owned())]);
+    let kinds: Vec<Value> =
+        app.wait_for_audit("channel = 'oauth'", 2).await.iter().map(|r| r["client_type"].clone()).collect();
+    assert_eq!(kinds, ["ai_agent", "ai_agent"]);
 }
 
 #[tokio::test]
@@ -177,22 +166,8 @@ async fn token_endpoint_errors_follow_rfc_6749() {
     let (s, _, _) = token_request(&app, &[("grant_type", "client_credentials")], Some((id, &key.secret))).await;
     assert_eq!(s, 401);
 
-    // Every call left an audit row on the oauth channel.
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&app.database_url).await.unwrap();
-    let mut n = 0;
-    for _ in 0..100 {
-        n = sqlx::query("SELECT COUNT(*) AS n FROM audit_events WHERE channel = 'oauth'")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-            .get::<i64, _>("n");
-        if n >= 9 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(n, 9);
+    // Every call left an audit row on the oauth channel, and no more.
+    assert_eq!(app.wait_for_audit("channel = 'oauth'", 9).await.len(), 9);
 }
 
 async fn valid_token(app: &TestApp, c: &Client) -> String {
