@@ -2,7 +2,6 @@ use crate::helpers::{agent, TestApp};
 use portcullis_domain::model::Role;
 use reqwest::StatusCode;
 use serde_json::Value;
-use std::time::Duration;
 
 async fn call(
     app: &TestApp,
@@ -369,18 +368,7 @@ async fn api_keys_in_the_url_only_where_a_product_accepts_them_and_never_forward
     let (status, _, body) = call(&app, reqwest::Method::GET, &url_with("api_key=pck_wrong"), &[]).await;
     assert_eq!((status.as_u16(), body["code"].as_str()), (401, Some("invalid_token")));
 
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&app.database_url).await.unwrap();
-    for _ in 0..100 {
-        let paths: Vec<String> = sqlx::query_scalar("SELECT path FROM audit_events WHERE action = 'request'")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-        if paths.len() >= 4 {
-            assert!(paths.iter().all(|p| !p.contains(&key) && !p.contains("api_key")), "{paths:?}");
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the audit rows were not written");
+    let rows = app.wait_for_audit("action = 'request'", 4).await;
+    let paths: Vec<&str> = rows.iter().map(|r| r["path"].as_str().unwrap()).collect();
+    assert!(paths.iter().all(|p| !p.contains(&key) && !p.contains("api_key")), "{paths:?}");
 }
