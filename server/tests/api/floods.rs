@@ -291,6 +291,13 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
+fn child_status(child: &mut std::process::Child) -> String {
+    match child.try_wait() {
+        Ok(Some(status)) => status.to_string(),
+        _ => "still running".into(),
+    }
+}
+
 #[tokio::test]
 async fn made_up_identities_by_the_thousand_leave_the_servers_memory_flat() {
     let mut app = TestApp::spawn().await;
@@ -305,7 +312,7 @@ async fn made_up_identities_by_the_thousand_leave_the_servers_memory_flat() {
         .env("PORTCULLIS_SECRET", SECRET)
         .env("RUST_LOG", "error")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(app.data_dir().join("child.stderr")).unwrap())
         .spawn()
         .unwrap();
     let base = {
@@ -316,7 +323,10 @@ async fn made_up_identities_by_the_thousand_leave_the_servers_memory_flat() {
             .by_ref()
             .map_while(Result::ok)
             .find_map(|l| l.trim().strip_prefix("Portcullis is listening on ").map(str::to_owned))
-            .unwrap();
+            .unwrap_or_else(|| {
+                let said = std::fs::read_to_string(app.data_dir().join("child.stderr")).unwrap_or_default();
+                panic!("the server process ended before listening: {}; stderr: {said}", child_status(&mut child))
+            });
         std::thread::spawn(move || lines.for_each(drop));
         url
     };
