@@ -12,7 +12,7 @@
 //! are reported together.
 
 use portcullis_domain::keyed::{source_key, Limiter};
-use portcullis_domain::model::RequestChannel;
+use portcullis_domain::model::{Reason, RequestChannel};
 use portcullis_domain::store::Store;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -82,8 +82,13 @@ impl Sources {
         Err(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
     }
 
-    /// A request from `ip` was refused (and written): it counts against the source.
-    pub fn refused(&self, ip: IpAddr) {
+    /// A request from `ip` was refused (and written) for `reason`: it counts against the
+    /// source, unless the reason is our own trouble (`Reason::is_ours`: the store, the
+    /// audit trail, an upstream, a bug), which must not get anyone turned away.
+    pub fn refused(&self, ip: IpAddr, reason: Reason) {
+        if reason.is_ours() {
+            return;
+        }
         let Some(refusals) = &self.0.refusals else { return };
         let key = source_key(ip);
         if let Err(wait) = refusals.check(&key) {

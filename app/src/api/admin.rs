@@ -69,7 +69,8 @@ pub async fn create_product(
 ) -> Result<ProductView, AppError> {
     use portcullis_domain::catalog::NewProduct;
     let actor = actor().await?;
-    let tags = tags.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect();
+    // The catalog trims, lowercases and drops empty tags.
+    let tags = tags.split(',').map(str::to_owned).collect();
     let product = NewProduct { slug, name, description, owner, tags, sandbox_url, production_url };
     store()?.create_product(&actor, product, Vec::new()).await.map_err(domain)
 }
@@ -157,7 +158,8 @@ pub async fn update_product(
 ) -> Result<ProductView, AppError> {
     use portcullis_domain::catalog::NewProduct;
     let actor = actor().await?;
-    let tags = tags.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect();
+    // The catalog trims, lowercases and drops empty tags.
+    let tags = tags.split(',').map(str::to_owned).collect();
     let product = NewProduct { slug, name, description, owner, tags, sandbox_url, production_url };
     store()?.update_product(&actor, &product_id, product).await.map_err(domain)
 }

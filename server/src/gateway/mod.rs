@@ -314,9 +314,7 @@ impl Gateway {
         let forward = match decided.await {
             Ok(f) => f,
             Err(refusal) => {
-                if !refusal.reason().is_ours() {
-                    self.sources.refused(client);
-                }
+                self.sources.refused(client, refusal.reason());
                 row.event.refused(refusal.reason());
                 return Self::refuse(row, refusal, reply).await;
             }
@@ -329,7 +327,7 @@ impl Gateway {
             return;
         }
         if crate::body::declared_length(&headers).is_some_and(|n| n > self.max_body) {
-            self.sources.refused(client);
+            self.sources.refused(client, Refusal::PayloadTooLarge.reason());
             row.event.refused(Refusal::PayloadTooLarge.reason());
             return Self::refuse(row, Refusal::PayloadTooLarge, reply).await;
         }

@@ -453,7 +453,9 @@ pub fn definitions() -> Value {
                     Kind::Read => (true, false, true),
                     Kind::Write => (false, false, false),
                     Kind::Idempotent => (false, false, true),
-                    Kind::Destructive | Kind::Call => (false, true, matches!(t.kind, Kind::Destructive)),
+                    Kind::Destructive => (false, true, true),
+                    // Repeating a call to an upstream may do something again.
+                    Kind::Call => (false, true, false),
                 };
                 json!({
                     "name": t.name,

@@ -56,8 +56,8 @@ pub(super) async fn reserve(
     mcp.gateway.reserve(event, started).await.map_err(|refusal| refusal.into_response(&request_id))
 }
 
-/// Finishes `row` as refused for `reason` with the answer `res`; a refusal for what the
-/// caller did counts against its address (`crate::sources`), our own trouble does not.
+/// Finishes `row` as refused for `reason` with the answer `res`; the refusal counts
+/// against the caller's address as `crate::sources` decides.
 pub(super) async fn refuse(
     mcp: &McpServer,
     peer: IpAddr,
@@ -65,11 +65,21 @@ pub(super) async fn refuse(
     reason: Reason,
     res: Response,
 ) -> Response {
-    if !reason.is_ours() {
-        mcp.gateway.sources().refused(peer);
-    }
+    mcp.gateway.sources().refused(peer, reason);
     row.event.refused(reason);
     audit::answer(row, res).await
+}
+
+/// `refuse`, answering with the JSON-RPC error `e` under the HTTP `status`.
+pub(super) async fn refuse_rpc(
+    mcp: &McpServer,
+    peer: IpAddr,
+    row: PendingRow,
+    reason: Reason,
+    status: StatusCode,
+    e: RpcError,
+) -> Response {
+    refuse(mcp, peer, row, reason, rpc_fault(status, &Value::Null, &e)).await
 }
 
 /// What every POST and DELETE passes first: the DNS-rebinding check, then the
@@ -173,8 +183,7 @@ pub(super) async fn delete(
     };
     let Some(id) = header_str(&headers, "mcp-session-id") else {
         let e = RpcError::new(INVALID_REQUEST, "Mcp-Session-Id is required.");
-        return refuse(&mcp, peer, row, Reason::SessionRequired, rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &e))
-            .await;
+        return refuse_rpc(&mcp, peer, row, Reason::SessionRequired, StatusCode::BAD_REQUEST, e).await;
     };
     // Each end is kept by every replica until the session would have expired: a profile
     // pays for ends from its own rate limit, so none can grow that set without bound.
@@ -206,8 +215,7 @@ pub(super) async fn delete(
             // session open on the others. The client may retry.
             tracing::error!(error = %e, "MCP session end not recorded");
             let e = RpcError::new(jsonrpc::INTERNAL_ERROR, "The session could not be ended; retry.");
-            row.event.refused(Reason::StoreUnavailable);
-            audit::answer(row, rpc_fault(StatusCode::SERVICE_UNAVAILABLE, &Value::Null, &e)).await
+            refuse_rpc(&mcp, peer, row, Reason::StoreUnavailable, StatusCode::SERVICE_UNAVAILABLE, e).await
         }
     }
 }
@@ -247,19 +255,11 @@ pub(super) async fn post(
     };
     if !header_str(&headers, "content-type").is_some_and(|c| c.to_ascii_lowercase().starts_with("application/json")) {
         let e = RpcError::new(INVALID_REQUEST, "Content-Type must be application/json.");
-        return refuse(
-            &mcp,
-            peer,
-            row,
-            Reason::UnsupportedMediaType,
-            rpc_fault(StatusCode::UNSUPPORTED_MEDIA_TYPE, &Value::Null, &e),
-        )
-        .await;
+        return refuse_rpc(&mcp, peer, row, Reason::UnsupportedMediaType, StatusCode::UNSUPPORTED_MEDIA_TYPE, e).await;
     }
     if !accepts_json(&headers) {
         let e = RpcError::new(INVALID_REQUEST, "Accept must allow application/json.");
-        return refuse(&mcp, peer, row, Reason::NotAcceptable, rpc_fault(StatusCode::NOT_ACCEPTABLE, &Value::Null, &e))
-            .await;
+        return refuse_rpc(&mcp, peer, row, Reason::NotAcceptable, StatusCode::NOT_ACCEPTABLE, e).await;
     }
     let (read, bytes_in) = request_body::read(body, request_body::declared_length(&headers), MAX_BODY_BYTES).await;
     row.event.bytes_in = i64::try_from(bytes_in).unwrap_or(i64::MAX);
@@ -267,32 +267,18 @@ pub(super) async fn post(
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
             let e = RpcError::new(INVALID_REQUEST, format!("The body is larger than {MAX_BODY_BYTES} bytes."));
-            return refuse(
-                &mcp,
-                peer,
-                row,
-                Reason::PayloadTooLarge,
-                rpc_fault(StatusCode::PAYLOAD_TOO_LARGE, &Value::Null, &e),
-            )
-            .await;
+            return refuse_rpc(&mcp, peer, row, Reason::PayloadTooLarge, StatusCode::PAYLOAD_TOO_LARGE, e).await;
         }
         Err(BodyError::Broken) => {
             let e = RpcError::new(INVALID_REQUEST, "The body was cut off.");
-            return refuse(
-                &mcp,
-                peer,
-                row,
-                Reason::IncompleteBody,
-                rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &e),
-            )
-            .await;
+            return refuse_rpc(&mcp, peer, row, Reason::IncompleteBody, StatusCode::BAD_REQUEST, e).await;
         }
     };
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(_) => {
-            let res = rpc_fault(StatusCode::BAD_REQUEST, &Value::Null, &RpcError::new(PARSE_ERROR, "Parse error"));
-            return refuse(&mcp, peer, row, Reason::ParseError, res).await;
+            let e = RpcError::new(PARSE_ERROR, "Parse error");
+            return refuse_rpc(&mcp, peer, row, Reason::ParseError, StatusCode::BAD_REQUEST, e).await;
         }
     };
     let now = mcp.gateway.store().now();

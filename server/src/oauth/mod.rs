@@ -347,9 +347,7 @@ async fn end(o: &OAuthServer, peer: IpAddr, mut row: PendingRow, outcome: Result
             res
         }
         Err(e) => {
-            if !e.error.is_ours() {
-                o.sources.refused(peer);
-            }
+            o.sources.refused(peer, e.error);
             row.event.refused(e.error);
             e.into_response()
         }
