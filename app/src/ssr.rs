@@ -270,6 +270,8 @@ pub async fn test_access(
     method: &str,
     path: &str,
 ) -> Result<portcullis_domain::model::TestAccessResult, DomainError> {
+    use portcullis_domain::enforcement::ProofKey;
+    use portcullis_domain::model::SenderConstraint;
     use portcullis_domain::{access::Access, scopes::Area};
     // Before the input is read: a token without the scope learns nothing from it.
     actor.permit(Area::Clients, Access::Write)?;
@@ -281,12 +283,28 @@ pub async fn test_access(
     if !path.starts_with("/gw/") || path.chars().any(char::is_whitespace) {
         return Err(DomainError::Invalid("The path starts with /gw/, e.g. /gw/accounts/accounts.".into()));
     }
-    let token = portal.store.issue_token_for_profile(actor, &portal.tokens, profile_id, (method, path)).await?;
-    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| DomainError::Internal(e.to_string()))?;
-    let mut res = portal
-        .http
-        .request(method, format!("{}{path}", portal.gateway_base))
-        .bearer_auth(&token.token)
+    // A profile that accepts only DPoP-bound tokens is tested as a DPoP client would
+    // call: with a token bound to a key made for this test, and a proof of it.
+    let snap = portal.store.enforcement().snapshot().current();
+    let dpop = snap.profiles.get(profile_id).is_some_and(|p| p.sender_constraint == SenderConstraint::Dpop);
+    let key = if dpop { Some(ProofKey::generate()?) } else { None };
+    let jkt = key.as_ref().map(ProofKey::jkt);
+    let token = portal.store.issue_token_for_profile(actor, &portal.tokens, profile_id, (method, path), jkt).await?;
+    let url = format!("{}{path}", portal.gateway_base);
+    let mut request = portal.http.request(
+        reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| DomainError::Internal(e.to_string()))?,
+        &url,
+    );
+    request = match &key {
+        Some(key) => {
+            // The proof names the public URL, which is what the gateway compares.
+            let public = format!("{}{path}", portal.tokens.issuer);
+            let proof = key.proof(method, &public, &token.token, portal.store.now())?;
+            request.header("authorization", format!("DPoP {}", token.token)).header("dpop", proof)
+        }
+        None => request.bearer_auth(&token.token),
+    };
+    let mut res = request
         .send()
         .await
         .map_err(|e| DomainError::Internal(format!("test access: the gateway did not answer: {e}")))?;

@@ -260,6 +260,41 @@ impl Store {
         Ok(())
     }
 
+    /// Sets whether the profile accepts only sender-constrained (DPoP-bound) tokens. With
+    /// `dpop`, bearer tokens and API keys of the profile are refused from the next
+    /// request on, on every channel, and the token endpoint issues only bound tokens.
+    pub async fn set_sender_constraint(
+        &self,
+        actor: &Actor,
+        profile_id: &str,
+        constraint: crate::model::SenderConstraint,
+    ) -> Result<()> {
+        actor.permit(Area::Clients, Access::Write)?;
+        actor.require_admin()?;
+        let profile = self.owned_profile(actor, profile_id, Access::Write).await?;
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE profiles SET sender_constraint = $1 WHERE id = $2")
+            .bind(constraint.as_str())
+            .bind(&profile.id)
+            .execute(&mut *tx)
+            .await?;
+        audit::record_by(
+            &mut *tx,
+            now,
+            actor,
+            AdminEvent {
+                action: "profile.sender_constraint_changed",
+                target_type: "profile",
+                target_id: &profile.id,
+                summary: json!({ "sender_constraint": constraint.as_str() }),
+            },
+        )
+        .await?;
+        self.commit_and_publish(tx).await?;
+        Ok(())
+    }
+
     /// The clients this person owns, newest first. (Reviewing everyone's clients is the
     /// security console's job, not this list's.)
     pub async fn list_clients(&self, actor: &Actor) -> Result<Vec<ClientSummary>> {
@@ -292,8 +327,8 @@ impl Store {
         actor.permit(Area::Clients, Access::Read)?;
         let row = self.owned_client(actor, client_id, Access::Read).await?;
         let profile_rows = sqlx::query(
-            "SELECT id, environment, rate_per_minute, burst, token_ttl_seconds, created_at FROM profiles
-             WHERE client_id = $1 ORDER BY environment DESC",
+            "SELECT id, environment, rate_per_minute, burst, token_ttl_seconds, sender_constraint, created_at
+             FROM profiles WHERE client_id = $1 ORDER BY environment DESC",
         )
         .bind(client_id)
         .fetch_all(&self.pool)
@@ -319,6 +354,7 @@ impl Store {
                 environment: enum_col(p, "environment")?,
                 rate_per_minute: p.try_get("rate_per_minute")?,
                 token_ttl_seconds: p.try_get("token_ttl_seconds")?,
+                sender_constraint: enum_col(p, "sender_constraint")?,
                 burst: p.try_get("burst")?,
                 created_at: p.try_get("created_at")?,
                 credentials,

@@ -223,6 +223,7 @@ impl Store {
         settings: &TokenSettings,
         profile_id: &str,
         call: (&str, &str),
+        dpop_jkt: Option<&str>,
     ) -> Result<IssuedAccessToken> {
         actor.permit(crate::scopes::Area::Clients, crate::access::Access::Write)?;
         use crate::audit_text::{cap, AuditText};
@@ -236,10 +237,15 @@ impl Store {
             .filter(|c| c.profile_id == profile_id && c.kind == CredentialKind::ClientSecret && now < c.expires_at)
             .max_by_key(|c| c.expires_at)
             .ok_or_else(|| DomainError::Invalid("This profile has no usable client secret; rotate it first.".into()))?;
-        let issued =
-            self.enforcement.mint(settings, credential, profile, None, Some(&actor.user.id)).map_err(|e| match e {
+        let issued = self
+            .enforcement
+            .mint(settings, credential, profile, None, Some(&actor.user.id), dpop_jkt)
+            .map_err(|e| match e {
                 TokenRequestError::InvalidScope(m) | TokenRequestError::InvalidRequest(m) => DomainError::Invalid(m),
                 TokenRequestError::InvalidClient => DomainError::Invalid("This client cannot get tokens now.".into()),
+                TokenRequestError::SenderConstraintRequired => {
+                    DomainError::Invalid("This profile accepts only DPoP-bound tokens.".into())
+                }
                 TokenRequestError::Internal => DomainError::Internal("signing an access token failed".into()),
             })?;
         let event = crate::audit::AdminEvent {

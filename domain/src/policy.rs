@@ -84,8 +84,8 @@ impl Store {
             snap.credentials.insert(r.try_get("secret_hash")?, entry);
         }
         for r in sqlx::query(
-            "SELECT p.id, p.client_id, c.kind, p.environment, p.rate_per_minute, p.burst, p.token_ttl_seconds, c.suspended,
-                    u.disabled AS owner_disabled
+            "SELECT p.id, p.client_id, c.kind, p.environment, p.rate_per_minute, p.burst, p.token_ttl_seconds,
+                    p.sender_constraint, c.suspended, u.disabled AS owner_disabled
              FROM profiles p JOIN clients c ON c.id = p.client_id JOIN users u ON u.id = c.owner_id",
         )
         .fetch_all(&mut *tx)
@@ -104,6 +104,7 @@ impl Store {
                     rate_per_minute: r.try_get("rate_per_minute")?,
                     burst: r.try_get("burst")?,
                     token_ttl_secs: r.try_get("token_ttl_seconds")?,
+                    sender_constraint: enum_col(&r, "sender_constraint")?,
                     client_suspended: flag(&r, "suspended")?,
                     owner_disabled: flag(&r, "owner_disabled")?,
                     grants: HashMap::new(),

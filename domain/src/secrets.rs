@@ -103,6 +103,11 @@ fn fingerprint(key: &[u8; 32]) -> String {
     hex::encode(&mac.finalize().into_bytes()[..8])
 }
 
+/// An HMAC-SHA256 keyed with `key` (HMAC takes keys of any length, so this cannot fail).
+pub(crate) fn hmac_sha256(key: &[u8]) -> HmacSha256 {
+    HmacSha256::new_from_slice(key).unwrap_or_else(|_| unreachable_hmac())
+}
+
 // HMAC accepts keys of any length; this cannot happen.
 fn unreachable_hmac() -> HmacSha256 {
     #[allow(clippy::expect_used)]

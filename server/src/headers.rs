@@ -17,6 +17,28 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// How an access token is presented: as a bearer token, or bound to a key the request
+/// proves it holds (RFC 9449 §7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenScheme {
+    Bearer,
+    Dpop,
+}
+
+/// The access token of `Authorization: Bearer …` or `Authorization: DPoP …` (schemes
+/// case-insensitive).
+pub fn access_token(headers: &HeaderMap) -> Option<(TokenScheme, &str)> {
+    let value = header_str(headers, header::AUTHORIZATION.as_str())?;
+    let (scheme, token) = value.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Some((TokenScheme::Bearer, token.trim()))
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Some((TokenScheme::Dpop, token.trim()))
+    } else {
+        None
+    }
+}
+
 /// The `Host` the request was sent to (`name` or `name:port`).
 pub fn host(headers: &HeaderMap) -> Option<&str> {
     header_str(headers, header::HOST.as_str())
@@ -59,6 +81,19 @@ mod tests {
         assert_eq!(bearer(&headers(&[("authorization", "bEaReR  tok ")])), Some("tok"));
         assert_eq!(bearer(&headers(&[("authorization", "Basic abc")])), None);
         assert_eq!(bearer(&headers(&[("authorization", "Bearer")])), None);
+    }
+
+    #[test]
+    fn a_token_is_bearer_or_dpop_and_nothing_else() {
+        let token = |v: &str| {
+            let h = headers(&[("authorization", v)]);
+            access_token(&h).map(|(scheme, t)| (scheme, t.to_owned()))
+        };
+        assert_eq!(token("Bearer a.b.c"), Some((TokenScheme::Bearer, "a.b.c".into())));
+        assert_eq!(token("dpop a.b.c"), Some((TokenScheme::Dpop, "a.b.c".into())));
+        assert_eq!(token("DPoP  a.b.c "), Some((TokenScheme::Dpop, "a.b.c".into())));
+        assert_eq!(token("Basic abc"), None);
+        assert_eq!(token("DPoPx abc"), None);
     }
 
     #[test]

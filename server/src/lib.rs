@@ -8,6 +8,7 @@ pub mod body;
 pub mod client_ip;
 pub mod config;
 pub mod csrf;
+pub mod dpop;
 pub mod gateway;
 pub mod headers;
 pub mod health;

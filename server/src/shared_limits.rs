@@ -24,6 +24,8 @@ const BUDGET: Duration = Duration::from_millis(100);
 const RETRY_AFTER_MS: i64 = 1000;
 /// Every key this module writes starts with it.
 const PREFIX: &str = "portcullis:limit:";
+/// Keys of what may be used once (DPoP proofs), across replicas.
+const USED_PREFIX: &str = "portcullis:used:";
 
 /// KEYS: one per limit. ARGV: for each key, its emission interval and burst (µs, count).
 /// Returns `{1, remaining_of_first}` when every limit allows (and then spends from all),
@@ -147,6 +149,33 @@ impl SharedLimits {
                 retry_after: Duration::from_micros(u64::try_from(*wait_us).unwrap_or(0)),
             }),
             _ => self.failed(now, format!("unexpected answer from the limit script: {reply:?}")),
+        }
+    }
+
+    /// Whether `key` is used here for the first time across every replica (`SET NX`,
+    /// remembered for `ttl`), or `None` when Redis cannot say in time: the DPoP one-use
+    /// check, which then rests on each replica's own memory, as limits do.
+    pub async fn first_use(&self, key: &[u8; 32], ttl: Duration) -> Option<bool> {
+        let now = now_ms();
+        if self.0.local_until.load(Ordering::Relaxed) > now {
+            self.0.fell_back.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        let mut redis = self.0.redis.clone();
+        let mut set = redis::cmd("SET");
+        set.arg(format!("{USED_PREFIX}{}", hex::encode(key)))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+        match tokio::time::timeout(BUDGET, set.query_async::<Option<String>>(&mut redis)).await {
+            Ok(Ok(answer)) => {
+                self.0.local_until.store(0, Ordering::Relaxed);
+                self.0.answered.fetch_add(1, Ordering::Relaxed);
+                Some(answer.is_some())
+            }
+            Ok(Err(e)) => self.failed(now, e.to_string()).map(|_| false),
+            Err(_) => self.failed(now, format!("no answer within {} ms", BUDGET.as_millis())).map(|_| false),
         }
     }
 

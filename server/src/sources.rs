@@ -84,9 +84,11 @@ impl Sources {
 
     /// A request from `ip` was refused (and written) for `reason`: it counts against the
     /// source, unless the reason is our own trouble (`Reason::is_ours`: the store, the
-    /// audit trail, an upstream, a bug), which must not get anyone turned away.
+    /// audit trail, an upstream, a bug), which must not get anyone turned away, or the
+    /// DPoP nonce a client must first be given (RFC 9449 §8: the protocol's first round,
+    /// not a fault).
     pub fn refused(&self, ip: IpAddr, reason: Reason) {
-        if reason.is_ours() {
+        if reason.is_ours() || reason == Reason::UseDpopNonce {
             return;
         }
         let Some(refusals) = &self.0.refusals else { return };

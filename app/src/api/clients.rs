@@ -139,6 +139,15 @@ pub async fn set_token_lifetime(profile_id: String, seconds: String) -> Result<(
     store()?.set_token_lifetime(&actor, &profile_id, seconds).await.map_err(domain)
 }
 
+#[server(endpoint = "set_sender_constraint")]
+pub async fn set_sender_constraint(profile_id: String, sender_constraint: String) -> Result<(), AppError> {
+    let actor = actor().await?;
+    let constraint = sender_constraint
+        .parse::<portcullis_domain::model::SenderConstraint>()
+        .map_err(|_| fail(AppError::Invalid("Choose none or DPoP.".into())))?;
+    store()?.set_sender_constraint(&actor, &profile_id, constraint).await.map_err(domain)
+}
+
 #[server(endpoint = "recent_requests")]
 pub async fn recent_requests(client_id: String) -> Result<Vec<portcullis_domain::model::RequestView>, AppError> {
     let actor = actor().await?;

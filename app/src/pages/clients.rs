@@ -3,12 +3,13 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 use portcullis_domain::model::{
     ClientDetail, ClientKind, CredentialView, Environment, GrantView, IssuedSecret, ProfileDetail, RequestView,
+    SenderConstraint,
 };
 use portcullis_domain::time::{format_date, format_utc};
 
 use crate::api::{
     AddProfile, IssueApiKey, Issued, RegisterClient, Revealed, RevokeCredential, RotateSecret, SetClientSuspended,
-    SetRateLimit, SetTokenLifetime,
+    SetRateLimit, SetSenderConstraint, SetTokenLifetime,
 };
 use crate::components::{when, CodeBlock, Confirm, ErrorBox, PageError, SecretReveal, SignInFirst};
 use crate::error::AppError;
@@ -141,6 +142,8 @@ pub fn ClientPage() -> impl IntoView {
     let revoke = ServerAction::<RevokeCredential>::new();
     let set_rate = ServerAction::<SetRateLimit>::new();
     let set_ttl = ServerAction::<SetTokenLifetime>::new();
+    let set_constraint = ServerAction::<SetSenderConstraint>::new();
+    let policy = PolicyActions { set_rate, set_ttl, set_constraint };
     let suspend = ServerAction::<SetClientSuspended>::new();
     // Every resource of this page is created here, before the one Suspense, and read
     // inside it; the views below get plain data. A resource created inside an async
@@ -154,6 +157,7 @@ pub fn ClientPage() -> impl IntoView {
                 client_id(),
                 (rotate.version().get(), issue_key.version().get(), add_profile.version().get()),
                 (revoke.version().get(), set_rate.version().get(), set_ttl.version().get(), suspend.version().get()),
+                set_constraint.version().get(),
             )
         },
         |(id, ..)| crate::api::get_client(id),
@@ -201,6 +205,11 @@ pub fn ClientPage() -> impl IntoView {
             Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
             None => None,
         }}
+        {move || match set_constraint.value().get() {
+            Some(Ok(())) => Some(view! { <div class="alert alert-success" role="status">"Sender constraint saved; the gateway applies it from the next request."</div> }.into_any()),
+            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
+            None => None,
+        }}
         {move || suspend.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
@@ -218,7 +227,7 @@ pub fn ClientPage() -> impl IntoView {
                 };
                 match detail.await {
                     Err(e) => view! { <PageError error=e back_href="/clients" back_label="Back to your clients"/> }.into_any(),
-                    Ok(d) => view! { {revealed} <ClientView detail=d origin admin recent rotate issue_key add_profile revoke set_rate set_ttl suspend/> }.into_any(),
+                    Ok(d) => view! { {revealed} <ClientView detail=d origin admin recent rotate issue_key add_profile revoke policy suspend/> }.into_any(),
                 }
             })}
         </Suspense>
@@ -254,8 +263,7 @@ fn ClientView(
     issue_key: ServerAction<IssueApiKey>,
     add_profile: ServerAction<AddProfile>,
     revoke: ServerAction<RevokeCredential>,
-    set_rate: ServerAction<SetRateLimit>,
-    set_ttl: ServerAction<SetTokenLifetime>,
+    policy: PolicyActions,
     suspend: ServerAction<SetClientSuspended>,
 ) -> impl IntoView {
     let c = detail.client;
@@ -326,10 +334,18 @@ fn ClientView(
             })}
         </section>
         <TokenHowTo origin=origin.clone() client_id=c.id.clone() profile_id=detail.profiles.first().map(|p| p.id.clone()).unwrap_or_default()/>
-        {detail.profiles.into_iter().map(|p| view! { <ProfileCard profile=p origin=origin.clone() admin rotate issue_key revoke set_rate set_ttl/> }).collect_view()}
+        {detail.profiles.into_iter().map(|p| view! { <ProfileCard profile=p origin=origin.clone() admin rotate issue_key revoke policy/> }).collect_view()}
         <RecentRequests requests=recent/>
     }
     .into_any()
+}
+
+/// The admin's forms for a profile's policy: rate limit, token lifetime, sender constraint.
+#[derive(Clone, Copy)]
+struct PolicyActions {
+    set_rate: ServerAction<SetRateLimit>,
+    set_ttl: ServerAction<SetTokenLifetime>,
+    set_constraint: ServerAction<SetSenderConstraint>,
 }
 
 #[component]
@@ -340,9 +356,10 @@ fn ProfileCard(
     rotate: ServerAction<RotateSecret>,
     issue_key: ServerAction<IssueApiKey>,
     revoke: ServerAction<RevokeCredential>,
-    set_rate: ServerAction<SetRateLimit>,
-    set_ttl: ServerAction<SetTokenLifetime>,
+    policy: PolicyActions,
 ) -> impl IntoView {
+    let PolicyActions { set_rate, set_ttl, set_constraint } = policy;
+    let constraint = profile.sender_constraint;
     let pid = profile.id.clone();
     let pid3 = profile.id.clone();
     let (rate, burst) = (profile.rate_per_minute.to_string(), profile.burst.to_string());
@@ -373,10 +390,12 @@ fn ProfileCard(
                 <dt>"Profile ID"</dt><dd class="mono">{profile.id.clone()}</dd>
                 <dt>"Rate limit"</dt><dd>{format!("{} requests/minute, burst {}", profile.rate_per_minute, profile.burst)}</dd>
                 <dt>"Token lifetime"</dt><dd data-testid="token-lifetime">{format!("{} seconds", profile.token_ttl_seconds)}</dd>
+                <dt>"Sender-constrained tokens"</dt><dd data-testid="sender-constraint">{constraint.label()}</dd>
             </dl>
             // Only admins set rate-limit policies; the server checks it again.
             {admin.then(|| {
                 let pid_ttl = pid3.clone();
+                let pid_constraint = pid3.clone();
                 view! {
                     <ActionForm action=set_rate attr:class="inline-form">
                         <input type="hidden" name="profile_id" value=pid3/>
@@ -388,6 +407,17 @@ fn ProfileCard(
                         <input type="hidden" name="profile_id" value=pid_ttl/>
                         <label>"Token lifetime (s) " <input name="seconds" type="number" min="60" max="3600" value=ttl/></label>
                         <button type="submit" class="btn btn-secondary btn-small">"Save token lifetime"</button>
+                    </ActionForm>
+                    <ActionForm action=set_constraint attr:class="inline-form" attr:data-testid="sender-constraint-form">
+                        <input type="hidden" name="profile_id" value=pid_constraint/>
+                        <label>"Sender-constrained tokens "
+                            <select name="sender_constraint">
+                                {SenderConstraint::ALL.iter().map(|c| view! {
+                                    <option value=c.as_str() selected=*c == constraint>{c.label()}</option>
+                                }).collect_view()}
+                            </select>
+                        </label>
+                        <button type="submit" class="btn btn-secondary btn-small">"Save sender constraint"</button>
                     </ActionForm>
                 }
             })}

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::AccessClaims;
-use crate::model::{ClientKind, CredentialKind, Environment};
+use crate::model::{ClientKind, CredentialKind, Environment, SenderConstraint};
 use crate::routing::{CanonicalPath, Template};
 
 #[derive(Debug, Default)]
@@ -53,6 +53,8 @@ pub struct ProfileEntry {
     pub rate_per_minute: i64,
     pub burst: i64,
     pub token_ttl_secs: i64,
+    /// Whether only sender-constrained (DPoP-bound) tokens are accepted.
+    pub sender_constraint: SenderConstraint,
     pub client_suspended: bool,
     /// The client's owner is disabled: the client is stopped as if suspended.
     pub owner_disabled: bool,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use super::{CredentialEntry, Enforcement, KeyRing, ProfileEntry, Snapshot};
-use crate::model::{ClientKind, CredentialKind};
+use crate::model::{ClientKind, CredentialKind, SenderConstraint};
 use crate::time::SECOND;
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
@@ -36,6 +36,24 @@ pub struct AccessClaims {
     /// Test access, whose requests the audit trail attributes to that person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<ActorClaim>,
+    /// The key the token is bound to (RFC 9449 §6.1, RFC 7800): only a request proving
+    /// possession of it may use the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+impl AccessClaims {
+    /// The JWK thumbprint of the DPoP key the token is bound to, if it is bound.
+    pub fn dpop_jkt(&self) -> Option<&str> {
+        self.cnf.as_ref().map(|c| c.jkt.as_str())
+    }
+}
+
+/// RFC 7800 `cnf`, with DPoP's member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// The JWK SHA-256 thumbprint of the client's DPoP key (RFC 9449 §6.1).
+    pub jkt: String,
 }
 
 /// RFC 8693 §4.1 `act`: who is acting.
@@ -62,6 +80,8 @@ pub enum TokenError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenRequestError {
     InvalidClient,
+    /// The profile accepts only DPoP-bound tokens and the request carried no proof.
+    SenderConstraintRequired,
     InvalidScope(String),
     InvalidRequest(String),
     Internal,
@@ -119,21 +139,23 @@ impl std::fmt::Debug for VerifiedTokens {
 impl Enforcement {
     /// The client credentials grant: authenticates the client by its secret and issues a
     /// token for the profile that secret belongs to, with the requested scopes (a subset
-    /// of what the profile's grants allow) or all of them.
+    /// of what the profile's grants allow) or all of them, bound to `dpop_jkt` when the
+    /// request carried a DPoP proof.
     pub fn issue_access_token(
         &self,
         settings: &TokenSettings,
         client_id: &str,
         client_secret: &str,
         requested_scope: Option<&str>,
+        dpop_jkt: Option<&str>,
     ) -> Result<IssuedAccessToken, TokenRequestError> {
         let snap = self.snapshot().current();
         let (credential, profile) = self.authenticate_client(&snap, client_id, client_secret)?;
-        self.mint(settings, credential, profile, requested_scope, None)
+        self.mint(settings, credential, profile, requested_scope, None, dpop_jkt)
     }
 
     /// Signs a token for `profile`, obtained with `credential`, acting for `acting_user`
-    /// when a person asked for it.
+    /// when a person asked for it, bound to the DPoP key `dpop_jkt` when there is one.
     pub(crate) fn mint(
         &self,
         settings: &TokenSettings,
@@ -141,7 +163,11 @@ impl Enforcement {
         profile: &ProfileEntry,
         requested_scope: Option<&str>,
         acting_user: Option<&str>,
+        dpop_jkt: Option<&str>,
     ) -> Result<IssuedAccessToken, TokenRequestError> {
+        if profile.sender_constraint == SenderConstraint::Dpop && dpop_jkt.is_none() {
+            return Err(TokenRequestError::SenderConstraintRequired);
+        }
         let now = self.now();
         let mut allowed: Vec<&str> = profile
             .grants
@@ -187,6 +213,7 @@ impl Enforcement {
             .to_owned(),
             cid: credential.id.clone(),
             act: acting_user.map(|sub| ActorClaim { sub: sub.to_owned() }),
+            cnf: dpop_jkt.map(|jkt| Confirmation { jkt: jkt.to_owned() }),
         };
         let ring = self.keys().current();
         let signer = ring.signer(self.now()).ok_or(TokenRequestError::Internal)?;

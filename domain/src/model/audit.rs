@@ -61,6 +61,12 @@ text_enum!(
         MissingCredential => "missing_credential",
         CredentialInQuery => "credential_in_query",
         InvalidToken => "invalid_token",
+        // DPoP (RFC 9449): a proof that fails a check, one used twice, one without the
+        // server's current nonce; a bound token sent as a bearer token.
+        InvalidDpopProof => "invalid_dpop_proof",
+        DpopProofReplayed => "dpop_proof_replayed",
+        UseDpopNonce => "use_dpop_nonce",
+        SenderConstraintRequired => "sender_constraint_required",
         IdentityMismatch => "identity_mismatch",
         ClientSuspended => "client_suspended",
         OwnerDisabled => "owner_disabled",

@@ -14,6 +14,22 @@ text_enum!(
 
 text_enum!(Environment { Sandbox => "sandbox", Production => "production" });
 
+text_enum!(
+    /// Whether a profile's tokens must be bound to a key the caller proves it holds:
+    /// `none` accepts bearer tokens and API keys; `dpop` accepts only DPoP-bound tokens
+    /// (RFC 9449), on every channel. Set by admins.
+    SenderConstraint { None => "none", Dpop => "dpop" }
+);
+
+impl SenderConstraint {
+    pub fn label(self) -> &'static str {
+        match self {
+            SenderConstraint::None => "none (bearer tokens and API keys)",
+            SenderConstraint::Dpop => "DPoP-bound tokens only",
+        }
+    }
+}
+
 impl ClientKind {
     pub fn label(self) -> &'static str {
         match self {
@@ -65,6 +81,8 @@ pub struct ProfileDetail {
     pub burst: i64,
     /// How long this profile's access tokens live.
     pub token_ttl_seconds: i64,
+    /// Whether its tokens must be sender-constrained.
+    pub sender_constraint: SenderConstraint,
     pub created_at: i64,
     pub credentials: Vec<CredentialView>,
     pub grants: Vec<GrantView>,

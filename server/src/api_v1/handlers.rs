@@ -419,6 +419,27 @@ pub async fn set_client_suspended(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+pub struct SenderConstraintBody {
+    /// `dpop`: only DPoP-bound access tokens (RFC 9449); `none`: bearer tokens and API keys too.
+    pub sender_constraint: portcullis_domain::model::SenderConstraint,
+}
+
+/// Admins only: whether this profile accepts only sender-constrained (DPoP-bound)
+/// tokens, on every channel, from the next request on.
+#[utoipa::path(put, path = "/profiles/{profile_id}/sender-constraint", params(("profile_id" = String, Path)), request_body = SenderConstraintBody,
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn set_sender_constraint(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    Path(profile_id): Path<String>,
+    body: Body<SenderConstraintBody>,
+) -> Answer<StatusCode> {
+    let Json(b) = body?;
+    s.portal.store.set_sender_constraint(&actor, &profile_id, b.sender_constraint).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct TokenLifetimeBody {
     /// How long the profile's access tokens live, in seconds.
     pub seconds: i64,

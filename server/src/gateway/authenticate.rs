@@ -1,7 +1,9 @@
 //! Who is calling: the one authentication of `/gw` and `/mcp`, against the policy
 //! snapshot (no database query).
 //!
-//! Credentials come in headers: `Authorization: Bearer <access token>` or `X-API-Key`.
+//! Credentials come in headers: `Authorization: Bearer <access token>`, `Authorization:
+//! DPoP <access token>` with a `DPoP` proof of the key the token is bound to (RFC 9449;
+//! a bound token is never accepted as a bearer token), or `X-API-Key`.
 //! A product may accept an API key as `?api_key=`; every other credential in a URL is
 //! refused (RFC 6750 §5.3: URLs end up in logs, proxies and histories). The query is
 //! parsed once, with its names decoded, so `api%5Fkey` is `api_key` for refusal,
@@ -13,12 +15,13 @@ use portcullis_domain::audit_event::RequestEvent;
 use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::enforcement::{AccessClaims, TokenError};
 use portcullis_domain::enforcement::{CredentialEntry, Inactive, ProfileEntry, Snapshot};
-use portcullis_domain::model::CredentialKind;
+use portcullis_domain::model::{CredentialKind, SenderConstraint};
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::{Gateway, Refusal};
-use crate::headers::{bearer, header_str};
+use crate::dpop::Possession;
+use crate::headers::{access_token, header_str, TokenScheme};
 
 /// Who called, once authenticated.
 pub struct Caller<'s> {
@@ -30,6 +33,12 @@ pub struct Caller<'s> {
 }
 
 impl Caller<'_> {
+    /// The DPoP key this request proved it holds: its token is bound to one, and a bound
+    /// token authenticates only with a proof of it.
+    pub fn proven_key(&self) -> Option<&str> {
+        self.token.as_deref().and_then(|t| t.dpop_jkt())
+    }
+
     /// Writes who called into a request's row: client, profile, credential, and the
     /// person a Test access token acts for.
     pub fn stamp(&self, event: &mut RequestEvent) {
@@ -98,13 +107,15 @@ impl<'q> Query<'q> {
 
 impl Gateway {
     /// Who the request's credential belongs to, checked against the snapshot: the same
-    /// answer for `/gw` and for `/mcp` (which never accepts a key in the URL).
-    pub fn authenticate<'s>(
+    /// answer for `/gw` and for `/mcp` (which never accepts a key in the URL). A
+    /// DPoP-bound token must come with `possession` of its key.
+    pub async fn authenticate<'s>(
         &self,
         snap: &'s Snapshot,
         headers: &HeaderMap,
         query: &Query<'_>,
         query_key_allowed: bool,
+        possession: &Possession,
         now: i64,
     ) -> Result<Caller<'s>, Refusal> {
         if query.credential(query_key_allowed) {
@@ -112,7 +123,7 @@ impl Gateway {
         }
         let in_query = if query_key_allowed { query.key() } else { None };
         let api_key = header_str(headers, "x-api-key").or(in_query.as_deref());
-        let (credential, profile, token) = match (api_key, bearer(headers)) {
+        let (credential, profile, token) = match (api_key, access_token(headers)) {
             (Some(key), _) => {
                 // Lookup by keyed hash: what is compared is a hash, which leaks nothing usable.
                 let (credential, rekey) = self
@@ -134,7 +145,7 @@ impl Gateway {
                 }
                 (credential, profile, None)
             }
-            (None, Some(token)) => {
+            (None, Some((scheme, token))) => {
                 let claims = self.state.verify_access_token(&self.tokens, token).map_err(Refusal::InvalidToken)?;
                 // A token lives no longer than the credential it was obtained with, and
                 // not while its client is stopped: the one rule introspection uses too.
@@ -142,10 +153,24 @@ impl Gateway {
                     Inactive::Revoked => Refusal::InvalidToken(TokenError::Revoked),
                     Inactive::Stopped(stopped) => Refusal::stopped(stopped),
                 })?;
+                match scheme {
+                    // Whoever copied a bound token still lacks the key: RFC 9449 §7.2.
+                    TokenScheme::Bearer if claims.dpop_jkt().is_some() => return Err(Refusal::BoundTokenAsBearer),
+                    TokenScheme::Bearer => {}
+                    TokenScheme::Dpop => self
+                        .proofs
+                        .prove(headers, possession, token, claims.dpop_jkt())
+                        .await
+                        .map_err(Refusal::InvalidProof)?,
+                }
                 (credential, profile, Some(claims))
             }
             (None, None) => return Err(Refusal::MissingCredential),
         };
+        let bound = token.as_ref().is_some_and(|t| t.dpop_jkt().is_some());
+        if profile.sender_constraint == SenderConstraint::Dpop && !bound {
+            return Err(Refusal::ProfileRequiresDpop);
+        }
         let claims_ok = header_str(headers, "x-client-id").is_none_or(|c| c == profile.client_id)
             && header_str(headers, "x-profile-id").is_none_or(|p| p == profile.id);
         if !claims_ok {
@@ -183,7 +208,8 @@ impl Gateway {
             })?;
             return Some(found);
         }
-        let claims = self.state.verify_access_token(&self.tokens, bearer(headers)?).ok()?;
+        let (_, token) = access_token(headers)?;
+        let claims = self.state.verify_access_token(&self.tokens, token).ok()?;
         snap.profiles.get(&claims.profile).filter(|p| p.client_id == claims.client_id).map(|p| p.client_id.as_str())
     }
 }

@@ -34,6 +34,7 @@ use tokio::sync::oneshot;
 
 use crate::audit::{self, AuditedBody};
 use crate::body::BytesIn;
+use crate::dpop::{Possession, Proofs};
 use crate::sources::Sources;
 pub use authenticate::{Caller, Query};
 pub use refusal::Refusal;
@@ -71,6 +72,8 @@ pub struct Parts {
     max_body: u64,
     /// The pooled clients to upstreams, one per upstream TLS profile.
     upstreams: proxy::Upstreams,
+    /// DPoP proofs: checked, and used once across replicas.
+    proofs: Proofs,
 }
 
 impl std::ops::Deref for Gateway {
@@ -90,11 +93,13 @@ impl Gateway {
     ) -> Result<Self, upstream_tls::UpstreamTlsError> {
         let GatewayLimits { upstream_timeout, global_rate_per_second, shared_limits, max_body, upstream_tls } = limits;
         let upstreams = proxy::Upstreams::new(upstream_timeout, &upstream_tls)?;
+        let state = store.enforcement().clone();
+        let proofs = Proofs::new(state.clone(), shared_limits.clone(), &tokens.issuer);
         let limits = ratelimit::Limits::new(global_rate_per_second, shared_limits);
         let (proto, rest) = tokens.issuer.split_once("://").unwrap_or(("http", tokens.issuer.as_str()));
         let public = crate::client_ip::PublicOrigin::new(proto, rest.split('/').next().unwrap_or(""));
-        let state = store.enforcement().clone();
-        Ok(Self(Arc::new(Parts { store, tokens, public, state, audit, limits, sources, max_body, upstreams })))
+        let parts = Parts { store, tokens, public, state, audit, limits, sources, max_body, upstreams, proofs };
+        Ok(Self(Arc::new(parts)))
     }
 
     pub fn sources(&self) -> &Sources {
@@ -176,6 +181,9 @@ pub struct Call {
     /// The profile the call must authenticate as, when the route already knows it (an
     /// MCP session is bound to one): anything else is refused, whatever the call carries.
     pub bound_profile: Option<String>,
+    /// How a DPoP-bound token's key is shown: the request's own proof at `/gw`, the one
+    /// `/mcp` already checked for a tool call.
+    pub possession: Possession,
     /// The request's reserved audit row, with its channel, tool and caller address.
     pub row: PendingRow,
 }
@@ -205,7 +213,9 @@ async fn handle(
         Ok(row) => row,
         Err(refusal) => return refusal.into_response(&request_id),
     };
+    let possession = Possession::Proof { method: method.as_str().to_owned(), path: uri.path().to_owned() };
     let call = Call {
+        possession,
         method,
         product: product.to_owned(),
         path: path.to_owned(),
@@ -269,6 +279,13 @@ struct Target<'c> {
     query: Option<&'c str>,
 }
 
+/// Who a call says it comes from, besides its credential.
+struct Who<'c> {
+    client: IpAddr,
+    bound_profile: Option<&'c str>,
+    possession: &'c Possession,
+}
+
 /// What an authorized call is forwarded as.
 struct Forward {
     url: String,
@@ -305,12 +322,13 @@ impl Gateway {
     }
 
     async fn run(self, call: Call, reply: oneshot::Sender<Executed>) {
-        let Call { method, product, path, query, headers, body, client, bound_profile, mut row } = call;
+        let Call { method, product, path, query, headers, body, client, bound_profile, possession, mut row } = call;
         let request_id = row.event.request_id.clone();
         let now = row.event.occurred_at;
         let snap = self.state.snapshot().current();
         let target = Target { method: &method, product: &product, path: &path, query: query.as_deref() };
-        let decided = self.decide(&snap, &mut row.event, target, &headers, client, bound_profile.as_deref(), now);
+        let who = Who { client, bound_profile: bound_profile.as_deref(), possession: &possession };
+        let decided = self.decide(&snap, &mut row.event, target, &headers, who, now);
         let forward = match decided.await {
             Ok(f) => f,
             Err(refusal) => {
@@ -393,18 +411,17 @@ impl Gateway {
 
     /// Everything decided before the upstream is called, in order; the row learns each
     /// fact as it is established.
-    #[allow(clippy::too_many_arguments)]
     async fn decide(
         &self,
         snap: &Snapshot,
         event: &mut RequestEvent,
         target: Target<'_>,
         headers: &HeaderMap,
-        client: IpAddr,
-        bound_profile: Option<&str>,
+        who: Who<'_>,
         now: i64,
     ) -> Result<Forward, Refusal> {
         let Target { method, product: product_slug, path: raw_path, query } = target;
+        let Who { client, bound_profile, possession } = who;
         let query = Query::parse(query);
         // Looked up first for its `?api_key=` policy; an unknown product is refused only
         // after authentication, so a bad credential is a 401 whatever the path. Only REST
@@ -412,10 +429,11 @@ impl Gateway {
         // there would let one session act as another profile.
         let product = snap.products.get(product_slug);
         let key_in_query = product.is_some_and(|p| p.api_key_in_query) && event.channel == RequestChannel::Rest;
-        let caller = self.authenticate(snap, headers, &query, key_in_query, now).inspect_err(|_| {
-            let named = self.named_client(snap, headers, &query, key_in_query);
-            event.attempted_client_id = named.map(|c| AuditText::new(c, cap::ID));
-        })?;
+        let caller =
+            self.authenticate(snap, headers, &query, key_in_query, possession, now).await.inspect_err(|_| {
+                let named = self.named_client(snap, headers, &query, key_in_query);
+                event.attempted_client_id = named.map(|c| AuditText::new(c, cap::ID));
+            })?;
         let profile = caller.profile;
         caller.stamp(event);
         if bound_profile.is_some_and(|p| p != profile.id) {

@@ -3,7 +3,7 @@
 
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use portcullis_domain::enforcement::TokenError;
+use portcullis_domain::enforcement::{ProofError, TokenError};
 use portcullis_domain::model::Reason;
 use serde_json::json;
 
@@ -33,6 +33,12 @@ pub enum Refusal {
     ExpiredCredential,
     /// An access token that does not verify, told apart for the caller.
     InvalidToken(TokenError),
+    /// A DPoP-bound token whose request does not prove possession of its key.
+    InvalidProof(ProofError),
+    /// A DPoP-bound token presented as a bearer token.
+    BoundTokenAsBearer,
+    /// A bearer token or an API key for a profile that accepts only DPoP-bound tokens.
+    ProfileRequiresDpop,
     /// `X-Client-ID` / `X-Profile-ID` name someone other than the credential's owner.
     IdentityMismatch,
     ClientSuspended,
@@ -93,6 +99,9 @@ impl Refusal {
             | Refusal::UnknownCredential
             | Refusal::ExpiredCredential
             | Refusal::InvalidToken(_)
+            | Refusal::InvalidProof(_)
+            | Refusal::BoundTokenAsBearer
+            | Refusal::ProfileRequiresDpop
             | Refusal::IdentityMismatch => StatusCode::UNAUTHORIZED,
             Refusal::ClientSuspended
             | Refusal::OwnerDisabled
@@ -116,6 +125,8 @@ impl Refusal {
             Refusal::MissingCredential => Reason::MissingCredential,
             Refusal::CredentialInQuery => Reason::CredentialInQuery,
             Refusal::UnknownCredential | Refusal::ExpiredCredential | Refusal::InvalidToken(_) => Reason::InvalidToken,
+            Refusal::InvalidProof(e) => e.reason(),
+            Refusal::BoundTokenAsBearer | Refusal::ProfileRequiresDpop => Reason::SenderConstraintRequired,
             Refusal::IdentityMismatch => Reason::IdentityMismatch,
             Refusal::ClientSuspended => Reason::ClientSuspended,
             Refusal::OwnerDisabled => Reason::OwnerDisabled,
@@ -148,6 +159,13 @@ impl Refusal {
             Refusal::UnknownCredential => "The credential is unknown or revoked.".into(),
             Refusal::ExpiredCredential => "The credential has expired.".into(),
             Refusal::InvalidToken(e) => format!("The access token is not accepted: {}.", token_description(*e)),
+            Refusal::InvalidProof(e) => format!("The DPoP proof is not accepted: {}.", e.description()),
+            Refusal::BoundTokenAsBearer => {
+                "The access token is bound to a key (DPoP): send it as Authorization: DPoP with a DPoP proof of that key.".into()
+            }
+            Refusal::ProfileRequiresDpop => {
+                "This profile accepts only DPoP-bound access tokens: request a token with a DPoP proof and send it as Authorization: DPoP with a proof for each request.".into()
+            }
             Refusal::IdentityMismatch => "X-Client-ID or X-Profile-ID does not match the credential.".into(),
             Refusal::ClientSuspended => "This client is suspended.".into(),
             Refusal::OwnerDisabled => "This client's owner is disabled.".into(),
@@ -181,9 +199,16 @@ impl Refusal {
         }
     }
 
-    /// The `WWW-Authenticate` challenge of a 401 (RFC 6750 §3).
+    /// The `WWW-Authenticate` challenge of a 401 (RFC 6750 §3, RFC 9449 §7.1).
     fn challenge(&self) -> Option<String> {
         let description = match self {
+            Refusal::InvalidProof(e) => return Some(crate::dpop::challenge(e.error_code(), e.description())),
+            Refusal::BoundTokenAsBearer => {
+                return Some(crate::dpop::challenge("invalid_token", "the access token is DPoP-bound"))
+            }
+            Refusal::ProfileRequiresDpop => {
+                return Some(crate::dpop::challenge("invalid_token", "this profile accepts only DPoP-bound tokens"))
+            }
             Refusal::MissingCredential => return Some(r#"Bearer realm="portcullis""#.into()),
             Refusal::CredentialInQuery => {
                 return Some(

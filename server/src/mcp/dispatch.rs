@@ -94,7 +94,11 @@ pub(super) async fn call_tool(
         tools::LIST_ENDPOINTS => tools::list_endpoints(&caller, ctx.snap, args),
         tools::ENDPOINT_DETAILS => tools::endpoint_details(&caller, ctx.snap, args),
         tools::EXECUTE_ENDPOINT => {
-            let bound = tools::Bound { profile_id: &caller.caller.profile.id, client: ctx.peer };
+            let bound = tools::Bound {
+                profile_id: &caller.caller.profile.id,
+                client: ctx.peer,
+                proven_key: caller.caller.proven_key(),
+            };
             tools::execute_endpoint(&ctx.mcp.gateway, ctx.snap, args, ctx.headers, bound, slot).await
         }
         other => return Err(unknown_tool(other, slot)),

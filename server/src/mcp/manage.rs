@@ -313,6 +313,20 @@ const TOOLS: &[Tool] = &[
         required: &["profile_id", "seconds"],
     },
     Tool {
+        name: "set_sender_constraint",
+        title: "Require sender-constrained tokens",
+        description: "Whether a profile accepts only DPoP-bound access tokens (`dpop`) or also bearer tokens and API \
+                      keys (`none`), on every channel (admins).",
+        kind: Kind::Idempotent,
+        properties: || {
+            json!({
+                "profile_id": id("A profile id, pf_…"),
+                "sender_constraint": { "type": "string", "enum": ["none", "dpop"] }
+            })
+        },
+        required: &["profile_id", "sender_constraint"],
+    },
+    Tool {
         name: "create_product",
         title: "Publish a product",
         description: "Publishes an API product (admins); add its endpoints with import_openapi.",
@@ -616,6 +630,13 @@ struct Lifetime {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct Constraint {
+    profile_id: String,
+    sender_constraint: portcullis_domain::model::SenderConstraint,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Product {
     #[serde(default)]
     product_id: Option<String>,
@@ -819,6 +840,13 @@ async fn run(portal: &PortalState, actor: &Actor, name: &str, a: &Map<String, Va
         "set_token_lifetime" => {
             let l: Lifetime = args(a)?;
             store.set_token_lifetime(actor, &l.profile_id, l.seconds).await.map(|()| json!({ "seconds": l.seconds }))
+        }
+        "set_sender_constraint" => {
+            let c: Constraint = args(a)?;
+            store
+                .set_sender_constraint(actor, &c.profile_id, c.sender_constraint)
+                .await
+                .map(|()| json!({ "sender_constraint": c.sender_constraint }))
         }
         "create_product" => {
             let p: Product = args(a)?;

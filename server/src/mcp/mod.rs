@@ -52,6 +52,7 @@ use std::time::Instant;
 
 use crate::audit;
 use crate::body::{self as request_body, BodyError};
+use crate::dpop::Possession;
 use crate::gateway::{Caller, Gateway, Query};
 use crate::headers::{bearer, header_str, Origin};
 use dispatch::{dispatch, note};
@@ -246,6 +247,9 @@ async fn resource_metadata(State(mcp): State<McpServer>) -> Response {
         "bearer_methods_supported": ["header"],
         "scopes_supported": scopes,
         "resource_name": "Portcullis Gateway MCP",
+        // RFC 9449 §5.1: proofs it accepts; bearer tokens are still accepted unless bound.
+        "dpop_signing_alg_values_supported": portcullis_domain::enforcement::DPOP_ALGS,
+        "dpop_bound_access_tokens_required": false,
     }))
     .into_response()
 }

@@ -16,6 +16,7 @@ use portcullis_domain::enforcement::{EndpointEntry, ProductEntry, Snapshot};
 use portcullis_domain::model::Reason;
 use serde_json::{json, Map, Value};
 
+use crate::dpop::Possession;
 use crate::gateway::{self, Call, Executed, Gateway};
 
 /// The largest upstream answer handed to an agent; a tool result is read whole.
@@ -316,6 +317,8 @@ fn query_string(args: &Map<String, Value>) -> Result<Option<String>, String> {
 pub struct Bound<'a> {
     pub profile_id: &'a str,
     pub client: std::net::IpAddr,
+    /// The DPoP key the MCP request proved it holds, if its token is bound to one.
+    pub proven_key: Option<&'a str>,
 }
 
 /// Runs `execute_endpoint` through `Gateway::execute`, which authenticates the caller's
@@ -391,6 +394,9 @@ pub async fn execute_endpoint(
         body,
         client: bound.client,
         bound_profile: Some(bound.profile_id.to_owned()),
+        // `/mcp` checked this request's DPoP proof (made for its POST) when it
+        // authenticated it; the gateway holds the token to the key proven there.
+        possession: Possession::Proven { jkt: bound.proven_key.map(str::to_owned) },
         row,
     };
     let (status, request_id, reported, body) = match gateway.execute(call).await {

@@ -88,6 +88,7 @@ pub(super) async fn refuse_rpc(
 pub(super) async fn admit<'s>(
     mcp: &McpServer,
     snap: &'s Snapshot,
+    method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     row: &mut PendingRow,
@@ -101,7 +102,8 @@ pub(super) async fn admit<'s>(
         return Ok(person);
     }
     let now = mcp.gateway.store().now();
-    match mcp.gateway.authenticate(snap, headers, &Query::parse(uri.query()), false, now) {
+    let possession = Possession::Proof { method: method.as_str().to_owned(), path: uri.path().to_owned() };
+    match mcp.gateway.authenticate(snap, headers, &Query::parse(uri.query()), false, &possession, now).await {
         Ok(caller) => {
             caller.stamp(&mut row.event);
             Ok(Principal::Agent(caller))
@@ -177,7 +179,7 @@ pub(super) async fn delete(
         Err(refused) => return refused,
     };
     let snap = mcp.gateway.enforcement().snapshot().current();
-    let caller = match admit(&mcp, &snap, &uri, &headers, &mut row).await {
+    let caller = match admit(&mcp, &snap, &method, &uri, &headers, &mut row).await {
         Ok(c) => c,
         Err((reason, refused)) => return refuse(&mcp, peer, row, reason, *refused).await,
     };
@@ -249,7 +251,7 @@ pub(super) async fn post(
         Err(refused) => return refused,
     };
     let snap = mcp.gateway.enforcement().snapshot().current();
-    let caller = match admit(&mcp, &snap, &uri, &headers, &mut row).await {
+    let caller = match admit(&mcp, &snap, &method, &uri, &headers, &mut row).await {
         Ok(c) => c,
         Err((reason, refused)) => return refuse(&mcp, peer, row, reason, *refused).await,
     };

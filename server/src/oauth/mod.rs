@@ -15,7 +15,7 @@ use portcullis_app::ssr::ClientIp;
 use portcullis_domain::audit_event::RequestEvent;
 use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::{AuditSink, PendingRow};
-use portcullis_domain::enforcement::{TokenRequestError, TokenSettings};
+use portcullis_domain::enforcement::{Proof, ProofCheck, ProofError, TokenRequestError, TokenSettings, DPOP_ALGS};
 use portcullis_domain::keyed::{identity_key, source_key, Limiter};
 use portcullis_domain::model::{Decision, Reason, RequestChannel};
 use portcullis_domain::store::Store;
@@ -26,6 +26,7 @@ use std::time::Instant;
 
 use crate::audit;
 use crate::body::{self as request_body, BodyError};
+use crate::dpop::{Proofs, DPOP_NONCE};
 use crate::shared_limits::{self, Rule, SharedLimits};
 use crate::sources::Sources;
 
@@ -40,6 +41,8 @@ pub struct OAuthServer {
     limits: Arc<Limits>,
     /// Addresses refused too often are turned away at the door.
     sources: Sources,
+    /// DPoP proofs of token requests: checked, and used once across replicas.
+    proofs: Proofs,
 }
 
 /// The token endpoint's limits. None lets an attacker lock a client out: attempts are
@@ -86,13 +89,14 @@ impl OAuthServer {
         shared: Option<SharedLimits>,
     ) -> Self {
         let per_client = per_client_per_minute.max(1);
+        let proofs = Proofs::new(store.enforcement().clone(), shared.clone(), &settings.issuer);
         let limits = Limits {
             per_source: Limiter::new(per_client.saturating_mul(10), per_client.saturating_mul(2), 100_000),
             per_client_source: Limiter::new(per_client, per_client.div_ceil(3), 100_000),
             per_client: Limiter::new(per_client, per_client.div_ceil(3), 100_000),
             shared: shared.map(|s| (s, per_client)),
         };
-        Self { store, settings, audit, limits: Arc::new(limits), sources }
+        Self { store, settings, audit, limits: Arc::new(limits), sources, proofs }
     }
 }
 
@@ -128,12 +132,22 @@ impl OAuthError {
     fn rate_limited() -> Self {
         Self::new(StatusCode::TOO_MANY_REQUESTS, Reason::RateLimited, "too many token requests; retry later")
     }
+    /// RFC 9449 §5 and §8: a proof refused, or a nonce to use.
+    fn dpop(e: ProofError) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, e.reason(), e.description())
+    }
 }
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
+        // A replayed or missing proof is `invalid_dpop_proof` to the client (RFC 9449);
+        // the audit trail keeps them apart.
+        let error = match self.error {
+            Reason::DpopProofReplayed | Reason::SenderConstraintRequired => Reason::InvalidDpopProof,
+            other => other,
+        };
         let mut res =
-            (self.status, Json(json!({ "error": self.error, "error_description": self.description }))).into_response();
+            (self.status, Json(json!({ "error": error, "error_description": self.description }))).into_response();
         no_store(res.headers_mut());
         if self.status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Basic realm="portcullis""#));
@@ -190,7 +204,20 @@ async fn token(
         Err(answered) => return answered,
     };
     let result = issue(&o, peer, &headers, &body, &mut row.event).await;
-    end(&o, peer, row, result).await
+    let mut res = end(&o, peer, row, result).await;
+    // Every answer carries a current DPoP nonce (RFC 9449 §8), so a client's next proof
+    // can include it without a failed round first.
+    res.headers_mut().insert(DPOP_NONCE, o.proofs.nonce());
+    res
+}
+
+/// The request's DPoP proof, checked (all but its one use, which waits until the client
+/// has authenticated): `None` for a request without one, which gets a bearer token.
+fn token_proof(o: &OAuthServer, headers: &HeaderMap) -> Result<Option<Proof>, OAuthError> {
+    let Some(text) = Proofs::presented(headers).map_err(OAuthError::dpop)? else { return Ok(None) };
+    let url = o.proofs.url("/oauth/token");
+    let check = ProofCheck { method: "POST", url: &url, access_token: None, nonce_required: true };
+    o.proofs.check(text, &check).map(Some).map_err(OAuthError::dpop)
 }
 
 /// The form of any OAuth request, after the per-IP limit: form-urlencoded, and no
@@ -235,16 +262,25 @@ async fn issue(
     if known && o.limits.per_client_source.check(&identity_key(&client_id, ip)).is_err() {
         return Err(OAuthError::rate_limited());
     }
-    let issued = o.store.enforcement().issue_access_token(&o.settings, &client_id, &secret, field("scope")).map_err(
-        |e| match e {
+    let proof = token_proof(o, headers)?;
+    let jkt = proof.as_ref().map(|p| p.jkt.as_str());
+    let issued = o
+        .store
+        .enforcement()
+        .issue_access_token(&o.settings, &client_id, &secret, field("scope"), jkt)
+        .map_err(|e| match e {
             TokenRequestError::InvalidClient => OAuthError::invalid_client(),
+            TokenRequestError::SenderConstraintRequired => OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                Reason::SenderConstraintRequired,
+                "this profile accepts only DPoP-bound tokens: send a DPoP proof with the token request (RFC 9449)",
+            ),
             TokenRequestError::InvalidScope(why) => OAuthError::new(StatusCode::BAD_REQUEST, Reason::InvalidScope, why),
             TokenRequestError::InvalidRequest(why) => OAuthError::invalid_request(&why),
             TokenRequestError::Internal => {
                 OAuthError::new(StatusCode::INTERNAL_SERVER_ERROR, Reason::ServerError, "the token could not be issued")
             }
-        },
-    )?;
+        })?;
     event.client_id = Some(AuditText::new(&issued.claims.client_id, cap::ID));
     event.profile_id = Some(AuditText::new(&issued.claims.profile, cap::ID));
     event.client_type =
@@ -254,9 +290,15 @@ async fn issue(
         // Counted only once the client proved itself, so nobody else can spend it.
         return Err(OAuthError::rate_limited());
     }
+    // Remembered only now that the client authenticated: nobody else fills that memory.
+    if let Some(proof) = &proof {
+        if !o.proofs.first_use(proof).await {
+            return Err(OAuthError::dpop(ProofError::Replayed));
+        }
+    }
     let mut res = Json(json!({
         "access_token": issued.token,
-        "token_type": "Bearer",
+        "token_type": if proof.is_some() { "DPoP" } else { "Bearer" },
         "expires_in": issued.expires_in,
         "scope": issued.scope,
     }))
@@ -406,22 +448,28 @@ async fn introspect(
     };
     let result = authenticated_form(&o, peer, &headers, &body, &mut row.event).map(|(client_id, token)| {
         let body = match o.store.enforcement().active_token(&o.settings, &token) {
-            Ok(c) if c.client_id == client_id => json!({
-                "active": true,
-                "scope": c.scope,
-                "client_id": c.client_id,
-                "sub": c.sub,
-                "aud": c.aud,
-                "iss": c.iss,
-                "exp": c.exp,
-                "iat": c.iat,
-                "nbf": c.nbf,
-                "jti": c.jti,
-                "token_type": "Bearer",
-                "profile": c.profile,
-                "env": c.env,
-                "client_type": c.client_type,
-            }),
+            Ok(c) if c.client_id == client_id => {
+                let mut body = json!({
+                    "active": true,
+                    "scope": c.scope,
+                    "client_id": c.client_id,
+                    "sub": c.sub,
+                    "aud": c.aud,
+                    "iss": c.iss,
+                    "exp": c.exp,
+                    "iat": c.iat,
+                    "nbf": c.nbf,
+                    "jti": c.jti,
+                    "token_type": if c.cnf.is_some() { "DPoP" } else { "Bearer" },
+                    "profile": c.profile,
+                    "env": c.env,
+                    "client_type": c.client_type,
+                });
+                if let Some(cnf) = &c.cnf {
+                    body["cnf"] = json!(cnf);
+                }
+                body
+            }
             _ => json!({ "active": false }),
         };
         let mut res = Json(body).into_response();
@@ -452,5 +500,6 @@ async fn metadata(State(o): State<OAuthServer>) -> Json<serde_json::Value> {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "response_types_supported": [],
         "scopes_supported": portcullis_domain::model::SCOPES,
+        "dpop_signing_alg_values_supported": DPOP_ALGS,
     }))
 }

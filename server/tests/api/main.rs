@@ -15,6 +15,7 @@ mod cluster;
 mod controls;
 mod database_tls;
 mod deploy;
+mod dpop;
 mod durability;
 mod floods;
 mod gateway;

@@ -1,0 +1,666 @@
+//! DPoP (RFC 9449) against the real server: a bound token works only with proofs of its
+//! key, at `/gw` and at `/mcp`; every forged proof is refused for its own reason and
+//! leaves its row; a proof is used once, also across two real server processes sharing
+//! Redis.
+
+use crate::helpers::{agent_for, Server, TestApp, TestUpstream};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ed25519_dalek::Signer as _;
+use reqwest::header::HeaderMap;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sha2::Digest;
+
+/// A client's DPoP key, signing proofs byte by byte so a test can forge any part.
+pub enum DpopKey {
+    P256(p256::ecdsa::SigningKey),
+    Ed25519(ed25519_dalek::SigningKey),
+}
+
+/// What a proof says, each part replaceable.
+#[derive(Clone)]
+pub struct ProofParts {
+    pub header: Value,
+    pub claims: Value,
+}
+
+impl DpopKey {
+    pub fn p256() -> Self {
+        DpopKey::P256(p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng))
+    }
+    pub fn ed25519() -> Self {
+        DpopKey::Ed25519(ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng))
+    }
+    pub fn jwk(&self) -> Value {
+        match self {
+            DpopKey::P256(k) => {
+                let point = k.verifying_key().to_encoded_point(false);
+                json!({ "kty": "EC", "crv": "P-256",
+                        "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()),
+                        "y": URL_SAFE_NO_PAD.encode(point.y().unwrap()) })
+            }
+            DpopKey::Ed25519(k) => {
+                json!({ "kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(k.verifying_key().as_bytes()) })
+            }
+        }
+    }
+    /// RFC 7638, written out: the required members in order, no spaces.
+    pub fn thumbprint(&self) -> String {
+        let j = self.jwk();
+        let canonical = match self {
+            DpopKey::P256(_) => format!(
+                r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+                j["x"].as_str().unwrap(),
+                j["y"].as_str().unwrap()
+            ),
+            DpopKey::Ed25519(_) => format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, j["x"].as_str().unwrap()),
+        };
+        URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(canonical.as_bytes()))
+    }
+    /// A proof for `method` and `url`, for `token` when given, with `nonce` when given.
+    pub fn parts(&self, method: &str, url: &str, token: Option<&str>, nonce: Option<&str>) -> ProofParts {
+        let alg = match self {
+            DpopKey::P256(_) => "ES256",
+            DpopKey::Ed25519(_) => "EdDSA",
+        };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let mut claims = json!({ "jti": uuid::Uuid::new_v4().to_string(), "htm": method, "htu": url, "iat": now });
+        if let Some(t) = token {
+            claims["ath"] = json!(URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(t.as_bytes())));
+        }
+        if let Some(n) = nonce {
+            claims["nonce"] = json!(n);
+        }
+        ProofParts { header: json!({ "typ": "dpop+jwt", "alg": alg, "jwk": self.jwk() }), claims }
+    }
+    pub fn sign(&self, parts: &ProofParts) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(parts.header.to_string()),
+            URL_SAFE_NO_PAD.encode(parts.claims.to_string())
+        );
+        let signature = match self {
+            DpopKey::P256(k) => {
+                let s: p256::ecdsa::Signature = k.sign(input.as_bytes());
+                s.to_bytes().to_vec()
+            }
+            DpopKey::Ed25519(k) => k.sign(input.as_bytes()).to_bytes().to_vec(),
+        };
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+    pub fn proof(&self, method: &str, url: &str, token: Option<&str>, nonce: Option<&str>) -> String {
+        self.sign(&self.parts(method, url, token, nonce))
+    }
+}
+
+/// The token endpoint, as a DPoP client drives it: a first request is told to use a
+/// nonce, the second (with it) gets a bound token. Returns the token and the last nonce.
+pub async fn dpop_token(base: &str, key: &DpopKey, client_id: &str, secret: &str) -> (String, String) {
+    let http = reqwest::Client::new();
+    let url = format!("{base}/oauth/token");
+    let send = |proof: String| {
+        http.post(&url)
+            .basic_auth(client_id, Some(secret))
+            .header("dpop", proof)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    let first = send(key.proof("POST", &url, None, None)).await.unwrap();
+    assert_eq!(first.status(), StatusCode::BAD_REQUEST);
+    let nonce = first.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+    let body: Value = first.json().await.unwrap();
+    assert_eq!(body["error"], "use_dpop_nonce", "{body}");
+    let second = send(key.proof("POST", &url, None, Some(&nonce))).await.unwrap();
+    let nonce = second.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+    let body: Value = second.json().await.unwrap();
+    assert_eq!(body["token_type"], "DPoP", "{body}");
+    (body["access_token"].as_str().unwrap().to_owned(), nonce)
+}
+
+fn claims_of(token: &str) -> Value {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap()
+}
+
+/// A `/gw` call with `Authorization: <scheme> <token>` and the given `DPoP` headers.
+async fn call(url: &str, scheme: &str, token: &str, proofs: &[&str]) -> (StatusCode, HeaderMap, Value) {
+    let mut req = reqwest::Client::new().get(url).header("authorization", format!("{scheme} {token}"));
+    for p in proofs {
+        req = req.header("dpop", *p);
+    }
+    let res = req.send().await.unwrap();
+    let (s, h) = (res.status(), res.headers().clone());
+    (s, h, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_bound_token_works_only_with_proofs_of_its_key_at_gw_and_mcp() {
+    let app = TestApp::spawn().await;
+    let upstream = TestUpstream::start().await;
+    let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
+    let key = DpopKey::p256();
+    let (token, _) = dpop_token(&app.base, &key, &a.reg.client_id, &a.reg.secret.secret).await;
+    assert_eq!(claims_of(&token)["cnf"]["jkt"], key.thumbprint(), "bound to the proof's key (RFC 7638 thumbprint)");
+
+    let url = format!("{}/gw/bank/fast", app.base);
+    let proof = key.proof("GET", &url, Some(&token), None);
+    let (status, _, body) = call(&url, "DPoP", &token, &[&proof]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(upstream.hits(), 1);
+
+    // The same token without its key: as a bearer token, with the proof used already,
+    // with another key's proof, with none.
+    let (status, h, body) = call(&url, "Bearer", &token, &[]).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("sender_constraint_required")));
+    let challenge = h["www-authenticate"].to_str().unwrap();
+    assert!(challenge.starts_with("DPoP ") && challenge.contains(r#"algs="ES256 EdDSA""#), "{challenge}");
+    let (status, h, body) = call(&url, "DPoP", &token, &[&proof]).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("dpop_proof_replayed")));
+    assert!(h["www-authenticate"].to_str().unwrap().contains(r#"error="invalid_dpop_proof""#));
+    let thief = DpopKey::p256();
+    let (_, _, body) = call(&url, "DPoP", &token, &[&thief.proof("GET", &url, Some(&token), None)]).await;
+    assert_eq!(body["code"], "invalid_dpop_proof");
+    assert!(
+        body["detail"].as_str().unwrap().contains("not signed with the key the access token is bound to"),
+        "{body}"
+    );
+    let (_, _, body) = call(&url, "DPoP", &token, &[]).await;
+    assert_eq!(body["code"], "invalid_dpop_proof");
+    assert_eq!(upstream.hits(), 1, "nothing but the proven call reached the upstream");
+
+    // A bearer token is not turned into a bound one by a proof.
+    let bearer = reqwest::Client::new()
+        .post(format!("{}/oauth/token", app.base))
+        .basic_auth(&a.reg.client_id, Some(&a.reg.secret.secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = bearer.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    let plain = body["access_token"].as_str().unwrap();
+    assert!(claims_of(plain).get("cnf").is_none());
+    let (_, _, body) = call(&url, "DPoP", plain, &[&key.proof("GET", &url, Some(plain), None)]).await;
+    assert_eq!(body["code"], "invalid_dpop_proof", "an unbound token has no key to prove");
+    assert_eq!(call(&url, "Bearer", plain, &[]).await.0, 200, "and stays a bearer token");
+
+    // `/mcp`: each HTTP request carries its own proof, for POST /mcp; the tool call it
+    // makes goes through the gateway on that proof.
+    let mcp = format!("{}/mcp", app.base);
+    let endpoint = app.store.enforcement().snapshot().current().products["bank"].endpoints[0].id.clone();
+    let tool_call = |proof: String| {
+        reqwest::Client::new()
+            .post(&mcp)
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", proof)
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "execute_endpoint")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+                "name": "execute_endpoint", "arguments": {"endpoint_id": endpoint},
+                "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                          "io.modelcontextprotocol/clientCapabilities": {}}}}))
+            .send()
+    };
+    let res = tool_call(key.proof("POST", &mcp, Some(&token), None)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["result"]["structuredContent"]["status"], 200, "{body}");
+    assert_eq!(upstream.hits(), 3);
+    let res = tool_call(key.proof("POST", &url, Some(&token), None)).await.unwrap();
+    assert_eq!(res.status(), 401, "a proof made for /gw is not one for /mcp");
+    assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("invalid_dpop_proof"));
+    assert_eq!(upstream.hits(), 3);
+
+    // Introspection says what the token is bound to.
+    let res = reqwest::Client::new()
+        .post(format!("{}/oauth/introspect", app.base))
+        .basic_auth(&a.reg.client_id, Some(&a.reg.secret.secret))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!((body["active"].as_bool(), body["token_type"].as_str()), (Some(true), Some("DPoP")));
+    assert_eq!(body["cnf"]["jkt"], key.thumbprint());
+
+    // Every refusal left its row, under the client it named.
+    let rows = app
+        .wait_for_audit(
+            &format!(
+                "attempted_client_id = '{}' AND decision = 'refused' AND channel IN ('rest', 'mcp')",
+                a.reg.client_id
+            ),
+            6,
+        )
+        .await;
+    let mut reasons: Vec<&str> = rows.iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    reasons.sort_unstable();
+    assert_eq!(
+        reasons,
+        [
+            "dpop_proof_replayed",
+            "invalid_dpop_proof",
+            "invalid_dpop_proof",
+            "invalid_dpop_proof",
+            "invalid_dpop_proof",
+            "sender_constraint_required"
+        ]
+    );
+    let oauth = app.wait_for_audit("channel = 'oauth' AND reason = 'use_dpop_nonce'", 1).await;
+    assert_eq!(oauth[0]["status"].as_i64(), Some(400));
+}
+
+/// The forged-proof corpus at `/gw`: each one defect away from a proof that passes,
+/// each refused with its own description and an audit row, none reaching the upstream.
+#[tokio::test]
+async fn every_forged_proof_is_refused_for_its_reason_with_a_row() {
+    let app = TestApp::spawn().await;
+    let upstream = TestUpstream::start().await;
+    let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
+    let key = DpopKey::ed25519();
+    let (token, _) = dpop_token(&app.base, &key, &a.reg.client_id, &a.reg.secret.secret).await;
+    let url = format!("{}/gw/bank/fast", app.base);
+    let good = || key.parts("GET", &url, Some(&token), None);
+    let with = |name: &str, value: Value| {
+        let mut p = good();
+        p.claims[name] = value;
+        key.sign(&p)
+    };
+    let header_with = |name: &str, value: Option<Value>| {
+        let mut p = good();
+        match value {
+            Some(v) => p.header[name] = v,
+            None => {
+                p.header.as_object_mut().unwrap().remove(name);
+            }
+        }
+        key.sign(&p)
+    };
+    let now = good().claims["iat"].as_i64().unwrap();
+    let replayed = key.proof("GET", &url, Some(&token), None);
+    assert_eq!(call(&url, "DPoP", &token, &[&replayed]).await.0, 200);
+    let symmetric = {
+        let mut p = good();
+        p.header = json!({ "typ": "dpop+jwt", "alg": "HS256", "jwk": { "kty": "oct", "k": "c2VjcmV0" } });
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(p.header.to_string()),
+            URL_SAFE_NO_PAD.encode(p.claims.to_string())
+        );
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"secret").unwrap();
+        mac.update(input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    };
+    let mut private = key.jwk();
+    private["d"] = json!(URL_SAFE_NO_PAD.encode([7u8; 32]));
+    let other = DpopKey::ed25519();
+    let corpus: Vec<(&str, Vec<String>, &str, &str)> = vec![
+        ("wrong htu", vec![with("htu", json!(format!("{}/gw/bank/other", app.base)))], "invalid_dpop_proof", "htu"),
+        ("wrong htm", vec![with("htm", json!("POST"))], "invalid_dpop_proof", "htm"),
+        ("replayed jti", vec![replayed.clone()], "dpop_proof_replayed", "already used"),
+        (
+            "ath of another token",
+            vec![with("ath", json!(URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(b"x"))))],
+            "invalid_dpop_proof",
+            "ath",
+        ),
+        (
+            "no ath",
+            vec![{
+                let mut p = good();
+                p.claims.as_object_mut().unwrap().remove("ath");
+                key.sign(&p)
+            }],
+            "invalid_dpop_proof",
+            "ath",
+        ),
+        ("symmetric alg", vec![symmetric], "invalid_dpop_proof", "alg"),
+        ("alg none", vec![header_with("alg", Some(json!("none")))], "invalid_dpop_proof", "alg"),
+        ("missing jwk", vec![header_with("jwk", None)], "invalid_dpop_proof", "no public key"),
+        ("private key in jwk", vec![header_with("jwk", Some(private))], "invalid_dpop_proof", "private key"),
+        ("typ JWT", vec![header_with("typ", Some(json!("JWT")))], "invalid_dpop_proof", "typ"),
+        ("stale iat", vec![with("iat", json!(now - 120))], "invalid_dpop_proof", "too old"),
+        ("future iat", vec![with("iat", json!(now + 120))], "invalid_dpop_proof", "future"),
+        (
+            "proof key is not cnf.jkt",
+            vec![other.proof("GET", &url, Some(&token), None)],
+            "invalid_dpop_proof",
+            "bound to",
+        ),
+        (
+            "bad signature",
+            vec![{
+                let (a, b) = (key.proof("GET", &url, Some(&token), None), key.proof("GET", &url, Some(&token), None));
+                format!("{}.{}", a.rsplit_once('.').unwrap().0, b.rsplit_once('.').unwrap().1)
+            }],
+            "invalid_dpop_proof",
+            "signature",
+        ),
+        (
+            "two proofs",
+            vec![key.proof("GET", &url, Some(&token), None), key.proof("GET", &url, Some(&token), None)],
+            "invalid_dpop_proof",
+            "exactly one",
+        ),
+        ("not a JWT", vec!["aaa".into()], "invalid_dpop_proof", "well-formed"),
+        (
+            "huge",
+            vec![format!("{}.{}", key.proof("GET", &url, Some(&token), None), "A".repeat(8000))],
+            "invalid_dpop_proof",
+            "well-formed",
+        ),
+    ];
+    let n = corpus.len();
+    for (what, proofs, reason, says) in corpus {
+        let refs: Vec<&str> = proofs.iter().map(String::as_str).collect();
+        let (status, h, body) = call(&url, "DPoP", &token, &refs).await;
+        assert_eq!(status, 401, "{what}: {body}");
+        assert_eq!(body["code"], reason, "{what}: {body}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains(says), "{what}: {detail}");
+        let challenge = h["www-authenticate"].to_str().unwrap();
+        assert!(
+            challenge.starts_with("DPoP ") && challenge.contains(r#"error="invalid_dpop_proof""#),
+            "{what}: {challenge}"
+        );
+    }
+    assert_eq!(upstream.hits(), 1, "only the one good proof reached the upstream");
+    let rows = app
+        .wait_for_audit(
+            &format!(
+                "attempted_client_id = '{}' AND reason IN ('dpop_proof_replayed', 'invalid_dpop_proof')",
+                a.reg.client_id
+            ),
+            n,
+        )
+        .await;
+    assert_eq!(rows.len(), n, "one row per forged request");
+    assert!(rows.iter().all(|r| r["status"].as_i64() == Some(401) && r["client_id"].is_null()), "{rows:?}");
+}
+
+/// At the token endpoint: a proof must carry our current nonce, be made for the token
+/// endpoint, and be used once; a refused one leaves its row and no token.
+#[tokio::test]
+async fn token_requests_need_a_fresh_proof_with_our_nonce() {
+    let app = TestApp::spawn().await;
+    let upstream = TestUpstream::start().await;
+    let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
+    let key = DpopKey::p256();
+    let url = format!("{}/oauth/token", app.base);
+    let (_, nonce) = dpop_token(&app.base, &key, &a.reg.client_id, &a.reg.secret.secret).await;
+    let send = |proof: String| {
+        reqwest::Client::new()
+            .post(&url)
+            .basic_auth(&a.reg.client_id, Some(&a.reg.secret.secret))
+            .header("dpop", proof)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    let reused = key.proof("POST", &url, None, Some(&nonce));
+    assert_eq!(send(reused.clone()).await.unwrap().status(), 200);
+    for (what, proof, error) in [
+        ("the same proof again", reused, "invalid_dpop_proof"),
+        (
+            "a nonce we never issued",
+            key.proof("POST", &url, None, Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")),
+            "use_dpop_nonce",
+        ),
+        (
+            "made for the gateway",
+            key.proof("POST", &format!("{}/gw/bank/fast", app.base), None, Some(&nonce)),
+            "invalid_dpop_proof",
+        ),
+        ("made for GET", key.proof("GET", &url, None, Some(&nonce)), "invalid_dpop_proof"),
+    ] {
+        let res = send(proof).await.unwrap();
+        assert_eq!(res.status(), 400, "{what}");
+        assert!(res.headers().contains_key("dpop-nonce"), "{what}: a fresh nonce comes with every answer");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], error, "{what}: {body}");
+    }
+    let rows = app.wait_for_audit("channel = 'oauth' AND decision = 'refused'", 5).await;
+    let mut reasons: Vec<&str> = rows.iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    reasons.sort_unstable();
+    assert_eq!(
+        reasons,
+        ["dpop_proof_replayed", "invalid_dpop_proof", "invalid_dpop_proof", "use_dpop_nonce", "use_dpop_nonce"]
+    );
+
+    // The metadata documents say what is accepted.
+    let meta: Value = reqwest::get(format!("{}/.well-known/oauth-authorization-server", app.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["dpop_signing_alg_values_supported"], json!(["ES256", "EdDSA"]));
+    let resource: Value = reqwest::get(format!("{}/.well-known/oauth-protected-resource/mcp", app.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resource["dpop_signing_alg_values_supported"], json!(["ES256", "EdDSA"]));
+}
+
+/// Two real server processes behind one public URL share Redis: a proof used on one is
+/// refused on the other. Without Redis the second would accept it, which shows the
+/// test can tell.
+#[tokio::test]
+async fn a_proof_used_on_one_replica_is_refused_on_the_other() {
+    let Ok(redis) = std::env::var("TEST_REDIS_URL") else {
+        eprintln!("skipped: TEST_REDIS_URL is not set; the shared one-use check needs a real Redis");
+        return;
+    };
+    let mut app = TestApp::spawn().await;
+    let upstream = TestUpstream::start().await;
+    let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
+    app.shut_down().await;
+    let public = "https://api.portcullis.test";
+    for (flags, replay_refused) in
+        [(vec!["--public-url", public], false), (vec!["--public-url", public, "--redis-url", redis.as_str()], true)]
+    {
+        let (first, second) = (Server::start(&app, &flags).await, Server::start(&app, &flags).await);
+        // The token endpoint's proof names the public URL, whichever replica serves it.
+        let key = DpopKey::p256();
+        let http = reqwest::Client::new();
+        let token_url = format!("{public}/oauth/token");
+        let ask = |proof: String| {
+            http.post(format!("{}/oauth/token", first.base))
+                .basic_auth(&a.reg.client_id, Some(&a.reg.secret.secret))
+                .header("dpop", proof)
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+        };
+        let nonce = ask(key.proof("POST", &token_url, None, None)).await.unwrap().headers()["dpop-nonce"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body: Value = ask(key.proof("POST", &token_url, None, Some(&nonce))).await.unwrap().json().await.unwrap();
+        let token = body["access_token"].as_str().expect("a token").to_owned();
+
+        let proof = key.proof("GET", &format!("{public}/gw/bank/fast"), Some(&token), None);
+        let (status, _, body) = call(&format!("{}/gw/bank/fast", first.base), "DPoP", &token, &[&proof]).await;
+        assert_eq!(status, 200, "{body}");
+        let (status, _, body) = call(&format!("{}/gw/bank/fast", second.base), "DPoP", &token, &[&proof]).await;
+        if replay_refused {
+            assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("dpop_proof_replayed")));
+        } else {
+            assert_eq!(status, 200, "without Redis each replica remembers only its own proofs");
+        }
+        // A nonce from one replica is good on the other: they share the secret.
+        let other_nonce = ask(key.proof("POST", &token_url, None, None)).await.unwrap().headers()["dpop-nonce"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let res = http
+            .post(format!("{}/oauth/token", second.base))
+            .basic_auth(&a.reg.client_id, Some(&a.reg.secret.secret))
+            .header("dpop", key.proof("POST", &token_url, None, Some(&other_nonce)))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        first.kill();
+        second.kill();
+    }
+}
+
+/// Asking for a nonce is the protocol's first step, not a fault: a client doing it
+/// again and again is not turned away at the door, while real refusals still are.
+#[tokio::test]
+async fn being_told_to_use_a_nonce_does_not_count_against_an_address() {
+    let app = TestApp::spawn_configured(|args| args.source_refusal_limit = 3).await;
+    let upstream = TestUpstream::start().await;
+    let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
+    let key = DpopKey::p256();
+    let url = format!("{}/oauth/token", app.base);
+    let send = |proof: String| {
+        reqwest::Client::new()
+            .post(&url)
+            .basic_auth(&a.reg.client_id, Some(&a.reg.secret.secret))
+            .header("dpop", proof)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    // Four asks (with the two of `dpop_token` below, within the client's token burst of
+    // ten): more than the three refusals the address may earn.
+    for _ in 0..4 {
+        let res = send(key.proof("POST", &url, None, None)).await.unwrap();
+        assert_eq!(res.status(), 400);
+        assert_eq!(res.json::<Value>().await.unwrap()["error"], "use_dpop_nonce");
+    }
+    let (token, nonce) = dpop_token(&app.base, &key, &a.reg.client_id, &a.reg.secret.secret).await;
+    assert!(!token.is_empty());
+    // The same budget, spent on proofs that are wrong: the door closes.
+    let gw =
+        || reqwest::Client::new().get(format!("{}/gw/bank/fast", app.base)).header("x-api-key", &a.key.secret).send();
+    assert_eq!(gw().await.unwrap().status(), 200, "five nonce answers did not close the door");
+    let mut errors = Vec::new();
+    for _ in 0..4 {
+        let body: Value = send(key.proof("GET", &url, None, Some(&nonce))).await.unwrap().json().await.unwrap();
+        errors.push(body["error"].as_str().unwrap().to_owned());
+    }
+    // Refused until the budget is spent, then turned away at the door (`rate_limited`).
+    assert_eq!(errors[..2], ["invalid_dpop_proof", "invalid_dpop_proof"], "{errors:?}");
+    let body: Value = gw().await.unwrap().json().await.unwrap();
+    assert_eq!(body["code"], "too_many_refusals", "four wrong proofs did");
+}
+
+/// A PUT or POST to the management API with a personal access token.
+async fn api(app: &TestApp, method: reqwest::Method, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+    let res = reqwest::Client::new()
+        .request(method, format!("{}/api/v1{path}", app.base))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// An admin requires DPoP for a profile: from the next request on, its API key and its
+/// bearer tokens are refused on `/gw`, `/mcp` and at the token endpoint, bound tokens
+/// work, the portal's Test access still works (as a DPoP client), and only an admin may
+/// change it.
+#[tokio::test]
+async fn a_profile_that_requires_dpop_refuses_every_bearer_credential() {
+    let app = TestApp::spawn().await;
+    let upstream = TestUpstream::start().await;
+    let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
+    let profile = a.reg.secret.profile_id.clone();
+    let url = format!("{}/gw/bank/fast", app.base);
+    let token_url = format!("{}/oauth/token", app.base);
+    let bearer_token = || async {
+        let res = reqwest::Client::new()
+            .post(&token_url)
+            .basic_auth(&a.reg.client_id, Some(&a.reg.secret.secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        (res.status(), res.json::<Value>().await.unwrap())
+    };
+    let (_, issued) = bearer_token().await;
+    let old_bearer = issued["access_token"].as_str().unwrap().to_owned();
+    let owner_pat = a.dev.personal_token(None).await;
+    let admin_pat = app.user_with_role(portcullis_domain::model::Role::Admin).await.personal_token(None).await;
+
+    let put = |token: String, value: &'static str| {
+        let app = &app;
+        let path = format!("/profiles/{profile}/sender-constraint");
+        async move { api(app, reqwest::Method::PUT, &path, &token, json!({ "sender_constraint": value })).await }
+    };
+    let (status, body) = put(owner_pat.clone(), "dpop").await;
+    assert_eq!(status, 403, "a developer may not change the policy: {body}");
+    let (status, body) = put(admin_pat.clone(), "mtls").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("expected `none` or `dpop`"), "{body}");
+    assert_eq!(put(admin_pat.clone(), "dpop").await.0, 204);
+
+    let key_call = reqwest::Client::new().get(&url).header("x-api-key", &a.key.secret).send().await.unwrap();
+    assert_eq!(key_call.status(), 401);
+    let h = key_call.headers().clone();
+    let body: Value = key_call.json().await.unwrap();
+    assert_eq!(body["code"], "sender_constraint_required");
+    assert!(h["www-authenticate"].to_str().unwrap().starts_with("DPoP "), "{h:?}");
+    let (_, _, body) = call(&url, "Bearer", &old_bearer, &[]).await;
+    assert_eq!(body["code"], "sender_constraint_required", "a bearer token issued before the change stops too");
+    let res = crate::helpers::stateless_tool(
+        &app,
+        &reqwest::Client::new(),
+        ("x-api-key", &a.key.secret),
+        "list_collections",
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 401, "and on /mcp");
+
+    let (status, body) = bearer_token().await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_dpop_proof")), "{body}");
+    let key = DpopKey::ed25519();
+    let (token, _) = dpop_token(&app.base, &key, &a.reg.client_id, &a.reg.secret.secret).await;
+    let (status, _, body) = call(&url, "DPoP", &token, &[&key.proof("GET", &url, Some(&token), None)]).await;
+    assert_eq!(status, 200, "{body}");
+    let hits = upstream.hits();
+
+    // The portal's Test access proves possession of a key of its own.
+    let (status, result) = api(
+        &app,
+        reqwest::Method::POST,
+        &format!("/profiles/{profile}/test-access"),
+        &owner_pat,
+        json!({ "method": "GET", "path": "/gw/bank/fast" }),
+    )
+    .await;
+    assert_eq!(
+        (status, result["status"].as_u64(), result["outcome"].as_str()),
+        (StatusCode::OK, Some(200), Some("allowed")),
+        "{result}"
+    );
+    assert_eq!(upstream.hits(), hits + 1);
+
+    let rows = app
+        .wait_for_audit(
+            &format!("attempted_client_id = '{}' AND reason = 'sender_constraint_required'", a.reg.client_id),
+            4,
+        )
+        .await;
+    let mut channels: Vec<&str> = rows.iter().map(|r| r["channel"].as_str().unwrap()).collect();
+    channels.sort_unstable();
+    assert_eq!(channels, ["mcp", "oauth", "rest", "rest"]);
+    let changes = app
+        .wait_for_audit(&format!("action = 'profile.sender_constraint_changed' AND target_id = '{profile}'"), 1)
+        .await;
+    assert_eq!(changes.len(), 1, "the change is an audited administrative event");
+
+    assert_eq!(put(admin_pat, "none").await.0, 204);
+    let again = reqwest::Client::new().get(&url).header("x-api-key", &a.key.secret).send().await.unwrap();
+    assert_eq!(again.status(), 200, "back to bearer credentials");
+}
