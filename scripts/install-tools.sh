@@ -83,7 +83,7 @@ if $mcp; then
     venv="$tools/mcp-sdk$major"
     req="$root/server/tests/mcp_clients/requirements-sdk$major.txt"
     if [ ! -x "$venv/bin/python" ] || ! cmp -s "$req" "$venv/requirements.txt"; then
-      say "installing the MCP Python SDK $major.x ($(tr -d '\n' < "$req")) into $venv"
+      say "installing the MCP Python SDK $major.x ($(tr "\n" " " < "$req" | sed "s/ *$//")) into $venv"
       rm -rf "$venv"
       python3 -m venv "$venv"
       "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"

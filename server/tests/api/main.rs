@@ -16,6 +16,7 @@ mod controls;
 mod database_tls;
 mod deploy;
 mod dpop;
+mod dpop_clients;
 mod durability;
 mod floods;
 mod gateway;

