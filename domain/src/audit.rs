@@ -181,7 +181,7 @@ impl Store {
         self.owned_client(actor, client_id, crate::access::Access::Read).await?;
         let rows = sqlx::query(
             "SELECT request_id, occurred_at, channel, tool, profile_id, product, endpoint, method, path, status, decision, reason,
-                    latency_us
+                    latency_us, sender_key
              FROM audit_events WHERE client_id = $1 AND action = 'request'
              ORDER BY occurred_at DESC, id DESC LIMIT $2",
         )
@@ -205,6 +205,7 @@ impl Store {
                     decision: r.try_get::<Option<String>, _>("decision")?.unwrap_or_default(),
                     reason: r.try_get::<Option<String>, _>("reason")?.unwrap_or_default(),
                     latency_us: r.try_get::<Option<i64>, _>("latency_us")?.unwrap_or_default(),
+                    sender_key: r.try_get("sender_key")?,
                 })
             })
             .collect()

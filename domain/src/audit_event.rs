@@ -48,6 +48,10 @@ pub struct RequestEvent {
     /// The W3C trace the request belongs to (the caller's, or one started for it).
     #[serde(default)]
     pub trace_id: Option<AuditText>,
+    /// The key the request proved it holds (`dpop:<thumbprint>`), when its token is
+    /// bound to one; at the token endpoint, the key the issued token is bound to.
+    #[serde(default)]
+    pub sender_key: Option<AuditText>,
     /// Time from arrival until the request left for its upstream (what the gateway adds),
     /// and the upstream's time to answer with headers (what it waits for). For metrics;
     /// not stored with the row.
@@ -91,6 +95,7 @@ impl Default for RequestEvent {
             client_ip: None,
             user_agent: None,
             trace_id: None,
+            sender_key: None,
             forwarded_after_us: None,
             upstream_us: None,
         }

@@ -24,7 +24,7 @@ const MAX_VALUE: usize = 200;
 const COLUMNS: &str = "e.id, e.occurred_at, e.request_id, e.channel, e.action, u.email AS actor_email, e.target_type,
     e.target_id, e.summary, e.client_id, c.name AS client_name, e.profile_id, e.client_type, e.credential_id,
     e.product, e.endpoint, e.tool, e.method, e.path, e.status, e.decision, e.reason, e.latency_us, e.bytes_in,
-    e.bytes_out, e.client_ip, e.user_agent, e.trace_id";
+    e.bytes_out, e.client_ip, e.user_agent, e.trace_id, e.sender_key";
 
 const FROM: &str =
     "FROM audit_events e LEFT JOIN users u ON u.id = e.actor_user_id LEFT JOIN clients c ON c.id = e.client_id";
@@ -294,6 +294,7 @@ fn record(r: &sqlx::any::AnyRow) -> Result<AuditRecord> {
         client_ip: r.try_get("client_ip")?,
         user_agent: r.try_get("user_agent")?,
         trace_id: r.try_get("trace_id")?,
+        sender_key: r.try_get("sender_key")?,
     })
 }
 

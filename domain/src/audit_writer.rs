@@ -653,7 +653,7 @@ pub async fn replay_spill(store: &Store, path: std::path::PathBuf) -> crate::err
 }
 
 /// The columns of one request row, in the order `insert_request_events` binds them.
-const REQUEST_COLUMNS: [&str; 24] = [
+const REQUEST_COLUMNS: [&str; 25] = [
     "occurred_at",
     "request_id",
     "channel",
@@ -678,6 +678,7 @@ const REQUEST_COLUMNS: [&str; 24] = [
     "user_agent",
     "tool",
     "trace_id",
+    "sender_key",
 ];
 
 /// Rows per `INSERT`: one statement per row made the SQLite worker thread hand off
@@ -750,7 +751,8 @@ impl Store {
                     .bind(text(&e.client_ip))
                     .bind(text(&e.user_agent))
                     .bind(text(&e.tool))
-                    .bind(text(&e.trace_id));
+                    .bind(text(&e.trace_id))
+                    .bind(text(&e.sender_key));
                 if let Some(c) = text(&e.credential_id) {
                     let t = last_used.entry(c).or_insert(e.occurred_at);
                     *t = (*t).max(e.occurred_at);

@@ -282,6 +282,7 @@ fn EventDetail(event: AuditRecord, back: (String, &'static str)) -> impl IntoVie
                 <dt>"Client IP"</dt><dd class="mono">{opt(&event.client_ip)}</dd>
                 <dt>"User agent"</dt><dd class="mono">{opt(&event.user_agent)}</dd>
                 <dt>"Trace ID"</dt><dd class="mono" data-testid="event-trace-id">{opt(&event.trace_id)}</dd>
+                <dt>"Proven key"</dt><dd class="mono" data-testid="event-sender-key">{event.sender_key.clone().unwrap_or_else(|| "— (bearer credential)".into())}</dd>
                 {(event.action != "request").then(|| view! {
                     <dt>"Action"</dt><dd>{event.action.clone()}</dd>
                     <dt>"Target"</dt><dd class="mono">{format!("{} {}", opt(&event.target_type), opt(&event.target_id))}</dd>

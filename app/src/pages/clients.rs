@@ -601,7 +601,12 @@ fn RecentRequests(requests: Resource<Result<Vec<RequestView>, AppError>>) -> imp
                                             view! {
                                                 <tr>
                                                     <td class="when">{when(Some(r.occurred_at))}</td>
-                                                    <td>{r.channel.clone()}</td>
+                                                    <td>
+                                                        {r.channel.clone()}
+                                                        {r.sender_key.clone().map(|k| view! {
+                                                            " " <span class="badge badge-dpop" title=format!("Proven key {k}") data-testid="dpop-badge">"DPoP"</span>
+                                                        })}
+                                                    </td>
                                                     <td class="mono request">{request_label(&r)}</td>
                                                     <td>{r.status}</td>
                                                     <td><span class=class>{r.reason.clone()}</span></td>

@@ -152,6 +152,9 @@ pub struct RequestView {
     pub decision: String,
     pub reason: String,
     pub latency_us: i64,
+    /// The key the request proved it holds (`dpop:<thumbprint>`), if its token was bound.
+    #[serde(default)]
+    pub sender_key: Option<String>,
 }
 
 /// What the security team searches the audit trail by. Every field is optional and they
@@ -260,6 +263,9 @@ pub struct AuditRecord {
     /// The W3C trace id of a request (to find it in the upstream's logs).
     #[serde(default)]
     pub trace_id: Option<String>,
+    /// The key the request proved it holds (`dpop:<thumbprint>`), if its token was bound.
+    #[serde(default)]
+    pub sender_key: Option<String>,
 }
 
 /// One page of search results, newest first. `next` continues after the last row.

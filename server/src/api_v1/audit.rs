@@ -160,7 +160,7 @@ enum Format {
     JsonLines,
 }
 
-const CSV_COLUMNS: [&str; 28] = [
+const CSV_COLUMNS: [&str; 29] = [
     "id",
     "occurred_at",
     "request_id",
@@ -189,6 +189,7 @@ const CSV_COLUMNS: [&str; 28] = [
     "client_ip",
     "user_agent",
     "trace_id",
+    "sender_key",
 ];
 
 impl Format {
@@ -232,7 +233,7 @@ impl Format {
 
 /// One CSV row, in `CSV_COLUMNS` order. Text cells that a spreadsheet would run as a
 /// formula (a path such as `=HYPERLINK(…)` is caller-controlled) get a leading `'`.
-fn csv_row(e: &AuditRecord) -> [String; 28] {
+fn csv_row(e: &AuditRecord) -> [String; 29] {
     let t = |v: &Option<String>| defuse(v.as_deref().unwrap_or_default());
     let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
     [
@@ -264,6 +265,7 @@ fn csv_row(e: &AuditRecord) -> [String; 28] {
         t(&e.client_ip),
         t(&e.user_agent),
         t(&e.trace_id),
+        t(&e.sender_key),
     ]
 }
 

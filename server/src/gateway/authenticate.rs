@@ -47,6 +47,7 @@ impl Caller<'_> {
         event.client_type = Some(self.profile.client_kind);
         event.credential_id = Some(AuditText::new(&self.credential.id, cap::ID));
         event.actor_user_id = self.token.as_ref().and_then(|t| t.act.as_ref()).map(|a| AuditText::new(&a.sub, cap::ID));
+        event.sender_key = self.proven_key().map(|jkt| AuditText::new(&format!("dpop:{jkt}"), cap::ID));
     }
 }
 

@@ -286,6 +286,7 @@ async fn issue(
     event.client_type =
         o.store.enforcement().snapshot().current().profiles.get(&issued.claims.profile).map(|p| p.client_kind);
     event.credential_id = Some(AuditText::new(&issued.claims.cid, cap::ID));
+    event.sender_key = jkt.map(|jkt| AuditText::new(&format!("dpop:{jkt}"), cap::ID));
     if !o.limits.token_allowed(&issued.claims.client_id).await {
         // Counted only once the client proved itself, so nobody else can spend it.
         return Err(OAuthError::rate_limited());

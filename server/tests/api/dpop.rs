@@ -213,6 +213,16 @@ async fn a_bound_token_works_only_with_proofs_of_its_key_at_gw_and_mcp() {
     assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("invalid_dpop_proof"));
     assert_eq!(upstream.hits(), 3);
 
+    // The rows of the proven calls name the key; the bearer call's names none.
+    let jkt = format!("dpop:{}", key.thumbprint());
+    let allowed = app.wait_for_audit(&format!("client_id = '{}' AND decision = 'allowed'", a.reg.client_id), 3).await;
+    let keys: Vec<(&str, Option<&str>)> =
+        allowed.iter().map(|r| (r["channel"].as_str().unwrap(), r["sender_key"].as_str())).collect();
+    assert!(keys.contains(&("oauth", Some(jkt.as_str()))), "{keys:?}");
+    assert!(keys.contains(&("rest", Some(jkt.as_str()))), "{keys:?}");
+    assert!(keys.contains(&("mcp", Some(jkt.as_str()))), "{keys:?}");
+    assert!(keys.contains(&("rest", None)), "the bearer token's call: {keys:?}");
+
     // Introspection says what the token is bound to.
     let res = reqwest::Client::new()
         .post(format!("{}/oauth/introspect", app.base))
