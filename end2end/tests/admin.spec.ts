@@ -187,3 +187,58 @@ test('an admin suspends a client and disables its owner; the gateway follows at 
   expect((await call()).status()).toBe(200);
   await devContext.close();
 });
+
+test('an admin requires DPoP for a profile: its API key stops, Test access proves a key, the trail names it', async ({ page, browser }) => {
+  const devContext = await browser.newContext();
+  const dev = await devContext.newPage();
+  await signUp(dev, uniqueEmail('dpop-owner'));
+  await open(dev, '/clients/new');
+  await dev.getByLabel('Name').fill('Key-bound agent');
+  await dev.getByRole('button', { name: 'Register' }).click();
+  await dev.getByRole('link', { name: /go to the client/ }).click();
+  const clientUrl = new URL(dev.url()).pathname;
+  await open(dev, '/catalog');
+  const accounts = dev.getByTestId('product-accounts');
+  await accounts.getByRole('combobox').selectOption({ label: 'Key-bound agent — Sandbox' });
+  await accounts.getByRole('button', { name: 'Request access' }).click();
+  await expect(accounts.getByRole('status')).toContainText('Granted');
+  await open(dev, clientUrl);
+  await dev.getByRole('button', { name: 'Issue API key' }).click();
+  const key = (await dev.getByTestId('secret-value').textContent()) ?? '';
+  const call = () => dev.request.get('/gw/accounts/accounts', { headers: { 'X-API-Key': key } });
+  expect((await call()).status()).toBe(200);
+
+  const admin = uniqueEmail('dpop-admin');
+  createUserWithCli(admin, 'admin');
+  await signIn(page, admin);
+  await open(page, clientUrl);
+  const sandbox = page.getByTestId('profile-sandbox');
+  await expect(sandbox.getByTestId('sender-constraint')).toHaveText('none (bearer tokens and API keys)');
+  const form = sandbox.getByTestId('sender-constraint-form');
+  await form.getByLabel('Sender-constrained tokens').selectOption({ label: 'DPoP-bound tokens only' });
+  await form.getByRole('button', { name: 'Save sender constraint' }).click();
+  await expect(page.getByRole('status').filter({ hasText: 'Sender constraint saved' })).toBeVisible();
+  await expect(sandbox.getByTestId('sender-constraint')).toHaveText('DPoP-bound tokens only');
+  await expect(sandbox.getByTestId('dpop-required')).toContainText('Authorization: DPoP <token>');
+
+  const refused = await call();
+  expect(refused.status()).toBe(401);
+  expect(refused.headers()['www-authenticate']).toContain('DPoP');
+  expect((await refused.json()).code).toBe('sender_constraint_required');
+
+  // Test access still works: the portal proves possession of a key it makes for it.
+  const panel = sandbox.getByTestId('test-access');
+  await panel.getByText('Test access').click();
+  await panel.getByRole('button', { name: 'Run' }).click();
+  await expect(panel.getByTestId('test-result')).toContainText('allowed');
+  const recent = page.getByTestId('recent-requests');
+  await expect(recent.getByRole('row', { name: /GET \/gw\/accounts\/accounts/ }).first().getByTestId('dpop-badge')).toBeVisible();
+  await sandbox.scrollIntoViewIfNeeded();
+  await shot(page, '40-profile-requires-dpop');
+
+  // The audit event names the key the call proved.
+  await panel.getByTestId('test-audit-link').click();
+  await expect(page.getByTestId('event-sender-key')).toContainText(/^dpop:[A-Za-z0-9_-]{43}$/);
+  await shot(page, '41-audit-event-proven-key');
+  await devContext.close();
+});

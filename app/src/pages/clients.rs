@@ -392,6 +392,13 @@ fn ProfileCard(
                 <dt>"Token lifetime"</dt><dd data-testid="token-lifetime">{format!("{} seconds", profile.token_ttl_seconds)}</dd>
                 <dt>"Sender-constrained tokens"</dt><dd data-testid="sender-constraint">{constraint.label()}</dd>
             </dl>
+            {(constraint == SenderConstraint::Dpop).then(|| view! {
+                <div class="alert alert-warning" role="note" data-testid="dpop-required">
+                    <strong>"Only DPoP-bound tokens are accepted. "</strong>
+                    "This profile's API keys and bearer tokens are refused at the gateway and the MCP endpoint. Request the token with a DPoP proof (RFC 9449; for example oauth4webapi's DPoP()), then send each call as "
+                    <code>"Authorization: DPoP <token>"</code>" with a fresh "<code>"DPoP"</code>" proof made for that call."
+                </div>
+            })}
             // Only admins set rate-limit policies; the server checks it again.
             {admin.then(|| {
                 let pid_ttl = pid3.clone();

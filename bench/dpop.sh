@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# DPoP beside bearer, in one run on this machine: the same upstream called directly,
+# through the gateway with a bearer token, and with DPoP-bound tokens (a fresh proof per
+# request, ES256 and EdDSA), plus the token endpoint issuing bearer and bound tokens.
+# Stock load generators cannot make a proof per request, so every case is loaded by the
+# same generator (server/examples/dpop_load.rs). Besides throughput and latency it
+# reports the gateway's CPU time per request from /proc: what verifying proofs costs the
+# server, apart from what signing them costs the client on the same two cores.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+export PATH="$HOME/.cargo/bin:$PATH"
+cargo build --release -p portcullis --quiet --bin portcullis --example dpop_load
+bin="$root/target/release/portcullis"
+load="$root/target/release/examples/dpop_load"
+
+SATURATION_SECS=${SATURATION_SECS:-10}
+FIXED_RATE=${FIXED_RATE:-1000}
+FIXED_SECS=${FIXED_SECS:-10}
+GW=127.0.0.1:4300
+UP=127.0.0.1:4400
+tmp=$(mktemp -d)
+export PORTCULLIS_SECRET=bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz
+export PORTCULLIS_DATA_DIR="$tmp"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+"$bin" sample-upstream --addr "$UP" >"$tmp/upstream.log" 2>&1 & pids+=($!)
+RUST_LOG=warn "$bin" serve --demo --addr "$GW" --token-rate-limit 100000000 --source-refusal-limit 0 >"$tmp/gateway.log" 2>&1 & gw_pid=$!; pids+=($gw_pid)
+for _ in $(seq 100); do curl -fs "http://$GW/healthz" >/dev/null 2>&1 && curl -fs "http://$UP/sample/accounts/accounts" >/dev/null 2>&1 && break; sleep 0.2; done
+
+json() { python3 -c "import sys, json; d = json.load(sys.stdin); print($1)"; }
+client=$(awk '/demo agent/ {print $4}' "$tmp/gateway.log")
+profile=$(awk '/demo agent/ {print $7}' "$tmp/gateway.log")
+secret=$(awk '/agent secret/ {print $3}' "$tmp/gateway.log")
+admin=$("$bin" admin create-token --email admin@portcullis.local --name bench 2>/dev/null)
+api() { curl -fs -H "Authorization: Bearer $admin" -H 'content-type: application/json' "$@"; }
+pid=$(api "http://$GW/api/v1/products" | json '[p for p in d if p["slug"] == "accounts"][0]["id"]')
+api -X PUT "http://$GW/api/v1/products/$pid" -d "{\"slug\":\"accounts\",\"name\":\"Accounts\",\"sandbox_url\":\"http://$UP/sample/accounts\",\"production_url\":\"http://$UP/sample/accounts\"}" >/dev/null
+api -X PUT "http://$GW/api/v1/profiles/$profile/rate-limit" -d '{"rate_per_minute":1000000,"burst":100000}' >/dev/null
+
+# The gateway's CPU seconds so far (user + system), from /proc.
+gw_cpu() { python3 -c "f=open('/proc/$gw_pid/stat').read().rsplit(')',1)[1].split(); print((int(f[11])+int(f[12]))/100)"; }
+# run <mode> <path> <secs> <concurrency> <rate>: the generator's JSON plus the gateway's CPU.
+run() {
+  local before after
+  before=$(gw_cpu)
+  out=$("$load" "$1" "http://$GW" "$client" "$secret" "$2" "$3" "$4" "$5")
+  after=$(gw_cpu)
+  python3 -c "import json,sys; d=json.loads(sys.argv[1]); d['gw_cpu_s']=float(sys.argv[3])-float(sys.argv[2]); print(json.dumps(d))" "$out" "$before" "$after"
+}
+direct="http://$UP/sample/accounts/accounts"
+echo "warming up…" >&2
+run bearer /gw/accounts/accounts 3 32 0 >/dev/null
+run dpop-es256 /gw/accounts/accounts 3 32 0 >/dev/null
+
+results="$tmp/results.jsonl"
+for mode in bearer dpop-eddsa dpop-es256; do
+  run "$mode" /gw/accounts/accounts "$SATURATION_SECS" 64 0 | sed "s/^{/{\"kind\":\"saturation\",/" >>"$results"
+  run "$mode" /gw/accounts/accounts "$FIXED_SECS" 32 "$FIXED_RATE" | sed "s/^{/{\"kind\":\"fixed\",/" >>"$results"
+done
+"$load" direct "" "" "" "$direct" "$SATURATION_SECS" 64 0 | sed "s/^{/{\"kind\":\"saturation\",\"gw_cpu_s\":0,/" >>"$results"
+"$load" direct "" "" "" "$direct" "$FIXED_SECS" 32 "$FIXED_RATE" | sed "s/^{/{\"kind\":\"fixed\",\"gw_cpu_s\":0,/" >>"$results"
+for mode in token-bearer token-dpop-es256; do
+  run "$mode" /oauth/token "$SATURATION_SECS" 32 0 | sed "s/^{/{\"kind\":\"saturation\",/" >>"$results"
+done
+
+python3 - "$results" "$FIXED_RATE" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+rate = sys.argv[2]
+sat = {r["mode"]: r for r in rows if r["kind"] == "saturation"}
+fixed = {r["mode"]: r for r in rows if r["kind"] == "fixed"}
+print(f"\nmachine: {open('/proc/cpuinfo').read().count('processor')} cores; one load generator for every case")
+print("| | saturation RPS | vs bearer | gateway CPU µs/request | p50 at %s RPS (ms) | p99 (ms) | p99.9 (ms) | 2xx at fixed rate |" % rate)
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+b = sat["bearer"]["rps"]
+for mode, name in [("direct", "direct upstream"), ("bearer", "gateway, bearer token"), ("dpop-eddsa", "gateway, DPoP EdDSA"), ("dpop-es256", "gateway, DPoP ES256")]:
+    s, f = sat[mode], fixed[mode]
+    cpu = s["gw_cpu_s"] / s["requests"] * 1e6 if s["gw_cpu_s"] else 0
+    print(f"| {name} | {s['rps']:,.0f} | {s['rps']/b:.2f} | {cpu:.0f} | {f['p50']:.3f} | {f['p99']:.3f} | {f['p999']:.3f} | {f['ok']}/{f['requests']} |")
+print("\n| token endpoint | tokens/s (32 connections) | gateway CPU µs/token | 2xx |")
+print("|---|---:|---:|---:|")
+for mode, name in [("token-bearer", "bearer token"), ("token-dpop-es256", "DPoP-bound token (ES256 proof, nonce)")]:
+    s = sat[mode]
+    print(f"| {name} | {s['rps']:,.0f} | {s['gw_cpu_s']/s['requests']*1e6:.0f} | {s['ok']}/{s['requests']} |")
+PY

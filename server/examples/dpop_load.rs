@@ -1,0 +1,218 @@
+//! Load for `bench/dpop.sh`: DPoP needs a fresh proof per request, which no stock load
+//! generator makes, so this one does, and it loads the bearer case the same way so the
+//! two are compared with one tool.
+//!
+//! usage: dpop_load <mode> <base> <client_id> <client_secret> <path> <secs> <concurrency> [rate]
+//!   mode: direct | bearer | dpop-es256 | dpop-eddsa | token-bearer | token-dpop-es256
+//!   rate: 0 for closed-loop saturation, else an open-loop rate (requests/s) whose
+//!         latencies are measured from each request's scheduled start.
+//! Prints one JSON line: requests, ok, rps, p50/p99/p99.9 (ms), and the client's own CPU
+//! seconds (signing proofs costs the client, not the gateway).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ed25519_dalek::Signer as _;
+use serde_json::{json, Value};
+use sha2::Digest;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+enum Key {
+    P256(p256::ecdsa::SigningKey),
+    Ed25519(ed25519_dalek::SigningKey),
+}
+
+impl Key {
+    fn header(&self) -> Value {
+        match self {
+            Key::P256(k) => {
+                let p = k.verifying_key().to_encoded_point(false);
+                json!({ "typ": "dpop+jwt", "alg": "ES256", "jwk": { "kty": "EC", "crv": "P-256",
+                    "x": URL_SAFE_NO_PAD.encode(p.x().expect("x")), "y": URL_SAFE_NO_PAD.encode(p.y().expect("y")) } })
+            }
+            Key::Ed25519(k) => json!({ "typ": "dpop+jwt", "alg": "EdDSA", "jwk": { "kty": "OKP", "crv": "Ed25519",
+                "x": URL_SAFE_NO_PAD.encode(k.verifying_key().as_bytes()) } }),
+        }
+    }
+
+    fn proof(&self, header: &str, method: &str, url: &str, token: Option<&str>, nonce: Option<&str>) -> String {
+        let iat = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let mut claims = json!({ "jti": uuid::Uuid::new_v4().simple().to_string(), "htm": method, "htu": url, "iat": iat });
+        if let Some(t) = token {
+            claims["ath"] = json!(URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(t.as_bytes())));
+        }
+        if let Some(n) = nonce {
+            claims["nonce"] = json!(n);
+        }
+        let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let signature = match self {
+            Key::P256(k) => {
+                let s: p256::ecdsa::Signature = k.sign(input.as_bytes());
+                s.to_bytes().to_vec()
+            }
+            Key::Ed25519(k) => k.sign(input.as_bytes()).to_bytes().to_vec(),
+        };
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+}
+
+struct Setup {
+    mode: String,
+    base: String,
+    client_id: String,
+    secret: String,
+    url: String,
+    key: Option<Key>,
+    header: String,
+    token: String,
+    nonce: Mutex<Option<String>>,
+}
+
+impl Setup {
+    async fn one(&self, http: &reqwest::Client) -> bool {
+        let token_url = format!("{}/oauth/token", self.base);
+        let req = match self.mode.as_str() {
+            "direct" => http.get(&self.url),
+            "bearer" => http.get(&self.url).bearer_auth(&self.token),
+            "dpop-es256" | "dpop-eddsa" => {
+                let key = self.key.as_ref().expect("key");
+                let proof = key.proof(&self.header, "GET", &self.url, Some(&self.token), None);
+                http.get(&self.url).header("authorization", format!("DPoP {}", self.token)).header("dpop", proof)
+            }
+            "token-bearer" => http
+                .post(&token_url)
+                .basic_auth(&self.client_id, Some(&self.secret))
+                .form(&[("grant_type", "client_credentials")]),
+            _ => {
+                let key = self.key.as_ref().expect("key");
+                let nonce = self.nonce.lock().expect("nonce").clone();
+                let proof = key.proof(&self.header, "POST", &token_url, None, nonce.as_deref());
+                http.post(&token_url)
+                    .basic_auth(&self.client_id, Some(&self.secret))
+                    .header("dpop", proof)
+                    .form(&[("grant_type", "client_credentials")])
+            }
+        };
+        match req.send().await {
+            Ok(res) => {
+                if let Some(n) = res.headers().get("dpop-nonce").and_then(|v| v.to_str().ok()) {
+                    if self.mode.starts_with("token-dpop") {
+                        *self.nonce.lock().expect("nonce") = Some(n.to_owned());
+                    }
+                }
+                let ok = res.status().is_success();
+                let _ = res.bytes().await;
+                ok
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+    let (mode, base, client_id, secret, path) = (arg(1), arg(2), arg(3), arg(4), arg(5));
+    let secs: u64 = arg(6).parse().expect("secs");
+    let concurrency: usize = arg(7).parse().expect("concurrency");
+    let rate: u64 = arg(8).parse().unwrap_or(0);
+    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().expect("client");
+    let key = match mode.as_str() {
+        "dpop-es256" | "token-dpop-es256" => Some(Key::P256(p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng))),
+        "dpop-eddsa" => Some(Key::Ed25519(ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng))),
+        _ => None,
+    };
+    let header = key.as_ref().map(|k| URL_SAFE_NO_PAD.encode(k.header().to_string())).unwrap_or_default();
+    let url = if mode == "direct" { path.clone() } else { format!("{base}{path}") };
+    let mut setup = Setup { mode, base, client_id, secret, url, key, header, token: String::new(), nonce: Mutex::new(None) };
+    if matches!(setup.mode.as_str(), "bearer" | "dpop-es256" | "dpop-eddsa") {
+        // A token the way each client gets it: bound for DPoP (after the nonce round).
+        let token_url = format!("{}/oauth/token", setup.base);
+        let mut nonce: Option<String> = None;
+        for _ in 0..2 {
+            let mut req = http
+                .post(&token_url)
+                .basic_auth(&setup.client_id, Some(&setup.secret))
+                .form(&[("grant_type", "client_credentials")]);
+            if let Some(key) = &setup.key {
+                req = req.header("dpop", key.proof(&setup.header, "POST", &token_url, None, nonce.as_deref()));
+            }
+            let res = req.send().await.expect("token request");
+            nonce = res.headers().get("dpop-nonce").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let body: Value = res.json().await.expect("token json");
+            if let Some(t) = body["access_token"].as_str() {
+                setup.token = t.to_owned();
+                break;
+            }
+        }
+        assert!(!setup.token.is_empty(), "no token");
+    }
+    let setup = Arc::new(setup);
+    let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let ok = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let cpu = cpu_seconds();
+    let until = started + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    if rate == 0 {
+        for _ in 0..concurrency {
+            let (setup, http, latencies, ok) = (setup.clone(), http.clone(), latencies.clone(), ok.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                while Instant::now() < until {
+                    let t = Instant::now();
+                    if setup.one(&http).await {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    mine.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                latencies.lock().expect("latencies").extend(mine);
+            }));
+        }
+    } else {
+        // Open loop: request i is due at i/rate; its latency counts from then.
+        let interval = Duration::from_secs_f64(1.0 / rate as f64);
+        let total = rate * secs;
+        let gate = Arc::new(tokio::sync::Semaphore::new(concurrency * 64));
+        for i in 0..total {
+            let due = started + interval * u32::try_from(i).unwrap_or(u32::MAX);
+            tokio::time::sleep_until(due.into()).await;
+            let permit = gate.clone().acquire_owned().await.expect("gate");
+            let (setup, http, latencies, ok) = (setup.clone(), http.clone(), latencies.clone(), ok.clone());
+            tasks.push(tokio::spawn(async move {
+                if setup.one(&http).await {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                }
+                latencies.lock().expect("latencies").push(due.elapsed().as_secs_f64() * 1000.0);
+                drop(permit);
+            }));
+        }
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut l = latencies.lock().expect("latencies").clone();
+    l.sort_by(f64::total_cmp);
+    let pct = |p: f64| l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1))).copied().unwrap_or(0.0);
+    println!(
+        "{}",
+        json!({
+            "mode": setup.mode,
+            "requests": l.len(),
+            "ok": ok.load(Ordering::Relaxed),
+            "rps": l.len() as f64 / elapsed,
+            "p50": pct(0.5), "p99": pct(0.99), "p999": pct(0.999),
+            "client_cpu_s": cpu_seconds() - cpu,
+        })
+    );
+}
