@@ -88,6 +88,12 @@ pub(crate) fn credential_state(
     }
 }
 
+/// A value a profile's policy column is set to.
+enum PolicyValue<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
 impl Store {
     pub async fn register_client(&self, actor: &Actor, new: NewClient) -> Result<Registered> {
         actor.permit(Area::Clients, Access::Write)?;
@@ -199,29 +205,9 @@ impl Store {
                 "The rate is 1 to 1,000,000 requests per minute and the burst 1 to 100,000.".into(),
             ));
         }
-        let profile = self.owned_profile(actor, profile_id, Access::Write).await?;
-        let now = self.now();
-        let mut tx = self.begin().await?;
-        sqlx::query("UPDATE profiles SET rate_per_minute = $1, burst = $2 WHERE id = $3")
-            .bind(rate_per_minute)
-            .bind(burst)
-            .bind(&profile.id)
-            .execute(&mut *tx)
-            .await?;
-        audit::record_by(
-            &mut *tx,
-            now,
-            actor,
-            AdminEvent {
-                action: "profile.rate_limit_changed",
-                target_type: "profile",
-                target_id: &profile.id,
-                summary: json!({ "rate_per_minute": rate_per_minute, "burst": burst }),
-            },
-        )
-        .await?;
-        self.commit_and_publish(tx).await?;
-        Ok(())
+        let set = [("rate_per_minute", PolicyValue::Int(rate_per_minute)), ("burst", PolicyValue::Int(burst))];
+        let summary = json!({ "rate_per_minute": rate_per_minute, "burst": burst });
+        self.change_profile_policy(actor, profile_id, &set, "profile.rate_limit_changed", summary).await
     }
 
     /// Sets how long the profile's access tokens live. Short by default (15 minutes): a
@@ -236,28 +222,9 @@ impl Store {
                 crate::enforcement::MAX_TOKEN_TTL_SECS
             )));
         }
-        let profile = self.owned_profile(actor, profile_id, Access::Write).await?;
-        let now = self.now();
-        let mut tx = self.begin().await?;
-        sqlx::query("UPDATE profiles SET token_ttl_seconds = $1 WHERE id = $2")
-            .bind(seconds)
-            .bind(&profile.id)
-            .execute(&mut *tx)
-            .await?;
-        audit::record_by(
-            &mut *tx,
-            now,
-            actor,
-            AdminEvent {
-                action: "profile.token_lifetime_changed",
-                target_type: "profile",
-                target_id: &profile.id,
-                summary: json!({ "token_ttl_seconds": seconds }),
-            },
-        )
-        .await?;
-        self.commit_and_publish(tx).await?;
-        Ok(())
+        let set = [("token_ttl_seconds", PolicyValue::Int(seconds))];
+        let summary = json!({ "token_ttl_seconds": seconds });
+        self.change_profile_policy(actor, profile_id, &set, "profile.token_lifetime_changed", summary).await
     }
 
     /// Sets whether the profile accepts only sender-constrained (DPoP-bound) tokens. With
@@ -271,26 +238,37 @@ impl Store {
     ) -> Result<()> {
         actor.permit(Area::Clients, Access::Write)?;
         actor.require_admin()?;
+        let set = [("sender_constraint", PolicyValue::Text(constraint.as_str()))];
+        let summary = json!({ "sender_constraint": constraint.as_str() });
+        self.change_profile_policy(actor, profile_id, &set, "profile.sender_constraint_changed", summary).await
+    }
+
+    /// An admin's change to a profile's policy (the caller checked who may and what is
+    /// valid): the columns set and the audit event in one transaction, then announced to
+    /// every replica, which apply it from the next request.
+    async fn change_profile_policy(
+        &self,
+        actor: &Actor,
+        profile_id: &str,
+        set: &[(&'static str, PolicyValue<'_>)],
+        action: &'static str,
+        summary: serde_json::Value,
+    ) -> Result<()> {
         let profile = self.owned_profile(actor, profile_id, Access::Write).await?;
         let now = self.now();
+        let columns: Vec<String> = set.iter().enumerate().map(|(i, (c, _))| format!("{c} = ${}", i + 1)).collect();
+        let sql = format!("UPDATE profiles SET {} WHERE id = ${}", columns.join(", "), set.len() + 1);
+        let mut update = sqlx::query(&sql);
+        for (_, value) in set {
+            update = match value {
+                PolicyValue::Int(v) => update.bind(*v),
+                PolicyValue::Text(v) => update.bind(*v),
+            };
+        }
         let mut tx = self.begin().await?;
-        sqlx::query("UPDATE profiles SET sender_constraint = $1 WHERE id = $2")
-            .bind(constraint.as_str())
-            .bind(&profile.id)
-            .execute(&mut *tx)
-            .await?;
-        audit::record_by(
-            &mut *tx,
-            now,
-            actor,
-            AdminEvent {
-                action: "profile.sender_constraint_changed",
-                target_type: "profile",
-                target_id: &profile.id,
-                summary: json!({ "sender_constraint": constraint.as_str() }),
-            },
-        )
-        .await?;
+        update.bind(&profile.id).execute(&mut *tx).await?;
+        let event = AdminEvent { action, target_type: "profile", target_id: &profile.id, summary };
+        audit::record_by(&mut *tx, now, actor, event).await?;
         self.commit_and_publish(tx).await?;
         Ok(())
     }

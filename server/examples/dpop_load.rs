@@ -9,53 +9,18 @@
 //! Prints one JSON line: requests, ok, rps, p50/p99/p99.9 (ms), and the client's own CPU
 //! seconds (signing proofs costs the client, not the gateway).
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use ed25519_dalek::Signer as _;
+// A measuring tool, not the server: it stops loudly on anything it did not expect.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde_json::{json, Value};
-use sha2::Digest;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-enum Key {
-    P256(p256::ecdsa::SigningKey),
-    Ed25519(ed25519_dalek::SigningKey),
-}
-
-impl Key {
-    fn header(&self) -> Value {
-        match self {
-            Key::P256(k) => {
-                let p = k.verifying_key().to_encoded_point(false);
-                json!({ "typ": "dpop+jwt", "alg": "ES256", "jwk": { "kty": "EC", "crv": "P-256",
-                    "x": URL_SAFE_NO_PAD.encode(p.x().expect("x")), "y": URL_SAFE_NO_PAD.encode(p.y().expect("y")) } })
-            }
-            Key::Ed25519(k) => json!({ "typ": "dpop+jwt", "alg": "EdDSA", "jwk": { "kty": "OKP", "crv": "Ed25519",
-                "x": URL_SAFE_NO_PAD.encode(k.verifying_key().as_bytes()) } }),
-        }
-    }
-
-    fn proof(&self, header: &str, method: &str, url: &str, token: Option<&str>, nonce: Option<&str>) -> String {
-        let iat = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let mut claims = json!({ "jti": uuid::Uuid::new_v4().simple().to_string(), "htm": method, "htu": url, "iat": iat });
-        if let Some(t) = token {
-            claims["ath"] = json!(URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(t.as_bytes())));
-        }
-        if let Some(n) = nonce {
-            claims["nonce"] = json!(n);
-        }
-        let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
-        let signature = match self {
-            Key::P256(k) => {
-                let s: p256::ecdsa::Signature = k.sign(input.as_bytes());
-                s.to_bytes().to_vec()
-            }
-            Key::Ed25519(k) => k.sign(input.as_bytes()).to_bytes().to_vec(),
-        };
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
-    }
-}
+#[path = "../tests/api/dpop_key.rs"]
+#[allow(dead_code)] // the tests' forging helpers
+mod dpop_key;
+use dpop_key::DpopKey;
 
 struct Setup {
     mode: String,
@@ -63,8 +28,7 @@ struct Setup {
     client_id: String,
     secret: String,
     url: String,
-    key: Option<Key>,
-    header: String,
+    key: Option<DpopKey>,
     token: String,
     nonce: Mutex<Option<String>>,
 }
@@ -77,7 +41,7 @@ impl Setup {
             "bearer" => http.get(&self.url).bearer_auth(&self.token),
             "dpop-es256" | "dpop-eddsa" => {
                 let key = self.key.as_ref().expect("key");
-                let proof = key.proof(&self.header, "GET", &self.url, Some(&self.token), None);
+                let proof = key.proof("GET", &self.url, Some(&self.token), None);
                 http.get(&self.url).header("authorization", format!("DPoP {}", self.token)).header("dpop", proof)
             }
             "token-bearer" => http
@@ -87,7 +51,7 @@ impl Setup {
             _ => {
                 let key = self.key.as_ref().expect("key");
                 let nonce = self.nonce.lock().expect("nonce").clone();
-                let proof = key.proof(&self.header, "POST", &token_url, None, nonce.as_deref());
+                let proof = key.proof("POST", &token_url, None, nonce.as_deref());
                 http.post(&token_url)
                     .basic_auth(&self.client_id, Some(&self.secret))
                     .header("dpop", proof)
@@ -127,13 +91,12 @@ async fn main() {
     let rate: u64 = arg(8).parse().unwrap_or(0);
     let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().expect("client");
     let key = match mode.as_str() {
-        "dpop-es256" | "token-dpop-es256" => Some(Key::P256(p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng))),
-        "dpop-eddsa" => Some(Key::Ed25519(ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng))),
+        "dpop-es256" | "token-dpop-es256" => Some(DpopKey::p256()),
+        "dpop-eddsa" => Some(DpopKey::ed25519()),
         _ => None,
     };
-    let header = key.as_ref().map(|k| URL_SAFE_NO_PAD.encode(k.header().to_string())).unwrap_or_default();
     let url = if mode == "direct" { path.clone() } else { format!("{base}{path}") };
-    let mut setup = Setup { mode, base, client_id, secret, url, key, header, token: String::new(), nonce: Mutex::new(None) };
+    let mut setup = Setup { mode, base, client_id, secret, url, key, token: String::new(), nonce: Mutex::new(None) };
     if matches!(setup.mode.as_str(), "bearer" | "dpop-es256" | "dpop-eddsa") {
         // A token the way each client gets it: bound for DPoP (after the nonce round).
         let token_url = format!("{}/oauth/token", setup.base);
@@ -144,7 +107,7 @@ async fn main() {
                 .basic_auth(&setup.client_id, Some(&setup.secret))
                 .form(&[("grant_type", "client_credentials")]);
             if let Some(key) = &setup.key {
-                req = req.header("dpop", key.proof(&setup.header, "POST", &token_url, None, nonce.as_deref()));
+                req = req.header("dpop", key.proof("POST", &token_url, None, nonce.as_deref()));
             }
             let res = req.send().await.expect("token request");
             nonce = res.headers().get("dpop-nonce").and_then(|v| v.to_str().ok()).map(str::to_owned);

@@ -3,115 +3,36 @@
 //! leaves its row; a proof is used once, also across two real server processes sharing
 //! Redis.
 
-use crate::helpers::{agent_for, Server, TestApp, TestUpstream};
+use crate::dpop_key::DpopKey;
+use crate::helpers::{agent_for, Agent, Server, TestApp, TestUpstream};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use ed25519_dalek::Signer as _;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::Digest;
 
-/// A client's DPoP key, signing proofs byte by byte so a test can forge any part.
-pub enum DpopKey {
-    P256(p256::ecdsa::SigningKey),
-    Ed25519(ed25519_dalek::SigningKey),
-}
-
-/// What a proof says, each part replaceable.
-#[derive(Clone)]
-pub struct ProofParts {
-    pub header: Value,
-    pub claims: Value,
-}
-
-impl DpopKey {
-    pub fn p256() -> Self {
-        DpopKey::P256(p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng))
+/// A client credentials request as `a` to the token endpoint at `url`, with `proof` in
+/// its `DPoP` header when given.
+async fn token_request(url: &str, a: &Agent, proof: Option<String>) -> reqwest::Response {
+    let mut req = reqwest::Client::new().post(url).basic_auth(&a.reg.client_id, Some(&a.reg.secret.secret));
+    if let Some(p) = proof {
+        req = req.header("dpop", p);
     }
-    pub fn ed25519() -> Self {
-        DpopKey::Ed25519(ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng))
-    }
-    pub fn jwk(&self) -> Value {
-        match self {
-            DpopKey::P256(k) => {
-                let point = k.verifying_key().to_encoded_point(false);
-                json!({ "kty": "EC", "crv": "P-256",
-                        "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()),
-                        "y": URL_SAFE_NO_PAD.encode(point.y().unwrap()) })
-            }
-            DpopKey::Ed25519(k) => {
-                json!({ "kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(k.verifying_key().as_bytes()) })
-            }
-        }
-    }
-    /// RFC 7638, written out: the required members in order, no spaces.
-    pub fn thumbprint(&self) -> String {
-        let j = self.jwk();
-        let canonical = match self {
-            DpopKey::P256(_) => format!(
-                r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
-                j["x"].as_str().unwrap(),
-                j["y"].as_str().unwrap()
-            ),
-            DpopKey::Ed25519(_) => format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, j["x"].as_str().unwrap()),
-        };
-        URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(canonical.as_bytes()))
-    }
-    /// A proof for `method` and `url`, for `token` when given, with `nonce` when given.
-    pub fn parts(&self, method: &str, url: &str, token: Option<&str>, nonce: Option<&str>) -> ProofParts {
-        let alg = match self {
-            DpopKey::P256(_) => "ES256",
-            DpopKey::Ed25519(_) => "EdDSA",
-        };
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-        let mut claims = json!({ "jti": uuid::Uuid::new_v4().to_string(), "htm": method, "htu": url, "iat": now });
-        if let Some(t) = token {
-            claims["ath"] = json!(URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(t.as_bytes())));
-        }
-        if let Some(n) = nonce {
-            claims["nonce"] = json!(n);
-        }
-        ProofParts { header: json!({ "typ": "dpop+jwt", "alg": alg, "jwk": self.jwk() }), claims }
-    }
-    pub fn sign(&self, parts: &ProofParts) -> String {
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(parts.header.to_string()),
-            URL_SAFE_NO_PAD.encode(parts.claims.to_string())
-        );
-        let signature = match self {
-            DpopKey::P256(k) => {
-                let s: p256::ecdsa::Signature = k.sign(input.as_bytes());
-                s.to_bytes().to_vec()
-            }
-            DpopKey::Ed25519(k) => k.sign(input.as_bytes()).to_bytes().to_vec(),
-        };
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
-    }
-    pub fn proof(&self, method: &str, url: &str, token: Option<&str>, nonce: Option<&str>) -> String {
-        self.sign(&self.parts(method, url, token, nonce))
-    }
+    req.form(&[("grant_type", "client_credentials")]).send().await.unwrap()
 }
 
 /// The token endpoint, as a DPoP client drives it: a first request is told to use a
 /// nonce, the second (with it) gets a bound token. Returns the token and the last nonce.
-pub async fn dpop_token(base: &str, key: &DpopKey, client_id: &str, secret: &str) -> (String, String) {
-    let http = reqwest::Client::new();
+async fn dpop_token(base: &str, key: &DpopKey, a: &Agent) -> (String, String) {
     let url = format!("{base}/oauth/token");
-    let send = |proof: String| {
-        http.post(&url)
-            .basic_auth(client_id, Some(secret))
-            .header("dpop", proof)
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-    };
-    let first = send(key.proof("POST", &url, None, None)).await.unwrap();
+    let send = |proof: String| token_request(&url, a, Some(proof));
+    let first = send(key.proof("POST", &url, None, None)).await;
     assert_eq!(first.status(), StatusCode::BAD_REQUEST);
     let nonce = first.headers()["dpop-nonce"].to_str().unwrap().to_owned();
     let body: Value = first.json().await.unwrap();
     assert_eq!(body["error"], "use_dpop_nonce", "{body}");
-    let second = send(key.proof("POST", &url, None, Some(&nonce))).await.unwrap();
+    let second = send(key.proof("POST", &url, None, Some(&nonce))).await;
     let nonce = second.headers()["dpop-nonce"].to_str().unwrap().to_owned();
     let body: Value = second.json().await.unwrap();
     assert_eq!(body["token_type"], "DPoP", "{body}");
@@ -139,7 +60,7 @@ async fn a_bound_token_works_only_with_proofs_of_its_key_at_gw_and_mcp() {
     let upstream = TestUpstream::start().await;
     let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
     let key = DpopKey::p256();
-    let (token, _) = dpop_token(&app.base, &key, &a.reg.client_id, &a.reg.secret.secret).await;
+    let (token, _) = dpop_token(&app.base, &key, &a).await;
     assert_eq!(claims_of(&token)["cnf"]["jkt"], key.thumbprint(), "bound to the proof's key (RFC 7638 thumbprint)");
 
     let url = format!("{}/gw/bank/fast", app.base);
@@ -169,14 +90,7 @@ async fn a_bound_token_works_only_with_proofs_of_its_key_at_gw_and_mcp() {
     assert_eq!(upstream.hits(), 1, "nothing but the proven call reached the upstream");
 
     // A bearer token is not turned into a bound one by a proof.
-    let bearer = reqwest::Client::new()
-        .post(format!("{}/oauth/token", app.base))
-        .basic_auth(&a.reg.client_id, Some(&a.reg.secret.secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    let body: Value = bearer.json().await.unwrap();
+    let body: Value = token_request(&format!("{}/oauth/token", app.base), &a, None).await.json().await.unwrap();
     assert_eq!(body["token_type"], "Bearer");
     let plain = body["access_token"].as_str().unwrap();
     assert!(claims_of(plain).get("cnf").is_none());
@@ -270,7 +184,7 @@ async fn every_forged_proof_is_refused_for_its_reason_with_a_row() {
     let upstream = TestUpstream::start().await;
     let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
     let key = DpopKey::ed25519();
-    let (token, _) = dpop_token(&app.base, &key, &a.reg.client_id, &a.reg.secret.secret).await;
+    let (token, _) = dpop_token(&app.base, &key, &a).await;
     let url = format!("{}/gw/bank/fast", app.base);
     let good = || key.parts("GET", &url, Some(&token), None);
     let with = |name: &str, value: Value| {
@@ -400,17 +314,10 @@ async fn token_requests_need_a_fresh_proof_with_our_nonce() {
     let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
     let key = DpopKey::p256();
     let url = format!("{}/oauth/token", app.base);
-    let (_, nonce) = dpop_token(&app.base, &key, &a.reg.client_id, &a.reg.secret.secret).await;
-    let send = |proof: String| {
-        reqwest::Client::new()
-            .post(&url)
-            .basic_auth(&a.reg.client_id, Some(&a.reg.secret.secret))
-            .header("dpop", proof)
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-    };
+    let (_, nonce) = dpop_token(&app.base, &key, &a).await;
+    let send = |proof: String| token_request(&url, &a, Some(proof));
     let reused = key.proof("POST", &url, None, Some(&nonce));
-    assert_eq!(send(reused.clone()).await.unwrap().status(), 200);
+    assert_eq!(send(reused.clone()).await.status(), 200);
     for (what, proof, error) in [
         ("the same proof again", reused, "invalid_dpop_proof"),
         (
@@ -425,7 +332,7 @@ async fn token_requests_need_a_fresh_proof_with_our_nonce() {
         ),
         ("made for GET", key.proof("GET", &url, None, Some(&nonce)), "invalid_dpop_proof"),
     ] {
-        let res = send(proof).await.unwrap();
+        let res = send(proof).await;
         assert_eq!(res.status(), 400, "{what}");
         assert!(res.headers().contains_key("dpop-nonce"), "{what}: a fresh nonce comes with every answer");
         let body: Value = res.json().await.unwrap();
@@ -476,20 +383,12 @@ async fn a_proof_used_on_one_replica_is_refused_on_the_other() {
         let (first, second) = (Server::start(&app, &flags).await, Server::start(&app, &flags).await);
         // The token endpoint's proof names the public URL, whichever replica serves it.
         let key = DpopKey::p256();
-        let http = reqwest::Client::new();
         let token_url = format!("{public}/oauth/token");
-        let ask = |proof: String| {
-            http.post(format!("{}/oauth/token", first.base))
-                .basic_auth(&a.reg.client_id, Some(&a.reg.secret.secret))
-                .header("dpop", proof)
-                .form(&[("grant_type", "client_credentials")])
-                .send()
-        };
-        let nonce = ask(key.proof("POST", &token_url, None, None)).await.unwrap().headers()["dpop-nonce"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let body: Value = ask(key.proof("POST", &token_url, None, Some(&nonce))).await.unwrap().json().await.unwrap();
+        let (on_first, on_second) = (format!("{}/oauth/token", first.base), format!("{}/oauth/token", second.base));
+        let ask = |proof: String| token_request(&on_first, &a, Some(proof));
+        let nonce =
+            ask(key.proof("POST", &token_url, None, None)).await.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+        let body: Value = ask(key.proof("POST", &token_url, None, Some(&nonce))).await.json().await.unwrap();
         let token = body["access_token"].as_str().expect("a token").to_owned();
 
         let proof = key.proof("GET", &format!("{public}/gw/bank/fast"), Some(&token), None);
@@ -502,18 +401,9 @@ async fn a_proof_used_on_one_replica_is_refused_on_the_other() {
             assert_eq!(status, 200, "without Redis each replica remembers only its own proofs");
         }
         // A nonce from one replica is good on the other: they share the secret.
-        let other_nonce = ask(key.proof("POST", &token_url, None, None)).await.unwrap().headers()["dpop-nonce"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let res = http
-            .post(format!("{}/oauth/token", second.base))
-            .basic_auth(&a.reg.client_id, Some(&a.reg.secret.secret))
-            .header("dpop", key.proof("POST", &token_url, None, Some(&other_nonce)))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap();
+        let other_nonce =
+            ask(key.proof("POST", &token_url, None, None)).await.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+        let res = token_request(&on_second, &a, Some(key.proof("POST", &token_url, None, Some(&other_nonce)))).await;
         assert_eq!(res.status(), 200);
         first.kill();
         second.kill();
@@ -529,22 +419,15 @@ async fn being_told_to_use_a_nonce_does_not_count_against_an_address() {
     let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
     let key = DpopKey::p256();
     let url = format!("{}/oauth/token", app.base);
-    let send = |proof: String| {
-        reqwest::Client::new()
-            .post(&url)
-            .basic_auth(&a.reg.client_id, Some(&a.reg.secret.secret))
-            .header("dpop", proof)
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-    };
+    let send = |proof: String| token_request(&url, &a, Some(proof));
     // Four asks (with the two of `dpop_token` below, within the client's token burst of
     // ten): more than the three refusals the address may earn.
     for _ in 0..4 {
-        let res = send(key.proof("POST", &url, None, None)).await.unwrap();
+        let res = send(key.proof("POST", &url, None, None)).await;
         assert_eq!(res.status(), 400);
         assert_eq!(res.json::<Value>().await.unwrap()["error"], "use_dpop_nonce");
     }
-    let (token, nonce) = dpop_token(&app.base, &key, &a.reg.client_id, &a.reg.secret.secret).await;
+    let (token, nonce) = dpop_token(&app.base, &key, &a).await;
     assert!(!token.is_empty());
     // The same budget, spent on proofs that are wrong: the door closes.
     let gw =
@@ -552,7 +435,7 @@ async fn being_told_to_use_a_nonce_does_not_count_against_an_address() {
     assert_eq!(gw().await.unwrap().status(), 200, "five nonce answers did not close the door");
     let mut errors = Vec::new();
     for _ in 0..4 {
-        let body: Value = send(key.proof("GET", &url, None, Some(&nonce))).await.unwrap().json().await.unwrap();
+        let body: Value = send(key.proof("GET", &url, None, Some(&nonce))).await.json().await.unwrap();
         errors.push(body["error"].as_str().unwrap().to_owned());
     }
     // Refused until the budget is spent, then turned away at the door (`rate_limited`).
@@ -587,13 +470,7 @@ async fn a_profile_that_requires_dpop_refuses_every_bearer_credential() {
     let url = format!("{}/gw/bank/fast", app.base);
     let token_url = format!("{}/oauth/token", app.base);
     let bearer_token = || async {
-        let res = reqwest::Client::new()
-            .post(&token_url)
-            .basic_auth(&a.reg.client_id, Some(&a.reg.secret.secret))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap();
+        let res = token_request(&token_url, &a, None).await;
         (res.status(), res.json::<Value>().await.unwrap())
     };
     let (_, issued) = bearer_token().await;
@@ -635,7 +512,7 @@ async fn a_profile_that_requires_dpop_refuses_every_bearer_credential() {
     let (status, body) = bearer_token().await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_dpop_proof")), "{body}");
     let key = DpopKey::ed25519();
-    let (token, _) = dpop_token(&app.base, &key, &a.reg.client_id, &a.reg.secret.secret).await;
+    let (token, _) = dpop_token(&app.base, &key, &a).await;
     let (status, _, body) = call(&url, "DPoP", &token, &[&key.proof("GET", &url, Some(&token), None)]).await;
     assert_eq!(status, 200, "{body}");
     let hits = upstream.hits();

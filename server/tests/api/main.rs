@@ -17,6 +17,7 @@ mod database_tls;
 mod deploy;
 mod dpop;
 mod dpop_clients;
+mod dpop_key;
 mod durability;
 mod floods;
 mod gateway;
