@@ -120,6 +120,12 @@ impl Enforcement {
         self.proofs_seen.entry(proof.replay_key).or_insert(()).is_fresh()
     }
 
+    /// How many DPoP proofs this process remembers now (for tests and metrics).
+    pub fn proofs_remembered(&self) -> u64 {
+        self.proofs_seen.run_pending_tasks();
+        self.proofs_seen.entry_count()
+    }
+
     pub(crate) fn rekeys(&self) -> &RekeyQueue {
         &self.rekeys
     }

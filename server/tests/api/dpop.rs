@@ -551,3 +551,98 @@ async fn a_profile_that_requires_dpop_refuses_every_bearer_credential() {
     let again = reqwest::Client::new().get(&url).header("x-api-key", &a.key.secret).send().await.unwrap();
     assert_eq!(again.status(), 200, "back to bearer credentials");
 }
+
+/// Guarantee 4 against DPoP: a caller holding a stolen token but not its key can send
+/// proofs by the hundred, each well formed and validly signed by a key of its own; none
+/// is remembered (only proofs of the token's key are), so the one-use memory does not
+/// grow, and none reaches the upstream.
+#[tokio::test]
+async fn proofs_from_a_thief_by_the_hundred_leave_the_one_use_memory_empty() {
+    let app = TestApp::spawn_configured(|args| args.source_refusal_limit = 0).await;
+    let upstream = TestUpstream::start().await;
+    let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
+    let key = DpopKey::ed25519();
+    let (token, _) = dpop_token(&app.base, &key, &a).await;
+    let url = format!("{}/gw/bank/fast", app.base);
+    let remembered = || app.store.enforcement().proofs_remembered();
+    let before = remembered();
+    let thief = DpopKey::ed25519();
+    let http = reqwest::Client::new();
+    for _ in 0..5 {
+        let calls = (0..100).map(|_| {
+            let proof = thief.proof("GET", &url, Some(&token), None);
+            let req = http.get(&url).header("authorization", format!("DPoP {token}")).header("dpop", proof);
+            async move { req.send().await.unwrap().status() }
+        });
+        let statuses = futures_util::future::join_all(calls).await;
+        assert!(statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED), "{statuses:?}");
+    }
+    assert_eq!(remembered(), before, "500 proofs of another key, none remembered");
+    assert_eq!(upstream.hits(), 0);
+    let (status, _, _) = call(&url, "DPoP", &token, &[&key.proof("GET", &url, Some(&token), None)]).await;
+    assert_eq!(status, 200);
+    assert_eq!(remembered(), before + 1, "the owner's proof is");
+}
+
+/// Redis cut while two replicas serve DPoP traffic: requests are still answered (the
+/// one-use check falls back to each replica's memory, so a replay on the same replica
+/// is still refused), and once Redis is back a proof used on one replica is refused on
+/// the other again.
+#[tokio::test]
+async fn with_redis_cut_each_replica_still_refuses_what_it_has_seen() {
+    let Ok(redis) = std::env::var("TEST_REDIS_URL") else {
+        eprintln!("skipped: TEST_REDIS_URL is not set; the shared one-use check needs a real Redis");
+        return;
+    };
+    let target = redis.trim_start_matches("redis://").trim_end_matches('/').to_owned();
+    let cable = crate::helpers::Cable::to(target).await;
+    let mut app = TestApp::spawn().await;
+    let upstream = TestUpstream::start().await;
+    let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
+    app.shut_down().await;
+    let public = "https://api.portcullis.test";
+    let redis_url = format!("redis://{}", cable.addr);
+    let flags = ["--public-url", public, "--redis-url", redis_url.as_str()];
+    let (first, second) = (Server::start(&app, &flags).await, Server::start(&app, &flags).await);
+    let key = DpopKey::ed25519();
+    let token_url = format!("{public}/oauth/token");
+    let on_first = format!("{}/oauth/token", first.base);
+    let nonce = token_request(&on_first, &a, Some(key.proof("POST", &token_url, None, None))).await.headers()
+        ["dpop-nonce"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = token_request(&on_first, &a, Some(key.proof("POST", &token_url, None, Some(&nonce))))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = body["access_token"].as_str().expect("a token").to_owned();
+    let gw = format!("{public}/gw/bank/fast");
+    let at = |server: &Server| format!("{}/gw/bank/fast", server.base);
+
+    cable.cut();
+    let proof = key.proof("GET", &gw, Some(&token), None);
+    let (status, _, body) = call(&at(&first), "DPoP", &token, &[&proof]).await;
+    assert_eq!(status, 200, "served without Redis: {body}");
+    let (status, _, body) = call(&at(&first), "DPoP", &token, &[&proof]).await;
+    assert_eq!(body["code"], "dpop_proof_replayed", "the same replica remembers: {status} {body}");
+
+    cable.restore();
+    // Redis is asked again a second after the failure.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let mut shared = false;
+    for _ in 0..20 {
+        let proof = key.proof("GET", &gw, Some(&token), None);
+        assert_eq!(call(&at(&first), "DPoP", &token, &[&proof]).await.0, 200);
+        let (_, _, body) = call(&at(&second), "DPoP", &token, &[&proof]).await;
+        if body["code"] == "dpop_proof_replayed" {
+            shared = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(shared, "with Redis back, a proof used on one replica is refused on the other");
+    first.kill();
+    second.kill();
+}
