@@ -73,7 +73,8 @@ impl Store {
         let attempts = self.reasons_where("attempted_client_id = $1 AND client_id IS NULL", client_id, start).await?;
 
         let credentials = sqlx::query(
-            "SELECT e.credential_id, c.kind, c.prefix, COUNT(*) AS n, MAX(e.occurred_at) AS last_used
+            "SELECT e.credential_id, c.kind, c.prefix, COUNT(*) AS n, MAX(e.occurred_at) AS last_used,
+                    SUM(CASE WHEN e.sender_key IS NULL THEN 0 ELSE 1 END) AS proven
              FROM audit_events e LEFT JOIN credentials c ON c.id = e.credential_id
              WHERE e.client_id = $1 AND e.action = 'request' AND e.occurred_at >= $2 AND e.credential_id IS NOT NULL
              GROUP BY e.credential_id, c.kind, c.prefix ORDER BY last_used DESC",
@@ -89,6 +90,7 @@ impl Store {
                 kind: r.try_get::<Option<String>, _>("kind")?.map(|k| k.parse()).transpose()?,
                 prefix: r.try_get("prefix")?,
                 requests: r.try_get("n")?,
+                proven_requests: r.try_get::<Option<i64>, _>("proven")?.unwrap_or(0),
                 last_used_at: r.try_get("last_used")?,
             })
         })

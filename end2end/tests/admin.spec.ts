@@ -236,6 +236,13 @@ test('an admin requires DPoP for a profile: its API key stops, Test access prove
   await sandbox.scrollIntoViewIfNeeded();
   await shot(page, '40-profile-requires-dpop');
 
+  // The client's activity counts the requests that proved a key.
+  await open(page, `${clientUrl}/activity`);
+  await expect(page.getByTestId('credentials-used').getByTestId('dpop-requests')).toHaveText('1 DPoP');
+  await open(page, clientUrl);
+  await page.getByTestId('profile-sandbox').getByTestId('test-access').getByText('Test access').click();
+  await page.getByTestId('profile-sandbox').getByTestId('test-access').getByRole('button', { name: 'Run' }).click();
+
   // The audit event names the key the call proved.
   await panel.getByTestId('test-audit-link').click();
   await expect(page.getByTestId('event-sender-key')).toContainText(/^dpop:[A-Za-z0-9_-]{43}$/);

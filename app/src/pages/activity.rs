@@ -142,7 +142,12 @@ fn ActivityView(activity: ClientActivity) -> impl IntoView {
                                 <tr>
                                     <td class="mono">{u.prefix.map(|p| format!("{p}…")).unwrap_or_else(|| u.credential_id.clone())}</td>
                                     <td>{match u.kind { Some(CredentialKind::ClientSecret) => "Client secret", Some(CredentialKind::ApiKey) => "API key", None => "deleted" }}</td>
-                                    <td class="num">{u.requests}</td>
+                                    <td class="num">
+                                        {u.requests}
+                                        {(u.proven_requests > 0).then(|| view! {
+                                            " " <span class="badge badge-dpop" data-testid="dpop-requests" title="Requests that proved possession of their token's key">{format!("{} DPoP", u.proven_requests)}</span>
+                                        })}
+                                    </td>
                                     <td class="when">{when(Some(u.last_used_at))}</td>
                                 </tr>
                             }).collect_view()}

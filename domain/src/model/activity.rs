@@ -31,6 +31,9 @@ pub struct CredentialUse {
     pub kind: Option<CredentialKind>,
     pub prefix: Option<String>,
     pub requests: i64,
+    /// Of those, the requests that proved possession of a key (DPoP-bound tokens).
+    #[serde(default)]
+    pub proven_requests: i64,
     pub last_used_at: i64,
 }
 
