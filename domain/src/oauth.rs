@@ -2,7 +2,8 @@
 //! loaded into the key ring), tokens issued for a person's Test access, and revoked
 //! tokens.
 //!
-//! Tokens are JWTs signed with Ed25519 (`EdDSA`), `typ: at+jwt` (RFC 9068). Signing keys
+//! Tokens are JWTs signed with Ed25519 (`EdDSA`) or, when configured, ECDSA P-256
+//! (`ES256`), `typ: at+jwt` (RFC 9068). Signing keys
 //! live in the store with their private half sealed by a key derived from the server
 //! secret (`crate::sealing`), and are loaded into the in-memory key ring of
 //! `crate::enforcement`, which mints and verifies: the gateway's hot path touches no
@@ -14,7 +15,7 @@ use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use sqlx::Row;
 
-use crate::enforcement::{IssuedAccessToken, Jwk, KeyRing, Signer, TokenRequestError, TokenSettings};
+use crate::enforcement::{IssuedAccessToken, Jwk, KeyRing, Signer, SigningAlg, TokenRequestError, TokenSettings};
 use crate::error::Result;
 use crate::model::CredentialKind;
 use crate::sealing::{seal, unseal};
@@ -25,6 +26,29 @@ use crate::DomainError;
 /// every replica (a second) and for resource servers that cache the JWKS for up to an
 /// hour to know it before they meet a token it signed.
 pub const PUBLISH_AHEAD_MS: i64 = crate::time::HOUR;
+
+/// A new key pair for `alg`: the private key (PKCS #8 DER) and the public key as stored
+/// (`x` for Ed25519, `x.y` for P-256, base64url).
+fn new_key_pair(alg: SigningAlg) -> Result<(Vec<u8>, String)> {
+    let pkcs8 = |e: &dyn std::fmt::Display| DomainError::Internal(format!("pkcs8: {e}"));
+    match alg {
+        SigningAlg::EdDSA => {
+            let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+            let der = signing.to_pkcs8_der().map_err(|e| pkcs8(&e))?;
+            Ok((der.as_bytes().to_vec(), URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes())))
+        }
+        SigningAlg::ES256 => {
+            use p256::pkcs8::EncodePrivateKey as _;
+            let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
+            let der = secret.to_pkcs8_der().map_err(|e| pkcs8(&e))?;
+            let point = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&secret.public_key(), false);
+            let (Some(x), Some(y)) = (point.x(), point.y()) else {
+                return Err(DomainError::Internal("P-256 public key without coordinates".into()));
+            };
+            Ok((der.as_bytes().to_vec(), format!("{}.{}", URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y))))
+        }
+    }
+}
 
 impl Store {
     /// Makes a fresh signing key current; the previous one stays published (and keeps
@@ -51,11 +75,10 @@ impl Store {
         activates_in_ms: i64,
         older_than: Option<i64>,
     ) -> Result<Option<String>> {
-        let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-        let der = signing.to_pkcs8_der().map_err(|e| DomainError::Internal(format!("pkcs8: {e}")))?;
-        let public = URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes());
+        let alg = self.policy.token_signing_alg;
+        let (der, public) = new_key_pair(alg)?;
         let kid = format!("k{}", &crate::store::new_id("key")[4..20]);
-        let sealed = seal(&self.sealing_key, &kid, der.as_bytes())?;
+        let sealed = seal(&self.sealing_key, &kid, &der)?;
         let now = self.now();
         let activates_at = now.saturating_add(activates_in_ms.max(0));
         let mut tx = self.begin().await?;
@@ -76,9 +99,10 @@ impl Store {
         }
         let inserted = sqlx::query(
             "INSERT INTO signing_keys (kid, algorithm, public_key, sealed_private_key, created_at, activates_at)
-             VALUES ($1, 'EdDSA', $2, $3, $4, $5)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&kid)
+        .bind(alg.as_str())
         .bind(&public)
         .bind(&sealed)
         .bind(now)
@@ -104,7 +128,7 @@ impl Store {
                 action: "signing_key.rotated",
                 target_type: "signing_key",
                 target_id: &kid,
-                summary: serde_json::json!({ "algorithm": "EdDSA", "activates_at": activates_at }),
+                summary: serde_json::json!({ "algorithm": alg.as_str(), "activates_at": activates_at }),
             },
         )
         .await?;
@@ -172,7 +196,7 @@ impl Store {
         // A retired key verifies for as long as the longest-lived token it signed.
         let keep_after = self.now() - 24 * crate::time::HOUR;
         let rows = sqlx::query(
-            "SELECT kid, public_key, sealed_private_key, retired_at, activates_at FROM signing_keys
+            "SELECT kid, algorithm, public_key, sealed_private_key, retired_at, activates_at FROM signing_keys
              WHERE revoked_at IS NULL AND (retired_at IS NULL OR retired_at > $1) ORDER BY created_at DESC",
         )
         .bind(keep_after)
@@ -191,22 +215,37 @@ impl Store {
         let mut ring = KeyRing::default();
         for r in &rows {
             let kid: String = r.try_get("kid")?;
-            let x: String = r.try_get("public_key")?;
-            let verifier =
-                DecodingKey::from_ed_components(&x).map_err(|e| DomainError::Internal(format!("key {kid}: {e}")))?;
-            ring.verifiers.insert(kid.clone(), verifier);
+            let algorithm: String = r.try_get("algorithm")?;
+            let alg = SigningAlg::parse(&algorithm)
+                .ok_or_else(|| DomainError::Internal(format!("key {kid}: unknown algorithm {algorithm}")))?;
+            let public: String = r.try_get("public_key")?;
+            let bad = |e: jsonwebtoken::errors::Error| DomainError::Internal(format!("key {kid}: {e}"));
+            // EdDSA keys store `x`; ES256 keys `x.y` (base64url has no dot).
+            let (x, y) = match public.split_once('.') {
+                Some((x, y)) => (x.to_owned(), Some(y.to_owned())),
+                None => (public.clone(), None),
+            };
+            let verifier = match (alg, &y) {
+                (SigningAlg::EdDSA, None) => DecodingKey::from_ed_components(&x).map_err(bad)?,
+                (SigningAlg::ES256, Some(y)) => DecodingKey::from_ec_components(&x, y).map_err(bad)?,
+                _ => return Err(DomainError::Internal(format!("key {kid}: public key does not fit {algorithm}"))),
+            };
+            ring.verifiers.insert(kid.clone(), (alg, verifier));
             let retires_at: Option<i64> = r.try_get("retired_at")?;
             if retires_at.is_none_or(|t| now < t) {
                 let (der, _) = unseal(&self.sealing_key, &kid, &r.try_get::<String, _>("sealed_private_key")?)?;
                 let activates_at = r.try_get::<Option<i64>, _>("activates_at")?.unwrap_or(i64::MIN);
-                ring.signers.push(Signer {
-                    kid: kid.clone(),
-                    activates_at,
-                    retires_at,
-                    key: EncodingKey::from_ed_der(&der),
-                });
+                let key = match alg {
+                    SigningAlg::EdDSA => EncodingKey::from_ed_der(&der),
+                    SigningAlg::ES256 => EncodingKey::from_ec_der(&der),
+                };
+                ring.signers.push(Signer { kid: kid.clone(), activates_at, retires_at, alg, key });
             }
-            ring.jwks.push(Jwk { kty: "OKP", crv: "Ed25519", alg: "EdDSA", use_: "sig", kid, x });
+            let (kty, crv) = match alg {
+                SigningAlg::EdDSA => ("OKP", "Ed25519"),
+                SigningAlg::ES256 => ("EC", "P-256"),
+            };
+            ring.jwks.push(Jwk { kty, crv, alg: alg.as_str(), use_: "sig", kid, x, y });
         }
         self.enforcement.keys().replace(ring);
         Ok(())

@@ -49,6 +49,8 @@ pub struct Policy {
     pub grant_lifetime_ms: i64,
     /// Access reviews flag credentials older than this: rotate before they expire.
     pub rotation_age_ms: i64,
+    /// The algorithm of the signing keys made from now on (existing keys keep theirs).
+    pub token_signing_alg: crate::enforcement::SigningAlg,
 }
 
 impl Default for Policy {
@@ -60,6 +62,7 @@ impl Default for Policy {
             expiry_warning_ms: 14 * DAY,
             grant_lifetime_ms: crate::model::GRANT_LIFETIME_DAYS * DAY,
             rotation_age_ms: 60 * DAY,
+            token_signing_alg: crate::enforcement::SigningAlg::EdDSA,
         }
     }
 }

@@ -19,7 +19,7 @@ use portcullis_domain::clock::Clock;
 use portcullis_domain::enforcement::TokenSettings;
 use portcullis_domain::secrets::ServerSecret;
 use portcullis_domain::seed::{seed_demo, DemoSeed};
-use portcullis_domain::store::{Policy, Store};
+use portcullis_domain::store::Store;
 use portcullis_domain::DomainError;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -138,7 +138,7 @@ pub async fn open_store(args: &StoreArgs) -> Result<Store, StartError> {
     let secret = resolve_secret(args, false)?;
     let url = args.database_url()?;
     ensure_sqlite_dir(&url)?;
-    Ok(Store::connect(&url, &secret, Clock::system(), Policy::default()).await?)
+    Ok(Store::connect(&url, &secret, Clock::system(), args.policy()).await?)
 }
 
 fn ensure_sqlite_dir(url: &str) -> std::io::Result<()> {
@@ -163,7 +163,7 @@ impl Application {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let url = args.store.database_url()?;
         ensure_sqlite_dir(&url)?;
-        let store = Store::connect(&url, &secret, clock, Policy::default()).await?;
+        let store = Store::connect(&url, &secret, clock, args.store.policy()).await?;
         let sessions = SessionBackend::connect(&url).await?;
         sessions.spawn_cleanup();
 

@@ -2,6 +2,7 @@
 //! override so a container or a CI job configures the same things without arguments.
 
 use clap::{Args, Parser, Subcommand};
+use portcullis_domain::enforcement::SigningAlg;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -137,6 +138,23 @@ pub struct StoreArgs {
     /// used; `portcullis admin secret-status` says when nothing depends on it any more.
     #[arg(long, env = "PORTCULLIS_PREVIOUS_SECRET_FILE")]
     pub previous_secret_file: Option<PathBuf>,
+    /// The algorithm of the access-token signing keys made from now on: `EdDSA` (Ed25519,
+    /// the default) or `ES256` (ECDSA P-256, for resource servers whose JWT libraries lack
+    /// EdDSA). Keys already made keep theirs and keep verifying their tokens; rotate the
+    /// signing key (`portcullis admin rotate-signing-key`) to switch at once.
+    #[arg(long, env = "PORTCULLIS_TOKEN_SIGNING_ALG", default_value = "EdDSA", value_parser = signing_alg)]
+    pub token_signing_alg: SigningAlg,
+}
+
+fn signing_alg(text: &str) -> Result<SigningAlg, String> {
+    SigningAlg::parse(text).ok_or_else(|| format!("`{text}` is neither EdDSA nor ES256"))
+}
+
+impl StoreArgs {
+    /// The store's policy numbers, with the signing algorithm chosen here.
+    pub fn policy(&self) -> portcullis_domain::store::Policy {
+        portcullis_domain::store::Policy { token_signing_alg: self.token_signing_alg, ..Default::default() }
+    }
 }
 
 /// A trusted proxy: one address (`10.0.0.2`) or a CIDR range (`10.0.0.0/24`).

@@ -1,12 +1,45 @@
 //! The signing-key ring: the keys that sign access tokens now and those that still verify.
 
 use arc_swap::ArcSwap;
-use jsonwebtoken::{DecodingKey, EncodingKey};
-use serde::Serialize;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// A published verification key (RFC 7517, OKP).
+/// The algorithms access tokens can be signed with: Ed25519 by default, ECDSA P-256 for
+/// resource servers whose libraries lack EdDSA. Each key has one, fixed when it is made;
+/// a token is verified only with its key's algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SigningAlg {
+    EdDSA,
+    ES256,
+}
+
+impl SigningAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::EdDSA => "EdDSA",
+            SigningAlg::ES256 => "ES256",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "EdDSA" => Some(SigningAlg::EdDSA),
+            "ES256" => Some(SigningAlg::ES256),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn algorithm(self) -> Algorithm {
+        match self {
+            SigningAlg::EdDSA => Algorithm::EdDSA,
+            SigningAlg::ES256 => Algorithm::ES256,
+        }
+    }
+}
+
+/// A published verification key (RFC 7517): OKP Ed25519 or EC P-256.
 #[derive(Debug, Clone, Serialize)]
 pub struct Jwk {
     pub kty: &'static str,
@@ -16,6 +49,8 @@ pub struct Jwk {
     pub use_: &'static str,
     pub kid: String,
     pub x: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub y: Option<String>,
 }
 
 /// A key that signs from `activates_at` until `retires_at`.
@@ -23,6 +58,7 @@ pub(crate) struct Signer {
     pub(crate) kid: String,
     pub(crate) activates_at: i64,
     pub(crate) retires_at: Option<i64>,
+    pub(crate) alg: SigningAlg,
     pub(crate) key: EncodingKey,
 }
 
@@ -30,7 +66,8 @@ pub(crate) struct Signer {
 pub struct KeyRing {
     /// Newest first: the current key, and a successor published ahead of its time.
     pub(crate) signers: Vec<Signer>,
-    pub(crate) verifiers: HashMap<String, DecodingKey>,
+    /// By kid: the key's one algorithm and its public key.
+    pub(crate) verifiers: HashMap<String, (SigningAlg, DecodingKey)>,
     pub jwks: Vec<Jwk>,
 }
 

@@ -20,7 +20,7 @@ pub use dpop::{
     PROOF_LEEWAY_SECS, PROOF_MAX_AGE_SECS,
 };
 pub(crate) use keys::Signer;
-pub use keys::{Jwk, KeyRing, KeyRingHandle};
+pub use keys::{Jwk, KeyRing, KeyRingHandle, SigningAlg};
 pub use rekeys::RekeyQueue;
 pub use snapshot::{
     CredentialEntry, EndpointEntry, GrantEntry, Inactive, PolicyHandle, ProductEntry, ProfileEntry, Snapshot, Stopped,

@@ -1,6 +1,6 @@
 //! Access tokens: minting, verifying, and the one rule for whether a token is live.
 
-use jsonwebtoken::{Algorithm, Header, Validation};
+use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -217,7 +217,7 @@ impl Enforcement {
         };
         let ring = self.keys().current();
         let signer = ring.signer(self.now()).ok_or(TokenRequestError::Internal)?;
-        let mut header = Header::new(Algorithm::EdDSA);
+        let mut header = Header::new(signer.alg.algorithm());
         header.typ = Some("at+jwt".into());
         header.kid = Some(signer.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, &signer.key).map_err(|e| {
@@ -288,8 +288,8 @@ impl Enforcement {
     }
 }
 
-/// What the signature proves: the header is ours (`EdDSA`, a known `kid`, no key of its
-/// own), the signature holds, and the issuer and audience are this gateway's. Time is
+/// What the signature proves: the header is ours (a known `kid` and exactly that key's
+/// algorithm, no key of its own), the signature holds, and the issuer and audience are this gateway's. Time is
 /// checked by the caller, against the store's clock, which tests control.
 fn verify_signature(
     ring: &KeyRing,
@@ -306,17 +306,16 @@ fn verify_signature(
     if !typ_ok {
         return Err(TokenError::Malformed);
     }
-    if header.alg != Algorithm::EdDSA
-        || header.jku.is_some()
-        || header.x5u.is_some()
-        || header.jwk.is_some()
-        || header.x5c.is_some()
-    {
+    if header.jku.is_some() || header.x5u.is_some() || header.jwk.is_some() || header.x5c.is_some() {
         return Err(TokenError::Malformed);
     }
     let kid = header.kid.ok_or(TokenError::UnknownKey)?;
-    let key = ring.verifiers.get(&kid).ok_or(TokenError::UnknownKey)?;
-    let mut validation = Validation::new(Algorithm::EdDSA);
+    let (alg, key) = ring.verifiers.get(&kid).ok_or(TokenError::UnknownKey)?;
+    // RFC 8725 §3.1: the key decides the algorithm, never the token.
+    if header.alg != alg.algorithm() {
+        return Err(TokenError::Malformed);
+    }
+    let mut validation = Validation::new(alg.algorithm());
     validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
     validation.validate_exp = false;
     validation.validate_nbf = false;

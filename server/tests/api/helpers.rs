@@ -141,6 +141,7 @@ pub fn serve_args(dir: PathBuf, database_url: Option<String>, secret: Option<Str
             secret,
             secret_file: None,
             previous_secret_file: None,
+            token_signing_alg: portcullis_domain::enforcement::SigningAlg::EdDSA,
         },
     }
 }

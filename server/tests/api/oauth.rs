@@ -553,3 +553,66 @@ async fn revoking_a_compromised_signing_key_kills_every_token_it_signed() {
     let out = tokio::task::spawn_blocking(move || again.output()).await.unwrap().unwrap();
     assert!(!out.status.success());
 }
+
+/// ES256 access tokens, for resource servers whose JWT libraries lack EdDSA: switched on
+/// by configuration, taking effect with the next signing key; tokens of the previous
+/// (EdDSA) key keep working; a library that is not ours verifies the new tokens from the
+/// published JWKS; and the key, never the token, decides the algorithm.
+#[tokio::test]
+async fn es256_tokens_verify_with_a_library_that_is_not_ours_and_only_as_es256() {
+    let mut app = TestApp::spawn().await;
+    app.publish_sample_products().await;
+    let c = client_with_accounts_read(&app).await;
+    assert_eq!(decode_part(&valid_token(&app, &c).await, 0)["alg"], "EdDSA");
+
+    // (A restart moves the test server to a new port, and so to a new issuer: tokens
+    // from before it are another issuer's.)
+    app.restart_with(|args| args.store.token_signing_alg = portcullis_domain::enforcement::SigningAlg::ES256).await;
+    let eddsa = valid_token(&app, &c).await;
+    assert_eq!(decode_part(&eddsa, 0)["alg"], "EdDSA", "the current key keeps its algorithm");
+    app.store.rotate_signing_key("cli").await.unwrap();
+    let es256 = valid_token(&app, &c).await;
+    let header = decode_part(&es256, 0);
+    assert_eq!((header["alg"].as_str(), header["typ"].as_str()), (Some("ES256"), Some("at+jwt")));
+    let jwks: Value = reqwest::get(format!("{}/.well-known/jwks.json", app.base)).await.unwrap().json().await.unwrap();
+    let published: Vec<(&str, &str, &str)> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["kty"].as_str().unwrap(), k["crv"].as_str().unwrap(), k["alg"].as_str().unwrap()))
+        .collect();
+    assert!(
+        published.contains(&("EC", "P-256", "ES256")) && published.contains(&("OKP", "Ed25519", "EdDSA")),
+        "{published:?}"
+    );
+    assert_eq!(gw(&app, "/gw/accounts/accounts", &es256).await.0, 200);
+    let old = gw(&app, "/gw/accounts/accounts", &eddsa).await;
+    assert_eq!(old.0, 200, "the previous key's tokens still verify: {:?}", old.2);
+
+    // A resource server with joserfc, from the JWKS alone.
+    let python = crate::mcp_clients::installed(crate::mcp_clients::root().join(".tools/mcp-sdk1/bin/python"));
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg(crate::mcp_clients::clients_dir().join("verify_token.py")).arg(&app.base).arg(&es256).arg("ES256");
+    let verified = crate::mcp_clients::run_json(cmd).await;
+    assert_eq!(verified["alg"], "ES256");
+    assert_eq!(verified["kid"], header["kid"]);
+    assert_eq!(verified["claims"]["client_id"], c.reg.client_id.as_str());
+
+    // The token cannot choose another algorithm for the same key: not by renaming it,
+    // not by an HMAC keyed with the public key (the classic confusion).
+    let (_, payload_and_sig) = es256.split_once('.').unwrap();
+    let mut renamed = header.clone();
+    renamed["alg"] = json!("EdDSA");
+    let renamed = format!("{}.{payload_and_sig}", URL_SAFE_NO_PAD.encode(renamed.to_string()));
+    let ec = jwks["keys"].as_array().unwrap().iter().find(|k| k["kty"] == "EC").unwrap();
+    let mut hs = Header::new(Algorithm::HS256);
+    hs.typ = Some("at+jwt".into());
+    hs.kid = ec["kid"].as_str().map(str::to_owned);
+    let claims = decode_part(&es256, 1);
+    let confused =
+        jsonwebtoken::encode(&hs, &claims, &EncodingKey::from_secret(ec["x"].as_str().unwrap().as_bytes())).unwrap();
+    for forged in [renamed, confused] {
+        let (status, _, body) = gw(&app, "/gw/accounts/accounts", &forged).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_token")), "{body}");
+    }
+}
