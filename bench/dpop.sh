@@ -31,15 +31,9 @@ trap cleanup EXIT
 RUST_LOG=warn "$bin" serve --demo --addr "$GW" --token-rate-limit 100000000 --source-refusal-limit 0 >"$tmp/gateway.log" 2>&1 & gw_pid=$!; pids+=($gw_pid)
 for _ in $(seq 100); do curl -fs "http://$GW/healthz" >/dev/null 2>&1 && curl -fs "http://$UP/sample/accounts/accounts" >/dev/null 2>&1 && break; sleep 0.2; done
 
-json() { python3 -c "import sys, json; d = json.load(sys.stdin); print($1)"; }
-client=$(awk '/demo agent/ {print $4}' "$tmp/gateway.log")
-profile=$(awk '/demo agent/ {print $7}' "$tmp/gateway.log")
-secret=$(awk '/agent secret/ {print $3}' "$tmp/gateway.log")
-admin=$("$bin" admin create-token --email admin@portcullis.local --name bench 2>/dev/null)
-api() { curl -fs -H "Authorization: Bearer $admin" -H 'content-type: application/json' "$@"; }
-pid=$(api "http://$GW/api/v1/products" | json '[p for p in d if p["slug"] == "accounts"][0]["id"]')
-api -X PUT "http://$GW/api/v1/products/$pid" -d "{\"slug\":\"accounts\",\"name\":\"Accounts\",\"sandbox_url\":\"http://$UP/sample/accounts\",\"production_url\":\"http://$UP/sample/accounts\"}" >/dev/null
-api -X PUT "http://$GW/api/v1/profiles/$profile/rate-limit" -d '{"rate_per_minute":1000000,"burst":100000}' >/dev/null
+# shellcheck source=bench/demo.sh
+. "$root/bench/demo.sh"
+demo_prepare "$bin" "$tmp/gateway.log" "$GW" "$UP"
 
 # The gateway's CPU seconds so far (user + system), from /proc.
 gw_cpu() { python3 -c "f=open('/proc/$gw_pid/stat').read().rsplit(')',1)[1].split(); print((int(f[11])+int(f[12]))/100)"; }

@@ -28,18 +28,9 @@ trap cleanup EXIT
 RUST_LOG=warn "$bin" serve --demo --addr "$GW" --token-rate-limit 100000000 --source-refusal-limit 0 >"$tmp/gateway.log" 2>&1 & gw_pid=$!; pids+=($gw_pid)
 for _ in $(seq 100); do curl -fs "http://$GW/healthz" >/dev/null 2>&1 && curl -fs "http://$UP/sample/accounts/accounts" >/dev/null 2>&1 && break; sleep 0.2; done
 
-json() { python3 -c "import sys, json; d = json.load(sys.stdin); print($1)"; }
-client=$(awk '/demo agent/ {print $4}' "$tmp/gateway.log")
-profile=$(awk '/demo agent/ {print $7}' "$tmp/gateway.log")
-secret=$(awk '/agent secret/ {print $3}' "$tmp/gateway.log")
-admin=$("$bin" admin create-token --email admin@portcullis.local --name bench 2>/dev/null)
-api() { curl -fs -H "Authorization: Bearer $admin" -H 'content-type: application/json' "$@"; }
-
-# Point Accounts at the separate upstream and lift the profile's rate limit out of the way
-# (the limiter still runs on every request).
-pid=$(api "http://$GW/api/v1/products" | json '[p for p in d if p["slug"] == "accounts"][0]["id"]')
-api -X PUT "http://$GW/api/v1/products/$pid" -d "{\"slug\":\"accounts\",\"name\":\"Accounts\",\"sandbox_url\":\"http://$UP/sample/accounts\",\"production_url\":\"http://$UP/sample/accounts\"}" >/dev/null
-api -X PUT "http://$GW/api/v1/profiles/$profile/rate-limit" -d '{"rate_per_minute":1000000,"burst":100000}' >/dev/null
+# shellcheck source=bench/demo.sh
+. "$root/bench/demo.sh"
+demo_prepare "$bin" "$tmp/gateway.log" "$GW" "$UP"
 token=$(curl -fs -u "$client:$secret" -d grant_type=client_credentials "http://$GW/oauth/token" | json 'd["access_token"]')
 
 direct="http://$UP/sample/accounts/accounts"
