@@ -220,6 +220,10 @@ test('an admin requires DPoP for a profile: its API key stops, Test access prove
   await expect(page.getByRole('status').filter({ hasText: 'Sender constraint saved' })).toBeVisible();
   await expect(sandbox.getByTestId('sender-constraint')).toHaveText('DPoP-bound tokens only');
   await expect(sandbox.getByTestId('dpop-required')).toContainText('Authorization: DPoP <token>');
+  await expect(page.getByTestId('token-howto-dpop')).toBeVisible();
+  // The API key stays in the list, saying the profile refuses it; the client secret does not.
+  await expect(sandbox.getByTestId('credentials').getByTestId('refused-by-policy')).toHaveCount(1);
+  await expect(sandbox.getByTestId('credentials').getByRole('row', { name: /API key/ })).toContainText('refused: DPoP only');
 
   const refused = await call();
   expect(refused.status()).toBe(401);

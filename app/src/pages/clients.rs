@@ -333,7 +333,9 @@ fn ClientView(
                 </ActionForm>
             })}
         </section>
-        <TokenHowTo origin=origin.clone() client_id=c.id.clone() profile_id=detail.profiles.first().map(|p| p.id.clone()).unwrap_or_default()/>
+        <TokenHowTo origin=origin.clone() client_id=c.id.clone()
+            profile_id=detail.profiles.first().map(|p| p.id.clone()).unwrap_or_default()
+            constraint=detail.profiles.first().map_or(SenderConstraint::None, |p| p.sender_constraint)/>
         {detail.profiles.into_iter().map(|p| view! { <ProfileCard profile=p origin=origin.clone() admin rotate issue_key revoke policy/> }).collect_view()}
         <RecentRequests requests=recent/>
     }
@@ -429,7 +431,7 @@ fn ProfileCard(
                 }
             })}
             <h3>"Credentials"</h3>
-            <CredentialTable credentials=profile.credentials revoke/>
+            <CredentialTable credentials=profile.credentials revoke constraint/>
             <h3>"Products"</h3>
             <GrantTable grants=profile.grants/>
             <TestAccess profile_id=profile.id.clone()/>
@@ -440,7 +442,12 @@ fn ProfileCard(
 }
 
 #[component]
-fn CredentialTable(credentials: Vec<CredentialView>, revoke: ServerAction<RevokeCredential>) -> impl IntoView {
+fn CredentialTable(
+    credentials: Vec<CredentialView>,
+    revoke: ServerAction<RevokeCredential>,
+    /// With `dpop`, the profile refuses its API keys: each says so beside its status.
+    constraint: SenderConstraint,
+) -> impl IntoView {
     view! {
         <div class="table-wrap">
             <table class="table" data-testid="credentials">
@@ -453,6 +460,9 @@ fn CredentialTable(credentials: Vec<CredentialView>, revoke: ServerAction<Revoke
                             _ => when(Some(cr.expires_at)),
                         };
                         let usable = cr.state.is_usable();
+                        let refused_by_policy = usable
+                            && constraint == SenderConstraint::Dpop
+                            && cr.kind == portcullis_domain::model::CredentialKind::ApiKey;
                         let id = cr.id.clone();
                         let kind = match cr.kind { portcullis_domain::model::CredentialKind::ClientSecret => "client secret", portcullis_domain::model::CredentialKind::ApiKey => "API key" };
                         let question = format!("Revoke the {kind} {}…?", cr.prefix);
@@ -460,7 +470,13 @@ fn CredentialTable(credentials: Vec<CredentialView>, revoke: ServerAction<Revoke
                             <tr data-credential=cr.id.clone()>
                                 <td>{match cr.kind { portcullis_domain::model::CredentialKind::ClientSecret => "Client secret", portcullis_domain::model::CredentialKind::ApiKey => "API key" }}</td>
                                 <td class="mono">{format!("{}…", cr.prefix)}</td>
-                                <td><span class=status_class>{cr.state.label()}</span></td>
+                                <td>
+                                    <span class=status_class>{cr.state.label()}</span>
+                                    {refused_by_policy.then(|| view! {
+                                        " " <span class="badge badge-rejected" data-testid="refused-by-policy"
+                                            title="This profile accepts only DPoP-bound tokens: the gateway refuses its API keys.">"refused: DPoP only"</span>
+                                    })}
+                                </td>
                                 <td class="when">{when(Some(cr.created_at))}</td>
                                 <td class="when">{expires_note}</td>
                                 <td class="when">{when(cr.last_used_at)}</td>
@@ -515,7 +531,7 @@ fn GrantTable(grants: Vec<GrantView>) -> impl IntoView {
 
 /// How this client gets an access token and calls the gateway; never shows a secret.
 #[component]
-fn TokenHowTo(origin: String, client_id: String, profile_id: String) -> impl IntoView {
+fn TokenHowTo(origin: String, client_id: String, profile_id: String, constraint: SenderConstraint) -> impl IntoView {
     let curl = format!(
         "# Exchange the client secret for a short-lived access token\n\
          token=$(curl -s -u '{client_id}:<client secret>' \\\n  -d grant_type=client_credentials {origin}/oauth/token | jq -r .access_token)\n\n\
@@ -526,6 +542,11 @@ fn TokenHowTo(origin: String, client_id: String, profile_id: String) -> impl Int
         <section class="card" data-testid="token-howto">
             <h2>"Get a token"</h2>
             <p class="muted">"The client secret you copied at registration (or rotation) is the password of this client. Agents and apps use it the same way."</p>
+            {(constraint == SenderConstraint::Dpop).then(|| view! {
+                <p class="alert alert-warning" data-testid="token-howto-dpop">
+                    "This profile accepts only DPoP-bound tokens: the bearer token below would be refused. Use a DPoP client (see the profile below); the token request is the same, with a DPoP proof."
+                </p>
+            })}
             <CodeBlock code=curl/>
         </section>
     }
