@@ -17,20 +17,9 @@ FIXED_RATE=${FIXED_RATE:-1000}
 FIXED_SECS=${FIXED_SECS:-15}
 GW=127.0.0.1:4100
 UP=127.0.0.1:4200
-tmp=$(mktemp -d)
-export PORTCULLIS_SECRET=bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz
-export PORTCULLIS_DATA_DIR="$tmp"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
-trap cleanup EXIT
-
-"$bin" sample-upstream --addr "$UP" >"$tmp/upstream.log" 2>&1 & pids+=($!)
-RUST_LOG=warn "$bin" serve --demo --addr "$GW" --token-rate-limit 100000000 --source-refusal-limit 0 >"$tmp/gateway.log" 2>&1 & gw_pid=$!; pids+=($gw_pid)
-for _ in $(seq 100); do curl -fs "http://$GW/healthz" >/dev/null 2>&1 && curl -fs "http://$UP/sample/accounts/accounts" >/dev/null 2>&1 && break; sleep 0.2; done
-
 # shellcheck source=bench/demo.sh
 . "$root/bench/demo.sh"
-demo_prepare "$bin" "$tmp/gateway.log" "$GW" "$UP"
+demo_start "$bin" "$GW" "$UP"
 token=$(curl -fs -u "$client:$secret" -d grant_type=client_credentials "http://$GW/oauth/token" | json 'd["access_token"]')
 
 direct="http://$UP/sample/accounts/accounts"

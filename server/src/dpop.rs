@@ -9,7 +9,7 @@
 //! remembered once its key is proven to be the token's (or, at the token endpoint, once
 //! the client authenticated), so nobody can fill that memory anonymously.
 
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use portcullis_domain::enforcement::{
     Enforcement, Proof, ProofCheck, ProofError, DPOP_ALGS, PROOF_LEEWAY_SECS, PROOF_MAX_AGE_SECS,
 };
@@ -24,9 +24,10 @@ pub const DPOP_NONCE: &str = "dpop-nonce";
 /// How a request proves possession of the key its DPoP-bound token is bound to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Possession {
-    /// With its own `DPoP` header, made for this method and the URL of this path: a
-    /// call to `/gw`, or the HTTP request to `/mcp`.
-    Proof { method: String, path: String },
+    /// With its own `DPoP` header, made for this method and the URL of this request's
+    /// path: a call to `/gw`, or the HTTP request to `/mcp`. (The request's own method
+    /// and URI, shared, not copied: bearer calls never read them.)
+    Proof { method: Method, uri: Uri },
     /// Already proven, with this key, by the route handing the call over: an MCP tool
     /// call, whose proof was made for its POST to `/mcp` and checked there.
     Proven { jkt: Option<String> },
@@ -91,10 +92,15 @@ impl Proofs {
                 (Some(proven), Some(bound)) if proven == bound => Ok(()),
                 _ => Err(ProofError::KeyMismatch),
             },
-            Possession::Proof { method, path } => {
+            Possession::Proof { method, uri } => {
                 let text = Self::presented(headers)?.ok_or(ProofError::Missing)?;
-                let url = self.url(path);
-                let check = ProofCheck { method, url: &url, access_token: Some(access_token), nonce_required: false };
+                let url = self.url(uri.path());
+                let check = ProofCheck {
+                    method: method.as_str(),
+                    url: &url,
+                    access_token: Some(access_token),
+                    nonce_required: false,
+                };
                 let proof = self.check(text, &check)?;
                 if bound != Some(proof.jkt.as_str()) {
                     return Err(ProofError::KeyMismatch);

@@ -174,8 +174,8 @@ impl SharedLimits {
                 self.0.answered.fetch_add(1, Ordering::Relaxed);
                 Some(answer.is_some())
             }
-            Ok(Err(e)) => self.failed(now, e.to_string()).map(|_| false),
-            Err(_) => self.failed(now, format!("no answer within {} ms", BUDGET.as_millis())).map(|_| false),
+            Ok(Err(e)) => self.failed(now, e.to_string()).and(None),
+            Err(_) => self.failed(now, format!("no answer within {} ms", BUDGET.as_millis())).and(None),
         }
     }
 

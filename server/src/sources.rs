@@ -83,12 +83,11 @@ impl Sources {
     }
 
     /// A request from `ip` was refused (and written) for `reason`: it counts against the
-    /// source, unless the reason is our own trouble (`Reason::is_ours`: the store, the
-    /// audit trail, an upstream, a bug), which must not get anyone turned away, or the
-    /// DPoP nonce a client must first be given (RFC 9449 §8: the protocol's first round,
-    /// not a fault).
+    /// source when the reason says the caller is at fault (`Reason::counts_against_caller`:
+    /// never the store, the audit trail, an upstream or a bug, which must not get anyone
+    /// turned away, nor being told to use a DPoP nonce).
     pub fn refused(&self, ip: IpAddr, reason: Reason) {
-        if reason.is_ours() || reason == Reason::UseDpopNonce {
+        if !reason.counts_against_caller() {
             return;
         }
         let Some(refusals) = &self.0.refusals else { return };

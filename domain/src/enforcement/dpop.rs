@@ -101,7 +101,9 @@ impl ProofError {
         match self {
             ProofError::Missing => "the access token is DPoP-bound: send a DPoP proof in the DPoP header",
             ProofError::Several => "send exactly one DPoP proof",
-            ProofError::Malformed => "the DPoP proof is not a well-formed JWT with jti, htm, htu and iat",
+            ProofError::Malformed => {
+                "the DPoP proof is not a well-formed JWT (at most 4 KiB) with jti, htm, htu and iat"
+            }
             ProofError::WrongType => "the DPoP proof's typ must be dpop+jwt",
             ProofError::UnsupportedAlgorithm => "the DPoP proof's alg must be ES256 or EdDSA, matching its key",
             ProofError::MissingKey => "the DPoP proof carries no public key (jwk)",

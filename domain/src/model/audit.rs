@@ -31,6 +31,15 @@ impl Reason {
     }
 }
 
+impl Reason {
+    /// Whether a refusal for this reason counts against the caller's address
+    /// (`Sources`): not our own trouble (`is_ours`), and not the DPoP nonce a client
+    /// must first be told (RFC 9449 §8: the protocol's first round, not a fault).
+    pub fn counts_against_caller(self) -> bool {
+        !self.is_ours() && self != Reason::UseDpopNonce
+    }
+}
+
 impl RequestChannel {
     /// How the portal names it.
     pub fn label(self) -> &'static str {

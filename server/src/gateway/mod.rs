@@ -213,7 +213,7 @@ async fn handle(
         Ok(row) => row,
         Err(refusal) => return refusal.into_response(&request_id),
     };
-    let possession = Possession::Proof { method: method.as_str().to_owned(), path: uri.path().to_owned() };
+    let possession = Possession::Proof { method: method.clone(), uri: uri.clone() };
     let call = Call {
         possession,
         method,

@@ -102,7 +102,7 @@ pub(super) async fn admit<'s>(
         return Ok(person);
     }
     let now = mcp.gateway.store().now();
-    let possession = Possession::Proof { method: method.as_str().to_owned(), path: uri.path().to_owned() };
+    let possession = Possession::Proof { method: method.clone(), uri: uri.clone() };
     match mcp.gateway.authenticate(snap, headers, &Query::parse(uri.query()), false, &possession, now).await {
         Ok(caller) => {
             caller.stamp(&mut row.event);

@@ -4,7 +4,7 @@
 //! and enforced; and equal writes racing each other answer 409, never 500.
 
 use crate::helpers::{agent, endpoint, publish, Agent, Session, TestApp, PASSWORD, SECRET};
-use crate::management::token_for;
+use crate::management::{token_for, Script};
 use portcullis_domain::endpoints::NewEndpoint;
 use portcullis_domain::model::{ReviewClient, ReviewFlag, Role};
 use reqwest::StatusCode;
@@ -43,17 +43,6 @@ async fn introspect(app: &TestApp, a: &Agent, access_token: &str) -> bool {
         .await
         .unwrap();
     res["active"].as_bool().unwrap()
-}
-
-async fn api_put(app: &TestApp, pat: &str, path: &str, body: Value) -> (StatusCode, Value) {
-    let res = reqwest::Client::new()
-        .put(format!("{}/api/v1{path}", app.base))
-        .bearer_auth(pat)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (res.status(), res.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test]
@@ -99,13 +88,9 @@ async fn a_suspended_client_is_refused_everywhere_at_once_and_resumed_likewise()
 
     // Resumed through the management API.
     let pat = token_for(&app, &admin).await;
-    let (status, _) = api_put(
-        &app,
-        &pat,
-        &format!("/clients/{}/suspended", a.reg.client_id),
-        json!({"suspended": false, "reason": "Cleared"}),
-    )
-    .await;
+    let (status, _) = Script::new(&app, &pat)
+        .put(&format!("/clients/{}/suspended", a.reg.client_id), json!({"suspended": false, "reason": "Cleared"}))
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(gw(&app, &a.key.secret).await.0, StatusCode::OK);
     assert!(introspect(&app, &a, &access_token).await, "the same token is live again");

@@ -5,6 +5,7 @@
 
 use crate::dpop_key::DpopKey;
 use crate::helpers::{agent_for, Agent, Server, TestApp, TestUpstream};
+use crate::management::Script;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use reqwest::header::HeaderMap;
@@ -43,6 +44,14 @@ fn claims_of(token: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap()
 }
 
+/// A server, an upstream the test counts hits on, and an agent granted its `GET /fast`
+/// as product `bank`.
+pub(crate) async fn bank_agent(app: TestApp) -> (TestApp, TestUpstream, Agent) {
+    let upstream = TestUpstream::start().await;
+    let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
+    (app, upstream, a)
+}
+
 /// A `/gw` call with `Authorization: <scheme> <token>` and the given `DPoP` headers.
 async fn call(url: &str, scheme: &str, token: &str, proofs: &[&str]) -> (StatusCode, HeaderMap, Value) {
     let mut req = reqwest::Client::new().get(url).header("authorization", format!("{scheme} {token}"));
@@ -56,9 +65,7 @@ async fn call(url: &str, scheme: &str, token: &str, proofs: &[&str]) -> (StatusC
 
 #[tokio::test]
 async fn a_bound_token_works_only_with_proofs_of_its_key_at_gw_and_mcp() {
-    let app = TestApp::spawn().await;
-    let upstream = TestUpstream::start().await;
-    let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
+    let (app, upstream, a) = bank_agent(TestApp::spawn().await).await;
     let key = DpopKey::p256();
     let (token, _) = dpop_token(&app.base, &key, &a).await;
     assert_eq!(claims_of(&token)["cnf"]["jkt"], key.thumbprint(), "bound to the proof's key (RFC 7638 thumbprint)");
@@ -180,9 +187,7 @@ async fn a_bound_token_works_only_with_proofs_of_its_key_at_gw_and_mcp() {
 /// each refused with its own description and an audit row, none reaching the upstream.
 #[tokio::test]
 async fn every_forged_proof_is_refused_for_its_reason_with_a_row() {
-    let app = TestApp::spawn().await;
-    let upstream = TestUpstream::start().await;
-    let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
+    let (app, upstream, a) = bank_agent(TestApp::spawn().await).await;
     let key = DpopKey::ed25519();
     let (token, _) = dpop_token(&app.base, &key, &a).await;
     let url = format!("{}/gw/bank/fast", app.base);
@@ -309,9 +314,7 @@ async fn every_forged_proof_is_refused_for_its_reason_with_a_row() {
 /// endpoint, and be used once; a refused one leaves its row and no token.
 #[tokio::test]
 async fn token_requests_need_a_fresh_proof_with_our_nonce() {
-    let app = TestApp::spawn().await;
-    let upstream = TestUpstream::start().await;
-    let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
+    let (app, _upstream, a) = bank_agent(TestApp::spawn().await).await;
     let key = DpopKey::p256();
     let url = format!("{}/oauth/token", app.base);
     let (_, nonce) = dpop_token(&app.base, &key, &a).await;
@@ -372,9 +375,7 @@ async fn a_proof_used_on_one_replica_is_refused_on_the_other() {
         eprintln!("skipped: TEST_REDIS_URL is not set; the shared one-use check needs a real Redis");
         return;
     };
-    let mut app = TestApp::spawn().await;
-    let upstream = TestUpstream::start().await;
-    let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
+    let (mut app, _upstream, a) = bank_agent(TestApp::spawn().await).await;
     app.shut_down().await;
     let public = "https://api.portcullis.test";
     for (flags, replay_refused) in
@@ -414,9 +415,7 @@ async fn a_proof_used_on_one_replica_is_refused_on_the_other() {
 /// again and again is not turned away at the door, while real refusals still are.
 #[tokio::test]
 async fn being_told_to_use_a_nonce_does_not_count_against_an_address() {
-    let app = TestApp::spawn_configured(|args| args.source_refusal_limit = 3).await;
-    let upstream = TestUpstream::start().await;
-    let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
+    let (app, _upstream, a) = bank_agent(TestApp::spawn_configured(|args| args.source_refusal_limit = 3).await).await;
     let key = DpopKey::p256();
     let url = format!("{}/oauth/token", app.base);
     let send = |proof: String| token_request(&url, &a, Some(proof));
@@ -444,28 +443,13 @@ async fn being_told_to_use_a_nonce_does_not_count_against_an_address() {
     assert_eq!(body["code"], "too_many_refusals", "four wrong proofs did");
 }
 
-/// A PUT or POST to the management API with a personal access token.
-async fn api(app: &TestApp, method: reqwest::Method, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-    let res = reqwest::Client::new()
-        .request(method, format!("{}/api/v1{path}", app.base))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
 /// An admin requires DPoP for a profile: from the next request on, its API key and its
 /// bearer tokens are refused on `/gw`, `/mcp` and at the token endpoint, bound tokens
 /// work, the portal's Test access still works (as a DPoP client), and only an admin may
 /// change it.
 #[tokio::test]
 async fn a_profile_that_requires_dpop_refuses_every_bearer_credential() {
-    let app = TestApp::spawn().await;
-    let upstream = TestUpstream::start().await;
-    let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
+    let (app, upstream, a) = bank_agent(TestApp::spawn().await).await;
     let profile = a.reg.secret.profile_id.clone();
     let url = format!("{}/gw/bank/fast", app.base);
     let token_url = format!("{}/oauth/token", app.base);
@@ -475,20 +459,18 @@ async fn a_profile_that_requires_dpop_refuses_every_bearer_credential() {
     };
     let (_, issued) = bearer_token().await;
     let old_bearer = issued["access_token"].as_str().unwrap().to_owned();
-    let owner_pat = a.dev.personal_token(None).await;
+    let owner = Script::new(&app, &a.dev.personal_token(None).await);
     let admin_pat = app.user_with_role(portcullis_domain::model::Role::Admin).await.personal_token(None).await;
+    let admin = Script::new(&app, &admin_pat);
 
-    let put = |token: String, value: &'static str| {
-        let app = &app;
-        let path = format!("/profiles/{profile}/sender-constraint");
-        async move { api(app, reqwest::Method::PUT, &path, &token, json!({ "sender_constraint": value })).await }
-    };
-    let (status, body) = put(owner_pat.clone(), "dpop").await;
+    let constraint = format!("/profiles/{profile}/sender-constraint");
+    let policy = |value: &str| json!({ "sender_constraint": value });
+    let (status, body) = owner.put(&constraint, policy("dpop")).await;
     assert_eq!(status, 403, "a developer may not change the policy: {body}");
-    let (status, body) = put(admin_pat.clone(), "mtls").await;
+    let (status, body) = admin.put(&constraint, policy("mtls")).await;
     assert_eq!(status, 400, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("expected `none` or `dpop`"), "{body}");
-    assert_eq!(put(admin_pat.clone(), "dpop").await.0, 204);
+    assert_eq!(admin.put(&constraint, policy("dpop")).await.0, 204);
 
     let key_call = reqwest::Client::new().get(&url).header("x-api-key", &a.key.secret).send().await.unwrap();
     assert_eq!(key_call.status(), 401);
@@ -518,14 +500,9 @@ async fn a_profile_that_requires_dpop_refuses_every_bearer_credential() {
     let hits = upstream.hits();
 
     // The portal's Test access proves possession of a key of its own.
-    let (status, result) = api(
-        &app,
-        reqwest::Method::POST,
-        &format!("/profiles/{profile}/test-access"),
-        &owner_pat,
-        json!({ "method": "GET", "path": "/gw/bank/fast" }),
-    )
-    .await;
+    let (status, result) = owner
+        .post(&format!("/profiles/{profile}/test-access"), json!({ "method": "GET", "path": "/gw/bank/fast" }))
+        .await;
     assert_eq!(
         (status, result["status"].as_u64(), result["outcome"].as_str()),
         (StatusCode::OK, Some(200), Some("allowed")),
@@ -547,7 +524,7 @@ async fn a_profile_that_requires_dpop_refuses_every_bearer_credential() {
         .await;
     assert_eq!(changes.len(), 1, "the change is an audited administrative event");
 
-    assert_eq!(put(admin_pat, "none").await.0, 204);
+    assert_eq!(admin.put(&constraint, policy("none")).await.0, 204);
     let again = reqwest::Client::new().get(&url).header("x-api-key", &a.key.secret).send().await.unwrap();
     assert_eq!(again.status(), 200, "back to bearer credentials");
 }
@@ -558,9 +535,7 @@ async fn a_profile_that_requires_dpop_refuses_every_bearer_credential() {
 /// grow, and none reaches the upstream.
 #[tokio::test]
 async fn proofs_from_a_thief_by_the_hundred_leave_the_one_use_memory_empty() {
-    let app = TestApp::spawn_configured(|args| args.source_refusal_limit = 0).await;
-    let upstream = TestUpstream::start().await;
-    let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
+    let (app, upstream, a) = bank_agent(TestApp::spawn_configured(|args| args.source_refusal_limit = 0).await).await;
     let key = DpopKey::ed25519();
     let (token, _) = dpop_token(&app.base, &key, &a).await;
     let url = format!("{}/gw/bank/fast", app.base);
@@ -596,9 +571,7 @@ async fn with_redis_cut_each_replica_still_refuses_what_it_has_seen() {
     };
     let target = redis.trim_start_matches("redis://").trim_end_matches('/').to_owned();
     let cable = crate::helpers::Cable::to(target).await;
-    let mut app = TestApp::spawn().await;
-    let upstream = TestUpstream::start().await;
-    let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
+    let (mut app, _upstream, a) = bank_agent(TestApp::spawn().await).await;
     app.shut_down().await;
     let public = "https://api.portcullis.test";
     let redis_url = format!("redis://{}", cable.addr);

@@ -2,7 +2,8 @@
 //! keys, thumbprints and proofs come from joserfc, driving a whole session of the
 //! official MCP Python SDK. `scripts/install-tools.sh --mcp` installs both.
 
-use crate::helpers::{agent_for, TestApp, TestUpstream};
+use crate::dpop::bank_agent;
+use crate::helpers::TestApp;
 use crate::mcp_clients::{clients_dir, installed, node, root, run_json};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -15,9 +16,7 @@ fn claims_of(token: &str) -> Value {
 
 #[tokio::test]
 async fn oauth4webapi_gets_a_bound_token_and_calls_the_gateway_and_mcp_with_its_proofs() {
-    let app = TestApp::spawn().await;
-    let upstream = TestUpstream::start().await;
-    let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
+    let (app, upstream, a) = bank_agent(TestApp::spawn().await).await;
     let endpoint = app.store.enforcement().snapshot().current().products["bank"].endpoints[0].id.clone();
     let mut cmd = Command::new(node());
     cmd.current_dir(clients_dir())
@@ -46,9 +45,7 @@ async fn oauth4webapi_gets_a_bound_token_and_calls_the_gateway_and_mcp_with_its_
 
 #[tokio::test]
 async fn a_python_client_with_joserfc_proofs_drives_an_mcp_sdk_session() {
-    let app = TestApp::spawn().await;
-    let upstream = TestUpstream::start().await;
-    let a = agent_for(&app, "bank", &upstream.base, &[("GET", "/fast")]).await;
+    let (app, upstream, a) = bank_agent(TestApp::spawn().await).await;
     let python = installed(root().join(".tools/mcp-sdk1/bin/python"));
     let mut cmd = Command::new(python);
     cmd.arg(clients_dir().join("dpop_client.py")).arg(&app.base).arg(&a.reg.client_id).arg(&a.reg.secret.secret);

@@ -4,14 +4,14 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 /// A script calling the management API with a personal access token.
-struct Script {
+pub(crate) struct Script {
     http: reqwest::Client,
     base: String,
     token: String,
 }
 
 impl Script {
-    fn new(app: &TestApp, token: &str) -> Self {
+    pub(crate) fn new(app: &TestApp, token: &str) -> Self {
         Self { http: reqwest::Client::new(), base: format!("{}/api/v1", app.base), token: token.to_owned() }
     }
 
@@ -34,8 +34,12 @@ impl Script {
         let (s, b, _) = self.send(reqwest::Method::GET, path, None).await;
         (s, b)
     }
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let (s, b, _) = self.send(reqwest::Method::POST, path, Some(body)).await;
+        (s, b)
+    }
+    pub(crate) async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let (s, b, _) = self.send(reqwest::Method::PUT, path, Some(body)).await;
         (s, b)
     }
 }
