@@ -307,14 +307,8 @@ pub fn Confirm(
 /// `origin` (the URL clients reach Portcullis at) fills in how to send an API key.
 #[component]
 pub fn SecretReveal(secret: IssuedSecret, #[prop(optional)] origin: Option<String>) -> impl IntoView {
-    let what = match secret.kind {
-        CredentialKind::ClientSecret => "client secret",
-        CredentialKind::ApiKey => "API key",
-    };
-    let label = match secret.kind {
-        CredentialKind::ClientSecret => "Client secret",
-        CredentialKind::ApiKey => "API key",
-    };
+    let what = secret.kind.noun();
+    let label = secret.kind.label();
     let how = (secret.kind == CredentialKind::ApiKey).then(|| {
         let origin = origin.unwrap_or_else(|| "$PORTCULLIS_URL".into());
         let curl = format!(

@@ -1,4 +1,5 @@
-//! A profile's credentials: client secrets and API keys, issued, rotated and revoked.
+//! A profile's credentials: client secrets and API keys, issued, rotated and revoked;
+//! public keys, registered (private_key_jwt), rotated and revoked the same way.
 //!
 //! Every public function takes the acting person and passes through
 //! [`Actor::check_owner`] (by way of the profile or credential it loads): there is no
@@ -10,8 +11,9 @@ use sqlx::{Any, Row, Transaction};
 use crate::access::{Access, Actor};
 use crate::audit::{self, AdminEvent};
 use crate::clients::ProfileRef;
+use crate::enforcement::{parse_public_key, MAX_KEYS_PER_PROFILE};
 use crate::error::Result;
-use crate::model::{CredentialKind, IssuedSecret};
+use crate::model::{CredentialKind, IssuedSecret, RegisteredKey};
 use crate::scopes::Area;
 use crate::secrets;
 use crate::store::{new_id, Store};
@@ -27,7 +29,9 @@ impl Store {
     ) -> Result<IssuedSecret> {
         let now = self.now();
         let id = new_id("cr");
-        let generated = secrets::generate(self.enforcement.hasher(), secrets::prefix_for(kind));
+        let prefix = secrets::prefix_for(kind)
+            .ok_or_else(|| DomainError::Internal(format!("a {} is registered, not generated", kind.noun())))?;
+        let generated = secrets::generate(self.enforcement.hasher(), prefix);
         let expires_at = now + self.policy.credential_lifetime_ms;
         sqlx::query(
             "INSERT INTO credentials (id, profile_id, kind, prefix, secret_hash, hash_key, created_at, expires_at)
@@ -99,6 +103,110 @@ impl Store {
         .await?;
         self.commit_and_publish(tx).await?;
         Ok(issued)
+    }
+
+    /// Registers a public key the client will sign its token requests with
+    /// (private_key_jwt) instead of a secret. With `replace`, every client secret and key
+    /// of the profile that still works is cut to the end of the grace period, as a
+    /// rotation does, so the two overlap until the agent has switched.
+    pub async fn register_public_key(
+        &self,
+        actor: &Actor,
+        profile_id: &str,
+        key: &str,
+        replace: bool,
+    ) -> Result<RegisteredKey> {
+        actor.permit(Area::Clients, Access::Write)?;
+        let profile = self.owned_profile(actor, profile_id, Access::Write).await?;
+        let parsed = parse_public_key(key).map_err(|e| DomainError::Invalid(e.0))?;
+        let secret_hash = format!("jkt:{}", parsed.thumbprint);
+        let now = self.now();
+        let taken: Option<String> = sqlx::query_scalar("SELECT id FROM credentials WHERE secret_hash = $1")
+            .bind(&secret_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        if taken.is_some() {
+            return Err(DomainError::Conflict(
+                "This key is registered already, here or for another client, or was revoked: a key belongs to one \
+                 client once. Make a new key pair."
+                    .into(),
+            ));
+        }
+        let mut tx = self.begin().await?;
+        let live: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM credentials WHERE profile_id = $1 AND kind = 'public_key' AND revoked_at IS NULL
+             AND expires_at > $2",
+        )
+        .bind(&profile.id)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !replace && usize::try_from(live).unwrap_or(usize::MAX) >= MAX_KEYS_PER_PROFILE {
+            return Err(DomainError::Conflict(format!(
+                "This profile has {live} live public keys, the most it may hold: revoke one, or register this one as a \
+                 replacement."
+            )));
+        }
+        let grace_end = now + self.policy.rotation_grace_ms;
+        let replaced = if replace {
+            sqlx::query(
+                "UPDATE credentials SET rotated_at = $1,
+                        expires_at = CASE WHEN expires_at < $2 THEN expires_at ELSE $2 END
+                 WHERE profile_id = $3 AND kind IN ('client_secret', 'public_key') AND revoked_at IS NULL
+                   AND rotated_at IS NULL AND expires_at > $1",
+            )
+            .bind(now)
+            .bind(grace_end)
+            .bind(&profile.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        } else {
+            0
+        };
+        let id = new_id("cr");
+        let expires_at = now + self.policy.credential_lifetime_ms;
+        sqlx::query(
+            "INSERT INTO credentials (id, profile_id, kind, prefix, secret_hash, created_at, expires_at, public_jwk)
+             VALUES ($1, $2, 'public_key', $3, $4, $5, $6, $7)",
+        )
+        .bind(&id)
+        .bind(&profile.id)
+        .bind(&parsed.thumbprint)
+        .bind(&secret_hash)
+        .bind(now)
+        .bind(expires_at)
+        .bind(parsed.jwk.to_string())
+        .execute(&mut *tx)
+        .await?;
+        let algorithms: Vec<String> = parsed.algorithms.iter().map(|a| format!("{a:?}")).collect();
+        audit::record_by(
+            &mut *tx,
+            now,
+            actor,
+            AdminEvent {
+                action: "credential.issued",
+                target_type: "credential",
+                target_id: &id,
+                summary: json!({
+                    "profile_id": profile.id, "kind": "public_key", "thumbprint": parsed.thumbprint,
+                    "key_type": parsed.key_type, "expires_at": expires_at, "replaced": replaced,
+                }),
+            },
+        )
+        .await?;
+        self.commit_and_publish(tx).await?;
+        Ok(RegisteredKey {
+            credential_id: id,
+            client_id: profile.client_id.clone(),
+            profile_id: profile.id.clone(),
+            environment: profile.environment,
+            thumbprint: parsed.thumbprint,
+            key_type: parsed.key_type,
+            algorithms,
+            expires_at,
+            replaced,
+        })
     }
 
     pub async fn issue_api_key(&self, actor: &Actor, profile_id: &str) -> Result<IssuedSecret> {

@@ -17,7 +17,6 @@ use sqlx::Row;
 
 use crate::enforcement::{IssuedAccessToken, Jwk, KeyRing, Signer, SigningAlg, TokenRequestError, TokenSettings};
 use crate::error::Result;
-use crate::model::CredentialKind;
 use crate::sealing::{seal, unseal};
 use crate::store::Store;
 use crate::DomainError;
@@ -273,9 +272,13 @@ impl Store {
         let credential = snap
             .credentials_by_id
             .values()
-            .filter(|c| c.profile_id == profile_id && c.kind == CredentialKind::ClientSecret && now < c.expires_at)
+            .filter(|c| c.profile_id == profile_id && c.kind.authenticates_client() && now < c.expires_at)
             .max_by_key(|c| c.expires_at)
-            .ok_or_else(|| DomainError::Invalid("This profile has no usable client secret; rotate it first.".into()))?;
+            .ok_or_else(|| {
+                DomainError::Invalid(
+                    "This profile has no usable client secret or public key; rotate or register one first.".into(),
+                )
+            })?;
         let issued = self
             .enforcement
             .mint(settings, credential, profile, None, Some(&actor.user.id), dpop_jkt)

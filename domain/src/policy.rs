@@ -8,8 +8,9 @@
 use sqlx::Row;
 use std::collections::HashMap;
 
-use crate::enforcement::{CredentialEntry, EndpointEntry, GrantEntry, ProductEntry, ProfileEntry, Snapshot};
+use crate::enforcement::{ClientKey, CredentialEntry, EndpointEntry, GrantEntry, ProductEntry, ProfileEntry, Snapshot};
 use crate::error::Result;
+use crate::model::CredentialKind;
 use crate::routing::Template;
 use crate::store::{enum_col, flag, split_list, Store};
 
@@ -69,7 +70,8 @@ impl Store {
             ..Snapshot::default()
         };
         for r in sqlx::query(
-            "SELECT id, kind, profile_id, secret_hash, expires_at FROM credentials WHERE revoked_at IS NULL",
+            "SELECT c.id, c.kind, c.profile_id, c.secret_hash, c.expires_at, c.public_jwk, p.client_id
+             FROM credentials c JOIN profiles p ON p.id = c.profile_id WHERE c.revoked_at IS NULL",
         )
         .fetch_all(&mut *tx)
         .await?
@@ -81,7 +83,18 @@ impl Store {
                 expires_at: r.try_get("expires_at")?,
             };
             snap.credentials_by_id.insert(entry.id.clone(), entry.clone());
-            snap.credentials.insert(r.try_get("secret_hash")?, entry);
+            if entry.kind == CredentialKind::PublicKey {
+                let jwk: Option<String> = r.try_get("public_jwk")?;
+                match ClientKey::from_stored(entry, jwk.as_deref().unwrap_or_default()) {
+                    Ok(key) => snap.client_keys.entry(r.try_get("client_id")?).or_default().push(key),
+                    // Checked when registered; a key that no longer reads authenticates no one.
+                    Err(e) => {
+                        tracing::error!(credential = %r.try_get::<String, _>("id")?, error = %e, "stored public key unreadable")
+                    }
+                }
+            } else {
+                snap.credentials.insert(r.try_get("secret_hash")?, entry);
+            }
         }
         for r in sqlx::query(
             "SELECT p.id, p.client_id, c.kind, p.environment, p.rate_per_minute, p.burst, p.token_ttl_seconds,

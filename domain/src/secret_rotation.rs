@@ -65,7 +65,7 @@ impl Store {
                 // Rows from before fingerprints were kept: the secret that made them is
                 // not known, unless this server has only one.
                 let unstamped: i64 = sqlx::query_scalar(
-                    "SELECT (SELECT COUNT(*) FROM credentials WHERE hash_key IS NULL)
+                    "SELECT (SELECT COUNT(*) FROM credentials WHERE hash_key IS NULL AND kind <> 'public_key')
                           + (SELECT COUNT(*) FROM access_tokens WHERE hash_key IS NULL)",
                 )
                 .fetch_one(&mut *tx)
@@ -102,11 +102,12 @@ impl Store {
         }
         if previous.is_none() {
             // With one secret, every hash that works was made with it.
-            for table in ["credentials", "access_tokens"] {
-                sqlx::query(&format!("UPDATE {table} SET hash_key = $1 WHERE hash_key IS NULL"))
-                    .bind(&current)
-                    .execute(&mut *tx)
-                    .await?;
+            // Public keys are not hashed: they stay unstamped.
+            for sql in [
+                "UPDATE credentials SET hash_key = $1 WHERE hash_key IS NULL AND kind <> 'public_key'",
+                "UPDATE access_tokens SET hash_key = $1 WHERE hash_key IS NULL",
+            ] {
+                sqlx::query(sql).bind(&current).execute(&mut *tx).await?;
             }
         }
         tx.commit().await?;
@@ -215,12 +216,13 @@ impl Store {
             sqlx::query_scalar("SELECT current_key FROM secret_state WHERE id = 1").fetch_one(&self.pool).await?;
         let mut rekeyed = 0;
         let mut waiting = Vec::new();
-        // Credentials (kind `client_secret` or `api_key`, owned by a client) and personal
-        // access tokens (owned by a person), live ones only, oldest first.
+        // Credentials (kind `client_secret` or `api_key`, owned by a client; a public key
+        // owes nothing to the secret) and personal access tokens (owned by a person), live
+        // ones only, oldest first.
         let live = [
             "SELECT c.id, c.kind, c.hash_key, c.last_used_at, c.expires_at, p.client_id AS owner
              FROM credentials c JOIN profiles p ON p.id = c.profile_id
-             WHERE c.revoked_at IS NULL AND c.expires_at > $1 ORDER BY c.created_at",
+             WHERE c.revoked_at IS NULL AND c.expires_at > $1 AND c.kind <> 'public_key' ORDER BY c.created_at",
             "SELECT t.id, 'access_token' AS kind, t.hash_key, t.last_used_at, t.expires_at, u.email AS owner
              FROM access_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.revoked_at IS NULL AND t.expires_at > $1 ORDER BY t.created_at",

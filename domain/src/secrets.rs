@@ -207,10 +207,13 @@ pub fn generate(hasher: &SecretHasher, prefix: &str) -> Generated {
     Generated { hash: hasher.hash(&value), value, display_prefix }
 }
 
-pub fn prefix_for(kind: CredentialKind) -> &'static str {
+/// The prefix of a secret the server generates; a public key is brought by the
+/// developer, never generated.
+pub fn prefix_for(kind: CredentialKind) -> Option<&'static str> {
     match kind {
-        CredentialKind::ClientSecret => CLIENT_SECRET_PREFIX,
-        CredentialKind::ApiKey => API_KEY_PREFIX,
+        CredentialKind::ClientSecret => Some(CLIENT_SECRET_PREFIX),
+        CredentialKind::ApiKey => Some(API_KEY_PREFIX),
+        CredentialKind::PublicKey => None,
     }
 }
 

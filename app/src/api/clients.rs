@@ -3,7 +3,7 @@
 //! shows once.
 
 use leptos::prelude::*;
-use portcullis_domain::model::{ClientDetail, ClientSummary, IssuedSecret};
+use portcullis_domain::model::{ClientDetail, ClientSummary, IssuedSecret, RegisteredKey};
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
@@ -102,6 +102,18 @@ pub async fn issue_api_key(profile_id: String) -> Result<IssuedSecret, AppError>
     let actor = actor().await?;
     let secret = store()?.issue_api_key(&actor, &profile_id).await.map_err(domain)?;
     issued(&actor, Issued::ApiKey, secret).await
+}
+
+/// `jwk` is the public key as pasted; `replace` is `true` when the form's box is ticked.
+#[server(endpoint = "register_public_key")]
+pub async fn register_public_key(
+    profile_id: String,
+    jwk: String,
+    replace: Option<String>,
+) -> Result<RegisteredKey, AppError> {
+    let actor = actor().await?;
+    let replace = replace.as_deref() == Some("true");
+    store()?.register_public_key(&actor, &profile_id, &jwk, replace).await.map_err(domain)
 }
 
 #[server(endpoint = "revoke_credential")]

@@ -140,8 +140,8 @@ fn ActivityView(activity: ClientActivity) -> impl IntoView {
                         <tbody>
                             {activity.credentials.into_iter().map(|u| view! {
                                 <tr>
-                                    <td class="mono">{u.prefix.map(|p| format!("{p}…")).unwrap_or_else(|| u.credential_id.clone())}</td>
-                                    <td>{match u.kind { Some(CredentialKind::ClientSecret) => "Client secret", Some(CredentialKind::ApiKey) => "API key", None => "deleted" }}</td>
+                                    <td class="mono">{u.prefix.map(|p| format!("{}…", portcullis_domain::model::shown_prefix(&p))).unwrap_or_else(|| u.credential_id.clone())}</td>
+                                    <td>{u.kind.map_or("deleted", CredentialKind::label)}</td>
                                     <td class="num">
                                         {u.requests}
                                         {(u.proven_requests > 0).then(|| view! {

@@ -2,14 +2,14 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 use portcullis_domain::model::{
-    ClientDetail, ClientKind, CredentialView, Environment, GrantView, IssuedSecret, ProfileDetail, RequestView,
-    SenderConstraint,
+    ClientDetail, ClientKind, CredentialView, Environment, GrantView, IssuedSecret, ProfileDetail, RegisteredKey,
+    RequestView, SenderConstraint,
 };
 use portcullis_domain::time::{format_date, format_utc};
 
 use crate::api::{
-    AddProfile, IssueApiKey, Issued, RegisterClient, Revealed, RevokeCredential, RotateSecret, SetClientSuspended,
-    SetRateLimit, SetSenderConstraint, SetTokenLifetime,
+    AddProfile, IssueApiKey, Issued, RegisterClient, RegisterPublicKey, Revealed, RevokeCredential, RotateSecret,
+    SetClientSuspended, SetRateLimit, SetSenderConstraint, SetTokenLifetime,
 };
 use crate::components::{when, CodeBlock, Confirm, ErrorBox, PageError, SecretReveal, SignInFirst};
 use crate::error::AppError;
@@ -140,6 +140,8 @@ pub fn ClientPage() -> impl IntoView {
     let issue_key = ServerAction::<IssueApiKey>::new();
     let add_profile = ServerAction::<AddProfile>::new();
     let revoke = ServerAction::<RevokeCredential>::new();
+    let register_key = ServerAction::<RegisterPublicKey>::new();
+    let credentials = CredentialActions { rotate, issue_key, revoke, register_key };
     let set_rate = ServerAction::<SetRateLimit>::new();
     let set_ttl = ServerAction::<SetTokenLifetime>::new();
     let set_constraint = ServerAction::<SetSenderConstraint>::new();
@@ -157,7 +159,7 @@ pub fn ClientPage() -> impl IntoView {
                 client_id(),
                 (rotate.version().get(), issue_key.version().get(), add_profile.version().get()),
                 (revoke.version().get(), set_rate.version().get(), set_ttl.version().get(), suspend.version().get()),
-                set_constraint.version().get(),
+                (set_constraint.version().get(), register_key.version().get()),
             )
         },
         |(id, ..)| crate::api::get_client(id),
@@ -186,6 +188,14 @@ pub fn ClientPage() -> impl IntoView {
                 Some(issued_view(what, secret, origin))
             }
             Some((_, Err(e))) => Some(view! { <ErrorBox error=e/> }.into_any()),
+            None => None,
+        }}
+        {move || match register_key.value().get() {
+            Some(Ok(key)) => {
+                let origin = origin.get().and_then(Result::ok).unwrap_or_else(|| "$PORTCULLIS_URL".into());
+                Some(registered_view(key, origin))
+            }
+            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
             None => None,
         }}
         {move || match revoke.value().get() {
@@ -227,7 +237,7 @@ pub fn ClientPage() -> impl IntoView {
                 };
                 match detail.await {
                     Err(e) => view! { <PageError error=e back_href="/clients" back_label="Back to your clients"/> }.into_any(),
-                    Ok(d) => view! { {revealed} <ClientView detail=d origin admin recent rotate issue_key add_profile revoke policy suspend/> }.into_any(),
+                    Ok(d) => view! { {revealed} <ClientView detail=d origin admin recent credentials add_profile policy suspend/> }.into_any(),
                 }
             })}
         </Suspense>
@@ -253,16 +263,54 @@ fn issued_view(what: Issued, secret: IssuedSecret, origin: String) -> AnyView {
     .into_any()
 }
 
+/// A public key just registered, and how the client signs with it.
+fn registered_view(key: RegisteredKey, origin: String) -> AnyView {
+    let env = key.environment.label().to_lowercase();
+    let replaced = match key.replaced {
+        0 => String::new(),
+        n => format!(" The profile's {n} previous secret(s) and key(s) keep working for their grace period only."),
+    };
+    let how = format!(
+        "# Each token request carries a fresh assertion signed with the private key ({algs}):\n\
+         #   header  {{\"alg\": \"{alg}\", \"kid\": \"{thumbprint}\"}}\n\
+         #   claims  {{\"iss\": \"{client}\", \"sub\": \"{client}\", \"aud\": \"{origin}\",\n\
+         #            \"jti\": <unique>, \"iat\": <now>, \"exp\": <now + at most 300 s>}}\n\
+         curl {origin}/oauth/token \\\n  \
+         -d grant_type=client_credentials \\\n  \
+         -d client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer \\\n  \
+         -d client_assertion=\"$ASSERTION\"",
+        algs = key.algorithms.join(" or "),
+        alg = key.algorithms.first().map_or("ES256", String::as_str),
+        thumbprint = key.thumbprint,
+        client = key.client_id,
+    );
+    view! {
+        <div class="alert alert-success" role="status" data-testid="key-registered">
+            {format!("A {} public key is registered for the {env} profile; no secret is needed with it.{replaced}", key.key_type)}
+            <br/>"Thumbprint (RFC 7638): " <code data-testid="key-thumbprint">{key.thumbprint.clone()}</code>
+        </div>
+        <CodeBlock code=how test_id="key-how-to"/>
+    }
+    .into_any()
+}
+
+/// The acts on a profile's credentials.
+#[derive(Clone, Copy)]
+struct CredentialActions {
+    rotate: ServerAction<RotateSecret>,
+    issue_key: ServerAction<IssueApiKey>,
+    revoke: ServerAction<RevokeCredential>,
+    register_key: ServerAction<RegisterPublicKey>,
+}
+
 #[component]
 fn ClientView(
     detail: ClientDetail,
     origin: String,
     admin: bool,
     recent: Resource<Result<Vec<RequestView>, AppError>>,
-    rotate: ServerAction<RotateSecret>,
-    issue_key: ServerAction<IssueApiKey>,
+    credentials: CredentialActions,
     add_profile: ServerAction<AddProfile>,
-    revoke: ServerAction<RevokeCredential>,
     policy: PolicyActions,
     suspend: ServerAction<SetClientSuspended>,
 ) -> impl IntoView {
@@ -336,7 +384,7 @@ fn ClientView(
         <TokenHowTo origin=origin.clone() client_id=c.id.clone()
             profile_id=detail.profiles.first().map(|p| p.id.clone()).unwrap_or_default()
             constraint=detail.profiles.first().map_or(SenderConstraint::None, |p| p.sender_constraint)/>
-        {detail.profiles.into_iter().map(|p| view! { <ProfileCard profile=p origin=origin.clone() admin rotate issue_key revoke policy/> }).collect_view()}
+        {detail.profiles.into_iter().map(|p| view! { <ProfileCard profile=p origin=origin.clone() admin credentials policy/> }).collect_view()}
         <RecentRequests requests=recent/>
     }
     .into_any()
@@ -355,12 +403,13 @@ fn ProfileCard(
     profile: ProfileDetail,
     origin: String,
     admin: bool,
-    rotate: ServerAction<RotateSecret>,
-    issue_key: ServerAction<IssueApiKey>,
-    revoke: ServerAction<RevokeCredential>,
+    credentials: CredentialActions,
     policy: PolicyActions,
 ) -> impl IntoView {
     let PolicyActions { set_rate, set_ttl, set_constraint } = policy;
+    let CredentialActions { rotate, issue_key, revoke, register_key } = credentials;
+    let pid_key = profile.id.clone();
+    let jwk_field = format!("jwk-{}", profile.id);
     let constraint = profile.sender_constraint;
     let pid = profile.id.clone();
     let pid3 = profile.id.clone();
@@ -432,6 +481,25 @@ fn ProfileCard(
             })}
             <h3>"Credentials"</h3>
             <CredentialTable credentials=profile.credentials revoke constraint/>
+            <details class="register-key" data-testid="register-key">
+                <summary>"Register a public key instead of a secret (private_key_jwt)"</summary>
+                <p class="muted">"The agent keeps the private key and signs each token request with it (RFC 7523); Portcullis stores only the public key, so nothing it holds could be used to sign in. Paste the public key as a JWK: EC P-256, Ed25519, or RSA of 2048 bits or more."</p>
+                <ActionForm action=register_key>
+                    <input type="hidden" name="profile_id" value=pid_key/>
+                    <div class="field">
+                        <label for=jwk_field.clone()>"Public key (JWK)"</label>
+                        <textarea id=jwk_field name="jwk" rows="4" required class="mono"
+                            placeholder=r#"{"kty":"EC","crv":"P-256","x":"…","y":"…"}"#></textarea>
+                    </div>
+                    <label class="check">
+                        <input type="checkbox" name="replace" value="true"/>
+                        " Replace this profile's secrets and other keys (they keep working for the grace period)"
+                    </label>
+                    <div class="form-actions">
+                        <button type="submit" class="btn btn-secondary btn-small" disabled=move || register_key.pending().get()>"Register key"</button>
+                    </div>
+                </ActionForm>
+            </details>
             <h3>"Products"</h3>
             <GrantTable grants=profile.grants/>
             <TestAccess profile_id=profile.id.clone()/>
@@ -464,12 +532,11 @@ fn CredentialTable(
                             && constraint == SenderConstraint::Dpop
                             && cr.kind == portcullis_domain::model::CredentialKind::ApiKey;
                         let id = cr.id.clone();
-                        let kind = match cr.kind { portcullis_domain::model::CredentialKind::ClientSecret => "client secret", portcullis_domain::model::CredentialKind::ApiKey => "API key" };
-                        let question = format!("Revoke the {kind} {}…?", cr.prefix);
+                        let question = format!("Revoke the {} {}…?", cr.kind.noun(), portcullis_domain::model::shown_prefix(&cr.prefix));
                         view! {
                             <tr data-credential=cr.id.clone()>
-                                <td>{match cr.kind { portcullis_domain::model::CredentialKind::ClientSecret => "Client secret", portcullis_domain::model::CredentialKind::ApiKey => "API key" }}</td>
-                                <td class="mono">{format!("{}…", cr.prefix)}</td>
+                                <td>{cr.kind.label()}</td>
+                                <td class="mono" title=cr.prefix.clone()>{format!("{}…", portcullis_domain::model::shown_prefix(&cr.prefix))}</td>
                                 <td>
                                     <span class=status_class>{cr.state.label()}</span>
                                     {refused_by_policy.then(|| view! {

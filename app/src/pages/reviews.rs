@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use portcullis_domain::model::{CredentialKind, ReviewClient, ReviewFlag};
+use portcullis_domain::model::{ReviewClient, ReviewFlag};
 use portcullis_domain::time::format_date;
 
 use crate::api::ReviewAction;
@@ -116,8 +116,8 @@ fn ReviewCard(client: ReviewClient, act: ServerAction<ReviewAction>) -> impl Int
                                 view! {
                                     <tr data-credential=cr.id.clone()>
                                         <td>{r.environment.label()}</td>
-                                        <td class="nowrap">{match cr.kind { CredentialKind::ClientSecret => "Client secret", CredentialKind::ApiKey => "API key" }}</td>
-                                        <td class="mono">{format!("{}…", cr.prefix)}</td>
+                                        <td class="nowrap">{cr.kind.label()}</td>
+                                        <td class="mono" title=cr.prefix.clone()>{format!("{}…", portcullis_domain::model::shown_prefix(&cr.prefix))}</td>
                                         <td class="when">{format!("{} days ", r.age_days)}<span class="muted">{format!("(since {})", format_date(cr.created_at))}</span></td>
                                         <td class="when">{when(cr.last_used_at)}</td>
                                         <td>{flag_badges(&r.flags)}</td>

@@ -7,6 +7,7 @@
 //! `Enforcement`, so there is one hasher, one clock and one rule for whether a token is
 //! live ([`Snapshot::token_holder`]).
 
+mod client_keys;
 mod dpop;
 mod keys;
 mod rekeys;
@@ -15,6 +16,10 @@ mod tokens;
 
 use std::sync::Arc;
 
+pub use client_keys::{
+    check_assertion, parse_public_key, Assertion, AssertionCheck, AssertionError, ClientKey, KeyError, PublicKey,
+    ASSERTION_ALGS, ASSERTION_LEEWAY_SECS, ASSERTION_TYPE, MAX_ASSERTION_LIFETIME_SECS, MAX_KEYS_PER_PROFILE,
+};
 pub use dpop::{
     check_proof, token_hash, Nonces, Proof, ProofCheck, ProofError, ProofKey, DPOP_ALGS, MAX_PROOF_BYTES,
     PROOF_LEEWAY_SECS, PROOF_MAX_AGE_SECS,
@@ -37,6 +42,10 @@ use crate::secrets::{Rekey, SecretHasher, ServerSecret};
 /// authenticated requests a second on one replica.
 const PROOFS_REMEMBERED: u64 = 2_000_000;
 
+/// Client assertions remembered for the one-use check: one per token request of a
+/// client that proved its key, for at most five and a half minutes.
+const ASSERTIONS_REMEMBERED: u64 = 1_000_000;
+
 /// Cheap to clone: every part is shared, so a clone sees every change the store makes.
 #[derive(Clone, Debug)]
 pub struct Enforcement {
@@ -50,6 +59,8 @@ pub struct Enforcement {
     nonces: Nonces,
     /// DPoP proofs used here lately, for the one-use check (see `first_use_local`).
     proofs_seen: moka::sync::Cache<[u8; 32], ()>,
+    /// Client assertions used here lately, likewise (`first_assertion_use_local`).
+    assertions_seen: moka::sync::Cache<[u8; 32], ()>,
 }
 
 impl Enforcement {
@@ -67,6 +78,12 @@ impl Enforcement {
                 .max_capacity(PROOFS_REMEMBERED)
                 .time_to_live(std::time::Duration::from_secs(
                     (PROOF_MAX_AGE_SECS + PROOF_LEEWAY_SECS + 5).unsigned_abs(),
+                ))
+                .build(),
+            assertions_seen: moka::sync::Cache::builder()
+                .max_capacity(ASSERTIONS_REMEMBERED)
+                .time_to_live(std::time::Duration::from_secs(
+                    (MAX_ASSERTION_LIFETIME_SECS + 2 * ASSERTION_LEEWAY_SECS).unsigned_abs(),
                 ))
                 .build(),
         }
@@ -120,10 +137,22 @@ impl Enforcement {
         self.proofs_seen.entry(proof.replay_key).or_insert(()).is_fresh()
     }
 
+    /// Whether this process sees the client assertion for the first time (remembered
+    /// until it expires). Only assertions that verified with a client's key get here.
+    pub fn first_assertion_use_local(&self, assertion: &Assertion) -> bool {
+        self.assertions_seen.entry(assertion.replay_key).or_insert(()).is_fresh()
+    }
+
     /// How many DPoP proofs this process remembers now (for tests and metrics).
     pub fn proofs_remembered(&self) -> u64 {
         self.proofs_seen.run_pending_tasks();
         self.proofs_seen.entry_count()
+    }
+
+    /// How many client assertions this process remembers now (for tests and metrics).
+    pub fn assertions_remembered(&self) -> u64 {
+        self.assertions_seen.run_pending_tasks();
+        self.assertions_seen.entry_count()
     }
 
     pub(crate) fn rekeys(&self) -> &RekeyQueue {

@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::AccessClaims;
+use super::{AccessClaims, ClientKey};
 use crate::model::{ClientKind, CredentialKind, Environment, SenderConstraint};
 use crate::routing::{CanonicalPath, Template};
 
@@ -21,8 +21,11 @@ pub struct Snapshot {
     /// Usable credentials (not revoked) by the keyed hash of their secret. Expiry is
     /// checked per request against the clock, so an expiry needs no reload.
     pub credentials: HashMap<String, CredentialEntry>,
-    /// The same credentials by id, to check that a token's credential is still live.
+    /// The same credentials by id, to check that a token's credential is still live
+    /// (public keys too).
     pub credentials_by_id: HashMap<String, CredentialEntry>,
+    /// Public keys not revoked, by the client id they authenticate (private_key_jwt).
+    pub client_keys: HashMap<String, Vec<ClientKey>>,
     pub profiles: HashMap<String, ProfileEntry>,
     /// Every client id that has a profile: a token request naming another gets no rate
     /// limit bucket of its own (it shares its address's).

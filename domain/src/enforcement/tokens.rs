@@ -4,7 +4,10 @@ use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-use super::{CredentialEntry, Enforcement, KeyRing, ProfileEntry, Snapshot};
+use super::{
+    check_assertion, Assertion, AssertionCheck, AssertionError, CredentialEntry, Enforcement, KeyRing, ProfileEntry,
+    Snapshot,
+};
 use crate::model::{ClientKind, CredentialKind, SenderConstraint};
 use crate::time::SECOND;
 
@@ -137,20 +140,19 @@ impl std::fmt::Debug for VerifiedTokens {
 }
 
 impl Enforcement {
-    /// The client credentials grant: authenticates the client by its secret and issues a
-    /// token for the profile that secret belongs to, with the requested scopes (a subset
-    /// of what the profile's grants allow) or all of them, bound to `dpop_jkt` when the
-    /// request carried a DPoP proof.
+    /// The client credentials grant, for a client that authenticated (with
+    /// `authenticate_client` or `authenticate_client_assertion`): a token for the profile
+    /// its credential belongs to, with the requested scopes (a subset of what the
+    /// profile's grants allow) or all of them, bound to `dpop_jkt` when the request
+    /// carried a DPoP proof.
     pub fn issue_access_token(
         &self,
         settings: &TokenSettings,
-        client_id: &str,
-        client_secret: &str,
+        credential: &CredentialEntry,
+        profile: &ProfileEntry,
         requested_scope: Option<&str>,
         dpop_jkt: Option<&str>,
     ) -> Result<IssuedAccessToken, TokenRequestError> {
-        let snap = self.snapshot().current();
-        let (credential, profile) = self.authenticate_client(&snap, client_id, client_secret)?;
         self.mint(settings, credential, profile, requested_scope, None, dpop_jkt)
     }
 
@@ -250,6 +252,31 @@ impl Enforcement {
             self.request_rekey(&credential.id, rekey);
         }
         Ok((credential, profile))
+    }
+
+    /// Authenticates a client by a signed assertion (private_key_jwt, RFC 7523) made
+    /// with one of its registered keys that is live, for a profile that may act now. The
+    /// assertion's one use is the caller's check (`first_assertion_use_local`, then the
+    /// shared one).
+    pub fn authenticate_client_assertion<'s>(
+        &self,
+        snap: &'s Snapshot,
+        client_id: &str,
+        assertion: &str,
+        audiences: &[String],
+    ) -> Result<(&'s CredentialEntry, &'s ProfileEntry, Assertion), AssertionError> {
+        let now = self.now();
+        let keys = snap.client_keys.get(client_id).map_or(&[][..], Vec::as_slice);
+        let (key, checked) = check_assertion(assertion, &AssertionCheck { client_id, audiences }, keys, now)?;
+        if now >= key.credential.expires_at {
+            return Err(AssertionError::NotVerified);
+        }
+        let profile = snap
+            .profiles
+            .get(&key.credential.profile_id)
+            .filter(|p| p.client_id == client_id && p.stopped().is_none())
+            .ok_or(AssertionError::NotVerified)?;
+        Ok((&key.credential, profile, checked))
     }
 
     /// The claims of a token that is active right now: it verifies, it is not revoked,

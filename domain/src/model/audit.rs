@@ -102,8 +102,9 @@ text_enum!(
         UnsupportedMediaType => "unsupported_media_type",
         OriginNotAllowed => "origin_not_allowed",
         HostNotAllowed => "host_not_allowed",
-        // OAuth (RFC 6749 §5.2 codes).
+        // OAuth (RFC 6749 §5.2 codes), and a client assertion (RFC 7523) used twice.
         InvalidClient => "invalid_client",
+        ClientAssertionReplayed => "client_assertion_replayed",
         InvalidScope => "invalid_scope",
         UnsupportedGrantType => "unsupported_grant_type",
         // MCP and JSON-RPC.

@@ -1,11 +1,42 @@
-//! A profile's credentials (client secrets and API keys) and a secret just issued.
+//! A profile's credentials (client secrets, API keys and public keys) and a secret just
+//! issued.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use super::Environment;
 
-text_enum!(CredentialKind { ClientSecret => "client_secret", ApiKey => "api_key" });
+text_enum!(CredentialKind { ClientSecret => "client_secret", ApiKey => "api_key", PublicKey => "public_key" });
+
+impl CredentialKind {
+    /// As a table cell or a heading says it.
+    pub fn label(self) -> &'static str {
+        match self {
+            CredentialKind::ClientSecret => "Client secret",
+            CredentialKind::ApiKey => "API key",
+            CredentialKind::PublicKey => "Public key",
+        }
+    }
+    /// As a sentence says it.
+    pub fn noun(self) -> &'static str {
+        match self {
+            CredentialKind::ClientSecret => "client secret",
+            CredentialKind::ApiKey => "API key",
+            CredentialKind::PublicKey => "public key",
+        }
+    }
+    /// Whether it authenticates a client at the token endpoint (a secret, or a key that
+    /// signs assertions), as against an API key, which is sent with each call.
+    pub fn authenticates_client(self) -> bool {
+        matches!(self, CredentialKind::ClientSecret | CredentialKind::PublicKey)
+    }
+}
+
+/// What a table shows of a credential's prefix: a secret's prefix whole, a public key's
+/// 43-character thumbprint cut to its first 16 (a title attribute holds it whole).
+pub fn shown_prefix(prefix: &str) -> &str {
+    prefix.get(..16).unwrap_or(prefix)
+}
 
 /// Where a credential stands at a given instant; computed, never stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,7 +81,8 @@ impl CredentialState {
 pub struct CredentialView {
     pub id: String,
     pub kind: CredentialKind,
-    /// The first characters of the secret, enough to recognise it, useless to use it.
+    /// The first characters of the secret, enough to recognise it, useless to use it;
+    /// for a public key, its whole RFC 7638 thumbprint.
     pub prefix: String,
     pub created_at: i64,
     pub expires_at: i64,
@@ -83,4 +115,25 @@ impl fmt::Debug for IssuedSecret {
             .field("secret", &"<redacted>")
             .finish()
     }
+}
+
+/// A public key just registered for a client's profile (private_key_jwt): what the
+/// developer checks against the key pair they hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
+pub struct RegisteredKey {
+    pub credential_id: String,
+    pub client_id: String,
+    pub profile_id: String,
+    pub environment: Environment,
+    /// The key's JWK SHA-256 thumbprint (RFC 7638), base64url.
+    pub thumbprint: String,
+    /// The key type and curve or size, e.g. `EC P-256`, `OKP Ed25519`, `RSA 2048`.
+    pub key_type: String,
+    /// The `alg` values an assertion signed with it may name.
+    pub algorithms: Vec<String>,
+    pub expires_at: i64,
+    /// Client secrets and keys of the profile cut to the grace period by this
+    /// registration, when it replaced them.
+    pub replaced: u64,
 }

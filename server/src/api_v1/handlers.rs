@@ -11,7 +11,7 @@ use portcullis_domain::clients::NewClient;
 use portcullis_domain::endpoints::NewEndpoint;
 use portcullis_domain::model::{
     AccessTokenView, AccountView, ClientDetail, ClientKind, ClientSummary, Environment, GrantView, ImportSummary,
-    IssuedSecret, IssuedToken, ProductView, RequestView, Role, TestAccessResult, UserView,
+    IssuedSecret, IssuedToken, ProductView, RegisteredKey, RequestView, Role, TestAccessResult, UserView,
 };
 use portcullis_domain::scopes::Scopes;
 use portcullis_domain::upstream_tls::UpstreamTlsName;
@@ -111,6 +111,33 @@ pub async fn issue_api_key(
     Path(profile_id): Path<String>,
 ) -> Answer<(StatusCode, Json<IssuedSecret>)> {
     Ok((StatusCode::CREATED, Json(s.portal.store.issue_api_key(&actor, &profile_id).await?)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PublicKeyBody {
+    /// The public key as a JWK, or a JWKS holding one key: EC P-256, Ed25519 or RSA of at
+    /// least 2048 bits. A private member (`d`, …) is refused.
+    #[schema(value_type = Object)]
+    pub jwk: serde_json::Value,
+    /// Cut the profile's client secrets and other keys to the grace period, as a
+    /// rotation does.
+    #[serde(default)]
+    pub replace: bool,
+}
+
+/// Registers a public key the client signs token requests with (private_key_jwt,
+/// RFC 7523) instead of a secret. The answer names the key's RFC 7638 thumbprint.
+#[utoipa::path(post, path = "/profiles/{profile_id}/public-keys", params(("profile_id" = String, Path)), request_body = PublicKeyBody,
+    responses((status = 201, body = RegisteredKey), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn register_public_key(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    Path(profile_id): Path<String>,
+    body: Body<PublicKeyBody>,
+) -> Answer<(StatusCode, Json<RegisteredKey>)> {
+    let Json(b) = body?;
+    let key = s.portal.store.register_public_key(&actor, &profile_id, &b.jwk.to_string(), b.replace).await?;
+    Ok((StatusCode::CREATED, Json(key)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

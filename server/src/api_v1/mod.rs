@@ -45,6 +45,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(portal: PortalState) -> Router<S
         .route("/clients/{client_id}/profiles", post(add_profile))
         .route("/profiles/{profile_id}/rotate", post(rotate_secret))
         .route("/profiles/{profile_id}/api-keys", post(issue_api_key))
+        .route("/profiles/{profile_id}/public-keys", post(register_public_key))
         .route("/profiles/{profile_id}/rate-limit", put(set_rate_limit))
         .route("/profiles/{profile_id}/token-lifetime", put(set_token_lifetime))
         .route("/profiles/{profile_id}/sender-constraint", put(set_sender_constraint))
@@ -100,6 +101,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(portal: PortalState) -> Router<S
         handlers::add_profile,
         handlers::rotate_secret,
         handlers::issue_api_key,
+        handlers::register_public_key,
         handlers::set_rate_limit,
         handlers::set_token_lifetime,
         handlers::set_sender_constraint,

@@ -129,10 +129,26 @@ const TOOLS: &[Tool] = &[
         required: &["profile_id"],
     },
     Tool {
+        name: "register_public_key",
+        title: "Register a public key",
+        description: "Registers a public key (a JWK: EC P-256, Ed25519 or RSA of 2048 bits or more) that the \
+                      client signs token requests with (private_key_jwt, RFC 7523) instead of a secret. With \
+                      `replace`, the profile's secrets and other keys keep working for the grace period only.",
+        kind: Kind::Write,
+        properties: || {
+            json!({
+                "profile_id": id("A profile id, pf_…"),
+                "jwk": { "type": "object", "description": "The public key as a JWK, or a JWKS of one key" },
+                "replace": { "type": "boolean", "description": "Retire the profile's other secrets and keys after the grace period" }
+            })
+        },
+        required: &["profile_id", "jwk"],
+    },
+    Tool {
         name: "revoke_credential",
         title: "Revoke a credential",
-        description: "Revokes a client secret or API key: the next request made with it is refused, and so are \
-                      the tokens obtained with it.",
+        description: "Revokes a client secret, API key or public key: the next request made with it is refused, \
+                      and so are the tokens obtained with it.",
         kind: Kind::Destructive,
         properties: || json!({ "credential_id": id("A credential id, cr_…") }),
         required: &["credential_id"],
@@ -630,6 +646,15 @@ struct Lifetime {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct KeyArg {
+    profile_id: String,
+    jwk: serde_json::Value,
+    #[serde(default)]
+    replace: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Constraint {
     profile_id: String,
     sender_constraint: portcullis_domain::model::SenderConstraint,
@@ -766,6 +791,10 @@ async fn run(portal: &PortalState, actor: &Actor, name: &str, a: &Map<String, Va
         "issue_api_key" => {
             let p: ProfileArg = args(a)?;
             store.issue_api_key(actor, &p.profile_id).await.and_then(value)
+        }
+        "register_public_key" => {
+            let k: KeyArg = args(a)?;
+            store.register_public_key(actor, &k.profile_id, &k.jwk.to_string(), k.replace).await.and_then(value)
         }
         "revoke_credential" => {
             let c: CredentialArg = args(a)?;

@@ -15,7 +15,10 @@ use portcullis_app::ssr::ClientIp;
 use portcullis_domain::audit_event::RequestEvent;
 use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::{AuditSink, PendingRow};
-use portcullis_domain::enforcement::{Proof, ProofCheck, ProofError, TokenRequestError, TokenSettings, DPOP_ALGS};
+use portcullis_domain::enforcement::{
+    Assertion, AssertionError, CredentialEntry, ProfileEntry, Proof, ProofCheck, ProofError, Snapshot,
+    TokenRequestError, TokenSettings, ASSERTION_ALGS, ASSERTION_TYPE, DPOP_ALGS,
+};
 use portcullis_domain::keyed::{identity_key, source_key, Limiter};
 use portcullis_domain::model::{Decision, Reason, RequestChannel};
 use portcullis_domain::store::Store;
@@ -29,6 +32,9 @@ use crate::body::{self as request_body, BodyError};
 use crate::dpop::{Proofs, DPOP_NONCE};
 use crate::shared_limits::{self, Rule, SharedLimits};
 use crate::sources::Sources;
+
+/// How clients may authenticate at every endpoint that takes client authentication.
+const AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
 
 /// OAuth requests are small forms; anything larger is refused unread.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -132,6 +138,13 @@ impl OAuthError {
     fn rate_limited() -> Self {
         Self::new(StatusCode::TOO_MANY_REQUESTS, Reason::RateLimited, "too many token requests; retry later")
     }
+    /// A client assertion refused (RFC 7521 §4.2.1: `invalid_client`). Only what the
+    /// assertion itself shows is told; whether a key of the client verified it is not.
+    fn assertion(e: AssertionError) -> Self {
+        let reason =
+            if e == AssertionError::Replayed { Reason::ClientAssertionReplayed } else { Reason::InvalidClient };
+        Self::new(StatusCode::UNAUTHORIZED, reason, e.description())
+    }
     /// RFC 9449 §5 and §8: a proof refused, or a nonce to use.
     fn dpop(e: ProofError) -> Self {
         Self::new(StatusCode::BAD_REQUEST, e.reason(), e.description())
@@ -144,6 +157,7 @@ impl IntoResponse for OAuthError {
         // the audit trail keeps them apart.
         let error = match self.error {
             Reason::DpopProofReplayed | Reason::SenderConstraintRequired => Reason::InvalidDpopProof,
+            Reason::ClientAssertionReplayed => Reason::InvalidClient,
             other => other,
         };
         let mut res =
@@ -164,32 +178,123 @@ fn no_store(h: &mut HeaderMap) {
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
-/// Client id and secret from `Authorization: Basic` (form-urlencoded inside, RFC 6749
-/// §2.3.1) or from the body; both at once is a malformed request.
-fn client_credentials(headers: &HeaderMap, form: &[(String, String)]) -> Result<(String, String), OAuthError> {
+/// How a client authenticates at the token, revocation and introspection endpoints.
+enum ClientAuth {
+    /// `client_secret_basic` or `client_secret_post` (RFC 6749 §2.3.1).
+    Secret { client_id: String, secret: String },
+    /// `private_key_jwt` (RFC 7523 §2.2): an assertion signed with a registered key.
+    Assertion { client_id: String, assertion: String },
+}
+
+impl ClientAuth {
+    fn client_id(&self) -> &str {
+        match self {
+            ClientAuth::Secret { client_id, .. } | ClientAuth::Assertion { client_id, .. } => client_id,
+        }
+    }
+}
+
+/// The client's authentication, from `Authorization: Basic` (form-urlencoded inside,
+/// RFC 6749 §2.3.1), from the body's secret, or from the body's assertion; more than one
+/// is a malformed request.
+fn client_auth(headers: &HeaderMap, form: &[(String, String)]) -> Result<ClientAuth, OAuthError> {
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.get(..6).filter(|p| p.eq_ignore_ascii_case("basic ")).map(|_| v.get(6..).unwrap_or("")));
-    match (basic, field("client_secret")) {
-        (Some(_), Some(_)) => Err(OAuthError::invalid_request("use one client authentication method")),
-        (Some(b64), None) => {
+    let assertion = match (field("client_assertion_type"), field("client_assertion")) {
+        (None, None) => None,
+        (Some(kind), Some(assertion)) if kind == ASSERTION_TYPE => Some(assertion),
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::new(
+                StatusCode::UNAUTHORIZED,
+                Reason::InvalidClient,
+                format!("client_assertion_type must be {ASSERTION_TYPE}"),
+            ))
+        }
+        _ => return Err(OAuthError::invalid_request("client_assertion and client_assertion_type go together")),
+    };
+    match (basic, field("client_secret"), assertion) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+            Err(OAuthError::invalid_request("use one client authentication method"))
+        }
+        (None, None, Some(assertion)) => {
+            // The client is the assertion's subject; a `client_id` sent beside it must be
+            // the same (the signature check holds `iss` and `sub` to it).
+            let client_id = field("client_id")
+                .or_else(|| unverified_subject(&assertion))
+                .ok_or_else(|| OAuthError::assertion(AssertionError::MissingClaim))?;
+            Ok(ClientAuth::Assertion { client_id, assertion })
+        }
+        (Some(b64), None, None) => {
             let decoded = STANDARD.decode(b64.trim()).ok().and_then(|d| String::from_utf8(d).ok());
             let pair = decoded.as_deref().and_then(|d| d.split_once(':'));
             let decode = |s: &str| {
                 serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}")).ok()?.pop().map(|(_, v)| v)
             };
             match pair.and_then(|(id, secret)| Some((decode(id)?, decode(secret)?))) {
-                Some(pair) => Ok(pair),
+                Some((client_id, secret)) => Ok(ClientAuth::Secret { client_id, secret }),
                 None => Err(OAuthError::invalid_client()),
             }
         }
-        (None, Some(secret)) => match field("client_id") {
-            Some(id) => Ok((id, secret)),
+        (None, Some(secret), None) => match field("client_id") {
+            Some(client_id) => Ok(ClientAuth::Secret { client_id, secret }),
             None => Err(OAuthError::invalid_client()),
         },
-        (None, None) => Err(OAuthError::invalid_client()),
+        (None, None, None) => Err(OAuthError::invalid_client()),
+    }
+}
+
+/// The `sub` an assertion claims, read before its signature is checked: only to know
+/// whose keys to check it with.
+fn unverified_subject(assertion: &str) -> Option<String> {
+    let payload = assertion.split('.').nth(1)?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    claims.get("sub")?.as_str().map(|s| cap_str(s, cap::ID))
+}
+
+fn cap_str(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+impl OAuthServer {
+    /// Authenticates the client by its secret or its assertion. An assertion is used
+    /// once, here and (with Redis) on every replica; it is remembered only once it
+    /// verified with the client's key, so nobody else fills that memory.
+    async fn authenticate<'s>(
+        &self,
+        snap: &'s Snapshot,
+        auth: &ClientAuth,
+        endpoint: &str,
+    ) -> Result<(&'s CredentialEntry, &'s ProfileEntry), OAuthError> {
+        let enforcement = self.store.enforcement();
+        match auth {
+            ClientAuth::Secret { client_id, secret } => {
+                enforcement.authenticate_client(snap, client_id, secret).map_err(|_| OAuthError::invalid_client())
+            }
+            ClientAuth::Assertion { client_id, assertion } => {
+                let issuer = &self.settings.issuer;
+                let audiences = [issuer.clone(), format!("{issuer}/oauth/token"), format!("{issuer}{endpoint}")];
+                let (credential, profile, checked) = enforcement
+                    .authenticate_client_assertion(snap, client_id, assertion, &audiences)
+                    .map_err(OAuthError::assertion)?;
+                if !self.first_assertion_use(&checked).await {
+                    return Err(OAuthError::assertion(AssertionError::Replayed));
+                }
+                Ok((credential, profile))
+            }
+        }
+    }
+
+    async fn first_assertion_use(&self, assertion: &Assertion) -> bool {
+        if !self.store.enforcement().first_assertion_use_local(assertion) {
+            return false;
+        }
+        let Some((shared, _)) = &self.limits.shared else { return true };
+        let remembered = std::time::Duration::from_secs(assertion.remember_secs);
+        shared.first_use(&assertion.replay_key, remembered).await.unwrap_or(true)
     }
 }
 
@@ -256,18 +361,21 @@ async fn issue(
         }
         None => return Err(OAuthError::invalid_request("grant_type is required")),
     }
-    let (client_id, secret) = client_credentials(headers, &form)?;
-    event.attempted_client_id = Some(AuditText::new(&client_id, cap::ID));
-    let known = o.store.enforcement().snapshot().current().clients.contains(&client_id);
-    if known && o.limits.per_client_source.check(&identity_key(&client_id, ip)).is_err() {
+    let auth = client_auth(headers, &form)?;
+    let client_id = auth.client_id();
+    event.attempted_client_id = Some(AuditText::new(client_id, cap::ID));
+    let snap = o.store.enforcement().snapshot().current();
+    let known = snap.clients.contains(client_id);
+    if known && o.limits.per_client_source.check(&identity_key(client_id, ip)).is_err() {
         return Err(OAuthError::rate_limited());
     }
     let proof = token_proof(o, headers)?;
     let jkt = proof.as_ref().map(|p| p.jkt.as_str());
+    let (credential, profile) = o.authenticate(&snap, &auth, "/oauth/token").await?;
     let issued = o
         .store
         .enforcement()
-        .issue_access_token(&o.settings, &client_id, &secret, field("scope"), jkt)
+        .issue_access_token(&o.settings, credential, profile, field("scope"), jkt)
         .map_err(|e| match e {
             TokenRequestError::InvalidClient => OAuthError::invalid_client(),
             TokenRequestError::SenderConstraintRequired => OAuthError::new(
@@ -283,8 +391,7 @@ async fn issue(
         })?;
     event.client_id = Some(AuditText::new(&issued.claims.client_id, cap::ID));
     event.profile_id = Some(AuditText::new(&issued.claims.profile, cap::ID));
-    event.client_type =
-        o.store.enforcement().snapshot().current().profiles.get(&issued.claims.profile).map(|p| p.client_kind);
+    event.client_type = Some(profile.client_kind);
     event.credential_id = Some(AuditText::new(&issued.claims.cid, cap::ID));
     event.sender_key = jkt.map(|jkt| AuditText::new(&format!("dpop:{jkt}"), cap::ID));
     if !o.limits.token_allowed(&issued.claims.client_id).await {
@@ -309,22 +416,19 @@ async fn issue(
 }
 
 /// The form of a revocation or introspection request, after client authentication.
-fn authenticated_form(
+async fn authenticated_form(
     o: &OAuthServer,
     ip: IpAddr,
     headers: &HeaderMap,
     body: &[u8],
+    endpoint: &str,
     event: &mut RequestEvent,
 ) -> Result<(String, String), OAuthError> {
     let form = read_form(o, ip, body)?;
-    let (client_id, secret) = client_credentials(headers, &form)?;
-    event.attempted_client_id = Some(AuditText::new(&client_id, cap::ID));
+    let auth = client_auth(headers, &form)?;
+    event.attempted_client_id = Some(AuditText::new(auth.client_id(), cap::ID));
     let snap = o.store.enforcement().snapshot().current();
-    let (credential, profile) = o
-        .store
-        .enforcement()
-        .authenticate_client(&snap, &client_id, &secret)
-        .map_err(|_| OAuthError::invalid_client())?;
+    let (credential, profile) = o.authenticate(&snap, &auth, endpoint).await?;
     event.client_id = Some(AuditText::new(&profile.client_id, cap::ID));
     event.profile_id = Some(AuditText::new(&profile.id, cap::ID));
     event.client_type = Some(profile.client_kind);
@@ -334,7 +438,7 @@ fn authenticated_form(
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.clone())
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-    Ok((client_id, token))
+    Ok((profile.client_id.clone(), token))
 }
 
 /// The start of every OAuth request: its audit row reserved, then its body read within
@@ -414,7 +518,7 @@ async fn revoke(
         Ok(started) => started,
         Err(answered) => return answered,
     };
-    let result = match authenticated_form(&o, peer, &headers, &body, &mut row.event) {
+    let result = match authenticated_form(&o, peer, &headers, &body, "/oauth/revoke", &mut row.event).await {
         Err(e) => Err(e),
         Ok((client_id, token)) => match o.store.revoke_access_token_jwt(&o.settings, &client_id, &token).await {
             Ok(_) => {
@@ -447,36 +551,38 @@ async fn introspect(
         Ok(started) => started,
         Err(answered) => return answered,
     };
-    let result = authenticated_form(&o, peer, &headers, &body, &mut row.event).map(|(client_id, token)| {
-        let body = match o.store.enforcement().active_token(&o.settings, &token) {
-            Ok(c) if c.client_id == client_id => {
-                let mut body = json!({
-                    "active": true,
-                    "scope": c.scope,
-                    "client_id": c.client_id,
-                    "sub": c.sub,
-                    "aud": c.aud,
-                    "iss": c.iss,
-                    "exp": c.exp,
-                    "iat": c.iat,
-                    "nbf": c.nbf,
-                    "jti": c.jti,
-                    "token_type": if c.cnf.is_some() { "DPoP" } else { "Bearer" },
-                    "profile": c.profile,
-                    "env": c.env,
-                    "client_type": c.client_type,
-                });
-                if let Some(cnf) = &c.cnf {
-                    body["cnf"] = json!(cnf);
+    let result = authenticated_form(&o, peer, &headers, &body, "/oauth/introspect", &mut row.event).await.map(
+        |(client_id, token)| {
+            let body = match o.store.enforcement().active_token(&o.settings, &token) {
+                Ok(c) if c.client_id == client_id => {
+                    let mut body = json!({
+                        "active": true,
+                        "scope": c.scope,
+                        "client_id": c.client_id,
+                        "sub": c.sub,
+                        "aud": c.aud,
+                        "iss": c.iss,
+                        "exp": c.exp,
+                        "iat": c.iat,
+                        "nbf": c.nbf,
+                        "jti": c.jti,
+                        "token_type": if c.cnf.is_some() { "DPoP" } else { "Bearer" },
+                        "profile": c.profile,
+                        "env": c.env,
+                        "client_type": c.client_type,
+                    });
+                    if let Some(cnf) = &c.cnf {
+                        body["cnf"] = json!(cnf);
+                    }
+                    body
                 }
-                body
-            }
-            _ => json!({ "active": false }),
-        };
-        let mut res = Json(body).into_response();
-        no_store(res.headers_mut());
-        res
-    });
+                _ => json!({ "active": false }),
+            };
+            let mut res = Json(body).into_response();
+            no_store(res.headers_mut());
+            res
+        },
+    );
     end(&o, peer, row, result).await
 }
 
@@ -494,11 +600,14 @@ async fn metadata(State(o): State<OAuthServer>) -> Json<serde_json::Value> {
         "token_endpoint": format!("{issuer}/oauth/token"),
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
         "introspection_endpoint": format!("{issuer}/oauth/introspect"),
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "response_types_supported": [],
         "scopes_supported": portcullis_domain::model::SCOPES,
         "dpop_signing_alg_values_supported": DPOP_ALGS,

@@ -33,6 +33,7 @@ mod mcp_replicas;
 mod metrics;
 mod oauth;
 mod portal_assets;
+mod private_key_jwt;
 mod replicas;
 mod secret_rotation;
 mod shared_limits;
