@@ -286,7 +286,7 @@ fn registered_view(key: RegisteredKey, origin: String) -> AnyView {
     );
     view! {
         <div class="alert alert-success" role="status" data-testid="key-registered">
-            {format!("A {} public key is registered for the {env} profile; no secret is needed with it.{replaced}", key.key_type)}
+            {format!("A public key ({}) is registered for the {env} profile; the client needs no secret with it.{replaced}", key.key_type)}
             <br/>"Thumbprint (RFC 7638): " <code data-testid="key-thumbprint">{key.thumbprint.clone()}</code>
         </div>
         <CodeBlock code=how test_id="key-how-to"/>

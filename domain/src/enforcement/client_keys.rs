@@ -11,17 +11,18 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse, ThumbprintHash};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::CredentialEntry;
+use super::{jws, CredentialEntry};
 use crate::time::SECOND;
 
 /// What `client_assertion_type` must say (RFC 7523 §2.2).
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/// The algorithms an assertion may be signed with, as the metadata lists them.
-pub const ASSERTION_ALGS: [&str; 4] = ["ES256", "EdDSA", "PS256", "RS256"];
+/// The algorithms an assertion may be signed with, as the metadata lists them (Ed25519
+/// by its RFC 9864 name and its older one).
+pub const ASSERTION_ALGS: [&str; 5] = ["ES256", "Ed25519", "EdDSA", "PS256", "RS256"];
 /// The longest an assertion may live (`exp` after `iat`, or after now): a used `jti` is
 /// remembered this long, and a copied assertion is worthless past it.
 pub const MAX_ASSERTION_LIFETIME_SECS: i64 = 300;
@@ -114,7 +115,7 @@ pub fn parse_public_key(text: &str) -> Result<PublicKey, KeyError> {
     }
     let algorithms = match value.get("alg").and_then(|a| a.as_str()) {
         None => algorithms,
-        Some(named) => match algorithms.into_iter().find(|a| format!("{a:?}") == named) {
+        Some(named) => match jws::named_alg(named).filter(|a| algorithms.contains(a)) {
             Some(alg) => vec![alg],
             None => return refuse(format!("This key says `alg` {named}, which does not fit a {key_type} key here.")),
         },
@@ -229,6 +230,12 @@ impl AssertionError {
 #[derive(Deserialize)]
 struct AssertionClaims {
     #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    aud: Option<Audience>,
+    #[serde(default)]
     jti: Option<String>,
     #[serde(default)]
     exp: Option<i64>,
@@ -236,6 +243,23 @@ struct AssertionClaims {
     iat: Option<i64>,
     #[serde(default)]
     nbf: Option<i64>,
+}
+
+/// `aud`: one string, or several (RFC 7519 §4.1.3).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Several(Vec<String>),
+}
+
+impl Audience {
+    fn names_any(&self, ours: &[String]) -> bool {
+        match self {
+            Audience::One(a) => ours.contains(a),
+            Audience::Several(all) => all.iter().any(|a| ours.contains(a)),
+        }
+    }
 }
 
 /// Checks an assertion against the keys of the client it names, at `now` (Unix ms), and
@@ -249,13 +273,7 @@ pub fn check_assertion<'k>(
     if assertion.len() > MAX_ASSERTION_BYTES {
         return Err(AssertionError::Malformed);
     }
-    let header = assertion
-        .split('.')
-        .next()
-        .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
-        .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
-        .filter(serde_json::Value::is_object)
-        .ok_or(AssertionError::Malformed)?;
+    let header = jws::header(assertion).ok_or(AssertionError::Malformed)?;
     // A DPoP proof or an access token signed by the same key is not an assertion.
     if header.get("typ").and_then(|t| t.as_str()).is_some_and(|t| {
         let t = t.to_ascii_lowercase();
@@ -267,43 +285,38 @@ pub fn check_assertion<'k>(
     if ["jwk", "jku", "x5u", "x5c", "crit"].iter().any(|m| header.get(m).is_some()) {
         return Err(AssertionError::Malformed);
     }
-    let alg = match header.get("alg").and_then(|a| a.as_str()) {
-        Some("ES256") => Algorithm::ES256,
-        Some("EdDSA") => Algorithm::EdDSA,
-        Some("PS256") => Algorithm::PS256,
-        Some("RS256") => Algorithm::RS256,
-        _ => return Err(AssertionError::UnsupportedAlgorithm),
-    };
+    let alg = header
+        .get("alg")
+        .and_then(|a| a.as_str())
+        .and_then(jws::named_alg)
+        .ok_or(AssertionError::UnsupportedAlgorithm)?;
     let kid = header.get("kid").and_then(|k| k.as_str());
-    let mut validation = Validation::new(alg);
-    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.set_issuer(&[check.client_id]);
-    validation.sub = Some(check.client_id.to_owned());
-    validation.set_audience(check.audiences);
     let mut found = None;
     for key in keys
         .iter()
         .filter(|k| k.algorithms.contains(&alg))
         .filter(|k| kid.is_none_or(|kid| k.kid.as_deref() == Some(kid) || k.thumbprint == kid))
     {
-        use jsonwebtoken::errors::ErrorKind;
-        match jsonwebtoken::decode::<AssertionClaims>(assertion, &key.key, &validation) {
-            Ok(data) => {
-                found = Some((key, data.claims));
+        match jws::verified_claims::<AssertionClaims>(assertion, &key.key, alg) {
+            Ok(claims) => {
+                found = Some((key, claims));
                 break;
             }
-            Err(e) => match e.kind() {
-                ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm | ErrorKind::InvalidKeyFormat => {}
-                ErrorKind::InvalidIssuer | ErrorKind::InvalidSubject => return Err(AssertionError::WrongIssuer),
-                ErrorKind::InvalidAudience => return Err(AssertionError::WrongAudience),
-                ErrorKind::MissingRequiredClaim(_) => return Err(AssertionError::MissingClaim),
-                _ => return Err(AssertionError::Malformed),
-            },
+            Err(jws::JwsError::BadSignature) => {}
+            Err(jws::JwsError::Malformed) => return Err(AssertionError::Malformed),
         }
     }
+    // Only what the key holder signed is told apart from here on.
     let (key, claims) = found.ok_or(AssertionError::NotVerified)?;
+    let (Some(iss), Some(sub), Some(aud)) = (&claims.iss, &claims.sub, &claims.aud) else {
+        return Err(AssertionError::MissingClaim);
+    };
+    if iss != check.client_id || sub != check.client_id {
+        return Err(AssertionError::WrongIssuer);
+    }
+    if !aud.names_any(check.audiences) {
+        return Err(AssertionError::WrongAudience);
+    }
     let jti = claims.jti.filter(|j| !j.is_empty() && j.len() <= 256).ok_or(AssertionError::MissingClaim)?;
     let exp = claims.exp.ok_or(AssertionError::MissingClaim)?;
     let now_secs = now / SECOND;

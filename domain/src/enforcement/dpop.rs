@@ -13,17 +13,19 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::Mac;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, ThumbprintHash};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::jws;
 use crate::model::Reason;
 use crate::secrets::{hmac_sha256, ServerSecret};
 use crate::time::SECOND;
 
 /// The proof algorithms accepted, as `dpop_signing_alg_values_supported` lists them:
-/// ECDSA P-256 (what most libraries default to) and Ed25519.
-pub const DPOP_ALGS: [&str; 2] = ["ES256", "EdDSA"];
+/// ECDSA P-256 (what most libraries default to) and Ed25519, by its RFC 9864 name and
+/// its older one.
+pub const DPOP_ALGS: [&str; 3] = ["ES256", "Ed25519", "EdDSA"];
 /// How old a proof may be (by its `iat`); it is remembered as used for this long plus
 /// the leeway, so a proof can never be used twice.
 pub const PROOF_MAX_AGE_SECS: i64 = 60;
@@ -105,7 +107,9 @@ impl ProofError {
                 "the DPoP proof is not a well-formed JWT (at most 4 KiB) with jti, htm, htu and iat"
             }
             ProofError::WrongType => "the DPoP proof's typ must be dpop+jwt",
-            ProofError::UnsupportedAlgorithm => "the DPoP proof's alg must be ES256 or EdDSA, matching its key",
+            ProofError::UnsupportedAlgorithm => {
+                "the DPoP proof's alg must be ES256, or Ed25519 (EdDSA), matching its key"
+            }
             ProofError::MissingKey => "the DPoP proof carries no public key (jwk)",
             ProofError::PrivateKey => "the DPoP proof's jwk contains private key material",
             ProofError::BadSignature => "the DPoP proof's signature does not verify with its jwk",
@@ -161,19 +165,13 @@ pub fn check_proof(proof: &str, check: &ProofCheck<'_>, nonces: &Nonces, now: i6
     if proof.len() > MAX_PROOF_BYTES {
         return Err(ProofError::Malformed);
     }
-    let header_text = proof
-        .split('.')
-        .next()
-        .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
-        .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
-        .ok_or(ProofError::Malformed)?;
+    let header_text = jws::header(proof).ok_or(ProofError::Malformed)?;
     let typ = header_text.get("typ").and_then(|t| t.as_str());
     if !typ.is_some_and(|t| t.eq_ignore_ascii_case("dpop+jwt")) {
         return Err(ProofError::WrongType);
     }
-    let alg = match header_text.get("alg").and_then(|a| a.as_str()) {
-        Some("ES256") => Algorithm::ES256,
-        Some("EdDSA") => Algorithm::EdDSA,
+    let alg = match header_text.get("alg").and_then(|a| a.as_str()).and_then(jws::named_alg) {
+        Some(alg @ (Algorithm::ES256 | Algorithm::EdDSA)) => alg,
         _ => return Err(ProofError::UnsupportedAlgorithm),
     };
     let jwk_value = header_text.get("jwk").filter(|j| j.is_object()).ok_or(ProofError::MissingKey)?;
@@ -191,17 +189,10 @@ pub fn check_proof(proof: &str, check: &ProofCheck<'_>, nonces: &Nonces, now: i6
         return Err(ProofError::UnsupportedAlgorithm);
     }
     let key = DecodingKey::from_jwk(&jwk).map_err(|_| ProofError::MissingKey)?;
-    let mut validation = Validation::new(alg);
-    validation.set_required_spec_claims::<&str>(&[]);
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    let claims = jsonwebtoken::decode::<ProofClaims>(proof, &key, &validation)
-        .map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::InvalidSignature => ProofError::BadSignature,
-            _ => ProofError::Malformed,
-        })?
-        .claims;
+    let claims: ProofClaims = jws::verified_claims(proof, &key, alg).map_err(|e| match e {
+        jws::JwsError::BadSignature => ProofError::BadSignature,
+        jws::JwsError::Malformed => ProofError::Malformed,
+    })?;
     if claims.jti.is_empty() || claims.jti.len() > 256 {
         return Err(ProofError::Malformed);
     }

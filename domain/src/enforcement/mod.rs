@@ -9,6 +9,7 @@
 
 mod client_keys;
 mod dpop;
+mod jws;
 mod keys;
 mod rekeys;
 mod snapshot;

@@ -81,7 +81,7 @@ async fn a_bound_token_works_only_with_proofs_of_its_key_at_gw_and_mcp() {
     let (status, h, body) = call(&url, "Bearer", &token, &[]).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("sender_constraint_required")));
     let challenge = h["www-authenticate"].to_str().unwrap();
-    assert!(challenge.starts_with("DPoP ") && challenge.contains(r#"algs="ES256 EdDSA""#), "{challenge}");
+    assert!(challenge.starts_with("DPoP ") && challenge.contains(r#"algs="ES256 Ed25519 EdDSA""#), "{challenge}");
     let (status, h, body) = call(&url, "DPoP", &token, &[&proof]).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("dpop_proof_replayed")));
     assert!(h["www-authenticate"].to_str().unwrap().contains(r#"error="invalid_dpop_proof""#));
@@ -356,14 +356,14 @@ async fn token_requests_need_a_fresh_proof_with_our_nonce() {
         .json()
         .await
         .unwrap();
-    assert_eq!(meta["dpop_signing_alg_values_supported"], json!(["ES256", "EdDSA"]));
+    assert_eq!(meta["dpop_signing_alg_values_supported"], json!(["ES256", "Ed25519", "EdDSA"]));
     let resource: Value = reqwest::get(format!("{}/.well-known/oauth-protected-resource/mcp", app.base))
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!(resource["dpop_signing_alg_values_supported"], json!(["ES256", "EdDSA"]));
+    assert_eq!(resource["dpop_signing_alg_values_supported"], json!(["ES256", "Ed25519", "EdDSA"]));
 }
 
 /// Two real server processes behind one public URL share Redis: a proof used on one is

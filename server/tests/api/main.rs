@@ -34,6 +34,7 @@ mod metrics;
 mod oauth;
 mod portal_assets;
 mod private_key_jwt;
+mod private_key_jwt_clients;
 mod replicas;
 mod secret_rotation;
 mod shared_limits;

@@ -84,7 +84,10 @@ async fn an_agent_with_a_registered_key_gets_tokens_without_a_secret_until_the_k
         meta["token_endpoint_auth_methods_supported"],
         json!(["client_secret_basic", "client_secret_post", "private_key_jwt"])
     );
-    assert_eq!(meta["token_endpoint_auth_signing_alg_values_supported"], json!(["ES256", "EdDSA", "PS256", "RS256"]));
+    assert_eq!(
+        meta["token_endpoint_auth_signing_alg_values_supported"],
+        json!(["ES256", "Ed25519", "EdDSA", "PS256", "RS256"])
+    );
 
     let key = DpopKey::ed25519();
     let (status, registered) = register(&app, &a, &key.jwk(), false).await;

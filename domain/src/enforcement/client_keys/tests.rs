@@ -147,6 +147,10 @@ fn an_assertion_from_either_key_type_passes_and_names_its_credential() {
         to_token_endpoint["aud"] = json!(["https://elsewhere", format!("{ISSUER}/oauth/token")]);
         assert_eq!(check(&key.assertion(&to_token_endpoint), &keys), Ok("cr_1".into()));
     }
+    // RFC 9864's fully-specified name for Ed25519, as oauth4webapi sends it.
+    let key = Key::ed25519();
+    let keys = [key.registered("cr_2")];
+    assert_eq!(check(&key.sign(&json!({ "alg": "Ed25519" }), &claims()), &keys), Ok("cr_2".into()));
 }
 
 #[test]

@@ -85,6 +85,15 @@ fn a_proof_from_either_key_type_passes_and_names_its_key() {
         assert_eq!(ok.jkt, jwk.thumbprint(ThumbprintHash::SHA256).unwrap());
         assert_eq!(ok.jkt.len(), 43, "base64url of a SHA-256");
     }
+    // RFC 9864's fully-specified name for Ed25519, as oauth4webapi sends it.
+    let key = Key::ed25519();
+    let mut header = key.header();
+    header["alg"] = json!("Ed25519");
+    assert!(check(&key.sign(&header, &claims(Some("tok"))), Some("tok")).is_ok());
+    let p256 = Key::p256();
+    let mut header = p256.header();
+    header["alg"] = json!("Ed25519");
+    assert_eq!(check(&p256.sign(&header, &claims(None)), None), Err(ProofError::UnsupportedAlgorithm));
 }
 
 #[test]
