@@ -9,7 +9,7 @@ use axum::routing::post;
 use axum::Router;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
-use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
+use leptos_axum::{generate_route_list, handle_server_fns_with_context, AxumRouteListing, LeptosRoutes};
 use portcullis_app::ssr::{LoginThrottle, PortalState};
 use portcullis_app::{shell, App};
 use portcullis_domain::audit_writer::{
@@ -285,7 +285,7 @@ impl Application {
         let mcp = crate::mcp::McpServer::new(gateway.clone(), portal.clone(), &secret);
         mcp.follow_ended_sessions().await?;
         let state = ServerState { leptos_options: leptos_options.clone(), portal: portal.clone() };
-        let routes = generate_route_list(App);
+        let routes = portal_routes();
 
         let session_layer = SessionManagerLayer::new(sessions)
             .with_name("portcullis_session")
@@ -623,4 +623,13 @@ fn loopback(addr: SocketAddr) -> SocketAddr {
 
 async fn server_fn_handler(State(portal): State<PortalState>, req: Request<Body>) -> impl IntoResponse {
     handle_server_fns_with_context(move || provide_context(portal.clone()), req).await
+}
+
+/// The portal's routes, generated once per process. While Leptos generates them it
+/// raises a process-wide flag, and a page resource first polled meanwhile never loads
+/// (leptos#4773): a second server started in the same process (every API test does)
+/// would stall pages the first is rendering, for good.
+pub fn portal_routes() -> Vec<AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }

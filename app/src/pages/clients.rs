@@ -273,7 +273,9 @@ fn registered_view(key: RegisteredKey, origin: String) -> AnyView {
     let how = format!(
         "# Each token request carries a fresh assertion signed with the private key ({algs}):\n\
          #   header  {{\"alg\": \"{alg}\", \"kid\": \"{thumbprint}\"}}\n\
-         #   claims  {{\"iss\": \"{client}\", \"sub\": \"{client}\", \"aud\": \"{origin}\",\n\
+         #   claims  {{\"iss\": \"{client}\",\n\
+         #            \"sub\": \"{client}\",\n\
+         #            \"aud\": \"{origin}\",\n\
          #            \"jti\": <unique>, \"iat\": <now>, \"exp\": <now + at most 300 s>}}\n\
          curl {origin}/oauth/token \\\n  \
          -d grant_type=client_credentials \\\n  \

@@ -120,3 +120,48 @@ async fn the_secret_and_database_url_can_come_from_files_kept_out_of_the_process
         assert!(!seen.contains(SECRET) && !seen.contains(&app.database_url), "{what} shows a secret");
     }
 }
+
+/// Servers starting in the same process (tests do this; so would an embedding) must
+/// never stall a page another server is rendering. Leptos marks route generation with
+/// a process-wide flag, and a resource first polled while it is up waits forever
+/// (leptos#4773): each client page here renders while another thread keeps starting
+/// servers.
+#[tokio::test]
+async fn pages_render_while_other_servers_start_in_the_same_process() {
+    let app = TestApp::spawn().await;
+    let dev = app.developer("busy").await;
+    let reg: portcullis_app::api::Registration =
+        dev.call("register_client", &[("name", "Busy agent"), ("kind", "ai_agent"), ("description", "")]).await.ok();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // What a server starting in this process does that matters here: its route list.
+    let starter = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let _runtime = rt.enter();
+            let mut started = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                drop(portcullis::application::portal_routes());
+                started += 1;
+            }
+            started
+        })
+    };
+    let page = format!("{}/clients/{}", app.base, reg.client_id);
+    let mut stalled = 0;
+    for _ in 0..60 {
+        let res = tokio::time::timeout(std::time::Duration::from_secs(5), dev.http.get(&page).send()).await;
+        match res {
+            Ok(Ok(r)) => assert_eq!(r.status(), 200),
+            Ok(Err(e)) => panic!("{e}"),
+            Err(_) => {
+                stalled += 1;
+                break;
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let started = starter.join().unwrap();
+    assert!(started >= 3, "only {started} route lists were made meanwhile");
+    assert_eq!(stalled, 0, "a page render never finished while {started} route lists were made");
+}
