@@ -152,13 +152,13 @@ async fn a_disabled_owner_stops_their_clients_sessions_and_tokens_and_the_review
     assert_eq!(by_dev.status, 403);
 
     // Enabled again with the operator's command line; running servers follow within a second.
-    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["admin", "disable-user", "--enable", "--email", &a.dev.email, "--reason", "Came back"])
+    let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cli.args(["admin", "disable-user", "--enable", "--email", &a.dev.email, "--reason", "Came back"])
         .args(["--database-url", &app.database_url])
         .env("PORTCULLIS_SECRET", SECRET)
-        .env("PORTCULLIS_DATA_DIR", std::env::temp_dir())
-        .output();
-    let out = tokio::task::spawn_blocking(move || cli).await.unwrap().unwrap();
+        .env("PORTCULLIS_DATA_DIR", std::env::temp_dir());
+    // Run off the runtime (the server under test shares this thread), not before it.
+    let out = tokio::task::spawn_blocking(move || cli.output()).await.unwrap().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut status = StatusCode::FORBIDDEN;
     for _ in 0..40 {

@@ -255,20 +255,13 @@ async fn the_openapi_document_describes_the_api() {
 async fn an_operator_creates_a_token_from_the_command_line() {
     let app = TestApp::spawn().await;
     let dev = app.developer("ops").await;
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args([
-            "admin",
-            "create-token",
-            "--email",
-            &dev.email,
-            "--name",
-            "nightly sync",
-            "--database-url",
-            &app.database_url,
-        ])
-        .env("PORTCULLIS_SECRET", SECRET)
-        .output()
-        .unwrap();
+    let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cli.args(["admin", "create-token", "--email", &dev.email, "--name", "nightly sync"])
+        .args(["--database-url", &app.database_url])
+        .env("PORTCULLIS_SECRET", SECRET);
+    // Off the runtime: the server under test runs on this thread, and a write it has
+    // begun must be able to finish while the command waits for the database.
+    let out = tokio::task::spawn_blocking(move || cli.output()).await.unwrap().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let (status, me) = Script::new(&app, &token).get("/me").await;

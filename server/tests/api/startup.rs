@@ -66,11 +66,16 @@ async fn the_command_line_creates_an_admin_who_can_sign_in() {
         .env("PORTCULLIS_SECRET", crate::helpers::SECRET)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     child.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    // Waited for off the runtime: the server under test runs on this thread, and a write
+    // it had begun when the command started must finish, or the command's own write
+    // waits out SQLite's busy timeout ("database is locked").
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    let said = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{said}");
     let s = app.session();
     assert!(s.call("sign_in", &[("email", &email), ("password", PASSWORD)]).await.status < 400);
     let me: Option<portcullis_domain::model::UserView> = s.call("current_user", &[]).await.ok();
