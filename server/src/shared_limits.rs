@@ -12,6 +12,11 @@
 //! per replica. Authentication and authorization never depend on Redis. After a failure
 //! Redis is asked again only a second later, so an outage costs one slow request per
 //! second, not one per request. `/readyz` reports the outage meanwhile.
+//!
+//! The one-use checks (DPoP proofs, client assertions) wait longer, `ONE_USE_BUDGET`,
+//! and keep a circuit of their own: a limit check that misses its 100 ms under a burst
+//! must not let a proof or an assertion be used once per replica for the next second.
+//! Only when Redis fails them too does each replica fall back to its own memory.
 
 use redis::aio::ConnectionManager;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -20,6 +25,9 @@ use std::time::Duration;
 
 /// The longest a limit check waits for Redis before deciding locally.
 const BUDGET: Duration = Duration::from_millis(100);
+/// The longest a one-use check waits for Redis before trusting this replica's memory
+/// alone. Longer than `BUDGET`: a replay let through is worse than a slow request.
+const ONE_USE_BUDGET: Duration = Duration::from_secs(1);
 /// How long after a failure the limits stay local before Redis is tried again.
 const RETRY_AFTER_MS: i64 = 1000;
 /// Every key this module writes starts with it.
@@ -90,6 +98,8 @@ struct Inner {
     script: redis::Script,
     /// Until when (ms since the epoch) checks skip Redis after a failure; 0 when healthy.
     local_until: AtomicI64,
+    /// The same for one-use checks, which fail apart from the limits.
+    one_use_local_until: AtomicI64,
     /// Checks Redis decided, and checks left to the local limits (for metrics).
     answered: AtomicU64,
     fell_back: AtomicU64,
@@ -102,13 +112,15 @@ impl SharedLimits {
         let client = redis::Client::open(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(BUDGET))
+            // Each call bounds its own wait (`BUDGET` or `ONE_USE_BUDGET`).
+            .set_response_timeout(Some(ONE_USE_BUDGET))
             .set_number_of_retries(1);
         let redis = ConnectionManager::new_lazy_with_config(client, config)?;
         Ok(Self(Arc::new(Inner {
             redis,
             script: redis::Script::new(GCRA),
             local_until: AtomicI64::new(0),
+            one_use_local_until: AtomicI64::new(0),
             answered: AtomicU64::new(0),
             fell_back: AtomicU64::new(0),
         })))
@@ -153,11 +165,12 @@ impl SharedLimits {
     }
 
     /// Whether `key` is used here for the first time across every replica (`SET NX`,
-    /// remembered for `ttl`), or `None` when Redis cannot say in time: the DPoP one-use
-    /// check, which then rests on each replica's own memory, as limits do.
+    /// remembered for `ttl`), or `None` when Redis cannot say within `ONE_USE_BUDGET`:
+    /// the one-use check of DPoP proofs and client assertions, which then rests on each
+    /// replica's own memory for a second.
     pub async fn first_use(&self, key: &[u8; 32], ttl: Duration) -> Option<bool> {
         let now = now_ms();
-        if self.0.local_until.load(Ordering::Relaxed) > now {
+        if self.0.one_use_local_until.load(Ordering::Relaxed) > now {
             self.0.fell_back.fetch_add(1, Ordering::Relaxed);
             return None;
         }
@@ -168,15 +181,20 @@ impl SharedLimits {
             .arg("NX")
             .arg("PX")
             .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-        match tokio::time::timeout(BUDGET, set.query_async::<Option<String>>(&mut redis)).await {
+        let error = match tokio::time::timeout(ONE_USE_BUDGET, set.query_async::<Option<String>>(&mut redis)).await {
             Ok(Ok(answer)) => {
-                self.0.local_until.store(0, Ordering::Relaxed);
+                self.0.one_use_local_until.store(0, Ordering::Relaxed);
                 self.0.answered.fetch_add(1, Ordering::Relaxed);
-                Some(answer.is_some())
+                return Some(answer.is_some());
             }
-            Ok(Err(e)) => self.failed(now, e.to_string()).and(None),
-            Err(_) => self.failed(now, format!("no answer within {} ms", BUDGET.as_millis())).and(None),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {} ms", ONE_USE_BUDGET.as_millis()),
+        };
+        self.0.fell_back.fetch_add(1, Ordering::Relaxed);
+        if self.0.one_use_local_until.swap(now + RETRY_AFTER_MS, Ordering::Relaxed) == 0 {
+            tracing::error!(error = %error, "one-use checks: Redis unavailable; each replica remembers only its own");
         }
+        None
     }
 
     /// Checks Redis decided, and checks decided locally because it could not.

@@ -13,6 +13,8 @@ mod jws;
 mod keys;
 mod rekeys;
 mod snapshot;
+#[cfg(test)]
+mod test_keys;
 mod tokens;
 
 use std::sync::Arc;

@@ -48,14 +48,13 @@ async fn token_request(base: &str, assertion: &str, extra: &[(&str, &str)]) -> (
     (res.status(), res.json().await.unwrap_or(Value::Null))
 }
 
+async fn metadata(app: &TestApp) -> Value {
+    let url = format!("{}/.well-known/oauth-authorization-server", app.base);
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
 async fn issuer(app: &TestApp) -> String {
-    let meta: Value = reqwest::get(format!("{}/.well-known/oauth-authorization-server", app.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    meta["issuer"].as_str().unwrap().to_owned()
+    metadata(app).await["issuer"].as_str().unwrap().to_owned()
 }
 
 /// The agent's developer registers `key` for its sandbox profile over the API.
@@ -74,12 +73,7 @@ async fn gw(app: &TestApp, token: &str) -> StatusCode {
 async fn an_agent_with_a_registered_key_gets_tokens_without_a_secret_until_the_key_is_revoked() {
     let (app, upstream, a) = bank_agent(TestApp::spawn().await).await;
     let iss = issuer(&app).await;
-    let meta: Value = reqwest::get(format!("{}/.well-known/oauth-authorization-server", app.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = metadata(&app).await;
     assert_eq!(
         meta["token_endpoint_auth_methods_supported"],
         json!(["client_secret_basic", "client_secret_post", "private_key_jwt"])
@@ -338,4 +332,47 @@ async fn an_assertion_used_on_one_replica_is_refused_on_the_other() {
         first.kill();
         second.kill();
     }
+}
+
+/// One assertion sent fifty times at once, to one server and then, with Redis, to two
+/// real processes: exactly one request gets a token, every other is a replay.
+#[tokio::test]
+async fn an_assertion_raced_by_fifty_requests_gets_exactly_one_token() {
+    let (mut app, _upstream, a) =
+        bank_agent(TestApp::spawn_configured(|args| args.token_rate_limit = 60_000).await).await;
+    let key = DpopKey::ed25519();
+    assert_eq!(register(&app, &a, &key.jwk(), false).await.0, StatusCode::CREATED);
+    let race = |bases: Vec<String>, assertion: String| async move {
+        let sends = (0..50).map(|i| {
+            let (base, assertion) = (bases[i % bases.len()].clone(), assertion.clone());
+            async move { token_request(&base, &assertion, &[]).await }
+        });
+        let answers = futures_util::future::join_all(sends).await;
+        let won = answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+        let replayed = answers
+            .iter()
+            .filter(|(s, b)| {
+                *s == StatusCode::UNAUTHORIZED
+                    && b["error_description"].as_str().is_some_and(|d| d.contains("already used"))
+            })
+            .count();
+        (won, replayed)
+    };
+    let iss = issuer(&app).await;
+    let (won, replayed) = race(vec![app.base.clone()], key.sign(&assertion_parts(&key, &a.reg.client_id, &iss))).await;
+    assert_eq!((won, replayed), (1, 49), "one server");
+
+    let Ok(redis) = std::env::var("TEST_REDIS_URL") else {
+        eprintln!("skipped the two-replica half: TEST_REDIS_URL is not set");
+        return;
+    };
+    app.shut_down().await;
+    let public = "https://api.portcullis.test";
+    let flags = ["--public-url", public, "--redis-url", redis.as_str(), "--token-rate-limit", "60000"];
+    let (first, second) = (Server::start(&app, &flags).await, Server::start(&app, &flags).await);
+    let assertion = key.sign(&assertion_parts(&key, &a.reg.client_id, public));
+    let (won, replayed) = race(vec![first.base.clone(), second.base.clone()], assertion).await;
+    assert_eq!((won, replayed), (1, 49), "two replicas sharing Redis");
+    first.kill();
+    second.kill();
 }

@@ -2,72 +2,29 @@
 //! that passes.
 
 use super::*;
+use crate::enforcement::test_keys::Key;
 use crate::model::CredentialKind;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::Signer as _;
 use serde_json::{json, Value};
 
 const NOW: i64 = 1_800_000_000_000;
 const CLIENT: &str = "cl_agent";
 const ISSUER: &str = "https://portcullis.example";
 
-enum Key {
-    P256(p256::ecdsa::SigningKey),
-    Ed25519(ed25519_dalek::SigningKey),
+/// `key` registered as credential `id` of a profile.
+fn registered(key: &Key, id: &str) -> ClientKey {
+    let credential = CredentialEntry {
+        id: id.into(),
+        kind: CredentialKind::PublicKey,
+        profile_id: "pf_1".into(),
+        expires_at: i64::MAX,
+    };
+    ClientKey::from_stored(credential, &key.jwk().to_string()).unwrap()
 }
 
-impl Key {
-    fn p256() -> Self {
-        Key::P256(p256::ecdsa::SigningKey::random(&mut rand_core::OsRng))
-    }
-    fn ed25519() -> Self {
-        Key::Ed25519(ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng))
-    }
-    fn alg(&self) -> &'static str {
-        match self {
-            Key::P256(_) => "ES256",
-            Key::Ed25519(_) => "EdDSA",
-        }
-    }
-    fn jwk(&self) -> Value {
-        match self {
-            Key::P256(k) => {
-                let point = k.verifying_key().to_encoded_point(false);
-                json!({
-                    "kty": "EC", "crv": "P-256",
-                    "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()),
-                    "y": URL_SAFE_NO_PAD.encode(point.y().unwrap()),
-                })
-            }
-            Key::Ed25519(k) => json!({
-                "kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(k.verifying_key().as_bytes()),
-            }),
-        }
-    }
-    fn sign(&self, header: &Value, claims: &Value) -> String {
-        let input =
-            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
-        let signature = match self {
-            Key::P256(k) => {
-                let s: p256::ecdsa::Signature = k.sign(input.as_bytes());
-                s.to_bytes().to_vec()
-            }
-            Key::Ed25519(k) => k.sign(input.as_bytes()).to_bytes().to_vec(),
-        };
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
-    }
-    fn registered(&self, id: &str) -> ClientKey {
-        let credential = CredentialEntry {
-            id: id.into(),
-            kind: CredentialKind::PublicKey,
-            profile_id: "pf_1".into(),
-            expires_at: i64::MAX,
-        };
-        ClientKey::from_stored(credential, &self.jwk().to_string()).unwrap()
-    }
-    fn assertion(&self, claims: &Value) -> String {
-        self.sign(&json!({ "alg": self.alg() }), claims)
-    }
+/// An assertion with `claims`, signed by `key` with nothing else in its header.
+fn assertion(key: &Key, claims: &Value) -> String {
+    key.sign(&json!({ "alg": key.alg() }), claims)
 }
 
 fn claims() -> Value {
@@ -141,24 +98,24 @@ fn private_symmetric_weak_and_unfit_keys_are_refused_with_the_reason() {
 #[test]
 fn an_assertion_from_either_key_type_passes_and_names_its_credential() {
     for key in [Key::p256(), Key::ed25519()] {
-        let keys = [key.registered("cr_1")];
-        assert_eq!(check(&key.assertion(&claims()), &keys), Ok("cr_1".into()));
+        let keys = [registered(&key, "cr_1")];
+        assert_eq!(check(&assertion(&key, &claims()), &keys), Ok("cr_1".into()));
         let mut to_token_endpoint = claims();
         to_token_endpoint["aud"] = json!(["https://elsewhere", format!("{ISSUER}/oauth/token")]);
-        assert_eq!(check(&key.assertion(&to_token_endpoint), &keys), Ok("cr_1".into()));
+        assert_eq!(check(&assertion(&key, &to_token_endpoint), &keys), Ok("cr_1".into()));
     }
     // RFC 9864's fully-specified name for Ed25519, as oauth4webapi sends it.
     let key = Key::ed25519();
-    let keys = [key.registered("cr_2")];
+    let keys = [registered(&key, "cr_2")];
     assert_eq!(check(&key.sign(&json!({ "alg": "Ed25519" }), &claims()), &keys), Ok("cr_2".into()));
 }
 
 #[test]
 fn during_a_rotation_either_key_passes_and_a_kid_picks_one() {
     let (old, new) = (Key::p256(), Key::ed25519());
-    let keys = [old.registered("cr_old"), new.registered("cr_new")];
-    assert_eq!(check(&old.assertion(&claims()), &keys), Ok("cr_old".into()));
-    assert_eq!(check(&new.assertion(&claims()), &keys), Ok("cr_new".into()));
+    let keys = [registered(&old, "cr_old"), registered(&new, "cr_new")];
+    assert_eq!(check(&assertion(&old, &claims()), &keys), Ok("cr_old".into()));
+    assert_eq!(check(&assertion(&new, &claims()), &keys), Ok("cr_new".into()));
     let by_thumbprint = json!({ "alg": "ES256", "kid": keys[0].thumbprint });
     assert_eq!(check(&old.sign(&by_thumbprint, &claims()), &keys), Ok("cr_old".into()));
     let naming_the_other = json!({ "alg": "ES256", "kid": keys[1].thumbprint });
@@ -168,19 +125,19 @@ fn during_a_rotation_either_key_passes_and_a_kid_picks_one() {
 #[test]
 fn each_forgery_is_refused_with_its_own_reason() {
     let key = Key::p256();
-    let keys = [key.registered("cr_1")];
+    let keys = [registered(&key, "cr_1")];
     let with = |name: &str, value: Value| {
         let mut c = claims();
         c[name] = value;
-        key.assertion(&c)
+        assertion(&key, &c)
     };
     let without = |name: &str| {
         let mut c = claims();
         c.as_object_mut().unwrap().remove(name);
-        key.assertion(&c)
+        assertion(&key, &c)
     };
     let now = NOW / 1000;
-    let good = key.assertion(&claims());
+    let good = assertion(&key, &claims());
     let (head, rest) = good.split_once('.').unwrap();
     let (_, signature) = rest.split_once('.').unwrap();
     let tampered = format!("{head}.{}.{signature}", URL_SAFE_NO_PAD.encode(with("sub", json!("cl_other"))));
@@ -220,8 +177,8 @@ fn each_forgery_is_refused_with_its_own_reason() {
             key.sign(&json!({ "alg": "ES256", "jwk": key.jwk() }), &claims()),
             AssertionError::Malformed,
         ),
-        ("an unregistered key", Key::p256().assertion(&claims()), AssertionError::NotVerified),
-        ("a registered key's alg on another key", Key::ed25519().assertion(&claims()), AssertionError::NotVerified),
+        ("an unregistered key", assertion(&Key::p256(), &claims()), AssertionError::NotVerified),
+        ("a registered key's alg on another key", assertion(&Key::ed25519(), &claims()), AssertionError::NotVerified),
         ("a tampered payload", tampered, AssertionError::NotVerified),
         ("not a JWT", "not-a-jwt".into(), AssertionError::Malformed),
         ("over 8 KiB", with("pad", json!("x".repeat(MAX_ASSERTION_BYTES))), AssertionError::Malformed),
@@ -235,14 +192,14 @@ fn each_forgery_is_refused_with_its_own_reason() {
 #[test]
 fn the_one_use_key_is_the_client_and_the_jti() {
     let key = Key::p256();
-    let keys = [key.registered("cr_1")];
+    let keys = [registered(&key, "cr_1")];
     let audiences = audiences();
     let check = AssertionCheck { client_id: CLIENT, audiences: &audiences };
-    let first = check_assertion(&key.assertion(&claims()), &check, &keys, NOW).unwrap().1;
-    let again = check_assertion(&key.assertion(&claims()), &check, &keys, NOW + 1000).unwrap().1;
+    let first = check_assertion(&assertion(&key, &claims()), &check, &keys, NOW).unwrap().1;
+    let again = check_assertion(&assertion(&key, &claims()), &check, &keys, NOW + 1000).unwrap().1;
     assert_eq!(first.replay_key, again.replay_key);
     assert_eq!(first.remember_secs, 90, "until exp, with the leeway");
     let mut other = claims();
     other["jti"] = json!("a-2");
-    assert_ne!(check_assertion(&key.assertion(&other), &check, &keys, NOW).unwrap().1.replay_key, first.replay_key);
+    assert_ne!(check_assertion(&assertion(&key, &other), &check, &keys, NOW).unwrap().1.replay_key, first.replay_key);
 }

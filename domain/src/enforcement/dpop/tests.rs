@@ -2,61 +2,16 @@
 //! a proof that passes.
 
 use super::*;
+use crate::enforcement::test_keys::Key;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::Signer as _;
 use serde_json::{json, Value};
 
 const NOW: i64 = 1_800_000_000_000;
 const URL: &str = "https://gw.example/gw/bank/accounts";
 
-enum Key {
-    P256(p256::ecdsa::SigningKey),
-    Ed25519(ed25519_dalek::SigningKey),
-}
-
-impl Key {
-    fn p256() -> Self {
-        Key::P256(p256::ecdsa::SigningKey::random(&mut rand_core::OsRng))
-    }
-    fn ed25519() -> Self {
-        Key::Ed25519(ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng))
-    }
-    fn alg(&self) -> &'static str {
-        match self {
-            Key::P256(_) => "ES256",
-            Key::Ed25519(_) => "EdDSA",
-        }
-    }
-    fn jwk(&self) -> Value {
-        match self {
-            Key::P256(k) => {
-                let point = k.verifying_key().to_encoded_point(false);
-                json!({
-                    "kty": "EC", "crv": "P-256",
-                    "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()),
-                    "y": URL_SAFE_NO_PAD.encode(point.y().unwrap()),
-                })
-            }
-            Key::Ed25519(k) => json!({
-                "kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(k.verifying_key().as_bytes()),
-            }),
-        }
-    }
-    fn sign(&self, header: &Value, claims: &Value) -> String {
-        let input =
-            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
-        let signature = match self {
-            Key::P256(k) => {
-                let s: p256::ecdsa::Signature = k.sign(input.as_bytes());
-                s.to_bytes().to_vec()
-            }
-            Key::Ed25519(k) => k.sign(input.as_bytes()).to_bytes().to_vec(),
-        };
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
-    }
-    fn header(&self) -> Value {
-        json!({ "typ": "dpop+jwt", "alg": self.alg(), "jwk": self.jwk() })
-    }
+/// A proof's header: its type, the key's algorithm, the public key.
+fn header(key: &Key) -> Value {
+    json!({ "typ": "dpop+jwt", "alg": key.alg(), "jwk": key.jwk() })
 }
 
 fn claims(token: Option<&str>) -> Value {
@@ -79,7 +34,7 @@ fn check(proof: &str, token: Option<&str>) -> Result<Proof, ProofError> {
 #[test]
 fn a_proof_from_either_key_type_passes_and_names_its_key() {
     for key in [Key::p256(), Key::ed25519()] {
-        let proof = key.sign(&key.header(), &claims(Some("tok")));
+        let proof = key.sign(&header(&key), &claims(Some("tok")));
         let ok = check(&proof, Some("tok")).unwrap();
         let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.jwk()).unwrap();
         assert_eq!(ok.jkt, jwk.thumbprint(ThumbprintHash::SHA256).unwrap());
@@ -87,13 +42,13 @@ fn a_proof_from_either_key_type_passes_and_names_its_key() {
     }
     // RFC 9864's fully-specified name for Ed25519, as oauth4webapi sends it.
     let key = Key::ed25519();
-    let mut header = key.header();
-    header["alg"] = json!("Ed25519");
-    assert!(check(&key.sign(&header, &claims(Some("tok"))), Some("tok")).is_ok());
+    let mut named = header(&key);
+    named["alg"] = json!("Ed25519");
+    assert!(check(&key.sign(&named, &claims(Some("tok"))), Some("tok")).is_ok());
     let p256 = Key::p256();
-    let mut header = p256.header();
-    header["alg"] = json!("Ed25519");
-    assert_eq!(check(&p256.sign(&header, &claims(None)), None), Err(ProofError::UnsupportedAlgorithm));
+    let mut named = header(&p256);
+    named["alg"] = json!("Ed25519");
+    assert_eq!(check(&p256.sign(&named, &claims(None)), None), Err(ProofError::UnsupportedAlgorithm));
 }
 
 #[test]
@@ -113,7 +68,7 @@ fn the_rfc_7638_thumbprint_is_the_one_every_library_computes() {
 fn every_forged_proof_is_refused_for_its_own_reason() {
     let key = Key::p256();
     let other = Key::p256();
-    let good_header = key.header();
+    let good_header = header(&key);
     let good = claims(Some("tok"));
     let with = |path: &str, value: Value| {
         let mut c = good.clone();
@@ -215,14 +170,14 @@ fn the_url_is_compared_as_rfc_3986_normalises_it() {
     ] {
         let mut c = claims(None);
         c["htu"] = json!(same);
-        assert!(check(&key.sign(&key.header(), &c), None).is_ok(), "{same}");
+        assert!(check(&key.sign(&header(&key), &c), None).is_ok(), "{same}");
     }
     for different in
         ["http://gw.example/gw/bank/accounts", "https://gw.example:8443/gw/bank/accounts", "/gw/bank/accounts"]
     {
         let mut c = claims(None);
         c["htu"] = json!(different);
-        assert_eq!(check(&key.sign(&key.header(), &c), None), Err(ProofError::UrlMismatch), "{different}");
+        assert_eq!(check(&key.sign(&header(&key), &c), None), Err(ProofError::UrlMismatch), "{different}");
     }
 }
 
@@ -237,7 +192,7 @@ fn iat_is_accepted_exactly_within_its_window() {
     ] {
         let mut c = claims(None);
         c["iat"] = json!(iat);
-        assert_eq!(check(&key.sign(&key.header(), &c), None).is_ok(), ok, "iat {iat}");
+        assert_eq!(check(&key.sign(&header(&key), &c), None).is_ok(), ok, "iat {iat}");
     }
 }
 
@@ -257,11 +212,11 @@ fn a_nonce_is_ours_and_current_or_refused() {
 
     let key = Key::p256();
     let required = ProofCheck { method: "GET", url: URL, access_token: None, nonce_required: true };
-    let without = key.sign(&key.header(), &claims(None));
+    let without = key.sign(&header(&key), &claims(None));
     assert_eq!(check_proof(&without, &required, &n, NOW), Err(ProofError::NonceRequired));
     let mut c = claims(None);
     c["nonce"] = json!(nonce);
-    let with = key.sign(&key.header(), &c);
+    let with = key.sign(&header(&key), &c);
     assert!(check_proof(&with, &required, &n, NOW).is_ok());
     assert_eq!(
         check_proof(&with, &required, &n, NOW + 2 * NONCE_WINDOW_SECS * 1000 + 1000).map(|_| ()).unwrap_err(),
@@ -273,9 +228,9 @@ fn a_nonce_is_ours_and_current_or_refused() {
 #[test]
 fn two_proofs_differ_in_their_replay_key_unless_they_share_key_and_jti() {
     let (a, b) = (Key::p256(), Key::p256());
-    let pa = check(&a.sign(&a.header(), &claims(None)), None).unwrap();
-    let pa2 = check(&a.sign(&a.header(), &claims(None)), None).unwrap();
-    let pb = check(&b.sign(&b.header(), &claims(None)), None).unwrap();
+    let pa = check(&a.sign(&header(&a), &claims(None)), None).unwrap();
+    let pa2 = check(&a.sign(&header(&a), &claims(None)), None).unwrap();
+    let pb = check(&b.sign(&header(&b), &claims(None)), None).unwrap();
     assert_eq!(pa.replay_key, pa2.replay_key, "same key, same jti: the same proof for the one-use check");
     assert_ne!(pa.replay_key, pb.replay_key, "another key may use the same jti");
 }
