@@ -376,3 +376,26 @@ async fn an_assertion_raced_by_fifty_requests_gets_exactly_one_token() {
     first.kill();
     second.kill();
 }
+
+/// The portal's form works without JavaScript: a plain post registers the key and sends
+/// the browser back, where the credentials list it; a bad key comes back as the error.
+#[tokio::test]
+async fn a_key_registers_with_a_plain_form_post_and_a_bad_one_comes_back_as_its_error() {
+    let (app, _upstream, a) = bank_agent(TestApp::spawn().await).await;
+    let key = DpopKey::p256();
+    let jwk = key.jwk().to_string();
+    let res = a.dev.form_post("register_public_key", &[("profile_id", &a.reg.secret.profile_id), ("jwk", &jwk)]).await;
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let (status, html) = a.dev.page(&format!("/clients/{}", a.reg.client_id)).await;
+    assert_eq!(status, 200);
+    assert!(html.contains(&key.thumbprint()), "the credentials list the key by its thumbprint");
+
+    let mut private = DpopKey::p256().jwk();
+    private["d"] = json!("c2VjcmV0");
+    let form = [("profile_id", a.reg.secret.profile_id.as_str()), ("jwk", &private.to_string()), ("replace", "true")];
+    let res = a.dev.form_post("register_public_key", &form).await;
+    assert!(res.status().is_redirection());
+    assert!(res.headers()["location"].to_str().unwrap().contains("__err="), "the error travels back");
+    let snap = app.store.enforcement().snapshot().current();
+    assert_eq!(snap.client_keys.get(&a.reg.client_id).map(Vec::len), Some(1), "only the good key");
+}
