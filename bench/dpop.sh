@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # DPoP beside bearer, in one run on this machine: the same upstream called directly,
 # through the gateway with a bearer token, and with DPoP-bound tokens (a fresh proof per
-# request, ES256 and EdDSA), plus the token endpoint issuing bearer and bound tokens.
+# request, ES256 and EdDSA), plus the token endpoint issuing bearer and bound tokens, and
+# tokens for clients that authenticate with a signed assertion (private_key_jwt).
 # Stock load generators cannot make a proof per request, so every case is loaded by the
 # same generator (server/examples/dpop_load.rs). Besides throughput and latency it
 # reports the gateway's CPU time per request from /proc: what verifying proofs costs the
@@ -46,7 +47,8 @@ for mode in bearer dpop-eddsa dpop-es256; do
 done
 "$load" direct "" "" "" "$direct" "$SATURATION_SECS" 64 0 | sed "s/^{/{\"kind\":\"saturation\",\"gw_cpu_s\":0,/" >>"$results"
 "$load" direct "" "" "" "$direct" "$FIXED_SECS" 32 "$FIXED_RATE" | sed "s/^{/{\"kind\":\"fixed\",\"gw_cpu_s\":0,/" >>"$results"
-for mode in token-bearer token-dpop-es256; do
+export BENCH_PROFILE="$profile" BENCH_ADMIN_TOKEN="$admin"
+for mode in token-bearer token-dpop-es256 token-assertion-eddsa token-assertion-es256; do
   run "$mode" /oauth/token "$SATURATION_SECS" 32 0 | sed "s/^{/{\"kind\":\"saturation\",/" >>"$results"
 done
 
@@ -66,7 +68,8 @@ for mode, name in [("direct", "direct upstream"), ("bearer", "gateway, bearer to
     print(f"| {name} | {s['rps']:,.0f} | {s['rps']/b:.2f} | {cpu:.0f} | {f['p50']:.3f} | {f['p99']:.3f} | {f['p999']:.3f} | {f['ok']}/{f['requests']} |")
 print("\n| token endpoint | tokens/s (32 connections) | gateway CPU µs/token | 2xx |")
 print("|---|---:|---:|---:|")
-for mode, name in [("token-bearer", "bearer token"), ("token-dpop-es256", "DPoP-bound token (ES256 proof, nonce)")]:
+for mode, name in [("token-bearer", "bearer token (client secret)"), ("token-dpop-es256", "DPoP-bound token (ES256 proof, nonce)"),
+                   ("token-assertion-eddsa", "private_key_jwt, EdDSA assertion"), ("token-assertion-es256", "private_key_jwt, ES256 assertion")]:
     s = sat[mode]
     print(f"| {name} | {s['rps']:,.0f} | {s['gw_cpu_s']/s['requests']*1e6:.0f} | {s['ok']}/{s['requests']} |")
 PY

@@ -4,6 +4,9 @@
 //!
 //! usage: dpop_load <mode> <base> <client_id> <client_secret> <path> <secs> <concurrency> [rate]
 //!   mode: direct | bearer | dpop-es256 | dpop-eddsa | token-bearer | token-dpop-es256
+//!         | token-assertion-eddsa | token-assertion-es256 (private_key_jwt: the key is
+//!         registered for profile $BENCH_PROFILE with the token $BENCH_ADMIN_TOKEN, and
+//!         each request carries a fresh signed assertion instead of the secret)
 //!   rate: 0 for closed-loop saturation, else an open-loop rate (requests/s) whose
 //!         latencies are measured from each request's scheduled start.
 //! Prints one JSON line: requests, ok, rps, p50/p99/p99.9 (ms), and the client's own CPU
@@ -20,7 +23,7 @@ use std::time::{Duration, Instant};
 #[path = "../tests/api/dpop_key.rs"]
 #[allow(dead_code)] // the tests' forging helpers
 mod dpop_key;
-use dpop_key::DpopKey;
+use dpop_key::{DpopKey, ProofParts};
 
 struct Setup {
     mode: String,
@@ -48,6 +51,21 @@ impl Setup {
                 .post(&token_url)
                 .basic_auth(&self.client_id, Some(&self.secret))
                 .form(&[("grant_type", "client_credentials")]),
+            "token-assertion-eddsa" | "token-assertion-es256" => {
+                let key = self.key.as_ref().expect("key");
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+                let alg = if matches!(key, DpopKey::P256(_)) { "ES256" } else { "EdDSA" };
+                let assertion = key.sign(&ProofParts {
+                    header: json!({ "alg": alg }),
+                    claims: json!({ "iss": self.client_id, "sub": self.client_id, "aud": token_url,
+                                    "jti": uuid::Uuid::new_v4().to_string(), "iat": now, "exp": now + 60 }),
+                });
+                http.post(&token_url).form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                    ("client_assertion", assertion.as_str()),
+                ])
+            }
             _ => {
                 let key = self.key.as_ref().expect("key");
                 let nonce = self.nonce.lock().expect("nonce").clone();
@@ -91,8 +109,8 @@ async fn main() {
     let rate: u64 = arg(8).parse().unwrap_or(0);
     let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().expect("client");
     let key = match mode.as_str() {
-        "dpop-es256" | "token-dpop-es256" => Some(DpopKey::p256()),
-        "dpop-eddsa" => Some(DpopKey::ed25519()),
+        "dpop-es256" | "token-dpop-es256" | "token-assertion-es256" => Some(DpopKey::p256()),
+        "dpop-eddsa" | "token-assertion-eddsa" => Some(DpopKey::ed25519()),
         _ => None,
     };
     let url = if mode == "direct" { path.clone() } else { format!("{base}{path}") };
@@ -118,6 +136,20 @@ async fn main() {
             }
         }
         assert!(!setup.token.is_empty(), "no token");
+    }
+    if setup.mode.starts_with("token-assertion") {
+        // The agent's developer registers its public key (here the demo admin does).
+        let profile = std::env::var("BENCH_PROFILE").expect("BENCH_PROFILE");
+        let admin = std::env::var("BENCH_ADMIN_TOKEN").expect("BENCH_ADMIN_TOKEN");
+        let jwk = setup.key.as_ref().expect("key").jwk();
+        let res = http
+            .post(format!("{}/api/v1/profiles/{profile}/public-keys", setup.base))
+            .bearer_auth(admin)
+            .json(&json!({ "jwk": jwk }))
+            .send()
+            .await
+            .expect("key registration");
+        assert!(res.status().is_success(), "key registration: {}", res.text().await.unwrap_or_default());
     }
     let setup = Arc::new(setup);
     let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
