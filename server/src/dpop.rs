@@ -70,12 +70,9 @@ impl Proofs {
 
     /// Whether this proof is used for the first time, here and (with Redis) anywhere.
     pub async fn first_use(&self, proof: &Proof) -> bool {
-        if !self.state.first_use_local(proof) {
-            return false;
-        }
-        let Some(shared) = &self.shared else { return true };
         let remembered = Duration::from_secs((PROOF_MAX_AGE_SECS + PROOF_LEEWAY_SECS + 5).unsigned_abs());
-        shared.first_use(&proof.replay_key, remembered).await.unwrap_or(true)
+        let first_here = self.state.first_use_local(proof);
+        SharedLimits::first_everywhere(self.shared.as_ref(), first_here, &proof.replay_key, remembered).await
     }
 
     /// That a request holds the key `bound` (the token's `cnf.jkt`), as `possession`

@@ -197,6 +197,20 @@ impl SharedLimits {
         None
     }
 
+    /// The one rule for something that may be used once (a DPoP proof, a client
+    /// assertion): used for the first time in this process (`first_here`, this replica's
+    /// memory) and, with Redis, on every replica. When Redis cannot say, this replica's
+    /// memory decides alone.
+    pub async fn first_everywhere(shared: Option<&Self>, first_here: bool, key: &[u8; 32], ttl: Duration) -> bool {
+        if !first_here {
+            return false;
+        }
+        match shared {
+            Some(shared) => shared.first_use(key, ttl).await.unwrap_or(true),
+            None => true,
+        }
+    }
+
     /// Checks Redis decided, and checks decided locally because it could not.
     pub fn counts(&self) -> (u64, u64) {
         (self.0.answered.load(Ordering::Relaxed), self.0.fell_back.load(Ordering::Relaxed))

@@ -245,6 +245,12 @@ struct AssertionClaims {
     nbf: Option<i64>,
 }
 
+/// The client an assertion says it authenticates (its `sub`), read before the signature
+/// is checked: only to know whose keys to check it with, when no `client_id` came along.
+pub fn claimed_client(assertion: &str) -> Option<String> {
+    jws::unverified_claims(assertion)?.get("sub")?.as_str().map(str::to_owned)
+}
+
 /// `aud`: one string, or several (RFC 7519 §4.1.3).
 #[derive(Deserialize)]
 #[serde(untagged)]

@@ -25,10 +25,20 @@ pub(crate) fn named_alg(name: &str) -> Option<Algorithm> {
 
 /// The header of a compact JWS, as JSON, if it is one.
 pub(crate) fn header(jwt: &str) -> Option<serde_json::Value> {
+    part(jwt, 0)
+}
+
+/// The claims of a compact JWS, as JSON, *unverified*: only to know which keys to verify
+/// it with.
+pub(crate) fn unverified_claims(jwt: &str) -> Option<serde_json::Value> {
+    part(jwt, 1)
+}
+
+fn part(jwt: &str, n: usize) -> Option<serde_json::Value> {
     jwt.split('.')
-        .next()
-        .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
-        .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
+        .nth(n)
+        .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+        .and_then(|p| serde_json::from_slice::<serde_json::Value>(&p).ok())
         .filter(serde_json::Value::is_object)
 }
 

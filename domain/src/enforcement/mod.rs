@@ -20,8 +20,9 @@ mod tokens;
 use std::sync::Arc;
 
 pub use client_keys::{
-    check_assertion, parse_public_key, Assertion, AssertionCheck, AssertionError, ClientKey, KeyError, PublicKey,
-    ASSERTION_ALGS, ASSERTION_LEEWAY_SECS, ASSERTION_TYPE, MAX_ASSERTION_LIFETIME_SECS, MAX_KEYS_PER_PROFILE,
+    check_assertion, claimed_client, parse_public_key, Assertion, AssertionCheck, AssertionError, ClientKey, KeyError,
+    PublicKey, ASSERTION_ALGS, ASSERTION_LEEWAY_SECS, ASSERTION_TYPE, MAX_ASSERTION_LIFETIME_SECS,
+    MAX_KEYS_PER_PROFILE,
 };
 pub use dpop::{
     check_proof, token_hash, Nonces, Proof, ProofCheck, ProofError, ProofKey, DPOP_ALGS, MAX_PROOF_BYTES,

@@ -16,7 +16,7 @@ use portcullis_domain::audit_event::RequestEvent;
 use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::{AuditSink, PendingRow};
 use portcullis_domain::enforcement::{
-    Assertion, AssertionError, CredentialEntry, ProfileEntry, Proof, ProofCheck, ProofError, Snapshot,
+    claimed_client, Assertion, AssertionError, CredentialEntry, ProfileEntry, Proof, ProofCheck, ProofError, Snapshot,
     TokenRequestError, TokenSettings, ASSERTION_ALGS, ASSERTION_TYPE, DPOP_ALGS,
 };
 use portcullis_domain::keyed::{identity_key, source_key, Limiter};
@@ -223,7 +223,7 @@ fn client_auth(headers: &HeaderMap, form: &[(String, String)]) -> Result<ClientA
             // The client is the assertion's subject; a `client_id` sent beside it must be
             // the same (the signature check holds `iss` and `sub` to it).
             let client_id = field("client_id")
-                .or_else(|| unverified_subject(&assertion))
+                .or_else(|| claimed_client(&assertion))
                 .ok_or_else(|| OAuthError::assertion(AssertionError::MissingClaim))?;
             Ok(ClientAuth::Assertion { client_id, assertion })
         }
@@ -244,19 +244,6 @@ fn client_auth(headers: &HeaderMap, form: &[(String, String)]) -> Result<ClientA
         },
         (None, None, None) => Err(OAuthError::invalid_client()),
     }
-}
-
-/// The `sub` an assertion claims, read before its signature is checked: only to know
-/// whose keys to check it with.
-fn unverified_subject(assertion: &str) -> Option<String> {
-    let payload = assertion.split('.').nth(1)?;
-    let claims: serde_json::Value =
-        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-    claims.get("sub")?.as_str().map(|s| cap_str(s, cap::ID))
-}
-
-fn cap_str(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
 }
 
 impl OAuthServer {
@@ -289,12 +276,10 @@ impl OAuthServer {
     }
 
     async fn first_assertion_use(&self, assertion: &Assertion) -> bool {
-        if !self.store.enforcement().first_assertion_use_local(assertion) {
-            return false;
-        }
-        let Some((shared, _)) = &self.limits.shared else { return true };
         let remembered = std::time::Duration::from_secs(assertion.remember_secs);
-        shared.first_use(&assertion.replay_key, remembered).await.unwrap_or(true)
+        let first_here = self.store.enforcement().first_assertion_use_local(assertion);
+        let shared = self.limits.shared.as_ref().map(|(shared, _)| shared);
+        SharedLimits::first_everywhere(shared, first_here, &assertion.replay_key, remembered).await
     }
 }
 

@@ -399,3 +399,41 @@ async fn a_key_registers_with_a_plain_form_post_and_a_bad_one_comes_back_as_its_
     let snap = app.store.enforcement().snapshot().current();
     assert_eq!(snap.client_keys.get(&a.reg.client_id).map(Vec::len), Some(1), "only the good key");
 }
+
+/// A Redis that accepts connections and never answers, the worst outage: every token
+/// request is still served (a one-use check waits at most a second for Redis, then this
+/// replica's memory decides alone for a second), and a replay on the same replica is
+/// still refused. Needs no Redis of its own.
+#[tokio::test]
+async fn with_a_redis_that_never_answers_assertions_still_work_and_replays_are_still_refused() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let (mut app, _upstream, a) = bank_agent(TestApp::spawn().await).await;
+    let key = DpopKey::ed25519();
+    assert_eq!(register(&app, &a, &key.jwk(), false).await.0, StatusCode::CREATED);
+    app.shut_down().await;
+    let public = "https://api.portcullis.test";
+    let redis = format!("redis://{silent_addr}");
+    let server = Server::start(&app, &["--public-url", public, "--redis-url", redis.as_str()]).await;
+    let mut slowest = std::time::Duration::ZERO;
+    let mut last = String::new();
+    for _ in 0..6 {
+        last = key.sign(&assertion_parts(&key, &a.reg.client_id, public));
+        let started = std::time::Instant::now();
+        let (status, body) = token_request(&server.base, &last, &[]).await;
+        assert_eq!(status, 200, "{body}");
+        slowest = slowest.max(started.elapsed());
+    }
+    assert!(slowest < std::time::Duration::from_millis(1800), "slowest token request {slowest:?}");
+    let (status, body) = token_request(&server.base, &last, &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains("already used"), "{body}");
+    eprintln!("silent Redis: slowest of 6 token requests {slowest:?}");
+    server.kill();
+}
