@@ -74,7 +74,8 @@ impl Store {
 
         let credentials = sqlx::query(
             "SELECT e.credential_id, c.kind, c.prefix, COUNT(*) AS n, MAX(e.occurred_at) AS last_used,
-                    SUM(CASE WHEN e.sender_key IS NULL THEN 0 ELSE 1 END) AS proven
+                    SUM(CASE WHEN e.sender_key LIKE 'dpop:%' THEN 1 ELSE 0 END) AS proven,
+                    SUM(CASE WHEN e.sender_key LIKE '%x5t#S256:%' THEN 1 ELSE 0 END) AS certified
              FROM audit_events e LEFT JOIN credentials c ON c.id = e.credential_id
              WHERE e.client_id = $1 AND e.action = 'request' AND e.occurred_at >= $2 AND e.credential_id IS NOT NULL
              GROUP BY e.credential_id, c.kind, c.prefix ORDER BY last_used DESC",
@@ -91,6 +92,7 @@ impl Store {
                 prefix: r.try_get("prefix")?,
                 requests: r.try_get("n")?,
                 proven_requests: r.try_get::<Option<i64>, _>("proven")?.unwrap_or(0),
+                certificate_requests: r.try_get::<Option<i64>, _>("certified")?.unwrap_or(0),
                 last_used_at: r.try_get("last_used")?,
             })
         })

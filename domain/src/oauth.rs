@@ -15,8 +15,11 @@ use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use sqlx::Row;
 
-use crate::enforcement::{IssuedAccessToken, Jwk, KeyRing, Signer, SigningAlg, TokenRequestError, TokenSettings};
+use crate::enforcement::{
+    Confirmation, IssuedAccessToken, Jwk, KeyRing, Signer, SigningAlg, TokenRequestError, TokenSettings,
+};
 use crate::error::Result;
+use crate::model::SenderConstraint;
 use crate::sealing::{seal, unseal};
 use crate::store::Store;
 use crate::DomainError;
@@ -281,11 +284,14 @@ impl Store {
             })?;
         let issued = self
             .enforcement
-            .mint(settings, credential, profile, None, Some(&actor.user.id), dpop_jkt)
+            .mint(settings, credential, profile, None, Some(&actor.user.id), &Confirmation::new(dpop_jkt, None))
             .map_err(|e| match e {
                 TokenRequestError::InvalidScope(m) | TokenRequestError::InvalidRequest(m) => DomainError::Invalid(m),
                 TokenRequestError::InvalidClient => DomainError::Invalid("This client cannot get tokens now.".into()),
-                TokenRequestError::SenderConstraintRequired => {
+                TokenRequestError::SenderConstraintRequired(SenderConstraint::Mtls) => DomainError::Invalid(
+                    "This profile accepts only tokens bound to the agent's TLS client certificate, which Test access does not hold: call with the agent's certificate (curl --cert).".into(),
+                ),
+                TokenRequestError::SenderConstraintRequired(_) => {
                     DomainError::Invalid("This profile accepts only DPoP-bound tokens.".into())
                 }
                 TokenRequestError::Internal => DomainError::Internal("signing an access token failed".into()),

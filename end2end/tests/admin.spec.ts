@@ -236,7 +236,7 @@ test('an admin requires DPoP for a profile: its API key stops, Test access prove
   await panel.getByRole('button', { name: 'Run' }).click();
   await expect(panel.getByTestId('test-result')).toContainText('allowed');
   const recent = page.getByTestId('recent-requests');
-  await expect(recent.getByRole('row', { name: /GET \/gw\/accounts\/accounts/ }).first().getByTestId('dpop-badge')).toBeVisible();
+  await expect(recent.getByRole('row', { name: /GET \/gw\/accounts\/accounts/ }).first().getByTestId('proof-badge')).toHaveText('DPoP');
   await sandbox.scrollIntoViewIfNeeded();
   await shot(page, '40-profile-requires-dpop');
 

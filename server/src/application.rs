@@ -230,6 +230,10 @@ impl Application {
         let tokens = TokenSettings { audience: issuer.clone(), issuer };
         let sources = crate::sources::Sources::new(args.source_refusal_limit);
         sources.spawn_reporter(store.clone());
+        // Whether a request can come with a client certificate: the listener asks for
+        // one, or a proxy in front forwards it. The metadata then offers RFC 8705.
+        let client_certificates =
+            args.tls_client_ca.is_some() || args.tls_self_signed_clients || args.trust_client_cert_header;
         let oauth = crate::oauth::OAuthServer::new(
             store.clone(),
             tokens.clone(),
@@ -237,7 +241,8 @@ impl Application {
             sources.clone(),
             args.token_rate_limit,
             shared_limits.clone(),
-        );
+        )
+        .accepting_certificates(client_certificates);
         let gateway = crate::gateway::Gateway::new(
             store.clone(),
             tokens.clone(),
@@ -249,6 +254,7 @@ impl Application {
                 shared_limits: shared_limits.clone(),
                 max_body: args.max_body,
                 upstream_tls,
+                client_certificates,
             },
         )
         .map_err(|e| StartError::Config(format!("upstream TLS: {e}")))?;
@@ -350,6 +356,7 @@ impl Application {
         };
         let origins = crate::listener::Origins {
             trusted_proxies: crate::client_ip::TrustedProxies::new(args.trusted_proxies.clone()),
+            client_cert_header: args.trust_client_cert_header,
         };
         Ok(Self {
             listener,
@@ -471,7 +478,12 @@ fn listener_tls(args: &ServeArgs) -> Result<Option<Arc<crate::tls::ListenerTls>>
             ))
         }
     };
-    let files = crate::tls::TlsFiles { cert, key, client_ca: args.tls_client_ca.clone() };
+    let files = crate::tls::TlsFiles {
+        cert,
+        key,
+        client_ca: args.tls_client_ca.clone(),
+        self_signed_clients: args.tls_self_signed_clients,
+    };
     let tls = crate::tls::ListenerTls::load(files).map_err(|e| StartError::Config(format!("https listener: {e}")))?;
     Ok(Some(Arc::new(tls)))
 }

@@ -20,7 +20,7 @@ impl TrustedProxies {
         Self(Arc::new(nets))
     }
 
-    fn trusts(&self, ip: IpAddr) -> bool {
+    pub fn trusts(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|n| n.contains(&ip))
     }
 

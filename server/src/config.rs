@@ -313,6 +313,17 @@ pub struct ServeArgs {
     /// the handshake.
     #[arg(long, env = "PORTCULLIS_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<std::path::PathBuf>,
+    /// Ask https clients for a certificate and accept any, self-signed too, whose
+    /// handshake proves its key (RFC 8705): tokens obtained over it are bound to it, and
+    /// it authenticates a client whose registered public key it carries
+    /// (`self_signed_tls_client_auth`). Not with `--tls-client-ca`.
+    #[arg(long, env = "PORTCULLIS_TLS_SELF_SIGNED_CLIENTS", requires = "tls_cert", conflicts_with = "tls_client_ca")]
+    pub tls_self_signed_clients: bool,
+    /// Believe the RFC 9440 `Client-Cert` header from `--trusted-proxies`: a load
+    /// balancer that ends TLS, checked the client's certificate and sets (or removes)
+    /// this header on every request. From anyone else it is ignored. Off by default.
+    #[arg(long, env = "PORTCULLIS_TRUST_CLIENT_CERT_HEADER", requires = "trusted_proxies")]
+    pub trust_client_cert_header: bool,
     /// Where to serve Prometheus metrics (`/metrics`), e.g. `127.0.0.1:9464`: a
     /// listener of its own, never the public port. Off unless given.
     #[arg(long, env = "PORTCULLIS_METRICS_ADDR")]

@@ -38,7 +38,13 @@ pub struct Bounds {
 #[derive(Debug, Clone, Default)]
 pub struct Origins {
     pub trusted_proxies: TrustedProxies,
+    /// Whether a trusted proxy's `Client-Cert` header (RFC 9440) is the client's
+    /// certificate.
+    pub client_cert_header: bool,
 }
+
+/// RFC 9440's header: the client certificate a TLS-terminating proxy verified.
+const CLIENT_CERT: &str = "client-cert";
 
 /// Serves `router` until `shutdown` resolves, then until every open connection is done.
 /// With `tls`, every connection is https (h2 or http/1.1, as ALPN settles).
@@ -75,6 +81,7 @@ pub async fn serve(
             builder: builder.clone(),
             router: router.clone(),
             trusted: origins.trusted_proxies.clone(),
+            client_cert_header: origins.client_cert_header,
             remote,
             deadline,
             idle_after: bounds.header_read_timeout,
@@ -110,6 +117,7 @@ struct Connection {
     builder: Arc<Builder<TokioExecutor>>,
     router: Router,
     trusted: TrustedProxies,
+    client_cert_header: bool,
     remote: SocketAddr,
     deadline: tokio::time::Instant,
     /// A connection with no new request for this long is closed gracefully.
@@ -122,7 +130,11 @@ impl Connection {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let Self { builder, router, trusted, remote, deadline, idle_after, mut stopping } = self;
+        let Self { builder, router, trusted, client_cert_header, remote, deadline, idle_after, mut stopping } = self;
+        // Behind a proxy that ended TLS, the client's certificate is the one it forwards
+        // (the connection's own is the proxy's); from anyone else the header is a claim
+        // nobody checked, and is dropped before any handler sees it.
+        let proxied = client_cert_header && trusted.trusts(remote.ip());
         // When the newest request began, in milliseconds after `opened` (0: none yet).
         let opened = tokio::time::Instant::now();
         let last_request = Arc::new(AtomicU64::new(0));
@@ -135,8 +147,13 @@ impl Connection {
             let client = trusted.client(remote.ip(), req.headers());
             req.extensions_mut().insert(ConnectInfo(remote));
             req.extensions_mut().insert(ClientIp(client));
-            if let Some(certificate) = &certificate {
-                req.extensions_mut().insert(certificate.clone());
+            let forwarded = req.headers_mut().remove(CLIENT_CERT);
+            let presented = match proxied {
+                true => forwarded.and_then(|v| ClientCertificate::from_header(v.as_bytes())),
+                false => certificate.clone(),
+            };
+            if let Some(presented) = presented {
+                req.extensions_mut().insert(presented);
             }
             req
         });

@@ -1,5 +1,6 @@
-//! https on the main listener (`--tls-cert`, `--tls-key`, `--tls-client-ca`): reading the
-//! PEM files into a rustls configuration, and replacing it without a restart.
+//! https on the main listener (`--tls-cert`, `--tls-key`, `--tls-client-ca` or
+//! `--tls-self-signed-clients`): reading the PEM files into a rustls configuration, and
+//! replacing it without a restart.
 //!
 //! The configuration sits behind an `ArcSwap`: each handshake takes the current one, so
 //! a reload serves new connections with the new certificate while open ones keep theirs.
@@ -10,12 +11,15 @@
 //! listener down.
 
 use arc_swap::ArcSwap;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{DigitallySignedStruct, ServerConfig, SignatureScheme};
+use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -33,6 +37,9 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub client_ca: Option<PathBuf>,
+    /// Ask every client for a certificate and accept any whose handshake proves its key
+    /// (RFC 8705 `self_signed_tls_client_auth`); not with `client_ca`.
+    pub self_signed_clients: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,17 +58,46 @@ pub enum TlsError {
     Settings(rustls::Error),
 }
 
-/// The certificate a client presented in the handshake (DER), verified against
-/// `--tls-client-ca`; in the extensions of every request on that connection. It is the
-/// material RFC 8705 binds tokens to.
+/// The certificate a client proved it holds: in the TLS handshake (verified against
+/// `--tls-client-ca`, or any with `--tls-self-signed-clients`), or in the `Client-Cert`
+/// header of a proxy that ended TLS (`--trust-client-cert-header`). In the extensions
+/// of every request it came with: the material RFC 8705 binds tokens to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientCertificate(Arc<CertificateDer<'static>>);
+pub struct ClientCertificate(Arc<Presented>);
+
+#[derive(Debug, PartialEq, Eq)]
+struct Presented {
+    der: CertificateDer<'static>,
+    /// `x5t#S256`, computed once per connection.
+    thumbprint: String,
+}
 
 impl ClientCertificate {
+    pub fn new(der: CertificateDer<'static>) -> Self {
+        let thumbprint = portcullis_domain::enforcement::certificate_thumbprint(der.as_ref());
+        Self(Arc::new(Presented { der, thumbprint }))
+    }
+
     pub fn der(&self) -> &[u8] {
-        self.0.as_ref()
+        self.0.der.as_ref()
+    }
+
+    /// RFC 8705 §3.1 `x5t#S256`: what a token bound to this certificate carries.
+    pub fn thumbprint(&self) -> &str {
+        &self.0.thumbprint
+    }
+
+    /// The certificate in an RFC 9440 `Client-Cert` field: a structured-field byte
+    /// sequence, `:` base64 DER `:`. Anything else is no certificate.
+    pub fn from_header(value: &[u8]) -> Option<Self> {
+        let inner = value.strip_prefix(b":")?.strip_suffix(b":")?;
+        let der = STANDARD.decode(inner).ok().filter(|d| !d.is_empty() && d.len() <= MAX_HEADER_CERT_BYTES)?;
+        Some(Self::new(CertificateDer::from(der)))
     }
 }
+
+/// A forwarded certificate larger than this is ignored (a certificate is a few KB).
+const MAX_HEADER_CERT_BYTES: usize = 16 * 1024;
 
 /// One loaded configuration and the certificate it presents.
 struct Loaded {
@@ -173,7 +209,7 @@ impl Reloader {
 pub fn client_certificate(conn: &rustls::ServerConnection) -> Option<ClientCertificate> {
     conn.peer_certificates()
         .and_then(|chain| chain.first())
-        .map(|leaf| ClientCertificate(Arc::new(leaf.clone().into_owned())))
+        .map(|leaf| ClientCertificate::new(leaf.clone().into_owned()))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -216,6 +252,9 @@ fn build(files: &TlsFiles) -> Result<Loaded, TlsError> {
                 .build()
                 .map_err(|e| fail(e.to_string()))?;
             builder.with_client_cert_verifier(verifier)
+        }
+        None if files.self_signed_clients => {
+            builder.with_client_cert_verifier(Arc::new(AnyClientCertificate { provider: provider.clone() }))
         }
         None => builder.with_no_client_auth(),
     };
@@ -311,6 +350,57 @@ impl ServerCertVerifier for ItsOwnCertificate {
         } else {
             Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
         }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Asks for a client certificate and accepts any, self-signed included, whose handshake
+/// signature proves the client holds its key. The certificate vouches for nothing else:
+/// it authenticates a client only if its key is one the client registered, and it binds
+/// the tokens obtained over it.
+#[derive(Debug)]
+struct AnyClientCertificate {
+    provider: Arc<CryptoProvider>,
+}
+
+impl ClientCertVerifier for AnyClientCertificate {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        // Asked for, not required, as with a client CA.
+        false
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
     }
 
     fn verify_tls12_signature(

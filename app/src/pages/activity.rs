@@ -147,6 +147,9 @@ fn ActivityView(activity: ClientActivity) -> impl IntoView {
                                         {(u.proven_requests > 0).then(|| view! {
                                             " " <span class="badge badge-dpop" data-testid="dpop-requests" title="Requests that proved possession of their token's key">{format!("{} DPoP", u.proven_requests)}</span>
                                         })}
+                                        {(u.certificate_requests > 0).then(|| view! {
+                                            " " <span class="badge badge-dpop" data-testid="mtls-requests" title="Requests that came with the client certificate their token is bound to">{format!("{} mTLS", u.certificate_requests)}</span>
+                                        })}
                                     </td>
                                     <td class="when">{when(Some(u.last_used_at))}</td>
                                 </tr>

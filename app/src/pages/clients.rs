@@ -452,6 +452,14 @@ fn ProfileCard(
                     <code>"Authorization: DPoP <token>"</code>" with a fresh "<code>"DPoP"</code>" proof made for that call."
                 </div>
             })}
+            {(constraint == SenderConstraint::Mtls).then(|| view! {
+                <div class="alert alert-warning" role="note" data-testid="mtls-required">
+                    <strong>"Only certificate-bound tokens are accepted. "</strong>
+                    "This profile's API keys and bearer tokens are refused at the gateway and the MCP endpoint. Request the token over TLS with the agent's client certificate (RFC 8705; "
+                    <code>"curl --cert agent.pem --key agent.key"</code>
+                    "), and make every call with the same certificate. A certificate whose key is registered below also stands in for the secret."
+                </div>
+            })}
             // Only admins set rate-limit policies; the server checks it again.
             {admin.then(|| {
                 let pid_ttl = pid3.clone();
@@ -485,7 +493,7 @@ fn ProfileCard(
             <CredentialTable credentials=profile.credentials revoke constraint/>
             <details class="register-key" data-testid="register-key">
                 <summary>"Register a public key instead of a secret (private_key_jwt)"</summary>
-                <p class="muted">"The agent keeps the private key and signs each token request with it (RFC 7523); Portcullis stores only the public key, so nothing it holds could be used to sign in. Paste the public key as a JWK: EC P-256, Ed25519, or RSA of 2048 bits or more."</p>
+                <p class="muted">"The agent keeps the private key and signs each token request with it (RFC 7523); Portcullis stores only the public key, so nothing it holds could be used to sign in. Paste the public key as a JWK: EC P-256, Ed25519, or RSA of 2048 bits or more. Where Portcullis asks for TLS client certificates, a certificate (self-signed will do) carrying this key authenticates the agent too, with only its client id (RFC 8705 self_signed_tls_client_auth)."</p>
                 <ActionForm action=register_key>
                     <input type="hidden" name="profile_id" value=pid_key/>
                     <div class="field">
@@ -515,7 +523,8 @@ fn ProfileCard(
 fn CredentialTable(
     credentials: Vec<CredentialView>,
     revoke: ServerAction<RevokeCredential>,
-    /// With `dpop`, the profile refuses its API keys: each says so beside its status.
+    /// With a sender constraint, the profile refuses its API keys: each says so beside
+    /// its status.
     constraint: SenderConstraint,
 ) -> impl IntoView {
     view! {
@@ -531,7 +540,7 @@ fn CredentialTable(
                         };
                         let usable = cr.state.is_usable();
                         let refused_by_policy = usable
-                            && constraint == SenderConstraint::Dpop
+                            && constraint != SenderConstraint::None
                             && cr.kind == portcullis_domain::model::CredentialKind::ApiKey;
                         let id = cr.id.clone();
                         let question = format!("Revoke the {} {}…?", cr.kind.noun(), portcullis_domain::model::shown_prefix(&cr.prefix));
@@ -543,7 +552,9 @@ fn CredentialTable(
                                     <span class=status_class>{cr.state.label()}</span>
                                     {refused_by_policy.then(|| view! {
                                         " " <span class="badge badge-rejected" data-testid="refused-by-policy"
-                                            title="This profile accepts only DPoP-bound tokens: the gateway refuses its API keys.">"refused: DPoP only"</span>
+                                            title=format!("This profile accepts only {}: the gateway refuses its API keys.", constraint.label())>
+                                            {match constraint { SenderConstraint::Mtls => "refused: mTLS only", _ => "refused: DPoP only" }}
+                                        </span>
                                     })}
                                 </td>
                                 <td class="when">{when(Some(cr.created_at))}</td>
@@ -614,6 +625,12 @@ fn TokenHowTo(origin: String, client_id: String, profile_id: String, constraint:
             {(constraint == SenderConstraint::Dpop).then(|| view! {
                 <p class="alert alert-warning" data-testid="token-howto-dpop">
                     "This profile accepts only DPoP-bound tokens: the bearer token below would be refused. Use a DPoP client (see the profile below); the token request is the same, with a DPoP proof."
+                </p>
+            })}
+            {(constraint == SenderConstraint::Mtls).then(|| view! {
+                <p class="alert alert-warning" data-testid="token-howto-mtls">
+                    "This profile accepts only certificate-bound tokens: make both requests below with the agent's client certificate ("
+                    <code>"--cert agent.pem --key agent.key"</code>"), or the token is refused."
                 </p>
             })}
             <CodeBlock code=curl/>
@@ -701,7 +718,7 @@ fn RecentRequests(requests: Resource<Result<Vec<RequestView>, AppError>>) -> imp
                                                     <td>
                                                         {r.channel.clone()}
                                                         {r.sender_key.clone().map(|k| view! {
-                                                            " " <span class="badge badge-dpop" title=format!("Proven key {k}") data-testid="dpop-badge">"DPoP"</span>
+                                                            " " <span class="badge badge-dpop" title=format!("Proven {k}") data-testid="proof-badge">{portcullis_domain::model::proof_label(&k)}</span>
                                                         })}
                                                     </td>
                                                     <td class="mono request">{request_label(&r)}</td>

@@ -7,6 +7,7 @@
 //! `Enforcement`, so there is one hasher, one clock and one rule for whether a token is
 //! live ([`Snapshot::token_holder`]).
 
+mod certificates;
 mod client_keys;
 mod dpop;
 mod jws;
@@ -19,6 +20,7 @@ mod tokens;
 
 use std::sync::Arc;
 
+pub use certificates::{certificate_key, certificate_thumbprint};
 pub use client_keys::{
     check_assertion, claimed_client, parse_public_key, Assertion, AssertionCheck, AssertionError, ClientKey, KeyError,
     PublicKey, ASSERTION_ALGS, ASSERTION_LEEWAY_SECS, ASSERTION_TYPE, MAX_ASSERTION_LIFETIME_SECS,

@@ -39,24 +39,62 @@ pub struct AccessClaims {
     /// Test access, whose requests the audit trail attributes to that person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<ActorClaim>,
-    /// The key the token is bound to (RFC 9449 §6.1, RFC 7800): only a request proving
-    /// possession of it may use the token.
+    /// What the token is bound to (RFC 7800): only a request proving possession of it
+    /// may use the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
 }
 
 impl AccessClaims {
-    /// The JWK thumbprint of the DPoP key the token is bound to, if it is bound.
+    /// The JWK thumbprint of the DPoP key the token is bound to, if it is bound to one.
     pub fn dpop_jkt(&self) -> Option<&str> {
-        self.cnf.as_ref().map(|c| c.jkt.as_str())
+        self.cnf.as_ref().and_then(|c| c.jkt.as_deref())
+    }
+
+    /// The hash of the TLS client certificate the token is bound to, if any.
+    pub fn certificate_thumbprint(&self) -> Option<&str> {
+        self.cnf.as_ref().and_then(|c| c.x5t_s256.as_deref())
     }
 }
 
-/// RFC 7800 `cnf`, with DPoP's member.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// RFC 7800 `cnf`: the DPoP key (RFC 9449 §6.1), the TLS client certificate (RFC 8705
+/// §3.1), or both, that a token's every use must prove possession of.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Confirmation {
-    /// The JWK SHA-256 thumbprint of the client's DPoP key (RFC 9449 §6.1).
-    pub jkt: String,
+    /// The JWK SHA-256 thumbprint of the client's DPoP key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
+    /// The SHA-256 hash of the client certificate's DER, base64url.
+    #[serde(rename = "x5t#S256", default, skip_serializing_if = "Option::is_none")]
+    pub x5t_s256: Option<String>,
+}
+
+impl Confirmation {
+    /// What a request proved it holds: a DPoP key, a certificate, both or neither.
+    pub fn new(jkt: Option<&str>, x5t_s256: Option<&str>) -> Self {
+        Self { jkt: jkt.map(str::to_owned), x5t_s256: x5t_s256.map(str::to_owned) }
+    }
+
+    /// How the audit trail records the proven key: `dpop:<jkt>`, `x5t#S256:<hash>`, or
+    /// both.
+    pub fn label(&self) -> String {
+        let dpop = self.jkt.as_deref().map(|jkt| format!("dpop:{jkt}"));
+        let certificate = self.x5t_s256.as_deref().map(|x5t| format!("x5t#S256:{x5t}"));
+        dpop.into_iter().chain(certificate).collect::<Vec<_>>().join(" ")
+    }
+
+    fn is_empty(&self) -> bool {
+        self.jkt.is_none() && self.x5t_s256.is_none()
+    }
+
+    /// Whether it satisfies a profile's sender constraint.
+    pub fn satisfies(&self, constraint: SenderConstraint) -> bool {
+        match constraint {
+            SenderConstraint::None => true,
+            SenderConstraint::Dpop => self.jkt.is_some(),
+            SenderConstraint::Mtls => self.x5t_s256.is_some(),
+        }
+    }
 }
 
 /// RFC 8693 §4.1 `act`: who is acting.
@@ -83,8 +121,9 @@ pub enum TokenError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenRequestError {
     InvalidClient,
-    /// The profile accepts only DPoP-bound tokens and the request carried no proof.
-    SenderConstraintRequired,
+    /// The profile accepts only tokens bound to what the request did not prove (a DPoP
+    /// key, or a TLS client certificate).
+    SenderConstraintRequired(SenderConstraint),
     InvalidScope(String),
     InvalidRequest(String),
     Internal,
@@ -151,13 +190,13 @@ impl Enforcement {
         credential: &CredentialEntry,
         profile: &ProfileEntry,
         requested_scope: Option<&str>,
-        dpop_jkt: Option<&str>,
+        binding: &Confirmation,
     ) -> Result<IssuedAccessToken, TokenRequestError> {
-        self.mint(settings, credential, profile, requested_scope, None, dpop_jkt)
+        self.mint(settings, credential, profile, requested_scope, None, binding)
     }
 
     /// Signs a token for `profile`, obtained with `credential`, acting for `acting_user`
-    /// when a person asked for it, bound to the DPoP key `dpop_jkt` when there is one.
+    /// when a person asked for it, bound to what the request proved it holds.
     pub(crate) fn mint(
         &self,
         settings: &TokenSettings,
@@ -165,10 +204,10 @@ impl Enforcement {
         profile: &ProfileEntry,
         requested_scope: Option<&str>,
         acting_user: Option<&str>,
-        dpop_jkt: Option<&str>,
+        binding: &Confirmation,
     ) -> Result<IssuedAccessToken, TokenRequestError> {
-        if profile.sender_constraint == SenderConstraint::Dpop && dpop_jkt.is_none() {
-            return Err(TokenRequestError::SenderConstraintRequired);
+        if !binding.satisfies(profile.sender_constraint) {
+            return Err(TokenRequestError::SenderConstraintRequired(profile.sender_constraint));
         }
         let now = self.now();
         let mut allowed: Vec<&str> = profile
@@ -215,7 +254,7 @@ impl Enforcement {
             .to_owned(),
             cid: credential.id.clone(),
             act: acting_user.map(|sub| ActorClaim { sub: sub.to_owned() }),
-            cnf: dpop_jkt.map(|jkt| Confirmation { jkt: jkt.to_owned() }),
+            cnf: (!binding.is_empty()).then(|| binding.clone()),
         };
         let ring = self.keys().current();
         let signer = ring.signer(self.now()).ok_or(TokenRequestError::Internal)?;
@@ -277,6 +316,31 @@ impl Enforcement {
             .filter(|p| p.client_id == client_id && p.stopped().is_none())
             .ok_or(AssertionError::NotVerified)?;
         Ok((&key.credential, profile, checked))
+    }
+
+    /// Authenticates a client by the TLS client certificate of its request
+    /// (`self_signed_tls_client_auth`, RFC 8705 §2.2): the handshake proved the caller
+    /// holds the certificate's key, and that key (by its RFC 7638 thumbprint) must be one
+    /// the client registered and has not revoked, for a profile that may act now.
+    pub fn authenticate_client_certificate<'s>(
+        &self,
+        snap: &'s Snapshot,
+        client_id: &str,
+        key_thumbprint: &str,
+    ) -> Result<(&'s CredentialEntry, &'s ProfileEntry), TokenRequestError> {
+        let now = self.now();
+        let key = snap
+            .client_keys
+            .get(client_id)
+            .and_then(|keys| keys.iter().find(|k| k.thumbprint == key_thumbprint))
+            .filter(|k| now < k.credential.expires_at)
+            .ok_or(TokenRequestError::InvalidClient)?;
+        let profile = snap
+            .profiles
+            .get(&key.credential.profile_id)
+            .filter(|p| p.client_id == client_id && p.stopped().is_none())
+            .ok_or(TokenRequestError::InvalidClient)?;
+        Ok((&key.credential, profile))
     }
 
     /// The claims of a token that is active right now: it verifies, it is not revoked,

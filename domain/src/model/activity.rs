@@ -31,9 +31,13 @@ pub struct CredentialUse {
     pub kind: Option<CredentialKind>,
     pub prefix: Option<String>,
     pub requests: i64,
-    /// Of those, the requests that proved possession of a key (DPoP-bound tokens).
+    /// Of those, the requests that proved possession of a DPoP key (DPoP-bound tokens).
     #[serde(default)]
     pub proven_requests: i64,
+    /// Of those, the requests that came with the TLS client certificate their token is
+    /// bound to (RFC 8705).
+    #[serde(default)]
+    pub certificate_requests: i64,
     pub last_used_at: i64,
 }
 

@@ -52,6 +52,15 @@ impl RequestChannel {
     }
 }
 
+/// How a request's proven key (its row's `sender_key`) is named on a badge.
+pub fn proof_label(sender_key: &str) -> &'static str {
+    match (sender_key.contains("dpop:"), sender_key.contains("x5t#S256:")) {
+        (true, true) => "DPoP + mTLS",
+        (false, true) => "mTLS",
+        _ => "DPoP",
+    }
+}
+
 text_enum!(
     /// Whether a request was let through (its answer may still be an upstream error).
     Decision { Allowed => "allowed", Refused => "refused" }
@@ -76,6 +85,8 @@ text_enum!(
         DpopProofReplayed => "dpop_proof_replayed",
         UseDpopNonce => "use_dpop_nonce",
         SenderConstraintRequired => "sender_constraint_required",
+        // RFC 8705: a certificate-bound token without its certificate.
+        CertificateMismatch => "certificate_mismatch",
         IdentityMismatch => "identity_mismatch",
         ClientSuspended => "client_suspended",
         OwnerDisabled => "owner_disabled",

@@ -17,8 +17,9 @@ text_enum!(Environment { Sandbox => "sandbox", Production => "production" });
 text_enum!(
     /// Whether a profile's tokens must be bound to a key the caller proves it holds:
     /// `none` accepts bearer tokens and API keys; `dpop` accepts only DPoP-bound tokens
-    /// (RFC 9449), on every channel. Set by admins.
-    SenderConstraint { None => "none", Dpop => "dpop" }
+    /// (RFC 9449); `mtls` only tokens bound to a TLS client certificate (RFC 8705); on
+    /// every channel. Set by admins.
+    SenderConstraint { None => "none", Dpop => "dpop", Mtls => "mtls" }
 );
 
 impl SenderConstraint {
@@ -26,6 +27,7 @@ impl SenderConstraint {
         match self {
             SenderConstraint::None => "none (bearer tokens and API keys)",
             SenderConstraint::Dpop => "DPoP-bound tokens only",
+            SenderConstraint::Mtls => "certificate-bound tokens only (mTLS)",
         }
     }
 }

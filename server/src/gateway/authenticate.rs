@@ -3,7 +3,8 @@
 //!
 //! Credentials come in headers: `Authorization: Bearer <access token>`, `Authorization:
 //! DPoP <access token>` with a `DPoP` proof of the key the token is bound to (RFC 9449;
-//! a bound token is never accepted as a bearer token), or `X-API-Key`.
+//! a bound token is never accepted as a bearer token), or `X-API-Key`. A token bound to a
+//! TLS client certificate (RFC 8705) is accepted only with that certificate.
 //! A product may accept an API key as `?api_key=`; every other credential in a URL is
 //! refused (RFC 6750 §5.3: URLs end up in logs, proxies and histories). The query is
 //! parsed once, with its names decoded, so `api%5Fkey` is `api_key` for refusal,
@@ -22,6 +23,16 @@ use std::sync::Arc;
 use super::{Gateway, Refusal};
 use crate::dpop::Possession;
 use crate::headers::{access_token, header_str, TokenScheme};
+use crate::tls::ClientCertificate;
+
+/// What a request shows it holds, for a token bound to something (RFC 7800 `cnf`).
+#[derive(Debug, Clone)]
+pub struct Held {
+    /// Its DPoP key: a proof of its own, or one `/mcp` already checked.
+    pub dpop: Possession,
+    /// The TLS client certificate of its connection (or of its proxy's `Client-Cert`).
+    pub certificate: Option<ClientCertificate>,
+}
 
 /// Who called, once authenticated.
 pub struct Caller<'s> {
@@ -30,6 +41,8 @@ pub struct Caller<'s> {
     /// The access token's verified claims, whose scopes may be narrower than the
     /// grants; `None` for an API key, which carries the profile's grants as they are.
     pub(super) token: Option<Arc<AccessClaims>>,
+    /// The certificate the request came with, when its token is bound to it.
+    pub certificate: Option<ClientCertificate>,
 }
 
 impl Caller<'_> {
@@ -47,7 +60,8 @@ impl Caller<'_> {
         event.client_type = Some(self.profile.client_kind);
         event.credential_id = Some(AuditText::new(&self.credential.id, cap::ID));
         event.actor_user_id = self.token.as_ref().and_then(|t| t.act.as_ref()).map(|a| AuditText::new(&a.sub, cap::ID));
-        event.sender_key = self.proven_key().map(|jkt| AuditText::new(&format!("dpop:{jkt}"), cap::ID));
+        event.sender_key =
+            self.token.as_ref().and_then(|t| t.cnf.as_ref()).map(|cnf| AuditText::new(&cnf.label(), cap::ID));
     }
 }
 
@@ -108,15 +122,15 @@ impl<'q> Query<'q> {
 
 impl Gateway {
     /// Who the request's credential belongs to, checked against the snapshot: the same
-    /// answer for `/gw` and for `/mcp` (which never accepts a key in the URL). A
-    /// DPoP-bound token must come with `possession` of its key.
+    /// answer for `/gw` and for `/mcp` (which never accepts a key in the URL). A bound
+    /// token must come with what it is bound to: a proof of its DPoP key, its certificate.
     pub async fn authenticate<'s>(
         &self,
         snap: &'s Snapshot,
         headers: &HeaderMap,
         query: &Query<'_>,
         query_key_allowed: bool,
-        possession: &Possession,
+        held: &Held,
         now: i64,
     ) -> Result<Caller<'s>, Refusal> {
         if query.credential(query_key_allowed) {
@@ -160,17 +174,27 @@ impl Gateway {
                     TokenScheme::Bearer => {}
                     TokenScheme::Dpop => self
                         .proofs
-                        .prove(headers, possession, token, claims.dpop_jkt())
+                        .prove(headers, &held.dpop, token, claims.dpop_jkt())
                         .await
                         .map_err(Refusal::InvalidProof)?,
+                }
+                // Whoever copied a certificate-bound token still lacks the certificate's
+                // key, which the TLS handshake proved this caller holds (RFC 8705 §3).
+                if let Some(bound) = claims.certificate_thumbprint() {
+                    match &held.certificate {
+                        Some(c) if c.thumbprint() == bound => {}
+                        Some(_) => return Err(Refusal::CertificateMismatch),
+                        None => return Err(Refusal::CertificateRequired),
+                    }
                 }
                 (credential, profile, Some(claims))
             }
             (None, None) => return Err(Refusal::MissingCredential),
         };
-        let bound = token.as_ref().is_some_and(|t| t.dpop_jkt().is_some());
-        if profile.sender_constraint == SenderConstraint::Dpop && !bound {
-            return Err(Refusal::ProfileRequiresDpop);
+        let binding = token.as_ref().and_then(|t| t.cnf.as_ref());
+        let constraint = profile.sender_constraint;
+        if !binding.map_or(constraint == SenderConstraint::None, |cnf| cnf.satisfies(constraint)) {
+            return Err(Refusal::ProfileRequiresBinding(constraint));
         }
         let claims_ok = header_str(headers, "x-client-id").is_none_or(|c| c == profile.client_id)
             && header_str(headers, "x-profile-id").is_none_or(|p| p == profile.id);
@@ -180,7 +204,11 @@ impl Gateway {
         if let Some(stopped) = profile.stopped() {
             return Err(Refusal::stopped(stopped));
         }
-        Ok(Caller { credential, profile, token })
+        let certificate = match binding.and_then(|cnf| cnf.x5t_s256.as_ref()) {
+            Some(_) => held.certificate.clone(),
+            None => None,
+        };
+        Ok(Caller { credential, profile, token, certificate })
     }
 }
 

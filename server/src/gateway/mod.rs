@@ -36,7 +36,8 @@ use crate::audit::{self, AuditedBody};
 use crate::body::BytesIn;
 use crate::dpop::{Possession, Proofs};
 use crate::sources::Sources;
-pub use authenticate::{Caller, Query};
+use crate::tls::ClientCertificate;
+pub use authenticate::{Caller, Held, Query};
 pub use refusal::Refusal;
 
 /// The gateway's bounds, from the command line.
@@ -51,6 +52,10 @@ pub struct GatewayLimits {
     /// Roots and client certificates for https upstreams: the default and the named
     /// upstream TLS profiles products may choose.
     pub upstream_tls: upstream_tls::UpstreamTlsProfiles,
+    /// Whether requests can come with a TLS client certificate (the listener asks for
+    /// one, or a trusted proxy forwards it): the metadata then says certificate-bound
+    /// tokens are supported.
+    pub client_certificates: bool,
 }
 
 /// Cloned for every request (axum state), so everything sits behind one `Arc`.
@@ -74,6 +79,7 @@ pub struct Parts {
     upstreams: proxy::Upstreams,
     /// DPoP proofs: checked, and used once across replicas.
     proofs: Proofs,
+    client_certificates: bool,
 }
 
 impl std::ops::Deref for Gateway {
@@ -91,15 +97,39 @@ impl Gateway {
         sources: Sources,
         limits: GatewayLimits,
     ) -> Result<Self, upstream_tls::UpstreamTlsError> {
-        let GatewayLimits { upstream_timeout, global_rate_per_second, shared_limits, max_body, upstream_tls } = limits;
+        let GatewayLimits {
+            upstream_timeout,
+            global_rate_per_second,
+            shared_limits,
+            max_body,
+            upstream_tls,
+            client_certificates,
+        } = limits;
         let upstreams = proxy::Upstreams::new(upstream_timeout, &upstream_tls)?;
         let state = store.enforcement().clone();
         let proofs = Proofs::new(state.clone(), shared_limits.clone(), &tokens.issuer);
         let limits = ratelimit::Limits::new(global_rate_per_second, shared_limits);
         let (proto, rest) = tokens.issuer.split_once("://").unwrap_or(("http", tokens.issuer.as_str()));
         let public = crate::client_ip::PublicOrigin::new(proto, rest.split('/').next().unwrap_or(""));
-        let parts = Parts { store, tokens, public, state, audit, limits, sources, max_body, upstreams, proofs };
+        let parts = Parts {
+            store,
+            tokens,
+            public,
+            state,
+            audit,
+            limits,
+            sources,
+            max_body,
+            upstreams,
+            proofs,
+            client_certificates,
+        };
         Ok(Self(Arc::new(parts)))
+    }
+
+    /// Whether requests can come with a TLS client certificate (RFC 8705).
+    pub fn client_certificates(&self) -> bool {
+        self.client_certificates
     }
 
     pub fn sources(&self) -> &Sources {
@@ -181,9 +211,9 @@ pub struct Call {
     /// The profile the call must authenticate as, when the route already knows it (an
     /// MCP session is bound to one): anything else is refused, whatever the call carries.
     pub bound_profile: Option<String>,
-    /// How a DPoP-bound token's key is shown: the request's own proof at `/gw`, the one
-    /// `/mcp` already checked for a tool call.
-    pub possession: Possession,
+    /// What a bound token's holder shows: the request's own DPoP proof at `/gw`, the one
+    /// `/mcp` already checked for a tool call; the TLS client certificate.
+    pub held: Held,
     /// The request's reserved audit row, with its channel, tool and caller address.
     pub row: PendingRow,
 }
@@ -191,6 +221,7 @@ pub struct Call {
 async fn handle(
     State(gw): State<Gateway>,
     Extension(ClientIp(client)): Extension<ClientIp>,
+    certificate: Option<Extension<ClientCertificate>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -213,9 +244,12 @@ async fn handle(
         Ok(row) => row,
         Err(refusal) => return refusal.into_response(&request_id),
     };
-    let possession = Possession::Proof { method: method.clone(), uri: uri.clone() };
+    let held = Held {
+        dpop: Possession::Proof { method: method.clone(), uri: uri.clone() },
+        certificate: certificate.map(|Extension(c)| c),
+    };
     let call = Call {
-        possession,
+        held,
         method,
         product: product.to_owned(),
         path: path.to_owned(),
@@ -283,7 +317,7 @@ struct Target<'c> {
 struct Who<'c> {
     client: IpAddr,
     bound_profile: Option<&'c str>,
-    possession: &'c Possession,
+    held: &'c Held,
 }
 
 /// What an authorized call is forwarded as.
@@ -322,12 +356,12 @@ impl Gateway {
     }
 
     async fn run(self, call: Call, reply: oneshot::Sender<Executed>) {
-        let Call { method, product, path, query, headers, body, client, bound_profile, possession, mut row } = call;
+        let Call { method, product, path, query, headers, body, client, bound_profile, held, mut row } = call;
         let request_id = row.event.request_id.clone();
         let now = row.event.occurred_at;
         let snap = self.state.snapshot().current();
         let target = Target { method: &method, product: &product, path: &path, query: query.as_deref() };
-        let who = Who { client, bound_profile: bound_profile.as_deref(), possession: &possession };
+        let who = Who { client, bound_profile: bound_profile.as_deref(), held: &held };
         let decided = self.decide(&snap, &mut row.event, target, &headers, who, now);
         let forward = match decided.await {
             Ok(f) => f,
@@ -421,7 +455,7 @@ impl Gateway {
         now: i64,
     ) -> Result<Forward, Refusal> {
         let Target { method, product: product_slug, path: raw_path, query } = target;
-        let Who { client, bound_profile, possession } = who;
+        let Who { client, bound_profile, held } = who;
         let query = Query::parse(query);
         // Looked up first for its `?api_key=` policy; an unknown product is refused only
         // after authentication, so a bad credential is a 401 whatever the path. Only REST
@@ -429,11 +463,10 @@ impl Gateway {
         // there would let one session act as another profile.
         let product = snap.products.get(product_slug);
         let key_in_query = product.is_some_and(|p| p.api_key_in_query) && event.channel == RequestChannel::Rest;
-        let caller =
-            self.authenticate(snap, headers, &query, key_in_query, possession, now).await.inspect_err(|_| {
-                let named = self.named_client(snap, headers, &query, key_in_query);
-                event.attempted_client_id = named.map(|c| AuditText::new(c, cap::ID));
-            })?;
+        let caller = self.authenticate(snap, headers, &query, key_in_query, held, now).await.inspect_err(|_| {
+            let named = self.named_client(snap, headers, &query, key_in_query);
+            event.attempted_client_id = named.map(|c| AuditText::new(c, cap::ID));
+        })?;
         let profile = caller.profile;
         caller.stamp(event);
         if bound_profile.is_some_and(|p| p != profile.id) {

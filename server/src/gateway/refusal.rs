@@ -4,7 +4,7 @@
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use portcullis_domain::enforcement::{ProofError, TokenError};
-use portcullis_domain::model::Reason;
+use portcullis_domain::model::{Reason, SenderConstraint};
 use serde_json::json;
 
 use super::ratelimit::Scope;
@@ -37,8 +37,13 @@ pub enum Refusal {
     InvalidProof(ProofError),
     /// A DPoP-bound token presented as a bearer token.
     BoundTokenAsBearer,
-    /// A bearer token or an API key for a profile that accepts only DPoP-bound tokens.
-    ProfileRequiresDpop,
+    /// A token bound to a TLS client certificate, from a request without it.
+    CertificateRequired,
+    /// A token bound to a TLS client certificate, from a request with another one.
+    CertificateMismatch,
+    /// A token not bound as the profile requires (DPoP or certificate), or an API key,
+    /// for a profile that accepts only bound tokens.
+    ProfileRequiresBinding(SenderConstraint),
     /// `X-Client-ID` / `X-Profile-ID` name someone other than the credential's owner.
     IdentityMismatch,
     ClientSuspended,
@@ -101,7 +106,9 @@ impl Refusal {
             | Refusal::InvalidToken(_)
             | Refusal::InvalidProof(_)
             | Refusal::BoundTokenAsBearer
-            | Refusal::ProfileRequiresDpop
+            | Refusal::CertificateRequired
+            | Refusal::CertificateMismatch
+            | Refusal::ProfileRequiresBinding(_)
             | Refusal::IdentityMismatch => StatusCode::UNAUTHORIZED,
             Refusal::ClientSuspended
             | Refusal::OwnerDisabled
@@ -126,7 +133,8 @@ impl Refusal {
             Refusal::CredentialInQuery => Reason::CredentialInQuery,
             Refusal::UnknownCredential | Refusal::ExpiredCredential | Refusal::InvalidToken(_) => Reason::InvalidToken,
             Refusal::InvalidProof(e) => e.reason(),
-            Refusal::BoundTokenAsBearer | Refusal::ProfileRequiresDpop => Reason::SenderConstraintRequired,
+            Refusal::BoundTokenAsBearer | Refusal::ProfileRequiresBinding(_) => Reason::SenderConstraintRequired,
+            Refusal::CertificateRequired | Refusal::CertificateMismatch => Reason::CertificateMismatch,
             Refusal::IdentityMismatch => Reason::IdentityMismatch,
             Refusal::ClientSuspended => Reason::ClientSuspended,
             Refusal::OwnerDisabled => Reason::OwnerDisabled,
@@ -163,8 +171,17 @@ impl Refusal {
             Refusal::BoundTokenAsBearer => {
                 "The access token is bound to a key (DPoP): send it as Authorization: DPoP with a DPoP proof of that key.".into()
             }
-            Refusal::ProfileRequiresDpop => {
+            Refusal::ProfileRequiresBinding(SenderConstraint::Mtls) => {
+                "This profile accepts only certificate-bound access tokens: request a token over TLS with your client certificate, and call with the same certificate (RFC 8705).".into()
+            }
+            Refusal::ProfileRequiresBinding(_) => {
                 "This profile accepts only DPoP-bound access tokens: request a token with a DPoP proof and send it as Authorization: DPoP with a proof for each request.".into()
+            }
+            Refusal::CertificateRequired => {
+                "The access token is bound to a TLS client certificate: call over TLS with that certificate.".into()
+            }
+            Refusal::CertificateMismatch => {
+                "The access token is bound to another TLS client certificate than the one this request came with.".into()
             }
             Refusal::IdentityMismatch => "X-Client-ID or X-Profile-ID does not match the credential.".into(),
             Refusal::ClientSuspended => "This client is suspended.".into(),
@@ -206,9 +223,12 @@ impl Refusal {
             Refusal::BoundTokenAsBearer => {
                 return Some(crate::dpop::challenge("invalid_token", "the access token is DPoP-bound"))
             }
-            Refusal::ProfileRequiresDpop => {
+            Refusal::ProfileRequiresBinding(SenderConstraint::Mtls) => "this profile accepts only certificate-bound tokens",
+            Refusal::ProfileRequiresBinding(_) => {
                 return Some(crate::dpop::challenge("invalid_token", "this profile accepts only DPoP-bound tokens"))
             }
+            Refusal::CertificateRequired => "the access token is bound to a client certificate",
+            Refusal::CertificateMismatch => "the access token is bound to another client certificate",
             Refusal::MissingCredential => return Some(r#"Bearer realm="portcullis""#.into()),
             Refusal::CredentialInQuery => {
                 return Some(

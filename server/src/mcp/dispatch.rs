@@ -98,6 +98,7 @@ pub(super) async fn call_tool(
                 profile_id: &caller.caller.profile.id,
                 client: ctx.peer,
                 proven_key: caller.caller.proven_key(),
+                certificate: caller.caller.certificate.as_ref(),
             };
             tools::execute_endpoint(&ctx.mcp.gateway, ctx.snap, args, ctx.headers, bound, slot).await
         }

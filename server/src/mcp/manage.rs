@@ -331,13 +331,14 @@ const TOOLS: &[Tool] = &[
     Tool {
         name: "set_sender_constraint",
         title: "Require sender-constrained tokens",
-        description: "Whether a profile accepts only DPoP-bound access tokens (`dpop`) or also bearer tokens and API \
-                      keys (`none`), on every channel (admins).",
+        description: "Whether a profile accepts only DPoP-bound access tokens (`dpop`), only tokens bound to a TLS \
+                      client certificate (`mtls`), or also bearer tokens and API keys (`none`), on every channel \
+                      (admins).",
         kind: Kind::Idempotent,
         properties: || {
             json!({
                 "profile_id": id("A profile id, pf_…"),
-                "sender_constraint": { "type": "string", "enum": ["none", "dpop"] }
+                "sender_constraint": { "type": "string", "enum": ["none", "dpop", "mtls"] }
             })
         },
         required: &["profile_id", "sender_constraint"],

@@ -53,8 +53,9 @@ use std::time::Instant;
 use crate::audit;
 use crate::body::{self as request_body, BodyError};
 use crate::dpop::Possession;
-use crate::gateway::{Caller, Gateway, Query};
+use crate::gateway::{Caller, Gateway, Held, Query};
 use crate::headers::{bearer, header_str, Origin};
+use crate::tls::ClientCertificate;
 use dispatch::{dispatch, note};
 use handshake::session_post;
 use jsonrpc::{
@@ -250,6 +251,8 @@ async fn resource_metadata(State(mcp): State<McpServer>) -> Response {
         // RFC 9449 §5.1: proofs it accepts; bearer tokens are still accepted unless bound.
         "dpop_signing_alg_values_supported": portcullis_domain::enforcement::DPOP_ALGS,
         "dpop_bound_access_tokens_required": false,
+        // RFC 9728 §2: tokens bound to the client certificate are checked against it.
+        "tls_client_certificate_bound_access_tokens": mcp.gateway.client_certificates(),
     }))
     .into_response()
 }

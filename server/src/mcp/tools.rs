@@ -17,7 +17,9 @@ use portcullis_domain::model::Reason;
 use serde_json::{json, Map, Value};
 
 use crate::dpop::Possession;
+use crate::gateway::Held;
 use crate::gateway::{self, Call, Executed, Gateway};
+use crate::tls::ClientCertificate;
 
 /// The largest upstream answer handed to an agent; a tool result is read whole.
 const MAX_RESULT_BYTES: usize = 1024 * 1024;
@@ -319,6 +321,8 @@ pub struct Bound<'a> {
     pub client: std::net::IpAddr,
     /// The DPoP key the MCP request proved it holds, if its token is bound to one.
     pub proven_key: Option<&'a str>,
+    /// The TLS client certificate the MCP request came with, if its token is bound to it.
+    pub certificate: Option<&'a ClientCertificate>,
 }
 
 /// Runs `execute_endpoint` through `Gateway::execute`, which authenticates the caller's
@@ -396,7 +400,10 @@ pub async fn execute_endpoint(
         bound_profile: Some(bound.profile_id.to_owned()),
         // `/mcp` checked this request's DPoP proof (made for its POST) when it
         // authenticated it; the gateway holds the token to the key proven there.
-        possession: Possession::Proven { jkt: bound.proven_key.map(str::to_owned) },
+        held: Held {
+            dpop: Possession::Proven { jkt: bound.proven_key.map(str::to_owned) },
+            certificate: bound.certificate.cloned(),
+        },
         row,
     };
     let (status, request_id, reported, body) = match gateway.execute(call).await {

@@ -91,6 +91,7 @@ pub(super) async fn admit<'s>(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
+    certificate: Option<ClientCertificate>,
     row: &mut PendingRow,
 ) -> Result<Principal<'s>, (Reason, Box<Response>)> {
     if let Some((reason, refused)) = foreign_request(mcp, headers) {
@@ -102,8 +103,8 @@ pub(super) async fn admit<'s>(
         return Ok(person);
     }
     let now = mcp.gateway.store().now();
-    let possession = Possession::Proof { method: method.clone(), uri: uri.clone() };
-    match mcp.gateway.authenticate(snap, headers, &Query::parse(uri.query()), false, &possession, now).await {
+    let held = Held { dpop: Possession::Proof { method: method.clone(), uri: uri.clone() }, certificate };
+    match mcp.gateway.authenticate(snap, headers, &Query::parse(uri.query()), false, &held, now).await {
         Ok(caller) => {
             caller.stamp(&mut row.event);
             Ok(Principal::Agent(caller))
@@ -170,6 +171,7 @@ pub(super) async fn get_stream(
 pub(super) async fn delete(
     State(mcp): State<McpServer>,
     Extension(ClientIp(peer)): Extension<ClientIp>,
+    certificate: Option<Extension<ClientCertificate>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -179,7 +181,8 @@ pub(super) async fn delete(
         Err(refused) => return refused,
     };
     let snap = mcp.gateway.enforcement().snapshot().current();
-    let caller = match admit(&mcp, &snap, &method, &uri, &headers, &mut row).await {
+    let certificate = certificate.map(|Extension(c)| c);
+    let caller = match admit(&mcp, &snap, &method, &uri, &headers, certificate, &mut row).await {
         Ok(c) => c,
         Err((reason, refused)) => return refuse(&mcp, peer, row, reason, *refused).await,
     };
@@ -241,6 +244,7 @@ pub(super) fn accepts_json(headers: &HeaderMap) -> bool {
 pub(super) async fn post(
     State(mcp): State<McpServer>,
     Extension(ClientIp(peer)): Extension<ClientIp>,
+    certificate: Option<Extension<ClientCertificate>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -251,7 +255,8 @@ pub(super) async fn post(
         Err(refused) => return refused,
     };
     let snap = mcp.gateway.enforcement().snapshot().current();
-    let caller = match admit(&mcp, &snap, &method, &uri, &headers, &mut row).await {
+    let certificate = certificate.map(|Extension(c)| c);
+    let caller = match admit(&mcp, &snap, &method, &uri, &headers, certificate, &mut row).await {
         Ok(c) => c,
         Err((reason, refused)) => return refuse(&mcp, peer, row, reason, *refused).await,
     };

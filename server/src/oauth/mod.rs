@@ -16,11 +16,11 @@ use portcullis_domain::audit_event::RequestEvent;
 use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::{AuditSink, PendingRow};
 use portcullis_domain::enforcement::{
-    claimed_client, Assertion, AssertionError, CredentialEntry, ProfileEntry, Proof, ProofCheck, ProofError, Snapshot,
-    TokenRequestError, TokenSettings, ASSERTION_ALGS, ASSERTION_TYPE, DPOP_ALGS,
+    certificate_key, claimed_client, Assertion, AssertionError, Confirmation, CredentialEntry, ProfileEntry, Proof,
+    ProofCheck, ProofError, Snapshot, TokenRequestError, TokenSettings, ASSERTION_ALGS, ASSERTION_TYPE, DPOP_ALGS,
 };
 use portcullis_domain::keyed::{identity_key, source_key, Limiter};
-use portcullis_domain::model::{Decision, Reason, RequestChannel};
+use portcullis_domain::model::{Decision, Reason, RequestChannel, SenderConstraint};
 use portcullis_domain::store::Store;
 use serde_json::json;
 use std::net::IpAddr;
@@ -32,9 +32,12 @@ use crate::body::{self as request_body, BodyError};
 use crate::dpop::{Proofs, DPOP_NONCE};
 use crate::shared_limits::{self, Rule, SharedLimits};
 use crate::sources::Sources;
+use crate::tls::ClientCertificate;
 
-/// How clients may authenticate at every endpoint that takes client authentication.
+/// How clients may authenticate at every endpoint that takes client authentication;
+/// where client certificates reach us, `self_signed_tls_client_auth` too.
 const AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
+const CERTIFICATE_AUTH: &str = "self_signed_tls_client_auth";
 
 /// OAuth requests are small forms; anything larger is refused unread.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -49,6 +52,8 @@ pub struct OAuthServer {
     sources: Sources,
     /// DPoP proofs of token requests: checked, and used once across replicas.
     proofs: Proofs,
+    /// Whether requests can come with a TLS client certificate (RFC 8705).
+    certificates: bool,
 }
 
 /// The token endpoint's limits. None lets an attacker lock a client out: attempts are
@@ -102,7 +107,13 @@ impl OAuthServer {
             per_client: Limiter::new(per_client, per_client.div_ceil(3), 100_000),
             shared: shared.map(|s| (s, per_client)),
         };
-        Self { store, settings, audit, limits: Arc::new(limits), sources, proofs }
+        Self { store, settings, audit, limits: Arc::new(limits), sources, proofs, certificates: false }
+    }
+
+    /// Says (in the metadata) that client certificates can reach this server: the
+    /// listener asks for them, or a trusted proxy forwards them.
+    pub fn accepting_certificates(self, certificates: bool) -> Self {
+        Self { certificates, ..self }
     }
 }
 
@@ -120,13 +131,27 @@ pub fn router<S: Clone + Send + Sync + 'static>(server: OAuthServer) -> Router<S
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct OAuthError {
     status: StatusCode,
+    /// What the audit row says.
     error: Reason,
+    /// What the client is told (`error`): a replayed or missing proof is
+    /// `invalid_dpop_proof` to the client (RFC 9449), a replayed assertion
+    /// `invalid_client`; the audit trail keeps them apart.
+    wire: Reason,
     description: String,
 }
 
 impl OAuthError {
     fn new(status: StatusCode, error: Reason, description: impl Into<String>) -> Self {
-        Self { status, error, description: description.into() }
+        let wire = match error {
+            Reason::DpopProofReplayed | Reason::SenderConstraintRequired => Reason::InvalidDpopProof,
+            Reason::ClientAssertionReplayed => Reason::InvalidClient,
+            other => other,
+        };
+        Self { status, error, wire, description: description.into() }
+    }
+    /// The same refusal, told to the client as `wire`.
+    fn answered_as(self, wire: Reason) -> Self {
+        Self { wire, ..self }
     }
     fn invalid_request(description: &str) -> Self {
         Self::new(StatusCode::BAD_REQUEST, Reason::InvalidRequest, description)
@@ -153,15 +178,8 @@ impl OAuthError {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        // A replayed or missing proof is `invalid_dpop_proof` to the client (RFC 9449);
-        // the audit trail keeps them apart.
-        let error = match self.error {
-            Reason::DpopProofReplayed | Reason::SenderConstraintRequired => Reason::InvalidDpopProof,
-            Reason::ClientAssertionReplayed => Reason::InvalidClient,
-            other => other,
-        };
         let mut res =
-            (self.status, Json(json!({ "error": error, "error_description": self.description }))).into_response();
+            (self.status, Json(json!({ "error": self.wire, "error_description": self.description }))).into_response();
         no_store(res.headers_mut());
         if self.status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Basic realm="portcullis""#));
@@ -184,20 +202,30 @@ enum ClientAuth {
     Secret { client_id: String, secret: String },
     /// `private_key_jwt` (RFC 7523 §2.2): an assertion signed with a registered key.
     Assertion { client_id: String, assertion: String },
+    /// `self_signed_tls_client_auth` (RFC 8705 §2.2): only a `client_id`, over a TLS
+    /// connection whose client certificate carries a registered key.
+    Certificate { client_id: String, certificate: ClientCertificate },
 }
 
 impl ClientAuth {
     fn client_id(&self) -> &str {
         match self {
-            ClientAuth::Secret { client_id, .. } | ClientAuth::Assertion { client_id, .. } => client_id,
+            ClientAuth::Secret { client_id, .. }
+            | ClientAuth::Assertion { client_id, .. }
+            | ClientAuth::Certificate { client_id, .. } => client_id,
         }
     }
 }
 
 /// The client's authentication, from `Authorization: Basic` (form-urlencoded inside,
 /// RFC 6749 §2.3.1), from the body's secret, or from the body's assertion; more than one
-/// is a malformed request.
-fn client_auth(headers: &HeaderMap, form: &[(String, String)]) -> Result<ClientAuth, OAuthError> {
+/// is a malformed request. With none of them, a `client_id` and the connection's client
+/// certificate authenticate with the certificate's key.
+fn client_auth(
+    headers: &HeaderMap,
+    form: &[(String, String)],
+    certificate: Option<&ClientCertificate>,
+) -> Result<ClientAuth, OAuthError> {
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let basic = headers
         .get(header::AUTHORIZATION)
@@ -242,7 +270,12 @@ fn client_auth(headers: &HeaderMap, form: &[(String, String)]) -> Result<ClientA
             Some(client_id) => Ok(ClientAuth::Secret { client_id, secret }),
             None => Err(OAuthError::invalid_client()),
         },
-        (None, None, None) => Err(OAuthError::invalid_client()),
+        (None, None, None) => match (field("client_id"), certificate) {
+            (Some(client_id), Some(certificate)) => {
+                Ok(ClientAuth::Certificate { client_id, certificate: certificate.clone() })
+            }
+            _ => Err(OAuthError::invalid_client()),
+        },
     }
 }
 
@@ -260,6 +293,15 @@ impl OAuthServer {
         match auth {
             ClientAuth::Secret { client_id, secret } => {
                 enforcement.authenticate_client(snap, client_id, secret).map_err(|_| OAuthError::invalid_client())
+            }
+            ClientAuth::Certificate { client_id, certificate } => {
+                // What the certificate shows is told; whether the client exists or has
+                // registered the key is not.
+                let key = certificate_key(certificate.der())
+                    .map_err(|e| OAuthError::new(StatusCode::UNAUTHORIZED, Reason::InvalidClient, e.to_string()))?;
+                enforcement
+                    .authenticate_client_certificate(snap, client_id, &key.thumbprint)
+                    .map_err(|_| OAuthError::invalid_client())
             }
             ClientAuth::Assertion { client_id, assertion } => {
                 let issuer = &self.settings.issuer;
@@ -286,6 +328,7 @@ impl OAuthServer {
 async fn token(
     State(o): State<OAuthServer>,
     Extension(ClientIp(peer)): Extension<ClientIp>,
+    certificate: Option<Extension<ClientCertificate>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -293,7 +336,8 @@ async fn token(
         Ok(started) => started,
         Err(answered) => return answered,
     };
-    let result = issue(&o, peer, &headers, &body, &mut row.event).await;
+    let presented = Presented { peer, headers: &headers, certificate: certificate.as_ref().map(|c| &c.0) };
+    let result = issue(&o, &presented, &body, &mut row.event).await;
     let mut res = end(&o, peer, row, result).await;
     // Every answer carries a current DPoP nonce (RFC 9449 §8), so a client's next proof
     // can include it without a failed round first.
@@ -326,13 +370,21 @@ fn read_form(o: &OAuthServer, ip: IpAddr, body: &[u8]) -> Result<Vec<(String, St
     Ok(form)
 }
 
+/// What an OAuth request came with besides its form.
+struct Presented<'r> {
+    peer: IpAddr,
+    headers: &'r HeaderMap,
+    /// The TLS client certificate of its connection (or its proxy's `Client-Cert`).
+    certificate: Option<&'r ClientCertificate>,
+}
+
 async fn issue(
     o: &OAuthServer,
-    ip: IpAddr,
-    headers: &HeaderMap,
+    presented: &Presented<'_>,
     body: &[u8],
     event: &mut RequestEvent,
 ) -> Result<Response, OAuthError> {
+    let (ip, headers) = (presented.peer, presented.headers);
     let form = read_form(o, ip, body)?;
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     match field("grant_type") {
@@ -346,7 +398,7 @@ async fn issue(
         }
         None => return Err(OAuthError::invalid_request("grant_type is required")),
     }
-    let auth = client_auth(headers, &form)?;
+    let auth = client_auth(headers, &form, presented.certificate)?;
     let client_id = auth.client_id();
     event.attempted_client_id = Some(AuditText::new(client_id, cap::ID));
     let snap = o.store.enforcement().snapshot().current();
@@ -355,15 +407,24 @@ async fn issue(
         return Err(OAuthError::rate_limited());
     }
     let proof = token_proof(o, headers)?;
-    let jkt = proof.as_ref().map(|p| p.jkt.as_str());
     let (credential, profile) = o.authenticate(&snap, &auth, "/oauth/token").await?;
+    // Bound to whatever the request proved it holds: its DPoP key, the certificate of
+    // its TLS connection (RFC 8705 §3), or both.
+    let binding =
+        Confirmation::new(proof.as_ref().map(|p| p.jkt.as_str()), presented.certificate.map(|c| c.thumbprint()));
     let issued = o
         .store
         .enforcement()
-        .issue_access_token(&o.settings, credential, profile, field("scope"), jkt)
+        .issue_access_token(&o.settings, credential, profile, field("scope"), &binding)
         .map_err(|e| match e {
             TokenRequestError::InvalidClient => OAuthError::invalid_client(),
-            TokenRequestError::SenderConstraintRequired => OAuthError::new(
+            TokenRequestError::SenderConstraintRequired(SenderConstraint::Mtls) => OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                Reason::SenderConstraintRequired,
+                "this profile accepts only certificate-bound tokens: request the token over TLS with your client certificate (RFC 8705)",
+            )
+            .answered_as(Reason::InvalidRequest),
+            TokenRequestError::SenderConstraintRequired(_) => OAuthError::new(
                 StatusCode::BAD_REQUEST,
                 Reason::SenderConstraintRequired,
                 "this profile accepts only DPoP-bound tokens: send a DPoP proof with the token request (RFC 9449)",
@@ -378,7 +439,7 @@ async fn issue(
     event.profile_id = Some(AuditText::new(&issued.claims.profile, cap::ID));
     event.client_type = Some(profile.client_kind);
     event.credential_id = Some(AuditText::new(&issued.claims.cid, cap::ID));
-    event.sender_key = jkt.map(|jkt| AuditText::new(&format!("dpop:{jkt}"), cap::ID));
+    event.sender_key = issued.claims.cnf.as_ref().map(|cnf| AuditText::new(&cnf.label(), cap::ID));
     if !o.limits.token_allowed(&issued.claims.client_id).await {
         // Counted only once the client proved itself, so nobody else can spend it.
         return Err(OAuthError::rate_limited());
@@ -403,14 +464,13 @@ async fn issue(
 /// The form of a revocation or introspection request, after client authentication.
 async fn authenticated_form(
     o: &OAuthServer,
-    ip: IpAddr,
-    headers: &HeaderMap,
+    presented: &Presented<'_>,
     body: &[u8],
     endpoint: &str,
     event: &mut RequestEvent,
 ) -> Result<(String, String), OAuthError> {
-    let form = read_form(o, ip, body)?;
-    let auth = client_auth(headers, &form)?;
+    let form = read_form(o, presented.peer, body)?;
+    let auth = client_auth(presented.headers, &form, presented.certificate)?;
     event.attempted_client_id = Some(AuditText::new(auth.client_id(), cap::ID));
     let snap = o.store.enforcement().snapshot().current();
     let (credential, profile) = o.authenticate(&snap, &auth, endpoint).await?;
@@ -496,6 +556,7 @@ async fn end(o: &OAuthServer, peer: IpAddr, mut row: PendingRow, outcome: Result
 async fn revoke(
     State(o): State<OAuthServer>,
     Extension(ClientIp(peer)): Extension<ClientIp>,
+    certificate: Option<Extension<ClientCertificate>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -503,7 +564,8 @@ async fn revoke(
         Ok(started) => started,
         Err(answered) => return answered,
     };
-    let result = match authenticated_form(&o, peer, &headers, &body, "/oauth/revoke", &mut row.event).await {
+    let presented = Presented { peer, headers: &headers, certificate: certificate.as_ref().map(|c| &c.0) };
+    let result = match authenticated_form(&o, &presented, &body, "/oauth/revoke", &mut row.event).await {
         Err(e) => Err(e),
         Ok((client_id, token)) => match o.store.revoke_access_token_jwt(&o.settings, &client_id, &token).await {
             Ok(_) => {
@@ -529,6 +591,7 @@ async fn revoke(
 async fn introspect(
     State(o): State<OAuthServer>,
     Extension(ClientIp(peer)): Extension<ClientIp>,
+    certificate: Option<Extension<ClientCertificate>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -536,7 +599,8 @@ async fn introspect(
         Ok(started) => started,
         Err(answered) => return answered,
     };
-    let result = authenticated_form(&o, peer, &headers, &body, "/oauth/introspect", &mut row.event).await.map(
+    let presented = Presented { peer, headers: &headers, certificate: certificate.as_ref().map(|c| &c.0) };
+    let result = authenticated_form(&o, &presented, &body, "/oauth/introspect", &mut row.event).await.map(
         |(client_id, token)| {
             let body = match o.store.enforcement().active_token(&o.settings, &token) {
                 Ok(c) if c.client_id == client_id => {
@@ -551,7 +615,7 @@ async fn introspect(
                         "iat": c.iat,
                         "nbf": c.nbf,
                         "jti": c.jti,
-                        "token_type": if c.cnf.is_some() { "DPoP" } else { "Bearer" },
+                        "token_type": if c.dpop_jkt().is_some() { "DPoP" } else { "Bearer" },
                         "profile": c.profile,
                         "env": c.env,
                         "client_type": c.client_type,
@@ -580,21 +644,28 @@ async fn jwks(State(o): State<OAuthServer>) -> Response {
 
 async fn metadata(State(o): State<OAuthServer>) -> Json<serde_json::Value> {
     let issuer = &o.settings.issuer;
+    let mut methods = AUTH_METHODS.to_vec();
+    if o.certificates {
+        methods.push(CERTIFICATE_AUTH);
+    }
     Json(json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/oauth/token"),
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_methods_supported": methods,
         "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
         "introspection_endpoint": format!("{issuer}/oauth/introspect"),
-        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": methods,
         "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
-        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": methods,
         "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "response_types_supported": [],
         "scopes_supported": portcullis_domain::model::SCOPES,
         "dpop_signing_alg_values_supported": DPOP_ALGS,
+        // RFC 8705 §3.3: a token requested over a connection with a client certificate
+        // is bound to it.
+        "tls_client_certificate_bound_access_tokens": o.certificates,
     }))
 }

@@ -467,9 +467,9 @@ async fn a_profile_that_requires_dpop_refuses_every_bearer_credential() {
     let policy = |value: &str| json!({ "sender_constraint": value });
     let (status, body) = owner.put(&constraint, policy("dpop")).await;
     assert_eq!(status, 403, "a developer may not change the policy: {body}");
-    let (status, body) = admin.put(&constraint, policy("mtls")).await;
+    let (status, body) = admin.put(&constraint, policy("tls")).await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("expected `none` or `dpop`"), "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("expected one of `none`, `dpop`, `mtls`"), "{body}");
     assert_eq!(admin.put(&constraint, policy("dpop")).await.0, 204);
 
     let key_call = reqwest::Client::new().get(&url).header("x-api-key", &a.key.secret).send().await.unwrap();

@@ -125,6 +125,8 @@ pub fn serve_args(dir: PathBuf, database_url: Option<String>, secret: Option<Str
         tls_cert: None,
         tls_key: None,
         tls_client_ca: None,
+        tls_self_signed_clients: false,
+        trust_client_cert_header: false,
         metrics_addr: None,
         redis_url: None,
         redis_url_file: None,

@@ -30,7 +30,9 @@ mod mcp;
 mod mcp_clients;
 mod mcp_manage;
 mod mcp_replicas;
+
 mod metrics;
+mod mtls;
 mod oauth;
 mod portal_assets;
 mod private_key_jwt;

@@ -12,7 +12,8 @@ pub(crate) struct Script {
 
 impl Script {
     pub(crate) fn new(app: &TestApp, token: &str) -> Self {
-        Self { http: reqwest::Client::new(), base: format!("{}/api/v1", app.base), token: token.to_owned() }
+        let http = app.trusted_cas.iter().fold(reqwest::Client::builder(), |b, ca| b.add_root_certificate(ca.clone()));
+        Self { http: http.build().unwrap(), base: format!("{}/api/v1", app.base), token: token.to_owned() }
     }
 
     async fn send(
@@ -30,7 +31,7 @@ impl Script {
         let text = res.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)), headers)
     }
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
+    pub(crate) async fn get(&self, path: &str) -> (StatusCode, Value) {
         let (s, b, _) = self.send(reqwest::Method::GET, path, None).await;
         (s, b)
     }

@@ -373,7 +373,13 @@ async fn a_replacement_that_does_not_make_a_pair_is_refused_with_the_file_named(
     let (old, new) = (server_leaf(&first), server_leaf(&second));
     let files = TempDir::new();
     let pair = write_pair(&files, &old);
-    let tls = ListenerTls::load(TlsFiles { cert: pair.cert.clone(), key: pair.key.clone(), client_ca: None }).unwrap();
+    let tls = ListenerTls::load(TlsFiles {
+        cert: pair.cert.clone(),
+        key: pair.key.clone(),
+        client_ca: None,
+        self_signed_clients: false,
+    })
+    .unwrap();
     let cas = [&first, &second];
     assert_eq!(presented_by(&tls, &cas).await, old.der);
 
@@ -501,9 +507,13 @@ async fn the_presented_client_certificate_reaches_handlers_in_the_requests_exten
     let files = TempDir::new();
     let pair = write_pair(&files, &server_leaf(&ca));
     let client_ca = write(&files, "clients.pem", &clients.pem());
-    let tls =
-        ListenerTls::load(TlsFiles { cert: pair.cert.clone(), key: pair.key.clone(), client_ca: Some(client_ca) })
-            .unwrap();
+    let tls = ListenerTls::load(TlsFiles {
+        cert: pair.cert.clone(),
+        key: pair.key.clone(),
+        client_ca: Some(client_ca),
+        self_signed_clients: false,
+    })
+    .unwrap();
     let router = axum::Router::new().route(
         "/whoami",
         axum::routing::get(|req: Request| async move {
