@@ -253,3 +253,53 @@ test('an admin requires DPoP for a profile: its API key stops, Test access prove
   await shot(page, '41-audit-event-proven-key');
   await devContext.close();
 });
+
+test('an admin requires certificate-bound tokens (mTLS): the profile says how, its API key and bearer tokens stop', async ({ page, browser }) => {
+  const devContext = await browser.newContext();
+  const dev = await devContext.newPage();
+  await signUp(dev, uniqueEmail('mtls-owner'));
+  await open(dev, '/clients/new');
+  await dev.getByLabel('Name').fill('Certificate-bound agent');
+  await dev.getByRole('button', { name: 'Register' }).click();
+  await dev.getByRole('link', { name: /go to the client/ }).click();
+  const clientUrl = new URL(dev.url()).pathname;
+  await open(dev, '/catalog');
+  const accounts = dev.getByTestId('product-accounts');
+  await accounts.getByRole('combobox').selectOption({ label: 'Certificate-bound agent — Sandbox' });
+  await accounts.getByRole('button', { name: 'Request access' }).click();
+  await expect(accounts.getByRole('status')).toContainText('Granted');
+  await open(dev, clientUrl);
+  await dev.getByRole('button', { name: 'Issue API key' }).click();
+  const key = (await dev.getByTestId('secret-value').textContent()) ?? '';
+  const call = () => dev.request.get('/gw/accounts/accounts', { headers: { 'X-API-Key': key } });
+  expect((await call()).status()).toBe(200);
+
+  const admin = uniqueEmail('mtls-admin');
+  createUserWithCli(admin, 'admin');
+  await signIn(page, admin);
+  await open(page, clientUrl);
+  const sandbox = page.getByTestId('profile-sandbox');
+  const form = sandbox.getByTestId('sender-constraint-form');
+  await form.getByLabel('Sender-constrained tokens').selectOption({ label: 'certificate-bound tokens only (mTLS)' });
+  await form.getByRole('button', { name: 'Save sender constraint' }).click();
+  await expect(page.getByRole('status').filter({ hasText: 'Sender constraint saved' })).toBeVisible();
+  await expect(sandbox.getByTestId('sender-constraint')).toHaveText('certificate-bound tokens only (mTLS)');
+  await expect(sandbox.getByTestId('mtls-required')).toContainText('curl --cert agent.pem --key agent.key');
+  await expect(page.getByTestId('token-howto-mtls')).toBeVisible();
+  await expect(sandbox.getByTestId('credentials').getByRole('row', { name: /API key/ })).toContainText('refused: mTLS only');
+
+  const refused = await call();
+  expect(refused.status()).toBe(401);
+  const problem = await refused.json();
+  expect(problem.code).toBe('sender_constraint_required');
+  expect(problem.detail).toContain('certificate-bound');
+
+  // Test access cannot hold the agent's certificate: it says so instead of failing obscurely.
+  const panel = sandbox.getByTestId('test-access');
+  await panel.getByText('Test access').click();
+  await panel.getByRole('button', { name: 'Run' }).click();
+  await expect(panel.getByRole('alert')).toContainText("bound to the agent's TLS client certificate");
+  await sandbox.scrollIntoViewIfNeeded();
+  await shot(page, '44-profile-requires-mtls');
+  await devContext.close();
+});

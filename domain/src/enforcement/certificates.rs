@@ -93,6 +93,16 @@ mod tests {
     }
 
     #[test]
+    fn an_rsa_certificates_key_has_the_thumbprint_another_library_computes() {
+        // A self-signed certificate and its public key's thumbprint, both made by
+        // Python's `cryptography` and joserfc.
+        let der = include_bytes!("testdata/rsa-2048-self-signed.der");
+        let key = certificate_key(der).unwrap();
+        assert_eq!(key.key_type, "RSA 2048");
+        assert_eq!(key.thumbprint, "5FCL0BwzTle0Mcyjxo9_Em6PRRIi7JVrM2OhEEZhbL8");
+    }
+
+    #[test]
     fn other_curves_and_garbage_are_refused_and_the_thumbprint_is_the_ders_hash() {
         let (der, _) = self_signed(&rcgen::PKCS_ECDSA_P384_SHA384);
         assert!(certificate_key(&der).unwrap_err().0.contains("P-256"));

@@ -462,3 +462,36 @@ async fn behind_a_trusted_proxy_its_client_cert_header_binds_tokens_and_from_any
     let issued = proxied_token(&app, &a, Some(&mine.header())).await;
     assert!(claims_of(issued["access_token"].as_str().unwrap()).get("cnf").is_none(), "{issued}");
 }
+
+#[tokio::test]
+async fn the_mcp_python_sdk_over_httpx_authenticates_with_its_self_signed_certificate_and_runs_a_session() {
+    use crate::mcp_clients::{clients_dir, installed, root, run_json};
+    let s = setup(|_| ()).await;
+    let python = installed(root().join(".tools/mcp-sdk1/bin/python"));
+    let work = TempDir::new();
+    let ca = write(&work, "server-ca.pem", &s.ca.pem());
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg(clients_dir().join("mtls_client.py"))
+        .arg(&s.app.base)
+        .arg(&ca)
+        .arg(s.a.dev.personal_token(None).await)
+        .arg(&s.a.reg.secret.profile_id)
+        .arg(&s.a.reg.client_id)
+        .arg(&work.0);
+    let out = run_json(cmd).await;
+    assert_eq!(out["registration_status"], 201, "{out}");
+    assert_eq!(out["registered"]["thumbprint"], out["thumbprint"], "our thumbprint is joserfc's (RFC 7638)");
+    assert_eq!(out["registered"]["key_type"], "RSA 2048", "{out}");
+    assert!(out["auth_methods"].as_array().unwrap().contains(&json!("self_signed_tls_client_auth")));
+    assert_eq!(out["token_status"], 200, "{out}");
+    let claims = claims_of(out["token_body"]["access_token"].as_str().unwrap());
+    assert_eq!(claims["cid"], out["registered"]["credential_id"], "the certificate's key authenticated it");
+    assert_eq!(claims["cnf"]["x5t#S256"], out["x5t"], "bound to the certificate, as Python hashes it");
+    assert_eq!(out["executed"]["status"], 200, "{out}");
+    assert_ne!(out["without_certificate"], "accepted", "{out}");
+    assert_eq!(
+        (out["copied_status"].as_i64(), out["copied_body"]["code"].as_str()),
+        (Some(401), Some("certificate_mismatch"))
+    );
+    assert_eq!(s.upstream.hits(), 1);
+}
