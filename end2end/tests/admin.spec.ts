@@ -286,6 +286,7 @@ test('an admin requires certificate-bound tokens (mTLS): the profile says how, i
   await expect(sandbox.getByTestId('sender-constraint')).toHaveText('certificate-bound tokens only (mTLS)');
   await expect(sandbox.getByTestId('mtls-required')).toContainText('curl --cert agent.pem --key agent.key');
   await expect(page.getByTestId('token-howto-mtls')).toBeVisible();
+  await expect(page.getByTestId('token-howto')).toContainText('curl -s --cert agent.pem --key agent.key -u');
   await expect(sandbox.getByTestId('credentials').getByRole('row', { name: /API key/ })).toContainText('refused: mTLS only');
 
   const refused = await call();

@@ -612,11 +612,14 @@ fn GrantTable(grants: Vec<GrantView>) -> impl IntoView {
 /// How this client gets an access token and calls the gateway; never shows a secret.
 #[component]
 fn TokenHowTo(origin: String, client_id: String, profile_id: String, constraint: SenderConstraint) -> impl IntoView {
+    // A profile that requires certificate-bound tokens: both requests present the
+    // agent's certificate.
+    let cert = if constraint == SenderConstraint::Mtls { "--cert agent.pem --key agent.key " } else { "" };
     let curl = format!(
         "# Exchange the client secret for a short-lived access token\n\
-         token=$(curl -s -u '{client_id}:<client secret>' \\\n  -d grant_type=client_credentials {origin}/oauth/token | jq -r .access_token)\n\n\
+         token=$(curl -s {cert}-u '{client_id}:<client secret>' \\\n  -d grant_type=client_credentials {origin}/oauth/token | jq -r .access_token)\n\n\
          # Call a granted endpoint through the gateway\n\
-         curl -H \"Authorization: Bearer $token\" -H 'X-Profile-ID: {profile_id}' \\\n  {origin}/gw/accounts/accounts"
+         curl {cert}-H \"Authorization: Bearer $token\" -H 'X-Profile-ID: {profile_id}' \\\n  {origin}/gw/accounts/accounts"
     );
     view! {
         <section class="card" data-testid="token-howto">
