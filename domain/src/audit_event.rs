@@ -52,6 +52,10 @@ pub struct RequestEvent {
     /// bound to one; at the token endpoint, the key the issued token is bound to.
     #[serde(default)]
     pub sender_key: Option<AuditText>,
+    /// The task a per-task token serves (RFC 9396 `portcullis_task`): the audit trail
+    /// groups a task's requests by it.
+    #[serde(default)]
+    pub task_id: Option<AuditText>,
     /// Time from arrival until the request left for its upstream (what the gateway adds),
     /// and the upstream's time to answer with headers (what it waits for). For metrics;
     /// not stored with the row.
@@ -96,6 +100,7 @@ impl Default for RequestEvent {
             user_agent: None,
             trace_id: None,
             sender_key: None,
+            task_id: None,
             forwarded_after_us: None,
             upstream_us: None,
         }

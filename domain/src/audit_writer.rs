@@ -653,7 +653,7 @@ pub async fn replay_spill(store: &Store, path: std::path::PathBuf) -> crate::err
 }
 
 /// The columns of one request row, in the order `insert_request_events` binds them.
-const REQUEST_COLUMNS: [&str; 25] = [
+const REQUEST_COLUMNS: [&str; 26] = [
     "occurred_at",
     "request_id",
     "channel",
@@ -679,6 +679,7 @@ const REQUEST_COLUMNS: [&str; 25] = [
     "tool",
     "trace_id",
     "sender_key",
+    "task_id",
 ];
 
 /// Rows per `INSERT`: one statement per row made the SQLite worker thread hand off
@@ -752,7 +753,8 @@ impl Store {
                     .bind(text(&e.user_agent))
                     .bind(text(&e.tool))
                     .bind(text(&e.trace_id))
-                    .bind(text(&e.sender_key));
+                    .bind(text(&e.sender_key))
+                    .bind(text(&e.task_id));
                 if let Some(c) = text(&e.credential_id) {
                     let t = last_used.entry(c).or_insert(e.occurred_at);
                     *t = (*t).max(e.occurred_at);

@@ -16,7 +16,7 @@ use jsonwebtoken::{DecodingKey, EncodingKey};
 use sqlx::Row;
 
 use crate::enforcement::{
-    Confirmation, IssuedAccessToken, Jwk, KeyRing, Signer, SigningAlg, TokenRequestError, TokenSettings,
+    Confirmation, IssuedAccessToken, Jwk, KeyRing, Signer, SigningAlg, TokenAsk, TokenRequestError, TokenSettings,
 };
 use crate::error::Result;
 use crate::model::SenderConstraint;
@@ -284,9 +284,20 @@ impl Store {
             })?;
         let issued = self
             .enforcement
-            .mint(settings, credential, profile, None, Some(&actor.user.id), &Confirmation::new(dpop_jkt, None))
+            .mint(
+                settings,
+                credential,
+                profile,
+                &TokenAsk {
+                    acting_user: Some(&actor.user.id),
+                    binding: Confirmation::new(dpop_jkt, None),
+                    ..TokenAsk::default()
+                },
+            )
             .map_err(|e| match e {
-                TokenRequestError::InvalidScope(m) | TokenRequestError::InvalidRequest(m) => DomainError::Invalid(m),
+                TokenRequestError::InvalidScope(m)
+                | TokenRequestError::InvalidRequest(m)
+                | TokenRequestError::InvalidAuthorizationDetails(m) => DomainError::Invalid(m),
                 TokenRequestError::InvalidClient => DomainError::Invalid("This client cannot get tokens now.".into()),
                 TokenRequestError::SenderConstraintRequired(SenderConstraint::Mtls) => DomainError::Invalid(
                     "This profile accepts only tokens bound to the agent's TLS client certificate, which Test access does not hold: call with the agent's certificate (curl --cert).".into(),

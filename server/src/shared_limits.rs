@@ -13,7 +13,8 @@
 //! Redis is asked again only a second later, so an outage costs one slow request per
 //! second, not one per request. `/readyz` reports the outage meanwhile.
 //!
-//! The one-use checks (DPoP proofs, client assertions) wait longer, `ONE_USE_BUDGET`,
+//! The one-use checks (DPoP proofs, client assertions) and the use counts of per-task
+//! tokens wait longer, `ONE_USE_BUDGET`,
 //! and keep a circuit of their own: a limit check that misses its 100 ms under a burst
 //! must not let a proof or an assertion be used once per replica for the next second.
 //! Only when Redis fails them too does each replica fall back to its own memory.
@@ -32,7 +33,8 @@ const ONE_USE_BUDGET: Duration = Duration::from_secs(1);
 const RETRY_AFTER_MS: i64 = 1000;
 /// Every key this module writes starts with it.
 const PREFIX: &str = "portcullis:limit:";
-/// Keys of what may be used once (DPoP proofs), across replicas.
+/// Keys of what may be used once (DPoP proofs, client assertions) or a counted number of
+/// times (per-task tokens), across replicas.
 const USED_PREFIX: &str = "portcullis:used:";
 
 /// KEYS: one per limit. ARGV: for each key, its emission interval and burst (µs, count).
@@ -164,28 +166,43 @@ impl SharedLimits {
         }
     }
 
-    /// Whether `key` is used here for the first time across every replica (`SET NX`,
-    /// remembered for `ttl`), or `None` when Redis cannot say within `ONE_USE_BUDGET`:
-    /// the one-use check of DPoP proofs and client assertions, which then rests on each
-    /// replica's own memory for a second.
+    /// Whether `key` is used here for the first time across every replica (remembered
+    /// for `ttl`), or `None` when Redis cannot say within `ONE_USE_BUDGET`: the one-use
+    /// check of DPoP proofs and client assertions, which then rests on each replica's
+    /// own memory for a second.
     pub async fn first_use(&self, key: &[u8; 32], ttl: Duration) -> Option<bool> {
+        self.count_use(key, ttl).await.map(|n| n == 1)
+    }
+
+    /// Counts one use of `key` across every replica and returns how many there have been
+    /// (the count lives for `ttl` from the first), or `None` when Redis cannot say within
+    /// `ONE_USE_BUDGET` (then for a second, to spare the requests behind). One atomic
+    /// round trip: `SET key 0 NX PX ttl` then `INCR key`.
+    pub async fn count_use(&self, key: &[u8; 32], ttl: Duration) -> Option<u64> {
         let now = now_ms();
         if self.0.one_use_local_until.load(Ordering::Relaxed) > now {
             self.0.fell_back.fetch_add(1, Ordering::Relaxed);
             return None;
         }
         let mut redis = self.0.redis.clone();
-        let mut set = redis::cmd("SET");
-        set.arg(format!("{USED_PREFIX}{}", hex::encode(key)))
-            .arg(1)
+        let name = format!("{USED_PREFIX}{}", hex::encode(key));
+        let mut count = redis::pipe();
+        count
+            .atomic()
+            .cmd("SET")
+            .arg(&name)
+            .arg(0)
             .arg("NX")
             .arg("PX")
-            .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-        let error = match tokio::time::timeout(ONE_USE_BUDGET, set.query_async::<Option<String>>(&mut redis)).await {
-            Ok(Ok(answer)) => {
+            .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
+            .ignore()
+            .cmd("INCR")
+            .arg(&name);
+        let error = match tokio::time::timeout(ONE_USE_BUDGET, count.query_async::<(u64,)>(&mut redis)).await {
+            Ok(Ok((n,))) => {
                 self.0.one_use_local_until.store(0, Ordering::Relaxed);
                 self.0.answered.fetch_add(1, Ordering::Relaxed);
-                return Some(answer.is_some());
+                return Some(n);
             }
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {} ms", ONE_USE_BUDGET.as_millis()),

@@ -13,13 +13,14 @@ use portcullis_domain::time::format_iso;
 use crate::components::{when, PageError};
 
 /// The filter fields of the form, in the order they appear: (name, label, placeholder).
-const TEXT_FIELDS: [(&str, &str, &str); 9] = [
+const TEXT_FIELDS: [(&str, &str, &str); 10] = [
     ("client", "Client ID", "cl_…"),
     ("named_client", "Attempts naming client", "cl_…"),
     ("profile", "Profile ID", "pf_…"),
     ("product", "Product", "accounts"),
     ("endpoint", "Endpoint", "/accounts/{id}"),
     ("request_id", "Request ID", "X-Request-Id"),
+    ("task", "Task ID", "a per-task token's task_id"),
     ("path", "Path contains", "/accounts"),
     ("actor", "Acting person", "email"),
     ("decision", "Decision or reason", "refused, rate_limited…"),
@@ -283,6 +284,13 @@ fn EventDetail(event: AuditRecord, back: (String, &'static str)) -> impl IntoVie
                 <dt>"User agent"</dt><dd class="mono">{opt(&event.user_agent)}</dd>
                 <dt>"Trace ID"</dt><dd class="mono" data-testid="event-trace-id">{opt(&event.trace_id)}</dd>
                 <dt>"Proven key"</dt><dd class="mono" data-testid="event-sender-key">{event.sender_key.clone().unwrap_or_else(|| "— (bearer credential)".into())}</dd>
+                {event.task_id.clone().map(|task| {
+                    let all = format!("/audit?{}", AuditFilter { task: Some(task.clone()), ..AuditFilter::default() }.to_query(false));
+                    view! {
+                        <dt>"Task"</dt>
+                        <dd class="mono" data-testid="event-task">{task}" " <a href=all>"every request of this task"</a></dd>
+                    }
+                })}
                 {(event.action != "request").then(|| view! {
                     <dt>"Action"</dt><dd>{event.action.clone()}</dd>
                     <dt>"Target"</dt><dd class="mono">{format!("{} {}", opt(&event.target_type), opt(&event.target_id))}</dd>

@@ -666,6 +666,14 @@ fn ConnectAgent(
     let token = format!(
         "export PORTCULLIS_TOKEN=$(curl -s -u '{client_id}:<client secret>' \\\n  -d grant_type=client_credentials {origin}/oauth/token | jq -r .access_token)"
     );
+    let task = format!(
+        "export PORTCULLIS_TOKEN=$(curl -s -u '{client_id}:<client secret>' \\\n  \
+         -d grant_type=client_credentials \\\n  \
+         --data-urlencode 'authorization_details=[{{\"type\": \"portcullis_task\",\n    \
+         \"task_id\": \"<task id>\", \"endpoints\": [\"<endpoint id>\"],\n    \
+         \"expires_in\": 120, \"max_uses\": 5}}]' \\\n  \
+         {origin}/oauth/token | jq -r .access_token)"
+    );
     view! {
         <details class="test-access" data-testid="connect-agent">
             <summary>"Connect an agent (MCP)"</summary>
@@ -687,6 +695,14 @@ fn ConnectAgent(
             <h3>{format!("Get the token (valid {} minutes; fetch a new one before it ends)", token_ttl_seconds / 60)}</h3>
             <CodeBlock code=token/>
             <p class="muted">"The agent then sees four tools: list_collections, list_endpoints, endpoint_details and execute_endpoint. Every call is audited under this client."</p>
+            <h3>"A token for one task"</h3>
+            <p class="muted">
+                "For a single task, ask for a token that can call only the endpoints the task needs (their ids, as "
+                <code>"list_endpoints"</code>" shows them), for as few seconds and calls as it takes (RFC 9396 "
+                <code>"authorization_details"</code>"). Calls outside the task, past its number of calls or after its lifetime are refused, and the audit trail groups the task's requests by its "
+                <code>"task_id"</code>"."
+            </p>
+            <CodeBlock code=task test_id="task-token-snippet"/>
         </details>
     }
 }

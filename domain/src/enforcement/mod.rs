@@ -14,6 +14,7 @@ mod jws;
 mod keys;
 mod rekeys;
 mod snapshot;
+mod tasks;
 #[cfg(test)]
 mod test_keys;
 mod tokens;
@@ -36,8 +37,9 @@ pub use rekeys::RekeyQueue;
 pub use snapshot::{
     CredentialEntry, EndpointEntry, GrantEntry, Inactive, PolicyHandle, ProductEntry, ProfileEntry, Snapshot, Stopped,
 };
+pub use tasks::{parse_task, TaskDetail, MAX_TASK_ENDPOINTS, MAX_TASK_ID, MAX_TASK_USES, TASK_DETAIL_TYPE};
 pub use tokens::{
-    AccessClaims, ActorClaim, Confirmation, IssuedAccessToken, TokenError, TokenRequestError, TokenSettings,
+    AccessClaims, ActorClaim, Confirmation, IssuedAccessToken, TokenAsk, TokenError, TokenRequestError, TokenSettings,
     LEEWAY_SECS, MAX_TOKEN_TTL_SECS, MIN_TOKEN_TTL_SECS,
 };
 

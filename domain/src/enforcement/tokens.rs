@@ -4,6 +4,7 @@ use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+use super::tasks::{parse_task, TaskDetail};
 use super::{
     check_assertion, Assertion, AssertionCheck, AssertionError, CredentialEntry, Enforcement, KeyRing, ProfileEntry,
     Snapshot,
@@ -43,12 +44,21 @@ pub struct AccessClaims {
     /// may use the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// RFC 9396 §9.1: the task the token serves, when it was asked for one: only its
+    /// endpoints, at most its number of calls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorization_details: Vec<TaskDetail>,
 }
 
 impl AccessClaims {
     /// The JWK thumbprint of the DPoP key the token is bound to, if it is bound to one.
     pub fn dpop_jkt(&self) -> Option<&str> {
         self.cnf.as_ref().and_then(|c| c.jkt.as_deref())
+    }
+
+    /// The task the token serves, if it is a per-task token.
+    pub fn task(&self) -> Option<&TaskDetail> {
+        self.authorization_details.first()
     }
 
     /// The hash of the TLS client certificate the token is bound to, if any.
@@ -125,8 +135,23 @@ pub enum TokenRequestError {
     /// key, or a TLS client certificate).
     SenderConstraintRequired(SenderConstraint),
     InvalidScope(String),
+    /// RFC 9396 §5: the requested task cannot be granted, and why.
+    InvalidAuthorizationDetails(String),
     InvalidRequest(String),
     Internal,
+}
+
+/// What a token request asks for beyond the client's own profile.
+#[derive(Debug, Clone, Default)]
+pub struct TokenAsk<'a> {
+    /// `scope`: a subset of what the profile's grants allow; all of it when absent.
+    pub scope: Option<&'a str>,
+    /// The person the token acts for (the portal's Test access).
+    pub acting_user: Option<&'a str>,
+    /// What the request proved it holds (a DPoP key, a TLS client certificate).
+    pub binding: Confirmation,
+    /// RFC 9396 `authorization_details`: one `portcullis_task`.
+    pub authorization_details: Option<&'a str>,
 }
 
 pub struct IssuedAccessToken {
@@ -189,23 +214,21 @@ impl Enforcement {
         settings: &TokenSettings,
         credential: &CredentialEntry,
         profile: &ProfileEntry,
-        requested_scope: Option<&str>,
-        binding: &Confirmation,
+        ask: &TokenAsk<'_>,
     ) -> Result<IssuedAccessToken, TokenRequestError> {
-        self.mint(settings, credential, profile, requested_scope, None, binding)
+        self.mint(settings, credential, profile, ask)
     }
 
-    /// Signs a token for `profile`, obtained with `credential`, acting for `acting_user`
-    /// when a person asked for it, bound to what the request proved it holds.
+    /// Signs a token for `profile`, obtained with `credential`, as `ask` says: its scopes,
+    /// the person it acts for, what it is bound to, the task it serves.
     pub(crate) fn mint(
         &self,
         settings: &TokenSettings,
         credential: &CredentialEntry,
         profile: &ProfileEntry,
-        requested_scope: Option<&str>,
-        acting_user: Option<&str>,
-        binding: &Confirmation,
+        ask: &TokenAsk<'_>,
     ) -> Result<IssuedAccessToken, TokenRequestError> {
+        let TokenAsk { scope: requested_scope, acting_user, binding, authorization_details } = ask;
         if !binding.satisfies(profile.sender_constraint) {
             return Err(TokenRequestError::SenderConstraintRequired(profile.sender_constraint));
         }
@@ -218,8 +241,8 @@ impl Enforcement {
             .collect();
         allowed.sort_unstable();
         allowed.dedup();
-        let scope = match requested_scope.map(str::trim).filter(|s| !s.is_empty()) {
-            None => allowed.join(" "),
+        let requested: Option<Vec<&str>> = match requested_scope.map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
             Some(requested) => {
                 let mut wanted: Vec<&str> = requested.split(' ').filter(|s| !s.is_empty()).collect();
                 if let Some(extra) = wanted.iter().find(|s| !allowed.contains(s)) {
@@ -229,10 +252,27 @@ impl Enforcement {
                 }
                 wanted.sort_unstable();
                 wanted.dedup();
-                wanted.join(" ")
+                Some(wanted)
             }
         };
         let ttl = profile.token_ttl_secs.clamp(MIN_TOKEN_TTL_SECS, MAX_TOKEN_TTL_SECS);
+        // A task token: its endpoints must be granted and within the requested scopes;
+        // without a `scope`, it gets exactly the scopes its endpoints need.
+        let (task, scope) = match authorization_details {
+            None => (None, requested.as_deref().unwrap_or(&allowed).join(" ")),
+            Some(text) => {
+                let within = requested.as_deref().unwrap_or(&allowed);
+                let snap = self.snapshot().current();
+                let (task, needed) = parse_task(text, &snap, profile, within, ttl, now)
+                    .map_err(TokenRequestError::InvalidAuthorizationDetails)?;
+                let scope = match &requested {
+                    Some(wanted) => wanted.join(" "),
+                    None => needed.join(" "),
+                };
+                (Some(task), scope)
+            }
+        };
+        let ttl = task.as_ref().and_then(|t| t.expires_in).unwrap_or(ttl);
         let iat = now / SECOND;
         let claims = AccessClaims {
             iss: settings.issuer.clone(),
@@ -255,6 +295,7 @@ impl Enforcement {
             cid: credential.id.clone(),
             act: acting_user.map(|sub| ActorClaim { sub: sub.to_owned() }),
             cnf: (!binding.is_empty()).then(|| binding.clone()),
+            authorization_details: task.into_iter().collect(),
         };
         let ring = self.keys().current();
         let signer = ring.signer(self.now()).ok_or(TokenRequestError::Internal)?;
@@ -369,7 +410,10 @@ impl Enforcement {
             }
         };
         let now = self.now() / SECOND;
-        if now >= claims.exp + LEEWAY_SECS {
+        // A task token's lifetime may be a few seconds: it ends when it says. (Replicas
+        // keep NTP time; the leeway is for the clocks of others.)
+        let leeway = if claims.task().is_some() { 0 } else { LEEWAY_SECS };
+        if now >= claims.exp + leeway {
             return Err(TokenError::Expired);
         }
         if now + LEEWAY_SECS < claims.nbf || now + LEEWAY_SECS < claims.iat {

@@ -117,6 +117,11 @@ text_enum!(
         InvalidClient => "invalid_client",
         ClientAssertionReplayed => "client_assertion_replayed",
         InvalidScope => "invalid_scope",
+        // RFC 9396: a per-task token that cannot be granted as asked; a call outside
+        // its task's endpoints; one past its number of calls.
+        InvalidAuthorizationDetails => "invalid_authorization_details",
+        EndpointNotInTask => "endpoint_not_in_task",
+        TaskUsesExhausted => "task_uses_exhausted",
         UnsupportedGrantType => "unsupported_grant_type",
         // MCP and JSON-RPC.
         SessionRequired => "session_required",
@@ -210,6 +215,10 @@ pub struct AuditFilter {
     pub actor: Option<String>,
     /// The `X-Request-Id` of one request.
     pub request_id: Option<String>,
+    /// The task id of per-task tokens (RFC 9396 `portcullis_task`): every request of
+    /// the task, and the token request that made its token.
+    #[serde(default)]
+    pub task: Option<String>,
     /// Text the path contains.
     pub path: Option<String>,
     /// A quick range ending now: `15m`, `24h`, `7d` or `30d`.
@@ -287,6 +296,9 @@ pub struct AuditRecord {
     /// The key the request proved it holds (`dpop:<thumbprint>`), if its token was bound.
     #[serde(default)]
     pub sender_key: Option<String>,
+    /// The task the request's per-task token serves.
+    #[serde(default)]
+    pub task_id: Option<String>,
 }
 
 /// One page of search results, newest first. `next` continues after the last row.

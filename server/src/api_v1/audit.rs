@@ -160,7 +160,7 @@ enum Format {
     JsonLines,
 }
 
-const CSV_COLUMNS: [&str; 29] = [
+const CSV_COLUMNS: [&str; 30] = [
     "id",
     "occurred_at",
     "request_id",
@@ -190,6 +190,7 @@ const CSV_COLUMNS: [&str; 29] = [
     "user_agent",
     "trace_id",
     "sender_key",
+    "task_id",
 ];
 
 impl Format {
@@ -233,7 +234,7 @@ impl Format {
 
 /// One CSV row, in `CSV_COLUMNS` order. Text cells that a spreadsheet would run as a
 /// formula (a path such as `=HYPERLINK(…)` is caller-controlled) get a leading `'`.
-fn csv_row(e: &AuditRecord) -> [String; 29] {
+fn csv_row(e: &AuditRecord) -> [String; 30] {
     let t = |v: &Option<String>| defuse(v.as_deref().unwrap_or_default());
     let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
     [
@@ -266,6 +267,7 @@ fn csv_row(e: &AuditRecord) -> [String; 29] {
         t(&e.user_agent),
         t(&e.trace_id),
         t(&e.sender_key),
+        t(&e.task_id),
     ]
 }
 

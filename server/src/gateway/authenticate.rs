@@ -62,6 +62,7 @@ impl Caller<'_> {
         event.actor_user_id = self.token.as_ref().and_then(|t| t.act.as_ref()).map(|a| AuditText::new(&a.sub, cap::ID));
         event.sender_key =
             self.token.as_ref().and_then(|t| t.cnf.as_ref()).map(|cnf| AuditText::new(&cnf.label(), cap::ID));
+        event.task_id = self.token.as_ref().and_then(|t| t.task()).map(|t| AuditText::new(&t.task_id, cap::ID));
     }
 }
 

@@ -10,6 +10,7 @@ mod authenticate;
 mod proxy;
 mod ratelimit;
 mod refusal;
+mod task_uses;
 pub mod upstream_tls;
 
 use axum::body::Body;
@@ -23,7 +24,7 @@ use portcullis_app::ssr::ClientIp;
 use portcullis_domain::audit_event::{RequestEvent, CLIENT_CLOSED_STATUS};
 use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::{AuditSink, Durability, PendingRow};
-use portcullis_domain::enforcement::{Enforcement, ProductEntry, Snapshot, TokenSettings};
+use portcullis_domain::enforcement::{EndpointEntry, Enforcement, ProductEntry, Snapshot, TokenSettings};
 use portcullis_domain::model::{Reason, RequestChannel};
 use portcullis_domain::routing::CanonicalPath;
 use portcullis_domain::store::Store;
@@ -80,6 +81,8 @@ pub struct Parts {
     /// DPoP proofs: checked, and used once across replicas.
     proofs: Proofs,
     client_certificates: bool,
+    /// The calls each per-task token with a `max_uses` has made.
+    task_uses: task_uses::TaskUses,
 }
 
 impl std::ops::Deref for Gateway {
@@ -108,6 +111,7 @@ impl Gateway {
         let upstreams = proxy::Upstreams::new(upstream_timeout, &upstream_tls)?;
         let state = store.enforcement().clone();
         let proofs = Proofs::new(state.clone(), shared_limits.clone(), &tokens.issuer);
+        let task_uses = task_uses::TaskUses::new(shared_limits.clone());
         let limits = ratelimit::Limits::new(global_rate_per_second, shared_limits);
         let (proto, rest) = tokens.issuer.split_once("://").unwrap_or(("http", tokens.issuer.as_str()));
         let public = crate::client_ip::PublicOrigin::new(proto, rest.split('/').next().unwrap_or(""));
@@ -123,6 +127,7 @@ impl Gateway {
             upstreams,
             proofs,
             client_certificates,
+            task_uses,
         };
         Ok(Self(Arc::new(parts)))
     }
@@ -177,8 +182,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(gateway: Gateway) -> Router<S> {
 
 impl Caller<'_> {
     /// The one authorization decision, for `/gw` and for MCP discovery alike: a current
-    /// grant for the product whose scopes, narrowed by the token's, cover `scope`.
-    pub fn authorize(&self, product: &ProductEntry, scope: &str, now: i64) -> Result<(), Refusal> {
+    /// grant for the product whose scopes, narrowed by the token's, cover the endpoint's;
+    /// and, for a per-task token, an endpoint of its task.
+    pub fn authorize(&self, product: &ProductEntry, endpoint: &EndpointEntry, now: i64) -> Result<(), Refusal> {
+        let scope = endpoint.scope.as_str();
         let grant = self
             .profile
             .grants
@@ -186,10 +193,12 @@ impl Caller<'_> {
             .filter(|g| g.expires_at.is_none_or(|t| now < t))
             .ok_or(Refusal::NotGranted)?;
         let token_allows = self.token.as_ref().is_none_or(|t| t.scope.split(' ').any(|s| s == scope));
-        if grant.scopes.iter().any(|s| s == scope) && token_allows {
-            Ok(())
-        } else {
-            Err(Refusal::InsufficientScope { required: scope.to_owned() })
+        if !(grant.scopes.iter().any(|s| s == scope) && token_allows) {
+            return Err(Refusal::InsufficientScope { required: scope.to_owned() });
+        }
+        match self.token.as_ref().and_then(|t| t.task()) {
+            Some(task) if !task.covers(&endpoint.id) => Err(Refusal::EndpointNotInTask),
+            _ => Ok(()),
         }
     }
 }
@@ -480,7 +489,7 @@ impl Gateway {
         let endpoint = product.match_endpoint(method.as_str(), &path).ok_or(Refusal::UnknownEndpoint)?;
         event.endpoint = Some(AuditText::new(&endpoint.path_template, cap::ENDPOINT));
 
-        caller.authorize(product, &endpoint.scope, now)?;
+        caller.authorize(product, endpoint, now)?;
 
         let (limit, remaining) = self
             .limits
@@ -492,6 +501,12 @@ impl Gateway {
                 limit,
                 reset_secs: retry_after_secs,
             })?;
+        // The last check: a task token's call is spent only by a call that goes out.
+        if let Some(token) = caller.token.as_deref() {
+            if !self.task_uses.spend(token, now / portcullis_domain::time::SECOND).await {
+                return Err(Refusal::TaskUsesExhausted);
+            }
+        }
 
         let mut url = format!("{}{upstream_path}", product.upstream(profile.environment));
         if let Some(q) = query.upstream() {

@@ -53,6 +53,10 @@ pub enum Refusal {
     UnknownEndpoint,
     /// The product is not granted to the profile, or the grant expired.
     NotGranted,
+    /// A per-task token calling an endpoint outside its task.
+    EndpointNotInTask,
+    /// A per-task token whose calls are all spent.
+    TaskUsesExhausted,
     /// Granted, but without the scope the endpoint requires.
     InsufficientScope {
         required: String,
@@ -109,10 +113,12 @@ impl Refusal {
             | Refusal::CertificateRequired
             | Refusal::CertificateMismatch
             | Refusal::ProfileRequiresBinding(_)
+            | Refusal::TaskUsesExhausted
             | Refusal::IdentityMismatch => StatusCode::UNAUTHORIZED,
             Refusal::ClientSuspended
             | Refusal::OwnerDisabled
             | Refusal::NotGranted
+            | Refusal::EndpointNotInTask
             | Refusal::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             Refusal::UnknownProduct | Refusal::UnknownEndpoint => StatusCode::NOT_FOUND,
             Refusal::RateLimited { .. } | Refusal::TooManyRefusals { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -142,6 +148,8 @@ impl Refusal {
             Refusal::UnknownEndpoint => Reason::UnknownEndpoint,
             Refusal::NotGranted => Reason::NotGranted,
             Refusal::InsufficientScope { .. } => Reason::InsufficientScope,
+            Refusal::EndpointNotInTask => Reason::EndpointNotInTask,
+            Refusal::TaskUsesExhausted => Reason::TaskUsesExhausted,
             Refusal::RateLimited { scope: Scope::Profile, .. } => Reason::RateLimited,
             Refusal::RateLimited { scope: Scope::Product, .. } => Reason::ProductRateLimited,
             Refusal::RateLimited { scope: Scope::Global, .. } => Reason::GlobalRateLimited,
@@ -190,6 +198,12 @@ impl Refusal {
             Refusal::UnknownEndpoint => "The product has no endpoint for this method and path.".into(),
             Refusal::NotGranted => "This profile has no current grant for the product.".into(),
             Refusal::InsufficientScope { required } => format!("The endpoint needs the `{required}` scope."),
+            Refusal::EndpointNotInTask => {
+                "This token serves a task that does not include this endpoint: request a token naming it.".into()
+            }
+            Refusal::TaskUsesExhausted => {
+                "This task token's calls are all used (max_uses): request a new token for more.".into()
+            }
             Refusal::RateLimited { scope, retry_after_secs, .. } => {
                 let whose = match scope {
                     Scope::Profile => "The profile's rate limit",
@@ -240,11 +254,13 @@ impl Refusal {
             Refusal::ExpiredCredential => "expired credential",
             Refusal::InvalidToken(e) => token_description(*e),
             Refusal::IdentityMismatch => "client or profile header does not match the credential",
+            Refusal::TaskUsesExhausted => "the task token's calls are used up",
             Refusal::ClientSuspended
             | Refusal::OwnerDisabled
             | Refusal::UnknownProduct
             | Refusal::UnknownEndpoint
             | Refusal::NotGranted
+            | Refusal::EndpointNotInTask
             | Refusal::InsufficientScope { .. }
             | Refusal::RateLimited { .. }
             | Refusal::TooManyRefusals { .. }

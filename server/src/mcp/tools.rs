@@ -33,7 +33,7 @@ pub struct Caller<'a, 's> {
 impl Caller<'_, '_> {
     /// Whether the gateway would let this caller call the endpoint: its own decision.
     fn may_call(&self, product: &ProductEntry, endpoint: &EndpointEntry) -> bool {
-        self.caller.authorize(product, &endpoint.scope, self.now).is_ok()
+        self.caller.authorize(product, endpoint, self.now).is_ok()
     }
 
     /// Granted products with the endpoints this caller may call, sorted by slug.

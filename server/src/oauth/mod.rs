@@ -17,7 +17,8 @@ use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::{AuditSink, PendingRow};
 use portcullis_domain::enforcement::{
     certificate_key, claimed_client, Assertion, AssertionError, Confirmation, CredentialEntry, ProfileEntry, Proof,
-    ProofCheck, ProofError, Snapshot, TokenRequestError, TokenSettings, ASSERTION_ALGS, ASSERTION_TYPE, DPOP_ALGS,
+    ProofCheck, ProofError, Snapshot, TokenAsk, TokenRequestError, TokenSettings, ASSERTION_ALGS, ASSERTION_TYPE,
+    DPOP_ALGS, TASK_DETAIL_TYPE,
 };
 use portcullis_domain::keyed::{identity_key, source_key, Limiter};
 use portcullis_domain::model::{Decision, Reason, RequestChannel, SenderConstraint};
@@ -415,7 +416,12 @@ async fn issue(
     let issued = o
         .store
         .enforcement()
-        .issue_access_token(&o.settings, credential, profile, field("scope"), &binding)
+        .issue_access_token(
+            &o.settings,
+            credential,
+            profile,
+            &TokenAsk { scope: field("scope"), binding, authorization_details: field("authorization_details"), ..TokenAsk::default() },
+        )
         .map_err(|e| match e {
             TokenRequestError::InvalidClient => OAuthError::invalid_client(),
             TokenRequestError::SenderConstraintRequired(SenderConstraint::Mtls) => OAuthError::new(
@@ -430,6 +436,9 @@ async fn issue(
                 "this profile accepts only DPoP-bound tokens: send a DPoP proof with the token request (RFC 9449)",
             ),
             TokenRequestError::InvalidScope(why) => OAuthError::new(StatusCode::BAD_REQUEST, Reason::InvalidScope, why),
+            TokenRequestError::InvalidAuthorizationDetails(why) => {
+                OAuthError::new(StatusCode::BAD_REQUEST, Reason::InvalidAuthorizationDetails, why)
+            }
             TokenRequestError::InvalidRequest(why) => OAuthError::invalid_request(&why),
             TokenRequestError::Internal => {
                 OAuthError::new(StatusCode::INTERNAL_SERVER_ERROR, Reason::ServerError, "the token could not be issued")
@@ -440,6 +449,7 @@ async fn issue(
     event.client_type = Some(profile.client_kind);
     event.credential_id = Some(AuditText::new(&issued.claims.cid, cap::ID));
     event.sender_key = issued.claims.cnf.as_ref().map(|cnf| AuditText::new(&cnf.label(), cap::ID));
+    event.task_id = issued.claims.task().map(|t| AuditText::new(&t.task_id, cap::ID));
     if !o.limits.token_allowed(&issued.claims.client_id).await {
         // Counted only once the client proved itself, so nobody else can spend it.
         return Err(OAuthError::rate_limited());
@@ -450,13 +460,17 @@ async fn issue(
             return Err(OAuthError::dpop(ProofError::Replayed));
         }
     }
-    let mut res = Json(json!({
+    let mut body = json!({
         "access_token": issued.token,
         "token_type": if proof.is_some() { "DPoP" } else { "Bearer" },
         "expires_in": issued.expires_in,
         "scope": issued.scope,
-    }))
-    .into_response();
+    });
+    if !issued.claims.authorization_details.is_empty() {
+        // RFC 9396 §7: what was granted, as the client will see it enforced.
+        body["authorization_details"] = json!(issued.claims.authorization_details);
+    }
+    let mut res = Json(body).into_response();
     no_store(res.headers_mut());
     Ok(res)
 }
@@ -667,5 +681,7 @@ async fn metadata(State(o): State<OAuthServer>) -> Json<serde_json::Value> {
         // RFC 8705 §3.3: a token requested over a connection with a client certificate
         // is bound to it.
         "tls_client_certificate_bound_access_tokens": o.certificates,
+        // RFC 9396 §10: per-task tokens (enforcement/tasks.rs).
+        "authorization_details_types_supported": [TASK_DETAIL_TYPE],
     }))
 }

@@ -41,5 +41,6 @@ mod replicas;
 mod secret_rotation;
 mod shared_limits;
 mod startup;
+mod task_tokens;
 mod tls_listener;
 mod upstream_tls;
