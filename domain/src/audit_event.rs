@@ -56,6 +56,12 @@ pub struct RequestEvent {
     /// groups a task's requests by it.
     #[serde(default)]
     pub task_id: Option<AuditText>,
+    /// A delegated token's subject (RFC 8693): the client on whose behalf it acts.
+    #[serde(default)]
+    pub subject_id: Option<AuditText>,
+    /// A delegated token's actors, the acting client first, space-separated.
+    #[serde(default)]
+    pub actor_chain: Option<AuditText>,
     /// Time from arrival until the request left for its upstream (what the gateway adds),
     /// and the upstream's time to answer with headers (what it waits for). For metrics;
     /// not stored with the row.
@@ -101,6 +107,8 @@ impl Default for RequestEvent {
             trace_id: None,
             sender_key: None,
             task_id: None,
+            subject_id: None,
+            actor_chain: None,
             forwarded_after_us: None,
             upstream_us: None,
         }

@@ -24,7 +24,8 @@ const MAX_VALUE: usize = 200;
 const COLUMNS: &str = "e.id, e.occurred_at, e.request_id, e.channel, e.action, u.email AS actor_email, e.target_type,
     e.target_id, e.summary, e.client_id, c.name AS client_name, e.profile_id, e.client_type, e.credential_id,
     e.product, e.endpoint, e.tool, e.method, e.path, e.status, e.decision, e.reason, e.latency_us, e.bytes_in,
-    e.bytes_out, e.client_ip, e.user_agent, e.trace_id, e.sender_key, e.task_id";
+    e.bytes_out, e.client_ip, e.user_agent, e.trace_id, e.sender_key, e.task_id,
+    e.subject_id, e.actor_chain";
 
 const FROM: &str =
     "FROM audit_events e LEFT JOIN users u ON u.id = e.actor_user_id LEFT JOIN clients c ON c.id = e.client_id";
@@ -237,6 +238,16 @@ fn conditions(filter: &AuditFilter, now: i64) -> Result<Conditions> {
     if let Some(v) = value("task", &filter.task)? {
         c.text("e.task_id", v);
     }
+    if let Some(v) = value("subject", &filter.subject)? {
+        c.text("e.subject_id", v);
+    }
+    if let Some(v) = value("acting_client", &filter.acting_client)? {
+        // One whole id of the space-separated chain, on both backends.
+        let escaped = v.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let p = c.next();
+        c.sql.push(format!("(' ' || e.actor_chain || ' ') LIKE {p} ESCAPE '\\'"));
+        let _ = c.args.add(format!("% {escaped} %"));
+    }
     if let Some(v) = value("path", &filter.path)? {
         // Case-insensitive "contains" on both backends; the person's % and _ are literal.
         let escaped = v.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
@@ -299,6 +310,8 @@ fn record(r: &sqlx::any::AnyRow) -> Result<AuditRecord> {
         trace_id: r.try_get("trace_id")?,
         sender_key: r.try_get("sender_key")?,
         task_id: r.try_get("task_id")?,
+        subject_id: r.try_get("subject_id")?,
+        actor_chain: r.try_get("actor_chain")?,
     })
 }
 

@@ -653,7 +653,7 @@ pub async fn replay_spill(store: &Store, path: std::path::PathBuf) -> crate::err
 }
 
 /// The columns of one request row, in the order `insert_request_events` binds them.
-const REQUEST_COLUMNS: [&str; 26] = [
+const REQUEST_COLUMNS: [&str; 28] = [
     "occurred_at",
     "request_id",
     "channel",
@@ -680,6 +680,8 @@ const REQUEST_COLUMNS: [&str; 26] = [
     "trace_id",
     "sender_key",
     "task_id",
+    "subject_id",
+    "actor_chain",
 ];
 
 /// Rows per `INSERT`: one statement per row made the SQLite worker thread hand off
@@ -754,7 +756,9 @@ impl Store {
                     .bind(text(&e.tool))
                     .bind(text(&e.trace_id))
                     .bind(text(&e.sender_key))
-                    .bind(text(&e.task_id));
+                    .bind(text(&e.task_id))
+                    .bind(text(&e.subject_id))
+                    .bind(text(&e.actor_chain));
                 if let Some(c) = text(&e.credential_id) {
                     let t = last_used.entry(c).or_insert(e.occurred_at);
                     *t = (*t).max(e.occurred_at);

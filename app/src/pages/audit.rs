@@ -13,7 +13,7 @@ use portcullis_domain::time::format_iso;
 use crate::components::{when, PageError};
 
 /// The filter fields of the form, in the order they appear: (name, label, placeholder).
-const TEXT_FIELDS: [(&str, &str, &str); 10] = [
+const TEXT_FIELDS: [(&str, &str, &str); 12] = [
     ("client", "Client ID", "cl_…"),
     ("named_client", "Attempts naming client", "cl_…"),
     ("profile", "Profile ID", "pf_…"),
@@ -21,6 +21,8 @@ const TEXT_FIELDS: [(&str, &str, &str); 10] = [
     ("endpoint", "Endpoint", "/accounts/{id}"),
     ("request_id", "Request ID", "X-Request-Id"),
     ("task", "Task ID", "a per-task token's task_id"),
+    ("subject", "On behalf of", "cl_… (delegated tokens)"),
+    ("acting_client", "Acting client in chain", "cl_…"),
     ("path", "Path contains", "/accounts"),
     ("actor", "Acting person", "email"),
     ("decision", "Decision or reason", "refused, rate_limited…"),
@@ -284,6 +286,10 @@ fn EventDetail(event: AuditRecord, back: (String, &'static str)) -> impl IntoVie
                 <dt>"User agent"</dt><dd class="mono">{opt(&event.user_agent)}</dd>
                 <dt>"Trace ID"</dt><dd class="mono" data-testid="event-trace-id">{opt(&event.trace_id)}</dd>
                 <dt>"Proven key"</dt><dd class="mono" data-testid="event-sender-key">{event.sender_key.clone().unwrap_or_else(|| "— (bearer credential)".into())}</dd>
+                {event.subject_id.clone().map(|subject| view! {
+                    <dt>"On behalf of"</dt><dd class="mono" data-testid="event-subject">{subject}</dd>
+                    <dt>"Actor chain"</dt><dd class="mono" data-testid="event-actor-chain">{event.actor_chain.clone().unwrap_or_default().replace(' ', " via ")}</dd>
+                })}
                 {event.task_id.clone().map(|task| {
                     let all = format!("/audit?{}", AuditFilter { task: Some(task.clone()), ..AuditFilter::default() }.to_query(false));
                     view! {

@@ -10,6 +10,7 @@
 mod certificates;
 mod client_keys;
 mod dpop;
+mod exchange;
 mod jws;
 mod keys;
 mod rekeys;
@@ -30,6 +31,9 @@ pub use client_keys::{
 pub use dpop::{
     check_proof, token_hash, Nonces, Proof, ProofCheck, ProofError, ProofKey, DPOP_ALGS, MAX_PROOF_BYTES,
     PROOF_LEEWAY_SECS, PROOF_MAX_AGE_SECS,
+};
+pub use exchange::{
+    delegate, Delegation, ExchangeRefusal, SubjectClaim, ACCESS_TOKEN_TYPE, MAX_ACTORS, TOKEN_EXCHANGE,
 };
 pub(crate) use keys::Signer;
 pub use keys::{Jwk, KeyRing, KeyRingHandle, SigningAlg};

@@ -140,7 +140,8 @@ pub enum Inactive {
 impl Snapshot {
     /// The one liveness rule for an access token, for the gateway, MCP and introspection
     /// alike: not revoked; the credential it was obtained with live and of its profile;
-    /// the profile the client's; the client neither suspended nor its owner disabled.
+    /// the profile the client's; the client neither suspended nor its owner disabled;
+    /// for a delegated token, the same of its subject and every earlier actor.
     pub fn token_holder(
         &self,
         claims: &AccessClaims,
@@ -156,10 +157,12 @@ impl Snapshot {
             .ok_or(Inactive::Revoked)?;
         let profile =
             self.profiles.get(&claims.profile).filter(|p| p.client_id == claims.client_id).ok_or(Inactive::Revoked)?;
-        match profile.stopped() {
-            Some(stopped) => Err(Inactive::Stopped(stopped)),
-            None => Ok((credential, profile)),
+        if let Some(stopped) = profile.stopped() {
+            return Err(Inactive::Stopped(stopped));
         }
+        // A delegated token lives only while everyone it acts for, or through, does.
+        self.parties(claims, now)?;
+        Ok((credential, profile))
     }
 }
 

@@ -4,6 +4,7 @@ use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+use super::exchange::{Delegation, SubjectClaim};
 use super::tasks::{parse_task, TaskDetail};
 use super::{
     check_assertion, Assertion, AssertionCheck, AssertionError, CredentialEntry, Enforcement, KeyRing, ProfileEntry,
@@ -44,6 +45,10 @@ pub struct AccessClaims {
     /// may use the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// On whose behalf a delegated token (RFC 8693 token exchange) acts; `sub` is its
+    /// client id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<SubjectClaim>,
     /// RFC 9396 §9.1: the task the token serves, when it was asked for one: only its
     /// endpoints, at most its number of calls.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -107,11 +112,22 @@ impl Confirmation {
     }
 }
 
-/// RFC 8693 §4.1 `act`: who is acting.
+/// RFC 8693 §4.1 `act`: who is acting, and (nested) who acted before. In a token from
+/// the portal's Test access, the person (a user id); in a delegated token, client ids,
+/// each earlier one with the profile and credential it held, so that revoking any of
+/// them ends the token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActorClaim {
-    /// The acting person's user id.
     pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
+    /// The token this actor held when the next one exchanged it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<ActorClaim>>,
 }
 
 /// Why a presented token is not accepted. The gateway tells these apart in its
@@ -152,6 +168,8 @@ pub struct TokenAsk<'a> {
     pub binding: Confirmation,
     /// RFC 9396 `authorization_details`: one `portcullis_task`.
     pub authorization_details: Option<&'a str>,
+    /// RFC 8693: the token acts on behalf of another client's subject token.
+    pub delegation: Option<Delegation>,
 }
 
 pub struct IssuedAccessToken {
@@ -228,7 +246,7 @@ impl Enforcement {
         profile: &ProfileEntry,
         ask: &TokenAsk<'_>,
     ) -> Result<IssuedAccessToken, TokenRequestError> {
-        let TokenAsk { scope: requested_scope, acting_user, binding, authorization_details } = ask;
+        let TokenAsk { scope: requested_scope, acting_user, binding, authorization_details, delegation } = ask;
         if !binding.satisfies(profile.sender_constraint) {
             return Err(TokenRequestError::SenderConstraintRequired(profile.sender_constraint));
         }
@@ -241,6 +259,15 @@ impl Enforcement {
             .collect();
         allowed.sort_unstable();
         allowed.dedup();
+        if let Some(delegation) = delegation {
+            // Within the subject token's scopes too: never broader than either party.
+            allowed.retain(|s| delegation.scopes.iter().any(|d| d == s));
+            if allowed.is_empty() {
+                return Err(TokenRequestError::InvalidScope(
+                    "the subject token and this client have no scope in common".into(),
+                ));
+            }
+        }
         let requested: Option<Vec<&str>> = match requested_scope.map(str::trim).filter(|s| !s.is_empty()) {
             None => None,
             Some(requested) => {
@@ -274,9 +301,14 @@ impl Enforcement {
         };
         let ttl = task.as_ref().and_then(|t| t.expires_in).unwrap_or(ttl);
         let iat = now / SECOND;
+        // A delegated token ends no later than the token it was exchanged for.
+        let ttl = delegation.as_ref().map_or(ttl, |d| ttl.min(d.expires_at - iat));
+        if ttl <= 0 {
+            return Err(TokenRequestError::InvalidRequest("the subject token has expired".into()));
+        }
         let claims = AccessClaims {
             iss: settings.issuer.clone(),
-            sub: profile.client_id.clone(),
+            sub: delegation.as_ref().map_or_else(|| profile.client_id.clone(), |d| d.subject.client_id.clone()),
             aud: settings.audience.clone(),
             exp: iat + ttl,
             iat,
@@ -293,7 +325,17 @@ impl Enforcement {
             }
             .to_owned(),
             cid: credential.id.clone(),
-            act: acting_user.map(|sub| ActorClaim { sub: sub.to_owned() }),
+            act: match delegation {
+                Some(d) => Some(d.act.clone()),
+                None => acting_user.map(|sub| ActorClaim {
+                    sub: sub.to_owned(),
+                    profile: None,
+                    cid: None,
+                    jti: None,
+                    act: None,
+                }),
+            },
+            subject: delegation.as_ref().map(|d| d.subject.clone()),
             cnf: (!binding.is_empty()).then(|| binding.clone()),
             authorization_details: task.into_iter().collect(),
         };

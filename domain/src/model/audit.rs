@@ -123,6 +123,9 @@ text_enum!(
         EndpointNotInTask => "endpoint_not_in_task",
         TaskUsesExhausted => "task_uses_exhausted",
         UnsupportedGrantType => "unsupported_grant_type",
+        // RFC 8693: a subject token that cannot be exchanged; an audience not ours.
+        InvalidGrant => "invalid_grant",
+        InvalidTarget => "invalid_target",
         // MCP and JSON-RPC.
         SessionRequired => "session_required",
         UnknownSession => "unknown_session",
@@ -219,6 +222,12 @@ pub struct AuditFilter {
     /// the task, and the token request that made its token.
     #[serde(default)]
     pub task: Option<String>,
+    /// The client a delegated token acted on behalf of (RFC 8693 subject).
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// A client that acted in a delegated token's chain.
+    #[serde(default)]
+    pub acting_client: Option<String>,
     /// Text the path contains.
     pub path: Option<String>,
     /// A quick range ending now: `15m`, `24h`, `7d` or `30d`.
@@ -299,6 +308,12 @@ pub struct AuditRecord {
     /// The task the request's per-task token serves.
     #[serde(default)]
     pub task_id: Option<String>,
+    /// For a delegated token: the client it acts on behalf of, and the clients acting
+    /// (the acting one first, space-separated).
+    #[serde(default)]
+    pub subject_id: Option<String>,
+    #[serde(default)]
+    pub actor_chain: Option<String>,
 }
 
 /// One page of search results, newest first. `next` continues after the last row.

@@ -160,7 +160,7 @@ enum Format {
     JsonLines,
 }
 
-const CSV_COLUMNS: [&str; 30] = [
+const CSV_COLUMNS: [&str; 32] = [
     "id",
     "occurred_at",
     "request_id",
@@ -191,6 +191,8 @@ const CSV_COLUMNS: [&str; 30] = [
     "trace_id",
     "sender_key",
     "task_id",
+    "subject_id",
+    "actor_chain",
 ];
 
 impl Format {
@@ -234,7 +236,7 @@ impl Format {
 
 /// One CSV row, in `CSV_COLUMNS` order. Text cells that a spreadsheet would run as a
 /// formula (a path such as `=HYPERLINK(…)` is caller-controlled) get a leading `'`.
-fn csv_row(e: &AuditRecord) -> [String; 30] {
+fn csv_row(e: &AuditRecord) -> [String; 32] {
     let t = |v: &Option<String>| defuse(v.as_deref().unwrap_or_default());
     let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
     [
@@ -268,6 +270,8 @@ fn csv_row(e: &AuditRecord) -> [String; 30] {
         t(&e.trace_id),
         t(&e.sender_key),
         t(&e.task_id),
+        t(&e.subject_id),
+        t(&e.actor_chain),
     ]
 }
 

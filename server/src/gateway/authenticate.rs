@@ -43,6 +43,9 @@ pub struct Caller<'s> {
     pub(super) token: Option<Arc<AccessClaims>>,
     /// The certificate the request came with, when its token is bound to it.
     pub certificate: Option<ClientCertificate>,
+    /// For a delegated token (RFC 8693), the other parties: its subject and earlier
+    /// actors, each of which must be granted what the call needs.
+    pub parties: Vec<&'s ProfileEntry>,
 }
 
 impl Caller<'_> {
@@ -59,7 +62,17 @@ impl Caller<'_> {
         event.profile_id = Some(AuditText::new(&self.profile.id, cap::ID));
         event.client_type = Some(self.profile.client_kind);
         event.credential_id = Some(AuditText::new(&self.credential.id, cap::ID));
-        event.actor_user_id = self.token.as_ref().and_then(|t| t.act.as_ref()).map(|a| AuditText::new(&a.sub, cap::ID));
+        match self.token.as_ref().and_then(|t| t.subject.as_ref().map(|s| (t, s))) {
+            Some((token, subject)) => {
+                event.subject_id = Some(AuditText::new(&subject.client_id, cap::ID));
+                event.actor_chain = token.actor_chain().map(|c| AuditText::new(&c, cap::ENDPOINT));
+            }
+            // Otherwise `act` names the person a Test access token acts for.
+            None => {
+                event.actor_user_id =
+                    self.token.as_ref().and_then(|t| t.act.as_ref()).map(|a| AuditText::new(&a.sub, cap::ID));
+            }
+        }
         event.sender_key =
             self.token.as_ref().and_then(|t| t.cnf.as_ref()).map(|cnf| AuditText::new(&cnf.label(), cap::ID));
         event.task_id = self.token.as_ref().and_then(|t| t.task()).map(|t| AuditText::new(&t.task_id, cap::ID));
@@ -139,6 +152,7 @@ impl Gateway {
         }
         let in_query = if query_key_allowed { query.key() } else { None };
         let api_key = header_str(headers, "x-api-key").or(in_query.as_deref());
+        let mut parties = Vec::new();
         let (credential, profile, token) = match (api_key, access_token(headers)) {
             (Some(key), _) => {
                 // Lookup by keyed hash: what is compared is a hash, which leaks nothing usable.
@@ -188,6 +202,8 @@ impl Gateway {
                         None => return Err(Refusal::CertificateRequired),
                     }
                 }
+                // Live, every one of them: `token_holder` checked.
+                parties = snap.parties(&claims, now).map_err(|_| Refusal::InvalidToken(TokenError::Revoked))?;
                 (credential, profile, Some(claims))
             }
             (None, None) => return Err(Refusal::MissingCredential),
@@ -209,7 +225,7 @@ impl Gateway {
             Some(_) => held.certificate.clone(),
             None => None,
         };
-        Ok(Caller { credential, profile, token, certificate })
+        Ok(Caller { credential, profile, token, certificate, parties })
     }
 }
 

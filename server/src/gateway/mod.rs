@@ -24,7 +24,7 @@ use portcullis_app::ssr::ClientIp;
 use portcullis_domain::audit_event::{RequestEvent, CLIENT_CLOSED_STATUS};
 use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::{AuditSink, Durability, PendingRow};
-use portcullis_domain::enforcement::{EndpointEntry, Enforcement, ProductEntry, Snapshot, TokenSettings};
+use portcullis_domain::enforcement::{EndpointEntry, Enforcement, ProductEntry, ProfileEntry, Snapshot, TokenSettings};
 use portcullis_domain::model::{Reason, RequestChannel};
 use portcullis_domain::routing::CanonicalPath;
 use portcullis_domain::store::Store;
@@ -195,6 +195,15 @@ impl Caller<'_> {
         let token_allows = self.token.as_ref().is_none_or(|t| t.scope.split(' ').any(|s| s == scope));
         if !(grant.scopes.iter().any(|s| s == scope) && token_allows) {
             return Err(Refusal::InsufficientScope { required: scope.to_owned() });
+        }
+        // A delegated token: never broader than anyone it acts for or through.
+        let party_allows = |p: &&ProfileEntry| {
+            p.grants
+                .get(&product.id)
+                .is_some_and(|g| g.expires_at.is_none_or(|t| now < t) && g.scopes.iter().any(|s| s == scope))
+        };
+        if !self.parties.iter().all(party_allows) {
+            return Err(Refusal::PartyNotGranted);
         }
         match self.token.as_ref().and_then(|t| t.task()) {
             Some(task) if !task.covers(&endpoint.id) => Err(Refusal::EndpointNotInTask),

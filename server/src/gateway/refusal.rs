@@ -53,6 +53,9 @@ pub enum Refusal {
     UnknownEndpoint,
     /// The product is not granted to the profile, or the grant expired.
     NotGranted,
+    /// A delegated token (RFC 8693) whose subject or an earlier actor is not granted the
+    /// product with the endpoint's scope.
+    PartyNotGranted,
     /// A per-task token calling an endpoint outside its task.
     EndpointNotInTask,
     /// A per-task token whose calls are all spent.
@@ -118,6 +121,7 @@ impl Refusal {
             Refusal::ClientSuspended
             | Refusal::OwnerDisabled
             | Refusal::NotGranted
+            | Refusal::PartyNotGranted
             | Refusal::EndpointNotInTask
             | Refusal::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             Refusal::UnknownProduct | Refusal::UnknownEndpoint => StatusCode::NOT_FOUND,
@@ -146,7 +150,7 @@ impl Refusal {
             Refusal::OwnerDisabled => Reason::OwnerDisabled,
             Refusal::UnknownProduct => Reason::UnknownProduct,
             Refusal::UnknownEndpoint => Reason::UnknownEndpoint,
-            Refusal::NotGranted => Reason::NotGranted,
+            Refusal::NotGranted | Refusal::PartyNotGranted => Reason::NotGranted,
             Refusal::InsufficientScope { .. } => Reason::InsufficientScope,
             Refusal::EndpointNotInTask => Reason::EndpointNotInTask,
             Refusal::TaskUsesExhausted => Reason::TaskUsesExhausted,
@@ -198,6 +202,9 @@ impl Refusal {
             Refusal::UnknownEndpoint => "The product has no endpoint for this method and path.".into(),
             Refusal::NotGranted => "This profile has no current grant for the product.".into(),
             Refusal::InsufficientScope { required } => format!("The endpoint needs the `{required}` scope."),
+            Refusal::PartyNotGranted => {
+                "This token acts on behalf of a client (or through one) that has no current grant of this product with the endpoint's scope.".into()
+            }
             Refusal::EndpointNotInTask => {
                 "This token serves a task that does not include this endpoint: request a token naming it.".into()
             }
@@ -260,6 +267,7 @@ impl Refusal {
             | Refusal::UnknownProduct
             | Refusal::UnknownEndpoint
             | Refusal::NotGranted
+            | Refusal::PartyNotGranted
             | Refusal::EndpointNotInTask
             | Refusal::InsufficientScope { .. }
             | Refusal::RateLimited { .. }

@@ -16,9 +16,9 @@ use portcullis_domain::audit_event::RequestEvent;
 use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::{AuditSink, PendingRow};
 use portcullis_domain::enforcement::{
-    certificate_key, claimed_client, Assertion, AssertionError, Confirmation, CredentialEntry, ProfileEntry, Proof,
-    ProofCheck, ProofError, Snapshot, TokenAsk, TokenRequestError, TokenSettings, ASSERTION_ALGS, ASSERTION_TYPE,
-    DPOP_ALGS, TASK_DETAIL_TYPE,
+    certificate_key, claimed_client, Assertion, AssertionError, Confirmation, CredentialEntry, ExchangeRefusal,
+    ProfileEntry, Proof, ProofCheck, ProofError, Snapshot, TokenAsk, TokenRequestError, TokenSettings,
+    ACCESS_TOKEN_TYPE, ASSERTION_ALGS, ASSERTION_TYPE, DPOP_ALGS, TASK_DETAIL_TYPE, TOKEN_EXCHANGE,
 };
 use portcullis_domain::keyed::{identity_key, source_key, Limiter};
 use portcullis_domain::model::{Decision, Reason, RequestChannel, SenderConstraint};
@@ -346,6 +346,35 @@ async fn token(
     res
 }
 
+/// The subject token of a token exchange (RFC 8693 §2.1), once what else the request
+/// says is checked: an access token of this server, exchanged for another; no actor
+/// token (the authenticated client is the actor); no other audience.
+fn exchange_request<'f>(o: &OAuthServer, form: &'f [(String, String)]) -> Result<&'f str, OAuthError> {
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let subject = field("subject_token").ok_or_else(|| OAuthError::invalid_request("subject_token is required"))?;
+    if field("subject_token_type") != Some(ACCESS_TOKEN_TYPE) {
+        return Err(OAuthError::invalid_request(&format!("subject_token_type must be {ACCESS_TOKEN_TYPE}")));
+    }
+    if field("requested_token_type").is_some_and(|t| t != ACCESS_TOKEN_TYPE) {
+        return Err(OAuthError::invalid_request(&format!("requested_token_type can only be {ACCESS_TOKEN_TYPE}")));
+    }
+    if field("actor_token").is_some() || field("actor_token_type").is_some() {
+        return Err(OAuthError::invalid_request(
+            "actor_token is not taken: the client that authenticates is the actor",
+        ));
+    }
+    for target in ["audience", "resource"] {
+        if field(target).is_some_and(|t| t.trim_end_matches('/') != o.settings.issuer) {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                Reason::InvalidTarget,
+                format!("{target}: tokens of this server are for {} only", o.settings.issuer),
+            ));
+        }
+    }
+    Ok(subject)
+}
+
 /// The request's DPoP proof, checked (all but its one use, which waits until the client
 /// has authenticated): `None` for a request without one, which gets a bearer token.
 fn token_proof(o: &OAuthServer, headers: &HeaderMap) -> Result<Option<Proof>, OAuthError> {
@@ -388,17 +417,18 @@ async fn issue(
     let (ip, headers) = (presented.peer, presented.headers);
     let form = read_form(o, ip, body)?;
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    match field("grant_type") {
-        Some("client_credentials") => {}
+    let exchange = match field("grant_type") {
+        Some("client_credentials") => None,
+        Some(TOKEN_EXCHANGE) => Some(exchange_request(o, &form)?),
         Some(_) => {
             return Err(OAuthError::new(
                 StatusCode::BAD_REQUEST,
                 Reason::UnsupportedGrantType,
-                "only client_credentials is supported",
+                format!("the grant types supported are client_credentials and {TOKEN_EXCHANGE}"),
             ))
         }
         None => return Err(OAuthError::invalid_request("grant_type is required")),
-    }
+    };
     let auth = client_auth(headers, &form, presented.certificate)?;
     let client_id = auth.client_id();
     event.attempted_client_id = Some(AuditText::new(client_id, cap::ID));
@@ -409,6 +439,17 @@ async fn issue(
     }
     let proof = token_proof(o, headers)?;
     let (credential, profile) = o.authenticate(&snap, &auth, "/oauth/token").await?;
+    // RFC 8693: the authenticated client acts on behalf of the subject token's.
+    let delegation = match exchange {
+        None => None,
+        Some(subject_token) => {
+            Some(o.store.enforcement().exchange_subject(&o.settings, &snap, subject_token, profile).map_err(
+                |ExchangeRefusal::InvalidGrant(why)| {
+                    OAuthError::new(StatusCode::BAD_REQUEST, Reason::InvalidGrant, why)
+                },
+            )?)
+        }
+    };
     // Bound to whatever the request proved it holds: its DPoP key, the certificate of
     // its TLS connection (RFC 8705 §3), or both.
     let binding =
@@ -420,7 +461,13 @@ async fn issue(
             &o.settings,
             credential,
             profile,
-            &TokenAsk { scope: field("scope"), binding, authorization_details: field("authorization_details"), ..TokenAsk::default() },
+            &TokenAsk {
+                scope: field("scope"),
+                binding,
+                authorization_details: field("authorization_details"),
+                delegation,
+                ..TokenAsk::default()
+            },
         )
         .map_err(|e| match e {
             TokenRequestError::InvalidClient => OAuthError::invalid_client(),
@@ -450,6 +497,8 @@ async fn issue(
     event.credential_id = Some(AuditText::new(&issued.claims.cid, cap::ID));
     event.sender_key = issued.claims.cnf.as_ref().map(|cnf| AuditText::new(&cnf.label(), cap::ID));
     event.task_id = issued.claims.task().map(|t| AuditText::new(&t.task_id, cap::ID));
+    event.subject_id = issued.claims.subject.as_ref().map(|s| AuditText::new(&s.client_id, cap::ID));
+    event.actor_chain = issued.claims.actor_chain().map(|c| AuditText::new(&c, cap::ENDPOINT));
     if !o.limits.token_allowed(&issued.claims.client_id).await {
         // Counted only once the client proved itself, so nobody else can spend it.
         return Err(OAuthError::rate_limited());
@@ -466,6 +515,9 @@ async fn issue(
         "expires_in": issued.expires_in,
         "scope": issued.scope,
     });
+    if issued.claims.subject.is_some() {
+        body["issued_token_type"] = json!(ACCESS_TOKEN_TYPE);
+    }
     if !issued.claims.authorization_details.is_empty() {
         // RFC 9396 §7: what was granted, as the client will see it enforced.
         body["authorization_details"] = json!(issued.claims.authorization_details);
@@ -666,7 +718,7 @@ async fn metadata(State(o): State<OAuthServer>) -> Json<serde_json::Value> {
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/oauth/token"),
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": ["client_credentials", TOKEN_EXCHANGE],
         "token_endpoint_auth_methods_supported": methods,
         "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),

@@ -583,7 +583,7 @@ pub async fn audit_rows(database_url: &str, sql_where: &str) -> Vec<serde_json::
     let rows = sqlx::query(&format!(
         "SELECT request_id, channel, tool, client_id, profile_id, client_type, credential_id, attempted_client_id, actor_user_id,
                 product, endpoint, method, path, status, upstream_status, decision, reason, bytes_in, bytes_out,
-                user_agent, action, sender_key, task_id
+                user_agent, action, sender_key, task_id, subject_id, actor_chain
          FROM audit_events WHERE {sql_where} ORDER BY id"
     ))
     .fetch_all(&pool)

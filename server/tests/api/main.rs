@@ -43,4 +43,5 @@ mod shared_limits;
 mod startup;
 mod task_tokens;
 mod tls_listener;
+mod token_exchange;
 mod upstream_tls;

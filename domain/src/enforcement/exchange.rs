@@ -1,0 +1,187 @@
+//! Token exchange (RFC 8693): an agent acting on behalf of another agent. The acting
+//! client authenticates as usual and presents the other's access token (the subject
+//! token); it gets a token of its own profile that says on whose behalf it acts (`sub`,
+//! and `subject` with the subject's profile and credential) and who acts, nested for a
+//! chain (`act`, RFC 8693 §4.1, each client actor with its profile and credential).
+//!
+//! Never broader than every party: the token's scopes are within the subject token's and
+//! the actor's own, and on every request each party must still be live (credential,
+//! profile, client, owner) and granted the product with the endpoint's scope. Revoking
+//! or suspending any party ends the token on the next request.
+//!
+//! Refused as subject tokens: sender-constrained ones (whoever holds the copy lacks the
+//! key; exchanging it would strip the binding), per-task ones (a task is not delegated),
+//! the portal's Test access tokens (they act for a person), the client's own, and chains
+//! longer than `MAX_ACTORS`.
+
+use serde::{Deserialize, Serialize};
+
+use super::{AccessClaims, ActorClaim, CredentialEntry, Inactive, ProfileEntry, Snapshot};
+
+/// `grant_type` of a token exchange.
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// The one token type taken and issued: an access token of this server.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// Actors in one chain at most (the acting client included).
+pub const MAX_ACTORS: usize = 4;
+
+/// On whose behalf a delegated token acts: the client the first subject token was
+/// issued to, with the profile and credential it was obtained with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectClaim {
+    pub client_id: String,
+    pub profile: String,
+    pub cid: String,
+    /// The subject token's own id: revoking it ends every token exchanged from it.
+    pub jti: String,
+}
+
+/// What an exchange adds to the token being minted for the acting client.
+#[derive(Debug, Clone)]
+pub struct Delegation {
+    pub subject: SubjectClaim,
+    /// The whole chain, the acting client outermost.
+    pub act: ActorClaim,
+    /// The subject token's scopes: the new token's are within them.
+    pub scopes: Vec<String>,
+    /// The subject token's expiry: the new token ends no later.
+    pub expires_at: i64,
+}
+
+/// Why a subject token cannot be exchanged (RFC 8693 §2.2.2: `invalid_request`; the
+/// subject token's own failings are `invalid_grant`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExchangeRefusal {
+    InvalidGrant(String),
+}
+
+impl ActorClaim {
+    /// The chain, outermost (the acting client) first.
+    pub fn chain(&self) -> impl Iterator<Item = &ActorClaim> {
+        std::iter::successors(Some(self), |a| a.act.as_deref())
+    }
+}
+
+impl AccessClaims {
+    /// The actor chain of a delegated token, as the audit trail records it: client ids,
+    /// the acting client first, separated by spaces.
+    pub fn actor_chain(&self) -> Option<String> {
+        self.subject.as_ref()?;
+        let act = self.act.as_ref()?;
+        Some(act.chain().map(|a| a.sub.as_str()).collect::<Vec<_>>().join(" "))
+    }
+}
+
+/// Checks a subject token (verified and live) and what the acting client may make of
+/// it: the delegation its new token carries.
+pub fn delegate(subject: &AccessClaims, actor: &ProfileEntry) -> Result<Delegation, ExchangeRefusal> {
+    let refuse = |why: &str| Err(ExchangeRefusal::InvalidGrant(why.to_owned()));
+    if subject.cnf.is_some() {
+        return refuse(
+            "a sender-constrained subject token cannot be exchanged: only its key's or certificate's holder may use it",
+        );
+    }
+    if subject.task().is_some() {
+        return refuse("a per-task token cannot be exchanged");
+    }
+    if subject.client_id == actor.client_id {
+        return refuse("the subject token is this client's own");
+    }
+    let (origin, previous) = match &subject.subject {
+        // Already delegated: the chain grows, the first subject stays.
+        Some(origin) => (origin.clone(), subject.act.clone()),
+        // A person acting through a client (the portal's Test access) is not delegated on.
+        None if subject.act.is_some() => return refuse("a token acting for a person cannot be exchanged"),
+        None => (
+            SubjectClaim {
+                client_id: subject.client_id.clone(),
+                profile: subject.profile.clone(),
+                cid: subject.cid.clone(),
+                jti: subject.jti.clone(),
+            },
+            None,
+        ),
+    };
+    if origin.client_id == actor.client_id {
+        return refuse("this client is the subject of the chain it would extend");
+    }
+    // The previous holder becomes an actor in the chain, with what keeps it accountable.
+    let previous = previous.map(|mut p| {
+        p.profile = Some(subject.profile.clone());
+        p.cid = Some(subject.cid.clone());
+        p.jti = Some(subject.jti.clone());
+        Box::new(p)
+    });
+    let act = ActorClaim { sub: actor.client_id.clone(), profile: None, cid: None, jti: None, act: previous };
+    if act.chain().count() > MAX_ACTORS {
+        return refuse("the actor chain would be longer than 4");
+    }
+    if act.chain().any(|a| a.sub == origin.client_id) || has_repeats(&act) {
+        return refuse("a client may appear once in a chain");
+    }
+    Ok(Delegation {
+        subject: origin,
+        act,
+        scopes: subject.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        expires_at: subject.exp,
+    })
+}
+
+fn has_repeats(act: &ActorClaim) -> bool {
+    let ids: Vec<&str> = act.chain().map(|a| a.sub.as_str()).collect();
+    ids.iter().enumerate().any(|(i, id)| ids.iter().skip(i + 1).any(|o| o == id))
+}
+
+impl Snapshot {
+    /// The other parties of a delegated token: its subject and every earlier actor, each
+    /// live now (credential, profile, client, owner). Empty for any other token.
+    pub fn parties(&self, claims: &AccessClaims, now: i64) -> Result<Vec<&ProfileEntry>, Inactive> {
+        let Some(subject) = &claims.subject else { return Ok(Vec::new()) };
+        if self.revoked_tokens.contains(&subject.jti) {
+            return Err(Inactive::Revoked);
+        }
+        let mut parties = vec![self.party(&subject.client_id, &subject.profile, &subject.cid, now)?];
+        for actor in claims.act.iter().flat_map(|a| a.chain()).skip(1) {
+            let (Some(profile), Some(cid), Some(jti)) = (&actor.profile, &actor.cid, &actor.jti) else {
+                return Err(Inactive::Revoked);
+            };
+            if self.revoked_tokens.contains(jti) {
+                return Err(Inactive::Revoked);
+            }
+            parties.push(self.party(&actor.sub, profile, cid, now)?);
+        }
+        Ok(parties)
+    }
+
+    fn party(&self, client_id: &str, profile: &str, cid: &str, now: i64) -> Result<&ProfileEntry, Inactive> {
+        let live = |c: &&CredentialEntry| now < c.expires_at && c.profile_id == profile;
+        self.credentials_by_id.get(cid).filter(live).ok_or(Inactive::Revoked)?;
+        let entry = self.profiles.get(profile).filter(|p| p.client_id == client_id).ok_or(Inactive::Revoked)?;
+        match entry.stopped() {
+            Some(stopped) => Err(Inactive::Stopped(stopped)),
+            None => Ok(entry),
+        }
+    }
+}
+
+impl super::Enforcement {
+    /// The delegation a token exchange makes for `actor` from `subject_token`: the
+    /// subject token must verify, be live with every party it names, and be of a kind
+    /// that may be exchanged.
+    pub fn exchange_subject(
+        &self,
+        settings: &super::TokenSettings,
+        snap: &Snapshot,
+        subject_token: &str,
+        actor: &ProfileEntry,
+    ) -> Result<Delegation, ExchangeRefusal> {
+        let invalid = |why: &str| ExchangeRefusal::InvalidGrant(why.to_owned());
+        let claims = self.verify_access_token(settings, subject_token).map_err(|e| match e {
+            super::TokenError::Expired => invalid("the subject token has expired"),
+            _ => invalid("the subject token is not an access token of this server"),
+        })?;
+        snap.token_holder(&claims, self.now())
+            .map_err(|_| invalid("the subject token is revoked or its client stopped"))?;
+        delegate(&claims, actor)
+    }
+}

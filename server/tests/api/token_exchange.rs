@@ -1,0 +1,321 @@
+//! Token exchange (RFC 8693) against the real server: an agent acting on behalf of
+//! another gets a token never broader than either, naming the subject and the whole
+//! actor chain; the chain grows and is bounded; every party's revocation or suspension
+//! ends the delegated tokens on the next request; subject tokens that must not be
+//! exchanged are refused with their reason; the audit trail finds delegated traffic by
+//! subject and by actor.
+
+use crate::dpop_key::DpopKey;
+use crate::helpers::{agent, endpoint, poll_audit, publish, Agent, TestApp, TestUpstream};
+use crate::management::Script;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// A token request's form fields.
+type Fields<'a> = Vec<(&'a str, &'a str)>;
+
+/// Products `bank`, `vault` and `ledger` on one upstream; agents get grants per test.
+async fn setup() -> (TestApp, TestUpstream, [String; 3]) {
+    let app = TestApp::spawn_configured(|args| args.token_rate_limit = 60_000).await;
+    let upstream = TestUpstream::start().await;
+    let mut ids = Vec::new();
+    for (slug, path) in [("bank", "/fast"), ("vault", "/headers"), ("ledger", "/fast")] {
+        ids.push(publish(&app, slug, &upstream.base, vec![endpoint("GET", path)]).await.id);
+    }
+    (app, upstream, ids.try_into().unwrap())
+}
+
+/// An agent granted `products` (product id, scopes), with a high rate limit.
+async fn agent_with(app: &TestApp, products: &[(&str, &[&str])]) -> Agent {
+    let a = agent(app, &[]).await;
+    for (product, scopes) in products {
+        let g = a.dev.request_access(&a.reg.secret.profile_id, product, scopes).await;
+        assert_eq!(g.status, 200, "{g:?}");
+    }
+    let admin = app.operator_admin().await;
+    app.store.set_rate_limit(&admin, &a.reg.secret.profile_id, 1_000_000, 100_000).await.unwrap();
+    a
+}
+
+async fn token(app: &TestApp, a: &Agent, form: &[(&str, &str)]) -> (StatusCode, Value) {
+    let res = reqwest::Client::new()
+        .post(format!("{}/oauth/token", app.base))
+        .basic_auth(&a.reg.client_id, Some(&a.reg.secret.secret))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    (res.status(), res.json().await.unwrap())
+}
+
+async fn own_token(app: &TestApp, a: &Agent) -> String {
+    let (status, body) = token(app, a, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(status, 200, "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// `actor` exchanges `subject_token` (with `extra` fields).
+async fn exchange(app: &TestApp, actor: &Agent, subject_token: &str, extra: &[(&str, &str)]) -> (StatusCode, Value) {
+    let mut form =
+        vec![("grant_type", EXCHANGE), ("subject_token", subject_token), ("subject_token_type", ACCESS_TOKEN)];
+    form.extend_from_slice(extra);
+    token(app, actor, &form).await
+}
+
+async fn delegated(app: &TestApp, actor: &Agent, subject_token: &str) -> String {
+    let (status, body) = exchange(app, actor, subject_token, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn gw(app: &TestApp, product: &str, path: &str, token: &str) -> (StatusCode, Value) {
+    let res =
+        reqwest::Client::new().get(format!("{}/gw/{product}{path}", app.base)).bearer_auth(token).send().await.unwrap();
+    (res.status(), res.json().await.unwrap_or(Value::Null))
+}
+
+fn claims_of(token: &str) -> Value {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn an_agent_acting_for_another_gets_no_more_than_both_and_the_trail_names_the_subject_and_the_chain() {
+    let (app, upstream, [bank, vault, ledger]) = setup().await;
+    let meta: Value = reqwest::get(format!("{}/.well-known/oauth-authorization-server", app.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["grant_types_supported"], json!(["client_credentials", EXCHANGE]));
+    let subject = agent_with(&app, &[(&bank, &["read", "write"]), (&vault, &["read"])]).await;
+    let actor = agent_with(&app, &[(&bank, &["read"]), (&ledger, &["read"])]).await;
+    let (status, body) = exchange(&app, &actor, &own_token(&app, &subject).await, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["issued_token_type"], ACCESS_TOKEN);
+    assert_eq!(body["scope"], "read", "within the subject token's scopes and the actor's");
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let claims = claims_of(&token);
+    assert_eq!(claims["sub"], subject.reg.client_id.as_str(), "RFC 8693: the subject");
+    assert_eq!(claims["client_id"], actor.reg.client_id.as_str());
+    assert_eq!(claims["act"], json!({ "sub": actor.reg.client_id }), "RFC 8693 §4.1");
+    assert_eq!(claims["subject"]["profile"], subject.reg.secret.profile_id.as_str());
+
+    // Only what both are granted: bank. Not the subject's vault, not the actor's ledger.
+    assert_eq!(gw(&app, "bank", "/fast", &token).await.0, 200);
+    let (status, body) = gw(&app, "vault", "/headers", &token).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("not_granted")), "{body}");
+    let (status, body) = gw(&app, "ledger", "/fast", &token).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("not_granted")), "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("on behalf of"), "{body}");
+    assert_eq!(upstream.hits(), 1);
+    // On /mcp the same token discovers only what both may call.
+    let auth = format!("Bearer {token}");
+    let listed = crate::helpers::stateless_result(&app, ("authorization", &auth), "list_collections", json!({})).await;
+    let slugs: Vec<&str> =
+        listed["collections"].as_array().unwrap().iter().map(|c| c["collection"].as_str().unwrap_or("?")).collect();
+    assert_eq!(slugs, ["bank"], "{listed}");
+    // Asking for more than the actor has is refused at the token endpoint.
+    let (status, body) = exchange(&app, &actor, &own_token(&app, &subject).await, &[("scope", "write")]).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_scope")), "{body}");
+
+    // A third agent acts through the second: the chain grows, the subject stays.
+    let third = agent_with(&app, &[(&bank, &["read"])]).await;
+    let chained = delegated(&app, &third, &token).await;
+    let claims = claims_of(&chained);
+    assert_eq!(claims["sub"], subject.reg.client_id.as_str());
+    assert_eq!(claims["act"]["sub"], third.reg.client_id.as_str());
+    assert_eq!(claims["act"]["act"]["sub"], actor.reg.client_id.as_str());
+    assert_eq!(gw(&app, "bank", "/fast", &chained).await.0, 200);
+
+    // The trail: each delegated call names its subject and its chain, acting client first.
+    let rows = poll_audit(&app.database_url, "subject_id IS NOT NULL AND channel = 'rest'", 4).await;
+    let seen: Vec<(&str, &str, &str, &str)> = rows
+        .iter()
+        .map(|r| {
+            let t = |k: &str| r[k].as_str().unwrap_or("");
+            (t("client_id"), t("subject_id"), t("actor_chain"), t("reason"))
+        })
+        .collect();
+    let (s, a, t) = (subject.reg.client_id.as_str(), actor.reg.client_id.as_str(), third.reg.client_id.as_str());
+    let chain = format!("{t} {a}");
+    assert_eq!(
+        seen,
+        [(a, s, a, "allowed"), (a, s, a, "not_granted"), (a, s, a, "not_granted"), (t, s, chain.as_str(), "allowed")]
+    );
+    let security = app.user_with_role(portcullis_domain::model::Role::Security).await.personal_token(None).await;
+    let script = Script::new(&app, &security);
+    let (_, page) = script.get(&format!("/audit?subject={s}&channel=rest")).await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 4, "{page}");
+    let (_, page) = script.get(&format!("/audit?acting_client={a}&channel=rest")).await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 4, "the actor's own and the chain it is in: {page}");
+    let (_, page) = script.get(&format!("/audit?acting_client={t}&channel=rest")).await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 1, "{page}");
+    let (_, page) = script.get("/audit?acting_client=cl_%25&channel=rest").await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 0, "a pattern is not a client id: {page}");
+}
+
+#[tokio::test]
+async fn revoking_or_stopping_any_party_ends_the_delegated_tokens_on_the_next_request() {
+    let (app, _upstream, [bank, _, _]) = setup().await;
+    let admin_pat = app.user_with_role(portcullis_domain::model::Role::Admin).await.personal_token(None).await;
+    let admin = Script::new(&app, &admin_pat);
+    let read_bank: [(&str, &[&str]); 1] = [(&bank, &["read"])];
+    let party = || agent_with(&app, &read_bank);
+    let (subject, actor, third) = (party().await, party().await, party().await);
+
+    // The subject revokes the token it handed over: what was exchanged from it ends.
+    let handed = own_token(&app, &subject).await;
+    let token = delegated(&app, &actor, &handed).await;
+    let chained = delegated(&app, &third, &token).await;
+    assert_eq!(gw(&app, "bank", "/fast", &chained).await.0, 200);
+    let res = reqwest::Client::new()
+        .post(format!("{}/oauth/revoke", app.base))
+        .basic_auth(&subject.reg.client_id, Some(&subject.reg.secret.secret))
+        .form(&[("token", handed.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    for t in [&token, &chained] {
+        let (status, body) = gw(&app, "bank", "/fast", t).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_token")), "{body}");
+    }
+
+    // The middle of a chain revokes the token it was given: the end of the chain stops.
+    let token = delegated(&app, &actor, &own_token(&app, &subject).await).await;
+    let chained = delegated(&app, &third, &token).await;
+    let res = reqwest::Client::new()
+        .post(format!("{}/oauth/revoke", app.base))
+        .basic_auth(&actor.reg.client_id, Some(&actor.reg.secret.secret))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(gw(&app, "bank", "/fast", &chained).await.0, 401);
+
+    // An admin suspends the subject: every token acting for it stops, and resumes after.
+    let token = delegated(&app, &actor, &own_token(&app, &subject).await).await;
+    let chained = delegated(&app, &third, &token).await;
+    let suspend = |on: bool| json!({ "suspended": on, "reason": "incident 42" });
+    let path = format!("/clients/{}/suspended", subject.reg.client_id);
+    assert_eq!(admin.put(&path, suspend(true)).await.0, 204);
+    for t in [&token, &chained] {
+        let (status, body) = gw(&app, "bank", "/fast", t).await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("client_suspended")), "{body}");
+    }
+    assert_eq!(admin.put(&path, suspend(false)).await.0, 204);
+    assert_eq!(gw(&app, "bank", "/fast", &chained).await.0, 200);
+
+    // The subject's grant ends: the delegated token can no longer call the product.
+    let review = admin.get("/reviews").await.1;
+    let grant =
+        review.as_array().unwrap().iter().find(|c| c["client"]["id"] == subject.reg.client_id.as_str()).unwrap()
+            ["grants"][0]["grant"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let (status, body) = admin.post(&format!("/reviews/grants/{grant}/end"), json!({ "reason": "not needed" })).await;
+    assert!(status.is_success(), "{body}");
+    let (status, body) = gw(&app, "bank", "/fast", &chained).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("not_granted")), "{body}");
+}
+
+#[tokio::test]
+async fn subject_tokens_that_must_not_be_exchanged_and_malformed_exchanges_are_refused_with_their_reason() {
+    let (app, _upstream, [bank, _, _]) = setup().await;
+    let read_bank: [(&str, &[&str]); 1] = [(&bank, &["read"])];
+    let party = || agent_with(&app, &read_bank);
+    let (subject, actor) = (party().await, party().await);
+    let plain = own_token(&app, &subject).await;
+
+    // A DPoP-bound subject token: whoever holds a copy lacks the key.
+    let key = DpopKey::p256();
+    let url = format!("{}/oauth/token", app.base);
+    let send = |proof: String| {
+        reqwest::Client::new()
+            .post(&url)
+            .basic_auth(&subject.reg.client_id, Some(&subject.reg.secret.secret))
+            .header("dpop", proof)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    let first = send(key.proof("POST", &url, None, None)).await.unwrap();
+    let nonce = first.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+    let bound: Value = send(key.proof("POST", &url, None, Some(&nonce))).await.unwrap().json().await.unwrap();
+    let bound = bound["access_token"].as_str().unwrap().to_owned();
+    // A per-task token.
+    let bank_fast = app.store.enforcement().snapshot().current().products["bank"].endpoints[0].id.clone();
+    let details = json!([{ "type": "portcullis_task", "task_id": "t1", "endpoints": [bank_fast] }]).to_string();
+    let (_, task) =
+        token(&app, &subject, &[("grant_type", "client_credentials"), ("authorization_details", &details)]).await;
+    let task = task["access_token"].as_str().unwrap().to_owned();
+    let own = own_token(&app, &actor).await;
+    // A chain back to its own subject, and one through the same client twice.
+    let delegated_once = delegated(&app, &actor, &plain).await;
+
+    let invalid_grant = [
+        (bound.as_str(), "sender-constrained"),
+        (task.as_str(), "per-task"),
+        (own.as_str(), "this client's own"),
+        ("not.a.token", "not an access token"),
+        ("", "not an access token"),
+    ];
+    for (subject_token, says) in invalid_grant {
+        let (status, body) = exchange(&app, &actor, subject_token, &[]).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+            "{says}: {body}"
+        );
+        assert!(body["error_description"].as_str().unwrap().contains(says), "{says}: {body}");
+    }
+    let (status, body) = exchange(&app, &subject, &delegated_once, &[]).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains("subject of the chain"), "{body}");
+
+    // The chain holds at most four actors.
+    let mut chain = delegated_once;
+    for n in 2..=4 {
+        let next = party().await;
+        chain = delegated(&app, &next, &chain).await;
+        assert_eq!(claims_of(&chain)["act"].to_string().matches("\"sub\"").count(), n);
+    }
+    let fifth = party().await;
+    let (status, body) = exchange(&app, &fifth, &chain, &[]).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains("longer than 4"), "{body}");
+
+    // The request itself: (fields, error, what the description says).
+    let p = plain.as_str();
+    let base = [("grant_type", EXCHANGE), ("subject_token", p), ("subject_token_type", ACCESS_TOKEN)];
+    let with = |extra: (&'static str, &'static str)| -> Fields<'_> { base.iter().copied().chain([extra]).collect() };
+    let malformed: Vec<(Fields<'_>, &str, &str)> = vec![
+        (vec![("grant_type", EXCHANGE), ("subject_token", p)], "invalid_request", "subject_token_type"),
+        (
+            vec![("grant_type", EXCHANGE), ("subject_token_type", ACCESS_TOKEN)],
+            "invalid_request",
+            "subject_token is required",
+        ),
+        (with(("actor_token", "anything")), "invalid_request", "actor_token"),
+        (with(("audience", "https://elsewhere.example")), "invalid_target", "audience"),
+        (
+            with(("requested_token_type", "urn:ietf:params:oauth:token-type:id_token")),
+            "invalid_request",
+            "requested_token_type",
+        ),
+    ];
+    for (fields, error, says) in malformed {
+        let (status, body) = token(&app, &actor, &fields).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some(error)), "{fields:?}: {body}");
+        assert!(body["error_description"].as_str().unwrap().contains(says), "{fields:?}: {body}");
+    }
+    let refused = poll_audit(&app.database_url, "reason IN ('invalid_grant', 'invalid_target')", 8).await;
+    assert_eq!(refused.len(), 8, "each refusal has its row");
+}
