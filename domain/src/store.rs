@@ -95,6 +95,23 @@ impl std::fmt::Debug for DatabaseUrl {
 
 static DRIVERS: Once = Once::new();
 
+/// How long a start waits for a SQLite file another process holds locked.
+const STARTUP_LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// SQLite's "database is locked" (`SQLITE_BUSY` and its extended codes), however it
+/// reached us.
+fn sqlite_busy(e: &DomainError) -> bool {
+    let db = match e {
+        DomainError::Storage(sqlx::Error::Database(db)) => db,
+        DomainError::Migration(
+            sqlx::migrate::MigrateError::Execute(sqlx::Error::Database(db))
+            | sqlx::migrate::MigrateError::ExecuteMigration(sqlx::Error::Database(db), _),
+        ) => db,
+        _ => return false,
+    };
+    db.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| c & 0xff == 5)
+}
+
 impl Store {
     /// Connects, applies the backend's migrations, and returns a ready store.
     pub async fn connect(url: &str, secret: &ServerSecret, clock: Clock, policy: Policy) -> Result<Self> {
@@ -126,10 +143,6 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        if backend == Backend::Sqlite {
-            // WAL lets the portal read while the audit writer writes; it persists in the file.
-            pool.execute("PRAGMA journal_mode = WAL;").await?;
-        }
         let store = Self {
             pool,
             backend,
@@ -139,11 +152,33 @@ impl Store {
             reveal_key: RevealKey::new(secret, clock),
             url: DatabaseUrl(url.into()),
         };
-        store.migrate().await?;
-        store.adopt_secret().await?;
-        store.reload_policy().await?;
-        store.reload_keys().await?;
-        Ok(store)
+        // Another process may hold the SQLite file at this moment (a `portcullis admin`
+        // command, a server still closing it): SQLite then refuses at once, without its
+        // busy timeout, in some of the steps below. Waiting is right; exiting is not.
+        let deadline = std::time::Instant::now() + STARTUP_LOCK_WAIT;
+        loop {
+            match store.open().await {
+                Err(e) if sqlite_busy(&e) && std::time::Instant::now() < deadline => {
+                    tracing::warn!(error = %e, "the database is locked by another process; retrying");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(store),
+            }
+        }
+    }
+
+    /// Everything `connect` does once the pool is there; each step may be repeated.
+    async fn open(&self) -> Result<()> {
+        if self.backend == Backend::Sqlite {
+            // WAL lets the portal read while the audit writer writes; it persists in the file.
+            self.pool.execute("PRAGMA journal_mode = WAL;").await?;
+        }
+        self.migrate().await?;
+        self.adopt_secret().await?;
+        self.reload_policy().await?;
+        self.reload_keys().await?;
+        Ok(())
     }
 
     async fn migrate(&self) -> Result<()> {

@@ -170,3 +170,54 @@ async fn pages_render_while_other_servers_start_in_the_same_process() {
     assert!(started >= 3, "only {started} route lists were made meanwhile");
     assert_eq!(stalled, 0, "a page render never finished while {started} route lists were made");
 }
+
+/// A server started while another process holds the SQLite file's write lock (an admin
+/// command, a server still closing it) waits for the lock instead of exiting with
+/// "database is locked": SQLite's own busy timeout (5 s) is shorter than this hold.
+#[tokio::test]
+async fn a_server_started_while_another_process_holds_the_sqlite_file_waits_for_it() {
+    use sqlx::{Connection, Executor};
+    let dir = crate::helpers::tempdir::TempDir::new();
+    let url = format!("sqlite://{}/locked.db", dir.0.display());
+    let mut holder = sqlx::SqliteConnection::connect(&format!("{url}?mode=rwc")).await.unwrap();
+    holder.execute("PRAGMA journal_mode = WAL").await.unwrap();
+    holder.execute("BEGIN EXCLUSIVE").await.unwrap();
+    holder.execute("CREATE TABLE held (x INTEGER)").await.unwrap();
+
+    let stderr_path = dir.0.join("child.stderr");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--database-url", &url])
+        .arg("--data-dir")
+        .arg(&dir.0)
+        .env("PORTCULLIS_SECRET", SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        // The log (stdout) up to the line that says it listens.
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let mut said = Vec::new();
+        let listening = lines.by_ref().map_while(Result::ok).any(|l| {
+            said.push(l);
+            said.last().is_some_and(|l| l.contains("is listening on"))
+        });
+        let _ = tx.send((listening, said.join("\n")));
+        lines.for_each(drop);
+    });
+    let held = std::time::Instant::now();
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+    assert!(child.try_wait().unwrap().is_none(), "the server exited while the file was locked");
+    holder.execute("COMMIT").await.unwrap();
+    let (listening, said) = tokio::time::timeout(std::time::Duration::from_secs(30), rx).await.unwrap().unwrap();
+    let errors = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    assert!(listening, "the server did not start once the lock was released: {said} {errors}");
+    assert!(held.elapsed() >= std::time::Duration::from_secs(7));
+    assert!(said.contains("locked by another process; retrying"), "it said why it waited: {said}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
