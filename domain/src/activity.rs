@@ -108,7 +108,53 @@ impl Store {
         .map(|r| r.try_get("occurred_at"))
         .transpose()?;
 
-        Ok(ClientActivity { client, days, top_endpoints, refusals, attempts, credentials, last_seen })
+        let tasks = self
+            .counts_where(
+                "SELECT task_id AS name, COUNT(*) AS n FROM audit_events
+                 WHERE client_id = $1 AND task_id IS NOT NULL AND action = 'request' AND occurred_at >= $2
+                 GROUP BY task_id ORDER BY n DESC, task_id LIMIT 10",
+                client_id,
+                start,
+            )
+            .await?;
+        let on_its_behalf = self
+            .counts_where(
+                "SELECT client_id AS name, COUNT(*) AS n FROM audit_events
+                 WHERE subject_id = $1 AND action = 'request' AND occurred_at >= $2
+                 GROUP BY client_id ORDER BY n DESC, client_id LIMIT 10",
+                client_id,
+                start,
+            )
+            .await?;
+
+        Ok(ClientActivity {
+            client,
+            days,
+            top_endpoints,
+            refusals,
+            attempts,
+            credentials,
+            tasks,
+            on_its_behalf,
+            last_seen,
+        })
+    }
+
+    /// `(name, n)` rows of `sql` (on `$1` = `client_id`, `$2` = `start`).
+    async fn counts_where(&self, sql: &str, client_id: &str, start: i64) -> Result<Vec<NamedCount>> {
+        sqlx::query(sql)
+            .bind(client_id)
+            .bind(start)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(NamedCount {
+                    name: r.try_get::<Option<String>, _>("name")?.unwrap_or_default(),
+                    count: r.try_get("n")?,
+                })
+            })
+            .collect()
     }
 
     /// Request rows since `start` matching `condition` (on `$1` = `client_id`), counted

@@ -77,4 +77,10 @@ test('an agent works one task with a token for one endpoint and one call; securi
   await expect(sec.getByTestId('event-task')).toContainText(task);
   await sec.getByTestId('event-task').getByRole('link', { name: 'every request of this task' }).click();
   await expect(sec.getByTestId('audit-results').locator('tbody tr')).toHaveCount(3);
+
+  // The client's activity page lists the task.
+  await open(sec, `/clients/${clientId}/activity`);
+  const tasks = sec.locator('section.card', { has: sec.getByRole('heading', { name: 'Tasks (per-task tokens)' }) });
+  await expect(tasks.getByRole('row')).toHaveCount(1);
+  await expect(tasks.getByRole('row')).toContainText(task);
 });

@@ -94,6 +94,22 @@ fn ActivityView(activity: ClientActivity) -> impl IntoView {
             (!reason.is_empty()).then(|| format!("/audit?{}", search.to_query(false)))
         }
     };
+    let task_link = |task: &str| {
+        let search = AuditFilter { task: Some(task.to_owned()), ..Default::default() };
+        Some(format!("/audit?{}", search.to_query(false)))
+    };
+    let behalf_link = {
+        let id = id.clone();
+        move |acting: &str| {
+            let search = AuditFilter {
+                subject: Some(id.clone()),
+                client: Some(acting.to_owned()),
+                since: Some("30d".into()),
+                ..Default::default()
+            };
+            Some(format!("/audit?{}", search.to_query(false)))
+        }
+    };
     view! {
         <Title text=format!("{} · activity", c.name)/>
         <div class="page-header">
@@ -127,6 +143,13 @@ fn ActivityView(activity: ClientActivity) -> impl IntoView {
                 "No refused request named this client in this period.",
                 activity.attempts,
                 attempt_link,
+            )}
+            {counts("Tasks (per-task tokens)", "No per-task token used in this period.", activity.tasks, task_link)}
+            {counts(
+                "Acting on this client's behalf",
+                "No other client acted on this client's behalf in this period.",
+                activity.on_its_behalf,
+                behalf_link,
             )}
         </div>
         <section class="card">

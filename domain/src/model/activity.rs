@@ -57,6 +57,13 @@ pub struct ClientActivity {
     /// client, and that must not read as the client misbehaving.
     pub attempts: Vec<NamedCount>,
     pub credentials: Vec<CredentialUse>,
+    /// Its requests made with per-task tokens, by task id (RFC 9396), most first.
+    #[serde(default)]
+    pub tasks: Vec<NamedCount>,
+    /// Requests other clients made on this client's behalf (RFC 8693 token exchange),
+    /// by acting client, most first.
+    #[serde(default)]
+    pub on_its_behalf: Vec<NamedCount>,
     /// The newest request ever recorded for this client.
     pub last_seen: Option<i64>,
 }

@@ -144,6 +144,16 @@ async fn a_task_token_calls_only_its_endpoints_at_most_its_number_of_times_on_gw
     let events = page["events"].as_array().unwrap();
     assert!(events.len() >= 4, "the token request, the listing and the three calls: {page}");
     assert!(events.iter().all(|e| e["task_id"] == "triage-43"), "{page}");
+
+    // The client's activity page lists its tasks.
+    let (_, activity) = Script::new(&app, &security).get(&format!("/clients/{}/activity", a.reg.client_id)).await;
+    let tasks: Vec<(&str, i64)> = activity["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["name"].as_str().unwrap(), n["count"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(tasks, [("triage-42", 5), ("triage-43", 5)], "token request and calls of each: {activity}");
 }
 
 #[tokio::test]

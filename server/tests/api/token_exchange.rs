@@ -158,6 +158,17 @@ async fn an_agent_acting_for_another_gets_no_more_than_both_and_the_trail_names_
     assert_eq!(page["events"].as_array().unwrap().len(), 1, "{page}");
     let (_, page) = script.get("/audit?acting_client=cl_%25&channel=rest").await;
     assert_eq!(page["events"].as_array().unwrap().len(), 0, "a pattern is not a client id: {page}");
+
+    // The subject's activity page counts who acted on its behalf: the exchange, the
+    // three calls and the MCP listing; then the third agent's exchange and call.
+    let (_, activity) = script.get(&format!("/clients/{s}/activity")).await;
+    let behalf: Vec<(&str, i64)> = activity["on_its_behalf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["name"].as_str().unwrap(), n["count"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(behalf, [(a, 5), (t, 2)], "{activity}");
 }
 
 #[tokio::test]

@@ -1,0 +1,68 @@
+import { test, expect, Page } from '@playwright/test';
+import { createUserWithCli, open, shot, signIn, signUp, uniqueEmail } from './support';
+
+// An agent acting on behalf of another (RFC 8693 token exchange): the security team
+// finds the delegated calls by the client they were made for, and each event names the
+// subject and the chain of acting clients.
+
+async function registerAgent(page: Page, name: string): Promise<{ clientId: string; secret: string }> {
+  await open(page, '/clients/new');
+  await page.getByLabel('Name').fill(name);
+  await page.getByRole('button', { name: 'Register' }).click();
+  const secret = (await page.getByTestId('secret-value').textContent()) ?? '';
+  const clientId = (await page.getByTestId('client-id').textContent()) ?? '';
+  await open(page, '/catalog');
+  const accounts = page.getByTestId('product-accounts');
+  await accounts.getByRole('combobox').selectOption({ label: `${name} — Sandbox` });
+  await accounts.getByRole('button', { name: 'Request access' }).click();
+  await expect(accounts.getByRole('status')).toContainText('Granted');
+  return { clientId, secret };
+}
+
+test('security finds the calls one agent made on behalf of another, with the subject and the actor chain', async ({ page, browser }) => {
+  await signUp(page, uniqueEmail('delegating-dev'));
+  const subject = await registerAgent(page, 'Inbox agent');
+  const actor = await registerAgent(page, 'Scheduling agent');
+
+  const token = async (who: { clientId: string; secret: string }, extra: Record<string, string>) => {
+    const res = await page.request.post('/oauth/token', {
+      form: { client_id: who.clientId, client_secret: who.secret, ...extra },
+    });
+    expect(res.status()).toBe(200);
+    return await res.json();
+  };
+  const handed = (await token(subject, { grant_type: 'client_credentials' })).access_token;
+  const exchanged = await token(actor, {
+    grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+    subject_token: handed,
+    subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+  });
+  expect(exchanged.issued_token_type).toBe('urn:ietf:params:oauth:token-type:access_token');
+  const call = await page.request.get('/gw/accounts/accounts', { headers: { Authorization: `Bearer ${exchanged.access_token}` } });
+  expect(call.status()).toBe(200);
+
+  const security = uniqueEmail('delegation-security');
+  createUserWithCli(security, 'security');
+  const sec = await (await browser.newContext()).newPage();
+  await signIn(sec, security);
+  await open(sec, '/audit');
+  const filters = sec.getByTestId('audit-filters');
+  await filters.getByLabel('On behalf of').fill(subject.clientId);
+  await filters.getByRole('button', { name: 'Search' }).click();
+  const rows = sec.getByTestId('audit-results').locator('tbody tr');
+  await expect(rows).toHaveCount(2);
+  await expect(rows.filter({ hasText: 'Scheduling agent' })).toHaveCount(2);
+  await rows.filter({ hasText: 'GET /gw/accounts/accounts' }).getByRole('link').first().click();
+  await expect(sec.getByTestId('event-subject')).toHaveText(subject.clientId);
+  await expect(sec.getByTestId('event-actor-chain')).toHaveText(actor.clientId);
+  await shot(sec, '47-audit-event-on-behalf-of');
+
+  // The subject's activity page says who acted on its behalf, and links to those calls.
+  await open(sec, `/clients/${subject.clientId}/activity`);
+  const behalf = sec.locator('section.card', { has: sec.getByRole('heading', { name: "Acting on this client's behalf" }) });
+  await expect(behalf.getByRole('row')).toHaveCount(1);
+  await expect(behalf.getByRole('row')).toContainText(actor.clientId);
+  await expect(behalf.getByRole('row')).toContainText('2');
+  await behalf.getByRole('link', { name: actor.clientId }).click();
+  await expect(sec.getByTestId('audit-results').locator('tbody tr')).toHaveCount(2);
+});
