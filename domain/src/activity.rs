@@ -160,23 +160,12 @@ impl Store {
     /// Request rows since `start` matching `condition` (on `$1` = `client_id`), counted
     /// by reason, most frequent first.
     async fn reasons_where(&self, condition: &str, client_id: &str, start: i64) -> Result<Vec<NamedCount>> {
-        sqlx::query(&format!(
-            "SELECT reason, COUNT(*) AS n FROM audit_events
+        let sql = format!(
+            "SELECT reason AS name, COUNT(*) AS n FROM audit_events
              WHERE {condition} AND action = 'request' AND occurred_at >= $2
              GROUP BY reason ORDER BY n DESC, reason"
-        ))
-        .bind(client_id)
-        .bind(start)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(NamedCount {
-                name: r.try_get::<Option<String>, _>("reason")?.unwrap_or_default(),
-                count: r.try_get("n")?,
-            })
-        })
-        .collect()
+        );
+        self.counts_where(&sql, client_id, start).await
     }
 
     /// The security team's overview: refusals per day, traffic by client type and the

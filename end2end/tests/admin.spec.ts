@@ -1,7 +1,31 @@
-import { test, expect } from '@playwright/test';
+import { test, expect, Browser } from '@playwright/test';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createUserWithCli, open, shot, signIn, signUp, uniqueEmail } from './support';
+
+/** A developer (in a browser context of its own) whose agent `name` is granted the
+ * accounts product and holds an API key that works; `call` uses the key. */
+async function agentWithApiKey(browser: Browser, who: string, name: string) {
+  const devContext = await browser.newContext();
+  const dev = await devContext.newPage();
+  await signUp(dev, uniqueEmail(who));
+  await open(dev, '/clients/new');
+  await dev.getByLabel('Name').fill(name);
+  await dev.getByRole('button', { name: 'Register' }).click();
+  await dev.getByRole('link', { name: /go to the client/ }).click();
+  const clientUrl = new URL(dev.url()).pathname;
+  await open(dev, '/catalog');
+  const accounts = dev.getByTestId('product-accounts');
+  await accounts.getByRole('combobox').selectOption({ label: `${name} — Sandbox` });
+  await accounts.getByRole('button', { name: 'Request access' }).click();
+  await expect(accounts.getByRole('status')).toContainText('Granted');
+  await open(dev, clientUrl);
+  await dev.getByRole('button', { name: 'Issue API key' }).click();
+  const key = (await dev.getByTestId('secret-value').textContent()) ?? '';
+  const call = () => dev.request.get('/gw/accounts/accounts', { headers: { 'X-API-Key': key } });
+  expect((await call()).status()).toBe(200);
+  return { devContext, clientUrl, call };
+}
 
 test('an admin publishes a product and imports its OpenAPI document', async ({ page }) => {
   const admin = uniqueEmail('publisher');
@@ -189,24 +213,7 @@ test('an admin suspends a client and disables its owner; the gateway follows at 
 });
 
 test('an admin requires DPoP for a profile: its API key stops, Test access proves a key, the trail names it', async ({ page, browser }) => {
-  const devContext = await browser.newContext();
-  const dev = await devContext.newPage();
-  await signUp(dev, uniqueEmail('dpop-owner'));
-  await open(dev, '/clients/new');
-  await dev.getByLabel('Name').fill('Key-bound agent');
-  await dev.getByRole('button', { name: 'Register' }).click();
-  await dev.getByRole('link', { name: /go to the client/ }).click();
-  const clientUrl = new URL(dev.url()).pathname;
-  await open(dev, '/catalog');
-  const accounts = dev.getByTestId('product-accounts');
-  await accounts.getByRole('combobox').selectOption({ label: 'Key-bound agent — Sandbox' });
-  await accounts.getByRole('button', { name: 'Request access' }).click();
-  await expect(accounts.getByRole('status')).toContainText('Granted');
-  await open(dev, clientUrl);
-  await dev.getByRole('button', { name: 'Issue API key' }).click();
-  const key = (await dev.getByTestId('secret-value').textContent()) ?? '';
-  const call = () => dev.request.get('/gw/accounts/accounts', { headers: { 'X-API-Key': key } });
-  expect((await call()).status()).toBe(200);
+  const { devContext, clientUrl, call } = await agentWithApiKey(browser, 'dpop-owner', 'Key-bound agent');
 
   const admin = uniqueEmail('dpop-admin');
   createUserWithCli(admin, 'admin');
@@ -255,24 +262,7 @@ test('an admin requires DPoP for a profile: its API key stops, Test access prove
 });
 
 test('an admin requires certificate-bound tokens (mTLS): the profile says how, its API key and bearer tokens stop', async ({ page, browser }) => {
-  const devContext = await browser.newContext();
-  const dev = await devContext.newPage();
-  await signUp(dev, uniqueEmail('mtls-owner'));
-  await open(dev, '/clients/new');
-  await dev.getByLabel('Name').fill('Certificate-bound agent');
-  await dev.getByRole('button', { name: 'Register' }).click();
-  await dev.getByRole('link', { name: /go to the client/ }).click();
-  const clientUrl = new URL(dev.url()).pathname;
-  await open(dev, '/catalog');
-  const accounts = dev.getByTestId('product-accounts');
-  await accounts.getByRole('combobox').selectOption({ label: 'Certificate-bound agent — Sandbox' });
-  await accounts.getByRole('button', { name: 'Request access' }).click();
-  await expect(accounts.getByRole('status')).toContainText('Granted');
-  await open(dev, clientUrl);
-  await dev.getByRole('button', { name: 'Issue API key' }).click();
-  const key = (await dev.getByTestId('secret-value').textContent()) ?? '';
-  const call = () => dev.request.get('/gw/accounts/accounts', { headers: { 'X-API-Key': key } });
-  expect((await call()).status()).toBe(200);
+  const { devContext, clientUrl, call } = await agentWithApiKey(browser, 'mtls-owner', 'Certificate-bound agent');
 
   const admin = uniqueEmail('mtls-admin');
   createUserWithCli(admin, 'admin');

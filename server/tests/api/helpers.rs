@@ -575,6 +575,11 @@ pub async fn stateless_result(app: &TestApp, credential: (&str, &str), name: &st
     body["result"]["structuredContent"].clone()
 }
 
+/// A plain GET's JSON answer (metadata documents, say).
+pub async fn get_json(url: &str) -> Value {
+    reqwest::get(url).await.expect("GET").json().await.expect("a JSON answer")
+}
+
 /// Rows of `audit_events` as JSON objects (every column), for `sql_where`.
 pub async fn audit_rows(database_url: &str, sql_where: &str) -> Vec<serde_json::Map<String, Value>> {
     use sqlx::{Column, Row};

@@ -415,12 +415,7 @@ async fn proxied_call(app: &TestApp, path: &str, token: &str, client_cert: Optio
 async fn behind_a_trusted_proxy_its_client_cert_header_binds_tokens_and_from_anyone_else_it_is_ignored() {
     let mine = AgentCert::p256();
     let (app, upstream, a) = behind_proxy("127.0.0.1/32", true).await;
-    let meta: Value = reqwest::get(format!("{}/.well-known/oauth-authorization-server", app.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = crate::helpers::get_json(&format!("{}/.well-known/oauth-authorization-server", app.base)).await;
     assert_eq!(meta["tls_client_certificate_bound_access_tokens"], true);
     let issued = proxied_token(&app, &a, Some(&mine.header())).await;
     let token = issued["access_token"].as_str().unwrap().to_owned();
@@ -446,12 +441,7 @@ async fn behind_a_trusted_proxy_its_client_cert_header_binds_tokens_and_from_any
     // The operator did not say the proxy sets the header: it binds nothing, and a
     // token bound elsewhere cannot be used by naming a certificate in it.
     let (app, _upstream, a) = behind_proxy("127.0.0.1/32", false).await;
-    let meta: Value = reqwest::get(format!("{}/.well-known/oauth-authorization-server", app.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = crate::helpers::get_json(&format!("{}/.well-known/oauth-authorization-server", app.base)).await;
     assert_eq!(meta["tls_client_certificate_bound_access_tokens"], false);
     assert_eq!(meta["token_endpoint_auth_methods_supported"].as_array().unwrap().len(), 3);
     let issued = proxied_token(&app, &a, Some(&mine.header())).await;

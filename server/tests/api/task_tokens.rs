@@ -57,12 +57,7 @@ fn claims_of(token: &str) -> Value {
 #[tokio::test]
 async fn a_task_token_calls_only_its_endpoints_at_most_its_number_of_times_on_gw_and_mcp() {
     let (app, upstream, a, [fast, headers]) = setup(TestApp::spawn().await).await;
-    let meta: Value = reqwest::get(format!("{}/.well-known/oauth-authorization-server", app.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = crate::helpers::get_json(&format!("{}/.well-known/oauth-authorization-server", app.base)).await;
     assert_eq!(meta["authorization_details_types_supported"], json!(["portcullis_task"]));
 
     let details = task("triage-42", &[&fast], json!({ "max_uses": 2, "expires_in": 30 }));

@@ -86,12 +86,7 @@ fn claims_of(token: &str) -> Value {
 #[tokio::test]
 async fn an_agent_acting_for_another_gets_no_more_than_both_and_the_trail_names_the_subject_and_the_chain() {
     let (app, upstream, [bank, vault, ledger]) = setup().await;
-    let meta: Value = reqwest::get(format!("{}/.well-known/oauth-authorization-server", app.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = crate::helpers::get_json(&format!("{}/.well-known/oauth-authorization-server", app.base)).await;
     assert_eq!(meta["grant_types_supported"], json!(["client_credentials", EXCHANGE]));
     let subject = agent_with(&app, &[(&bank, &["read", "write"]), (&vault, &["read"])]).await;
     let actor = agent_with(&app, &[(&bank, &["read"]), (&ledger, &["read"])]).await;
