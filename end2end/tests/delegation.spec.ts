@@ -24,6 +24,13 @@ test('security finds the calls one agent made on behalf of another, with the sub
   const subject = await registerAgent(page, 'Inbox agent');
   const actor = await registerAgent(page, 'Scheduling agent');
 
+  // The acting agent's page says how to act on another's behalf.
+  await open(page, `/clients/${actor.clientId}`);
+  const connect = page.getByTestId('connect-agent').first();
+  await connect.getByText('Connect an agent (MCP)').click();
+  await expect(connect.getByTestId('exchange-snippet')).toContainText('grant_type=urn:ietf:params:oauth:grant-type:token-exchange');
+  await expect(connect.getByTestId('exchange-snippet')).toContainText(`-u '${actor.clientId}:<client secret>'`);
+
   const token = async (who: { clientId: string; secret: string }, extra: Record<string, string>) => {
     const res = await page.request.post('/oauth/token', {
       form: { client_id: who.clientId, client_secret: who.secret, ...extra },

@@ -674,6 +674,13 @@ fn ConnectAgent(
          \"expires_in\": 120, \"max_uses\": 5}}]' \\\n  \
          {origin}/oauth/token | jq -r .access_token)"
     );
+    let exchange = format!(
+        "curl -s -u '{client_id}:<client secret>' \\\n  \
+         -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \\\n  \
+         -d subject_token=\"$OTHER_AGENTS_TOKEN\" \\\n  \
+         -d subject_token_type=urn:ietf:params:oauth:token-type:access_token \\\n  \
+         {origin}/oauth/token | jq -r .access_token"
+    );
     view! {
         <details class="test-access" data-testid="connect-agent">
             <summary>"Connect an agent (MCP)"</summary>
@@ -703,6 +710,11 @@ fn ConnectAgent(
                 <code>"task_id"</code>"."
             </p>
             <CodeBlock code=task test_id="task-token-snippet"/>
+            <h3>"Acting on behalf of another agent"</h3>
+            <p class="muted">
+                "Given another client's access token, this client can get a token that acts on its behalf (RFC 8693 token exchange). It can do only what both clients are granted, ends with the other token, and every call names both in the audit trail."
+            </p>
+            <CodeBlock code=exchange test_id="exchange-snippet"/>
         </details>
     }
 }

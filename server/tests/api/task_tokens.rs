@@ -259,3 +259,37 @@ async fn a_task_tokens_calls_are_counted_exactly_under_a_race_and_across_replica
         second.kill();
     }
 }
+
+/// A Redis that accepts connections and never answers: a task token's calls are still
+/// served and still counted (each replica counting its own once Redis cannot say), and
+/// no call waits much more than the one-use budget of a second. Needs no Redis.
+#[tokio::test]
+async fn with_a_redis_that_never_answers_a_task_tokens_calls_are_still_counted() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let (mut app, upstream, a, [fast, _]) = setup(TestApp::spawn().await).await;
+    app.shut_down().await;
+    let redis = format!("redis://{silent_addr}");
+    let server = Server::start(&app, &["--public-url", "https://api.portcullis.test", "--redis-url", &redis]).await;
+    let (status, issued) = task_token(&server.base, &a, &task("outage", &[&fast], json!({ "max_uses": 3 })), &[]).await;
+    assert_eq!(status, 200, "{issued}");
+    let token = issued["access_token"].as_str().unwrap();
+    let mut answers = Vec::new();
+    let mut slowest = std::time::Duration::ZERO;
+    for _ in 0..6 {
+        let started = std::time::Instant::now();
+        answers.push(gw(&server.base, "/fast", token).await.0.as_u16());
+        slowest = slowest.max(started.elapsed());
+    }
+    assert_eq!(answers, [200, 200, 200, 401, 401, 401]);
+    assert_eq!(upstream.hits(), 3);
+    assert!(slowest < std::time::Duration::from_millis(1800), "slowest call {slowest:?}");
+    eprintln!("silent Redis: slowest of 6 task calls {slowest:?}");
+    server.kill();
+}

@@ -6,7 +6,7 @@
 //! subject and by actor.
 
 use crate::dpop_key::DpopKey;
-use crate::helpers::{agent, endpoint, poll_audit, publish, Agent, TestApp, TestUpstream};
+use crate::helpers::{agent, endpoint, poll_audit, publish, Agent, Server, TestApp, TestUpstream};
 use crate::management::Script;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -42,9 +42,9 @@ async fn agent_with(app: &TestApp, products: &[(&str, &[&str])]) -> Agent {
     a
 }
 
-async fn token(app: &TestApp, a: &Agent, form: &[(&str, &str)]) -> (StatusCode, Value) {
+async fn token(base: &str, a: &Agent, form: &[(&str, &str)]) -> (StatusCode, Value) {
     let res = reqwest::Client::new()
-        .post(format!("{}/oauth/token", app.base))
+        .post(format!("{base}/oauth/token"))
         .basic_auth(&a.reg.client_id, Some(&a.reg.secret.secret))
         .form(form)
         .send()
@@ -53,29 +53,28 @@ async fn token(app: &TestApp, a: &Agent, form: &[(&str, &str)]) -> (StatusCode, 
     (res.status(), res.json().await.unwrap())
 }
 
-async fn own_token(app: &TestApp, a: &Agent) -> String {
-    let (status, body) = token(app, a, &[("grant_type", "client_credentials")]).await;
+async fn own_token(base: &str, a: &Agent) -> String {
+    let (status, body) = token(base, a, &[("grant_type", "client_credentials")]).await;
     assert_eq!(status, 200, "{body}");
     body["access_token"].as_str().unwrap().to_owned()
 }
 
 /// `actor` exchanges `subject_token` (with `extra` fields).
-async fn exchange(app: &TestApp, actor: &Agent, subject_token: &str, extra: &[(&str, &str)]) -> (StatusCode, Value) {
+async fn exchange(base: &str, actor: &Agent, subject_token: &str, extra: &[(&str, &str)]) -> (StatusCode, Value) {
     let mut form =
         vec![("grant_type", EXCHANGE), ("subject_token", subject_token), ("subject_token_type", ACCESS_TOKEN)];
     form.extend_from_slice(extra);
-    token(app, actor, &form).await
+    token(base, actor, &form).await
 }
 
-async fn delegated(app: &TestApp, actor: &Agent, subject_token: &str) -> String {
-    let (status, body) = exchange(app, actor, subject_token, &[]).await;
+async fn delegated(base: &str, actor: &Agent, subject_token: &str) -> String {
+    let (status, body) = exchange(base, actor, subject_token, &[]).await;
     assert_eq!(status, 200, "{body}");
     body["access_token"].as_str().unwrap().to_owned()
 }
 
-async fn gw(app: &TestApp, product: &str, path: &str, token: &str) -> (StatusCode, Value) {
-    let res =
-        reqwest::Client::new().get(format!("{}/gw/{product}{path}", app.base)).bearer_auth(token).send().await.unwrap();
+async fn gw(base: &str, product: &str, path: &str, token: &str) -> (StatusCode, Value) {
+    let res = reqwest::Client::new().get(format!("{base}/gw/{product}{path}")).bearer_auth(token).send().await.unwrap();
     (res.status(), res.json().await.unwrap_or(Value::Null))
 }
 
@@ -90,7 +89,7 @@ async fn an_agent_acting_for_another_gets_no_more_than_both_and_the_trail_names_
     assert_eq!(meta["grant_types_supported"], json!(["client_credentials", EXCHANGE]));
     let subject = agent_with(&app, &[(&bank, &["read", "write"]), (&vault, &["read"])]).await;
     let actor = agent_with(&app, &[(&bank, &["read"]), (&ledger, &["read"])]).await;
-    let (status, body) = exchange(&app, &actor, &own_token(&app, &subject).await, &[]).await;
+    let (status, body) = exchange(&app.base, &actor, &own_token(&app.base, &subject).await, &[]).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["issued_token_type"], ACCESS_TOKEN);
     assert_eq!(body["scope"], "read", "within the subject token's scopes and the actor's");
@@ -102,10 +101,10 @@ async fn an_agent_acting_for_another_gets_no_more_than_both_and_the_trail_names_
     assert_eq!(claims["subject"]["profile"], subject.reg.secret.profile_id.as_str());
 
     // Only what both are granted: bank. Not the subject's vault, not the actor's ledger.
-    assert_eq!(gw(&app, "bank", "/fast", &token).await.0, 200);
-    let (status, body) = gw(&app, "vault", "/headers", &token).await;
+    assert_eq!(gw(&app.base, "bank", "/fast", &token).await.0, 200);
+    let (status, body) = gw(&app.base, "vault", "/headers", &token).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("not_granted")), "{body}");
-    let (status, body) = gw(&app, "ledger", "/fast", &token).await;
+    let (status, body) = gw(&app.base, "ledger", "/fast", &token).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("not_granted")), "{body}");
     assert!(body["detail"].as_str().unwrap().contains("on behalf of"), "{body}");
     assert_eq!(upstream.hits(), 1);
@@ -116,17 +115,18 @@ async fn an_agent_acting_for_another_gets_no_more_than_both_and_the_trail_names_
         listed["collections"].as_array().unwrap().iter().map(|c| c["collection"].as_str().unwrap_or("?")).collect();
     assert_eq!(slugs, ["bank"], "{listed}");
     // Asking for more than the actor has is refused at the token endpoint.
-    let (status, body) = exchange(&app, &actor, &own_token(&app, &subject).await, &[("scope", "write")]).await;
+    let (status, body) =
+        exchange(&app.base, &actor, &own_token(&app.base, &subject).await, &[("scope", "write")]).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_scope")), "{body}");
 
     // A third agent acts through the second: the chain grows, the subject stays.
     let third = agent_with(&app, &[(&bank, &["read"])]).await;
-    let chained = delegated(&app, &third, &token).await;
+    let chained = delegated(&app.base, &third, &token).await;
     let claims = claims_of(&chained);
     assert_eq!(claims["sub"], subject.reg.client_id.as_str());
     assert_eq!(claims["act"]["sub"], third.reg.client_id.as_str());
     assert_eq!(claims["act"]["act"]["sub"], actor.reg.client_id.as_str());
-    assert_eq!(gw(&app, "bank", "/fast", &chained).await.0, 200);
+    assert_eq!(gw(&app.base, "bank", "/fast", &chained).await.0, 200);
 
     // The trail: each delegated call names its subject and its chain, acting client first.
     let rows = poll_audit(&app.database_url, "subject_id IS NOT NULL AND channel = 'rest'", 4).await;
@@ -176,10 +176,10 @@ async fn revoking_or_stopping_any_party_ends_the_delegated_tokens_on_the_next_re
     let (subject, actor, third) = (party().await, party().await, party().await);
 
     // The subject revokes the token it handed over: what was exchanged from it ends.
-    let handed = own_token(&app, &subject).await;
-    let token = delegated(&app, &actor, &handed).await;
-    let chained = delegated(&app, &third, &token).await;
-    assert_eq!(gw(&app, "bank", "/fast", &chained).await.0, 200);
+    let handed = own_token(&app.base, &subject).await;
+    let token = delegated(&app.base, &actor, &handed).await;
+    let chained = delegated(&app.base, &third, &token).await;
+    assert_eq!(gw(&app.base, "bank", "/fast", &chained).await.0, 200);
     let res = reqwest::Client::new()
         .post(format!("{}/oauth/revoke", app.base))
         .basic_auth(&subject.reg.client_id, Some(&subject.reg.secret.secret))
@@ -189,13 +189,13 @@ async fn revoking_or_stopping_any_party_ends_the_delegated_tokens_on_the_next_re
         .unwrap();
     assert_eq!(res.status(), 200);
     for t in [&token, &chained] {
-        let (status, body) = gw(&app, "bank", "/fast", t).await;
+        let (status, body) = gw(&app.base, "bank", "/fast", t).await;
         assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_token")), "{body}");
     }
 
     // The middle of a chain revokes the token it was given: the end of the chain stops.
-    let token = delegated(&app, &actor, &own_token(&app, &subject).await).await;
-    let chained = delegated(&app, &third, &token).await;
+    let token = delegated(&app.base, &actor, &own_token(&app.base, &subject).await).await;
+    let chained = delegated(&app.base, &third, &token).await;
     let res = reqwest::Client::new()
         .post(format!("{}/oauth/revoke", app.base))
         .basic_auth(&actor.reg.client_id, Some(&actor.reg.secret.secret))
@@ -204,20 +204,20 @@ async fn revoking_or_stopping_any_party_ends_the_delegated_tokens_on_the_next_re
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(gw(&app, "bank", "/fast", &chained).await.0, 401);
+    assert_eq!(gw(&app.base, "bank", "/fast", &chained).await.0, 401);
 
     // An admin suspends the subject: every token acting for it stops, and resumes after.
-    let token = delegated(&app, &actor, &own_token(&app, &subject).await).await;
-    let chained = delegated(&app, &third, &token).await;
+    let token = delegated(&app.base, &actor, &own_token(&app.base, &subject).await).await;
+    let chained = delegated(&app.base, &third, &token).await;
     let suspend = |on: bool| json!({ "suspended": on, "reason": "incident 42" });
     let path = format!("/clients/{}/suspended", subject.reg.client_id);
     assert_eq!(admin.put(&path, suspend(true)).await.0, 204);
     for t in [&token, &chained] {
-        let (status, body) = gw(&app, "bank", "/fast", t).await;
+        let (status, body) = gw(&app.base, "bank", "/fast", t).await;
         assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("client_suspended")), "{body}");
     }
     assert_eq!(admin.put(&path, suspend(false)).await.0, 204);
-    assert_eq!(gw(&app, "bank", "/fast", &chained).await.0, 200);
+    assert_eq!(gw(&app.base, "bank", "/fast", &chained).await.0, 200);
 
     // The subject's grant ends: the delegated token can no longer call the product.
     let review = admin.get("/reviews").await.1;
@@ -229,7 +229,7 @@ async fn revoking_or_stopping_any_party_ends_the_delegated_tokens_on_the_next_re
             .to_owned();
     let (status, body) = admin.post(&format!("/reviews/grants/{grant}/end"), json!({ "reason": "not needed" })).await;
     assert!(status.is_success(), "{body}");
-    let (status, body) = gw(&app, "bank", "/fast", &chained).await;
+    let (status, body) = gw(&app.base, "bank", "/fast", &chained).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("not_granted")), "{body}");
 }
 
@@ -239,7 +239,7 @@ async fn subject_tokens_that_must_not_be_exchanged_and_malformed_exchanges_are_r
     let read_bank: [(&str, &[&str]); 1] = [(&bank, &["read"])];
     let party = || agent_with(&app, &read_bank);
     let (subject, actor) = (party().await, party().await);
-    let plain = own_token(&app, &subject).await;
+    let plain = own_token(&app.base, &subject).await;
 
     // A DPoP-bound subject token: whoever holds a copy lacks the key.
     let key = DpopKey::p256();
@@ -260,11 +260,11 @@ async fn subject_tokens_that_must_not_be_exchanged_and_malformed_exchanges_are_r
     let bank_fast = app.store.enforcement().snapshot().current().products["bank"].endpoints[0].id.clone();
     let details = json!([{ "type": "portcullis_task", "task_id": "t1", "endpoints": [bank_fast] }]).to_string();
     let (_, task) =
-        token(&app, &subject, &[("grant_type", "client_credentials"), ("authorization_details", &details)]).await;
+        token(&app.base, &subject, &[("grant_type", "client_credentials"), ("authorization_details", &details)]).await;
     let task = task["access_token"].as_str().unwrap().to_owned();
-    let own = own_token(&app, &actor).await;
+    let own = own_token(&app.base, &actor).await;
     // A chain back to its own subject, and one through the same client twice.
-    let delegated_once = delegated(&app, &actor, &plain).await;
+    let delegated_once = delegated(&app.base, &actor, &plain).await;
 
     let invalid_grant = [
         (bound.as_str(), "sender-constrained"),
@@ -274,7 +274,7 @@ async fn subject_tokens_that_must_not_be_exchanged_and_malformed_exchanges_are_r
         ("", "not an access token"),
     ];
     for (subject_token, says) in invalid_grant {
-        let (status, body) = exchange(&app, &actor, subject_token, &[]).await;
+        let (status, body) = exchange(&app.base, &actor, subject_token, &[]).await;
         assert_eq!(
             (status, body["error"].as_str()),
             (StatusCode::BAD_REQUEST, Some("invalid_grant")),
@@ -282,7 +282,7 @@ async fn subject_tokens_that_must_not_be_exchanged_and_malformed_exchanges_are_r
         );
         assert!(body["error_description"].as_str().unwrap().contains(says), "{says}: {body}");
     }
-    let (status, body) = exchange(&app, &subject, &delegated_once, &[]).await;
+    let (status, body) = exchange(&app.base, &subject, &delegated_once, &[]).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
     assert!(body["error_description"].as_str().unwrap().contains("subject of the chain"), "{body}");
 
@@ -290,11 +290,11 @@ async fn subject_tokens_that_must_not_be_exchanged_and_malformed_exchanges_are_r
     let mut chain = delegated_once;
     for n in 2..=4 {
         let next = party().await;
-        chain = delegated(&app, &next, &chain).await;
+        chain = delegated(&app.base, &next, &chain).await;
         assert_eq!(claims_of(&chain)["act"].to_string().matches("\"sub\"").count(), n);
     }
     let fifth = party().await;
-    let (status, body) = exchange(&app, &fifth, &chain, &[]).await;
+    let (status, body) = exchange(&app.base, &fifth, &chain, &[]).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
     assert!(body["error_description"].as_str().unwrap().contains("longer than 4"), "{body}");
 
@@ -318,10 +318,48 @@ async fn subject_tokens_that_must_not_be_exchanged_and_malformed_exchanges_are_r
         ),
     ];
     for (fields, error, says) in malformed {
-        let (status, body) = token(&app, &actor, &fields).await;
+        let (status, body) = token(&app.base, &actor, &fields).await;
         assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some(error)), "{fields:?}: {body}");
         assert!(body["error_description"].as_str().unwrap().contains(says), "{fields:?}: {body}");
     }
     let refused = poll_audit(&app.database_url, "reason IN ('invalid_grant', 'invalid_target')", 8).await;
     assert_eq!(refused.len(), 8, "each refusal has its row");
+}
+
+/// Two real server processes on one store: a delegated token obtained on one works on
+/// the other, and the subject's revocation of the token it handed over, made on the
+/// first, is enforced by the second within the policy's propagation bound.
+#[tokio::test]
+async fn a_delegated_token_from_one_replica_stops_on_the_other_once_its_subject_token_is_revoked() {
+    let (mut app, _upstream, [bank, _, _]) = setup().await;
+    let read_bank: [(&str, &[&str]); 1] = [(&bank, &["read"])];
+    let (subject, actor) = (agent_with(&app, &read_bank).await, agent_with(&app, &read_bank).await);
+    app.shut_down().await;
+    let flags = ["--public-url", "http://gateway.test", "--token-rate-limit", "60000"];
+    let (first, second) = (Server::start(&app, &flags).await, Server::start(&app, &flags).await);
+    let handed = own_token(&first.base, &subject).await;
+    let token = delegated(&first.base, &actor, &handed).await;
+    assert_eq!(gw(&second.base, "bank", "/fast", &token).await.0, 200, "one token, any replica");
+
+    let res = reqwest::Client::new()
+        .post(format!("{}/oauth/revoke", first.base))
+        .basic_auth(&subject.reg.client_id, Some(&subject.reg.secret.secret))
+        .form(&[("token", handed.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let revoked = std::time::Instant::now();
+    loop {
+        let (status, body) = gw(&second.base, "bank", "/fast", &token).await;
+        if status == StatusCode::UNAUTHORIZED {
+            assert_eq!(body["code"], "invalid_token", "{body}");
+            break;
+        }
+        assert!(revoked.elapsed() < std::time::Duration::from_millis(1500), "the second replica still accepts it");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    eprintln!("delegated token refused on the other replica {:?} after the revocation", revoked.elapsed());
+    first.kill();
+    second.kill();
 }
