@@ -72,6 +72,8 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     store: Store,
+    /// Portal sessions' own pool, closed with the store's when the server stops.
+    sessions: SessionBackend,
     demo: Option<DemoSeed>,
     audit_writer: AuditWriter,
     /// The writer's progress, without keeping it alive (see `Application::audit`).
@@ -293,7 +295,7 @@ impl Application {
         let state = ServerState { leptos_options: leptos_options.clone(), portal: portal.clone() };
         let routes = portal_routes();
 
-        let session_layer = SessionManagerLayer::new(sessions)
+        let session_layer = SessionManagerLayer::new(sessions.clone())
             .with_name("portcullis_session")
             .with_http_only(true)
             .with_same_site(SameSite::Lax)
@@ -362,6 +364,7 @@ impl Application {
             listener,
             router,
             store,
+            sessions,
             demo,
             audit_writer,
             audit: audit_monitor,
@@ -445,6 +448,7 @@ impl Application {
             task.abort();
         }
         store.close().await;
+        self.sessions.close().await;
         Ok(())
     }
 }

@@ -310,25 +310,37 @@ async fn made_up_identities_by_the_thousand_leave_the_servers_memory_flat() {
         .arg("--data-dir")
         .arg(app.data_dir())
         .env("PORTCULLIS_SECRET", SECRET)
-        .env("RUST_LOG", "error")
+        .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
         .stderr(std::fs::File::create(app.data_dir().join("child.stderr")).unwrap())
         .spawn()
         .unwrap();
-    let base = {
+    // The child's log is read on a thread of its own: a blocking read on this test's
+    // runtime would stall whatever the shut-down server still had in flight on it (a
+    // write between its BEGIN and its COMMIT, holding the file's lock), and the child
+    // would then wait on that lock until it gave up.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
         use std::io::BufRead;
-        let stdout = child.stdout.take().unwrap();
         let mut lines = std::io::BufReader::new(stdout).lines();
-        let url = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find_map(|l| l.trim().strip_prefix("Portcullis is listening on ").map(str::to_owned))
-            .unwrap_or_else(|| {
-                let said = std::fs::read_to_string(app.data_dir().join("child.stderr")).unwrap_or_default();
-                panic!("the server process ended before listening: {}; stderr: {said}", child_status(&mut child))
-            });
-        std::thread::spawn(move || lines.for_each(drop));
-        url
+        // The log up to the line that says where it listens, kept to say why if it never comes.
+        let mut log = Vec::new();
+        let url = lines.by_ref().map_while(Result::ok).find_map(|l| {
+            let url = l.trim().strip_prefix("Portcullis is listening on ").map(str::to_owned);
+            log.push(l);
+            url
+        });
+        let _ = tx.send((url, log.join("\n")));
+        lines.for_each(drop);
+    });
+    let base = match tokio::time::timeout(std::time::Duration::from_secs(60), rx).await {
+        Ok(Ok((Some(url), _))) => url,
+        outcome => {
+            let said = std::fs::read_to_string(app.data_dir().join("child.stderr")).unwrap_or_default();
+            let log = outcome.ok().and_then(Result::ok).map(|(_, log)| log).unwrap_or_default();
+            panic!("the server process did not listen: {}; stderr: {said}; log: {log}", child_status(&mut child))
+        }
     };
     let http = reqwest::Client::new();
     let flood = |n: usize, round: usize| {
