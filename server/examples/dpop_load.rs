@@ -3,10 +3,12 @@
 //! two are compared with one tool.
 //!
 //! usage: dpop_load <mode> <base> <client_id> <client_secret> <path> <secs> <concurrency> [rate]
-//!   mode: direct | bearer | dpop-es256 | dpop-eddsa | token-bearer | token-dpop-es256
+//!   mode: direct | bearer | bearer-task | dpop-es256 | dpop-eddsa | token-bearer | token-dpop-es256
 //!         | token-assertion-eddsa | token-assertion-es256 (private_key_jwt: the key is
 //!         registered for profile $BENCH_PROFILE with the token $BENCH_ADMIN_TOKEN, and
-//!         each request carries a fresh signed assertion instead of the secret)
+//!         each request carries a fresh signed assertion instead of the secret);
+//!         bearer-task calls with a per-task token (RFC 9396) for the path's endpoint only,
+//!         good for 10,000 calls, so every call is checked and counted)
 //!   rate: 0 for closed-loop saturation, else an open-loop rate (requests/s) whose
 //!         latencies are measured from each request's scheduled start.
 //! Prints one JSON line: requests, ok, rps, p50/p99/p99.9 (ms), and the client's own CPU
@@ -41,7 +43,7 @@ impl Setup {
         let token_url = format!("{}/oauth/token", self.base);
         let req = match self.mode.as_str() {
             "direct" => http.get(&self.url),
-            "bearer" => http.get(&self.url).bearer_auth(&self.token),
+            "bearer" | "bearer-task" => http.get(&self.url).bearer_auth(&self.token),
             "dpop-es256" | "dpop-eddsa" => {
                 let key = self.key.as_ref().expect("key");
                 let proof = key.proof("GET", &self.url, Some(&self.token), None);
@@ -115,7 +117,7 @@ async fn main() {
     };
     let url = if mode == "direct" { path.clone() } else { format!("{base}{path}") };
     let mut setup = Setup { mode, base, client_id, secret, url, key, token: String::new(), nonce: Mutex::new(None) };
-    if matches!(setup.mode.as_str(), "bearer" | "dpop-es256" | "dpop-eddsa") {
+    if matches!(setup.mode.as_str(), "bearer" | "bearer-task" | "dpop-es256" | "dpop-eddsa") {
         // A token the way each client gets it: bound for DPoP (after the nonce round).
         let token_url = format!("{}/oauth/token", setup.base);
         let mut nonce: Option<String> = None;
@@ -136,6 +138,47 @@ async fn main() {
             }
         }
         assert!(!setup.token.is_empty(), "no token");
+    }
+    if setup.mode == "bearer-task" {
+        // The endpoint's id, as an agent learns it from `list_endpoints`, then a token for
+        // that endpoint alone.
+        let listed: Value = http
+            .post(format!("{}/mcp", setup.base))
+            .bearer_auth(&setup.token)
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "list_endpoints")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+                "name": "list_endpoints", "arguments": {},
+                "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                          "io.modelcontextprotocol/clientCapabilities": {}}}}))
+            .send()
+            .await
+            .expect("list_endpoints")
+            .json()
+            .await
+            .expect("list_endpoints json");
+        let path = setup.url.strip_prefix(&setup.base).unwrap_or("");
+        let endpoint = listed["result"]["structuredContent"]["endpoints"]
+            .as_array()
+            .expect("endpoints")
+            .iter()
+            .find(|e| e["method"] == "GET" && path.ends_with(e["path"].as_str().unwrap_or("?")))
+            .expect("the path's endpoint")["id"]
+            .clone();
+        let details = json!([{ "type": "portcullis_task", "task_id": "bench", "endpoints": [endpoint],
+                               "max_uses": 10_000 }]);
+        let body: Value = http
+            .post(format!("{}/oauth/token", setup.base))
+            .basic_auth(&setup.client_id, Some(&setup.secret))
+            .form(&[("grant_type", "client_credentials"), ("authorization_details", &details.to_string())])
+            .send()
+            .await
+            .expect("task token")
+            .json()
+            .await
+            .expect("task token json");
+        setup.token = body["access_token"].as_str().expect("a task token").to_owned();
     }
     if setup.mode.starts_with("token-assertion") {
         // The agent's developer registers its public key (here the demo admin does).
