@@ -689,6 +689,13 @@ async fn introspect(
                     if let Some(cnf) = &c.cnf {
                         body["cnf"] = json!(cnf);
                     }
+                    // RFC 9396 §9.2: the task; RFC 8693 §4.1: who acts, for a delegated token.
+                    if !c.authorization_details.is_empty() {
+                        body["authorization_details"] = json!(c.authorization_details);
+                    }
+                    if c.subject.is_some() {
+                        body["act"] = json!(c.act);
+                    }
                     body
                 }
                 _ => json!({ "active": false }),

@@ -74,6 +74,17 @@ async fn a_task_token_calls_only_its_endpoints_at_most_its_number_of_times_on_gw
     let claims = claims_of(&token);
     assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 30);
     assert_eq!(claims["authorization_details"], issued["authorization_details"], "RFC 9396 §9.1");
+    let introspected: Value = reqwest::Client::new()
+        .post(format!("{}/oauth/introspect", app.base))
+        .basic_auth(&a.reg.client_id, Some(&a.reg.secret.secret))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(introspected["authorization_details"], issued["authorization_details"], "RFC 9396 §9.2");
 
     // Outside the task: refused, and no call spent.
     let (status, body) = gw(&app.base, "/headers", &token).await;
