@@ -186,6 +186,9 @@ mod tests {
                     dirs.push(path);
                     continue;
                 }
+                if path.extension().is_none_or(|e| e != "rs") {
+                    continue;
+                }
                 let text = std::fs::read_to_string(&path).unwrap();
                 for (at, _) in text.match_indices("    pub async fn ") {
                     let signature_end = text[at..].find('{').unwrap() + at;

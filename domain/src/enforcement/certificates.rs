@@ -96,7 +96,7 @@ mod tests {
     fn an_rsa_certificates_key_has_the_thumbprint_another_library_computes() {
         // A self-signed certificate and its public key's thumbprint, both made by
         // Python's `cryptography` and joserfc.
-        let der = include_bytes!("testdata/rsa-2048-self-signed.der");
+        let der = include_bytes!("../../testdata/rsa-2048-self-signed.der");
         let key = certificate_key(der).unwrap();
         assert_eq!(key.key_type, "RSA 2048");
         assert_eq!(key.thumbprint, "5FCL0BwzTle0Mcyjxo9_Em6PRRIi7JVrM2OhEEZhbL8");
