@@ -378,3 +378,28 @@ async fn a_delegated_token_from_one_replica_stops_on_the_other_once_its_subject_
     first.kill();
     second.kill();
 }
+
+/// A client library we did not write (oauth4webapi): the subject agent gets its token
+/// with the client credentials grant, the acting agent exchanges it with the library's
+/// generic token endpoint request and calls the gateway on the subject's behalf.
+#[tokio::test]
+async fn oauth4webapi_exchanges_another_agents_token_and_calls_on_its_behalf() {
+    use crate::mcp_clients::{clients_dir, node, run_json};
+    let (app, upstream, [bank, _, _]) = setup().await;
+    let read_bank: [(&str, &[&str]); 1] = [(&bank, &["read"])];
+    let (subject, actor) = (agent_with(&app, &read_bank).await, agent_with(&app, &read_bank).await);
+    let mut cmd = std::process::Command::new(node());
+    cmd.current_dir(clients_dir())
+        .arg("token_exchange_client.mjs")
+        .arg(&app.base)
+        .args([&subject.reg.client_id, &subject.reg.secret.secret, &actor.reg.client_id, &actor.reg.secret.secret])
+        .arg("/gw/bank/fast");
+    let out = run_json(cmd).await;
+    assert!(out["grant_types"].as_array().unwrap().contains(&json!(EXCHANGE)), "{out}");
+    assert_eq!(out["issued_token_type"], ACCESS_TOKEN, "{out}");
+    assert_eq!(out["token_type"], "bearer", "{out}");
+    assert_eq!(out["gateway_status"], 200, "{out}");
+    assert_eq!(upstream.hits(), 1);
+    let claims = claims_of(out["access_token"].as_str().unwrap());
+    assert_eq!((&claims["sub"], &claims["act"]["sub"]), (&json!(subject.reg.client_id), &json!(actor.reg.client_id)));
+}
