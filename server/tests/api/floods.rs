@@ -3,7 +3,7 @@
 //! counted instead of filling the trail, failures against someone else's account or
 //! client never lock its owner out, and made-up identities cost the server no memory.
 
-use crate::helpers::{agent, agent_for, audit_rows, Session, TestApp, TestUpstream, PASSWORD, SECRET};
+use crate::helpers::{agent, agent_for, audit_rows, Server, Session, TestApp, TestUpstream, PASSWORD};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -291,57 +291,15 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
-fn child_status(child: &mut std::process::Child) -> String {
-    match child.try_wait() {
-        Ok(Some(status)) => status.to_string(),
-        _ => "still running".into(),
-    }
-}
-
 #[tokio::test]
 async fn made_up_identities_by_the_thousand_leave_the_servers_memory_flat() {
     let mut app = TestApp::spawn().await;
     app.shut_down().await;
     // The real binary, so its memory is its own; every limit that would stop the flood
     // early is lifted, so each request reaches the keyed limiters.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--database-url", &app.database_url, "--source-refusal-limit", "0"])
-        .args(["--token-rate-limit", "100000000", "--audit-queue", "1000"])
-        .arg("--data-dir")
-        .arg(app.data_dir())
-        .env("PORTCULLIS_SECRET", SECRET)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(app.data_dir().join("child.stderr")).unwrap())
-        .spawn()
-        .unwrap();
-    // The child's log is read on a thread of its own: a blocking read on this test's
-    // runtime would stall whatever the shut-down server still had in flight on it (a
-    // write between its BEGIN and its COMMIT, holding the file's lock), and the child
-    // would then wait on that lock until it gave up.
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        // The log up to the line that says where it listens, kept to say why if it never comes.
-        let mut log = Vec::new();
-        let url = lines.by_ref().map_while(Result::ok).find_map(|l| {
-            let url = l.trim().strip_prefix("Portcullis is listening on ").map(str::to_owned);
-            log.push(l);
-            url
-        });
-        let _ = tx.send((url, log.join("\n")));
-        lines.for_each(drop);
-    });
-    let base = match tokio::time::timeout(std::time::Duration::from_secs(60), rx).await {
-        Ok(Ok((Some(url), _))) => url,
-        outcome => {
-            let said = std::fs::read_to_string(app.data_dir().join("child.stderr")).unwrap_or_default();
-            let log = outcome.ok().and_then(Result::ok).map(|(_, log)| log).unwrap_or_default();
-            panic!("the server process did not listen: {}; stderr: {said}; log: {log}", child_status(&mut child))
-        }
-    };
+    let flags = ["--source-refusal-limit", "0", "--token-rate-limit", "100000000", "--audit-queue", "1000"];
+    let server = Server::start(&app, &flags).await;
+    let base = server.base.clone();
     let http = reqwest::Client::new();
     let flood = |n: usize, round: usize| {
         let (http, base) = (http.clone(), base.clone());
@@ -373,12 +331,11 @@ async fn made_up_identities_by_the_thousand_leave_the_servers_memory_flat() {
     // allocator's arenas) to its working size; a second one as large must add nothing.
     flood(10_000, 0).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = rss_kib(child.id());
+    let before = rss_kib(server.pid());
     flood(10_000, 1).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let after = rss_kib(child.id());
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let after = rss_kib(server.pid());
+    server.kill();
     let grown_mib = (after.saturating_sub(before)) as f64 / 1024.0;
     println!(
         "rss before {before} KiB, after 10,000 more made-up client ids and emails {after} KiB (+{grown_mib:.1} MiB)"

@@ -727,10 +727,22 @@ impl Server {
         let mut log = log.map(|path| std::fs::File::create(path).unwrap());
         let mut child = serve
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("the portcullis binary starts");
         let stdout = child.stdout.take().expect("stdout");
+        // What it says on stderr (why it stopped, if it does), read on to the end too.
+        let stderr = child.stderr.take().expect("stderr");
+        let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let heard = said.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+                if let Ok(mut said) = heard.lock() {
+                    said.push_str(&line);
+                    said.push('\n');
+                }
+            }
+        });
         let (tx, rx) = tokio::sync::oneshot::channel();
         // Reads on to the end, so that the child never blocks on a full pipe.
         std::thread::spawn(move || {
@@ -746,10 +758,12 @@ impl Server {
                 }
             }
         });
-        let base = tokio::time::timeout(std::time::Duration::from_secs(30), rx)
-            .await
-            .expect("the server listens within 30 s")
-            .expect("the server ended before listening");
+        let stderr_text = || said.lock().map(|s| s.clone()).unwrap_or_default();
+        let base = match tokio::time::timeout(std::time::Duration::from_secs(30), rx).await {
+            Ok(Ok(base)) => base,
+            Ok(Err(_)) => panic!("the server ended before listening; stderr: {}", stderr_text()),
+            Err(_) => panic!("the server did not listen within 30 s; stderr: {}", stderr_text()),
+        };
         Self { child, base }
     }
 
