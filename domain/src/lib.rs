@@ -46,6 +46,8 @@ pub mod enforcement;
 #[cfg(feature = "store")]
 pub mod grants;
 #[cfg(feature = "store")]
+pub mod issuers;
+#[cfg(feature = "store")]
 pub mod keyed;
 #[cfg(feature = "store")]
 pub mod mcp_sessions;

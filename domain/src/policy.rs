@@ -8,7 +8,10 @@
 use sqlx::Row;
 use std::collections::HashMap;
 
-use crate::enforcement::{ClientKey, CredentialEntry, EndpointEntry, GrantEntry, ProductEntry, ProfileEntry, Snapshot};
+use crate::enforcement::{
+    issuer_alg, parse_jwks, ClientKey, CredentialEntry, EndpointEntry, GrantEntry, IssuerEntry, IssuerKeys,
+    ProductEntry, ProfileEntry, Snapshot,
+};
 use crate::error::Result;
 use crate::model::CredentialKind;
 use crate::routing::Template;
@@ -69,8 +72,11 @@ impl Store {
             version: sqlx::query_scalar("SELECT version FROM policy_state WHERE id = 1").fetch_one(&mut *tx).await?,
             ..Snapshot::default()
         };
+        // Federated identities, attached to their issuers once those are read.
+        let mut identities = Vec::new();
         for r in sqlx::query(
-            "SELECT c.id, c.kind, c.profile_id, c.secret_hash, c.expires_at, c.public_jwk, p.client_id
+            "SELECT c.id, c.kind, c.profile_id, c.secret_hash, c.expires_at, c.public_jwk, c.issuer_id,
+                    c.external_subject, p.client_id
              FROM credentials c JOIN profiles p ON p.id = c.profile_id WHERE c.revoked_at IS NULL",
         )
         .fetch_all(&mut *tx)
@@ -83,7 +89,13 @@ impl Store {
                 expires_at: r.try_get("expires_at")?,
             };
             snap.credentials_by_id.insert(entry.id.clone(), entry.clone());
-            if entry.kind == CredentialKind::PublicKey {
+            if entry.kind == CredentialKind::Federated {
+                let (issuer, subject): (Option<String>, Option<String>) =
+                    (r.try_get("issuer_id")?, r.try_get("external_subject")?);
+                if let (Some(issuer), Some(subject)) = (issuer, subject) {
+                    identities.push((issuer, subject, entry));
+                }
+            } else if entry.kind == CredentialKind::PublicKey {
                 let jwk: Option<String> = r.try_get("public_jwk")?;
                 match ClientKey::from_stored(entry, jwk.as_deref().unwrap_or_default()) {
                     Ok(key) => snap.client_keys.entry(r.try_get("client_id")?).or_default().push(key),
@@ -219,9 +231,60 @@ impl Store {
         {
             snap.revoked_credentials.insert(r.try_get("secret_hash")?, r.try_get("client_id")?);
         }
+        load_issuers(&mut tx, &mut snap, identities).await?;
         tx.commit().await?;
         Ok(snap)
     }
+}
+
+/// The trusted issuers not disabled, each with the identities linked from it.
+async fn load_issuers(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    snap: &mut Snapshot,
+    identities: Vec<(String, String, CredentialEntry)>,
+) -> Result<()> {
+    let mut by_id = HashMap::new();
+    for r in sqlx::query(
+        "SELECT id, issuer, jwks_uri, jwks, audiences, algorithms, subject_claim FROM trusted_issuers
+         WHERE disabled_at IS NULL",
+    )
+    .fetch_all(&mut **tx)
+    .await?
+    {
+        let id: String = r.try_get("id")?;
+        let keys = match (r.try_get::<Option<String>, _>("jwks_uri")?, r.try_get::<Option<String>, _>("jwks")?) {
+            (Some(uri), _) => IssuerKeys::Remote(uri),
+            (None, Some(jwks)) => match parse_jwks(&jwks) {
+                Ok(set) => IssuerKeys::Static(std::sync::Arc::new(set)),
+                // Checked when registered; keys that no longer read verify nothing.
+                Err(e) => {
+                    tracing::error!(issuer = %id, error = %e, "stored JWKS unreadable");
+                    IssuerKeys::Static(std::sync::Arc::default())
+                }
+            },
+            (None, None) => continue,
+        };
+        let entry = IssuerEntry {
+            id: id.clone(),
+            issuer: r.try_get("issuer")?,
+            audiences: split_list(&r.try_get::<String, _>("audiences")?, ' '),
+            algorithms: split_list(&r.try_get::<String, _>("algorithms")?, ' ')
+                .iter()
+                .filter_map(|a| issuer_alg(a))
+                .collect(),
+            subject_claim: r.try_get("subject_claim")?,
+            keys,
+            identities: HashMap::new(),
+        };
+        by_id.insert(id, entry);
+    }
+    for (issuer_id, subject, credential) in identities {
+        if let Some(issuer) = by_id.get_mut(&issuer_id) {
+            issuer.identities.insert(subject, credential);
+        }
+    }
+    snap.issuers = by_id.into_values().map(|i| (i.issuer.clone(), i)).collect();
+    Ok(())
 }
 
 /// How long a revoked credential is still recognised, to attribute attempts with it.

@@ -257,6 +257,7 @@ impl Application {
                 max_body: args.max_body,
                 upstream_tls,
                 client_certificates,
+                jwks_min_interval: std::time::Duration::from_secs(args.issuer_jwks_min_interval_secs),
             },
         )
         .map_err(|e| StartError::Config(format!("upstream TLS: {e}")))?;

@@ -247,6 +247,13 @@ pub struct ServeArgs {
     #[arg(long = "upstream-timeout", env = "PORTCULLIS_UPSTREAM_TIMEOUT", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub upstream_timeout_secs: u64,
+    /// Seconds between two fetches of one trusted issuer's JWKS at least. A token naming
+    /// a key the cached set lacks makes the server fetch again (the issuer may have
+    /// rotated), no more often than this: a flood of made-up key ids costs the issuer one
+    /// fetch per interval.
+    #[arg(long = "issuer-jwks-min-interval", env = "PORTCULLIS_ISSUER_JWKS_MIN_INTERVAL", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub issuer_jwks_min_interval_secs: u64,
     /// Token requests per minute one client may make (an IP: ten times as many). Clients
     /// keep a token for its lifetime, so a few a minute is plenty; benchmarks lift it.
     #[arg(long, env = "PORTCULLIS_TOKEN_RATE_LIMIT", default_value_t = 30)]

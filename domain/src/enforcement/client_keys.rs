@@ -62,6 +62,14 @@ pub struct PublicKey {
     pub algorithms: Vec<Algorithm>,
 }
 
+impl PublicKey {
+    /// The key as signatures are checked with it.
+    pub(super) fn decoding_key(&self) -> Result<DecodingKey, KeyError> {
+        let decoded: Jwk = serde_json::from_value(self.jwk.clone()).map_err(|e| KeyError(e.to_string()))?;
+        DecodingKey::from_jwk(&decoded).map_err(|e| KeyError(e.to_string()))
+    }
+}
+
 /// Reads a public key from a JWK or a JWKS holding exactly one key. Refused: private or
 /// symmetric keys, curves and types we do not verify, RSA under 2048 bits, a key whose
 /// `use` is not `sig` or whose `alg` does not fit it.
@@ -160,8 +168,7 @@ impl ClientKey {
     /// From the JWK stored at registration.
     pub fn from_stored(credential: CredentialEntry, jwk: &str) -> Result<Self, KeyError> {
         let parsed = parse_public_key(jwk)?;
-        let decoded: Jwk = serde_json::from_value(parsed.jwk.clone()).map_err(|e| KeyError(e.to_string()))?;
-        let key = DecodingKey::from_jwk(&decoded).map_err(|e| KeyError(e.to_string()))?;
+        let key = parsed.decoding_key()?;
         let kid = parsed.jwk.get("kid").and_then(|k| k.as_str()).map(str::to_owned);
         Ok(Self { credential, thumbprint: parsed.thumbprint, kid, algorithms: parsed.algorithms, key })
     }
@@ -254,13 +261,13 @@ pub fn claimed_client(assertion: &str) -> Option<String> {
 /// `aud`: one string, or several (RFC 7519 §4.1.3).
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum Audience {
+pub(super) enum Audience {
     One(String),
     Several(Vec<String>),
 }
 
 impl Audience {
-    fn names_any(&self, ours: &[String]) -> bool {
+    pub(super) fn names_any(&self, ours: &[String]) -> bool {
         match self {
             Audience::One(a) => ours.contains(a),
             Audience::Several(all) => all.iter().any(|a| ours.contains(a)),

@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{AccessClaims, ClientKey};
+use super::{AccessClaims, ClientKey, IssuerEntry};
 use crate::model::{ClientKind, CredentialKind, Environment, SenderConstraint};
 use crate::routing::{CanonicalPath, Template};
 
@@ -31,6 +31,9 @@ pub struct Snapshot {
     /// limit bucket of its own (it shares its address's).
     pub clients: std::collections::HashSet<String>,
     pub products: HashMap<String, ProductEntry>,
+    /// Trusted issuers not disabled, by their `iss`, each with the identities linked to
+    /// profiles (federation).
+    pub issuers: HashMap<String, IssuerEntry>,
     /// `jti`s of access tokens revoked before they expired.
     pub revoked_tokens: std::collections::HashSet<String>,
     /// The client each recently revoked credential belonged to, by the keyed hash of its

@@ -88,6 +88,9 @@ text_enum!(
         // RFC 8705: a certificate-bound token without its certificate.
         CertificateMismatch => "certificate_mismatch",
         IdentityMismatch => "identity_mismatch",
+        // Federation: a trusted issuer's good token naming an identity no profile is
+        // linked to.
+        IdentityNotLinked => "identity_not_linked",
         ClientSuspended => "client_suspended",
         OwnerDisabled => "owner_disabled",
         // What it may do.

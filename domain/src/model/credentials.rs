@@ -1,12 +1,17 @@
-//! A profile's credentials (client secrets, API keys and public keys) and a secret just
-//! issued.
+//! A profile's credentials (client secrets, API keys, public keys, and federated
+//! identities: links from an identity at a trusted issuer) and a secret just issued.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use super::Environment;
 
-text_enum!(CredentialKind { ClientSecret => "client_secret", ApiKey => "api_key", PublicKey => "public_key" });
+text_enum!(CredentialKind {
+    ClientSecret => "client_secret",
+    ApiKey => "api_key",
+    PublicKey => "public_key",
+    Federated => "federated",
+});
 
 impl CredentialKind {
     /// As a table cell or a heading says it.
@@ -15,6 +20,7 @@ impl CredentialKind {
             CredentialKind::ClientSecret => "Client secret",
             CredentialKind::ApiKey => "API key",
             CredentialKind::PublicKey => "Public key",
+            CredentialKind::Federated => "Federated identity",
         }
     }
     /// As a sentence says it.
@@ -23,6 +29,7 @@ impl CredentialKind {
             CredentialKind::ClientSecret => "client secret",
             CredentialKind::ApiKey => "API key",
             CredentialKind::PublicKey => "public key",
+            CredentialKind::Federated => "federated identity",
         }
     }
     /// Whether it authenticates a client at the token endpoint (a secret, or a key that

@@ -5,6 +5,7 @@
 mod audit;
 mod auth;
 mod handlers;
+mod issuers;
 mod problem;
 mod security;
 
@@ -46,6 +47,9 @@ pub fn router<S: Clone + Send + Sync + 'static>(portal: PortalState) -> Router<S
         .route("/profiles/{profile_id}/rotate", post(rotate_secret))
         .route("/profiles/{profile_id}/api-keys", post(issue_api_key))
         .route("/profiles/{profile_id}/public-keys", post(register_public_key))
+        .route("/profiles/{profile_id}/federated-identities", post(issuers::link_identity))
+        .route("/issuers", get(issuers::list_issuers).post(issuers::register_issuer))
+        .route("/issuers/{issuer_id}/disable", post(issuers::disable_issuer))
         .route("/profiles/{profile_id}/rate-limit", put(set_rate_limit))
         .route("/profiles/{profile_id}/token-lifetime", put(set_token_lifetime))
         .route("/profiles/{profile_id}/sender-constraint", put(set_sender_constraint))
@@ -102,6 +106,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(portal: PortalState) -> Router<S
         handlers::rotate_secret,
         handlers::issue_api_key,
         handlers::register_public_key,
+        issuers::link_identity,
+        issuers::list_issuers,
+        issuers::register_issuer,
+        issuers::disable_issuer,
         handlers::set_rate_limit,
         handlers::set_token_lifetime,
         handlers::set_sender_constraint,

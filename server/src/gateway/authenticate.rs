@@ -14,12 +14,14 @@ use axum::http::HeaderMap;
 use percent_encoding::percent_decode_str;
 use portcullis_domain::audit_event::RequestEvent;
 use portcullis_domain::audit_text::{cap, AuditText};
-use portcullis_domain::enforcement::{AccessClaims, TokenError};
+use portcullis_domain::enforcement::{claimed_issuer, verify_external, ExternalError, ExternalToken, IssuerEntry};
+use portcullis_domain::enforcement::{AccessClaims, Confirmation, TokenError};
 use portcullis_domain::enforcement::{CredentialEntry, Inactive, ProfileEntry, Snapshot};
 use portcullis_domain::model::{CredentialKind, SenderConstraint};
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use super::issuer_keys::Need;
 use super::{Gateway, Refusal};
 use crate::dpop::Possession;
 use crate::headers::{access_token, header_str, TokenScheme};
@@ -46,13 +48,17 @@ pub struct Caller<'s> {
     /// For a delegated token (RFC 8693), the other parties: its subject and earlier
     /// actors, each of which must be granted what the call needs.
     pub parties: Vec<&'s ProfileEntry>,
+    /// For a token from a trusted issuer (federation), what it said; its credential is
+    /// the identity's link to the profile, and it carries the profile's grants as they are.
+    pub external: Option<ExternalToken>,
 }
 
 impl Caller<'_> {
     /// The DPoP key this request proved it holds: its token is bound to one, and a bound
     /// token authenticates only with a proof of it.
     pub fn proven_key(&self) -> Option<&str> {
-        self.token.as_deref().and_then(|t| t.dpop_jkt())
+        let external = self.external.as_ref().and_then(|e| e.cnf.as_ref()).and_then(|c| c.jkt.as_deref());
+        self.token.as_deref().and_then(|t| t.dpop_jkt()).or(external)
     }
 
     /// Writes who called into a request's row: client, profile, credential, and the
@@ -73,8 +79,10 @@ impl Caller<'_> {
                     self.token.as_ref().and_then(|t| t.act.as_ref()).map(|a| AuditText::new(&a.sub, cap::ID));
             }
         }
-        event.sender_key =
-            self.token.as_ref().and_then(|t| t.cnf.as_ref()).map(|cnf| AuditText::new(&cnf.label(), cap::ID));
+        let binding = self.token.as_ref().and_then(|t| t.cnf.as_ref());
+        event.sender_key = binding
+            .or(self.external.as_ref().and_then(|e| e.cnf.as_ref()))
+            .map(|cnf| AuditText::new(&cnf.label(), cap::ID));
         event.task_id = self.token.as_ref().and_then(|t| t.task()).map(|t| AuditText::new(&t.task_id, cap::ID));
     }
 }
@@ -176,32 +184,21 @@ impl Gateway {
                 (credential, profile, None)
             }
             (None, Some((scheme, token))) => {
-                let claims = self.state.verify_access_token(&self.tokens, token).map_err(Refusal::InvalidToken)?;
+                let claims = match self.state.verify_access_token(&self.tokens, token) {
+                    Ok(claims) => claims,
+                    // Not one of ours: perhaps one of a trusted issuer's (federation).
+                    Err(ours) => {
+                        let issuer = claimed_issuer_in(snap, token).ok_or(Refusal::InvalidToken(ours))?;
+                        return self.federated(snap, issuer, headers, held, scheme, token, now).await;
+                    }
+                };
                 // A token lives no longer than the credential it was obtained with, and
                 // not while its client is stopped: the one rule introspection uses too.
                 let (credential, profile) = snap.token_holder(&claims, now).map_err(|inactive| match inactive {
                     Inactive::Revoked => Refusal::InvalidToken(TokenError::Revoked),
                     Inactive::Stopped(stopped) => Refusal::stopped(stopped),
                 })?;
-                match scheme {
-                    // Whoever copied a bound token still lacks the key: RFC 9449 §7.2.
-                    TokenScheme::Bearer if claims.dpop_jkt().is_some() => return Err(Refusal::BoundTokenAsBearer),
-                    TokenScheme::Bearer => {}
-                    TokenScheme::Dpop => self
-                        .proofs
-                        .prove(headers, &held.dpop, token, claims.dpop_jkt())
-                        .await
-                        .map_err(Refusal::InvalidProof)?,
-                }
-                // Whoever copied a certificate-bound token still lacks the certificate's
-                // key, which the TLS handshake proved this caller holds (RFC 8705 §3).
-                if let Some(bound) = claims.certificate_thumbprint() {
-                    match &held.certificate {
-                        Some(c) if c.thumbprint() == bound => {}
-                        Some(_) => return Err(Refusal::CertificateMismatch),
-                        None => return Err(Refusal::CertificateRequired),
-                    }
-                }
+                self.check_binding(headers, held, scheme, token, claims.cnf.as_ref()).await?;
                 // Live, every one of them: `token_holder` checked.
                 parties = snap.parties(&claims, now).map_err(|_| Refusal::InvalidToken(TokenError::Revoked))?;
                 (credential, profile, Some(claims))
@@ -209,6 +206,23 @@ impl Gateway {
             (None, None) => return Err(Refusal::MissingCredential),
         };
         let binding = token.as_ref().and_then(|t| t.cnf.as_ref());
+        let mut caller = Caller { credential, profile, token: None, certificate: None, parties, external: None };
+        self.admit(&mut caller, headers, held, binding)?;
+        caller.token = token;
+        Ok(caller)
+    }
+
+    /// What every credential must pass once its holder is known: the profile's sender
+    /// constraint, the identity headers, a client not stopped. Keeps the certificate of a
+    /// certificate-bound call.
+    fn admit(
+        &self,
+        caller: &mut Caller<'_>,
+        headers: &HeaderMap,
+        held: &Held,
+        binding: Option<&Confirmation>,
+    ) -> Result<(), Refusal> {
+        let profile = caller.profile;
         let constraint = profile.sender_constraint;
         if !binding.map_or(constraint == SenderConstraint::None, |cnf| cnf.satisfies(constraint)) {
             return Err(Refusal::ProfileRequiresBinding(constraint));
@@ -221,12 +235,85 @@ impl Gateway {
         if let Some(stopped) = profile.stopped() {
             return Err(Refusal::stopped(stopped));
         }
-        let certificate = match binding.and_then(|cnf| cnf.x5t_s256.as_ref()) {
-            Some(_) => held.certificate.clone(),
-            None => None,
-        };
-        Ok(Caller { credential, profile, token, certificate, parties })
+        if binding.is_some_and(|cnf| cnf.x5t_s256.is_some()) {
+            caller.certificate = held.certificate.clone();
+        }
+        Ok(())
     }
+
+    /// A bound token must come with what it is bound to.
+    async fn check_binding(
+        &self,
+        headers: &HeaderMap,
+        held: &Held,
+        scheme: TokenScheme,
+        token: &str,
+        cnf: Option<&Confirmation>,
+    ) -> Result<(), Refusal> {
+        let jkt = cnf.and_then(|c| c.jkt.as_deref());
+        match scheme {
+            // Whoever copied a bound token still lacks the key: RFC 9449 §7.2.
+            TokenScheme::Bearer if jkt.is_some() => return Err(Refusal::BoundTokenAsBearer),
+            TokenScheme::Bearer => {}
+            TokenScheme::Dpop => {
+                self.proofs.prove(headers, &held.dpop, token, jkt).await.map_err(Refusal::InvalidProof)?;
+            }
+        }
+        // Whoever copied a certificate-bound token still lacks the certificate's key,
+        // which the TLS handshake proved this caller holds (RFC 8705 §3).
+        if let Some(bound) = cnf.and_then(|c| c.x5t_s256.as_deref()) {
+            match &held.certificate {
+                Some(c) if c.thumbprint() == bound => {}
+                Some(_) => return Err(Refusal::CertificateMismatch),
+                None => return Err(Refusal::CertificateRequired),
+            }
+        }
+        Ok(())
+    }
+
+    /// A token from a trusted issuer: verified with the issuer's keys (fetched again,
+    /// at a bounded rate, when it names one the cache lacks), then taken as the profile
+    /// its identity is linked to, with that profile's grants as they are.
+    #[allow(clippy::too_many_arguments)]
+    async fn federated<'s>(
+        &self,
+        snap: &'s Snapshot,
+        issuer: &'s IssuerEntry,
+        headers: &HeaderMap,
+        held: &Held,
+        scheme: TokenScheme,
+        token: &str,
+        now: i64,
+    ) -> Result<Caller<'s>, Refusal> {
+        let keys = self.issuer_keys.keys(issuer, Need::Cached).await;
+        let verified = match verify_external(token, issuer, &keys.keys, now) {
+            Err(ExternalError::UnknownKey) => {
+                let keys = self.issuer_keys.keys(issuer, Need::Newer).await;
+                verify_external(token, issuer, &keys.keys, now)
+            }
+            other => other,
+        }
+        .map_err(Refusal::ExternalToken)?;
+        let credential = issuer.identities.get(&verified.subject).ok_or(Refusal::IdentityNotLinked)?;
+        if now >= credential.expires_at {
+            return Err(Refusal::ExpiredCredential);
+        }
+        let profile = snap.profiles.get(&credential.profile_id).ok_or(Refusal::IdentityNotLinked)?;
+        self.check_binding(headers, held, scheme, token, verified.cnf.as_ref()).await?;
+        let mut caller =
+            Caller { credential, profile, token: None, certificate: None, parties: Vec::new(), external: None };
+        self.admit(&mut caller, headers, held, verified.cnf.as_ref())?;
+        caller.external = Some(verified);
+        Ok(caller)
+    }
+}
+
+/// The trusted issuer a token that is not ours claims to come from, if any is trusted.
+fn claimed_issuer_in<'s>(snap: &'s Snapshot, token: &str) -> Option<&'s IssuerEntry> {
+    if snap.issuers.is_empty() {
+        return None;
+    }
+    snap.issuers.get(&claimed_issuer(token)?)
 }
 
 impl Gateway {

@@ -7,6 +7,7 @@
 //! when its caller goes away mid-way (see `crate::audit`).
 
 mod authenticate;
+mod issuer_keys;
 mod proxy;
 mod ratelimit;
 mod refusal;
@@ -57,6 +58,8 @@ pub struct GatewayLimits {
     /// one, or a trusted proxy forwards it): the metadata then says certificate-bound
     /// tokens are supported.
     pub client_certificates: bool,
+    /// Fetches of one trusted issuer's JWKS are at least this far apart.
+    pub jwks_min_interval: std::time::Duration,
 }
 
 /// Cloned for every request (axum state), so everything sits behind one `Arc`.
@@ -83,6 +86,8 @@ pub struct Parts {
     client_certificates: bool,
     /// The calls each per-task token with a `max_uses` has made.
     task_uses: task_uses::TaskUses,
+    /// Trusted issuers' keys, fetched and cached (federation).
+    issuer_keys: issuer_keys::IssuerKeyCache,
 }
 
 impl std::ops::Deref for Gateway {
@@ -107,8 +112,17 @@ impl Gateway {
             max_body,
             upstream_tls,
             client_certificates,
+            jwks_min_interval,
         } = limits;
         let upstreams = proxy::Upstreams::new(upstream_timeout, &upstream_tls)?;
+        let issuer_keys = issuer_keys::IssuerKeyCache::new(
+            upstream_tls.default.trusting(reqwest::Client::builder()),
+            jwks_min_interval,
+        )
+        .map_err(|e| upstream_tls::UpstreamTlsError::Client {
+            profile: "(issuer keys)".into(),
+            reason: e.to_string(),
+        })?;
         let state = store.enforcement().clone();
         let proofs = Proofs::new(state.clone(), shared_limits.clone(), &tokens.issuer);
         let task_uses = task_uses::TaskUses::new(shared_limits.clone());
@@ -128,6 +142,7 @@ impl Gateway {
             proofs,
             client_certificates,
             task_uses,
+            issuer_keys,
         };
         Ok(Self(Arc::new(parts)))
     }

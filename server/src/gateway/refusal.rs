@@ -3,7 +3,7 @@
 
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use portcullis_domain::enforcement::{ProofError, TokenError};
+use portcullis_domain::enforcement::{ExternalError, ProofError, TokenError};
 use portcullis_domain::model::{Reason, SenderConstraint};
 use serde_json::json;
 
@@ -33,6 +33,10 @@ pub enum Refusal {
     ExpiredCredential,
     /// An access token that does not verify, told apart for the caller.
     InvalidToken(TokenError),
+    /// A token from a trusted issuer (federation) that does not verify, told apart.
+    ExternalToken(ExternalError),
+    /// A good token from a trusted issuer, naming an identity linked to no profile.
+    IdentityNotLinked,
     /// A DPoP-bound token whose request does not prove possession of its key.
     InvalidProof(ProofError),
     /// A DPoP-bound token presented as a bearer token.
@@ -111,6 +115,8 @@ impl Refusal {
             | Refusal::UnknownCredential
             | Refusal::ExpiredCredential
             | Refusal::InvalidToken(_)
+            | Refusal::ExternalToken(_)
+            | Refusal::IdentityNotLinked
             | Refusal::InvalidProof(_)
             | Refusal::BoundTokenAsBearer
             | Refusal::CertificateRequired
@@ -141,7 +147,11 @@ impl Refusal {
         match self {
             Refusal::MissingCredential => Reason::MissingCredential,
             Refusal::CredentialInQuery => Reason::CredentialInQuery,
-            Refusal::UnknownCredential | Refusal::ExpiredCredential | Refusal::InvalidToken(_) => Reason::InvalidToken,
+            Refusal::UnknownCredential
+            | Refusal::ExpiredCredential
+            | Refusal::InvalidToken(_)
+            | Refusal::ExternalToken(_) => Reason::InvalidToken,
+            Refusal::IdentityNotLinked => Reason::IdentityNotLinked,
             Refusal::InvalidProof(e) => e.reason(),
             Refusal::BoundTokenAsBearer | Refusal::ProfileRequiresBinding(_) => Reason::SenderConstraintRequired,
             Refusal::CertificateRequired | Refusal::CertificateMismatch => Reason::CertificateMismatch,
@@ -179,6 +189,10 @@ impl Refusal {
             Refusal::UnknownCredential => "The credential is unknown or revoked.".into(),
             Refusal::ExpiredCredential => "The credential has expired.".into(),
             Refusal::InvalidToken(e) => format!("The access token is not accepted: {}.", token_description(*e)),
+            Refusal::ExternalToken(e) => format!("The access token is not accepted: {}.", e.description()),
+            Refusal::IdentityNotLinked => {
+                "The access token is from a trusted issuer, but the identity it names is linked to no client: an admin must link it to a client's profile.".into()
+            }
             Refusal::InvalidProof(e) => format!("The DPoP proof is not accepted: {}.", e.description()),
             Refusal::BoundTokenAsBearer => {
                 "The access token is bound to a key (DPoP): send it as Authorization: DPoP with a DPoP proof of that key.".into()
@@ -260,6 +274,8 @@ impl Refusal {
             Refusal::UnknownCredential => "unknown or revoked credential",
             Refusal::ExpiredCredential => "expired credential",
             Refusal::InvalidToken(e) => token_description(*e),
+            Refusal::ExternalToken(e) => e.description(),
+            Refusal::IdentityNotLinked => "the identity is linked to no client",
             Refusal::IdentityMismatch => "client or profile header does not match the credential",
             Refusal::TaskUsesExhausted => "the task token's calls are used up",
             Refusal::ClientSuspended

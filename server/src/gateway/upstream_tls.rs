@@ -99,13 +99,20 @@ impl UpstreamTls {
         Ok(tls)
     }
 
-    pub fn apply(&self, mut builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    pub fn apply(&self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        let mut builder = self.trusting(builder);
+        if let Some(identity) = &self.identity {
+            builder = builder.identity(identity.clone());
+        }
+        builder
+    }
+
+    /// The roots only, for a client that presents no certificate (fetching a trusted
+    /// issuer's keys: the upstreams' certificate is not for identity providers).
+    pub fn trusting(&self, mut builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
         builder = builder.use_rustls_tls().min_tls_version(reqwest::tls::Version::TLS_1_2);
         for root in &self.roots {
             builder = builder.add_root_certificate(root.clone());
-        }
-        if let Some(identity) = &self.identity {
-            builder = builder.identity(identity.clone());
         }
         builder
     }

@@ -113,6 +113,7 @@ pub fn serve_args(dir: PathBuf, database_url: Option<String>, secret: Option<Str
         audit_durability: portcullis::config::AuditDurability::Queued,
         shutdown_timeout_secs: 30,
         upstream_timeout_secs: 30,
+        issuer_jwks_min_interval_secs: 30,
         token_rate_limit: 30,
         signing_key_days: 30,
         audit_retention_days: 400,

@@ -19,6 +19,7 @@ mod dpop;
 mod dpop_clients;
 mod dpop_key;
 mod durability;
+mod federation;
 mod floods;
 mod gateway;
 mod gateway_edges;

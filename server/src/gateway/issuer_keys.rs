@@ -1,0 +1,157 @@
+//! The keys of trusted issuers that publish a JWKS URL: fetched over https, cached, and
+//! fetched again only at a bounded rate, so that neither a flood of tokens naming keys
+//! that do not exist nor a slow issuer can turn the gateway into its load generator.
+//!
+//! - The first token of an issuer waits for its keys (one fetch, however many callers).
+//! - A token naming a `kid` the cached set lacks may be a rotation: the keys are fetched
+//!   again, at most once per `min_interval` per issuer; within it, the token is refused.
+//! - Keys older than [`REFRESH_AFTER`] are fetched again in the background while the
+//!   cached ones keep serving.
+//! - A fetch that fails keeps the last good keys (the issuer's outage is not ours).
+//!
+//! The client is the upstreams' default TLS (system roots plus `--upstream-ca-file`),
+//! https only, no redirects, a timeout, and a cap on the document's size.
+
+use portcullis_domain::enforcement::{parse_jwks, IssuerEntry, IssuerKeySet, IssuerKeys, MAX_JWKS_BYTES};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Cached keys are fetched again in the background once this old.
+pub const REFRESH_AFTER: Duration = Duration::from_secs(600);
+/// A fetch gives up after this long; callers waiting for it are refused.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct IssuerKeyCache(Arc<Inner>);
+
+struct Inner {
+    http: reqwest::Client,
+    /// Fetches of one issuer's keys are at least this far apart.
+    min_interval: Duration,
+    /// By issuer id and URL: a changed URL starts afresh.
+    issuers: Mutex<HashMap<(String, String), Arc<Cached>>>,
+}
+
+#[derive(Default)]
+struct Cached {
+    /// The last good keys, and when they were fetched.
+    keys: Mutex<Option<(Arc<IssuerKeySet>, Instant)>>,
+    /// When the last fetch started, good or not: the rate bound.
+    attempted: Mutex<Option<Instant>>,
+    /// One fetch at a time; whoever waits for it uses what it brought.
+    fetching: tokio::sync::Mutex<()>,
+}
+
+/// Whether the caller needs keys it has not seen (a `kid` the cached set lacks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Cached,
+    Newer,
+}
+
+impl IssuerKeyCache {
+    pub fn new(builder: reqwest::ClientBuilder, min_interval: Duration) -> Result<Self, reqwest::Error> {
+        let http = builder
+            .https_only(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(FETCH_TIMEOUT)
+            .connect_timeout(FETCH_TIMEOUT)
+            .build()?;
+        Ok(Self(Arc::new(Inner { http, min_interval, issuers: Mutex::new(HashMap::new()) })))
+    }
+
+    /// The issuer's keys: pasted ones as they are; fetched ones from the cache, fetched
+    /// (again) when there are none yet or the caller needs newer ones and the rate bound
+    /// allows. Empty when none could be had: every token is then refused.
+    pub async fn keys(&self, issuer: &IssuerEntry, need: Need) -> Arc<IssuerKeySet> {
+        let url = match &issuer.keys {
+            IssuerKeys::Static(set) => return set.clone(),
+            IssuerKeys::Remote(url) => url,
+        };
+        let cached = self.cached(&issuer.id, url);
+        let current = cached.current();
+        match (&current, need) {
+            (Some((keys, at)), Need::Cached) => {
+                if at.elapsed() >= REFRESH_AFTER && cached.may_attempt(self.0.min_interval) {
+                    let (this, cached, url, id) = (self.clone(), cached.clone(), url.clone(), issuer.id.clone());
+                    tokio::spawn(async move { this.fetch(&cached, &url, &id, None).await });
+                }
+                keys.clone()
+            }
+            _ => {
+                let seen = current.as_ref().map(|(_, at)| *at);
+                self.fetch(&cached, url, &issuer.id, Some(seen)).await;
+                cached.current().map(|(keys, _)| keys).unwrap_or_default()
+            }
+        }
+    }
+
+    fn cached(&self, id: &str, url: &str) -> Arc<Cached> {
+        let mut issuers = self.0.issuers.lock().unwrap_or_else(|e| e.into_inner());
+        issuers.entry((id.to_owned(), url.to_owned())).or_default().clone()
+    }
+
+    /// Fetches the keys unless the rate bound forbids it. `waited_for`: the fetch time of
+    /// the keys the caller found wanting; if another fetch brought newer ones while it
+    /// waited for the lock, it uses those.
+    async fn fetch(&self, cached: &Cached, url: &str, issuer: &str, waited_for: Option<Option<Instant>>) {
+        let _one = cached.fetching.lock().await;
+        if let Some(seen) = waited_for {
+            if cached.current().map(|(_, at)| at) != seen {
+                return;
+            }
+        }
+        if !cached.try_attempt(self.0.min_interval) {
+            return;
+        }
+        match self.download(url).await {
+            Ok(set) => {
+                tracing::info!(issuer, keys = set.keys.len(), skipped = set.skipped, "fetched a trusted issuer's keys");
+                *cached.keys.lock().unwrap_or_else(|e| e.into_inner()) = Some((Arc::new(set), Instant::now()));
+            }
+            Err(why) => {
+                tracing::warn!(issuer, url, %why, "could not fetch a trusted issuer's keys; keeping the last good ones")
+            }
+        }
+    }
+
+    async fn download(&self, url: &str) -> Result<IssuerKeySet, String> {
+        let mut response = self.0.http.get(url).send().await.map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("status {}", response.status()));
+        }
+        if response.content_length().is_some_and(|n| n > MAX_JWKS_BYTES as u64) {
+            return Err("document too large".into());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err("document too large".into());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let text = String::from_utf8(body).map_err(|_| "not UTF-8".to_owned())?;
+        parse_jwks(&text).map_err(|e| e.0)
+    }
+}
+
+impl Cached {
+    fn current(&self) -> Option<(Arc<IssuerKeySet>, Instant)> {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn may_attempt(&self, min_interval: Duration) -> bool {
+        self.attempted.lock().unwrap_or_else(|e| e.into_inner()).is_none_or(|at| at.elapsed() >= min_interval)
+    }
+
+    /// Takes the next fetch slot if the rate bound allows.
+    fn try_attempt(&self, min_interval: Duration) -> bool {
+        let mut attempted = self.attempted.lock().unwrap_or_else(|e| e.into_inner());
+        if attempted.is_some_and(|at| at.elapsed() < min_interval) {
+            return false;
+        }
+        *attempted = Some(Instant::now());
+        true
+    }
+}

@@ -1,0 +1,490 @@
+//! Federation against the real server: an identity provider started by the test (https,
+//! its certificate from a test CA the server trusts as it trusts upstreams) publishes a
+//! JWKS; an admin registers it and links an identity at it to an agent's profile. Its
+//! tokens then act as that agent at `/gw` and `/mcp`, and every way to abuse that is
+//! tried: forged, misdirected, expired and unlinked tokens, made-up key ids by the
+//! hundred, an issuer that hangs, two admins linking one identity at once, a link
+//! revoked, an issuer disabled.
+
+use crate::dpop::bank_agent;
+use crate::dpop_key::{DpopKey, ProofParts};
+use crate::helpers::{stateless_result, Agent, TestApp, TestUpstream};
+use crate::management::Script;
+use crate::upstream_tls::TestCa;
+use portcullis_domain::model::Role;
+use rcgen::ExtendedKeyUsagePurpose::ServerAuth;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const AUDIENCE: &str = "api://portcullis";
+const ISSUER: &str = "https://login.example.test/tenant-1";
+
+fn now() -> i64 {
+    i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()).unwrap()
+}
+
+fn alg(key: &DpopKey) -> &'static str {
+    match key {
+        DpopKey::P256(_) => "ES256",
+        DpopKey::Ed25519(_) => "EdDSA",
+    }
+}
+
+/// An identity provider's JWKS endpoint over https: what it publishes can change, it
+/// counts its fetches, and it can be made to hang.
+struct IdentityProvider {
+    jwks_uri: String,
+    jwks: Arc<Mutex<Value>>,
+    fetches: Arc<AtomicUsize>,
+    delay_ms: Arc<AtomicU64>,
+}
+
+impl IdentityProvider {
+    async fn start(ca: &TestCa, keys: &[(&DpopKey, &str)]) -> Self {
+        let leaf = ca.issue("localhost", ServerAuth);
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(rustls::DEFAULT_VERSIONS)
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![leaf.der], leaf.key)
+            .unwrap();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let jwks = Arc::new(Mutex::new(Self::document(keys)));
+        let (fetches, delay_ms) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicU64::new(0)));
+        let (served, counted, delay) = (jwks.clone(), fetches.clone(), delay_ms.clone());
+        let router = axum::Router::new().route(
+            "/keys",
+            axum::routing::get(move || async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(delay.load(Ordering::SeqCst))).await;
+                axum::Json(served.lock().unwrap().clone())
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, router) = (acceptor.clone(), router.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let service = hyper_util::service::TowerToHyperService::new(router);
+                    let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        Self { jwks_uri: format!("https://localhost:{port}/keys"), jwks, fetches, delay_ms }
+    }
+
+    fn document(keys: &[(&DpopKey, &str)]) -> Value {
+        let keys: Vec<Value> = keys
+            .iter()
+            .map(|(k, kid)| {
+                let mut jwk = k.jwk();
+                jwk["kid"] = json!(kid);
+                jwk["use"] = json!("sig");
+                jwk
+            })
+            .collect();
+        json!({ "keys": keys })
+    }
+
+    fn publish(&self, keys: &[(&DpopKey, &str)]) {
+        *self.jwks.lock().unwrap() = Self::document(keys);
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
+}
+
+/// A token the identity provider issues, signed by `key` as `kid`, with `claims` over
+/// the usual ones (a `null` removes one).
+fn token(key: &DpopKey, kid: &str, claims: Value) -> String {
+    let now = now();
+    let mut all = json!({
+        "iss": ISSUER, "sub": "svc-principal-1", "azp": "agent-app-1", "aud": AUDIENCE,
+        "iat": now, "nbf": now, "exp": now + 600, "jti": uuid::Uuid::new_v4().to_string(),
+    });
+    for (k, v) in claims.as_object().unwrap() {
+        match v {
+            Value::Null => drop(all.as_object_mut().unwrap().remove(k)),
+            v => all[k] = v.clone(),
+        }
+    }
+    key.sign(&ProofParts { header: json!({ "alg": alg(key), "kid": kid, "typ": "JWT" }), claims: all })
+}
+
+/// A server that trusts the test CA for outgoing https (`--upstream-ca-file`), fetches
+/// an issuer's keys at most every `interval_secs`, and a bank agent on it.
+async fn federated_app(ca: &TestCa, interval_secs: u64) -> (TestApp, TestUpstream, Agent) {
+    let dir = std::env::temp_dir().join(format!("portcullis-idp-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let app = TestApp::spawn_configured(|args| {
+        args.upstream_ca_file = Some(ca_file);
+        args.issuer_jwks_min_interval_secs = interval_secs;
+        // The flood below is refused request by request, not turned away at the door.
+        args.source_refusal_limit = 0;
+    })
+    .await;
+    bank_agent(app).await
+}
+
+async fn admin(app: &TestApp) -> Script {
+    Script::new(app, &app.user_with_role(Role::Admin).await.personal_token(None).await)
+}
+
+/// Registers the identity provider, naming callers by `azp`.
+async fn register(app: &TestApp, admin: &Script, idp: &IdentityProvider) -> String {
+    let body = json!({
+        "issuer": ISSUER, "jwks_uri": idp.jwks_uri, "audiences": [AUDIENCE], "algorithms": ["ES256", "EdDSA"],
+        "subject_claim": "azp",
+    });
+    let (status, issuer) = admin.post("/issuers", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{issuer}");
+    let _ = app;
+    issuer["id"].as_str().unwrap().to_owned()
+}
+
+async fn link(admin: &Script, a: &Agent, issuer_id: &str, subject: &str) -> (StatusCode, Value) {
+    let path = format!("/profiles/{}/federated-identities", a.reg.secret.profile_id);
+    admin.post(&path, json!({ "issuer_id": issuer_id, "subject": subject })).await
+}
+
+/// A `/gw` call with `Authorization: Bearer <token>`: status and the problem's `code`.
+async fn gw(app: &TestApp, token: &str) -> (StatusCode, String) {
+    let res = reqwest::Client::new().get(format!("{}/gw/bank/fast", app.base)).bearer_auth(token).send().await.unwrap();
+    let status = res.status();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    (status, body["code"].as_str().unwrap_or("").to_owned())
+}
+
+#[tokio::test]
+async fn a_trusted_issuers_token_acts_as_the_linked_agent_until_the_link_is_revoked_or_the_issuer_disabled() {
+    let ca = TestCa::new("Identity provider test CA");
+    let (app, upstream, a) = federated_app(&ca, 30).await;
+    let key = DpopKey::p256();
+    let idp = IdentityProvider::start(&ca, &[(&key, "k1")]).await;
+    let admin = admin(&app).await;
+    let issuer_id = register(&app, &admin, &idp).await;
+    let t = token(&key, "k1", json!({}));
+
+    // Good, but nobody linked the identity it names.
+    assert_eq!(gw(&app, &t).await, (StatusCode::UNAUTHORIZED, "identity_not_linked".into()));
+    assert_eq!(idp.fetches(), 1, "the first token fetched the keys");
+
+    // Only an admin links; the agent's own developer cannot vouch for an identity.
+    let owner = Script::new(&app, &a.dev.personal_token(None).await);
+    let path = format!("/profiles/{}/federated-identities", a.reg.secret.profile_id);
+    let (status, _) = owner.post(&path, json!({ "issuer_id": issuer_id, "subject": "agent-app-1" })).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, linked) = link(&admin, &a, &issuer_id, "agent-app-1").await;
+    assert_eq!(status, StatusCode::CREATED, "{linked}");
+    assert_eq!(linked["subject_claim"], "azp");
+    let credential = linked["credential_id"].as_str().unwrap().to_owned();
+
+    let before = upstream.hits();
+    assert_eq!(gw(&app, &t).await, (StatusCode::OK, String::new()));
+    assert_eq!(upstream.hits(), before + 1);
+    assert_eq!(idp.fetches(), 1, "cached keys: no fetch per request");
+    let rows = app.wait_for_audit(&format!("credential_id = '{credential}' AND decision = 'allowed'"), 1).await;
+    assert_eq!(rows[0]["client_id"], json!(a.reg.client_id), "the linked agent's record");
+    assert_eq!(rows[0]["profile_id"], json!(a.reg.secret.profile_id));
+
+    // The same token discovers and calls through /mcp, the same enforcement.
+    let bearer = format!("Bearer {t}");
+    let listed = stateless_result(&app, ("authorization", &bearer), "list_endpoints", json!({})).await;
+    let fast = listed["endpoints"].as_array().unwrap().iter().find(|e| e["path"] == "/fast").unwrap()["id"].clone();
+    let called =
+        stateless_result(&app, ("authorization", &bearer), "execute_endpoint", json!({ "endpoint_id": fast })).await;
+    assert_eq!(called["status"], 200, "{called}");
+
+    // The link is a credential of the agent: listed, and its developer may revoke it.
+    let (_, detail) = owner.get(&format!("/clients/{}", a.reg.client_id)).await;
+    let listed = detail.to_string();
+    assert!(listed.contains(&credential) && listed.contains("federated"), "{listed}");
+    let (status, _) = owner.post(&format!("/credentials/{credential}/revoke"), json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(gw(&app, &t).await, (StatusCode::UNAUTHORIZED, "identity_not_linked".into()), "the next request");
+
+    // Linked again, then the issuer disabled: every token of it refused at once.
+    assert_eq!(link(&admin, &a, &issuer_id, "agent-app-1").await.0, StatusCode::CREATED);
+    assert_eq!(gw(&app, &t).await.0, StatusCode::OK);
+    let (status, disabled) = admin.post(&format!("/issuers/{issuer_id}/disable"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{disabled}");
+    assert_eq!(disabled["linked"], 1);
+    assert_eq!(gw(&app, &t).await, (StatusCode::UNAUTHORIZED, "invalid_token".into()));
+    assert_eq!(link(&admin, &a, &issuer_id, "agent-app-2").await.0, StatusCode::CONFLICT, "a disabled issuer");
+    let rows = app.wait_for_audit("reason = 'identity_not_linked'", 2).await;
+    assert!(rows.iter().all(|r| r["client_id"].is_null()), "an unlinked identity is nobody's record");
+}
+
+#[tokio::test]
+async fn forged_misdirected_and_stale_tokens_of_a_trusted_issuer_are_refused_with_their_reason() {
+    let ca = TestCa::new("Identity provider test CA");
+    let (app, upstream, a) = federated_app(&ca, 30).await;
+    let key = DpopKey::p256();
+    let stranger = DpopKey::p256();
+    let idp = IdentityProvider::start(&ca, &[(&key, "k1")]).await;
+    let admin = admin(&app).await;
+    let issuer_id = register(&app, &admin, &idp).await;
+    assert_eq!(link(&admin, &a, &issuer_id, "agent-app-1").await.0, StatusCode::CREATED);
+    assert_eq!(gw(&app, &token(&key, "k1", json!({}))).await.0, StatusCode::OK);
+
+    let jwk = key.jwk();
+    let hs256 = {
+        // "alg confusion": HMAC keyed with bytes of the published public key.
+        let h = jsonwebtoken::Header {
+            kid: Some("k1".into()),
+            ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256)
+        };
+        let claims = json!({ "iss": ISSUER, "azp": "agent-app-1", "aud": AUDIENCE, "exp": now() + 600 });
+        jsonwebtoken::encode(
+            &h,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(jwk["x"].as_str().unwrap().as_bytes()),
+        )
+        .unwrap()
+    };
+    let unsigned = {
+        use base64::Engine;
+        let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let claims = json!({ "iss": ISSUER, "azp": "agent-app-1", "aud": AUDIENCE, "exp": now() + 600 });
+        format!("{}.{}.", b64(json!({ "alg": "none", "kid": "k1" })), b64(claims))
+    };
+    let own_key = key.sign(&ProofParts {
+        header: json!({ "alg": "ES256", "kid": "k1", "jwk": stranger.jwk() }),
+        claims: json!({ "iss": ISSUER, "azp": "agent-app-1", "aud": AUDIENCE, "exp": now() + 600 }),
+    });
+    let cases: Vec<(&str, String)> = vec![
+        ("another key under the issuer's kid", token(&stranger, "k1", json!({}))),
+        ("a kid the issuer does not publish", token(&stranger, "k-forged", json!({}))),
+        ("another audience", token(&key, "k1", json!({ "aud": "api://someone-else" }))),
+        ("no audience", token(&key, "k1", json!({ "aud": null }))),
+        ("expired past the leeway", token(&key, "k1", json!({ "exp": now() - 120 }))),
+        ("not yet valid", token(&key, "k1", json!({ "nbf": now() + 600 }))),
+        ("no expiry", token(&key, "k1", json!({ "exp": null }))),
+        ("no azp", token(&key, "k1", json!({ "azp": null }))),
+        ("azp not a string", token(&key, "k1", json!({ "azp": ["agent-app-1"] }))),
+        ("HS256 keyed with the public key", hs256),
+        ("alg none", unsigned),
+        ("a key in its own header", own_key),
+        ("an issuer nobody trusts", token(&key, "k1", json!({ "iss": "https://evil.example.test" }))),
+        (
+            "a DPoP proof's type",
+            key.sign(&ProofParts {
+                header: json!({ "alg": "ES256", "kid": "k1", "typ": "dpop+jwt" }),
+                claims: json!({ "iss": ISSUER, "azp": "agent-app-1", "aud": AUDIENCE, "exp": now() + 600 }),
+            }),
+        ),
+    ];
+    let before = upstream.hits();
+    for (why, t) in &cases {
+        assert_eq!(gw(&app, t).await, (StatusCode::UNAUTHORIZED, "invalid_token".into()), "{why}");
+    }
+    assert_eq!(upstream.hits(), before, "nothing reached the upstream");
+    let rows = app.wait_for_audit("reason = 'invalid_token' AND channel = 'rest'", cases.len()).await;
+    assert_eq!(rows.len(), cases.len(), "one row each");
+    assert!(rows.iter().all(|r| r["client_id"].is_null()), "none is the agent's record");
+    assert!(idp.fetches() <= 2, "the made-up kid cost one fetch at most: {}", idp.fetches());
+}
+
+#[tokio::test]
+async fn made_up_key_ids_cost_the_issuer_one_fetch_per_interval_and_a_rotation_is_picked_up() {
+    let ca = TestCa::new("Identity provider test CA");
+    let (app, _upstream, a) = federated_app(&ca, 2).await;
+    let key = DpopKey::p256();
+    let idp = IdentityProvider::start(&ca, &[(&key, "k1")]).await;
+    let admin = admin(&app).await;
+    let issuer_id = register(&app, &admin, &idp).await;
+    assert_eq!(link(&admin, &a, &issuer_id, "agent-app-1").await.0, StatusCode::CREATED);
+    let good = token(&key, "k1", json!({}));
+    assert_eq!(gw(&app, &good).await.0, StatusCode::OK);
+    assert_eq!(idp.fetches(), 1);
+
+    // Waves of tokens with made-up key ids, 10 at a time, for three seconds.
+    let started = Instant::now();
+    let forger = DpopKey::p256();
+    let http = reqwest::Client::new();
+    let mut refused = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        let calls: Vec<_> = (0..10)
+            .map(|i| {
+                let t = token(&forger, &format!("made-up-{i}-{}", uuid::Uuid::new_v4()), json!({}));
+                let request = http.get(format!("{}/gw/bank/fast", app.base)).bearer_auth(t);
+                tokio::spawn(async move { request.send().await.unwrap().status() })
+            })
+            .collect();
+        for c in calls {
+            assert_eq!(c.await.unwrap(), StatusCode::UNAUTHORIZED);
+            refused += 1;
+        }
+    }
+    let fetched = idp.fetches() - 1;
+    let bound = 1 + usize::try_from(started.elapsed().as_secs()).unwrap() / 2 + 1;
+    assert!(refused >= 100, "the flood was a flood: {refused}");
+    assert!(fetched <= bound, "{refused} made-up kids made {fetched} fetches; at most {bound} allowed");
+    assert!(fetched >= 1, "a kid the cache lacks is worth a fetch: keys rotate");
+
+    // The issuer rotates: k2 replaces k1. A token with k2 is accepted once the interval
+    // allows a fetch; k1 is then refused.
+    let next = DpopKey::ed25519();
+    idp.publish(&[(&next, "k2")]);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(gw(&app, &token(&next, "k2", json!({}))).await.0, StatusCode::OK, "the rotated key, fetched");
+    assert_eq!(gw(&app, &good).await.0, StatusCode::UNAUTHORIZED, "the retired key");
+
+    // The issuer hangs: a token with a key not cached waits for one bounded fetch and is
+    // refused; tokens with cached keys keep passing meanwhile, never waiting on it.
+    idp.delay_ms.store(30_000, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let app_base = app.base.clone();
+    let stuck = tokio::spawn(async move {
+        let started = Instant::now();
+        let t = token(&DpopKey::p256(), "k3", json!({}));
+        let res = reqwest::Client::new().get(format!("{app_base}/gw/bank/fast")).bearer_auth(t).send().await.unwrap();
+        (res.status(), started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cached = token(&next, "k2", json!({}));
+    for _ in 0..5 {
+        let started = Instant::now();
+        assert_eq!(gw(&app, &cached).await.0, StatusCode::OK);
+        assert!(started.elapsed() < Duration::from_secs(1), "a cached key never waits for the hanging issuer");
+    }
+    let (status, took) = stuck.await.unwrap();
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(took < Duration::from_secs(8), "the fetch gave up: {took:?}");
+}
+
+#[tokio::test]
+async fn an_issuer_bound_token_needs_its_proof_and_satisfies_a_dpop_profile() {
+    let ca = TestCa::new("Identity provider test CA");
+    let (app, _upstream, a) = federated_app(&ca, 30).await;
+    let key = DpopKey::p256();
+    let idp = IdentityProvider::start(&ca, &[(&key, "k1")]).await;
+    let admin = admin(&app).await;
+    let issuer_id = register(&app, &admin, &idp).await;
+    assert_eq!(link(&admin, &a, &issuer_id, "agent-app-1").await.0, StatusCode::CREATED);
+    let (status, _) = admin
+        .put(
+            &format!("/profiles/{}/sender-constraint", a.reg.secret.profile_id),
+            json!({ "sender_constraint": "dpop" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    let agent_key = DpopKey::p256();
+    let bound = token(&key, "k1", json!({ "cnf": { "jkt": agent_key.thumbprint() } }));
+    let url = format!("{}/gw/bank/fast", app.base);
+    let send = |scheme: &str, proof: Option<String>| {
+        let mut req = reqwest::Client::new().get(&url).header("authorization", format!("{scheme} {bound}"));
+        if let Some(p) = proof {
+            req = req.header("dpop", p);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null)["code"].as_str().unwrap_or("").to_owned())
+        }
+    };
+    assert_eq!(send("Bearer", None).await, (StatusCode::UNAUTHORIZED, "sender_constraint_required".into()));
+    let stranger_proof = DpopKey::p256().proof("GET", &url, Some(&bound), None);
+    assert_eq!(send("DPoP", Some(stranger_proof)).await.0, StatusCode::UNAUTHORIZED, "another key's proof");
+    let proof = agent_key.proof("GET", &url, Some(&bound), None);
+    assert_eq!(send("DPoP", Some(proof.clone())).await, (StatusCode::OK, String::new()));
+    assert_eq!(send("DPoP", Some(proof)).await.0, StatusCode::UNAUTHORIZED, "a proof used twice");
+    // An unbound token of the same issuer does not satisfy the profile.
+    assert_eq!(
+        gw(&app, &token(&key, "k1", json!({}))).await,
+        (StatusCode::UNAUTHORIZED, "sender_constraint_required".into())
+    );
+    let rows = app
+        .wait_for_audit(&format!("sender_key = 'dpop:{}' AND decision = 'allowed'", agent_key.thumbprint()), 1)
+        .await;
+    assert_eq!(rows[0]["client_id"], json!(a.reg.client_id));
+}
+
+#[tokio::test]
+async fn registrations_and_links_are_refused_with_what_to_change_and_one_identity_means_one_client() {
+    let ca = TestCa::new("Identity provider test CA");
+    let (app, _upstream, a) = federated_app(&ca, 30).await;
+    let key = DpopKey::p256();
+    let idp = IdentityProvider::start(&ca, &[(&key, "k1")]).await;
+    let admin = admin(&app).await;
+    let good = json!({ "issuer": ISSUER, "jwks_uri": idp.jwks_uri, "audiences": [AUDIENCE], "algorithms": ["ES256"] });
+    let with = |patch: Value| {
+        let mut b = good.clone();
+        b.as_object_mut().unwrap().extend(patch.as_object().unwrap().clone());
+        b
+    };
+    let own_issuer = crate::helpers::get_json(&format!("{}/.well-known/oauth-authorization-server", app.base)).await
+        ["issuer"]
+        .clone();
+    for (why, body) in [
+        ("plain http keys", with(json!({ "jwks_uri": idp.jwks_uri.replace("https", "http") }))),
+        ("HS256", with(json!({ "algorithms": ["HS256"] }))),
+        ("no algorithm", with(json!({ "algorithms": [] }))),
+        ("no audience", with(json!({ "audiences": [] }))),
+        ("both a URL and keys", with(json!({ "jwks": IdentityProvider::document(&[(&key, "k1")]).to_string() }))),
+        (
+            "a private key pasted",
+            with(
+                json!({ "jwks_uri": null, "jwks": json!({ "keys": [{ "kty": "oct", "k": "c2VjcmV0" }] }).to_string() }),
+            ),
+        ),
+        ("`iss` as the subject claim", with(json!({ "subject_claim": "iss" }))),
+        ("this server's own issuer", with(json!({ "issuer": own_issuer }))),
+    ] {
+        let (status, problem) = admin.post("/issuers", body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{why}: {problem}");
+        assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()), "{why} says what to change");
+    }
+    let developer = Script::new(&app, &a.dev.personal_token(None).await);
+    assert_eq!(developer.post("/issuers", good.clone()).await.0, StatusCode::FORBIDDEN);
+    let security = Script::new(&app, &app.user_with_role(Role::Security).await.personal_token(None).await);
+    assert_eq!(security.post("/issuers", good.clone()).await.0, StatusCode::FORBIDDEN);
+
+    // Pasted keys work as well as fetched ones, with no fetch.
+    let pasted = json!({
+        "issuer": ISSUER, "jwks": IdentityProvider::document(&[(&key, "k1")]).to_string(),
+        "audiences": [AUDIENCE], "algorithms": ["ES256"], "subject_claim": "azp",
+    });
+    let (status, issuer) = admin.post("/issuers", pasted).await;
+    assert_eq!(status, StatusCode::CREATED, "{issuer}");
+    assert_eq!(issuer["static_keys"].as_array().unwrap().len(), 1);
+    assert_eq!(admin.post("/issuers", good.clone()).await.0, StatusCode::CONFLICT, "the same `iss` twice");
+    let (status, listed) = security.get("/issuers").await;
+    assert_eq!((status, listed.as_array().unwrap().len()), (StatusCode::OK, 1), "the security team reads them");
+    let issuer_id = issuer["id"].as_str().unwrap().to_owned();
+
+    // Two admins link one identity to two agents at once: exactly one wins.
+    let other = crate::helpers::agent_for(&app, "bank-2", &_upstream.base, &[("GET", "/fast")]).await;
+    let second_admin = admin_script(&app).await;
+    let (first, second) = tokio::join!(
+        link(&admin, &a, &issuer_id, "agent-app-1"),
+        link(&second_admin, &other, &issuer_id, "agent-app-1")
+    );
+    let mut statuses = [first.0, second.0];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::CREATED, StatusCode::CONFLICT], "{first:?} {second:?}");
+    for (why, subject) in [("empty", ""), ("too long", &"s".repeat(256)[..]), ("a control character", "agent\u{0}")] {
+        assert_eq!(link(&admin, &a, &issuer_id, subject).await.0, StatusCode::UNPROCESSABLE_ENTITY, "{why}");
+    }
+    assert_eq!(link(&admin, &a, "is_nope", "x").await.0, StatusCode::UNPROCESSABLE_ENTITY, "an unknown issuer");
+    assert_eq!(idp.fetches(), 0, "pasted keys are never fetched");
+    let t = token(&key, "k1", json!({}));
+    assert_eq!(gw(&app, &t).await.0, StatusCode::OK);
+}
+
+async fn admin_script(app: &TestApp) -> Script {
+    admin(app).await
+}
