@@ -58,6 +58,7 @@ pub fn Topbar() -> impl IntoView {
                                         </A>
                                         <A href="/admin/products">"Products"</A>
                                         <A href="/admin/users">"People"</A>
+                                        <A href="/admin/issuers">"Issuers"</A>
                                     })}
                                 </nav>
                                 <div class="user-menu">

@@ -121,6 +121,7 @@ fn Portal() -> impl IntoView {
                     <Route path=path!("/admin/approvals") view=ApprovalsPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/products") view=ProductsAdminPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/users") view=UsersAdminPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/issuers") view=IssuersAdminPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
             <footer class="footer">"Portcullis · one gateway, one set of credentials, one audit trail for apps and AI agents"</footer>

@@ -1,23 +1,9 @@
-import { test, expect, Page } from '@playwright/test';
-import { createUserWithCli, open, shot, signIn, signUp, uniqueEmail } from './support';
+import { test, expect } from '@playwright/test';
+import { createUserWithCli, open, registerAgent, shot, signIn, signUp, uniqueEmail } from './support';
 
 // An agent acting on behalf of another (RFC 8693 token exchange): the security team
 // finds the delegated calls by the client they were made for, and each event names the
 // subject and the chain of acting clients.
-
-async function registerAgent(page: Page, name: string): Promise<{ clientId: string; secret: string }> {
-  await open(page, '/clients/new');
-  await page.getByLabel('Name').fill(name);
-  await page.getByRole('button', { name: 'Register' }).click();
-  const secret = (await page.getByTestId('secret-value').textContent()) ?? '';
-  const clientId = (await page.getByTestId('client-id').textContent()) ?? '';
-  await open(page, '/catalog');
-  const accounts = page.getByTestId('product-accounts');
-  await accounts.getByRole('combobox').selectOption({ label: `${name} — Sandbox` });
-  await accounts.getByRole('button', { name: 'Request access' }).click();
-  await expect(accounts.getByRole('status')).toContainText('Granted');
-  return { clientId, secret };
-}
 
 test('security finds the calls one agent made on behalf of another, with the subject and the actor chain', async ({ page, browser }) => {
   await signUp(page, uniqueEmail('delegating-dev'));

@@ -71,3 +71,19 @@ export function createUserWithCli(email: string, role: 'admin' | 'security' | 'd
     env: { ...process.env, PORTCULLIS_DATA_DIR: process.env.PORTCULLIS_E2E_DATA, PORTCULLIS_SECRET: serverSecret },
   });
 }
+
+/** Registers an agent with a sandbox grant of the demo's accounts product; its client id
+ * and secret, shown once. */
+export async function registerAgent(page: Page, name: string): Promise<{ clientId: string; secret: string }> {
+  await open(page, '/clients/new');
+  await page.getByLabel('Name').fill(name);
+  await page.getByRole('button', { name: 'Register' }).click();
+  const secret = (await page.getByTestId('secret-value').textContent()) ?? '';
+  const clientId = (await page.getByTestId('client-id').textContent()) ?? '';
+  await open(page, '/catalog');
+  const accounts = page.getByTestId('product-accounts');
+  await accounts.getByRole('combobox').selectOption({ label: `${name} — Sandbox` });
+  await accounts.getByRole('button', { name: 'Request access' }).click();
+  await expect(accounts.getByRole('status')).toContainText('Granted');
+  return { clientId, secret };
+}

@@ -17,6 +17,7 @@ mod audit;
 mod auth;
 mod catalog;
 mod clients;
+mod issuers;
 mod reviews;
 mod tokens;
 
@@ -26,6 +27,7 @@ pub use audit::*;
 pub use auth::*;
 pub use catalog::*;
 pub use clients::*;
+pub use issuers::*;
 pub use reviews::*;
 pub use tokens::*;
 

@@ -3,13 +3,13 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 use portcullis_domain::model::{
     ClientDetail, ClientKind, CredentialView, Environment, GrantView, IssuedSecret, ProfileDetail, RegisteredKey,
-    RequestView, SenderConstraint,
+    RequestView, SenderConstraint, TrustedIssuerView,
 };
 use portcullis_domain::time::{format_date, format_utc};
 
 use crate::api::{
-    AddProfile, IssueApiKey, Issued, RegisterClient, RegisterPublicKey, Revealed, RevokeCredential, RotateSecret,
-    SetClientSuspended, SetRateLimit, SetSenderConstraint, SetTokenLifetime,
+    AddProfile, IssueApiKey, Issued, LinkIdentity, RegisterClient, RegisterPublicKey, Revealed, RevokeCredential,
+    RotateSecret, SetClientSuspended, SetRateLimit, SetSenderConstraint, SetTokenLifetime,
 };
 use crate::components::{when, CodeBlock, Confirm, ErrorBox, PageError, SecretReveal, SignInFirst};
 use crate::error::AppError;
@@ -141,7 +141,8 @@ pub fn ClientPage() -> impl IntoView {
     let add_profile = ServerAction::<AddProfile>::new();
     let revoke = ServerAction::<RevokeCredential>::new();
     let register_key = ServerAction::<RegisterPublicKey>::new();
-    let credentials = CredentialActions { rotate, issue_key, revoke, register_key };
+    let link = ServerAction::<LinkIdentity>::new();
+    let credentials = CredentialActions { rotate, issue_key, revoke, register_key, link };
     let set_rate = ServerAction::<SetRateLimit>::new();
     let set_ttl = ServerAction::<SetTokenLifetime>::new();
     let set_constraint = ServerAction::<SetSenderConstraint>::new();
@@ -159,11 +160,13 @@ pub fn ClientPage() -> impl IntoView {
                 client_id(),
                 (rotate.version().get(), issue_key.version().get(), add_profile.version().get()),
                 (revoke.version().get(), set_rate.version().get(), set_ttl.version().get(), suspend.version().get()),
-                (set_constraint.version().get(), register_key.version().get()),
+                (set_constraint.version().get(), register_key.version().get(), link.version().get()),
             )
         },
         |(id, ..)| crate::api::get_client(id),
     );
+    // The issuers an admin may link identities from (none for anyone else).
+    let issuers = Resource::new(|| (), |_| crate::api::issuer_choices());
     let revealed = Resource::new(client_id, |id| crate::api::take_reveal(format!("/clients/{id}")));
     // Bumped after each Test access, so that Recent requests shows that call too.
     let tested = RwSignal::new(0_u32);
@@ -198,6 +201,15 @@ pub fn ClientPage() -> impl IntoView {
             Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
             None => None,
         }}
+        {move || match link.value().get() {
+            Some(Ok(l)) => Some(view! {
+                <div class="alert alert-success" role="status" data-testid="identity-linked">
+                    {format!("{} = {} at {} is linked to the {} profile: that issuer's tokens for it act as this client from the next request.", l.subject_claim, l.subject, l.issuer, l.environment.label().to_lowercase())}
+                </div>
+            }.into_any()),
+            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
+            None => None,
+        }}
         {move || match revoke.value().get() {
             Some(Ok(())) => Some(view! {
                 <div class="alert alert-success" role="status">"Credential revoked. The gateway and the token endpoint refuse it from the next request."</div>
@@ -225,6 +237,7 @@ pub fn ClientPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 let origin = origin.await.unwrap_or_else(|_| "$PORTCULLIS_URL".into());
                 let admin = matches!(user.await, Ok(Some(u)) if u.is_admin());
+                let issuers = issuers.await.unwrap_or_default();
                 // A secret issued by a plain form post (no JavaScript) that led here.
                 let revealed = match revealed.await {
                     Ok(Some(Revealed::Registered(done))) => Some(view! {
@@ -237,7 +250,7 @@ pub fn ClientPage() -> impl IntoView {
                 };
                 match detail.await {
                     Err(e) => view! { <PageError error=e back_href="/clients" back_label="Back to your clients"/> }.into_any(),
-                    Ok(d) => view! { {revealed} <ClientView detail=d origin admin recent credentials add_profile policy suspend/> }.into_any(),
+                    Ok(d) => view! { {revealed} <ClientView detail=d origin admin issuers recent credentials add_profile policy suspend/> }.into_any(),
                 }
             })}
         </Suspense>
@@ -303,6 +316,7 @@ struct CredentialActions {
     issue_key: ServerAction<IssueApiKey>,
     revoke: ServerAction<RevokeCredential>,
     register_key: ServerAction<RegisterPublicKey>,
+    link: ServerAction<LinkIdentity>,
 }
 
 #[component]
@@ -310,6 +324,8 @@ fn ClientView(
     detail: ClientDetail,
     origin: String,
     admin: bool,
+    /// Trusted issuers an admin may link identities from.
+    issuers: Vec<TrustedIssuerView>,
     recent: Resource<Result<Vec<RequestView>, AppError>>,
     credentials: CredentialActions,
     add_profile: ServerAction<AddProfile>,
@@ -386,7 +402,7 @@ fn ClientView(
         <TokenHowTo origin=origin.clone() client_id=c.id.clone()
             profile_id=detail.profiles.first().map(|p| p.id.clone()).unwrap_or_default()
             constraint=detail.profiles.first().map_or(SenderConstraint::None, |p| p.sender_constraint)/>
-        {detail.profiles.into_iter().map(|p| view! { <ProfileCard profile=p origin=origin.clone() admin credentials policy/> }).collect_view()}
+        {detail.profiles.into_iter().map(|p| view! { <ProfileCard profile=p origin=origin.clone() admin issuers=issuers.clone() credentials policy/> }).collect_view()}
         <RecentRequests requests=recent/>
     }
     .into_any()
@@ -405,11 +421,13 @@ fn ProfileCard(
     profile: ProfileDetail,
     origin: String,
     admin: bool,
+    issuers: Vec<TrustedIssuerView>,
     credentials: CredentialActions,
     policy: PolicyActions,
 ) -> impl IntoView {
     let PolicyActions { set_rate, set_ttl, set_constraint } = policy;
-    let CredentialActions { rotate, issue_key, revoke, register_key } = credentials;
+    let CredentialActions { rotate, issue_key, revoke, register_key, link } = credentials;
+    let pid_link = profile.id.clone();
     let pid_key = profile.id.clone();
     let jwk_field = format!("jwk-{}", profile.id);
     let constraint = profile.sender_constraint;
@@ -510,6 +528,23 @@ fn ProfileCard(
                     </div>
                 </ActionForm>
             </details>
+            // Only admins link identities at trusted issuers; the server checks it again.
+            {(admin && !issuers.is_empty()).then(|| view! {
+                <details class="register-key" data-testid="link-identity">
+                    <summary>"Link an identity at a trusted issuer (federation)"</summary>
+                    <p class="muted">"The issuer's tokens naming this identity in its caller claim are then accepted as this profile, with its grants, limits and audit trail. The link is listed with the credentials and revoked like one."</p>
+                    <ActionForm action=link attr:class="inline-form">
+                        <input type="hidden" name="profile_id" value=pid_link/>
+                        <label>"Issuer "
+                            <select name="issuer_id">
+                                {issuers.iter().map(|i| view! { <option value=i.id.clone()>{format!("{} ({})", i.issuer, i.subject_claim)}</option> }).collect_view()}
+                            </select>
+                        </label>
+                        <label>"Identity " <input name="subject" required maxlength="255" placeholder="the claim's value for this agent"/></label>
+                        <button type="submit" class="btn btn-secondary btn-small" disabled=move || link.pending().get()>"Link identity"</button>
+                    </ActionForm>
+                </details>
+            })}
             <h3>"Products"</h3>
             <GrantTable grants=profile.grants/>
             <TestAccess profile_id=profile.id.clone()/>

@@ -7,6 +7,7 @@ mod auth;
 mod catalog;
 mod clients;
 mod home;
+mod issuers;
 mod reviews;
 mod tokens;
 
@@ -17,5 +18,6 @@ pub use auth::{LoginPage, SignupPage};
 pub use catalog::CatalogPage;
 pub use clients::{ClientPage, ClientsPage, NewClientPage};
 pub use home::{HomePage, NotFoundPage};
+pub use issuers::IssuersAdminPage;
 pub use reviews::ReviewsPage;
 pub use tokens::TokensPage;

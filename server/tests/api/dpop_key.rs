@@ -27,6 +27,13 @@ impl DpopKey {
     pub fn ed25519() -> Self {
         DpopKey::Ed25519(ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng))
     }
+    /// The JWS algorithm its signatures are made with.
+    pub fn alg(&self) -> &'static str {
+        match self {
+            DpopKey::P256(_) => "ES256",
+            DpopKey::Ed25519(_) => "EdDSA",
+        }
+    }
     pub fn jwk(&self) -> Value {
         match self {
             DpopKey::P256(k) => {
@@ -55,10 +62,7 @@ impl DpopKey {
     }
     /// A proof for `method` and `url`, for `token` when given, with `nonce` when given.
     pub fn parts(&self, method: &str, url: &str, token: Option<&str>, nonce: Option<&str>) -> ProofParts {
-        let alg = match self {
-            DpopKey::P256(_) => "ES256",
-            DpopKey::Ed25519(_) => "EdDSA",
-        };
+        let alg = self.alg();
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
         let mut claims = json!({ "jti": uuid::Uuid::new_v4().to_string(), "htm": method, "htu": url, "iat": now });
         if let Some(t) = token {

@@ -10,7 +10,8 @@ use crate::dpop::bank_agent;
 use crate::dpop_key::{DpopKey, ProofParts};
 use crate::helpers::{stateless_result, Agent, TestApp, TestUpstream};
 use crate::management::Script;
-use crate::upstream_tls::TestCa;
+use crate::private_key_jwt::now;
+use crate::upstream_tls::{serve_https, write, TestCa};
 use portcullis_domain::model::Role;
 use rcgen::ExtendedKeyUsagePurpose::ServerAuth;
 use reqwest::StatusCode;
@@ -21,17 +22,6 @@ use std::time::{Duration, Instant};
 
 const AUDIENCE: &str = "api://portcullis";
 const ISSUER: &str = "https://login.example.test/tenant-1";
-
-fn now() -> i64 {
-    i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()).unwrap()
-}
-
-fn alg(key: &DpopKey) -> &'static str {
-    match key {
-        DpopKey::P256(_) => "ES256",
-        DpopKey::Ed25519(_) => "EdDSA",
-    }
-}
 
 /// An identity provider's JWKS endpoint over https: what it publishes can change, it
 /// counts its fetches, and it can be made to hang.
@@ -44,16 +34,6 @@ struct IdentityProvider {
 
 impl IdentityProvider {
     async fn start(ca: &TestCa, keys: &[(&DpopKey, &str)]) -> Self {
-        let leaf = ca.issue("localhost", ServerAuth);
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(rustls::DEFAULT_VERSIONS)
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![leaf.der], leaf.key)
-            .unwrap();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let jwks = Arc::new(Mutex::new(Self::document(keys)));
         let (fetches, delay_ms) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicU64::new(0)));
         let (served, counted, delay) = (jwks.clone(), fetches.clone(), delay_ms.clone());
@@ -65,20 +45,7 @@ impl IdentityProvider {
                 axum::Json(served.lock().unwrap().clone())
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let (acceptor, router) = (acceptor.clone(), router.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else { return };
-                    let service = hyper_util::service::TowerToHyperService::new(router);
-                    let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        });
+        let port = serve_https(ca.issue("localhost", ServerAuth), None, router).await;
         Self { jwks_uri: format!("https://localhost:{port}/keys"), jwks, fetches, delay_ms }
     }
 
@@ -118,16 +85,14 @@ fn token(key: &DpopKey, kid: &str, claims: Value) -> String {
             v => all[k] = v.clone(),
         }
     }
-    key.sign(&ProofParts { header: json!({ "alg": alg(key), "kid": kid, "typ": "JWT" }), claims: all })
+    key.sign(&ProofParts { header: json!({ "alg": key.alg(), "kid": kid, "typ": "JWT" }), claims: all })
 }
 
 /// A server that trusts the test CA for outgoing https (`--upstream-ca-file`), fetches
 /// an issuer's keys at most every `interval_secs`, and a bank agent on it.
 async fn federated_app(ca: &TestCa, interval_secs: u64) -> (TestApp, TestUpstream, Agent) {
-    let dir = std::env::temp_dir().join(format!("portcullis-idp-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let ca_file = dir.join("ca.pem");
-    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let dir = crate::helpers::tempdir::TempDir::new();
+    let ca_file = write(&dir, "ca.pem", &ca.pem());
     let app = TestApp::spawn_configured(|args| {
         args.upstream_ca_file = Some(ca_file);
         args.issuer_jwks_min_interval_secs = interval_secs;
@@ -138,7 +103,7 @@ async fn federated_app(ca: &TestCa, interval_secs: u64) -> (TestApp, TestUpstrea
     bank_agent(app).await
 }
 
-async fn admin(app: &TestApp) -> Script {
+async fn admin_script(app: &TestApp) -> Script {
     Script::new(app, &app.user_with_role(Role::Admin).await.personal_token(None).await)
 }
 
@@ -161,7 +126,12 @@ async fn link(admin: &Script, a: &Agent, issuer_id: &str, subject: &str) -> (Sta
 
 /// A `/gw` call with `Authorization: Bearer <token>`: status and the problem's `code`.
 async fn gw(app: &TestApp, token: &str) -> (StatusCode, String) {
-    let res = reqwest::Client::new().get(format!("{}/gw/bank/fast", app.base)).bearer_auth(token).send().await.unwrap();
+    gw_at(app, "bank", token).await
+}
+
+async fn gw_at(app: &TestApp, product: &str, token: &str) -> (StatusCode, String) {
+    let url = format!("{}/gw/{product}/fast", app.base);
+    let res = reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap();
     let status = res.status();
     let body: Value = res.json().await.unwrap_or(Value::Null);
     (status, body["code"].as_str().unwrap_or("").to_owned())
@@ -173,7 +143,7 @@ async fn a_trusted_issuers_token_acts_as_the_linked_agent_until_the_link_is_revo
     let (app, upstream, a) = federated_app(&ca, 30).await;
     let key = DpopKey::p256();
     let idp = IdentityProvider::start(&ca, &[(&key, "k1")]).await;
-    let admin = admin(&app).await;
+    let admin = admin_script(&app).await;
     let issuer_id = register(&app, &admin, &idp).await;
     let t = token(&key, "k1", json!({}));
 
@@ -234,7 +204,7 @@ async fn forged_misdirected_and_stale_tokens_of_a_trusted_issuer_are_refused_wit
     let key = DpopKey::p256();
     let stranger = DpopKey::p256();
     let idp = IdentityProvider::start(&ca, &[(&key, "k1")]).await;
-    let admin = admin(&app).await;
+    let admin = admin_script(&app).await;
     let issuer_id = register(&app, &admin, &idp).await;
     assert_eq!(link(&admin, &a, &issuer_id, "agent-app-1").await.0, StatusCode::CREATED);
     assert_eq!(gw(&app, &token(&key, "k1", json!({}))).await.0, StatusCode::OK);
@@ -303,7 +273,7 @@ async fn made_up_key_ids_cost_the_issuer_one_fetch_per_interval_and_a_rotation_i
     let (app, _upstream, a) = federated_app(&ca, 2).await;
     let key = DpopKey::p256();
     let idp = IdentityProvider::start(&ca, &[(&key, "k1")]).await;
-    let admin = admin(&app).await;
+    let admin = admin_script(&app).await;
     let issuer_id = register(&app, &admin, &idp).await;
     assert_eq!(link(&admin, &a, &issuer_id, "agent-app-1").await.0, StatusCode::CREATED);
     let good = token(&key, "k1", json!({}));
@@ -371,7 +341,7 @@ async fn an_issuer_bound_token_needs_its_proof_and_satisfies_a_dpop_profile() {
     let (app, _upstream, a) = federated_app(&ca, 30).await;
     let key = DpopKey::p256();
     let idp = IdentityProvider::start(&ca, &[(&key, "k1")]).await;
-    let admin = admin(&app).await;
+    let admin = admin_script(&app).await;
     let issuer_id = register(&app, &admin, &idp).await;
     assert_eq!(link(&admin, &a, &issuer_id, "agent-app-1").await.0, StatusCode::CREATED);
     let (status, _) = admin
@@ -416,10 +386,10 @@ async fn an_issuer_bound_token_needs_its_proof_and_satisfies_a_dpop_profile() {
 #[tokio::test]
 async fn registrations_and_links_are_refused_with_what_to_change_and_one_identity_means_one_client() {
     let ca = TestCa::new("Identity provider test CA");
-    let (app, _upstream, a) = federated_app(&ca, 30).await;
+    let (app, upstream, a) = federated_app(&ca, 30).await;
     let key = DpopKey::p256();
     let idp = IdentityProvider::start(&ca, &[(&key, "k1")]).await;
-    let admin = admin(&app).await;
+    let admin = admin_script(&app).await;
     let good = json!({ "issuer": ISSUER, "jwks_uri": idp.jwks_uri, "audiences": [AUDIENCE], "algorithms": ["ES256"] });
     let with = |patch: Value| {
         let mut b = good.clone();
@@ -467,7 +437,7 @@ async fn registrations_and_links_are_refused_with_what_to_change_and_one_identit
     let issuer_id = issuer["id"].as_str().unwrap().to_owned();
 
     // Two admins link one identity to two agents at once: exactly one wins.
-    let other = crate::helpers::agent_for(&app, "bank-2", &_upstream.base, &[("GET", "/fast")]).await;
+    let other = crate::helpers::agent_for(&app, "bank-2", &upstream.base, &[("GET", "/fast")]).await;
     let second_admin = admin_script(&app).await;
     let (first, second) = tokio::join!(
         link(&admin, &a, &issuer_id, "agent-app-1"),
@@ -481,10 +451,9 @@ async fn registrations_and_links_are_refused_with_what_to_change_and_one_identit
     }
     assert_eq!(link(&admin, &a, "is_nope", "x").await.0, StatusCode::UNPROCESSABLE_ENTITY, "an unknown issuer");
     assert_eq!(idp.fetches(), 0, "pasted keys are never fetched");
+    // The token acts as whichever agent won, with that agent's grants only.
+    let (won, lost) = if first.0 == StatusCode::CREATED { ("bank", "bank-2") } else { ("bank-2", "bank") };
     let t = token(&key, "k1", json!({}));
-    assert_eq!(gw(&app, &t).await.0, StatusCode::OK);
-}
-
-async fn admin_script(app: &TestApp) -> Script {
-    admin(app).await
+    assert_eq!(gw_at(&app, won, &t).await.0, StatusCode::OK);
+    assert_eq!(gw_at(&app, lost, &t).await, (StatusCode::FORBIDDEN, "not_granted".into()));
 }

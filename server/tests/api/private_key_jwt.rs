@@ -13,22 +13,15 @@ use serde_json::{json, Value};
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()).unwrap()
-}
-
-fn alg(key: &DpopKey) -> &'static str {
-    match key {
-        DpopKey::P256(_) => "ES256",
-        DpopKey::Ed25519(_) => "EdDSA",
-    }
 }
 
 /// What a client library puts in an assertion for `client_id`, to `aud`.
 fn assertion_parts(key: &DpopKey, client_id: &str, aud: &str) -> ProofParts {
     let now = now();
     ProofParts {
-        header: json!({ "alg": alg(key), "typ": "JWT" }),
+        header: json!({ "alg": key.alg(), "typ": "JWT" }),
         claims: json!({
             "iss": client_id, "sub": client_id, "aud": aud, "jti": uuid::Uuid::new_v4().to_string(),
             "iat": now, "exp": now + 60,
