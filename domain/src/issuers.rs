@@ -124,11 +124,20 @@ const SELECT_ISSUERS: &str = "SELECT i.id, i.issuer, i.jwks_uri, i.jwks, i.audie
 
 impl Store {
     /// Registers an issuer whose tokens the gateway will accept for the identities
-    /// linked to profiles (none yet). Admins only.
-    pub async fn register_issuer(&self, actor: &Actor, new: NewTrustedIssuer) -> Result<TrustedIssuerView> {
+    /// linked to profiles (none yet). Admins only. `own_issuer` is this server's: its
+    /// tokens are verified with its own keys, never trusted as another's.
+    pub async fn register_issuer(
+        &self,
+        actor: &Actor,
+        new: NewTrustedIssuer,
+        own_issuer: &str,
+    ) -> Result<TrustedIssuerView> {
         actor.permit(Area::Catalog, Access::Write)?;
         actor.require_admin()?;
         let c = check(new)?;
+        if c.issuer == own_issuer {
+            return invalid("That is this server's own issuer: its tokens are verified with its own keys.");
+        }
         let taken: Option<String> = sqlx::query_scalar("SELECT id FROM trusted_issuers WHERE issuer = $1")
             .bind(&c.issuer)
             .fetch_optional(&self.pool)

@@ -306,7 +306,12 @@ test.describe('signed in, every page fits at 1280 px and stays usable at 390 px'
         ['reviews', '/reviews'],
       ];
       if (role === 'admin') {
-        pages.push(['approvals', '/admin/approvals'], ['products', '/admin/products'], ['people', '/admin/users']);
+        pages.push(
+          ['approvals', '/admin/approvals'],
+          ['products', '/admin/products'],
+          ['people', '/admin/users'],
+          ['issuers', '/admin/issuers'],
+        );
       }
       for (const [pageName, url] of pages) {
         await visit(page, role, pageName, url);

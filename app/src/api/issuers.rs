@@ -42,12 +42,7 @@ pub async fn register_issuer(
     subject_claim: Option<String>,
 ) -> Result<TrustedIssuerView, AppError> {
     let actor = actor().await?;
-    let own = crate::ssr::state()?.tokens.issuer;
-    if issuer.trim() == own {
-        return Err(crate::ssr::fail(AppError::Invalid(
-            "That is this server's own issuer: its tokens are verified with its own keys.".into(),
-        )));
-    }
+    let state = crate::ssr::state()?;
     let new = portcullis_domain::model::NewTrustedIssuer {
         issuer,
         jwks_uri,
@@ -56,7 +51,7 @@ pub async fn register_issuer(
         algorithms: algorithms.unwrap_or_default(),
         subject_claim,
     };
-    store()?.register_issuer(&actor, new).await.map_err(domain)
+    state.store.register_issuer(&actor, new, &state.tokens.issuer).await.map_err(domain)
 }
 
 #[server(endpoint = "disable_issuer")]

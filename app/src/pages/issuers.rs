@@ -65,11 +65,13 @@ pub fn IssuersAdminPage() -> impl IntoView {
                     <label for="audiences">"Accepted audiences (" <code>"aud"</code> "), separated by spaces"</label>
                     <input id="audiences" name="audiences" required placeholder="api://portcullis"/>
                 </div>
-                <fieldset class="field">
-                    <legend>"Signing algorithms"</legend>
-                    {ALGORITHMS.iter().map(|a| view! {
-                        <label class="check"><input type="checkbox" name="algorithms[]" value=*a checked=*a == "RS256"/>" "{*a}</label>
-                    }).collect_view()}
+                <fieldset class="scope-choice">
+                    <legend>"Signing algorithms (asymmetric only)"</legend>
+                    <div class="field-inline">
+                        {ALGORITHMS.iter().map(|a| view! {
+                            <label class="check"><input type="checkbox" name="algorithms[]" value=*a checked=*a == "RS256"/>" "{*a}</label>
+                        }).collect_view()}
+                    </div>
                 </fieldset>
                 <div class="field">
                     <label for="subject_claim">"Claim that names the caller"</label>

@@ -31,6 +31,7 @@ pub struct TrustedIssuerView {
 /// What an admin registers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct NewTrustedIssuer {
     pub issuer: String,
     /// An https URL; or else `jwks`.

@@ -145,6 +145,60 @@ const TOOLS: &[Tool] = &[
         required: &["profile_id", "jwk"],
     },
     Tool {
+        name: "list_issuers",
+        title: "List trusted issuers",
+        description: "The identity providers whose tokens the gateway accepts for identities linked to profiles \
+                      (federation), with their keys, audiences, algorithms, caller claim and linked count (admins \
+                      and the security team).",
+        kind: Kind::Read,
+        properties: || json!({}),
+        required: &[],
+    },
+    Tool {
+        name: "register_issuer",
+        title: "Trust an identity provider",
+        description: "Registers an issuer (its tokens' `iss`), its keys (an https `jwks_uri`, or a pasted `jwks`), \
+                      the audiences and asymmetric algorithms (RS256, PS256, ES256, EdDSA) its tokens must have, \
+                      and the claim that names the caller (`sub` by default). Admins only.",
+        kind: Kind::Write,
+        properties: || {
+            json!({
+                "issuer": { "type": "string", "description": "The `iss` of its tokens, exactly" },
+                "jwks_uri": { "type": "string", "description": "An https URL of its JWKS" },
+                "jwks": { "type": "string", "description": "Its JWKS (public keys), when there is no URL" },
+                "audiences": { "type": "array", "items": { "type": "string" }, "description": "Accepted `aud` values" },
+                "algorithms": { "type": "array", "items": { "type": "string", "enum": ["RS256", "PS256", "ES256", "EdDSA"] } },
+                "subject_claim": { "type": "string", "description": "The claim naming the caller: sub, azp, client_id, …" }
+            })
+        },
+        required: &["issuer", "audiences", "algorithms"],
+    },
+    Tool {
+        name: "disable_issuer",
+        title: "Stop trusting an identity provider",
+        description: "Every token of the issuer is refused from the next request, whatever identity it names. \
+                      Admins only; not undone.",
+        kind: Kind::Destructive,
+        properties: || json!({ "issuer_id": id("A trusted issuer id, is_…") }),
+        required: &["issuer_id"],
+    },
+    Tool {
+        name: "link_identity",
+        title: "Link an identity at a trusted issuer",
+        description: "Links the value of a trusted issuer's caller claim to a profile: that issuer's tokens naming \
+                      it are then accepted as the profile. A credential of kind `federated`, revoked like any \
+                      other. Admins only.",
+        kind: Kind::Write,
+        properties: || {
+            json!({
+                "profile_id": id("A profile id, pf_…"),
+                "issuer_id": id("A trusted issuer id, is_…"),
+                "subject": { "type": "string", "description": "The caller claim's value for this agent" }
+            })
+        },
+        required: &["profile_id", "issuer_id", "subject"],
+    },
+    Tool {
         name: "revoke_credential",
         title: "Revoke a credential",
         description: "Revokes a client secret, API key or public key: the next request made with it is refused, \
@@ -647,6 +701,20 @@ struct Lifetime {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct IssuerArg {
+    issuer_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkArg {
+    profile_id: String,
+    issuer_id: String,
+    subject: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct KeyArg {
     profile_id: String,
     jwk: serde_json::Value,
@@ -796,6 +864,22 @@ async fn run(portal: &PortalState, actor: &Actor, name: &str, a: &Map<String, Va
         "register_public_key" => {
             let k: KeyArg = args(a)?;
             store.register_public_key(actor, &k.profile_id, &k.jwk.to_string(), k.replace).await.and_then(value)
+        }
+        "list_issuers" => {
+            args::<NoArgs>(a)?;
+            store.list_issuers(actor).await.and_then(|i| value(json!({ "issuers": i })))
+        }
+        "register_issuer" => {
+            let new: portcullis_domain::model::NewTrustedIssuer = args(a)?;
+            store.register_issuer(actor, new, &portal.tokens.issuer).await.and_then(value)
+        }
+        "disable_issuer" => {
+            let i: IssuerArg = args(a)?;
+            store.disable_issuer(actor, &i.issuer_id).await.and_then(value)
+        }
+        "link_identity" => {
+            let l: LinkArg = args(a)?;
+            store.link_identity(actor, &l.profile_id, &l.issuer_id, &l.subject).await.and_then(value)
         }
         "revoke_credential" => {
             let c: CredentialArg = args(a)?;

@@ -10,6 +10,7 @@ use crate::dpop::bank_agent;
 use crate::dpop_key::{DpopKey, ProofParts};
 use crate::helpers::{stateless_result, Agent, TestApp, TestUpstream};
 use crate::management::Script;
+use crate::mcp_manage::Manage;
 use crate::private_key_jwt::now;
 use crate::upstream_tls::{serve_https, write, TestCa};
 use portcullis_domain::model::Role;
@@ -435,6 +436,14 @@ async fn registrations_and_links_are_refused_with_what_to_change_and_one_identit
     let (status, listed) = security.get("/issuers").await;
     assert_eq!((status, listed.as_array().unwrap().len()), (StatusCode::OK, 1), "the security team reads them");
     let issuer_id = issuer["id"].as_str().unwrap().to_owned();
+
+    // The Management MCP takes the same decisions: the same refusals, the same list.
+    let admin_mcp = Manage::new(&app, &app.user_with_role(Role::Admin).await.personal_token(None).await);
+    let (is_error, refused) = admin_mcp.tool("register_issuer", with(json!({ "algorithms": ["HS256"] }))).await;
+    assert!(is_error && refused["code"] == "invalid_request", "{refused}");
+    let (is_error, refused) = admin_mcp.tool("register_issuer", with(json!({ "issuer": own_issuer }))).await;
+    assert!(is_error && refused["code"] == "invalid_request", "{refused}");
+    assert_eq!(admin_mcp.ok("list_issuers", json!({})).await["issuers"][0]["id"], json!(issuer_id));
 
     // Two admins link one identity to two agents at once: exactly one wins.
     let other = crate::helpers::agent_for(&app, "bank-2", &upstream.base, &[("GET", "/fast")]).await;

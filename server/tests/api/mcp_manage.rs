@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 /// A person's script speaking to `/mcp/manage` with a personal access token.
-struct Manage {
+pub(crate) struct Manage {
     http: reqwest::Client,
     url: String,
     token: String,
@@ -20,7 +20,7 @@ struct Manage {
 const STATELESS: &str = "2026-07-28";
 
 impl Manage {
-    fn new(app: &TestApp, token: &str) -> Self {
+    pub(crate) fn new(app: &TestApp, token: &str) -> Self {
         Self { http: reqwest::Client::new(), url: format!("{}/mcp/manage", app.base), token: token.to_owned() }
     }
 
@@ -47,14 +47,14 @@ impl Manage {
     }
 
     /// A tool's result: (isError, structured content).
-    async fn tool(&self, name: &str, arguments: Value) -> (bool, Value) {
+    pub(crate) async fn tool(&self, name: &str, arguments: Value) -> (bool, Value) {
         let (status, body) = self.stateless("tools/call", json!({ "name": name, "arguments": arguments })).await;
         assert_eq!(status, 200, "{name}: {body}");
         let result = &body["result"];
         (result["isError"].as_bool().unwrap(), result["structuredContent"].clone())
     }
 
-    async fn ok(&self, name: &str, arguments: Value) -> Value {
+    pub(crate) async fn ok(&self, name: &str, arguments: Value) -> Value {
         let (is_error, value) = self.tool(name, arguments).await;
         assert!(!is_error, "{name}: {value}");
         value
@@ -385,7 +385,7 @@ async fn an_admin_publishes_and_controls_through_the_management_mcp() {
     let dev_session = app.developer("ada").await;
     let dev = Manage::new(&app, &dev_session.personal_token(None).await);
     let (_, tools) = admin.stateless("tools/list", json!({})).await;
-    assert_eq!(tools["result"]["tools"].as_array().map(Vec::len), Some(36));
+    assert_eq!(tools["result"]["tools"].as_array().map(Vec::len), Some(40));
     // Every listed tool is implemented: with no arguments each answers or says what is
     // missing, never an internal error.
     for tool in tools["result"]["tools"].as_array().unwrap() {
