@@ -219,13 +219,18 @@ pub fn verify_external(
         .filter(|a| issuer.algorithms.contains(a))
         .ok_or(ExternalError::AlgorithmNotAccepted)?;
     let kid = header.get("kid").and_then(|k| k.as_str());
-    let mut candidates = keys
+    let candidates: Vec<&IssuerKey> = keys
         .iter()
         .filter(|k| k.algorithms.contains(&alg))
         .filter(|k| kid.is_none_or(|kid| k.kid.as_deref() == Some(kid) || k.thumbprint == kid))
-        .peekable();
-    if candidates.peek().is_none() {
-        return Err(ExternalError::UnknownKey);
+        .collect();
+    match candidates.len() {
+        0 => return Err(ExternalError::UnknownKey),
+        // Without a `kid`, a token is checked only against an issuer's one key for its
+        // algorithm: trying each of many would make every forgery cost many signature
+        // checks.
+        n if n > 1 && kid.is_none() => return Err(ExternalError::Malformed),
+        _ => {}
     }
     let mut verified = None;
     for key in candidates {

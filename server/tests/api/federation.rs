@@ -8,7 +8,7 @@
 
 use crate::dpop::bank_agent;
 use crate::dpop_key::{DpopKey, ProofParts};
-use crate::helpers::{stateless_result, Agent, TestApp, TestUpstream};
+use crate::helpers::{stateless_result, Agent, Server, TestApp, TestUpstream};
 use crate::management::Script;
 use crate::mcp_manage::Manage;
 use crate::private_key_jwt::now;
@@ -131,7 +131,12 @@ async fn gw(app: &TestApp, token: &str) -> (StatusCode, String) {
 }
 
 async fn gw_at(app: &TestApp, product: &str, token: &str) -> (StatusCode, String) {
-    let url = format!("{}/gw/{product}/fast", app.base);
+    gw_product(&app.base, product, token).await
+}
+
+/// A `/gw/{product}/fast` call on the server at `base`: status and the problem's `code`.
+async fn gw_product(base: &str, product: &str, token: &str) -> (StatusCode, String) {
+    let url = format!("{base}/gw/{product}/fast");
     let res = reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap();
     let status = res.status();
     let body: Value = res.json().await.unwrap_or(Value::Null);
@@ -465,4 +470,65 @@ async fn registrations_and_links_are_refused_with_what_to_change_and_one_identit
     let t = token(&key, "k1", json!({}));
     assert_eq!(gw_at(&app, won, &t).await.0, StatusCode::OK);
     assert_eq!(gw_at(&app, lost, &t).await, (StatusCode::FORBIDDEN, "not_granted".into()));
+}
+
+/// Two real server processes on one store, each with its own key cache: an issuer's
+/// token works on both (one fetch each, then none per request), and a link revoked
+/// through one is refused by the other within the policy's propagation bound.
+#[tokio::test]
+async fn a_link_revoked_on_one_replica_is_refused_by_the_other() {
+    let ca = TestCa::new("Identity provider test CA");
+    let (mut app, _upstream, a) = federated_app(&ca, 30).await;
+    let key = DpopKey::p256();
+    let idp = IdentityProvider::start(&ca, &[(&key, "k1")]).await;
+    let admin_session = app.user_with_role(Role::Admin).await;
+    let personal = admin_session.personal_token(None).await;
+    let admin = Script::new(&app, &personal);
+    let issuer_id = register(&app, &admin, &idp).await;
+    let (status, linked) = link(&admin, &a, &issuer_id, "agent-app-1").await;
+    assert_eq!(status, StatusCode::CREATED, "{linked}");
+    let ca_file = write_ca(&app, &ca);
+    app.shut_down().await;
+    let flags = ["--upstream-ca-file", ca_file.to_str().unwrap(), "--source-refusal-limit", "0"];
+    let (first, second) = (Server::start(&app, &flags).await, Server::start(&app, &flags).await);
+
+    let t = token(&key, "k1", json!({}));
+    for replica in [&first, &second, &first, &second] {
+        assert_eq!(gw_on(&replica.base, &t).await, (StatusCode::OK, String::new()));
+    }
+    assert_eq!(idp.fetches(), 2, "one fetch per replica, none per request");
+
+    let credential = linked["credential_id"].as_str().unwrap();
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/credentials/{credential}/revoke", first.base))
+        .bearer_auth(&personal)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(gw_on(&first.base, &t).await.1, "identity_not_linked", "the replica that revoked");
+    let revoked = Instant::now();
+    loop {
+        let (status, code) = gw_on(&second.base, &t).await;
+        if status == StatusCode::UNAUTHORIZED {
+            assert_eq!(code, "identity_not_linked");
+            break;
+        }
+        assert!(revoked.elapsed() < Duration::from_millis(1500), "the second replica still accepts it");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("federated token refused on the other replica {:?} after the revocation", revoked.elapsed());
+    first.kill();
+    second.kill();
+}
+
+/// The test CA's certificate in the app's data dir, for servers started as processes.
+fn write_ca(app: &TestApp, ca: &TestCa) -> std::path::PathBuf {
+    let path = app.data_dir().join("identity-provider-ca.pem");
+    std::fs::write(&path, ca.pem()).unwrap();
+    path
+}
+
+async fn gw_on(base: &str, token: &str) -> (StatusCode, String) {
+    gw_product(base, "bank", token).await
 }

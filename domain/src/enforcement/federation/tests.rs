@@ -125,9 +125,13 @@ fn the_admin_chooses_the_algorithm_never_the_token() {
         verify_external(&key.sign(&json!({ "alg": "none" }), &claims()), &entry, &keys, NOW),
         Err(ExternalError::AlgorithmNotAccepted)
     );
-    // A token with no kid is checked with each key that suits its algorithm.
+    // A token with no kid is checked with the one key that suits its algorithm, and
+    // refused when there are several rather than tried against each.
     let no_kid = p256.sign(&json!({ "alg": "ES256" }), &claims());
     assert!(verify_external(&no_kid, &entry, &keys, NOW).is_ok());
+    let (two, keys) = issuer(&[with_kid(&p256, "ec"), with_kid(&Key::p256(), "ec2")], &["ES256"], "sub");
+    assert_eq!(verify_external(&no_kid, &two, &keys, NOW), Err(ExternalError::Malformed));
+    assert!(verify_external(&token(&p256, "ec", &claims()), &two, &keys, NOW).is_ok(), "with its kid it passes");
 }
 
 #[test]
