@@ -14,7 +14,7 @@
 
 use portcullis_domain::enforcement::{parse_jwks, IssuerEntry, IssuerKeySet, IssuerKeys, MAX_JWKS_BYTES};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// Cached keys are fetched again in the background once this old.
@@ -29,12 +29,15 @@ struct Inner {
     http: reqwest::Client,
     /// Fetches of one issuer's keys are at least this far apart.
     min_interval: Duration,
-    /// By issuer id and URL: a changed URL starts afresh.
-    issuers: Mutex<HashMap<(String, String), Arc<Cached>>>,
+    /// By issuer id. Read-locked per request, looked up without allocating; written
+    /// once per issuer, and again when its URL changes (which starts afresh).
+    issuers: RwLock<HashMap<String, Arc<Cached>>>,
 }
 
 #[derive(Default)]
 struct Cached {
+    /// The URL these keys come from.
+    url: String,
     /// The last good keys, and when they were fetched.
     keys: Mutex<Option<(Arc<IssuerKeySet>, Instant)>>,
     /// When the last fetch started, good or not: the rate bound.
@@ -58,7 +61,7 @@ impl IssuerKeyCache {
             .timeout(FETCH_TIMEOUT)
             .connect_timeout(FETCH_TIMEOUT)
             .build()?;
-        Ok(Self(Arc::new(Inner { http, min_interval, issuers: Mutex::new(HashMap::new()) })))
+        Ok(Self(Arc::new(Inner { http, min_interval, issuers: RwLock::new(HashMap::new()) })))
     }
 
     /// The issuer's keys: pasted ones as they are; fetched ones from the cache, fetched
@@ -88,8 +91,18 @@ impl IssuerKeyCache {
     }
 
     fn cached(&self, id: &str, url: &str) -> Arc<Cached> {
-        let mut issuers = self.0.issuers.lock().unwrap_or_else(|e| e.into_inner());
-        issuers.entry((id.to_owned(), url.to_owned())).or_default().clone()
+        let found = self.0.issuers.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned();
+        match found {
+            Some(cached) if cached.url == url => cached,
+            _ => {
+                let mut issuers = self.0.issuers.write().unwrap_or_else(|e| e.into_inner());
+                let entry = issuers.entry(id.to_owned()).or_default();
+                if entry.url != url {
+                    *entry = Arc::new(Cached { url: url.to_owned(), ..Cached::default() });
+                }
+                entry.clone()
+            }
+        }
     }
 
     /// Fetches the keys unless the rate bound forbids it. `waited_for`: the fetch time of

@@ -32,17 +32,7 @@ async fn token(app: &TestApp, a: &Agent) -> (StatusCode, Value) {
 }
 
 async fn introspect(app: &TestApp, a: &Agent, access_token: &str) -> bool {
-    let res: Value = reqwest::Client::new()
-        .post(format!("{}/oauth/introspect", app.base))
-        .basic_auth(&a.reg.secret.client_id, Some(&a.reg.secret.secret))
-        .form(&[("token", access_token)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    res["active"].as_bool().unwrap()
+    crate::helpers::introspect(&app.base, a, access_token).await["active"].as_bool().unwrap()
 }
 
 #[tokio::test]

@@ -576,6 +576,20 @@ pub async fn stateless_result(app: &TestApp, credential: (&str, &str), name: &st
     body["result"]["structuredContent"].clone()
 }
 
+/// What `/oauth/introspect` says of `token`, asked by the agent that holds it (RFC 7662).
+pub async fn introspect(base: &str, a: &Agent, token: &str) -> Value {
+    reqwest::Client::new()
+        .post(format!("{base}/oauth/introspect"))
+        .basic_auth(&a.reg.client_id, Some(&a.reg.secret.secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .expect("introspect")
+        .json()
+        .await
+        .expect("a JSON answer")
+}
+
 /// A plain GET's JSON answer (metadata documents, say).
 pub async fn get_json(url: &str) -> Value {
     reqwest::get(url).await.expect("GET").json().await.expect("a JSON answer")

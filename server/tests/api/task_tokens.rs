@@ -74,16 +74,7 @@ async fn a_task_token_calls_only_its_endpoints_at_most_its_number_of_times_on_gw
     let claims = claims_of(&token);
     assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 30);
     assert_eq!(claims["authorization_details"], issued["authorization_details"], "RFC 9396 §9.1");
-    let introspected: Value = reqwest::Client::new()
-        .post(format!("{}/oauth/introspect", app.base))
-        .basic_auth(&a.reg.client_id, Some(&a.reg.secret.secret))
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let introspected = crate::helpers::introspect(&app.base, &a, &token).await;
     assert_eq!(introspected["authorization_details"], issued["authorization_details"], "RFC 9396 §9.2");
 
     // Outside the task: refused, and no call spent.
@@ -165,6 +156,10 @@ async fn a_task_token_calls_only_its_endpoints_at_most_its_number_of_times_on_gw
 #[tokio::test]
 async fn a_task_token_ends_when_its_seconds_are_up() {
     let (app, _upstream, a, [fast, _]) = setup(TestApp::spawn().await).await;
+    // JWT times are whole seconds: a one-second token asked for late in a second lives
+    // only until that second ends. Asked for just after a second starts, it has all of it.
+    let into_second = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_millis();
+    tokio::time::sleep(std::time::Duration::from_millis(u64::from(1000 - into_second) + 20)).await;
     let (status, issued) = task_token(&app.base, &a, &task("blink", &[&fast], json!({ "expires_in": 1 })), &[]).await;
     assert_eq!(status, 200, "{issued}");
     let token = issued["access_token"].as_str().unwrap();

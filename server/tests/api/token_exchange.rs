@@ -99,16 +99,7 @@ async fn an_agent_acting_for_another_gets_no_more_than_both_and_the_trail_names_
     assert_eq!(claims["client_id"], actor.reg.client_id.as_str());
     assert_eq!(claims["act"], json!({ "sub": actor.reg.client_id }), "RFC 8693 §4.1");
     assert_eq!(claims["subject"]["profile"], subject.reg.secret.profile_id.as_str());
-    let introspected: Value = reqwest::Client::new()
-        .post(format!("{}/oauth/introspect", app.base))
-        .basic_auth(&actor.reg.client_id, Some(&actor.reg.secret.secret))
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let introspected = crate::helpers::introspect(&app.base, &actor, &token).await;
     assert_eq!(
         (&introspected["active"], &introspected["sub"], &introspected["act"]),
         (&json!(true), &json!(subject.reg.client_id), &json!({ "sub": actor.reg.client_id })),
