@@ -279,8 +279,15 @@ async fn load_issuers(
         by_id.insert(id, entry);
     }
     for (issuer_id, subject, credential) in identities {
-        if let Some(issuer) = by_id.get_mut(&issuer_id) {
-            issuer.identities.insert(subject, credential);
+        match by_id.get_mut(&issuer_id) {
+            Some(issuer) => {
+                issuer.identities.insert(subject, credential);
+            }
+            // Its issuer is disabled: the link is no live credential either, so a token
+            // exchanged for one of that issuer's tokens ends with it.
+            None => {
+                snap.credentials_by_id.remove(&credential.id);
+            }
         }
     }
     snap.issuers = by_id.into_values().map(|i| (i.issuer.clone(), i)).collect();

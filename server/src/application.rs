@@ -236,15 +236,6 @@ impl Application {
         // one, or a proxy in front forwards it. The metadata then offers RFC 8705.
         let client_certificates =
             args.tls_client_ca.is_some() || args.tls_self_signed_clients || args.trust_client_cert_header;
-        let oauth = crate::oauth::OAuthServer::new(
-            store.clone(),
-            tokens.clone(),
-            audit.clone(),
-            sources.clone(),
-            args.token_rate_limit,
-            shared_limits.clone(),
-        )
-        .accepting_certificates(client_certificates);
         let gateway = crate::gateway::Gateway::new(
             store.clone(),
             tokens.clone(),
@@ -261,6 +252,16 @@ impl Application {
             },
         )
         .map_err(|e| StartError::Config(format!("upstream TLS: {e}")))?;
+        let oauth = crate::oauth::OAuthServer::new(
+            store.clone(),
+            tokens.clone(),
+            audit.clone(),
+            sources.clone(),
+            args.token_rate_limit,
+            shared_limits.clone(),
+            gateway.issuer_keys().clone(),
+        )
+        .accepting_certificates(client_certificates);
         spawn_policy_watch(store.clone());
         if secret.has_previous() {
             let store = store.clone();

@@ -9,6 +9,11 @@
 //! profile, client, owner) and granted the product with the endpoint's scope. Revoking
 //! or suspending any party ends the token on the next request.
 //!
+//! The subject token may also come from a trusted issuer (federation): the identity it
+//! names must be linked to a profile here, and that profile is the subject, its grants
+//! the subject's scopes. Disabling the issuer or revoking the link ends the tokens
+//! exchanged for it, as revoking any party's credential does.
+//!
 //! Refused as subject tokens: sender-constrained ones (whoever holds the copy lacks the
 //! key; exchanging it would strip the binding), per-task ones (a task is not delegated),
 //! the portal's Test access tokens (they act for a person), the client's own, and chains
@@ -16,7 +21,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{AccessClaims, ActorClaim, CredentialEntry, Inactive, ProfileEntry, Snapshot};
+use super::{AccessClaims, ActorClaim, CredentialEntry, ExternalToken, Inactive, IssuerEntry, ProfileEntry, Snapshot};
 
 /// `grant_type` of a token exchange.
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -183,5 +188,45 @@ impl super::Enforcement {
         snap.token_holder(&claims, self.now())
             .map_err(|_| invalid("the subject token is revoked or its client stopped"))?;
         delegate(&claims, actor)
+    }
+
+    /// The delegation a token exchange makes for `actor` from a trusted issuer's token,
+    /// already verified with that issuer's keys: the identity it names must be linked
+    /// to a live profile of another client, which becomes the subject.
+    pub fn exchange_external(
+        &self,
+        snap: &Snapshot,
+        issuer: &IssuerEntry,
+        token: &ExternalToken,
+        actor: &ProfileEntry,
+    ) -> Result<Delegation, ExchangeRefusal> {
+        let invalid = |why: &str| ExchangeRefusal::InvalidGrant(why.to_owned());
+        if token.cnf.is_some() {
+            return Err(invalid(
+                "a sender-constrained subject token cannot be exchanged: only its key's or certificate's holder may use it",
+            ));
+        }
+        let not_linked = || invalid("the subject token names an identity that is not linked to a client here");
+        let credential = issuer.identities.get(&token.subject).ok_or_else(not_linked)?;
+        let profile = snap.profiles.get(&credential.profile_id).ok_or_else(not_linked)?;
+        let now = self.now();
+        let subject = snap
+            .party(&profile.client_id, &profile.id, &credential.id, now)
+            .map_err(|_| invalid("the subject token's linked identity is revoked or its client stopped"))?;
+        if subject.client_id == actor.client_id {
+            return Err(invalid("the subject token is this client's own"));
+        }
+        Ok(Delegation {
+            subject: SubjectClaim {
+                client_id: subject.client_id.clone(),
+                profile: subject.id.clone(),
+                cid: credential.id.clone(),
+                // Never one of ours: nothing of this server revokes it but the link.
+                jti: format!("{}:{}", issuer.id, token.id),
+            },
+            act: ActorClaim { sub: actor.client_id.clone(), profile: None, cid: None, jti: None, act: None },
+            scopes: subject.live_scopes(now).into_iter().map(str::to_owned).collect(),
+            expires_at: token.expires_at,
+        })
     }
 }

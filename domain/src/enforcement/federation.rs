@@ -170,6 +170,11 @@ pub struct ExternalToken {
     /// What the token is bound to, when the issuer bound it (RFC 9449, RFC 8705): the
     /// gateway checks the proof as for its own tokens.
     pub cnf: Option<Confirmation>,
+    /// Its `exp` (Unix seconds): a token exchanged for it ends no later.
+    pub expires_at: i64,
+    /// What tells this token apart: its `jti`, or a digest of the token when the issuer
+    /// gives none. A token exchanged for it names it.
+    pub id: String,
 }
 
 #[derive(Deserialize)]
@@ -179,6 +184,7 @@ struct ExternalClaims {
     exp: Option<i64>,
     nbf: Option<i64>,
     iat: Option<i64>,
+    jti: Option<String>,
     cnf: Option<Confirmation>,
     #[serde(flatten)]
     rest: serde_json::Map<String, serde_json::Value>,
@@ -190,6 +196,17 @@ pub fn claimed_issuer(token: &str) -> Option<String> {
         return None;
     }
     jws::unverified_claims(token)?.get("iss")?.as_str().map(str::to_owned)
+}
+
+impl super::Snapshot {
+    /// The trusted issuer a token that is not ours claims to come from, if one is
+    /// trusted (read *unverified*: only to pick the keys that check it).
+    pub fn trusted_issuer_of(&self, token: &str) -> Option<&IssuerEntry> {
+        if self.issuers.is_empty() {
+            return None;
+        }
+        self.issuers.get(&claimed_issuer(token)?)
+    }
 }
 
 /// Checks a token against its issuer and `keys`, at `now` (Unix ms).
@@ -263,7 +280,19 @@ pub fn verify_external(
         Some(s) if !s.is_empty() && s.len() <= MAX_SUBJECT => s.to_owned(),
         _ => return Err(ExternalError::NoSubject),
     };
-    Ok(ExternalToken { subject, cnf: claims.cnf.filter(|c| c.jkt.is_some() || c.x5t_s256.is_some()) })
+    let id = match claims.jti {
+        Some(jti) if !jti.is_empty() && jti.len() <= MAX_SUBJECT => jti,
+        _ => {
+            use sha2::Digest;
+            hex::encode(&sha2::Sha256::digest(token.as_bytes())[..16])
+        }
+    };
+    Ok(ExternalToken {
+        subject,
+        cnf: claims.cnf.filter(|c| c.jkt.is_some() || c.x5t_s256.is_some()),
+        expires_at: exp,
+        id,
+    })
 }
 
 /// The subject claim's value. `iss` is never one: it names the issuer, not the caller.

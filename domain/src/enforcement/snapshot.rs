@@ -120,6 +120,20 @@ pub enum Stopped {
 }
 
 impl ProfileEntry {
+    /// The scopes of its grants not expired at `now`, sorted, each once: the most a
+    /// token of this profile may carry.
+    pub fn live_scopes(&self, now: i64) -> Vec<&str> {
+        let mut scopes: Vec<&str> = self
+            .grants
+            .values()
+            .filter(|g| g.expires_at.is_none_or(|t| now < t))
+            .flat_map(|g| g.scopes.iter().map(String::as_str))
+            .collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        scopes
+    }
+
     pub fn stopped(&self) -> Option<Stopped> {
         if self.client_suspended {
             Some(Stopped::Suspended)

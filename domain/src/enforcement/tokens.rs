@@ -251,14 +251,7 @@ impl Enforcement {
             return Err(TokenRequestError::SenderConstraintRequired(profile.sender_constraint));
         }
         let now = self.now();
-        let mut allowed: Vec<&str> = profile
-            .grants
-            .values()
-            .filter(|g| g.expires_at.is_none_or(|t| now < t))
-            .flat_map(|g| g.scopes.iter().map(String::as_str))
-            .collect();
-        allowed.sort_unstable();
-        allowed.dedup();
+        let mut allowed = profile.live_scopes(now);
         if let Some(delegation) = delegation {
             // Within the subject token's scopes too: never broader than either party.
             allowed.retain(|s| delegation.scopes.iter().any(|d| d == s));

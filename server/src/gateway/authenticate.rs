@@ -14,14 +14,13 @@ use axum::http::HeaderMap;
 use percent_encoding::percent_decode_str;
 use portcullis_domain::audit_event::RequestEvent;
 use portcullis_domain::audit_text::{cap, AuditText};
-use portcullis_domain::enforcement::{claimed_issuer, verify_external, ExternalError, ExternalToken, IssuerEntry};
 use portcullis_domain::enforcement::{AccessClaims, Confirmation, TokenError};
 use portcullis_domain::enforcement::{CredentialEntry, Inactive, ProfileEntry, Snapshot};
+use portcullis_domain::enforcement::{ExternalToken, IssuerEntry};
 use portcullis_domain::model::{CredentialKind, SenderConstraint};
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::issuer_keys::Need;
 use super::{Gateway, Refusal};
 use crate::dpop::Possession;
 use crate::headers::{access_token, header_str, TokenScheme};
@@ -188,7 +187,7 @@ impl Gateway {
                     Ok(claims) => claims,
                     // Not one of ours: perhaps one of a trusted issuer's (federation).
                     Err(ours) => {
-                        let issuer = claimed_issuer_in(snap, token).ok_or(Refusal::InvalidToken(ours))?;
+                        let issuer = snap.trusted_issuer_of(token).ok_or(Refusal::InvalidToken(ours))?;
                         return self.federated(snap, issuer, headers, held, scheme, token, now).await;
                     }
                 };
@@ -285,15 +284,7 @@ impl Gateway {
         token: &str,
         now: i64,
     ) -> Result<Caller<'s>, Refusal> {
-        let keys = self.issuer_keys.keys(issuer, Need::Cached).await;
-        let verified = match verify_external(token, issuer, &keys.keys, now) {
-            Err(ExternalError::UnknownKey) => {
-                let keys = self.issuer_keys.keys(issuer, Need::Newer).await;
-                verify_external(token, issuer, &keys.keys, now)
-            }
-            other => other,
-        }
-        .map_err(Refusal::ExternalToken)?;
+        let verified = self.issuer_keys.verify(token, issuer, now).await.map_err(Refusal::ExternalToken)?;
         let credential = issuer.identities.get(&verified.subject).ok_or(Refusal::IdentityNotLinked)?;
         if now >= credential.expires_at {
             return Err(Refusal::ExpiredCredential);
@@ -306,14 +297,6 @@ impl Gateway {
         caller.external = Some(verified);
         Ok(caller)
     }
-}
-
-/// The trusted issuer a token that is not ours claims to come from, if any is trusted.
-fn claimed_issuer_in<'s>(snap: &'s Snapshot, token: &str) -> Option<&'s IssuerEntry> {
-    if snap.issuers.is_empty() {
-        return None;
-    }
-    snap.issuers.get(&claimed_issuer(token)?)
 }
 
 impl Gateway {

@@ -12,7 +12,9 @@
 //! The client is the upstreams' default TLS (system roots plus `--upstream-ca-file`),
 //! https only, no redirects, a timeout, and a cap on the document's size.
 
-use portcullis_domain::enforcement::{parse_jwks, IssuerEntry, IssuerKeySet, IssuerKeys, MAX_JWKS_BYTES};
+use portcullis_domain::enforcement::{
+    parse_jwks, verify_external, ExternalError, ExternalToken, IssuerEntry, IssuerKeySet, IssuerKeys, MAX_JWKS_BYTES,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -48,7 +50,7 @@ struct Cached {
 
 /// Whether the caller needs keys it has not seen (a `kid` the cached set lacks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Need {
+enum Need {
     Cached,
     Newer,
 }
@@ -64,10 +66,24 @@ impl IssuerKeyCache {
         Ok(Self(Arc::new(Inner { http, min_interval, issuers: RwLock::new(HashMap::new()) })))
     }
 
+    /// Verifies a token of `issuer` with its cached keys; one naming a key the cache
+    /// lacks is checked again with newer keys, when the rate bound allows a fetch. The
+    /// gateway and the token endpoint (a subject token to exchange) both check here.
+    pub async fn verify(&self, token: &str, issuer: &IssuerEntry, now: i64) -> Result<ExternalToken, ExternalError> {
+        let keys = self.keys(issuer, Need::Cached).await;
+        match verify_external(token, issuer, &keys.keys, now) {
+            Err(ExternalError::UnknownKey) => {
+                let keys = self.keys(issuer, Need::Newer).await;
+                verify_external(token, issuer, &keys.keys, now)
+            }
+            other => other,
+        }
+    }
+
     /// The issuer's keys: pasted ones as they are; fetched ones from the cache, fetched
     /// (again) when there are none yet or the caller needs newer ones and the rate bound
     /// allows. Empty when none could be had: every token is then refused.
-    pub async fn keys(&self, issuer: &IssuerEntry, need: Need) -> Arc<IssuerKeySet> {
+    async fn keys(&self, issuer: &IssuerEntry, need: Need) -> Arc<IssuerKeySet> {
         let url = match &issuer.keys {
             IssuerKeys::Static(set) => return set.clone(),
             IssuerKeys::Remote(url) => url,

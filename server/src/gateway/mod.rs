@@ -40,6 +40,7 @@ use crate::dpop::{Possession, Proofs};
 use crate::sources::Sources;
 use crate::tls::ClientCertificate;
 pub use authenticate::{Caller, Held, Query};
+pub use issuer_keys::IssuerKeyCache;
 pub use refusal::Refusal;
 
 /// The gateway's bounds, from the command line.
@@ -98,6 +99,12 @@ impl std::ops::Deref for Gateway {
 }
 
 impl Gateway {
+    /// Trusted issuers' keys as the gateway caches them: the token endpoint checks a
+    /// subject token from such an issuer with the same cache and the same fetch bound.
+    pub fn issuer_keys(&self) -> &IssuerKeyCache {
+        &self.issuer_keys
+    }
+
     pub fn new(
         store: Store,
         tokens: TokenSettings,

@@ -16,8 +16,8 @@ use portcullis_domain::audit_event::RequestEvent;
 use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::{AuditSink, PendingRow};
 use portcullis_domain::enforcement::{
-    certificate_key, claimed_client, Assertion, AssertionError, Confirmation, CredentialEntry, ExchangeRefusal,
-    ProfileEntry, Proof, ProofCheck, ProofError, Snapshot, TokenAsk, TokenRequestError, TokenSettings,
+    certificate_key, claimed_client, Assertion, AssertionError, Confirmation, CredentialEntry, Delegation,
+    ExchangeRefusal, ProfileEntry, Proof, ProofCheck, ProofError, Snapshot, TokenAsk, TokenRequestError, TokenSettings,
     ACCESS_TOKEN_TYPE, ASSERTION_ALGS, ASSERTION_TYPE, DPOP_ALGS, TASK_DETAIL_TYPE, TOKEN_EXCHANGE,
 };
 use portcullis_domain::keyed::{identity_key, source_key, Limiter};
@@ -31,6 +31,7 @@ use std::time::Instant;
 use crate::audit;
 use crate::body::{self as request_body, BodyError};
 use crate::dpop::{Proofs, DPOP_NONCE};
+use crate::gateway::IssuerKeyCache;
 use crate::shared_limits::{self, Rule, SharedLimits};
 use crate::sources::Sources;
 use crate::tls::ClientCertificate;
@@ -55,6 +56,9 @@ pub struct OAuthServer {
     proofs: Proofs,
     /// Whether requests can come with a TLS client certificate (RFC 8705).
     certificates: bool,
+    /// Trusted issuers' keys, shared with the gateway: a subject token to exchange may
+    /// come from one of them.
+    issuer_keys: IssuerKeyCache,
 }
 
 /// The token endpoint's limits. None lets an attacker lock a client out: attempts are
@@ -99,6 +103,7 @@ impl OAuthServer {
         sources: Sources,
         per_client_per_minute: u32,
         shared: Option<SharedLimits>,
+        issuer_keys: IssuerKeyCache,
     ) -> Self {
         let per_client = per_client_per_minute.max(1);
         let proofs = Proofs::new(store.enforcement().clone(), shared.clone(), &settings.issuer);
@@ -108,7 +113,7 @@ impl OAuthServer {
             per_client: Limiter::new(per_client, per_client.div_ceil(3), 100_000),
             shared: shared.map(|s| (s, per_client)),
         };
-        Self { store, settings, audit, limits: Arc::new(limits), sources, proofs, certificates: false }
+        Self { store, settings, audit, limits: Arc::new(limits), sources, proofs, certificates: false, issuer_keys }
     }
 
     /// Says (in the metadata) that client certificates can reach this server: the
@@ -375,6 +380,30 @@ fn exchange_request<'f>(o: &OAuthServer, form: &'f [(String, String)]) -> Result
     Ok(subject)
 }
 
+impl OAuthServer {
+    /// What a token exchange delegates to `actor`: the subject token is one of ours, or
+    /// one of a trusted issuer's (picked by its claimed `iss`, then verified with that
+    /// issuer's keys only) naming an identity linked to another client.
+    async fn exchange(
+        &self,
+        snap: &Snapshot,
+        subject_token: &str,
+        actor: &ProfileEntry,
+    ) -> Result<Delegation, OAuthError> {
+        let enforcement = self.store.enforcement();
+        let delegation = match snap.trusted_issuer_of(subject_token) {
+            None => enforcement.exchange_subject(&self.settings, snap, subject_token, actor),
+            Some(issuer) => match self.issuer_keys.verify(subject_token, issuer, enforcement.now()).await {
+                Ok(token) => enforcement.exchange_external(snap, issuer, &token, actor),
+                Err(e) => Err(ExchangeRefusal::InvalidGrant(format!("the subject token: {}", e.description()))),
+            },
+        };
+        delegation.map_err(|ExchangeRefusal::InvalidGrant(why)| {
+            OAuthError::new(StatusCode::BAD_REQUEST, Reason::InvalidGrant, why)
+        })
+    }
+}
+
 /// The request's DPoP proof, checked (all but its one use, which waits until the client
 /// has authenticated): `None` for a request without one, which gets a bearer token.
 fn token_proof(o: &OAuthServer, headers: &HeaderMap) -> Result<Option<Proof>, OAuthError> {
@@ -442,13 +471,7 @@ async fn issue(
     // RFC 8693: the authenticated client acts on behalf of the subject token's.
     let delegation = match exchange {
         None => None,
-        Some(subject_token) => {
-            Some(o.store.enforcement().exchange_subject(&o.settings, &snap, subject_token, profile).map_err(
-                |ExchangeRefusal::InvalidGrant(why)| {
-                    OAuthError::new(StatusCode::BAD_REQUEST, Reason::InvalidGrant, why)
-                },
-            )?)
-        }
+        Some(subject_token) => Some(o.exchange(&snap, subject_token, profile).await?),
     };
     // Bound to whatever the request proved it holds: its DPoP key, the certificate of
     // its TLS connection (RFC 8705 §3), or both.

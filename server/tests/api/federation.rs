@@ -4,7 +4,8 @@
 //! tokens then act as that agent at `/gw` and `/mcp`, and every way to abuse that is
 //! tried: forged, misdirected, expired and unlinked tokens, made-up key ids by the
 //! hundred, an issuer that hangs, two admins linking one identity at once, a link
-//! revoked, an issuer disabled.
+//! revoked, an issuer disabled. A token of it is also a subject token another agent may
+//! exchange (RFC 8693), and what was exchanged ends with the link.
 
 use crate::dpop::bank_agent;
 use crate::dpop_key::{DpopKey, ProofParts};
@@ -387,6 +388,95 @@ async fn an_issuer_bound_token_needs_its_proof_and_satisfies_a_dpop_profile() {
         .wait_for_audit(&format!("sender_key = 'dpop:{}' AND decision = 'allowed'", agent_key.thumbprint()), 1)
         .await;
     assert_eq!(rows[0]["client_id"], json!(a.reg.client_id));
+}
+
+/// `actor` exchanges a trusted issuer's `subject` token (RFC 8693): status, the error
+/// code (empty when issued) and the issued token or the refusal's description.
+async fn exchanged(app: &TestApp, actor: &Agent, subject: &str) -> (StatusCode, String, String) {
+    let (status, body) = crate::token_exchange::exchange(&app.base, actor, subject, &[]).await;
+    let text = |k: &str| body[k].as_str().unwrap_or("").to_owned();
+    let said = if status.is_success() { text("access_token") } else { text("error_description") };
+    (status, text("error"), said)
+}
+
+fn claims_of(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn an_issuers_token_is_exchanged_for_the_agent_it_names_and_what_was_exchanged_ends_with_the_link() {
+    let ca = TestCa::new("Identity provider test CA");
+    let (app, upstream, subject) = federated_app(&ca, 30).await;
+    let actor = crate::helpers::agent(&app, &["bank"]).await;
+    let key = DpopKey::p256();
+    let idp = IdentityProvider::start(&ca, &[(&key, "k1")]).await;
+    let admin = admin_script(&app).await;
+    let issuer_id = register(&app, &admin, &idp).await;
+    let t = token(&key, "k1", json!({}));
+
+    // Good, but the identity it names acts for nobody here yet.
+    let (status, error, why) = exchanged(&app, &actor, &t).await;
+    assert_eq!((status, error.as_str()), (StatusCode::BAD_REQUEST, "invalid_grant"), "{why}");
+    assert!(why.contains("not linked"), "{why}");
+
+    let (_, linked) = link(&admin, &subject, &issuer_id, "agent-app-1").await;
+    let credential = linked["credential_id"].as_str().unwrap().to_owned();
+    let (status, _, delegated) = exchanged(&app, &actor, &t).await;
+    assert_eq!(status, StatusCode::OK, "{delegated}");
+    let claims = claims_of(&delegated);
+    assert_eq!(claims["sub"], json!(subject.reg.client_id), "on behalf of the linked agent");
+    assert_eq!(claims["client_id"], json!(actor.reg.client_id), "held by the actor");
+    assert_eq!(claims["act"], json!({ "sub": actor.reg.client_id }));
+    assert_eq!(claims["subject"]["cid"], json!(credential), "through the link");
+    assert_eq!(claims["scope"], "read", "within both agents' grants");
+    assert!(claims["exp"].as_i64().unwrap() <= claims_of(&t)["exp"].as_i64().unwrap(), "no longer than the token");
+
+    let before = upstream.hits();
+    assert_eq!(gw(&app, &delegated).await, (StatusCode::OK, String::new()));
+    assert_eq!(upstream.hits(), before + 1);
+    let rows = app.wait_for_audit(&format!("channel = 'rest' AND subject_id = '{}'", subject.reg.client_id), 1).await;
+    assert_eq!(rows[0]["client_id"], json!(actor.reg.client_id), "the actor's traffic");
+    assert_eq!(rows[0]["actor_chain"], json!(actor.reg.client_id));
+
+    // Every way to stretch it is refused with its reason, and none reaches the upstream.
+    assert_eq!(link(&admin, &actor, &issuer_id, "agent-app-2").await.0, StatusCode::CREATED);
+    let stranger = DpopKey::p256();
+    let cases = [
+        ("the actor's own identity", token(&key, "k1", json!({ "azp": "agent-app-2" })), "own"),
+        ("another key under the issuer's kid", token(&stranger, "k1", json!({})), "signature"),
+        ("another audience", token(&key, "k1", json!({ "aud": "api://someone-else" })), "audience"),
+        ("expired past the leeway", token(&key, "k1", json!({ "exp": now() - 120 })), "expired"),
+        ("bound to a key", token(&key, "k1", json!({ "cnf": { "jkt": stranger.thumbprint() } })), "sender-constrained"),
+        ("an identity nobody linked", token(&key, "k1", json!({ "azp": "agent-app-9" })), "not linked"),
+    ];
+    for (case, subject_token, says) in &cases {
+        let (status, error, why) = exchanged(&app, &actor, subject_token).await;
+        assert_eq!((status, error.as_str()), (StatusCode::BAD_REQUEST, "invalid_grant"), "{case}: {why}");
+        assert!(why.contains(says), "{case}: {why}");
+    }
+    let refused = format!("reason = 'invalid_grant' AND attempted_client_id = '{}'", actor.reg.client_id);
+    assert!(app.wait_for_audit(&refused, cases.len() + 1).await.len() > cases.len(), "one row each");
+    assert_eq!(upstream.hits(), before + 1);
+
+    // The subject's developer revokes the link: the exchanged token ends on its next
+    // request, and the issuer's token is exchanged no more.
+    let owner = Script::new(&app, &subject.dev.personal_token(None).await);
+    let (status, _) = owner.post(&format!("/credentials/{credential}/revoke"), json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(gw(&app, &delegated).await, (StatusCode::UNAUTHORIZED, "invalid_token".into()));
+    assert_eq!(exchanged(&app, &actor, &t).await.0, StatusCode::BAD_REQUEST);
+
+    // Linked again and exchanged again; then the issuer disabled ends that one too.
+    assert_eq!(link(&admin, &subject, &issuer_id, "agent-app-1").await.0, StatusCode::CREATED);
+    let (status, _, delegated) = exchanged(&app, &actor, &t).await;
+    assert_eq!(status, StatusCode::OK, "{delegated}");
+    assert_eq!(gw(&app, &delegated).await.0, StatusCode::OK);
+    let (status, _) = admin.post(&format!("/issuers/{issuer_id}/disable"), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(gw(&app, &delegated).await, (StatusCode::UNAUTHORIZED, "invalid_token".into()));
+    assert_eq!(upstream.hits(), before + 2);
 }
 
 #[tokio::test]

@@ -60,7 +60,12 @@ async fn own_token(base: &str, a: &Agent) -> String {
 }
 
 /// `actor` exchanges `subject_token` (with `extra` fields).
-async fn exchange(base: &str, actor: &Agent, subject_token: &str, extra: &[(&str, &str)]) -> (StatusCode, Value) {
+pub(crate) async fn exchange(
+    base: &str,
+    actor: &Agent,
+    subject_token: &str,
+    extra: &[(&str, &str)],
+) -> (StatusCode, Value) {
     let mut form =
         vec![("grant_type", EXCHANGE), ("subject_token", subject_token), ("subject_token_type", ACCESS_TOKEN)];
     form.extend_from_slice(extra);

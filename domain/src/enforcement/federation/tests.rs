@@ -55,6 +55,23 @@ fn a_token_of_a_trusted_issuer_names_its_caller_by_the_chosen_claim() {
 }
 
 #[test]
+fn a_token_is_told_apart_by_its_jti_or_else_by_its_digest() {
+    let key = Key::p256();
+    let (entry, keys) = issuer(&[with_kid(&key, "k1")], &["ES256"], "sub");
+    let mut with_jti = claims();
+    with_jti["jti"] = json!("tok-1");
+    let verified = verify_external(&token(&key, "k1", &with_jti), &entry, &keys, NOW).unwrap();
+    assert_eq!((verified.id.as_str(), verified.expires_at), ("tok-1", NOW / 1000 + 600));
+    // Without a jti, two tokens differ by what was signed.
+    let first = verify_external(&token(&key, "k1", &claims()), &entry, &keys, NOW).unwrap();
+    let mut later = claims();
+    later["iat"] = json!(NOW / 1000 + 1);
+    let second = verify_external(&token(&key, "k1", &later), &entry, &keys, NOW).unwrap();
+    assert_eq!(first.id.len(), 32);
+    assert_ne!(first.id, second.id);
+}
+
+#[test]
 fn each_forgery_is_refused_with_its_reason() {
     let key = Key::p256();
     let stranger = Key::p256();
