@@ -2,7 +2,8 @@
 # DPoP beside bearer, in one run on this machine: the same upstream called directly,
 # through the gateway with a bearer token, and with DPoP-bound tokens (a fresh proof per
 # request, ES256 and EdDSA), plus the token endpoint issuing bearer and bound tokens, and
-# tokens for clients that authenticate with a signed assertion (private_key_jwt).
+# tokens for clients that authenticate with a signed assertion (private_key_jwt), and
+# tokens of a trusted identity provider (federation: one reused, or a new one each call).
 # Stock load generators cannot make a proof per request, so every case is loaded by the
 # same generator (server/examples/dpop_load.rs). Besides throughput and latency it
 # reports the gateway's CPU time per request from /proc: what verifying proofs costs the
@@ -41,7 +42,8 @@ run bearer /gw/accounts/accounts 3 32 0 >/dev/null
 run dpop-es256 /gw/accounts/accounts 3 32 0 >/dev/null
 
 results="$tmp/results.jsonl"
-for mode in bearer dpop-eddsa dpop-es256; do
+export BENCH_PROFILE="$profile" BENCH_ADMIN_TOKEN="$admin"
+for mode in bearer dpop-eddsa dpop-es256 federated-es256 federated-es256-each; do
   run "$mode" /gw/accounts/accounts "$SATURATION_SECS" 64 0 | sed "s/^{/{\"kind\":\"saturation\",/" >>"$results"
   run "$mode" /gw/accounts/accounts "$FIXED_SECS" 32 "$FIXED_RATE" | sed "s/^{/{\"kind\":\"fixed\",/" >>"$results"
 done
@@ -51,7 +53,6 @@ task_secs=$(( FIXED_SECS * FIXED_RATE > 10000 ? 10000 / FIXED_RATE : FIXED_SECS 
 run bearer-task /gw/accounts/accounts "$task_secs" 32 "$FIXED_RATE" | sed "s/^{/{\"kind\":\"fixed\",/" >>"$results"
 "$load" direct "" "" "" "$direct" "$SATURATION_SECS" 64 0 | sed "s/^{/{\"kind\":\"saturation\",\"gw_cpu_s\":0,/" >>"$results"
 "$load" direct "" "" "" "$direct" "$FIXED_SECS" 32 "$FIXED_RATE" | sed "s/^{/{\"kind\":\"fixed\",\"gw_cpu_s\":0,/" >>"$results"
-export BENCH_PROFILE="$profile" BENCH_ADMIN_TOKEN="$admin"
 for mode in token-bearer token-dpop-es256 token-assertion-eddsa token-assertion-es256; do
   run "$mode" /oauth/token "$SATURATION_SECS" 32 0 | sed "s/^{/{\"kind\":\"saturation\",/" >>"$results"
 done
@@ -66,7 +67,8 @@ print(f"\nmachine: {open('/proc/cpuinfo').read().count('processor')} cores; one 
 print("| | saturation RPS | vs bearer | gateway CPU µs/request | p50 at %s RPS (ms) | p99 (ms) | p99.9 (ms) | 2xx at fixed rate |" % rate)
 print("|---|---:|---:|---:|---:|---:|---:|---:|")
 b = sat["bearer"]["rps"]
-for mode, name in [("direct", "direct upstream"), ("bearer", "gateway, bearer token"), ("dpop-eddsa", "gateway, DPoP EdDSA"), ("dpop-es256", "gateway, DPoP ES256")]:
+for mode, name in [("direct", "direct upstream"), ("bearer", "gateway, bearer token"), ("dpop-eddsa", "gateway, DPoP EdDSA"), ("dpop-es256", "gateway, DPoP ES256"),
+                   ("federated-es256", "gateway, identity provider's token (ES256), reused"), ("federated-es256-each", "gateway, identity provider's token (ES256), new each call")]:
     s, f = sat[mode], fixed[mode]
     cpu = s["gw_cpu_s"] / s["requests"] * 1e6 if s["gw_cpu_s"] else 0
     print(f"| {name} | {s['rps']:,.0f} | {s['rps']/b:.2f} | {cpu:.0f} | {f['p50']:.3f} | {f['p99']:.3f} | {f['p999']:.3f} | {f['ok']}/{f['requests']} |")

@@ -8,7 +8,11 @@
 //!         registered for profile $BENCH_PROFILE with the token $BENCH_ADMIN_TOKEN, and
 //!         each request carries a fresh signed assertion instead of the secret);
 //!         bearer-task calls with a per-task token (RFC 9396) for the path's endpoint only,
-//!         good for 10,000 calls, so every call is checked and counted)
+//!         good for 10,000 calls, so every call is checked and counted;
+//!         federated-es256 calls with a token of an identity provider (a trusted issuer
+//!         registered with a pasted JWKS, its identity linked to $BENCH_PROFILE, both with
+//!         $BENCH_ADMIN_TOKEN), the same token each time as an agent reuses it;
+//!         federated-es256-each signs a new one per request: a signature check each)
 //!   rate: 0 for closed-loop saturation, else an open-loop rate (requests/s) whose
 //!         latencies are measured from each request's scheduled start.
 //! Prints one JSON line: requests, ok, rps, p50/p99/p99.9 (ms), and the client's own CPU
@@ -36,14 +40,30 @@ struct Setup {
     key: Option<DpopKey>,
     token: String,
     nonce: Mutex<Option<String>>,
+    /// The trusted issuer's `iss` (federated modes).
+    issuer: String,
 }
 
+/// The audience the bench's identity provider issues its tokens for.
+const IDP_AUDIENCE: &str = "api://portcullis-bench";
+
 impl Setup {
+    /// A token of the bench's identity provider for the linked identity, valid 10 min.
+    fn idp_token(&self) -> String {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        self.key.as_ref().expect("key").sign(&ProofParts {
+            header: json!({ "alg": "ES256", "kid": "bench", "typ": "JWT" }),
+            claims: json!({ "iss": self.issuer, "sub": "bench-agent", "aud": IDP_AUDIENCE, "iat": now,
+                            "exp": now + 600, "jti": uuid::Uuid::new_v4().to_string() }),
+        })
+    }
+
     async fn one(&self, http: &reqwest::Client) -> bool {
         let token_url = format!("{}/oauth/token", self.base);
         let req = match self.mode.as_str() {
             "direct" => http.get(&self.url),
-            "bearer" | "bearer-task" => http.get(&self.url).bearer_auth(&self.token),
+            "bearer" | "bearer-task" | "federated-es256" => http.get(&self.url).bearer_auth(&self.token),
+            "federated-es256-each" => http.get(&self.url).bearer_auth(self.idp_token()),
             "dpop-es256" | "dpop-eddsa" => {
                 let key = self.key.as_ref().expect("key");
                 let proof = key.proof("GET", &self.url, Some(&self.token), None);
@@ -111,12 +131,18 @@ async fn main() {
     let rate: u64 = arg(8).parse().unwrap_or(0);
     let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().expect("client");
     let key = match mode.as_str() {
-        "dpop-es256" | "token-dpop-es256" | "token-assertion-es256" => Some(DpopKey::p256()),
+        "dpop-es256" | "token-dpop-es256" | "token-assertion-es256" | "federated-es256" | "federated-es256-each" => {
+            Some(DpopKey::p256())
+        }
         "dpop-eddsa" | "token-assertion-eddsa" => Some(DpopKey::ed25519()),
         _ => None,
     };
     let url = if mode == "direct" { path.clone() } else { format!("{base}{path}") };
-    let mut setup = Setup { mode, base, client_id, secret, url, key, token: String::new(), nonce: Mutex::new(None) };
+    // Each run registers an issuer of its own: issuers are unique, and a run never finds
+    // another run's.
+    let issuer = format!("https://idp.bench.example/{}", uuid::Uuid::new_v4());
+    let mut setup =
+        Setup { mode, base, client_id, secret, url, key, token: String::new(), nonce: Mutex::new(None), issuer };
     if matches!(setup.mode.as_str(), "bearer" | "bearer-task" | "dpop-es256" | "dpop-eddsa") {
         // A token the way each client gets it: bound for DPoP (after the nonce round).
         let token_url = format!("{}/oauth/token", setup.base);
@@ -193,6 +219,48 @@ async fn main() {
             .await
             .expect("key registration");
         assert!(res.status().is_success(), "key registration: {}", res.text().await.unwrap_or_default());
+    }
+    if setup.mode.starts_with("federated") {
+        // The platform admin registers the identity provider and links the agent's
+        // identity there to its profile.
+        let profile = std::env::var("BENCH_PROFILE").expect("BENCH_PROFILE");
+        let admin = std::env::var("BENCH_ADMIN_TOKEN").expect("BENCH_ADMIN_TOKEN");
+        let mut jwk = setup.key.as_ref().expect("key").jwk();
+        jwk["kid"] = json!("bench");
+        let post = |path: String, body: Value| {
+            let req = http.post(format!("{}/api/v1{path}", setup.base)).bearer_auth(&admin).json(&body);
+            async move {
+                let res = req.send().await.expect("admin request");
+                let status = res.status();
+                let body: Value = res.json().await.unwrap_or(Value::Null);
+                assert!(status.is_success(), "{path}: {status} {body}");
+                body
+            }
+        };
+        let registered = post(
+            "/issuers".into(),
+            json!({ "issuer": setup.issuer, "jwks": json!({ "keys": [jwk] }).to_string(),
+                    "audiences": [IDP_AUDIENCE], "algorithms": ["ES256"] }),
+        )
+        .await;
+        let issuer_id = registered["id"].as_str().expect("issuer id").to_owned();
+        post(
+            format!("/profiles/{profile}/federated-identities"),
+            json!({ "issuer_id": issuer_id, "subject": "bench-agent" }),
+        )
+        .await;
+        // The link reaches the gateway with the next policy snapshot.
+        let mut linked = false;
+        for _ in 0..50 {
+            let t = setup.idp_token();
+            if http.get(&setup.url).bearer_auth(&t).send().await.expect("probe").status().is_success() {
+                linked = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(linked, "the identity provider's token was never accepted");
+        setup.token = setup.idp_token();
     }
     let setup = Arc::new(setup);
     let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));

@@ -175,6 +175,19 @@ pub struct ExternalToken {
     /// What tells this token apart: its `jti`, or a digest of the token when the issuer
     /// gives none. A token exchanged for it names it.
     pub id: String,
+    /// The thumbprint of the issuer's key that verified it: a cache of verified tokens
+    /// keeps one only while its issuer still publishes that key.
+    pub key: String,
+}
+
+impl ExternalToken {
+    /// Whether it is still good at `now` (Unix ms), once verified: only time changes it.
+    pub fn check_time(&self, now: i64) -> Result<(), ExternalError> {
+        if now / SECOND >= self.expires_at + EXTERNAL_LEEWAY_SECS {
+            return Err(ExternalError::Expired);
+        }
+        Ok(())
+    }
 }
 
 #[derive(Deserialize)]
@@ -253,14 +266,14 @@ pub fn verify_external(
     for key in candidates {
         match jws::verified_claims::<ExternalClaims>(token, &key.key, alg) {
             Ok(claims) => {
-                verified = Some(claims);
+                verified = Some((claims, key));
                 break;
             }
             Err(jws::JwsError::BadSignature) => {}
             Err(jws::JwsError::Malformed) => return Err(ExternalError::Malformed),
         }
     }
-    let claims = verified.ok_or(ExternalError::BadSignature)?;
+    let (claims, key) = verified.ok_or(ExternalError::BadSignature)?;
     // Only what the issuer signed is told apart from here on.
     if claims.iss.as_deref() != Some(issuer.issuer.as_str()) {
         return Err(ExternalError::Malformed);
@@ -292,6 +305,7 @@ pub fn verify_external(
         cnf: claims.cnf.filter(|c| c.jkt.is_some() || c.x5t_s256.is_some()),
         expires_at: exp,
         id,
+        key: key.thumbprint.clone(),
     })
 }
 

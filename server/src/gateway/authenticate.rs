@@ -49,7 +49,7 @@ pub struct Caller<'s> {
     pub parties: Vec<&'s ProfileEntry>,
     /// For a token from a trusted issuer (federation), what it said; its credential is
     /// the identity's link to the profile, and it carries the profile's grants as they are.
-    pub external: Option<ExternalToken>,
+    pub external: Option<Arc<ExternalToken>>,
 }
 
 impl Caller<'_> {

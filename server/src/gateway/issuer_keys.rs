@@ -9,6 +9,11 @@
 //!   cached ones keep serving.
 //! - A fetch that fails keeps the last good keys (the issuer's outage is not ours).
 //!
+//! - A token that verified is remembered by its digest, as the gateway's own are: a
+//!   signature check per token rather than per request. Its expiry is checked on every
+//!   request, and it is verified afresh once its issuer no longer publishes the key
+//!   that signed it (or the issuer was disabled and registered again).
+//!
 //! The client is the upstreams' default TLS (system roots plus `--upstream-ca-file`),
 //! https only, no redirects, a timeout, and a cap on the document's size.
 
@@ -34,6 +39,8 @@ struct Inner {
     /// By issuer id. Read-locked per request, looked up without allocating; written
     /// once per issuer, and again when its URL changes (which starts afresh).
     issuers: RwLock<HashMap<String, Arc<Cached>>>,
+    /// Verified tokens by the SHA-256 of their text: the issuer's id and what it said.
+    verified: moka::sync::Cache<[u8; 32], Arc<(String, Arc<ExternalToken>)>>,
 }
 
 #[derive(Default)]
@@ -63,21 +70,42 @@ impl IssuerKeyCache {
             .timeout(FETCH_TIMEOUT)
             .connect_timeout(FETCH_TIMEOUT)
             .build()?;
-        Ok(Self(Arc::new(Inner { http, min_interval, issuers: RwLock::new(HashMap::new()) })))
+        // A trusted issuer's token may live longer than ours; an hour in the cache, then
+        // one signature check again.
+        let verified =
+            moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(3600)).build();
+        Ok(Self(Arc::new(Inner { http, min_interval, issuers: RwLock::new(HashMap::new()), verified })))
     }
 
     /// Verifies a token of `issuer` with its cached keys; one naming a key the cache
     /// lacks is checked again with newer keys, when the rate bound allows a fetch. The
     /// gateway and the token endpoint (a subject token to exchange) both check here.
-    pub async fn verify(&self, token: &str, issuer: &IssuerEntry, now: i64) -> Result<ExternalToken, ExternalError> {
+    pub async fn verify(
+        &self,
+        token: &str,
+        issuer: &IssuerEntry,
+        now: i64,
+    ) -> Result<Arc<ExternalToken>, ExternalError> {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
         let keys = self.keys(issuer, Need::Cached).await;
-        match verify_external(token, issuer, &keys.keys, now) {
+        if let Some(hit) = self.0.verified.get(&digest) {
+            let (issuer_id, verified) = &*hit;
+            if *issuer_id == issuer.id && keys.keys.iter().any(|k| k.thumbprint == verified.key) {
+                verified.check_time(now)?;
+                return Ok(verified.clone());
+            }
+        }
+        let verified = match verify_external(token, issuer, &keys.keys, now) {
             Err(ExternalError::UnknownKey) => {
                 let keys = self.keys(issuer, Need::Newer).await;
                 verify_external(token, issuer, &keys.keys, now)
             }
             other => other,
-        }
+        }?;
+        let verified = Arc::new(verified);
+        self.0.verified.insert(digest, Arc::new((issuer.id.clone(), verified.clone())));
+        Ok(verified)
     }
 
     /// The issuer's keys: pasted ones as they are; fetched ones from the cache, fetched

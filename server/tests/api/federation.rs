@@ -272,6 +272,14 @@ async fn forged_misdirected_and_stale_tokens_of_a_trusted_issuer_are_refused_wit
     assert_eq!(rows.len(), cases.len(), "one row each");
     assert!(rows.iter().all(|r| r["client_id"].is_null()), "none is the agent's record");
     assert!(idp.fetches() <= 2, "the made-up kid cost one fetch at most: {}", idp.fetches());
+
+    // Verified once and remembered by the gateway, a token still ends when it says
+    // (after the 60 s leeway for another organisation's clock).
+    let short = token(&key, "k1", json!({ "exp": now() - 60 + 2 }));
+    assert_eq!(gw(&app, &short).await.0, StatusCode::OK);
+    assert_eq!(gw(&app, &short).await.0, StatusCode::OK, "from the cache");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(gw(&app, &short).await, (StatusCode::UNAUTHORIZED, "invalid_token".into()), "expired since");
 }
 
 #[tokio::test]
