@@ -305,7 +305,8 @@ impl Gateway {
     /// token whose signature verifies but whose credential was revoked. Such a request is
     /// an attempt *naming* that client — recorded apart from its own traffic, so nobody
     /// can put requests into another client's record. Only for refusals: it costs a hash
-    /// or a verification again.
+    /// or a verification again. A trusted issuer's token names the client its identity
+    /// is linked to when its signature was proven already (remembered, not fetched for).
     pub fn named_client<'s>(
         &self,
         snap: &'s Snapshot,
@@ -325,7 +326,12 @@ impl Gateway {
             return Some(found);
         }
         let (_, token) = access_token(headers)?;
-        let claims = self.state.verify_access_token(&self.tokens, token).ok()?;
+        let Ok(claims) = self.state.verify_access_token(&self.tokens, token) else {
+            let issuer = snap.trusted_issuer_of(token)?;
+            let verified = self.issuer_keys.remembered(token, issuer, self.state.now())?;
+            let credential = issuer.identities.get(&verified.subject)?;
+            return snap.profiles.get(&credential.profile_id).map(|p| p.client_id.as_str());
+        };
         snap.profiles.get(&claims.profile).filter(|p| p.client_id == claims.client_id).map(|p| p.client_id.as_str())
     }
 }

@@ -108,6 +108,17 @@ impl IssuerKeyCache {
         Ok(verified)
     }
 
+    /// A token of `issuer` this cache verified before and that has not expired, without
+    /// fetching or checking anything: who a refused request named, never whether to let
+    /// one through.
+    pub fn remembered(&self, token: &str, issuer: &IssuerEntry, now: i64) -> Option<Arc<ExternalToken>> {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let hit = self.0.verified.get(&digest)?;
+        let (issuer_id, verified) = &*hit;
+        (*issuer_id == issuer.id && verified.check_time(now).is_ok()).then(|| verified.clone())
+    }
+
     /// The issuer's keys: pasted ones as they are; fetched ones from the cache, fetched
     /// (again) when there are none yet or the caller needs newer ones and the rate bound
     /// allows. Empty when none could be had: every token is then refused.

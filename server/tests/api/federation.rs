@@ -398,6 +398,34 @@ async fn an_issuer_bound_token_needs_its_proof_and_satisfies_a_dpop_profile() {
     assert_eq!(rows[0]["client_id"], json!(a.reg.client_id));
 }
 
+#[tokio::test]
+async fn a_refused_call_with_a_linked_identitys_token_is_an_attempt_naming_its_client_and_a_forgery_names_nobody() {
+    let ca = TestCa::new("Identity provider test CA");
+    let (app, upstream, a) = federated_app(&ca, 30).await;
+    let key = DpopKey::p256();
+    let idp = IdentityProvider::start(&ca, &[(&key, "k1")]).await;
+    let admin = admin_script(&app).await;
+    let issuer_id = register(&app, &admin, &idp).await;
+    assert_eq!(link(&admin, &a, &issuer_id, "agent-app-1").await.0, StatusCode::CREATED);
+    let t = token(&key, "k1", json!({}));
+    assert_eq!(gw(&app, &t).await.0, StatusCode::OK);
+
+    let path = format!("/clients/{}/suspended", a.reg.client_id);
+    assert_eq!(admin.put(&path, json!({ "suspended": true, "reason": "incident 7" })).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(gw(&app, &t).await, (StatusCode::FORBIDDEN, "client_suspended".into()));
+    // Someone else's key, the same identity claimed: it names nobody.
+    let forged = token(&DpopKey::p256(), "k1", json!({}));
+    assert_eq!(gw(&app, &forged).await, (StatusCode::UNAUTHORIZED, "invalid_token".into()));
+    assert_eq!(upstream.hits(), 1);
+
+    let named = format!("attempted_client_id = '{}' AND client_id IS NULL", a.reg.client_id);
+    let rows = app.wait_for_audit(&named, 1).await;
+    assert_eq!(rows.len(), 1, "the suspended call, and not the forgery: {rows:?}");
+    assert_eq!(rows[0]["reason"], "client_suspended");
+    let forgery = app.wait_for_audit("reason = 'invalid_token' AND channel = 'rest'", 1).await;
+    assert!(forgery.iter().all(|r| r["attempted_client_id"].is_null() && r["client_id"].is_null()), "{forgery:?}");
+}
+
 /// `actor` exchanges a trusted issuer's `subject` token (RFC 8693): status, the error
 /// code (empty when issued) and the issued token or the refusal's description.
 async fn exchanged(app: &TestApp, actor: &Agent, subject: &str) -> (StatusCode, String, String) {
