@@ -28,6 +28,65 @@ pub struct PortalState {
     pub http: reqwest::Client,
     /// The upstream TLS profiles this server was started with, which products may name.
     pub upstream_tls: portcullis_domain::upstream_tls::UpstreamTlsNames,
+    /// How trusted issuers are reached (the gateway's client for their keys: https only,
+    /// no redirects, a timeout): registering one may read its metadata first.
+    pub issuer_http: reqwest::Client,
+}
+
+impl PortalState {
+    /// Registers a trusted issuer (admins only). Given neither a JWKS URL nor a JWKS, the
+    /// URL is read from the issuer's OpenID Provider metadata first (discovery), and the
+    /// admin sees what was found; a provider that moves its keys' URL is registered anew.
+    pub async fn register_issuer(
+        &self,
+        actor: &Actor,
+        mut new: portcullis_domain::model::NewTrustedIssuer,
+    ) -> Result<portcullis_domain::model::TrustedIssuerView, DomainError> {
+        use portcullis_domain::enforcement::{discovery_url, jwks_uri_from_discovery, MAX_DISCOVERY_BYTES};
+        let blank = |v: &Option<String>| v.as_deref().is_none_or(|v| v.trim().is_empty());
+        if blank(&new.jwks_uri) && blank(&new.jwks) {
+            // Nothing is fetched on the word of someone who may not register issuers.
+            portcullis_domain::issuers::may_register_issuers(actor)?;
+            let issuer = new.issuer.trim();
+            let url = discovery_url(issuer);
+            if !reqwest::Url::parse(&url).is_ok_and(|u| u.scheme() == "https") {
+                return Err(DomainError::Invalid(format!(
+                    "{issuer} is not an https URL, so its keys cannot be discovered: give its JWKS URL or its JWKS."
+                )));
+            }
+            let found = fetch_capped(&self.issuer_http, &url, MAX_DISCOVERY_BYTES)
+                .await
+                .and_then(|document| jwks_uri_from_discovery(issuer, &document))
+                .map_err(|why| {
+                    DomainError::Invalid(format!(
+                        "The keys of {issuer} could not be discovered: {why}. Give its JWKS URL or its JWKS instead."
+                    ))
+                })?;
+            new.jwks_uri = Some(found);
+        }
+        self.store.register_issuer(actor, new, &self.tokens.issuer).await
+    }
+}
+
+/// GETs `url` with `http` and reads at most `max` bytes of a successful answer: what is
+/// read from another organisation's server is bounded before it is parsed.
+pub async fn fetch_capped(http: &reqwest::Client, url: &str, max: usize) -> Result<Vec<u8>, String> {
+    let mut response = http.get(url).send().await.map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("{url} answered {}", response.status()));
+    }
+    let too_large = || format!("{url} sent more than {} KB", max / 1024);
+    if response.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > max {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Sign-in and sign-up attempts, limited per (account, address) and per address — never

@@ -122,6 +122,14 @@ const SELECT_ISSUERS: &str = "SELECT i.id, i.issuer, i.jwks_uri, i.jwks, i.audie
         (SELECT COUNT(*) FROM credentials c WHERE c.issuer_id = i.id AND c.revoked_at IS NULL) AS linked
      FROM trusted_issuers i";
 
+/// Whether `actor` may register a trusted issuer: an admin, with a token (if any) that
+/// may write the catalog — the checks [`Store::register_issuer`] starts with, for a
+/// caller that would fetch something on the actor's word first (discovery).
+pub fn may_register_issuers(actor: &Actor) -> Result<()> {
+    actor.permit(Area::Catalog, Access::Write)?;
+    actor.require_admin()
+}
+
 impl Store {
     /// Registers an issuer whose tokens the gateway will accept for the identities
     /// linked to profiles (none yet). Admins only. `own_issuer` is this server's: its

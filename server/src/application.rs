@@ -291,6 +291,7 @@ impl Application {
             gateway_base: format!("{scheme}://{}", loopback(local)),
             http: test_access_client(tls.as_ref())?,
             upstream_tls: upstream_tls_names.clone(),
+            issuer_http: gateway.issuer_keys().http(),
         };
         let mcp = crate::mcp::McpServer::new(gateway.clone(), portal.clone(), &secret);
         mcp.follow_ended_sessions().await?;

@@ -51,7 +51,7 @@ pub async fn register_issuer(
         algorithms: algorithms.unwrap_or_default(),
         subject_claim,
     };
-    state.store.register_issuer(&actor, new, &state.tokens.issuer).await.map_err(domain)
+    state.register_issuer(&actor, new).await.map_err(domain)
 }
 
 #[server(endpoint = "disable_issuer")]

@@ -55,7 +55,7 @@ pub fn IssuersAdminPage() -> impl IntoView {
                 <div class="field">
                     <label for="jwks_uri">"JWKS URL (https)"</label>
                     <input id="jwks_uri" name="jwks_uri" type="url" maxlength="2048" placeholder="https://login.example.com/tenant-id/discovery/v2.0/keys"/>
-                    <p class="muted">"Fetched by the server, cached, and fetched again when a token names a key it lacks (at most once per interval). Or paste the keys instead:"</p>
+                    <p class="muted">"Fetched by the server, cached, and fetched again when a token names a key it lacks (at most once per interval). Leave it and the JWKS empty to take the URL from the issuer's OpenID metadata (" <code>".well-known/openid-configuration"</code> "). Or paste the keys instead:"</p>
                 </div>
                 <div class="field">
                     <label for="jwks">"JWKS (public keys), if there is no URL"</label>

@@ -211,6 +211,39 @@ pub fn claimed_issuer(token: &str) -> Option<String> {
     jws::unverified_claims(token)?.get("iss")?.as_str().map(str::to_owned)
 }
 
+/// The largest OpenID Provider metadata document read (discovery).
+pub const MAX_DISCOVERY_BYTES: usize = 64 * 1024;
+
+/// Where an issuer publishes its OpenID Provider metadata (OpenID Connect Discovery 1.0
+/// §4): its issuer URL with `/.well-known/openid-configuration` appended.
+pub fn discovery_url(issuer: &str) -> String {
+    format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'))
+}
+
+/// The JWKS URL an issuer's metadata names, once the document shows it is that issuer's:
+/// its `issuer` must be the one registered, exactly (§4.3), or one provider could pass
+/// off its keys as another's. Whether the URL is fit to fetch keys from is checked where
+/// any JWKS URL is.
+pub fn jwks_uri_from_discovery(issuer: &str, document: &[u8]) -> Result<String, String> {
+    #[derive(Deserialize)]
+    struct Metadata {
+        issuer: Option<String>,
+        jwks_uri: Option<String>,
+    }
+    let metadata: Metadata =
+        serde_json::from_slice(document).map_err(|_| "its metadata is not a JSON object".to_owned())?;
+    match metadata.issuer {
+        Some(named) if named == issuer => {}
+        Some(named) => {
+            return Err(format!(
+                "its metadata names another issuer ({named}); register the issuer exactly as its tokens name it"
+            ))
+        }
+        None => return Err("its metadata names no issuer".into()),
+    }
+    metadata.jwks_uri.filter(|u| !u.is_empty()).ok_or_else(|| "its metadata names no jwks_uri".into())
+}
+
 impl super::Snapshot {
     /// The trusted issuer a token that is not ours claims to come from, if one is
     /// trusted (read *unverified*: only to pick the keys that check it).

@@ -37,9 +37,9 @@ pub use exchange::{
     delegate, Delegation, ExchangeRefusal, SubjectClaim, ACCESS_TOKEN_TYPE, MAX_ACTORS, TOKEN_EXCHANGE,
 };
 pub use federation::{
-    claimed_issuer, issuer_alg, parse_jwks, valid_subject_claim, verify_external, ExternalError, ExternalToken,
-    IssuerEntry, IssuerKey, IssuerKeySet, IssuerKeys, EXTERNAL_LEEWAY_SECS, ISSUER_ALGS, MAX_JWKS_BYTES, MAX_JWKS_KEYS,
-    MAX_SUBJECT,
+    claimed_issuer, discovery_url, issuer_alg, jwks_uri_from_discovery, parse_jwks, valid_subject_claim,
+    verify_external, ExternalError, ExternalToken, IssuerEntry, IssuerKey, IssuerKeySet, IssuerKeys,
+    EXTERNAL_LEEWAY_SECS, ISSUER_ALGS, MAX_DISCOVERY_BYTES, MAX_JWKS_BYTES, MAX_JWKS_KEYS, MAX_SUBJECT,
 };
 pub(crate) use keys::Signer;
 pub use keys::{Jwk, KeyRing, KeyRingHandle, SigningAlg};

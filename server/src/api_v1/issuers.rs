@@ -26,7 +26,8 @@ pub async fn list_issuers(
 }
 
 /// Registers an identity provider whose tokens the gateway accepts for the identities
-/// linked to profiles. Its keys: an https `jwks_uri`, or a pasted `jwks`.
+/// linked to profiles. Its keys: an https `jwks_uri`, or a pasted `jwks`; with neither,
+/// the `jwks_uri` its OpenID Provider metadata names (discovery).
 #[utoipa::path(post, path = "/issuers", request_body = NewTrustedIssuer,
     responses((status = 201, body = TrustedIssuerView), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn register_issuer(
@@ -35,7 +36,7 @@ pub async fn register_issuer(
     body: Body<NewTrustedIssuer>,
 ) -> Answer<(StatusCode, Json<TrustedIssuerView>)> {
     let Json(b) = body?;
-    let issuer = s.portal.store.register_issuer(&actor, b, &s.portal.tokens.issuer).await?;
+    let issuer = s.portal.register_issuer(&actor, b).await?;
     Ok((StatusCode::CREATED, Json(issuer)))
 }
 

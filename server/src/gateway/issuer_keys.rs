@@ -185,22 +185,14 @@ impl IssuerKeyCache {
     }
 
     async fn download(&self, url: &str) -> Result<IssuerKeySet, String> {
-        let mut response = self.0.http.get(url).send().await.map_err(|e| e.to_string())?;
-        if !response.status().is_success() {
-            return Err(format!("status {}", response.status()));
-        }
-        if response.content_length().is_some_and(|n| n > MAX_JWKS_BYTES as u64) {
-            return Err("document too large".into());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
-            if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err("document too large".into());
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = portcullis_app::ssr::fetch_capped(&self.0.http, url, MAX_JWKS_BYTES).await?;
         let text = String::from_utf8(body).map_err(|_| "not UTF-8".to_owned())?;
         parse_jwks(&text).map_err(|e| e.0)
+    }
+
+    /// The client that fetches issuers' keys, for reading their metadata too.
+    pub fn http(&self) -> reqwest::Client {
+        self.0.http.clone()
     }
 }
 

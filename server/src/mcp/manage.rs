@@ -157,7 +157,8 @@ const TOOLS: &[Tool] = &[
     Tool {
         name: "register_issuer",
         title: "Trust an identity provider",
-        description: "Registers an issuer (its tokens' `iss`), its keys (an https `jwks_uri`, or a pasted `jwks`), \
+        description: "Registers an issuer (its tokens' `iss`), its keys (an https `jwks_uri`, or a pasted `jwks`, or \
+                      neither: the `jwks_uri` of its OpenID Provider metadata), \
                       the audiences and asymmetric algorithms (RS256, PS256, ES256, EdDSA) its tokens must have, \
                       and the claim that names the caller (`sub` by default). Admins only.",
         kind: Kind::Write,
@@ -871,7 +872,7 @@ async fn run(portal: &PortalState, actor: &Actor, name: &str, a: &Map<String, Va
         }
         "register_issuer" => {
             let new: portcullis_domain::model::NewTrustedIssuer = args(a)?;
-            store.register_issuer(actor, new, &portal.tokens.issuer).await.and_then(value)
+            portal.register_issuer(actor, new).await.and_then(value)
         }
         "disable_issuer" => {
             let i: IssuerArg = args(a)?;

@@ -32,6 +32,10 @@ struct IdentityProvider {
     jwks: Arc<Mutex<Value>>,
     fetches: Arc<AtomicUsize>,
     delay_ms: Arc<AtomicU64>,
+    /// Its OpenID Provider metadata, at `{issuer()}/.well-known/openid-configuration`.
+    metadata: Arc<Mutex<Value>>,
+    discoveries: Arc<AtomicUsize>,
+    base: String,
 }
 
 impl IdentityProvider {
@@ -39,16 +43,38 @@ impl IdentityProvider {
         let jwks = Arc::new(Mutex::new(Self::document(keys)));
         let (fetches, delay_ms) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicU64::new(0)));
         let (served, counted, delay) = (jwks.clone(), fetches.clone(), delay_ms.clone());
-        let router = axum::Router::new().route(
-            "/keys",
-            axum::routing::get(move || async move {
-                counted.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(delay.load(Ordering::SeqCst))).await;
-                axum::Json(served.lock().unwrap().clone())
-            }),
-        );
+        let (metadata, discoveries) = (Arc::new(Mutex::new(Value::Null)), Arc::new(AtomicUsize::new(0)));
+        let (described, asked) = (metadata.clone(), discoveries.clone());
+        let router = axum::Router::new()
+            .route(
+                "/keys",
+                axum::routing::get(move || async move {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(delay.load(Ordering::SeqCst))).await;
+                    axum::Json(served.lock().unwrap().clone())
+                }),
+            )
+            .route(
+                "/tenant-1/.well-known/openid-configuration",
+                axum::routing::get(move || async move {
+                    asked.fetch_add(1, Ordering::SeqCst);
+                    axum::Json(described.lock().unwrap().clone())
+                }),
+            );
         let port = serve_https(ca.issue("localhost", ServerAuth), None, router).await;
-        Self { jwks_uri: format!("https://localhost:{port}/keys"), jwks, fetches, delay_ms }
+        let base = format!("https://localhost:{port}");
+        let idp = Self { jwks_uri: format!("{base}/keys"), jwks, fetches, delay_ms, metadata, discoveries, base };
+        idp.describe(json!({ "issuer": idp.issuer(), "jwks_uri": idp.jwks_uri }));
+        idp
+    }
+
+    /// Its own issuer URL, as its metadata says it.
+    fn issuer(&self) -> String {
+        format!("{}/tenant-1", self.base)
+    }
+
+    fn describe(&self, metadata: Value) {
+        *self.metadata.lock().unwrap() = metadata;
     }
 
     fn document(keys: &[(&DpopKey, &str)]) -> Value {
@@ -424,6 +450,50 @@ async fn a_refused_call_with_a_linked_identitys_token_is_an_attempt_naming_its_c
     assert_eq!(rows[0]["reason"], "client_suspended");
     let forgery = app.wait_for_audit("reason = 'invalid_token' AND channel = 'rest'", 1).await;
     assert!(forgery.iter().all(|r| r["attempted_client_id"].is_null() && r["client_id"].is_null()), "{forgery:?}");
+}
+
+#[tokio::test]
+async fn keys_are_discovered_from_the_issuers_own_metadata_and_nothing_else() {
+    let ca = TestCa::new("Identity provider test CA");
+    let (app, upstream, a) = federated_app(&ca, 30).await;
+    let key = DpopKey::p256();
+    let idp = IdentityProvider::start(&ca, &[(&key, "k1")]).await;
+    let admin = admin_script(&app).await;
+    let issuer = idp.issuer();
+    let body =
+        |iss: &str| json!({ "issuer": iss, "audiences": [AUDIENCE], "algorithms": ["ES256"], "subject_claim": "azp" });
+
+    // Only an admin's registration makes the server fetch anything.
+    let owner = Script::new(&app, &a.dev.personal_token(None).await);
+    assert_eq!(owner.post("/issuers", body(&issuer)).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(idp.discoveries.load(Ordering::SeqCst), 0);
+
+    // Metadata that is another issuer's (a mix-up), names no keys or plain-http keys, or
+    // is not there: refused with what was wrong, and nothing registered.
+    let cases = [
+        (json!({ "issuer": ISSUER, "jwks_uri": idp.jwks_uri }), issuer.clone(), "another issuer"),
+        (json!({ "issuer": issuer }), issuer.clone(), "no jwks_uri"),
+        (json!({ "issuer": issuer, "jwks_uri": "http://localhost/keys" }), issuer.clone(), "https URL"),
+        (json!({ "issuer": issuer, "jwks_uri": idp.jwks_uri }), format!("{issuer}-elsewhere"), "404"),
+    ];
+    for (metadata, registered_as, says) in cases {
+        idp.describe(metadata);
+        let (status, problem) = admin.post("/issuers", body(&registered_as)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+        assert!(problem.to_string().contains(says), "{says}: {problem}");
+    }
+    let (_, listed) = admin.get("/issuers").await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
+
+    // The issuer's own metadata: its keys' URL is registered, and its tokens are good.
+    idp.describe(json!({ "issuer": issuer, "jwks_uri": idp.jwks_uri }));
+    let (status, registered) = admin.post("/issuers", body(&issuer)).await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    assert_eq!(registered["jwks_uri"], json!(idp.jwks_uri), "the admin sees what was found");
+    let issuer_id = registered["id"].as_str().unwrap().to_owned();
+    assert_eq!(link(&admin, &a, &issuer_id, "agent-app-1").await.0, StatusCode::CREATED);
+    assert_eq!(gw(&app, &token(&key, "k1", json!({ "iss": issuer }))).await, (StatusCode::OK, String::new()));
+    assert_eq!(upstream.hits(), 1);
 }
 
 /// `actor` exchanges a trusted issuer's `subject` token (RFC 8693): status, the error

@@ -192,3 +192,17 @@ fn claim_names_that_name_the_caller() {
         assert!(!valid_subject_claim(bad), "{bad}");
     }
 }
+
+#[test]
+fn discovery_takes_the_keys_url_only_from_the_issuers_own_metadata() {
+    assert_eq!(discovery_url("https://idp.example/t1/"), "https://idp.example/t1/.well-known/openid-configuration");
+    let doc = |v: Value| v.to_string().into_bytes();
+    let own = doc(json!({ "issuer": ISSUER, "jwks_uri": "https://idp.example/keys" }));
+    assert_eq!(jwks_uri_from_discovery(ISSUER, &own).as_deref(), Ok("https://idp.example/keys"));
+    let other = doc(json!({ "issuer": "https://evil.example", "jwks_uri": "https://evil.example/keys" }));
+    assert!(jwks_uri_from_discovery(ISSUER, &other).unwrap_err().contains("another issuer"));
+    let trailing = doc(json!({ "issuer": format!("{ISSUER}/"), "jwks_uri": "https://idp.example/keys" }));
+    assert!(jwks_uri_from_discovery(ISSUER, &trailing).is_err(), "exactly, not nearly");
+    assert!(jwks_uri_from_discovery(ISSUER, &doc(json!({ "issuer": ISSUER }))).unwrap_err().contains("jwks_uri"));
+    assert!(jwks_uri_from_discovery(ISSUER, b"<html>").unwrap_err().contains("JSON"));
+}
