@@ -672,7 +672,7 @@ async fn registrations_and_links_are_refused_with_what_to_change_and_one_identit
 /// token works on both (one fetch each, then none per request), and a link revoked
 /// through one is refused by the other within the policy's propagation bound.
 #[tokio::test]
-async fn a_link_revoked_on_one_replica_is_refused_by_the_other() {
+async fn a_link_revoked_on_one_replica_ends_its_tokens_and_what_was_exchanged_for_them_on_the_other() {
     let ca = TestCa::new("Identity provider test CA");
     let (mut app, _upstream, a) = federated_app(&ca, 30).await;
     let key = DpopKey::p256();
@@ -683,9 +683,19 @@ async fn a_link_revoked_on_one_replica_is_refused_by_the_other() {
     let issuer_id = register(&app, &admin, &idp).await;
     let (status, linked) = link(&admin, &a, &issuer_id, "agent-app-1").await;
     assert_eq!(status, StatusCode::CREATED, "{linked}");
+    // Another agent will act on behalf of the linked one (token exchange).
+    let actor = crate::helpers::agent(&app, &["bank"]).await;
     let ca_file = write_ca(&app, &ca);
     app.shut_down().await;
-    let flags = ["--upstream-ca-file", ca_file.to_str().unwrap(), "--source-refusal-limit", "0"];
+    // One public URL, as behind one load balancer: a token of ours is good at either.
+    let flags = [
+        "--upstream-ca-file",
+        ca_file.to_str().unwrap(),
+        "--source-refusal-limit",
+        "0",
+        "--public-url",
+        "http://gateway.test",
+    ];
     let (first, second) = (Server::start(&app, &flags).await, Server::start(&app, &flags).await);
 
     let t = token(&key, "k1", json!({}));
@@ -693,6 +703,11 @@ async fn a_link_revoked_on_one_replica_is_refused_by_the_other() {
         assert_eq!(gw_on(&replica.base, &t).await, (StatusCode::OK, String::new()));
     }
     assert_eq!(idp.fetches(), 2, "one fetch per replica, none per request");
+    // Exchanged on one replica, used on the other.
+    let (status, body) = crate::token_exchange::exchange(&first.base, &actor, &t, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let delegated = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(gw_on(&second.base, &delegated).await, (StatusCode::OK, String::new()));
 
     let credential = linked["credential_id"].as_str().unwrap();
     let res = reqwest::Client::new()
@@ -714,6 +729,8 @@ async fn a_link_revoked_on_one_replica_is_refused_by_the_other() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     eprintln!("federated token refused on the other replica {:?} after the revocation", revoked.elapsed());
+    // What was exchanged for it ended there too (the same policy snapshot decided).
+    assert_eq!(gw_on(&second.base, &delegated).await, (StatusCode::UNAUTHORIZED, "invalid_token".into()));
     first.kill();
     second.kill();
 }
