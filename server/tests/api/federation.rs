@@ -152,6 +152,30 @@ async fn link(admin: &Script, a: &Agent, issuer_id: &str, subject: &str) -> (Sta
     admin.post(&path, json!({ "issuer_id": issuer_id, "subject": subject })).await
 }
 
+/// A server that trusts a test identity provider (keys fetched at most every
+/// `interval_secs`), whose identity `agent-app-1` is linked to a bank agent.
+struct Linked {
+    app: TestApp,
+    upstream: TestUpstream,
+    a: Agent,
+    /// The provider's signing key, published as `k1`.
+    key: DpopKey,
+    idp: IdentityProvider,
+    admin: Script,
+    _ca: TestCa,
+}
+
+async fn linked(interval_secs: u64) -> Linked {
+    let ca = TestCa::new("Identity provider test CA");
+    let (app, upstream, a) = federated_app(&ca, interval_secs).await;
+    let key = DpopKey::p256();
+    let idp = IdentityProvider::start(&ca, &[(&key, "k1")]).await;
+    let admin = admin_script(&app).await;
+    let issuer_id = register(&app, &admin, &idp).await;
+    assert_eq!(link(&admin, &a, &issuer_id, "agent-app-1").await.0, StatusCode::CREATED);
+    Linked { app, upstream, a, key, idp, admin, _ca: ca }
+}
+
 /// A `/gw` call with `Authorization: Bearer <token>`: status and the problem's `code`.
 async fn gw(app: &TestApp, token: &str) -> (StatusCode, String) {
     gw_at(app, "bank", token).await
@@ -232,14 +256,8 @@ async fn a_trusted_issuers_token_acts_as_the_linked_agent_until_the_link_is_revo
 
 #[tokio::test]
 async fn forged_misdirected_and_stale_tokens_of_a_trusted_issuer_are_refused_with_their_reason() {
-    let ca = TestCa::new("Identity provider test CA");
-    let (app, upstream, a) = federated_app(&ca, 30).await;
-    let key = DpopKey::p256();
+    let Linked { app, upstream, key, idp, .. } = linked(30).await;
     let stranger = DpopKey::p256();
-    let idp = IdentityProvider::start(&ca, &[(&key, "k1")]).await;
-    let admin = admin_script(&app).await;
-    let issuer_id = register(&app, &admin, &idp).await;
-    assert_eq!(link(&admin, &a, &issuer_id, "agent-app-1").await.0, StatusCode::CREATED);
     assert_eq!(gw(&app, &token(&key, "k1", json!({}))).await.0, StatusCode::OK);
 
     let jwk = key.jwk();
@@ -310,13 +328,7 @@ async fn forged_misdirected_and_stale_tokens_of_a_trusted_issuer_are_refused_wit
 
 #[tokio::test]
 async fn made_up_key_ids_cost_the_issuer_one_fetch_per_interval_and_a_rotation_is_picked_up() {
-    let ca = TestCa::new("Identity provider test CA");
-    let (app, _upstream, a) = federated_app(&ca, 2).await;
-    let key = DpopKey::p256();
-    let idp = IdentityProvider::start(&ca, &[(&key, "k1")]).await;
-    let admin = admin_script(&app).await;
-    let issuer_id = register(&app, &admin, &idp).await;
-    assert_eq!(link(&admin, &a, &issuer_id, "agent-app-1").await.0, StatusCode::CREATED);
+    let Linked { app, key, idp, .. } = linked(2).await;
     let good = token(&key, "k1", json!({}));
     assert_eq!(gw(&app, &good).await.0, StatusCode::OK);
     assert_eq!(idp.fetches(), 1);
@@ -378,13 +390,7 @@ async fn made_up_key_ids_cost_the_issuer_one_fetch_per_interval_and_a_rotation_i
 
 #[tokio::test]
 async fn an_issuer_bound_token_needs_its_proof_and_satisfies_a_dpop_profile() {
-    let ca = TestCa::new("Identity provider test CA");
-    let (app, _upstream, a) = federated_app(&ca, 30).await;
-    let key = DpopKey::p256();
-    let idp = IdentityProvider::start(&ca, &[(&key, "k1")]).await;
-    let admin = admin_script(&app).await;
-    let issuer_id = register(&app, &admin, &idp).await;
-    assert_eq!(link(&admin, &a, &issuer_id, "agent-app-1").await.0, StatusCode::CREATED);
+    let Linked { app, a, key, admin, .. } = linked(30).await;
     let (status, _) = admin
         .put(
             &format!("/profiles/{}/sender-constraint", a.reg.secret.profile_id),
@@ -426,13 +432,7 @@ async fn an_issuer_bound_token_needs_its_proof_and_satisfies_a_dpop_profile() {
 
 #[tokio::test]
 async fn a_refused_call_with_a_linked_identitys_token_is_an_attempt_naming_its_client_and_a_forgery_names_nobody() {
-    let ca = TestCa::new("Identity provider test CA");
-    let (app, upstream, a) = federated_app(&ca, 30).await;
-    let key = DpopKey::p256();
-    let idp = IdentityProvider::start(&ca, &[(&key, "k1")]).await;
-    let admin = admin_script(&app).await;
-    let issuer_id = register(&app, &admin, &idp).await;
-    assert_eq!(link(&admin, &a, &issuer_id, "agent-app-1").await.0, StatusCode::CREATED);
+    let Linked { app, upstream, a, key, admin, .. } = linked(30).await;
     let t = token(&key, "k1", json!({}));
     assert_eq!(gw(&app, &t).await.0, StatusCode::OK);
 
