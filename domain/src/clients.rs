@@ -243,8 +243,44 @@ impl Store {
         self.change_profile_policy(actor, profile_id, &set, "profile.sender_constraint_changed", summary).await
     }
 
-    /// An admin's change to a profile's policy (the caller checked who may and what is
-    /// valid): the columns set and the audit event in one transaction, then announced to
+    /// Who may act on behalf of the profile's client through token exchange (RFC 8693
+    /// `may_act`): any client holding one of its tokens (`None`, the default), or only
+    /// the clients listed (none: nobody). Its owner decides, or an admin. From the next
+    /// request, a delegated token whose chain names a client no longer allowed is refused.
+    pub async fn set_may_act(&self, actor: &Actor, profile_id: &str, actors: Option<Vec<String>>) -> Result<()> {
+        actor.permit(Area::Clients, Access::Write)?;
+        let profile = self.owned_profile(actor, profile_id, Access::Write).await?;
+        let value = match &actors {
+            None => ANY_ACTOR.to_owned(),
+            Some(list) => {
+                let mut list: Vec<&str> = list.iter().map(|c| c.trim()).filter(|c| !c.is_empty()).collect();
+                list.sort_unstable();
+                list.dedup();
+                if list.len() > MAX_MAY_ACT {
+                    return Err(DomainError::Invalid(format!("Name at most {MAX_MAY_ACT} clients.")));
+                }
+                for id in &list {
+                    if *id == profile.client_id {
+                        return Err(DomainError::Invalid("A client never acts on its own behalf.".into()));
+                    }
+                    let known: Option<String> = sqlx::query_scalar("SELECT id FROM clients WHERE id = $1")
+                        .bind(*id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    if known.is_none() {
+                        return Err(DomainError::Invalid(format!("There is no client {id}.")));
+                    }
+                }
+                list.join(" ")
+            }
+        };
+        let set = [("may_act", PolicyValue::Text(&value))];
+        let summary = json!({ "may_act": may_act(&value) });
+        self.change_profile_policy(actor, profile_id, &set, "profile.may_act_changed", summary).await
+    }
+
+    /// A change to a profile's policy by an admin, or by its owner where the caller allows
+    /// it (the caller checked who may and what is valid): the columns set and the audit event in one transaction, then announced to
     /// every replica, which apply it from the next request.
     async fn change_profile_policy(
         &self,
@@ -305,7 +341,7 @@ impl Store {
         actor.permit(Area::Clients, Access::Read)?;
         let row = self.owned_client(actor, client_id, Access::Read).await?;
         let profile_rows = sqlx::query(
-            "SELECT id, environment, rate_per_minute, burst, token_ttl_seconds, sender_constraint, created_at
+            "SELECT id, environment, rate_per_minute, burst, token_ttl_seconds, sender_constraint, may_act, created_at
              FROM profiles WHERE client_id = $1 ORDER BY environment DESC",
         )
         .bind(client_id)
@@ -333,6 +369,7 @@ impl Store {
                 rate_per_minute: p.try_get("rate_per_minute")?,
                 token_ttl_seconds: p.try_get("token_ttl_seconds")?,
                 sender_constraint: enum_col(p, "sender_constraint")?,
+                may_act: may_act(&p.try_get::<String, _>("may_act")?),
                 burst: p.try_get("burst")?,
                 created_at: p.try_get("created_at")?,
                 credentials,
@@ -424,6 +461,16 @@ fn credential_view(row: &AnyRow, now: i64, warn_ms: i64) -> Result<CredentialVie
         last_used_at: row.try_get("last_used_at")?,
         state: credential_state(expires_at, rotated_at, revoked_at, now, warn_ms),
     })
+}
+
+/// `profiles.may_act` as stored: `*` for any client, else client ids separated by spaces.
+const ANY_ACTOR: &str = "*";
+/// Clients one profile may name as its actors.
+const MAX_MAY_ACT: usize = 32;
+
+/// The clients a stored `may_act` allows; `None`: any.
+pub(crate) fn may_act(stored: &str) -> Option<Vec<String>> {
+    (stored != ANY_ACTOR).then(|| stored.split_whitespace().map(str::to_owned).collect())
 }
 
 #[cfg(test)]

@@ -110,7 +110,7 @@ impl Store {
         }
         for r in sqlx::query(
             "SELECT p.id, p.client_id, c.kind, p.environment, p.rate_per_minute, p.burst, p.token_ttl_seconds,
-                    p.sender_constraint, c.suspended, u.disabled AS owner_disabled
+                    p.sender_constraint, p.may_act, c.suspended, u.disabled AS owner_disabled
              FROM profiles p JOIN clients c ON c.id = p.client_id JOIN users u ON u.id = c.owner_id",
         )
         .fetch_all(&mut *tx)
@@ -133,6 +133,7 @@ impl Store {
                     client_suspended: flag(&r, "suspended")?,
                     owner_disabled: flag(&r, "owner_disabled")?,
                     grants: HashMap::new(),
+                    may_act: crate::clients::may_act(&r.try_get::<String, _>("may_act")?),
                 },
             );
         }

@@ -59,3 +59,34 @@ test('security finds the calls one agent made on behalf of another, with the sub
   await behalf.getByRole('link', { name: actor.clientId }).click();
   await expect(sec.getByTestId('audit-results').locator('tbody tr')).toHaveCount(2);
 });
+
+test('a developer names the agents that may act for theirs; any other is refused the exchange', async ({ page }) => {
+  await signUp(page, uniqueEmail('consenting-dev'));
+  const subject = await registerAgent(page, 'Payroll agent');
+  const actor = await registerAgent(page, 'Expense agent');
+  const other = await registerAgent(page, 'Unvetted agent');
+
+  await open(page, `/clients/${subject.clientId}`);
+  const card = page.getByTestId('profile-sandbox');
+  await expect(card.getByTestId('may-act-now')).toHaveText('Any client holding one of its tokens');
+  const mayAct = card.getByTestId('may-act');
+  await mayAct.getByText("Choose who may act on this agent's behalf").click();
+  await mayAct.getByLabel('Who').selectOption('listed');
+  await mayAct.getByLabel('Client ids').fill(actor.clientId);
+  await mayAct.getByRole('button', { name: 'Save' }).click();
+  await expect(card.getByTestId('may-act-now')).toHaveText(actor.clientId);
+  await shot(page, '51-client-may-act');
+
+  const token = async (who: { clientId: string; secret: string }, extra: Record<string, string>) =>
+    page.request.post('/oauth/token', { form: { client_id: who.clientId, client_secret: who.secret, ...extra } });
+  const handed = (await (await token(subject, { grant_type: 'client_credentials' })).json()).access_token;
+  const exchange = {
+    grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+    subject_token: handed,
+    subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+  };
+  const refused = await token(other, exchange);
+  expect(refused.status()).toBe(400);
+  expect((await refused.json()).error_description).toContain('has not allowed');
+  expect((await token(actor, exchange)).status()).toBe(200);
+});

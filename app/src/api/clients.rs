@@ -160,6 +160,26 @@ pub async fn set_sender_constraint(profile_id: String, sender_constraint: String
     store()?.set_sender_constraint(&actor, &profile_id, constraint).await.map_err(domain)
 }
 
+/// Who may act on behalf of the profile's client (token exchange): `mode` `any`, or
+/// `listed` with the client ids in `actors` (spaces or commas between them; none: nobody).
+#[server(endpoint = "set_may_act")]
+pub async fn set_may_act(profile_id: String, mode: String, actors: Option<String>) -> Result<(), AppError> {
+    let actor = actor().await?;
+    let listed = match mode.as_str() {
+        "any" => None,
+        "listed" => Some(
+            actors
+                .unwrap_or_default()
+                .split([' ', ',', '\n', '\r'])
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
+        _ => return Err(fail(AppError::Invalid("Choose any client or the clients listed.".into()))),
+    };
+    store()?.set_may_act(&actor, &profile_id, listed).await.map_err(domain)
+}
+
 #[server(endpoint = "recent_requests")]
 pub async fn recent_requests(client_id: String) -> Result<Vec<portcullis_domain::model::RequestView>, AppError> {
     let actor = actor().await?;

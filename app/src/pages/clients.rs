@@ -9,7 +9,7 @@ use portcullis_domain::time::{format_date, format_utc};
 
 use crate::api::{
     AddProfile, IssueApiKey, Issued, LinkIdentity, RegisterClient, RegisterPublicKey, Revealed, RevokeCredential,
-    RotateSecret, SetClientSuspended, SetRateLimit, SetSenderConstraint, SetTokenLifetime,
+    RotateSecret, SetClientSuspended, SetMayAct, SetRateLimit, SetSenderConstraint, SetTokenLifetime,
 };
 use crate::components::{when, CodeBlock, Confirm, ErrorBox, PageError, SecretReveal, SignInFirst};
 use crate::error::AppError;
@@ -146,7 +146,8 @@ pub fn ClientPage() -> impl IntoView {
     let set_rate = ServerAction::<SetRateLimit>::new();
     let set_ttl = ServerAction::<SetTokenLifetime>::new();
     let set_constraint = ServerAction::<SetSenderConstraint>::new();
-    let policy = PolicyActions { set_rate, set_ttl, set_constraint };
+    let set_may_act = ServerAction::<SetMayAct>::new();
+    let policy = PolicyActions { set_rate, set_ttl, set_constraint, set_may_act };
     let suspend = ServerAction::<SetClientSuspended>::new();
     // Every resource of this page is created here, before the one Suspense, and read
     // inside it; the views below get plain data. A resource created inside an async
@@ -161,6 +162,7 @@ pub fn ClientPage() -> impl IntoView {
                 (rotate.version().get(), issue_key.version().get(), add_profile.version().get()),
                 (revoke.version().get(), set_rate.version().get(), set_ttl.version().get(), suspend.version().get()),
                 (set_constraint.version().get(), register_key.version().get(), link.version().get()),
+                set_may_act.version().get(),
             )
         },
         |(id, ..)| crate::api::get_client(id),
@@ -408,12 +410,14 @@ fn ClientView(
     .into_any()
 }
 
-/// The admin's forms for a profile's policy: rate limit, token lifetime, sender constraint.
+/// The forms for a profile's policy: rate limit, token lifetime, sender constraint
+/// (admins), and who may act on its behalf (its owner too).
 #[derive(Clone, Copy)]
 struct PolicyActions {
     set_rate: ServerAction<SetRateLimit>,
     set_ttl: ServerAction<SetTokenLifetime>,
     set_constraint: ServerAction<SetSenderConstraint>,
+    set_may_act: ServerAction<SetMayAct>,
 }
 
 #[component]
@@ -425,7 +429,15 @@ fn ProfileCard(
     credentials: CredentialActions,
     policy: PolicyActions,
 ) -> impl IntoView {
-    let PolicyActions { set_rate, set_ttl, set_constraint } = policy;
+    let PolicyActions { set_rate, set_ttl, set_constraint, set_may_act } = policy;
+    let pid_may_act = profile.id.clone();
+    let listed = profile.may_act.clone();
+    let may_act_now = match &listed {
+        None => "Any client holding one of its tokens".to_owned(),
+        Some(ids) if ids.is_empty() => "No client".to_owned(),
+        Some(ids) => ids.join(", "),
+    };
+    let listed_ids = listed.clone().unwrap_or_default().join(" ");
     let CredentialActions { rotate, issue_key, revoke, register_key, link } = credentials;
     let pid_link = profile.id.clone();
     let pid_key = profile.id.clone();
@@ -462,6 +474,7 @@ fn ProfileCard(
                 <dt>"Rate limit"</dt><dd>{format!("{} requests/minute, burst {}", profile.rate_per_minute, profile.burst)}</dd>
                 <dt>"Token lifetime"</dt><dd data-testid="token-lifetime">{format!("{} seconds", profile.token_ttl_seconds)}</dd>
                 <dt>"Sender-constrained tokens"</dt><dd data-testid="sender-constraint">{constraint.label()}</dd>
+                <dt>"May act on its behalf"</dt><dd data-testid="may-act-now">{may_act_now}</dd>
             </dl>
             {(constraint == SenderConstraint::Dpop).then(|| view! {
                 <div class="alert alert-warning" role="note" data-testid="dpop-required">
@@ -507,6 +520,22 @@ fn ProfileCard(
                     </ActionForm>
                 }
             })}
+            <details class="register-key" data-testid="may-act">
+                <summary>"Choose who may act on this agent's behalf (token exchange)"</summary>
+                <p class="muted">"Another agent holding one of this profile's tokens can exchange it for a token that acts on this agent's behalf (RFC 8693), never broader than either. Name the agents allowed to; a delegated token of an agent you remove stops on its next request."</p>
+                <ActionForm action=set_may_act attr:class="inline-form">
+                    <input type="hidden" name="profile_id" value=pid_may_act/>
+                    <label>"Who "
+                        <select name="mode">
+                            <option value="any" selected=listed.is_none()>"Any client holding its token"</option>
+                            <option value="listed" selected=listed.is_some()>"Only the clients listed"</option>
+                        </select>
+                    </label>
+                    <label>"Client ids " <input name="actors" class="mono" placeholder="cl_… cl_…" value=listed_ids/></label>
+                    <button type="submit" class="btn btn-secondary btn-small" disabled=move || set_may_act.pending().get()>"Save"</button>
+                </ActionForm>
+                {move || set_may_act.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+            </details>
             <h3>"Credentials"</h3>
             <CredentialTable credentials=profile.credentials revoke constraint/>
             <details class="register-key" data-testid="register-key">

@@ -14,6 +14,10 @@
 //! the subject's scopes. Disabling the issuer or revoking the link ends the tokens
 //! exchanged for it, as revoking any party's credential does.
 //!
+//! The subject's owner may name the clients allowed to act on its behalf (RFC 8693
+//! `may_act`; any client by default): another is refused the exchange, and a delegated
+//! token whose chain names a client no longer allowed ends on the next request.
+//!
 //! Refused as subject tokens: sender-constrained ones (whoever holds the copy lacks the
 //! key; exchanging it would strip the binding), per-task ones (a task is not delegated),
 //! the portal's Test access tokens (they act for a person), the client's own, and chains
@@ -132,6 +136,25 @@ pub fn delegate(subject: &AccessClaims, actor: &ProfileEntry) -> Result<Delegati
     })
 }
 
+/// Whether the subject allows every actor of the chain to act on its behalf (RFC 8693
+/// `may_act`, set by the subject's owner).
+fn consented(subject: &ProfileEntry, act: &ActorClaim) -> bool {
+    act.chain().all(|a| subject.allows_actor(&a.sub))
+}
+
+/// A delegation the subject (as the snapshot has it) allows, or the refusal saying whom
+/// it does not.
+fn with_consent(snap: &Snapshot, delegation: Delegation) -> Result<Delegation, ExchangeRefusal> {
+    let subject = snap.profiles.get(&delegation.subject.profile);
+    match subject.map(|s| consented(s, &delegation.act)) {
+        Some(true) => Ok(delegation),
+        _ => Err(ExchangeRefusal::InvalidGrant(format!(
+            "{} has not allowed {} to act on its behalf",
+            delegation.subject.client_id, delegation.act.sub
+        ))),
+    }
+}
+
 fn has_repeats(act: &ActorClaim) -> bool {
     let ids: Vec<&str> = act.chain().map(|a| a.sub.as_str()).collect();
     ids.iter().enumerate().any(|(i, id)| ids.iter().skip(i + 1).any(|o| o == id))
@@ -145,7 +168,12 @@ impl Snapshot {
         if self.revoked_tokens.contains(&subject.jti) {
             return Err(Inactive::Revoked);
         }
-        let mut parties = vec![self.party(&subject.client_id, &subject.profile, &subject.cid, now)?];
+        let origin = self.party(&subject.client_id, &subject.profile, &subject.cid, now)?;
+        // The subject's consent as it stands now: withdrawn, it ends the token.
+        if !claims.act.as_ref().is_some_and(|act| consented(origin, act)) {
+            return Err(Inactive::Revoked);
+        }
+        let mut parties = vec![origin];
         for actor in claims.act.iter().flat_map(|a| a.chain()).skip(1) {
             let (Some(profile), Some(cid), Some(jti)) = (&actor.profile, &actor.cid, &actor.jti) else {
                 return Err(Inactive::Revoked);
@@ -187,7 +215,7 @@ impl super::Enforcement {
         })?;
         snap.token_holder(&claims, self.now())
             .map_err(|_| invalid("the subject token is revoked or its client stopped"))?;
-        delegate(&claims, actor)
+        with_consent(snap, delegate(&claims, actor)?)
     }
 
     /// The delegation a token exchange makes for `actor` from a trusted issuer's token,
@@ -216,7 +244,7 @@ impl super::Enforcement {
         if subject.client_id == actor.client_id {
             return Err(invalid("the subject token is this client's own"));
         }
-        Ok(Delegation {
+        let delegation = Delegation {
             subject: SubjectClaim {
                 client_id: subject.client_id.clone(),
                 profile: subject.id.clone(),
@@ -227,6 +255,7 @@ impl super::Enforcement {
             act: ActorClaim { sub: actor.client_id.clone(), profile: None, cid: None, jti: None, act: None },
             scopes: subject.live_scopes(now).into_iter().map(str::to_owned).collect(),
             expires_at: token.expires_at,
-        })
+        };
+        with_consent(snap, delegation)
     }
 }

@@ -66,6 +66,8 @@ pub struct ProfileEntry {
     pub owner_disabled: bool,
     /// Approved grants by product id.
     pub grants: HashMap<String, GrantEntry>,
+    /// The clients that may act on its behalf (token exchange); `None`: any.
+    pub may_act: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -120,6 +122,11 @@ pub enum Stopped {
 }
 
 impl ProfileEntry {
+    /// Whether `client_id` may act on this profile's behalf (RFC 8693 `may_act`).
+    pub fn allows_actor(&self, client_id: &str) -> bool {
+        self.may_act.as_ref().is_none_or(|allowed| allowed.iter().any(|c| c == client_id))
+    }
+
     /// The scopes of its grants not expired at `now`, sorted, each once: the most a
     /// token of this profile may carry.
     pub fn live_scopes(&self, now: i64) -> Vec<&str> {

@@ -85,6 +85,10 @@ pub struct ProfileDetail {
     pub token_ttl_seconds: i64,
     /// Whether its tokens must be sender-constrained.
     pub sender_constraint: SenderConstraint,
+    /// The clients that may act on its behalf through token exchange (RFC 8693
+    /// `may_act`); absent: any client holding one of its tokens.
+    #[serde(default)]
+    pub may_act: Option<Vec<String>>,
     pub created_at: i64,
     pub credentials: Vec<CredentialView>,
     pub grants: Vec<GrantView>,

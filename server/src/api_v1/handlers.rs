@@ -467,6 +467,30 @@ pub async fn set_sender_constraint(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MayActBody {
+    /// The client ids that may act on this profile's behalf through token exchange;
+    /// `null`: any client holding one of its tokens; `[]`: none.
+    pub actors: Option<Vec<String>>,
+}
+
+/// Who may act on behalf of this profile's client through token exchange (RFC 8693
+/// `may_act`). Its owner or an admin; from the next request, a delegated token whose
+/// chain names a client no longer allowed is refused.
+#[utoipa::path(put, path = "/profiles/{profile_id}/may-act", params(("profile_id" = String, Path)), request_body = MayActBody,
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn set_may_act(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    Path(profile_id): Path<String>,
+    body: Body<MayActBody>,
+) -> Answer<StatusCode> {
+    let Json(b) = body?;
+    s.portal.store.set_may_act(&actor, &profile_id, b.actors).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct TokenLifetimeBody {
     /// How long the profile's access tokens live, in seconds.
     pub seconds: i64,

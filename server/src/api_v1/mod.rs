@@ -53,6 +53,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(portal: PortalState) -> Router<S
         .route("/profiles/{profile_id}/rate-limit", put(set_rate_limit))
         .route("/profiles/{profile_id}/token-lifetime", put(set_token_lifetime))
         .route("/profiles/{profile_id}/sender-constraint", put(set_sender_constraint))
+        .route("/profiles/{profile_id}/may-act", put(set_may_act))
         .route("/profiles/{profile_id}/test-access", post(test_access))
         .route("/clients/{client_id}/requests", get(recent_requests))
         .route("/upstream-tls", get(upstream_tls_profiles))
@@ -113,6 +114,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(portal: PortalState) -> Router<S
         handlers::set_rate_limit,
         handlers::set_token_lifetime,
         handlers::set_sender_constraint,
+        handlers::set_may_act,
         handlers::test_access,
         handlers::recent_requests,
         handlers::upstream_tls_profiles,

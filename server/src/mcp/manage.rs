@@ -399,6 +399,22 @@ const TOOLS: &[Tool] = &[
         required: &["profile_id", "sender_constraint"],
     },
     Tool {
+        name: "set_may_act",
+        title: "Choose who may act for a profile",
+        description: "Which clients may act on behalf of a profile's client through token exchange (RFC 8693 \
+                      `may_act`): `actors` null for any client holding one of its tokens, or the client ids \
+                      allowed ([] for none). Its owner or an admin; delegated tokens of clients no longer \
+                      allowed stop on their next request.",
+        kind: Kind::Idempotent,
+        properties: || {
+            json!({
+                "profile_id": id("A profile id, pf_…"),
+                "actors": { "type": ["array", "null"], "items": { "type": "string" }, "description": "Client ids, cl_…" }
+            })
+        },
+        required: &["profile_id", "actors"],
+    },
+    Tool {
         name: "create_product",
         title: "Publish a product",
         description: "Publishes an API product (admins); add its endpoints with import_openapi.",
@@ -732,6 +748,13 @@ struct Constraint {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct MayAct {
+    profile_id: String,
+    actors: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Product {
     #[serde(default)]
     product_id: Option<String>,
@@ -962,6 +985,10 @@ async fn run(portal: &PortalState, actor: &Actor, name: &str, a: &Map<String, Va
                 .set_sender_constraint(actor, &c.profile_id, c.sender_constraint)
                 .await
                 .map(|()| json!({ "sender_constraint": c.sender_constraint }))
+        }
+        "set_may_act" => {
+            let m: MayAct = args(a)?;
+            store.set_may_act(actor, &m.profile_id, m.actors.clone()).await.map(|()| json!({ "actors": m.actors }))
         }
         "create_product" => {
             let p: Product = args(a)?;

@@ -375,6 +375,47 @@ async fn a_delegated_token_from_one_replica_stops_on_the_other_once_its_subject_
     second.kill();
 }
 
+#[tokio::test]
+async fn a_subject_names_who_may_act_for_it_and_withdrawing_ends_the_delegated_tokens() {
+    let (app, upstream, [bank, _, _]) = setup().await;
+    let read_bank: [(&str, &[&str]); 1] = [(&bank, &["read"])];
+    let subject = agent_with(&app, &read_bank).await;
+    let (allowed, other) = (agent_with(&app, &read_bank).await, agent_with(&app, &read_bank).await);
+    let owner = Script::new(&app, &subject.dev.personal_token(None).await);
+    let path = format!("/profiles/{}/may-act", subject.reg.secret.profile_id);
+
+    // Another developer cannot choose for it; made-up or self ids are refused with why.
+    let mallory = Script::new(&app, &app.developer("mallory").await.personal_token(None).await);
+    assert_eq!(mallory.put(&path, json!({ "actors": [] })).await.0, StatusCode::NOT_FOUND);
+    let (status, problem) = owner.put(&path, json!({ "actors": ["cl_nobody"] })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(problem.to_string().contains("no client cl_nobody"), "{problem}");
+    let (status, problem) = owner.put(&path, json!({ "actors": [subject.reg.client_id] })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(owner.put(&path, json!({ "actors": [allowed.reg.client_id] })).await.0, StatusCode::NO_CONTENT);
+    let (_, detail) = owner.get(&format!("/clients/{}", subject.reg.client_id)).await;
+    assert_eq!(detail["profiles"][0]["may_act"], json!([allowed.reg.client_id]), "{detail}");
+
+    // Only the allowed agent may act for it.
+    let handed = own_token(&app.base, &subject).await;
+    let (status, body) = exchange(&app.base, &other, &handed, &[]).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains("has not allowed"), "{body}");
+    let token = delegated(&app.base, &allowed, &handed).await;
+    assert_eq!(gw(&app.base, "bank", "/fast", &token).await.0, 200);
+
+    // Consent withdrawn: the delegated token stops on its next request, and no new one.
+    assert_eq!(owner.put(&path, json!({ "actors": [] })).await.0, StatusCode::NO_CONTENT);
+    let (status, body) = gw(&app.base, "bank", "/fast", &token).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_token")), "{body}");
+    assert_eq!(exchange(&app.base, &allowed, &handed, &[]).await.0, StatusCode::BAD_REQUEST);
+    // Any client again (null): the other agent may act too.
+    assert_eq!(owner.put(&path, json!({ "actors": null })).await.0, StatusCode::NO_CONTENT);
+    let token = delegated(&app.base, &other, &handed).await;
+    assert_eq!(gw(&app.base, "bank", "/fast", &token).await.0, 200);
+    assert_eq!(upstream.hits(), 2, "only the two allowed calls reached the upstream");
+}
+
 /// A client library we did not write (oauth4webapi): the subject agent gets its token
 /// with the client credentials grant, the acting agent exchanges it with the library's
 /// generic token endpoint request and calls the gateway on the subject's behalf.
