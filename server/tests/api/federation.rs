@@ -126,6 +126,8 @@ async fn federated_app(ca: &TestCa, interval_secs: u64) -> (TestApp, TestUpstrea
         args.issuer_jwks_min_interval_secs = interval_secs;
         // The flood below is refused request by request, not turned away at the door.
         args.source_refusal_limit = 0;
+        // Exchanges are tried a dozen ways in a row by one agent.
+        args.token_rate_limit = 6_000;
     })
     .await;
     bank_agent(app).await
@@ -546,6 +548,19 @@ async fn an_issuers_token_is_exchanged_for_the_agent_it_names_and_what_was_excha
     assert_eq!(rows[0]["client_id"], json!(actor.reg.client_id), "the actor's traffic");
     assert_eq!(rows[0]["actor_chain"], json!(actor.reg.client_id));
 
+    // The linked agent's owner withdraws consent (may_act): the exchanged token stops,
+    // and no new one is made; consent given again, the exchange works again.
+    let owner = Script::new(&app, &subject.dev.personal_token(None).await);
+    let may_act = format!("/profiles/{}/may-act", subject.reg.secret.profile_id);
+    assert_eq!(owner.put(&may_act, json!({ "actors": [] })).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(gw(&app, &delegated).await, (StatusCode::UNAUTHORIZED, "invalid_token".into()));
+    let (status, _, why) = exchanged(&app, &actor, &t).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{why}");
+    assert!(why.contains("has not allowed"), "{why}");
+    assert_eq!(owner.put(&may_act, json!({ "actors": [actor.reg.client_id] })).await.0, StatusCode::NO_CONTENT);
+    let (status, _, delegated) = exchanged(&app, &actor, &t).await;
+    assert_eq!(status, StatusCode::OK, "{delegated}");
+
     // Every way to stretch it is refused with its reason, and none reaches the upstream.
     assert_eq!(link(&admin, &actor, &issuer_id, "agent-app-2").await.0, StatusCode::CREATED);
     let stranger = DpopKey::p256();
@@ -568,7 +583,6 @@ async fn an_issuers_token_is_exchanged_for_the_agent_it_names_and_what_was_excha
 
     // The subject's developer revokes the link: the exchanged token ends on its next
     // request, and the issuer's token is exchanged no more.
-    let owner = Script::new(&app, &subject.dev.personal_token(None).await);
     let (status, _) = owner.post(&format!("/credentials/{credential}/revoke"), json!({})).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(gw(&app, &delegated).await, (StatusCode::UNAUTHORIZED, "invalid_token".into()));

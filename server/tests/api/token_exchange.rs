@@ -345,12 +345,37 @@ async fn a_delegated_token_from_one_replica_stops_on_the_other_once_its_subject_
     let (mut app, _upstream, [bank, _, _]) = setup().await;
     let read_bank: [(&str, &[&str]); 1] = [(&bank, &["read"])];
     let (subject, actor) = (agent_with(&app, &read_bank).await, agent_with(&app, &read_bank).await);
+    let owner = subject.dev.personal_token(None).await;
     app.shut_down().await;
     let flags = ["--public-url", "http://gateway.test", "--token-rate-limit", "60000"];
     let (first, second) = (Server::start(&app, &flags).await, Server::start(&app, &flags).await);
     let handed = own_token(&first.base, &subject).await;
     let token = delegated(&first.base, &actor, &handed).await;
     assert_eq!(gw(&second.base, "bank", "/fast", &token).await.0, 200, "one token, any replica");
+
+    // The subject's owner withdraws consent on one replica: the other refuses the token.
+    let may_act = |base: &str, actors: Value| {
+        let req = reqwest::Client::new()
+            .put(format!("{base}/api/v1/profiles/{}/may-act", subject.reg.secret.profile_id))
+            .bearer_auth(&owner)
+            .json(&json!({ "actors": actors }));
+        async move { req.send().await.unwrap().status() }
+    };
+    assert_eq!(may_act(&first.base, json!([])).await, StatusCode::NO_CONTENT);
+    let withdrawn = std::time::Instant::now();
+    while gw(&second.base, "bank", "/fast", &token).await.0 == StatusCode::OK {
+        assert!(withdrawn.elapsed() < std::time::Duration::from_millis(1500), "the second replica still accepts it");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    eprintln!("consent withdrawn, refused on the other replica after {:?}", withdrawn.elapsed());
+    assert_eq!(may_act(&first.base, Value::Null).await, StatusCode::NO_CONTENT);
+    let token = delegated(&first.base, &actor, &handed).await;
+    // Consent given again reaches the other replica the same way, within the same bound.
+    let given = std::time::Instant::now();
+    while gw(&second.base, "bank", "/fast", &token).await.0 != StatusCode::OK {
+        assert!(given.elapsed() < std::time::Duration::from_millis(1500), "the second replica still refuses it");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 
     let res = reqwest::Client::new()
         .post(format!("{}/oauth/revoke", first.base))
