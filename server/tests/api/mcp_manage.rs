@@ -271,7 +271,8 @@ fn arguments_for(tool: &Value, ids: &std::collections::HashMap<&str, Value>) -> 
             (None, "scopes") => json!(["read"]),
             (None, "document") => json!("openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths: {}\n"),
             (None, "path") => json!("/gw/accounts/accounts"),
-            _ => match (&schema["enum"], schema["type"].as_str()) {
+            // A nullable argument's type is a list (`["array", "null"]`): its first.
+            _ => match (&schema["enum"], schema["type"].as_str().or_else(|| schema["type"][0].as_str())) {
                 (Value::Array(e), _) => e[0].clone(),
                 (_, Some("integer")) => json!(1),
                 (_, Some("boolean")) => json!(true),
