@@ -15,8 +15,10 @@
 //! exchanged for it, as revoking any party's credential does.
 //!
 //! The subject's owner may name the clients allowed to act on its behalf (RFC 8693
-//! `may_act`; any client by default): another is refused the exchange, and a delegated
-//! token whose chain names a client no longer allowed ends on the next request.
+//! `may_act`; any client by default), and down a chain each holder decides who may take
+//! its delegated token further; a profile that requires sender-constrained tokens is
+//! acted for by nobody. Another actor is refused the exchange, and a delegated token
+//! whose chain no longer has every consent ends on the next request.
 //!
 //! Refused as subject tokens: sender-constrained ones (whoever holds the copy lacks the
 //! key; exchanging it would strip the binding), per-task ones (a task is not delegated),
@@ -26,6 +28,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{AccessClaims, ActorClaim, CredentialEntry, ExternalToken, Inactive, IssuerEntry, ProfileEntry, Snapshot};
+use crate::model::SenderConstraint;
 
 /// `grant_type` of a token exchange.
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -136,23 +139,36 @@ pub fn delegate(subject: &AccessClaims, actor: &ProfileEntry) -> Result<Delegati
     })
 }
 
-/// Whether the subject allows every actor of the chain to act on its behalf (RFC 8693
-/// `may_act`, set by the subject's owner).
-fn consented(subject: &ProfileEntry, act: &ActorClaim) -> bool {
-    act.chain().all(|a| subject.allows_actor(&a.sub))
+/// Whether `party` lets `actor` act on its behalf: its owner allows that client (RFC
+/// 8693 `may_act`), and it does not require sender-constrained tokens — acting for it
+/// would make its authority usable without its key or certificate.
+fn lets_act(party: &ProfileEntry, actor: &str) -> bool {
+    party.sender_constraint == SenderConstraint::None && party.allows_actor(actor)
 }
 
-/// A delegation the subject (as the snapshot has it) allows, or the refusal saying whom
-/// it does not.
-fn with_consent(snap: &Snapshot, delegation: Delegation) -> Result<Delegation, ExchangeRefusal> {
+/// Whether the subject lets every actor of the chain act on its behalf.
+fn consented(subject: &ProfileEntry, act: &ActorClaim) -> bool {
+    act.chain().all(|a| lets_act(subject, &a.sub))
+}
+
+/// A delegation every party consents to, as the snapshot has them: the subject to every
+/// actor, and `holder` — who held the subject token, when it was itself delegated — to
+/// the new actor. The refusal names only the acting client, which the caller is.
+fn with_consent(
+    snap: &Snapshot,
+    delegation: Delegation,
+    holder: Option<&ProfileEntry>,
+) -> Result<Delegation, ExchangeRefusal> {
     let subject = snap.profiles.get(&delegation.subject.profile);
-    match subject.map(|s| consented(s, &delegation.act)) {
-        Some(true) => Ok(delegation),
-        _ => Err(ExchangeRefusal::InvalidGrant(format!(
-            "{} has not allowed {} to act on its behalf",
-            delegation.subject.client_id, delegation.act.sub
-        ))),
+    let agreed = subject.is_some_and(|s| consented(s, &delegation.act))
+        && holder.is_none_or(|h| lets_act(h, &delegation.act.sub));
+    if agreed {
+        return Ok(delegation);
     }
+    Err(ExchangeRefusal::InvalidGrant(format!(
+        "the subject has not allowed {} to act on its behalf (or accepts only sender-constrained tokens)",
+        delegation.act.sub
+    )))
 }
 
 fn has_repeats(act: &ActorClaim) -> bool {
@@ -169,19 +185,26 @@ impl Snapshot {
             return Err(Inactive::Revoked);
         }
         let origin = self.party(&subject.client_id, &subject.profile, &subject.cid, now)?;
-        // The subject's consent as it stands now: withdrawn, it ends the token.
+        // Consent as it stands now: the subject's for every actor, each earlier actor's
+        // for the one acting for it next. Withdrawn, it ends the token.
         if !claims.act.as_ref().is_some_and(|act| consented(origin, act)) {
             return Err(Inactive::Revoked);
         }
         let mut parties = vec![origin];
-        for actor in claims.act.iter().flat_map(|a| a.chain()).skip(1) {
+        let chain: Vec<&ActorClaim> = claims.act.iter().flat_map(|a| a.chain()).collect();
+        for pair in chain.windows(2) {
+            let [outer, actor] = pair else { continue };
             let (Some(profile), Some(cid), Some(jti)) = (&actor.profile, &actor.cid, &actor.jti) else {
                 return Err(Inactive::Revoked);
             };
             if self.revoked_tokens.contains(jti) {
                 return Err(Inactive::Revoked);
             }
-            parties.push(self.party(&actor.sub, profile, cid, now)?);
+            let entry = self.party(&actor.sub, profile, cid, now)?;
+            if !lets_act(entry, &outer.sub) {
+                return Err(Inactive::Revoked);
+            }
+            parties.push(entry);
         }
         Ok(parties)
     }
@@ -213,9 +236,12 @@ impl super::Enforcement {
             super::TokenError::Expired => invalid("the subject token has expired"),
             _ => invalid("the subject token is not an access token of this server"),
         })?;
-        snap.token_holder(&claims, self.now())
+        let (_, holder) = snap
+            .token_holder(&claims, self.now())
             .map_err(|_| invalid("the subject token is revoked or its client stopped"))?;
-        with_consent(snap, delegate(&claims, actor)?)
+        // A delegated subject token is its holder's: the holder consents to the next actor.
+        let holder = claims.subject.is_some().then_some(holder);
+        with_consent(snap, delegate(&claims, actor)?, holder)
     }
 
     /// The delegation a token exchange makes for `actor` from a trusted issuer's token,
@@ -237,6 +263,13 @@ impl super::Enforcement {
         let not_linked = || invalid("the subject token names an identity that is not linked to a client here");
         let credential = issuer.identities.get(&token.subject).ok_or_else(not_linked)?;
         let profile = snap.profiles.get(&credential.profile_id).ok_or_else(not_linked)?;
+        // Consent first: a client the subject does not allow learns nothing more of it.
+        if !lets_act(profile, &actor.client_id) {
+            return Err(ExchangeRefusal::InvalidGrant(format!(
+                "the subject has not allowed {} to act on its behalf (or accepts only sender-constrained tokens)",
+                actor.client_id
+            )));
+        }
         let now = self.now();
         let subject = snap
             .party(&profile.client_id, &profile.id, &credential.id, now)
@@ -256,6 +289,6 @@ impl super::Enforcement {
             scopes: subject.live_scopes(now).into_iter().map(str::to_owned).collect(),
             expires_at: token.expires_at,
         };
-        with_consent(snap, delegation)
+        with_consent(snap, delegation, None)
     }
 }

@@ -470,7 +470,10 @@ pub async fn set_sender_constraint(
 #[serde(deny_unknown_fields)]
 pub struct MayActBody {
     /// The client ids that may act on this profile's behalf through token exchange;
-    /// `null`: any client holding one of its tokens; `[]`: none.
+    /// `null`: any client holding one of its tokens; `[]`: none. Required: a body that
+    /// forgot it must not widen consent to any client.
+    #[serde(deserialize_with = "Option::deserialize")]
+    #[schema(required = true)]
     pub actors: Option<Vec<String>>,
 }
 

@@ -116,7 +116,13 @@ impl IssuerKeyCache {
         let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
         let hit = self.0.verified.get(&digest)?;
         let (issuer_id, verified) = &*hit;
-        (*issuer_id == issuer.id && verified.check_time(now).is_ok()).then(|| verified.clone())
+        // Its key still published (as cached: nothing is fetched here), as `verify` asks.
+        let keys = match &issuer.keys {
+            IssuerKeys::Static(set) => set.clone(),
+            IssuerKeys::Remote(url) => self.cached(&issuer.id, url).current()?.0,
+        };
+        let published = keys.keys.iter().any(|k| k.thumbprint == verified.key);
+        (*issuer_id == issuer.id && published && verified.check_time(now).is_ok()).then(|| verified.clone())
     }
 
     /// The issuer's keys: pasted ones as they are; fetched ones from the cache, fetched

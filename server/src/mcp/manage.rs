@@ -750,6 +750,8 @@ struct Constraint {
 #[serde(deny_unknown_fields)]
 struct MayAct {
     profile_id: String,
+    /// Required, `null` included: forgetting it must not widen consent to any client.
+    #[serde(deserialize_with = "Option::deserialize")]
     actors: Option<Vec<String>>,
 }
 

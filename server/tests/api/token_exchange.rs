@@ -10,6 +10,7 @@ use crate::helpers::{agent, endpoint, poll_audit, publish, Agent, Server, TestAp
 use crate::management::Script;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use portcullis_domain::model::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -434,11 +435,37 @@ async fn a_subject_names_who_may_act_for_it_and_withdrawing_ends_the_delegated_t
     let (status, body) = gw(&app.base, "bank", "/fast", &token).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_token")), "{body}");
     assert_eq!(exchange(&app.base, &allowed, &handed, &[]).await.0, StatusCode::BAD_REQUEST);
+    // A body that forgot `actors` widens nothing.
+    assert_eq!(owner.put(&path, json!({})).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(exchange(&app.base, &allowed, &handed, &[]).await.0, StatusCode::BAD_REQUEST, "still nobody");
     // Any client again (null): the other agent may act too.
     assert_eq!(owner.put(&path, json!({ "actors": null })).await.0, StatusCode::NO_CONTENT);
     let token = delegated(&app.base, &other, &handed).await;
     assert_eq!(gw(&app.base, "bank", "/fast", &token).await.0, 200);
-    assert_eq!(upstream.hits(), 2, "only the two allowed calls reached the upstream");
+
+    // Down a chain, each holder consents to the next actor: `allowed` holds a token acting
+    // for the subject and allows nobody to act for it, so `other` cannot take it further.
+    let held = delegated(&app.base, &allowed, &handed).await;
+    let allowed_owner = Script::new(&app, &allowed.dev.personal_token(None).await);
+    let allowed_path = format!("/profiles/{}/may-act", allowed.reg.secret.profile_id);
+    assert_eq!(allowed_owner.put(&allowed_path, json!({ "actors": [] })).await.0, StatusCode::NO_CONTENT);
+    let (status, body) = exchange(&app.base, &other, &held, &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(allowed_owner.put(&allowed_path, json!({ "actors": null })).await.0, StatusCode::NO_CONTENT);
+    let chained = delegated(&app.base, &other, &held).await;
+    assert_eq!(gw(&app.base, "bank", "/fast", &chained).await.0, 200);
+    assert_eq!(allowed_owner.put(&allowed_path, json!({ "actors": [] })).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(gw(&app.base, "bank", "/fast", &chained).await.0, 401, "the holder withdrew");
+
+    // A subject that comes to require sender-constrained tokens is acted for by nobody:
+    // a copy of its bearer token must not become usable through someone else.
+    let admin = Script::new(&app, &app.user_with_role(Role::Admin).await.personal_token(None).await);
+    let constraint = format!("/profiles/{}/sender-constraint", subject.reg.secret.profile_id);
+    assert_eq!(admin.put(&constraint, json!({ "sender_constraint": "dpop" })).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(gw(&app.base, "bank", "/fast", &token).await.0, 401, "the delegated token stops");
+    let (status, body) = exchange(&app.base, &other, &handed, &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(upstream.hits(), 3, "only the allowed calls reached the upstream");
 }
 
 /// A client library we did not write (oauth4webapi): the subject agent gets its token
