@@ -49,11 +49,8 @@ impl PortalState {
             portcullis_domain::issuers::may_register_issuers(actor)?;
             let issuer = new.issuer.trim();
             let url = discovery_url(issuer);
-            // Only an https issuer URL with a host and no credentials is asked anything.
-            let fit = reqwest::Url::parse(&url).is_ok_and(|u| {
-                u.scheme() == "https" && u.host_str().is_some() && u.username().is_empty() && u.password().is_none()
-            });
-            if !fit {
+            // Only an issuer URL its keys could be fetched from is asked anything.
+            if !portcullis_domain::issuers::https_without_credentials(&url) {
                 return Err(DomainError::Invalid(format!(
                     "{issuer} is not an https URL without credentials, so its keys cannot be discovered: give its \
                      JWKS URL or its JWKS."

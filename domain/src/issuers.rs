@@ -48,11 +48,7 @@ fn check(new: NewTrustedIssuer) -> Result<Checked> {
             return invalid("Give either the issuer's JWKS URL or its JWKS (public keys), not both.");
         }
         (Some(uri), None) => {
-            let parsed = url::Url::parse(uri).ok();
-            let https = parsed.as_ref().is_some_and(|u| {
-                u.scheme() == "https" && u.host_str().is_some() && u.username().is_empty() && u.password().is_none()
-            });
-            if !https || uri.len() > 2048 {
+            if !https_without_credentials(uri) || uri.len() > 2048 {
                 return invalid(
                     "The JWKS URL must be an https URL without credentials in it: keys fetched over plain http could \
                      be anyone's.",
@@ -121,6 +117,14 @@ const SELECT_ISSUERS: &str = "SELECT i.id, i.issuer, i.jwks_uri, i.jwks, i.audie
         i.created_at, i.disabled_at,
         (SELECT COUNT(*) FROM credentials c WHERE c.issuer_id = i.id AND c.revoked_at IS NULL) AS linked
      FROM trusted_issuers i";
+
+/// Whether `url` is one an issuer's keys or metadata may be fetched from: https, with a
+/// host, and no credentials in it.
+pub fn https_without_credentials(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| {
+        u.scheme() == "https" && u.host_str().is_some() && u.username().is_empty() && u.password().is_none()
+    })
+}
 
 /// Whether `actor` may register a trusted issuer: an admin, with a token (if any) that
 /// may write the catalog — the checks [`Store::register_issuer`] starts with, for a

@@ -151,6 +151,19 @@ fn consented(subject: &ProfileEntry, act: &ActorClaim) -> bool {
     act.chain().all(|a| lets_act(subject, &a.sub))
 }
 
+/// Why `party` (`whose`, as the caller should read it) does not let `actor` act on its
+/// behalf, if it does not: the one wording of both reasons.
+fn refused_by(party: &ProfileEntry, whose: &str, actor: &str) -> Option<ExchangeRefusal> {
+    let why = if party.sender_constraint != SenderConstraint::None {
+        format!("{whose} accepts only sender-constrained tokens: no client may act on its behalf")
+    } else if !party.allows_actor(actor) {
+        format!("{whose} has not allowed {actor} to act on its behalf")
+    } else {
+        return None;
+    };
+    Some(ExchangeRefusal::InvalidGrant(why))
+}
+
 /// A delegation every party consents to, as the snapshot has them: the subject to every
 /// actor, and `holder` — who held the subject token, when it was itself delegated — to
 /// the new actor. The refusal names only the acting client, which the caller is.
@@ -159,16 +172,18 @@ fn with_consent(
     delegation: Delegation,
     holder: Option<&ProfileEntry>,
 ) -> Result<Delegation, ExchangeRefusal> {
-    let subject = snap.profiles.get(&delegation.subject.profile);
-    let agreed = subject.is_some_and(|s| consented(s, &delegation.act))
-        && holder.is_none_or(|h| lets_act(h, &delegation.act.sub));
-    if agreed {
-        return Ok(delegation);
+    let Some(subject) = snap.profiles.get(&delegation.subject.profile) else {
+        return Err(ExchangeRefusal::InvalidGrant("the subject token is revoked or its client stopped".into()));
+    };
+    let refusal = delegation
+        .act
+        .chain()
+        .find_map(|a| refused_by(subject, "the subject", &a.sub))
+        .or_else(|| holder.and_then(|h| refused_by(h, "the holder of the subject token", &delegation.act.sub)));
+    match refusal {
+        Some(refusal) => Err(refusal),
+        None => Ok(delegation),
     }
-    Err(ExchangeRefusal::InvalidGrant(format!(
-        "the subject has not allowed {} to act on its behalf (or accepts only sender-constrained tokens)",
-        delegation.act.sub
-    )))
 }
 
 fn has_repeats(act: &ActorClaim) -> bool {
@@ -264,11 +279,8 @@ impl super::Enforcement {
         let credential = issuer.identities.get(&token.subject).ok_or_else(not_linked)?;
         let profile = snap.profiles.get(&credential.profile_id).ok_or_else(not_linked)?;
         // Consent first: a client the subject does not allow learns nothing more of it.
-        if !lets_act(profile, &actor.client_id) {
-            return Err(ExchangeRefusal::InvalidGrant(format!(
-                "the subject has not allowed {} to act on its behalf (or accepts only sender-constrained tokens)",
-                actor.client_id
-            )));
+        if let Some(refusal) = refused_by(profile, "the subject", &actor.client_id) {
+            return Err(refusal);
         }
         let now = self.now();
         let subject = snap

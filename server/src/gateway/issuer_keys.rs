@@ -86,15 +86,11 @@ impl IssuerKeyCache {
         issuer: &IssuerEntry,
         now: i64,
     ) -> Result<Arc<ExternalToken>, ExternalError> {
-        use sha2::Digest;
-        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let digest = digest(token);
         let keys = self.keys(issuer, Need::Cached).await;
-        if let Some(hit) = self.0.verified.get(&digest) {
-            let (issuer_id, verified) = &*hit;
-            if *issuer_id == issuer.id && keys.keys.iter().any(|k| k.thumbprint == verified.key) {
-                verified.check_time(now)?;
-                return Ok(verified.clone());
-            }
+        if let Some(verified) = self.hit(&digest, issuer, &keys) {
+            verified.check_time(now)?;
+            return Ok(verified);
         }
         let verified = match verify_external(token, issuer, &keys.keys, now) {
             Err(ExternalError::UnknownKey) => {
@@ -112,17 +108,20 @@ impl IssuerKeyCache {
     /// fetching or checking anything: who a refused request named, never whether to let
     /// one through.
     pub fn remembered(&self, token: &str, issuer: &IssuerEntry, now: i64) -> Option<Arc<ExternalToken>> {
-        use sha2::Digest;
-        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
-        let hit = self.0.verified.get(&digest)?;
-        let (issuer_id, verified) = &*hit;
-        // Its key still published (as cached: nothing is fetched here), as `verify` asks.
         let keys = match &issuer.keys {
             IssuerKeys::Static(set) => set.clone(),
             IssuerKeys::Remote(url) => self.cached(&issuer.id, url).current()?.0,
         };
+        self.hit(&digest(token), issuer, &keys).filter(|v| v.check_time(now).is_ok())
+    }
+
+    /// A remembered token, while it is this issuer's (not an earlier registration's) and
+    /// the issuer still publishes the key that signed it.
+    fn hit(&self, digest: &[u8; 32], issuer: &IssuerEntry, keys: &IssuerKeySet) -> Option<Arc<ExternalToken>> {
+        let hit = self.0.verified.get(digest)?;
+        let (issuer_id, verified) = &*hit;
         let published = keys.keys.iter().any(|k| k.thumbprint == verified.key);
-        (*issuer_id == issuer.id && published && verified.check_time(now).is_ok()).then(|| verified.clone())
+        (*issuer_id == issuer.id && published).then(|| verified.clone())
     }
 
     /// The issuer's keys: pasted ones as they are; fetched ones from the cache, fetched
@@ -220,4 +219,10 @@ impl Cached {
         *attempted = Some(Instant::now());
         true
     }
+}
+
+/// What the verified tokens are remembered by.
+fn digest(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
 }

@@ -477,6 +477,8 @@ async fn keys_are_discovered_from_the_issuers_own_metadata_and_nothing_else() {
         (json!({ "issuer": issuer }), issuer.clone(), "no jwks_uri"),
         (json!({ "issuer": issuer, "jwks_uri": "http://localhost/keys" }), issuer.clone(), "https URL"),
         (json!({ "issuer": issuer, "jwks_uri": idp.jwks_uri }), format!("{issuer}-elsewhere"), "404"),
+        // A document too large to be metadata is not read to its end.
+        (json!({ "issuer": issuer, "jwks_uri": idp.jwks_uri, "pad": "x".repeat(70_000) }), issuer.clone(), "64 KB"),
     ];
     for (metadata, registered_as, says) in cases {
         idp.describe(metadata);
