@@ -1,5 +1,6 @@
 //! A profile's credentials: client secrets and API keys, issued, rotated and revoked;
-//! public keys, registered (private_key_jwt), rotated and revoked the same way.
+//! public keys (private_key_jwt) and certificate subjects (tls_client_auth), registered
+//! and revoked the same way.
 //!
 //! Every public function takes the acting person and passes through
 //! [`Actor::check_owner`] (by way of the profile or credential it loads): there is no
@@ -11,9 +12,9 @@ use sqlx::{Any, Row, Transaction};
 use crate::access::{Access, Actor};
 use crate::audit::{self, AdminEvent};
 use crate::clients::ProfileRef;
-use crate::enforcement::{parse_public_key, MAX_KEYS_PER_PROFILE};
+use crate::enforcement::{parse_public_key, parse_subject, MAX_KEYS_PER_PROFILE};
 use crate::error::Result;
-use crate::model::{CredentialKind, IssuedSecret, RegisteredKey};
+use crate::model::{CredentialKind, IssuedSecret, RegisteredKey, RegisteredSubject};
 use crate::scopes::Area;
 use crate::secrets;
 use crate::store::{new_id, Store};
@@ -206,6 +207,79 @@ impl Store {
             algorithms,
             expires_at,
             replaced,
+        })
+    }
+
+    /// Registers the subject of the certificates an authority the listener trusts issues
+    /// to the agent (`tls_client_auth`, RFC 8705 §2.1): such a certificate, with only the
+    /// client id, then authenticates it. The same subject may be registered for several
+    /// clients (each developer vouches only for their own client), but once per profile.
+    pub async fn register_certificate_subject(
+        &self,
+        actor: &Actor,
+        profile_id: &str,
+        subject: &str,
+    ) -> Result<RegisteredSubject> {
+        actor.permit(Area::Clients, Access::Write)?;
+        let profile = self.owned_profile(actor, profile_id, Access::Write).await?;
+        let name = parse_subject(subject).map_err(|e| DomainError::Invalid(e.0))?;
+        let now = self.now();
+        let mut tx = self.begin().await?;
+        let registered: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT external_subject, expires_at FROM credentials WHERE profile_id = $1
+             AND kind = 'certificate_subject' AND revoked_at IS NULL",
+        )
+        .bind(&profile.id)
+        .fetch_all(&mut *tx)
+        .await?;
+        if registered.iter().any(|(key, _)| *key == name.key) {
+            return Err(DomainError::Conflict(format!(
+                "{} is registered for this profile already (revoke it first to register it again).",
+                name.display
+            )));
+        }
+        let live = registered.iter().filter(|(_, expires_at)| *expires_at > now).count();
+        if live >= MAX_KEYS_PER_PROFILE {
+            return Err(DomainError::Conflict(format!(
+                "This profile has {live} live certificate subjects, the most it may hold: revoke one first."
+            )));
+        }
+        let id = new_id("cr");
+        let expires_at = now + self.policy.credential_lifetime_ms;
+        let inserted = sqlx::query(
+            "INSERT INTO credentials (id, profile_id, kind, prefix, secret_hash, created_at, expires_at,
+                                      external_subject)
+             VALUES ($1, $2, 'certificate_subject', $3, $4, $5, $6, $7)",
+        )
+        .bind(&id)
+        .bind(&profile.id)
+        .bind(&name.display)
+        .bind(format!("dn:{id}"))
+        .bind(now)
+        .bind(expires_at)
+        .bind(&name.key)
+        .execute(&mut *tx)
+        .await;
+        if let Err(e) = inserted {
+            // Two people registering the same subject at once: the unique index decides.
+            return Err(match e.as_database_error().is_some_and(|d| d.is_unique_violation()) {
+                true => DomainError::Conflict(format!("{} was just registered for this profile.", name.display)),
+                false => e.into(),
+            });
+        }
+        let summary = json!({
+            "profile_id": profile.id, "kind": "certificate_subject", "subject": name.display, "expires_at": expires_at,
+        });
+        let event = AdminEvent { action: "credential.issued", target_type: "credential", target_id: &id, summary };
+        audit::record_by(&mut *tx, now, actor, event).await?;
+        self.commit_and_publish(tx).await?;
+        Ok(RegisteredSubject {
+            credential_id: id,
+            client_id: profile.client_id.clone(),
+            profile_id: profile.id.clone(),
+            environment: profile.environment,
+            subject: name.display,
+            expires_at,
         })
     }
 

@@ -104,6 +104,11 @@ impl Store {
                         tracing::error!(credential = %r.try_get::<String, _>("id")?, error = %e, "stored public key unreadable")
                     }
                 }
+            } else if entry.kind == CredentialKind::CertificateSubject {
+                let subject: Option<String> = r.try_get("external_subject")?;
+                if let Some(subject) = subject {
+                    snap.client_subjects.entry(r.try_get("client_id")?).or_default().push((subject, entry));
+                }
             } else {
                 snap.credentials.insert(r.try_get("secret_hash")?, entry);
             }

@@ -208,12 +208,13 @@ pub fn generate(hasher: &SecretHasher, prefix: &str) -> Generated {
 }
 
 /// The prefix of a secret the server generates; a public key is brought by the
-/// developer, and a federated identity is the issuer's: neither is generated.
+/// developer, a federated identity is the issuer's and a certificate subject the
+/// certificate authority's: none is generated.
 pub fn prefix_for(kind: CredentialKind) -> Option<&'static str> {
     match kind {
         CredentialKind::ClientSecret => Some(CLIENT_SECRET_PREFIX),
         CredentialKind::ApiKey => Some(API_KEY_PREFIX),
-        CredentialKind::PublicKey | CredentialKind::Federated => None,
+        CredentialKind::PublicKey | CredentialKind::Federated | CredentialKind::CertificateSubject => None,
     }
 }
 

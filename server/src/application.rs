@@ -261,7 +261,7 @@ impl Application {
             shared_limits.clone(),
             gateway.issuer_keys().clone(),
         )
-        .accepting_certificates(client_certificates);
+        .accepting_certificates(client_certificates, args.tls_client_ca.is_some());
         spawn_policy_watch(store.clone());
         if secret.has_previous() {
             let store = store.clone();

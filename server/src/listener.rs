@@ -95,7 +95,7 @@ pub async fn serve(
                 None => connection.serve(stream, None).await,
                 Some(tls) => match tokio::time::timeout_at(deadline, tls.acceptor().accept(stream)).await {
                     Ok(Ok(stream)) => {
-                        let certificate = crate::tls::client_certificate(stream.get_ref().1);
+                        let certificate = crate::tls::client_certificate(stream.get_ref().1, &tls);
                         connection.serve(stream, certificate).await;
                     }
                     Ok(Err(e)) => tracing::debug!(error = %e, client = %remote, "TLS handshake failed"),

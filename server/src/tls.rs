@@ -70,12 +70,22 @@ struct Presented {
     der: CertificateDer<'static>,
     /// `x5t#S256`, computed once per connection.
     thumbprint: String,
+    /// Whether the handshake verified its chain to `--tls-client-ca`: only then does
+    /// its subject name anyone (`tls_client_auth`).
+    issued_by_trusted_ca: bool,
 }
 
 impl ClientCertificate {
-    pub fn new(der: CertificateDer<'static>) -> Self {
+    pub fn new(der: CertificateDer<'static>, issued_by_trusted_ca: bool) -> Self {
         let thumbprint = portcullis_domain::enforcement::certificate_thumbprint(der.as_ref());
-        Self(Arc::new(Presented { der, thumbprint }))
+        Self(Arc::new(Presented { der, thumbprint, issued_by_trusted_ca }))
+    }
+
+    /// Whether an authority this server trusts issued it (the handshake verified the
+    /// chain to `--tls-client-ca`); a self-signed certificate, or one a proxy forwarded,
+    /// proves its key and nothing about its names.
+    pub fn issued_by_trusted_ca(&self) -> bool {
+        self.0.issued_by_trusted_ca
     }
 
     pub fn der(&self) -> &[u8] {
@@ -88,11 +98,12 @@ impl ClientCertificate {
     }
 
     /// The certificate in an RFC 9440 `Client-Cert` field: a structured-field byte
-    /// sequence, `:` base64 DER `:`. Anything else is no certificate.
+    /// sequence, `:` base64 DER `:`. Anything else is no certificate. Its chain is not
+    /// ours to check, so its subject names nobody.
     pub fn from_header(value: &[u8]) -> Option<Self> {
         let inner = value.strip_prefix(b":")?.strip_suffix(b":")?;
         let der = STANDARD.decode(inner).ok().filter(|d| !d.is_empty() && d.len() <= MAX_HEADER_CERT_BYTES)?;
-        Some(Self::new(CertificateDer::from(der)))
+        Some(Self::new(CertificateDer::from(der), false))
     }
 }
 
@@ -206,10 +217,13 @@ impl Reloader {
 }
 
 /// The certificate of a finished handshake's client, if it presented one.
-pub fn client_certificate(conn: &rustls::ServerConnection) -> Option<ClientCertificate> {
+pub fn client_certificate(conn: &rustls::ServerConnection, tls: &ListenerTls) -> Option<ClientCertificate> {
+    // With `--tls-client-ca` the handshake accepted only a chain to it; the setting is
+    // fixed for the process (a reload re-reads the files, not the flags).
+    let verified = tls.files.client_ca.is_some();
     conn.peer_certificates()
         .and_then(|chain| chain.first())
-        .map(|leaf| ClientCertificate::new(leaf.clone().into_owned()))
+        .map(|leaf| ClientCertificate::new(leaf.clone().into_owned(), verified))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {

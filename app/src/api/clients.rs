@@ -3,7 +3,7 @@
 //! shows once.
 
 use leptos::prelude::*;
-use portcullis_domain::model::{ClientDetail, ClientSummary, IssuedSecret, RegisteredKey};
+use portcullis_domain::model::{ClientDetail, ClientSummary, IssuedSecret, RegisteredKey, RegisteredSubject};
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
@@ -114,6 +114,13 @@ pub async fn register_public_key(
     let actor = actor().await?;
     let replace = replace.as_deref() == Some("true");
     store()?.register_public_key(&actor, &profile_id, &jwk, replace).await.map_err(domain)
+}
+
+/// `subject` is the certificate subject DN (RFC 4514) or a PEM certificate, as pasted.
+#[server(endpoint = "register_certificate_subject")]
+pub async fn register_certificate_subject(profile_id: String, subject: String) -> Result<RegisteredSubject, AppError> {
+    let actor = actor().await?;
+    store()?.register_certificate_subject(&actor, &profile_id, &subject).await.map_err(domain)
 }
 
 #[server(endpoint = "revoke_credential")]

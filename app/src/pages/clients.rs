@@ -8,8 +8,9 @@ use portcullis_domain::model::{
 use portcullis_domain::time::{format_date, format_utc};
 
 use crate::api::{
-    AddProfile, IssueApiKey, Issued, LinkIdentity, RegisterClient, RegisterPublicKey, Revealed, RevokeCredential,
-    RotateSecret, SetClientSuspended, SetMayAct, SetRateLimit, SetSenderConstraint, SetTokenLifetime,
+    AddProfile, IssueApiKey, Issued, LinkIdentity, RegisterCertificateSubject, RegisterClient, RegisterPublicKey,
+    Revealed, RevokeCredential, RotateSecret, SetClientSuspended, SetMayAct, SetRateLimit, SetSenderConstraint,
+    SetTokenLifetime,
 };
 use crate::components::{when, CodeBlock, Confirm, ErrorBox, PageError, SecretReveal, SignInFirst};
 use crate::error::AppError;
@@ -142,7 +143,8 @@ pub fn ClientPage() -> impl IntoView {
     let revoke = ServerAction::<RevokeCredential>::new();
     let register_key = ServerAction::<RegisterPublicKey>::new();
     let link = ServerAction::<LinkIdentity>::new();
-    let credentials = CredentialActions { rotate, issue_key, revoke, register_key, link };
+    let register_subject = ServerAction::<RegisterCertificateSubject>::new();
+    let credentials = CredentialActions { rotate, issue_key, revoke, register_key, link, register_subject };
     let set_rate = ServerAction::<SetRateLimit>::new();
     let set_ttl = ServerAction::<SetTokenLifetime>::new();
     let set_constraint = ServerAction::<SetSenderConstraint>::new();
@@ -162,7 +164,7 @@ pub fn ClientPage() -> impl IntoView {
                 (rotate.version().get(), issue_key.version().get(), add_profile.version().get()),
                 (revoke.version().get(), set_rate.version().get(), set_ttl.version().get(), suspend.version().get()),
                 (set_constraint.version().get(), register_key.version().get(), link.version().get()),
-                set_may_act.version().get(),
+                (set_may_act.version().get(), register_subject.version().get()),
             )
         },
         |(id, ..)| crate::api::get_client(id),
@@ -200,6 +202,16 @@ pub fn ClientPage() -> impl IntoView {
                 let origin = origin.get().and_then(Result::ok).unwrap_or_else(|| "$PORTCULLIS_URL".into());
                 Some(registered_view(key, origin))
             }
+            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
+            None => None,
+        }}
+        {move || match register_subject.value().get() {
+            Some(Ok(r)) => Some(view! {
+                <div class="alert alert-success" role="status" data-testid="subject-registered">
+                    {format!("Certificates a trusted authority issues to {} now authenticate the {} profile with only its client id (tls_client_auth). Check that this is the subject your authority writes: ", r.subject, r.environment.label().to_lowercase())}
+                    <code>{r.subject.clone()}</code>
+                </div>
+            }.into_any()),
             Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
             None => None,
         }}
@@ -319,6 +331,7 @@ struct CredentialActions {
     revoke: ServerAction<RevokeCredential>,
     register_key: ServerAction<RegisterPublicKey>,
     link: ServerAction<LinkIdentity>,
+    register_subject: ServerAction<RegisterCertificateSubject>,
 }
 
 #[component]
@@ -438,8 +451,10 @@ fn ProfileCard(
         Some(ids) => ids.join(", "),
     };
     let listed_ids = listed.clone().unwrap_or_default().join(" ");
-    let CredentialActions { rotate, issue_key, revoke, register_key, link } = credentials;
+    let CredentialActions { rotate, issue_key, revoke, register_key, link, register_subject } = credentials;
     let pid_link = profile.id.clone();
+    let pid_subject = profile.id.clone();
+    let subject_field = format!("subject-{}", profile.id);
     let pid_key = profile.id.clone();
     let jwk_field = format!("jwk-{}", profile.id);
     let constraint = profile.sender_constraint;
@@ -554,6 +569,21 @@ fn ProfileCard(
                     </label>
                     <div class="form-actions">
                         <button type="submit" class="btn btn-secondary btn-small" disabled=move || register_key.pending().get()>"Register key"</button>
+                    </div>
+                </ActionForm>
+            </details>
+            <details class="register-key" data-testid="register-subject">
+                <summary>"Register a CA-issued certificate's subject (tls_client_auth)"</summary>
+                <p class="muted">"Where Portcullis verifies client certificates against your certificate authority, a certificate it issued to this subject authenticates the agent with only its client id (RFC 8705 tls_client_auth); the token is then bound to that certificate. A self-signed certificate or one a proxy forwards never authenticates by its subject. Give the subject as RFC 4514 writes it, most specific first (openssl x509 -noout -subject -nameopt RFC2253 prints it), or paste the agent's certificate."</p>
+                <ActionForm action=register_subject>
+                    <input type="hidden" name="profile_id" value=pid_subject/>
+                    <div class="field">
+                        <label for=subject_field.clone()>"Subject DN or certificate (PEM)"</label>
+                        <textarea id=subject_field name="subject" rows="2" required class="mono" maxlength="8192"
+                            placeholder="CN=billing-agent,OU=Agents,O=Acme,C=GB"></textarea>
+                    </div>
+                    <div class="form-actions">
+                        <button type="submit" class="btn btn-secondary btn-small" disabled=move || register_subject.pending().get()>"Register subject"</button>
                     </div>
                 </ActionForm>
             </details>

@@ -7,13 +7,22 @@
 //! (`self_signed_tls_client_auth`, §2.2) when the certificate's public key is one its
 //! developer registered: the key is the credential, as for `private_key_jwt`, and the
 //! certificate around it may be self-signed, reissued or CA-signed alike.
+//!
+//! A client also authenticates with a certificate that an authority the listener trusts
+//! issued (`tls_client_auth`, §2.1), named by its subject distinguished name. There the
+//! authority vouches for the name, so a name is compared only for a certificate whose
+//! chain the handshake verified against `--tls-client-ca`: a self-signed certificate
+//! can claim any name.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use core::str::FromStr;
 use ed25519_dalek::pkcs8::DecodePublicKey;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use x509_cert::der::{Decode, Encode};
+use x509_cert::der::asn1::{Ia5StringRef, PrintableStringRef, TeletexStringRef, Utf8StringRef};
+use x509_cert::der::{Decode, Encode, Tag, Tagged};
+use x509_cert::name::RdnSequence;
 
 use super::client_keys::{parse_public_key, KeyError, PublicKey};
 
@@ -59,6 +68,135 @@ pub fn certificate_key(der: &[u8]) -> Result<PublicKey, KeyError> {
     parse_public_key(&jwk.to_string())
 }
 
+/// A registered subject name longer than this is refused (a real one is a few hundred
+/// characters at most).
+pub const MAX_SUBJECT_DN: usize = 1024;
+
+/// A pasted certificate larger than this is refused unread.
+const MAX_PEM: usize = 16 * 1024;
+
+/// A certificate subject distinguished name, as shown and as compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectName {
+    /// RFC 4514, most specific first: `CN=billing-agent,O=Acme,C=GB`.
+    pub display: String,
+    /// What two names are compared by: each attribute's OID and its value, case folded
+    /// and with runs of spaces made one (the matching rules of RFC 4517 and RFC 4518
+    /// for the directory strings certificates use), so that a name registered as
+    /// `cn=Billing  Agent, o=ACME` matches a certificate's `CN=billing agent,O=Acme`,
+    /// whether the authority encoded the value as a printable or a UTF-8 string.
+    pub key: String,
+}
+
+/// The subject of a DER certificate.
+pub fn certificate_subject(der: &[u8]) -> Result<SubjectName, KeyError> {
+    let cert = x509_cert::Certificate::from_der(der)
+        .map_err(|_| KeyError("The client certificate is not a readable X.509 certificate.".into()))?;
+    subject_name(&cert.tbs_certificate.subject)
+}
+
+/// A subject name a developer registers: either the agent's certificate in PEM (its
+/// subject is read out of it), or the name as RFC 4514 writes it, as
+/// `openssl x509 -noout -subject -nameopt RFC2253` prints it. Spaces around `=`, `,`
+/// and `+`, and openssl's `subject=` in front, are tolerated.
+pub fn parse_subject(input: &str) -> Result<SubjectName, KeyError> {
+    let input = input.trim();
+    if input.starts_with("-----BEGIN CERTIFICATE-----") {
+        if input.len() > MAX_PEM {
+            return Err(KeyError(format!("A certificate is a few KB; this one is over {} KB.", MAX_PEM / 1024)));
+        }
+        let body: String = input.lines().filter(|l| !l.starts_with("-----")).collect::<String>();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body.split_whitespace().collect::<String>())
+            .map_err(|_| KeyError("The PEM certificate's base64 does not decode.".into()))?;
+        return certificate_subject(&der);
+    }
+    let input = input.strip_prefix("subject=").unwrap_or(input).trim();
+    let format = || {
+        KeyError(format!(
+            "Give the certificate's subject as RFC 4514 writes it, most specific first, such as \
+             CN=billing-agent,OU=Agents,O=Acme,C=GB (`openssl x509 -noout -subject -nameopt RFC2253` prints it), \
+             or paste the agent's certificate (PEM): 1 to {MAX_SUBJECT_DN} characters."
+        ))
+    };
+    if input.is_empty() || input.len() > MAX_SUBJECT_DN || input.chars().any(char::is_control) {
+        return Err(format());
+    }
+    let name = RdnSequence::from_str(&tidy(input)).map_err(|_| format())?;
+    if name.0.is_empty() {
+        return Err(format());
+    }
+    subject_name(&name)
+}
+
+/// Removes the spaces RFC 4514 does not allow around `=`, `,` and `+` (an escaped
+/// space, `\ `, is kept).
+fn tidy(dn: &str) -> String {
+    let mut parts = Vec::new();
+    let (mut current, mut escaped) = (String::new(), false);
+    for c in dn.chars() {
+        match c {
+            _ if escaped => {
+                current.push(c);
+                escaped = false;
+            }
+            '\\' => {
+                current.push(c);
+                escaped = true;
+            }
+            ',' | '+' | '=' => {
+                parts.push(std::mem::take(&mut current));
+                parts.push(c.to_string());
+            }
+            _ => current.push(c),
+        }
+    }
+    parts.push(current);
+    parts
+        .iter()
+        .map(|p| {
+            let t = p.trim_start().trim_end();
+            // A value ending in an escaped space keeps it.
+            match p.trim_start().len() > t.len() && t.ends_with('\\') {
+                true => format!("{t} "),
+                false => t.to_owned(),
+            }
+        })
+        .collect()
+}
+
+fn subject_name(name: &RdnSequence) -> Result<SubjectName, KeyError> {
+    let mut rdns = Vec::with_capacity(name.0.len());
+    // RFC 4514 writes the most specific first, the reverse of the DER order.
+    for rdn in name.0.iter().rev() {
+        let mut atvs: Vec<String> =
+            rdn.0.iter().map(|atv| format!("{}={}", atv.oid, match_value(&atv.value))).collect();
+        atvs.sort();
+        rdns.push(atvs.join("+"));
+    }
+    Ok(SubjectName { display: name.to_string(), key: rdns.join(",") })
+}
+
+/// An attribute value as compared: a directory string case folded, its spaces trimmed
+/// and runs of them made one; any other value as its DER, in hex.
+fn match_value(value: &x509_cert::der::Any) -> String {
+    let text = match value.tag() {
+        Tag::PrintableString => PrintableStringRef::try_from(value).ok().map(|s| s.as_str().to_owned()),
+        Tag::Utf8String => Utf8StringRef::try_from(value).ok().map(|s| s.as_str().to_owned()),
+        Tag::Ia5String => Ia5StringRef::try_from(value).ok().map(|s| s.as_str().to_owned()),
+        Tag::TeletexString => TeletexStringRef::try_from(value).ok().map(|s| s.as_str().to_owned()),
+        _ => None,
+    };
+    match text {
+        Some(text) => text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase(),
+        None => format!("#{}", hex_of(&value.to_der().unwrap_or_default())),
+    }
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +238,67 @@ mod tests {
         let key = certificate_key(der).unwrap();
         assert_eq!(key.key_type, "RSA 2048");
         assert_eq!(key.thumbprint, "5FCL0BwzTle0Mcyjxo9_Em6PRRIi7JVrM2OhEEZhbL8");
+    }
+
+    fn issued(dn: &[(rcgen::DnType, rcgen::DnValue)]) -> rcgen::Certificate {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["agent.example".into()]).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        for (t, v) in dn {
+            params.distinguished_name.push(t.clone(), v.clone());
+        }
+        params.self_signed(&key).unwrap()
+    }
+
+    #[test]
+    fn a_registered_subject_matches_the_certificates_however_either_is_written() {
+        use rcgen::{DnType, DnValue};
+        // The authority wrote C as a printable string, O as UTF-8, CN in another case.
+        let cert = issued(&[
+            (DnType::CountryName, DnValue::PrintableString("GB".try_into().unwrap())),
+            (DnType::OrganizationName, DnValue::Utf8String("Acme  Ltd".into())),
+            (DnType::CommonName, DnValue::Utf8String("Billing-Agent".into())),
+        ]);
+        let from_cert = certificate_subject(cert.der()).unwrap();
+        assert_eq!(from_cert.display, "CN=Billing-Agent,O=Acme  Ltd,C=GB", "RFC 4514: most specific first");
+        for written in [
+            "CN=Billing-Agent,O=Acme  Ltd,C=GB",
+            "cn=billing-agent,o=acme ltd,c=gb",
+            "CN = Billing-Agent, O = Acme Ltd, C = GB",
+            "subject=CN=Billing-Agent,O=Acme Ltd,C=GB",
+            "2.5.4.3=Billing-Agent,2.5.4.10=Acme Ltd,2.5.4.6=GB",
+        ] {
+            assert_eq!(parse_subject(written).unwrap().key, from_cert.key, "{written}");
+        }
+        // The certificate itself, pasted.
+        assert_eq!(parse_subject(&cert.pem()).unwrap(), from_cert);
+        // Not the same name: another value, another order, one attribute fewer or more.
+        for other in [
+            "CN=Billing-Agent2,O=Acme Ltd,C=GB",
+            "C=GB,O=Acme Ltd,CN=Billing-Agent",
+            "CN=Billing-Agent,O=Acme Ltd",
+            "CN=Billing-Agent,OU=Agents,O=Acme Ltd,C=GB",
+            "CN=Billing-Agent+UID=1,O=Acme Ltd,C=GB",
+        ] {
+            assert_ne!(parse_subject(other).unwrap().key, from_cert.key, "{other}");
+        }
+        // A comma inside a value, escaped, is the value's.
+        let escaped = parse_subject(r"CN=Agent\, billing,O=Acme").unwrap();
+        assert_eq!(escaped.display, r"CN=Agent\, billing,O=Acme");
+        assert_ne!(escaped.key, parse_subject("CN=Agent,CN=billing,O=Acme").unwrap().key);
+    }
+
+    #[test]
+    fn a_subject_that_is_not_a_name_is_refused_with_the_format_expected() {
+        let long = format!("CN={}", "a".repeat(MAX_SUBJECT_DN));
+        for bad in ["", "   ", "billing-agent", "CN", "=x", "XX=1", "CN=a\nO=b", long.as_str(), "CN=a\u{0}"] {
+            let e = parse_subject(bad).unwrap_err();
+            assert!(e.0.contains("RFC 4514"), "{bad:?}: {}", e.0);
+        }
+        let broken = "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----";
+        assert!(parse_subject(broken).is_err());
+        let huge = format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----", "A".repeat(20_000));
+        assert!(parse_subject(&huge).unwrap_err().0.contains("KB"));
     }
 
     #[test]

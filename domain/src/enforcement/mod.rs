@@ -23,7 +23,9 @@ mod tokens;
 
 use std::sync::Arc;
 
-pub use certificates::{certificate_key, certificate_thumbprint};
+pub use certificates::{
+    certificate_key, certificate_subject, certificate_thumbprint, parse_subject, SubjectName, MAX_SUBJECT_DN,
+};
 pub use client_keys::{
     check_assertion, claimed_client, parse_public_key, Assertion, AssertionCheck, AssertionError, ClientKey, KeyError,
     PublicKey, ASSERTION_ALGS, ASSERTION_LEEWAY_SECS, ASSERTION_TYPE, MAX_ASSERTION_LIFETIME_SECS,

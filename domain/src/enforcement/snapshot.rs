@@ -26,6 +26,10 @@ pub struct Snapshot {
     pub credentials_by_id: HashMap<String, CredentialEntry>,
     /// Public keys not revoked, by the client id they authenticate (private_key_jwt).
     pub client_keys: HashMap<String, Vec<ClientKey>>,
+    /// Certificate subjects not revoked, by the client id they authenticate
+    /// (`tls_client_auth`): each subject's compared form ([`super::SubjectName::key`])
+    /// and its credential.
+    pub client_subjects: HashMap<String, Vec<(String, CredentialEntry)>>,
     pub profiles: HashMap<String, ProfileEntry>,
     /// Every client id that has a profile: a token request naming another gets no rate
     /// limit bucket of its own (it shares its address's).

@@ -394,29 +394,38 @@ impl Enforcement {
         Ok((&key.credential, profile, checked))
     }
 
-    /// Authenticates a client by the TLS client certificate of its request
-    /// (`self_signed_tls_client_auth`, RFC 8705 §2.2): the handshake proved the caller
-    /// holds the certificate's key, and that key (by its RFC 7638 thumbprint) must be one
-    /// the client registered and has not revoked, for a profile that may act now.
+    /// Authenticates a client by the TLS client certificate of its request (RFC 8705
+    /// §2): the handshake proved the caller holds the certificate's key. Either that key
+    /// (by its RFC 7638 thumbprint) is one the client registered
+    /// (`self_signed_tls_client_auth`), or the certificate was issued by an authority the
+    /// listener trusts and its subject is one the client registered (`tls_client_auth`;
+    /// `trusted_subject` is `None` for any other certificate). The credential is live,
+    /// for a profile that may act now.
     pub fn authenticate_client_certificate<'s>(
         &self,
         snap: &'s Snapshot,
         client_id: &str,
-        key_thumbprint: &str,
+        key_thumbprint: Option<&str>,
+        trusted_subject: Option<&str>,
     ) -> Result<(&'s CredentialEntry, &'s ProfileEntry), TokenRequestError> {
         let now = self.now();
-        let key = snap
-            .client_keys
-            .get(client_id)
-            .and_then(|keys| keys.iter().find(|k| k.thumbprint == key_thumbprint))
-            .filter(|k| now < k.credential.expires_at)
+        let by_key = key_thumbprint
+            .and_then(|t| snap.client_keys.get(client_id)?.iter().find(|k| k.thumbprint == t))
+            .map(|k| &k.credential);
+        let by_subject = || {
+            let subject = trusted_subject?;
+            snap.client_subjects.get(client_id)?.iter().find(|(s, _)| s == subject).map(|(_, c)| c)
+        };
+        let credential = by_key
+            .filter(|c| now < c.expires_at)
+            .or_else(|| by_subject().filter(|c| now < c.expires_at))
             .ok_or(TokenRequestError::InvalidClient)?;
         let profile = snap
             .profiles
-            .get(&key.credential.profile_id)
+            .get(&credential.profile_id)
             .filter(|p| p.client_id == client_id && p.stopped().is_none())
             .ok_or(TokenRequestError::InvalidClient)?;
-        Ok((&key.credential, profile))
+        Ok((credential, profile))
     }
 
     /// The claims of a token that is active right now: it verifies, it is not revoked,

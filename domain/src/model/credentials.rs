@@ -1,5 +1,6 @@
-//! A profile's credentials (client secrets, API keys, public keys, and federated
-//! identities: links from an identity at a trusted issuer) and a secret just issued.
+//! A profile's credentials (client secrets, API keys, public keys, federated identities:
+//! links from an identity at a trusted issuer, and certificate subjects: the name of a
+//! CA-issued client certificate) and a secret just issued.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -11,6 +12,7 @@ text_enum!(CredentialKind {
     ApiKey => "api_key",
     PublicKey => "public_key",
     Federated => "federated",
+    CertificateSubject => "certificate_subject",
 });
 
 impl CredentialKind {
@@ -21,6 +23,7 @@ impl CredentialKind {
             CredentialKind::ApiKey => "API key",
             CredentialKind::PublicKey => "Public key",
             CredentialKind::Federated => "Federated identity",
+            CredentialKind::CertificateSubject => "Certificate subject",
         }
     }
     /// As a sentence says it.
@@ -30,12 +33,14 @@ impl CredentialKind {
             CredentialKind::ApiKey => "API key",
             CredentialKind::PublicKey => "public key",
             CredentialKind::Federated => "federated identity",
+            CredentialKind::CertificateSubject => "certificate subject",
         }
     }
-    /// Whether it authenticates a client at the token endpoint (a secret, or a key that
-    /// signs assertions), as against an API key, which is sent with each call.
+    /// Whether it authenticates a client at the token endpoint (a secret, a key that
+    /// signs assertions, a certificate's subject), as against an API key, which is sent
+    /// with each call.
     pub fn authenticates_client(self) -> bool {
-        matches!(self, CredentialKind::ClientSecret | CredentialKind::PublicKey)
+        matches!(self, CredentialKind::ClientSecret | CredentialKind::PublicKey | CredentialKind::CertificateSubject)
     }
 }
 
@@ -143,4 +148,19 @@ pub struct RegisteredKey {
     /// Client secrets and keys of the profile cut to the grace period by this
     /// registration, when it replaced them.
     pub replaced: u64,
+}
+
+/// A certificate subject just registered for a client's profile (`tls_client_auth`):
+/// a certificate that a trusted authority issued with this subject now authenticates
+/// the client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "store", derive(utoipa::ToSchema))]
+pub struct RegisteredSubject {
+    pub credential_id: String,
+    pub client_id: String,
+    pub profile_id: String,
+    pub environment: Environment,
+    /// The subject distinguished name, as RFC 4514 writes it (most specific first).
+    pub subject: String,
+    pub expires_at: i64,
 }

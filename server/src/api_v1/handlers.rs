@@ -11,7 +11,8 @@ use portcullis_domain::clients::NewClient;
 use portcullis_domain::endpoints::NewEndpoint;
 use portcullis_domain::model::{
     AccessTokenView, AccountView, ClientDetail, ClientKind, ClientSummary, Environment, GrantView, ImportSummary,
-    IssuedSecret, IssuedToken, ProductView, RegisteredKey, RequestView, Role, TestAccessResult, UserView,
+    IssuedSecret, IssuedToken, ProductView, RegisteredKey, RegisteredSubject, RequestView, Role, TestAccessResult,
+    UserView,
 };
 use portcullis_domain::scopes::Scopes;
 use portcullis_domain::upstream_tls::UpstreamTlsName;
@@ -138,6 +139,30 @@ pub async fn register_public_key(
     let Json(b) = body?;
     let key = s.portal.store.register_public_key(&actor, &profile_id, &b.jwk.to_string(), b.replace).await?;
     Ok((StatusCode::CREATED, Json(key)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CertificateSubjectBody {
+    /// The subject distinguished name of the certificates a trusted authority issues to
+    /// the agent, as RFC 4514 writes it (most specific first:
+    /// `CN=billing-agent,O=Acme,C=GB`), or one such certificate in PEM.
+    pub subject: String,
+}
+
+/// Registers the subject of the CA-issued certificates the client authenticates with
+/// (`tls_client_auth`, RFC 8705 §2.1): over a TLS connection presenting one, verified
+/// against the listener's `--tls-client-ca`, a token request needs only the client id.
+#[utoipa::path(post, path = "/profiles/{profile_id}/certificate-subjects", params(("profile_id" = String, Path)), request_body = CertificateSubjectBody,
+    responses((status = 201, body = RegisteredSubject), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn register_certificate_subject(
+    State(s): State<ApiState>,
+    ApiActor(actor): ApiActor,
+    Path(profile_id): Path<String>,
+    body: Body<CertificateSubjectBody>,
+) -> Answer<(StatusCode, Json<RegisteredSubject>)> {
+    let Json(b) = body?;
+    let registered = s.portal.store.register_certificate_subject(&actor, &profile_id, &b.subject).await?;
+    Ok((StatusCode::CREATED, Json(registered)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

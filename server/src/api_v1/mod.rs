@@ -47,6 +47,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(portal: PortalState) -> Router<S
         .route("/profiles/{profile_id}/rotate", post(rotate_secret))
         .route("/profiles/{profile_id}/api-keys", post(issue_api_key))
         .route("/profiles/{profile_id}/public-keys", post(register_public_key))
+        .route("/profiles/{profile_id}/certificate-subjects", post(register_certificate_subject))
         .route("/profiles/{profile_id}/federated-identities", post(issuers::link_identity))
         .route("/issuers", get(issuers::list_issuers).post(issuers::register_issuer))
         .route("/issuers/{issuer_id}/disable", post(issuers::disable_issuer))
@@ -107,6 +108,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(portal: PortalState) -> Router<S
         handlers::rotate_secret,
         handlers::issue_api_key,
         handlers::register_public_key,
+        handlers::register_certificate_subject,
         issuers::link_identity,
         issuers::list_issuers,
         issuers::register_issuer,

@@ -145,6 +145,22 @@ const TOOLS: &[Tool] = &[
         required: &["profile_id", "jwk"],
     },
     Tool {
+        name: "register_certificate_subject",
+        title: "Register a certificate subject",
+        description: "Registers the subject distinguished name of the certificates a trusted authority issues \
+                      to the client (tls_client_auth, RFC 8705): over TLS with such a certificate, a token \
+                      request needs only the client id. Give the name as RFC 4514 writes it \
+                      (CN=billing-agent,O=Acme,C=GB) or one such certificate in PEM.",
+        kind: Kind::Write,
+        properties: || {
+            json!({
+                "profile_id": id("A profile id, pf_…"),
+                "subject": { "type": "string", "description": "The subject DN (RFC 4514), or a PEM certificate" }
+            })
+        },
+        required: &["profile_id", "subject"],
+    },
+    Tool {
         name: "list_issuers",
         title: "List trusted issuers",
         description: "The identity providers whose tokens the gateway accepts for identities linked to profiles \
@@ -732,6 +748,13 @@ struct LinkArg {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct SubjectArg {
+    profile_id: String,
+    subject: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct KeyArg {
     profile_id: String,
     jwk: serde_json::Value,
@@ -890,6 +913,10 @@ async fn run(portal: &PortalState, actor: &Actor, name: &str, a: &Map<String, Va
         "register_public_key" => {
             let k: KeyArg = args(a)?;
             store.register_public_key(actor, &k.profile_id, &k.jwk.to_string(), k.replace).await.and_then(value)
+        }
+        "register_certificate_subject" => {
+            let c: SubjectArg = args(a)?;
+            store.register_certificate_subject(actor, &c.profile_id, &c.subject).await.and_then(value)
         }
         "list_issuers" => {
             args::<NoArgs>(a)?;

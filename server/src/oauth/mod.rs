@@ -16,9 +16,10 @@ use portcullis_domain::audit_event::RequestEvent;
 use portcullis_domain::audit_text::{cap, AuditText};
 use portcullis_domain::audit_writer::{AuditSink, PendingRow};
 use portcullis_domain::enforcement::{
-    certificate_key, claimed_client, Assertion, AssertionError, Confirmation, CredentialEntry, Delegation,
-    ExchangeRefusal, ProfileEntry, Proof, ProofCheck, ProofError, Snapshot, TokenAsk, TokenRequestError, TokenSettings,
-    ACCESS_TOKEN_TYPE, ASSERTION_ALGS, ASSERTION_TYPE, DPOP_ALGS, TASK_DETAIL_TYPE, TOKEN_EXCHANGE,
+    certificate_key, certificate_subject, claimed_client, Assertion, AssertionError, Confirmation, CredentialEntry,
+    Delegation, ExchangeRefusal, KeyError, ProfileEntry, Proof, ProofCheck, ProofError, Snapshot, TokenAsk,
+    TokenRequestError, TokenSettings, ACCESS_TOKEN_TYPE, ASSERTION_ALGS, ASSERTION_TYPE, DPOP_ALGS, TASK_DETAIL_TYPE,
+    TOKEN_EXCHANGE,
 };
 use portcullis_domain::keyed::{identity_key, source_key, Limiter};
 use portcullis_domain::model::{Decision, Reason, RequestChannel, SenderConstraint};
@@ -37,9 +38,11 @@ use crate::sources::Sources;
 use crate::tls::ClientCertificate;
 
 /// How clients may authenticate at every endpoint that takes client authentication;
-/// where client certificates reach us, `self_signed_tls_client_auth` too.
+/// where client certificates reach us, `self_signed_tls_client_auth` too, and where the
+/// listener verifies them against `--tls-client-ca`, `tls_client_auth`.
 const AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
 const CERTIFICATE_AUTH: &str = "self_signed_tls_client_auth";
+const CA_CERTIFICATE_AUTH: &str = "tls_client_auth";
 
 /// OAuth requests are small forms; anything larger is refused unread.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -56,6 +59,9 @@ pub struct OAuthServer {
     proofs: Proofs,
     /// Whether requests can come with a TLS client certificate (RFC 8705).
     certificates: bool,
+    /// Whether the listener verifies them against authorities it trusts, so that a
+    /// certificate's subject can name a client (`tls_client_auth`).
+    ca_certificates: bool,
     /// Trusted issuers' keys, shared with the gateway: a subject token to exchange may
     /// come from one of them.
     issuer_keys: IssuerKeyCache,
@@ -113,13 +119,24 @@ impl OAuthServer {
             per_client: Limiter::new(per_client, per_client.div_ceil(3), 100_000),
             shared: shared.map(|s| (s, per_client)),
         };
-        Self { store, settings, audit, limits: Arc::new(limits), sources, proofs, certificates: false, issuer_keys }
+        Self {
+            store,
+            settings,
+            audit,
+            limits: Arc::new(limits),
+            sources,
+            proofs,
+            certificates: false,
+            ca_certificates: false,
+            issuer_keys,
+        }
     }
 
     /// Says (in the metadata) that client certificates can reach this server: the
-    /// listener asks for them, or a trusted proxy forwards them.
-    pub fn accepting_certificates(self, certificates: bool) -> Self {
-        Self { certificates, ..self }
+    /// listener asks for them, or a trusted proxy forwards them; and whether the
+    /// listener verifies them against `--tls-client-ca`.
+    pub fn accepting_certificates(self, certificates: bool, ca_certificates: bool) -> Self {
+        Self { certificates, ca_certificates, ..self }
     }
 }
 
@@ -208,8 +225,9 @@ enum ClientAuth {
     Secret { client_id: String, secret: String },
     /// `private_key_jwt` (RFC 7523 §2.2): an assertion signed with a registered key.
     Assertion { client_id: String, assertion: String },
-    /// `self_signed_tls_client_auth` (RFC 8705 §2.2): only a `client_id`, over a TLS
-    /// connection whose client certificate carries a registered key.
+    /// `self_signed_tls_client_auth` or `tls_client_auth` (RFC 8705 §2): only a
+    /// `client_id`, over a TLS connection whose client certificate carries a registered
+    /// key, or was issued by a trusted authority to a registered subject.
     Certificate { client_id: String, certificate: ClientCertificate },
 }
 
@@ -302,11 +320,23 @@ impl OAuthServer {
             }
             ClientAuth::Certificate { client_id, certificate } => {
                 // What the certificate shows is told; whether the client exists or has
-                // registered the key is not.
-                let key = certificate_key(certificate.der())
-                    .map_err(|e| OAuthError::new(StatusCode::UNAUTHORIZED, Reason::InvalidClient, e.to_string()))?;
+                // registered the key or the subject is not.
+                let told = |e: KeyError| OAuthError::new(StatusCode::UNAUTHORIZED, Reason::InvalidClient, e.0);
+                let key = certificate_key(certificate.der());
+                // A subject names someone only in a certificate a trusted authority issued.
+                let subject = match certificate.issued_by_trusted_ca() {
+                    true => Some(certificate_subject(certificate.der()).map_err(told)?.key),
+                    false => None,
+                };
+                // A CA-issued certificate may carry a key of a kind we do not register
+                // (P-384, say): its subject still authenticates.
+                let thumbprint = match (key, &subject) {
+                    (Ok(key), _) => Some(key.thumbprint),
+                    (Err(_), Some(_)) => None,
+                    (Err(e), None) => return Err(told(e)),
+                };
                 enforcement
-                    .authenticate_client_certificate(snap, client_id, &key.thumbprint)
+                    .authenticate_client_certificate(snap, client_id, thumbprint.as_deref(), subject.as_deref())
                     .map_err(|_| OAuthError::invalid_client())
             }
             ClientAuth::Assertion { client_id, assertion } => {
@@ -743,6 +773,9 @@ async fn metadata(State(o): State<OAuthServer>) -> Json<serde_json::Value> {
     let mut methods = AUTH_METHODS.to_vec();
     if o.certificates {
         methods.push(CERTIFICATE_AUTH);
+    }
+    if o.ca_certificates {
+        methods.push(CA_CERTIFICATE_AUTH);
     }
     Json(json!({
         "issuer": issuer,

@@ -386,7 +386,7 @@ async fn an_admin_publishes_and_controls_through_the_management_mcp() {
     let dev_session = app.developer("ada").await;
     let dev = Manage::new(&app, &dev_session.personal_token(None).await);
     let (_, tools) = admin.stateless("tools/list", json!({})).await;
-    assert_eq!(tools["result"]["tools"].as_array().map(Vec::len), Some(41));
+    assert_eq!(tools["result"]["tools"].as_array().map(Vec::len), Some(42));
     // Every listed tool is implemented: with no arguments each answers or says what is
     // missing, never an internal error.
     for tool in tools["result"]["tools"].as_array().unwrap() {

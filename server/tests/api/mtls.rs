@@ -2,7 +2,9 @@
 //! the real https listener: an agent's own self-signed certificate binds the tokens it
 //! gets, and a copied token is refused without that certificate at `/gw` and `/mcp`; a
 //! certificate whose key the developer registered stands in for the secret; a profile
-//! can require certificate-bound tokens; and behind a TLS-terminating proxy, the
+//! can require certificate-bound tokens; a certificate the listener's authority issued
+//! authenticates the agent by its subject, and no other certificate claiming that
+//! subject does; and behind a TLS-terminating proxy, the
 //! proxy's `Client-Cert` header (RFC 9440) is believed only from a trusted proxy that
 //! the operator said sets it.
 
@@ -13,6 +15,7 @@ use crate::upstream_tls::{write, TestCa};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use portcullis::config::ServeArgs;
+use rcgen::DnType;
 use rcgen::ExtendedKeyUsagePurpose::ServerAuth;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -28,6 +31,11 @@ struct AgentCert {
 }
 
 impl AgentCert {
+    /// A certificate an authority issued (its key is not registered: no JWK).
+    fn from_leaf(leaf: crate::upstream_tls::Leaf) -> Self {
+        Self { der: leaf.der.to_vec(), pem: leaf.cert_pem, key_pem: leaf.key_pem, jwk: Value::Null }
+    }
+
     fn new(alg: &'static rcgen::SignatureAlgorithm) -> Self {
         Self::with_key(alg, rcgen::KeyPair::generate_for(alg).unwrap())
     }
@@ -373,6 +381,192 @@ async fn a_profile_that_requires_certificate_bound_tokens_refuses_everything_els
     let refused = poll_audit(&s.app.database_url, "reason = 'sender_constraint_required'", 4).await;
     let channels: Vec<&str> = refused.iter().map(|r| r["channel"].as_str().unwrap()).collect();
     assert_eq!(channels, ["oauth", "rest", "rest", "mcp"]);
+}
+
+/// The subject Acme's authority writes in the billing agent's certificates (DER order:
+/// least specific first).
+const BILLING: [(DnType, &str); 2] = [(DnType::OrganizationName, "Acme"), (DnType::CommonName, "Billing-Agent")];
+
+/// A server whose listener verifies client certificates against `clients` (an
+/// enterprise CA), and the file it reads them from.
+async fn setup_with_client_ca(clients: &TestCa) -> (Setup, TempDir) {
+    let dir = TempDir::new();
+    let ca = write(&dir, "clients-ca.pem", &clients.pem());
+    let s = setup(|a| {
+        a.tls_self_signed_clients = false;
+        a.tls_client_ca = Some(ca);
+    })
+    .await;
+    (s, dir)
+}
+
+#[tokio::test]
+async fn a_certificate_the_trusted_authority_issued_authenticates_the_agent_by_its_subject_and_no_other_does() {
+    let enterprise = TestCa::new("Acme Agents CA");
+    let (s, _dir) = setup_with_client_ca(&enterprise).await;
+    let meta: Value = s
+        .client(None)
+        .get(format!("{}/.well-known/oauth-authorization-server", s.app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let methods = meta["token_endpoint_auth_methods_supported"].as_array().unwrap();
+    assert!(methods.contains(&json!("tls_client_auth")), "{methods:?}");
+
+    // The developer registers the subject as openssl prints it, spaces and all.
+    let owner = Script::new(&s.app, &s.a.dev.personal_token(None).await);
+    let subjects = format!("/profiles/{}/certificate-subjects", s.a.reg.secret.profile_id);
+    let (status, registered) = owner.post(&subjects, json!({ "subject": "CN = billing-agent, O = Acme" })).await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    assert_eq!(registered["subject"], "CN=billing-agent,O=Acme");
+    let credential = registered["credential_id"].as_str().unwrap().to_owned();
+    let (status, _) = owner.post(&format!("/credentials/{}/revoke", s.a.reg.secret.credential_id), json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "the secret is gone: the certificate is the only credential");
+
+    // The authority's certificate for that subject (its CN in another case), with only
+    // the client id.
+    let billing = AgentCert::from_leaf(enterprise.issue_client(&BILLING));
+    let (status, issued) = s.token_with_certificate(&s.a.reg.client_id, Some(&billing)).await;
+    assert_eq!(status, 200, "{issued}");
+    let token = issued["access_token"].as_str().unwrap().to_owned();
+    let claims = claims_of(&token);
+    assert_eq!(claims["cid"], credential, "obtained with the subject's credential");
+    assert_eq!(claims["cnf"]["x5t#S256"], billing.thumbprint(), "and bound to the certificate");
+    assert_eq!(s.gw(&token, Some(&billing)).await.0, 200);
+    assert_eq!(s.mcp(&token, Some(&billing)).await, 200);
+    let allowed = poll_audit(
+        &s.app.database_url,
+        &format!("channel = 'oauth' AND decision = 'allowed' AND credential_id = '{credential}'"),
+        1,
+    )
+    .await;
+    assert_eq!(allowed[0]["client_id"].as_str(), Some(s.a.reg.client_id.as_str()));
+
+    // Refused with invalid_client, telling nothing: the authority's certificate for
+    // another subject; the right certificate naming another client; none at all.
+    let other_agent = AgentCert::from_leaf(
+        enterprise.issue_client(&[(DnType::OrganizationName, "Acme"), (DnType::CommonName, "other-agent")]),
+    );
+    let other = crate::helpers::agent(&s.app, &[]).await;
+    for (client_id, cert, what) in [
+        (&s.a.reg.client_id, Some(&other_agent), "another subject"),
+        (&other.reg.client_id, Some(&billing), "another client's id"),
+        (&s.a.reg.client_id, None, "no certificate"),
+        (&"cl_nobody".to_owned(), Some(&billing), "an unknown client"),
+    ] {
+        let (status, body) = s.token_with_certificate(client_id, cert).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")), "{what}");
+        assert_eq!(body["error_description"], "client authentication failed", "{what} tells nothing more");
+    }
+
+    // A certificate with the same subject that the authority did not issue never gets
+    // as far as a request: the handshake refuses it.
+    let impostor = AgentCert::from_leaf(TestCa::new("Impostor CA").issue_client(&BILLING));
+    let refused = s
+        .client(Some(&impostor))
+        .post(format!("{}/oauth/token", s.app.base))
+        .form(&[("grant_type", "client_credentials"), ("client_id", s.a.reg.client_id.as_str())])
+        .send()
+        .await;
+    assert!(refused.is_err(), "another authority's certificate ends the handshake: {refused:?}");
+
+    // Revoking the subject ends its tokens and its logins on the next request.
+    let (status, _) = owner.post(&format!("/credentials/{credential}/revoke"), json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(s.gw(&token, Some(&billing)).await.0, 401);
+    assert_eq!(s.token_with_certificate(&s.a.reg.client_id, Some(&billing)).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_subject_names_nobody_in_a_self_signed_certificate_or_one_a_proxy_forwards() {
+    // The listener accepts any certificate that proves its key: a self-signed one can
+    // write any subject, so none authenticates by it.
+    let s = setup(|_| ()).await;
+    let owner = Script::new(&s.app, &s.a.dev.personal_token(None).await);
+    let subjects = format!("/profiles/{}/certificate-subjects", s.a.reg.secret.profile_id);
+    let (status, registered) = owner.post(&subjects, json!({ "subject": "CN=Billing-Agent,O=Acme" })).await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    let meta: Value = s
+        .client(None)
+        .get(format!("{}/.well-known/oauth-authorization-server", s.app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let methods = meta["token_endpoint_auth_methods_supported"].as_array().unwrap();
+    assert!(!methods.contains(&json!("tls_client_auth")), "{methods:?}");
+    let forged = AgentCert::from_leaf(TestCa::new("Acme Agents CA").issue_client(&BILLING));
+    let self_signed = {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        for (t, v) in BILLING {
+            params.distinguished_name.push(t, v);
+        }
+        let cert = params.self_signed(&key).unwrap();
+        AgentCert { der: cert.der().to_vec(), pem: cert.pem(), key_pem: key.serialize_pem(), jwk: Value::Null }
+    };
+    for (cert, what) in [(&forged, "signed by an authority the listener does not know"), (&self_signed, "self-signed")]
+    {
+        let (status, body) = s.token_with_certificate(&s.a.reg.client_id, Some(cert)).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")), "{what}");
+    }
+
+    // Behind a proxy: the header's certificate binds tokens, but its chain is not ours to
+    // check, so its subject authenticates nobody either.
+    let (app, _upstream, a) = behind_proxy("127.0.0.1/32", true).await;
+    let owner = Script::new(&app, &a.dev.personal_token(None).await);
+    let subjects = format!("/profiles/{}/certificate-subjects", a.reg.secret.profile_id);
+    assert_eq!(owner.post(&subjects, json!({ "subject": "CN=Billing-Agent,O=Acme" })).await.0, StatusCode::CREATED);
+    let res = reqwest::Client::new()
+        .post(format!("{}/oauth/token", app.base))
+        .header("client-cert", forged.header())
+        .form(&[("grant_type", "client_credentials"), ("client_id", a.reg.client_id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_client");
+}
+
+#[tokio::test]
+async fn a_subject_is_registered_once_per_profile_by_its_owner_and_a_bad_one_is_refused_with_the_format() {
+    let s = setup(|_| ()).await;
+    let owner = Script::new(&s.app, &s.a.dev.personal_token(None).await);
+    let subjects = format!("/profiles/{}/certificate-subjects", s.a.reg.secret.profile_id);
+    for bad in [json!({ "subject": "billing-agent" }), json!({ "subject": "" }), json!({ "subject": "CN=a\nO=b" })] {
+        let (status, body) = owner.post(&subjects, bad.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+        assert!(body["detail"].as_str().unwrap().contains("RFC 4514"), "{body}");
+    }
+    let (status, body) = owner.post(&subjects, json!({})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "subject is required: {body}");
+    assert!(body.to_string().contains("subject"), "{body}");
+
+    // Two registrations of one subject race: one wins, the other is told it exists.
+    let (first, second) = tokio::join!(
+        owner.post(&subjects, json!({ "subject": "CN=billing-agent,O=Acme" })),
+        owner.post(&subjects, json!({ "subject": "cn=Billing-Agent, o=ACME" })),
+    );
+    let mut statuses = [first.0, second.0];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::CREATED, StatusCode::CONFLICT], "{first:?} {second:?}");
+    // The same subject once more (another spelling) is refused; another is fine.
+    assert_eq!(owner.post(&subjects, json!({ "subject": "CN=BILLING-AGENT,O=acme" })).await.0, StatusCode::CONFLICT);
+    assert_eq!(owner.post(&subjects, json!({ "subject": "CN=billing-agent-2,O=Acme" })).await.0, StatusCode::CREATED);
+
+    // Another developer cannot register one on this profile, nor learn it exists.
+    let mallory = crate::helpers::agent(&s.app, &[]).await;
+    let theirs = Script::new(&s.app, &mallory.dev.personal_token(None).await);
+    let (status, body) = theirs.post(&subjects, json!({ "subject": "CN=mallory,O=Acme" })).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let listed = s.app.store.enforcement().snapshot().current().client_subjects.get(&s.a.reg.client_id).map(Vec::len);
+    assert_eq!(listed, Some(2), "the two registered subjects are enforced, nothing of Mallory's");
 }
 
 /// A plain-http server behind a "proxy" on loopback, with `--trusted-proxies` and

@@ -46,6 +46,26 @@ impl TestCa {
         self.issue_for(&[name], usage)
     }
 
+    /// A client certificate (`clientAuth`) with this subject, its attributes in the
+    /// order given (the DER order: least specific first).
+    pub(crate) fn issue_client(&self, subject: &[(DnType, &str)]) -> Leaf {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        // Only the subject given (rcgen's default names a CN of its own first).
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        for (t, v) in subject {
+            params.distinguished_name.push(t.clone(), *v);
+        }
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        Leaf {
+            der: cert.der().clone(),
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
     /// A certificate for several names (DNS names or IP addresses), the first one its
     /// common name.
     pub(crate) fn issue_for(&self, names: &[&str], usage: ExtendedKeyUsagePurpose) -> Leaf {
