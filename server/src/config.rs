@@ -317,7 +317,8 @@ pub struct ServeArgs {
     pub tls_key: Option<std::path::PathBuf>,
     /// PEM file of certificate authorities whose client certificates the https listener
     /// accepts. A certificate is asked for, not required; one that does not verify ends
-    /// the handshake.
+    /// the handshake. One that verifies authenticates a client that registered its
+    /// subject (`tls_client_auth`) or its key.
     #[arg(long, env = "PORTCULLIS_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<std::path::PathBuf>,
     /// Ask https clients for a certificate and accept any, self-signed too, whose

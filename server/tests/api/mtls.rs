@@ -139,6 +139,12 @@ impl Setup {
         (res.status(), res.json().await.unwrap())
     }
 
+    /// The authorization server's metadata (RFC 8414).
+    async fn metadata(&self) -> Value {
+        let url = format!("{}/.well-known/oauth-authorization-server", self.app.base);
+        self.client(None).get(url).send().await.unwrap().json().await.unwrap()
+    }
+
     async fn gw(&self, token: &str, cert: Option<&AgentCert>) -> (StatusCode, Value) {
         let res =
             self.client(cert).get(format!("{}/gw/bank/fast", self.app.base)).bearer_auth(token).send().await.unwrap();
@@ -168,15 +174,7 @@ fn claims_of(token: &str) -> Value {
 #[tokio::test]
 async fn a_token_requested_with_a_certificate_works_only_with_that_certificate_at_gw_and_mcp() {
     let s = setup(|_| ()).await;
-    let meta: Value = s
-        .client(None)
-        .get(format!("{}/.well-known/oauth-authorization-server", s.app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = s.metadata().await;
     assert_eq!(meta["tls_client_certificate_bound_access_tokens"], true);
     assert_eq!(
         meta["token_endpoint_auth_methods_supported"],
@@ -404,15 +402,7 @@ async fn setup_with_client_ca(clients: &TestCa) -> (Setup, TempDir) {
 async fn a_certificate_the_trusted_authority_issued_authenticates_the_agent_by_its_subject_and_no_other_does() {
     let enterprise = TestCa::new("Acme Agents CA");
     let (s, _dir) = setup_with_client_ca(&enterprise).await;
-    let meta: Value = s
-        .client(None)
-        .get(format!("{}/.well-known/oauth-authorization-server", s.app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = s.metadata().await;
     let methods = meta["token_endpoint_auth_methods_supported"].as_array().unwrap();
     assert!(methods.contains(&json!("tls_client_auth")), "{methods:?}");
 
@@ -489,15 +479,7 @@ async fn a_subject_names_nobody_in_a_self_signed_certificate_or_one_a_proxy_forw
     let subjects = format!("/profiles/{}/certificate-subjects", s.a.reg.secret.profile_id);
     let (status, registered) = owner.post(&subjects, json!({ "subject": "CN=Billing-Agent,O=Acme" })).await;
     assert_eq!(status, StatusCode::CREATED, "{registered}");
-    let meta: Value = s
-        .client(None)
-        .get(format!("{}/.well-known/oauth-authorization-server", s.app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = s.metadata().await;
     let methods = meta["token_endpoint_auth_methods_supported"].as_array().unwrap();
     assert!(!methods.contains(&json!("tls_client_auth")), "{methods:?}");
     let forged = AgentCert::from_leaf(TestCa::new("Acme Agents CA").issue_client(&BILLING));
@@ -647,10 +629,12 @@ async fn behind_a_trusted_proxy_its_client_cert_header_binds_tokens_and_from_any
     assert!(claims_of(issued["access_token"].as_str().unwrap()).get("cnf").is_none(), "{issued}");
 }
 
-#[tokio::test]
-async fn the_mcp_python_sdk_over_httpx_authenticates_with_its_self_signed_certificate_and_runs_a_session() {
+/// `server/tests/mcp_clients/mtls_client.py` as the agent of `s`: with its own
+/// self-signed certificate, or with one `authority` issues it. What holds either way is
+/// checked here: the certificate alone got a token with the credential registered, bound
+/// to the certificate, and an MCP session ran with it, but not without it.
+async fn python_agent(s: &Setup, authority: Option<&TestCa>) -> Value {
     use crate::mcp_clients::{clients_dir, installed, root, run_json};
-    let s = setup(|_| ()).await;
     let python = installed(root().join(".tools/mcp-sdk1/bin/python"));
     let work = TempDir::new();
     let ca = write(&work, "server-ca.pem", &s.ca.pem());
@@ -662,14 +646,18 @@ async fn the_mcp_python_sdk_over_httpx_authenticates_with_its_self_signed_certif
         .arg(&s.a.reg.secret.profile_id)
         .arg(&s.a.reg.client_id)
         .arg(&work.0);
+    if let Some(authority) = authority {
+        cmd.arg(write(&work, "clients-ca.pem", &authority.pem())).arg(write(
+            &work,
+            "clients-ca.key",
+            &authority.key_pem(),
+        ));
+    }
     let out = run_json(cmd).await;
     assert_eq!(out["registration_status"], 201, "{out}");
-    assert_eq!(out["registered"]["thumbprint"], out["thumbprint"], "our thumbprint is joserfc's (RFC 7638)");
-    assert_eq!(out["registered"]["key_type"], "RSA 2048", "{out}");
-    assert!(out["auth_methods"].as_array().unwrap().contains(&json!("self_signed_tls_client_auth")));
     assert_eq!(out["token_status"], 200, "{out}");
     let claims = claims_of(out["token_body"]["access_token"].as_str().unwrap());
-    assert_eq!(claims["cid"], out["registered"]["credential_id"], "the certificate's key authenticated it");
+    assert_eq!(claims["cid"], out["registered"]["credential_id"], "the certificate authenticated it");
     assert_eq!(claims["cnf"]["x5t#S256"], out["x5t"], "bound to the certificate, as Python hashes it");
     assert_eq!(out["executed"]["status"], 200, "{out}");
     assert_ne!(out["without_certificate"], "accepted", "{out}");
@@ -678,4 +666,25 @@ async fn the_mcp_python_sdk_over_httpx_authenticates_with_its_self_signed_certif
         (Some(401), Some("certificate_mismatch"))
     );
     assert_eq!(s.upstream.hits(), 1);
+    out
+}
+
+#[tokio::test]
+async fn the_mcp_python_sdk_over_httpx_authenticates_with_its_self_signed_certificate_and_runs_a_session() {
+    let s = setup(|_| ()).await;
+    let out = python_agent(&s, None).await;
+    assert_eq!(out["registered"]["thumbprint"], out["thumbprint"], "our thumbprint is joserfc's (RFC 7638)");
+    assert_eq!(out["registered"]["key_type"], "RSA 2048", "{out}");
+    assert!(out["auth_methods"].as_array().unwrap().contains(&json!("self_signed_tls_client_auth")));
+}
+
+#[tokio::test]
+async fn the_mcp_python_sdk_over_httpx_authenticates_with_a_certificate_the_enterprise_authority_issued() {
+    let enterprise = TestCa::new("Acme Agents CA");
+    let (s, _dir) = setup_with_client_ca(&enterprise).await;
+    let out = python_agent(&s, Some(&enterprise)).await;
+    // Python writes the comma inside "Acme, Ltd" escaped; we read it back the same.
+    assert_eq!(out["subject"], r"CN=python-agent,OU=Agents,O=Acme\, Ltd,C=GB");
+    assert_eq!(out["registered"]["subject"], out["subject"], "{out}");
+    assert!(out["auth_methods"].as_array().unwrap().contains(&json!("tls_client_auth")), "{out}");
 }

@@ -38,6 +38,11 @@ impl TestCa {
         self.cert.pem()
     }
 
+    /// The authority's private key, for a client that issues its own certificates with it.
+    pub(crate) fn key_pem(&self) -> String {
+        self.key.serialize_pem()
+    }
+
     pub(crate) fn der(&self) -> CertificateDer<'static> {
         self.cert.der().clone()
     }
