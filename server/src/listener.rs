@@ -8,7 +8,7 @@
 //! gracefully too, over HTTP/2 as over HTTP/1: idle clients hold no slot for ever.
 
 use axum::extract::ConnectInfo;
-use axum::http::Request;
+use axum::http::{header, HeaderValue, Request};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -147,6 +147,7 @@ impl Connection {
             let client = trusted.client(remote.ip(), req.headers());
             req.extensions_mut().insert(ConnectInfo(remote));
             req.extensions_mut().insert(ClientIp(client));
+            with_host(&mut req);
             let forwarded = req.headers_mut().remove(CLIENT_CERT);
             let presented = match proxied {
                 true => forwarded.and_then(|v| ClientCertificate::from_header(v.as_bytes())),
@@ -209,5 +210,19 @@ async fn accept(
             tokio::time::sleep(Duration::from_millis(50)).await;
             None
         }
+    }
+}
+
+/// HTTP/2 names the host in the `:authority` pseudo-header, which hyper keeps in the
+/// URI, not in a `Host` header. Every check of the host (the portal's same-origin rule,
+/// the MCP routes' DNS-rebinding rule) reads `Host`, so it is made from `:authority` as
+/// RFC 9113 §8.3.1 tells an intermediary to; a `Host` the client sent is kept.
+fn with_host<B>(req: &mut Request<B>) {
+    if req.headers().contains_key(header::HOST) {
+        return;
+    }
+    let authority = req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+    if let Some(authority) = authority {
+        req.headers_mut().insert(header::HOST, authority);
     }
 }

@@ -597,3 +597,53 @@ async fn without_a_public_url_the_issuer_is_https_and_test_access_reaches_the_ga
     until_presented(port(&app.base), &[&first, &second], &new.der, Duration::from_secs(10)).await;
     test_access().await;
 }
+
+#[tokio::test]
+async fn over_http2_a_browsers_form_and_an_mcp_call_pass_the_host_checks_as_over_http1() {
+    // A browser speaks HTTP/2 to an https listener and names the host in `:authority`,
+    // not in a `Host` header. The portal's same-origin rule and the MCP routes'
+    // DNS-rebinding rule must see that host; before, they refused every such request.
+    let ca = TestCa::new("Portcullis test CA");
+    let files = TempDir::new();
+    let app = spawn_https(&write_pair(&files, &server_leaf(&ca)), |_| ()).await;
+    let port = port(&app.base);
+    let tls = handshake(port, &client(&[&ca], BOTH, &[b"h2"], None)).await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut ask = |path: &str, origin: &str, body: &'static str| {
+        let req = axum::http::Request::post(format!("https://127.0.0.1:{port}{path}"))
+            .header("origin", origin)
+            .header("sec-fetch-site", "same-origin")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(body.as_bytes())))
+            .unwrap();
+        assert!(req.headers().get("host").is_none(), "HTTP/2: the host is in :authority only");
+        let answer = send.send_request(req);
+        async move {
+            let res = answer.await.unwrap();
+            assert_eq!(res.version(), axum::http::Version::HTTP_2);
+            let status = res.status();
+            let body = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    let ours = format!("https://127.0.0.1:{port}");
+    // A state change from our own page passes the same-origin rule (and then wants a
+    // credential); from another site it is refused as before.
+    let (status, body) = ask("/api/v1/clients", &ours, "{}").await;
+    assert_eq!(status, 401, "same origin over HTTP/2: {body}");
+    let (status, body) = ask("/api/v1/clients", "https://evil.example", "{}").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("Cross-origin request refused"), "{body}");
+    // The MCP route: the host is ours, so the call gets as far as authentication.
+    let initialize = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;
+    let (status, body) = ask("/mcp", &ours, initialize).await;
+    assert_eq!(status, 401, "the MCP host check over HTTP/2: {body}");
+    let (status, _) = ask("/mcp", "https://evil.example", initialize).await;
+    assert_eq!(status, 403, "a foreign origin is still refused");
+}
