@@ -208,8 +208,8 @@ pub fn ClientPage() -> impl IntoView {
         {move || match register_subject.value().get() {
             Some(Ok(r)) => Some(view! {
                 <div class="alert alert-success" role="status" data-testid="subject-registered">
-                    {format!("Certificates a trusted authority issues to {} now authenticate the {} profile with only its client id (tls_client_auth). Check that this is the subject your authority writes: ", r.subject, r.environment.label().to_lowercase())}
-                    <code>{r.subject.clone()}</code>
+                    "Certificates your authority issues with the subject " <code>{r.subject.clone()}</code>
+                    {format!(" now authenticate the {} profile with only its client id (tls_client_auth), and its tokens are bound to the certificate.", r.environment.label().to_lowercase())}
                 </div>
             }.into_any()),
             Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
