@@ -72,6 +72,11 @@ if $browser; then
     say "installing Debian's chromium for the end-to-end tests"
     apt_install chromium
   fi
+  # The certificates test makes its authority and certificates as an enterprise does.
+  if ! command -v openssl >/dev/null; then
+    say "installing Debian's openssl for the end-to-end certificates test"
+    apt_install openssl
+  fi
   if [ ! -d "$root/end2end/node_modules/@playwright/test" ] || [ "$root/end2end/package-lock.json" -nt "$root/end2end/node_modules/.package-lock.json" ]; then
     say "installing Playwright (no browser download: it drives Debian's chromium)"
     (cd "$root/end2end" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
