@@ -238,6 +238,25 @@ impl Store {
                 name.display
             )));
         }
+        // The token request names the client, not the profile: one subject on two of a
+        // client's profiles would leave the certificate's environment to chance.
+        let elsewhere: Option<String> = sqlx::query_scalar(
+            "SELECT p.environment FROM credentials c JOIN profiles p ON p.id = c.profile_id
+             WHERE p.client_id = $1 AND p.id <> $2 AND c.kind = 'certificate_subject' AND c.revoked_at IS NULL
+               AND c.external_subject = $3",
+        )
+        .bind(&profile.client_id)
+        .bind(&profile.id)
+        .bind(&name.key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(environment) = elsewhere {
+            return Err(DomainError::Conflict(format!(
+                "{} authenticates this client's {environment} profile already: a certificate must mean one \
+                 environment. Give each environment's agent its own certificate subject.",
+                name.display
+            )));
+        }
         let live = registered.iter().filter(|(_, expires_at)| *expires_at > now).count();
         if live >= MAX_KEYS_PER_PROFILE {
             return Err(DomainError::Conflict(format!(

@@ -1,8 +1,9 @@
 -- `tls_client_auth` (RFC 8705 §2.1): a client authenticates with a certificate issued by
 -- a certificate authority the listener trusts (`--tls-client-ca`), named by its subject
 -- distinguished name. A credential of kind `certificate_subject` holds the name: shown as
--- registered in `prefix`, compared in its normalised form in `external_subject` (with no
--- issuer: the trusted authority is the server's configuration).
+-- registered in `prefix`, and as compared (a SHA-256 of its structure, see
+-- domain/src/enforcement/certificates.rs) in `external_subject`, with no issuer: the
+-- trusted authority is the server's configuration.
 --
 -- SQLite cannot change a CHECK constraint, so the table is rebuilt (no table
 -- references it).

@@ -80,11 +80,15 @@ const MAX_PEM: usize = 16 * 1024;
 pub struct SubjectName {
     /// RFC 4514, most specific first: `CN=billing-agent,O=Acme,C=GB`.
     pub display: String,
-    /// What two names are compared by: each attribute's OID and its value, case folded
-    /// and with runs of spaces made one (the matching rules of RFC 4517 and RFC 4518
-    /// for the directory strings certificates use), so that a name registered as
-    /// `cn=Billing  Agent, o=ACME` matches a certificate's `CN=billing agent,O=Acme`,
-    /// whether the authority encoded the value as a printable or a UTF-8 string.
+    /// What two names are compared by: the SHA-256 of the name's structure, RDN by RDN,
+    /// each attribute its OID and its value. A directory string's value is compared
+    /// with ASCII letters case folded and ASCII spaces trimmed and their runs made one,
+    /// whether the authority encoded it as a printable or a UTF-8 string, so that
+    /// `cn=Billing  Agent,o=ACME` matches a certificate's `CN=billing agent,O=Acme`.
+    /// Nothing else is folded (no Unicode case or normalisation: a name that differs
+    /// in any other character is another name), and any other value is compared as its
+    /// DER. Hashing the structure, not a string written from it, means no value can
+    /// spell a separator: `CN=a\,OU=b` is never `CN=a,OU=b`.
     pub key: String,
 }
 
@@ -97,8 +101,9 @@ pub fn certificate_subject(der: &[u8]) -> Result<SubjectName, KeyError> {
 
 /// A subject name a developer registers: either the agent's certificate in PEM (its
 /// subject is read out of it), or the name as RFC 4514 writes it, as
-/// `openssl x509 -noout -subject -nameopt RFC2253` prints it. Spaces around `=`, `,`
-/// and `+`, and openssl's `subject=` in front, are tolerated.
+/// `openssl x509 -noout -subject -nameopt RFC2253` prints it. Spaces after `,` and `+`,
+/// and openssl's `subject=` in front, are tolerated. Spaces around `=` are openssl's
+/// default format, which writes the name the other way round: refused, saying so.
 pub fn parse_subject(input: &str) -> Result<SubjectName, KeyError> {
     let input = input.trim();
     if input.starts_with("-----BEGIN CERTIFICATE-----") {
@@ -122,16 +127,23 @@ pub fn parse_subject(input: &str) -> Result<SubjectName, KeyError> {
     if input.is_empty() || input.len() > MAX_SUBJECT_DN || input.chars().any(char::is_control) {
         return Err(format());
     }
-    let name = RdnSequence::from_str(&tidy(input)).map_err(|_| format())?;
+    let tidied = tidy(input).ok_or_else(|| {
+        KeyError(
+            "This looks like openssl's default output (`C = GB, O = Acme, CN = …`), which writes the name least \
+             specific first: print the subject with `-nameopt RFC2253`, or paste the agent's certificate (PEM)."
+                .into(),
+        )
+    })?;
+    let name = RdnSequence::from_str(&tidied).map_err(|_| format())?;
     if name.0.is_empty() {
         return Err(format());
     }
     subject_name(&name)
 }
 
-/// Removes the spaces RFC 4514 does not allow around `=`, `,` and `+` (an escaped
-/// space, `\ `, is kept).
-fn tidy(dn: &str) -> String {
+/// Removes the spaces after `,` and `+` that RFC 4514 does not allow and older
+/// writers put (an escaped space, `\ `, is kept); `None` for spaces around `=`.
+fn tidy(dn: &str) -> Option<String> {
     let mut parts = Vec::new();
     let (mut current, mut escaped) = (String::new(), false);
     for c in dn.chars() {
@@ -152,34 +164,52 @@ fn tidy(dn: &str) -> String {
         }
     }
     parts.push(current);
-    parts
-        .iter()
-        .map(|p| {
-            let t = p.trim_start().trim_end();
-            // A value ending in an escaped space keeps it.
-            match p.trim_start().len() > t.len() && t.ends_with('\\') {
-                true => format!("{t} "),
-                false => t.to_owned(),
-            }
-        })
-        .collect()
+    let spaced = |p: &String| p.ends_with(' ') && !p.ends_with("\\ ");
+    for (i, p) in parts.iter().enumerate() {
+        let next = parts.get(i + 1);
+        if p == "=" && (i > 0 && spaced(&parts[i - 1]) || next.is_some_and(|n| n.starts_with(' '))) {
+            return None;
+        }
+    }
+    let tidied = parts.iter().map(|p| {
+        let t = p.trim_start_matches(' ');
+        // Trailing spaces go, unless the last one is escaped.
+        match t.trim_end_matches(' ') {
+            kept if kept.ends_with('\\') && t.len() > kept.len() => format!("{kept} "),
+            kept => kept.to_owned(),
+        }
+    });
+    Some(tidied.collect())
+}
+
+/// One attribute's value as compared (see [`SubjectName::key`]).
+#[derive(serde::Serialize, PartialEq, Eq, PartialOrd, Ord)]
+enum Compared {
+    Text(String),
+    Der(String),
 }
 
 fn subject_name(name: &RdnSequence) -> Result<SubjectName, KeyError> {
-    let mut rdns = Vec::with_capacity(name.0.len());
-    // RFC 4514 writes the most specific first, the reverse of the DER order.
-    for rdn in name.0.iter().rev() {
-        let mut atvs: Vec<String> =
-            rdn.0.iter().map(|atv| format!("{}={}", atv.oid, match_value(&atv.value))).collect();
-        atvs.sort();
-        rdns.push(atvs.join("+"));
-    }
-    Ok(SubjectName { display: name.to_string(), key: rdns.join(",") })
+    // RFC 4514 writes the most specific first, the reverse of the DER order; within an
+    // RDN, attributes are a set.
+    let structure: Vec<Vec<(String, Compared)>> = name
+        .0
+        .iter()
+        .rev()
+        .map(|rdn| {
+            let mut atvs: Vec<(String, Compared)> =
+                rdn.0.iter().map(|atv| (atv.oid.to_string(), compared(&atv.value))).collect();
+            atvs.sort();
+            atvs
+        })
+        .collect();
+    let canonical =
+        serde_json::to_vec(&structure).map_err(|_| KeyError("The certificate's subject could not be read.".into()))?;
+    let key = format!("sha256:{}", hex_of(&Sha256::digest(canonical)));
+    Ok(SubjectName { display: name.to_string(), key })
 }
 
-/// An attribute value as compared: a directory string case folded, its spaces trimmed
-/// and runs of them made one; any other value as its DER, in hex.
-fn match_value(value: &x509_cert::der::Any) -> String {
+fn compared(value: &x509_cert::der::Any) -> Compared {
     let text = match value.tag() {
         Tag::PrintableString => PrintableStringRef::try_from(value).ok().map(|s| s.as_str().to_owned()),
         Tag::Utf8String => Utf8StringRef::try_from(value).ok().map(|s| s.as_str().to_owned()),
@@ -188,8 +218,10 @@ fn match_value(value: &x509_cert::der::Any) -> String {
         _ => None,
     };
     match text {
-        Some(text) => text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase(),
-        None => format!("#{}", hex_of(&value.to_der().unwrap_or_default())),
+        Some(text) => {
+            Compared::Text(text.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ").to_ascii_lowercase())
+        }
+        None => Compared::Der(hex_of(&value.to_der().unwrap_or_default())),
     }
 }
 
@@ -264,7 +296,7 @@ mod tests {
         for written in [
             "CN=Billing-Agent,O=Acme  Ltd,C=GB",
             "cn=billing-agent,o=acme ltd,c=gb",
-            "CN = Billing-Agent, O = Acme Ltd, C = GB",
+            "CN=Billing-Agent, O=Acme Ltd, C=GB",
             "subject=CN=Billing-Agent,O=Acme Ltd,C=GB",
             "2.5.4.3=Billing-Agent,2.5.4.10=Acme Ltd,2.5.4.6=GB",
         ] {
@@ -282,10 +314,28 @@ mod tests {
         ] {
             assert_ne!(parse_subject(other).unwrap().key, from_cert.key, "{other}");
         }
-        // A comma inside a value, escaped, is the value's.
+        // A comma inside a value, escaped, is the value's: a certificate whose one CN
+        // spells another name's separators is not that name.
         let escaped = parse_subject(r"CN=Agent\, billing,O=Acme").unwrap();
         assert_eq!(escaped.display, r"CN=Agent\, billing,O=Acme");
         assert_ne!(escaped.key, parse_subject("CN=Agent,CN=billing,O=Acme").unwrap().key);
+        let spelled = issued(&[
+            (DnType::OrganizationName, DnValue::Utf8String("Acme".into())),
+            (DnType::CommonName, DnValue::Utf8String("agent,2.5.4.11=billing".into())),
+        ]);
+        let victim = parse_subject("CN=agent,OU=billing,O=Acme").unwrap();
+        assert_ne!(certificate_subject(spelled.der()).unwrap().key, victim.key);
+        let plus = issued(&[(DnType::CommonName, DnValue::Utf8String("a+0.9.2342.19200300.100.1.1=7".into()))]);
+        assert_ne!(certificate_subject(plus.der()).unwrap().key, parse_subject("UID=7+CN=a").unwrap().key);
+        // A text value that looks like hex DER is text, not that DER.
+        let bmp = issued(&[(DnType::CommonName, DnValue::BmpString("a".try_into().unwrap()))]);
+        let as_text = issued(&[(DnType::CommonName, DnValue::Utf8String("#1e020061".into()))]);
+        assert_ne!(certificate_subject(bmp.der()).unwrap().key, certificate_subject(as_text.der()).unwrap().key);
+        // Only ASCII is folded: the Kelvin sign is not a k, a no-break space not a space.
+        let ascii = parse_subject("CN=kelvin agent").unwrap().key;
+        assert_ne!(parse_subject("CN=\u{212A}elvin agent").unwrap().key, ascii);
+        assert_ne!(parse_subject("CN=kelvin\u{a0}agent").unwrap().key, ascii);
+        assert_eq!(parse_subject("CN=KELVIN   agent ").unwrap().key, ascii);
     }
 
     #[test]
@@ -294,6 +344,11 @@ mod tests {
         for bad in ["", "   ", "billing-agent", "CN", "=x", "XX=1", "CN=a\nO=b", long.as_str(), "CN=a\u{0}"] {
             let e = parse_subject(bad).unwrap_err();
             assert!(e.0.contains("RFC 4514"), "{bad:?}: {}", e.0);
+        }
+        // openssl's default output writes the name backwards: refused, saying what to do.
+        for openssl in ["subject=C = GB, O = Acme, CN = agent", "CN = agent", "CN =agent", "CN= agent"] {
+            let e = parse_subject(openssl).unwrap_err();
+            assert!(e.0.contains("-nameopt RFC2253"), "{openssl:?}: {}", e.0);
         }
         let broken = "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----";
         assert!(parse_subject(broken).is_err());

@@ -412,14 +412,19 @@ impl Enforcement {
         let by_key = key_thumbprint
             .and_then(|t| snap.client_keys.get(client_id)?.iter().find(|k| k.thumbprint == t))
             .map(|k| &k.credential);
+        // One live subject credential, or none: two (one subject on two of the client's
+        // profiles, registered in a race) would leave the environment to chance.
         let by_subject = || {
             let subject = trusted_subject?;
-            snap.client_subjects.get(client_id)?.iter().find(|(s, _)| s == subject).map(|(_, c)| c)
+            let mut live =
+                snap.client_subjects.get(client_id)?.iter().filter(|(s, c)| s == subject && now < c.expires_at);
+            match (live.next(), live.next()) {
+                (Some((_, credential)), None) => Some(credential),
+                _ => None,
+            }
         };
-        let credential = by_key
-            .filter(|c| now < c.expires_at)
-            .or_else(|| by_subject().filter(|c| now < c.expires_at))
-            .ok_or(TokenRequestError::InvalidClient)?;
+        let credential =
+            by_key.filter(|c| now < c.expires_at).or_else(by_subject).ok_or(TokenRequestError::InvalidClient)?;
         let profile = snap
             .profiles
             .get(&credential.profile_id)

@@ -406,10 +406,11 @@ async fn a_certificate_the_trusted_authority_issued_authenticates_the_agent_by_i
     let methods = meta["token_endpoint_auth_methods_supported"].as_array().unwrap();
     assert!(methods.contains(&json!("tls_client_auth")), "{methods:?}");
 
-    // The developer registers the subject as openssl prints it, spaces and all.
+    // The developer registers the subject as an older tool writes it, a space after
+    // each comma.
     let owner = Script::new(&s.app, &s.a.dev.personal_token(None).await);
     let subjects = format!("/profiles/{}/certificate-subjects", s.a.reg.secret.profile_id);
-    let (status, registered) = owner.post(&subjects, json!({ "subject": "CN = billing-agent, O = Acme" })).await;
+    let (status, registered) = owner.post(&subjects, json!({ "subject": "CN=billing-agent, O=Acme" })).await;
     assert_eq!(status, StatusCode::CREATED, "{registered}");
     assert_eq!(registered["subject"], "CN=billing-agent,O=Acme");
     let credential = registered["credential_id"].as_str().unwrap().to_owned();
@@ -526,6 +527,10 @@ async fn a_subject_is_registered_once_per_profile_by_its_owner_and_a_bad_one_is_
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
         assert!(body["detail"].as_str().unwrap().contains("RFC 4514"), "{body}");
     }
+    // openssl's default output names the subject backwards: refused, saying what to do.
+    let (status, body) = owner.post(&subjects, json!({ "subject": "subject=C = GB, O = Acme, CN = agent" })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("-nameopt RFC2253"), "{body}");
     let (status, body) = owner.post(&subjects, json!({})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "subject is required: {body}");
     assert!(body.to_string().contains("subject"), "{body}");
@@ -542,13 +547,27 @@ async fn a_subject_is_registered_once_per_profile_by_its_owner_and_a_bad_one_is_
     assert_eq!(owner.post(&subjects, json!({ "subject": "CN=BILLING-AGENT,O=acme" })).await.0, StatusCode::CONFLICT);
     assert_eq!(owner.post(&subjects, json!({ "subject": "CN=billing-agent-2,O=Acme" })).await.0, StatusCode::CREATED);
 
+    // The client's production profile cannot take a subject its sandbox has: the token
+    // request names the client, and the certificate must mean one environment.
+    let (status, production) =
+        owner.post(&format!("/clients/{}/profiles", s.a.reg.client_id), json!({ "environment": "production" })).await;
+    assert_eq!(status, StatusCode::CREATED, "{production}");
+    let production_subjects = format!("/profiles/{}/certificate-subjects", production["profile_id"].as_str().unwrap());
+    let (status, body) = owner.post(&production_subjects, json!({ "subject": "CN=billing-agent,O=Acme" })).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("sandbox profile already"), "{body}");
+    assert_eq!(
+        owner.post(&production_subjects, json!({ "subject": "CN=billing-agent,OU=Production,O=Acme" })).await.0,
+        StatusCode::CREATED
+    );
+
     // Another developer cannot register one on this profile, nor learn it exists.
     let mallory = crate::helpers::agent(&s.app, &[]).await;
     let theirs = Script::new(&s.app, &mallory.dev.personal_token(None).await);
     let (status, body) = theirs.post(&subjects, json!({ "subject": "CN=mallory,O=Acme" })).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     let listed = s.app.store.enforcement().snapshot().current().client_subjects.get(&s.a.reg.client_id).map(Vec::len);
-    assert_eq!(listed, Some(2), "the two registered subjects are enforced, nothing of Mallory's");
+    assert_eq!(listed, Some(3), "the three registered subjects are enforced, nothing of Mallory's");
 }
 
 /// A plain-http server behind a "proxy" on loopback, with `--trusted-proxies` and
