@@ -1,10 +1,9 @@
 import { test, expect, request } from '@playwright/test';
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { binary, serverSecret } from '../playwright.config';
-import { open, registerAgent, shot, signUp, uniqueEmail } from './support';
+import { authority, issue, localhostCertificate, open, registerAgent, shot, signUp, startServer, uniqueEmail } from './support';
 
 // tls_client_auth (RFC 8705 §2.1) as an enterprise runs it: Portcullis serves https and
 // verifies client certificates against the enterprise's authority (--tls-client-ca). A
@@ -15,34 +14,12 @@ import { open, registerAgent, shot, signUp, uniqueEmail } from './support';
 const PORT = Number(process.env.PORTCULLIS_E2E_TLS_PORT ?? 3101);
 const ORIGIN = `https://localhost:${PORT}`;
 
-/** openssl, as an enterprise's authority and its server team use it. */
-function openssl(dir: string, ...args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-}
-
-/** A certificate authority, and a certificate it issues with `subject` (`ext`: its
- * extensions, written to a file openssl reads). */
-function authority(dir: string, name: string, subject: string): void {
-  openssl(dir, 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
-    '-subj', subject, '-keyout', `${name}-ca.key`, '-out', `${name}-ca.pem`);
-}
-
-function issue(dir: string, ca: string, name: string, subject: string, ext: string): void {
-  fs.writeFileSync(path.join(dir, `${name}.ext`), ext);
-  openssl(dir, 'req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', subject,
-    '-keyout', `${name}.key`, '-out', `${name}.csr`);
-  openssl(dir, 'x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}-ca.pem`, '-CAkey', `${ca}-ca.key`,
-    '-CAcreateserial', '-days', '1', '-extfile', `${name}.ext`, '-out', `${name}.pem`);
-}
-
 let server: ChildProcess | undefined;
 test.afterAll(() => server?.kill('SIGTERM'));
 
 test('a developer registers the subject of the agent\'s CA-issued certificate; the agent gets tokens with it alone', async ({ browser }) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-e2e-tls-'));
-  authority(dir, 'server', '/CN=E2E Server CA');
-  issue(dir, 'server', 'server', '/CN=localhost',
-    'subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n');
+  localhostCertificate(dir, 'server');
   authority(dir, 'agents', '/O=Acme/CN=Acme Agents CA');
   issue(dir, 'agents', 'agent', '/C=GB/O=Acme/OU=Agents/CN=ledger-agent',
     'extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n');
@@ -51,22 +28,10 @@ test('a developer registers the subject of the agent\'s CA-issued certificate; t
     .toString().trim();
   expect(subject).toBe('subject=CN=ledger-agent,OU=Agents,O=Acme,C=GB');
 
-  const data = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-e2e-tls-data-'));
-  server = spawn(binary, ['serve', '--demo', '--addr', `127.0.0.1:${PORT}`, '--tls-cert', 'server.pem',
-    '--tls-key', 'server.key', '--tls-client-ca', 'agents-ca.pem', '--public-url', ORIGIN], {
-    cwd: dir,
-    env: {
-      ...process.env,
-      PORTCULLIS_DATA_DIR: data,
-      PORTCULLIS_SECRET: serverSecret,
-      LEPTOS_SITE_ROOT: path.resolve(__dirname, '..', '..', 'target', 'site'),
-      RUST_LOG: 'warn',
-    },
-    stdio: 'ignore',
-  });
+  ({ process: server } = await startServer(ORIGIN, ['--addr', `127.0.0.1:${PORT}`, '--tls-cert', 'server.pem',
+    '--tls-key', 'server.key', '--tls-client-ca', 'agents-ca.pem', '--public-url', ORIGIN], dir));
   // Without the agent's certificate: the server CA is ours, so only its errors are ignored.
   const bare = await request.newContext({ baseURL: ORIGIN, ignoreHTTPSErrors: true });
-  await expect.poll(async () => (await bare.get('/healthz').catch(() => undefined))?.status(), { timeout: 30_000 }).toBe(200);
 
   // The developer's browser is the agent's machine here: it holds the certificate.
   const context = await browser.newContext({

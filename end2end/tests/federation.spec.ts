@@ -1,6 +1,22 @@
 import { test, expect } from '@playwright/test';
+import { ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
-import { createUserWithCli, open, registerAgent, shot, signIn, signUp, uniqueEmail } from './support';
+import * as fs from 'node:fs';
+import * as https from 'node:https';
+import { AddressInfo } from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  createUserWithCli,
+  localhostCertificate,
+  open,
+  registerAgent,
+  shot,
+  signIn,
+  signUp,
+  startServer,
+  uniqueEmail,
+} from './support';
 
 // Federation: an admin trusts the identity provider the agents already get tokens from,
 // and links one agent's identity at it to a client. That provider's token then calls
@@ -8,6 +24,7 @@ import { createUserWithCli, open, registerAgent, shot, signIn, signUp, uniqueEma
 
 const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const KID = 'e2e-key-1';
+const JWKS = { keys: [{ ...publicKey.export({ format: 'jwk' }), kid: KID, use: 'sig' }] };
 
 /** A token the identity provider issues (ES256), signed here as it would sign it. */
 function providerToken(issuer: string, claims: Record<string, unknown>): string {
@@ -33,8 +50,7 @@ test('an admin trusts an identity provider and links an agent to it; its token c
   await expect(admin.getByRole('heading', { name: 'Trusted issuers' })).toBeVisible();
   const form = admin.getByTestId('register-issuer');
   await form.getByLabel(/^Issuer/).fill(issuer);
-  const jwks = { keys: [{ ...publicKey.export({ format: 'jwk' }), kid: KID, use: 'sig' }] };
-  await form.getByLabel(/^JWKS \(public keys\)/).fill(JSON.stringify(jwks));
+  await form.getByLabel(/^JWKS \(public keys\)/).fill(JSON.stringify(JWKS));
   await form.getByLabel(/^Accepted audiences/).fill('api://portcullis-e2e');
   await form.getByLabel('RS256').uncheck();
   await form.getByLabel('ES256').check();
@@ -77,4 +93,74 @@ test('an admin trusts an identity provider and links an agent to it; its token c
   const used = page.getByTestId('credentials-used').getByRole('row', { name: /Federated identity/ });
   await expect(used).toContainText('1');
   await shot(page, '50-activity-federated');
+});
+
+const OWN_PORT = Number(process.env.PORTCULLIS_E2E_OWN_PORT ?? 3102);
+const OWN_ORIGIN = `http://127.0.0.1:${OWN_PORT}`;
+let own: ChildProcess | undefined;
+let provider: https.Server | undefined;
+test.afterAll(() => {
+  own?.kill('SIGTERM');
+  provider?.close();
+});
+
+test('an admin trusts an identity provider by its URL alone: its keys are found through OIDC discovery', async ({ browser }) => {
+  // The provider serves its OpenID configuration and its keys over https, with a
+  // certificate of an authority this Portcullis is told to trust for upstreams.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-e2e-idp-'));
+  localhostCertificate(dir, 'idp');
+  let issuer = '';
+  provider = https.createServer(
+    { key: fs.readFileSync(path.join(dir, 'idp.key')), cert: fs.readFileSync(path.join(dir, 'idp.pem')) },
+    (req, res) => {
+      const documents: Record<string, unknown> = {
+        '/.well-known/openid-configuration': { issuer, jwks_uri: `${issuer}/keys`, id_token_signing_alg_values_supported: ['ES256'] },
+        '/keys': JWKS,
+      };
+      const body = documents[req.url ?? ''];
+      res.writeHead(body ? 200 : 404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body ?? { error: 'not_found' }));
+    },
+  );
+  await new Promise<void>((ready) => provider!.listen(0, ready));
+  issuer = `https://localhost:${(provider.address() as AddressInfo).port}`;
+  let dataDir: string;
+  ({ process: own, dataDir } = await startServer(OWN_ORIGIN, ['--addr', `127.0.0.1:${OWN_PORT}`, '--upstream-ca-file', 'idp-ca.pem'], dir));
+
+  const developer = await (await browser.newContext({ baseURL: OWN_ORIGIN })).newPage();
+  await signUp(developer, uniqueEmail('discovered-dev'));
+  const agent = await registerAgent(developer, 'Discovered agent');
+  const adminEmail = uniqueEmail('discovery-admin');
+  createUserWithCli(adminEmail, 'admin', dataDir);
+  const admin = await (await browser.newContext({ baseURL: OWN_ORIGIN })).newPage();
+  await signIn(admin, adminEmail);
+  await open(admin, '/admin/issuers');
+  const form = admin.getByTestId('register-issuer');
+  await form.getByLabel(/^Issuer/).fill(issuer);
+  await form.getByLabel(/^Accepted audiences/).fill('api://portcullis-e2e');
+  await form.getByLabel('RS256').uncheck();
+  await form.getByLabel('ES256').check();
+  await form.getByLabel('Claim that names the caller').fill('azp');
+  await form.getByRole('button', { name: 'Register issuer' }).click();
+  await expect(admin.getByRole('status')).toContainText(`${issuer} is trusted`);
+  // Neither a keys URL nor keys were given: the one found in the configuration is shown.
+  const row = admin.getByTestId('issuers').getByRole('row', { name: new RegExp(issuer) });
+  await expect(row).toContainText(`${issuer}/keys`);
+  await shot(admin, '54-issuer-discovered');
+
+  await open(admin, `/clients/${agent.clientId}`);
+  const profile = admin.getByTestId('profile-sandbox');
+  await profile.getByText('Link an identity at a trusted issuer').click();
+  const link = profile.getByTestId('link-identity');
+  await link.getByLabel('Issuer').selectOption({ label: `${issuer} (azp)` });
+  await link.getByLabel('Identity').fill('discovered-app');
+  await link.getByRole('button', { name: 'Link identity' }).click();
+  await expect(admin.getByTestId('identity-linked')).toContainText('azp = discovered-app');
+
+  // The provider's token, checked with the keys fetched from the discovered URL.
+  const call = (token: string) =>
+    developer.request.get('/gw/accounts/accounts', { headers: { Authorization: `Bearer ${token}` } });
+  expect((await call(providerToken(issuer, { azp: 'discovered-app' }))).status()).toBe(200);
+  const forged = providerToken('https://idp.e2e.example/other', { azp: 'discovered-app' });
+  expect((await call(forged)).status()).toBe(401);
 });

@@ -1,6 +1,7 @@
-import { expect, Page } from '@playwright/test';
-import { execFileSync } from 'node:child_process';
+import { expect, Page, request } from '@playwright/test';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { binary, serverSecret } from '../playwright.config';
 
@@ -43,6 +44,9 @@ export async function open(page: Page, url: string): Promise<void> {
 export async function shot(page: Page, name: string): Promise<void> {
   expect(watch(page), 'the portal logged a hydration error, a panic or a CSP violation').toEqual([]);
   fs.mkdirSync(SHOTS, { recursive: true });
+  // From the top: a page scrolled by a form's submit would draw its sticky header
+  // halfway down a full-page picture.
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
 }
 
@@ -64,12 +68,65 @@ export async function signIn(page: Page, email: string): Promise<void> {
   await expect(page.locator('.user-email')).toHaveText(email);
 }
 
-/** Creates an account the way an operator does: `portcullis admin create-user`. */
-export function createUserWithCli(email: string, role: 'admin' | 'security' | 'developer'): void {
+/** Creates an account the way an operator does: `portcullis admin create-user` (on the
+ * suite's server, or on the one whose data directory is given). */
+export function createUserWithCli(email: string, role: 'admin' | 'security' | 'developer', dataDir?: string): void {
   execFileSync(binary, ['admin', 'create-user', '--email', email, '--role', role], {
     input: `${PASSWORD}\n`,
-    env: { ...process.env, PORTCULLIS_DATA_DIR: process.env.PORTCULLIS_E2E_DATA, PORTCULLIS_SECRET: serverSecret },
+    env: { ...process.env, PORTCULLIS_DATA_DIR: dataDir ?? process.env.PORTCULLIS_E2E_DATA, PORTCULLIS_SECRET: serverSecret },
   });
+}
+
+/** A Portcullis of a test's own (demo mode, a data directory of its own), started with
+ * the flags the test is about; up once `/healthz` answers at `origin`. */
+export async function startServer(
+  origin: string,
+  flags: string[],
+  cwd: string,
+): Promise<{ process: ChildProcess; dataDir: string }> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-e2e-own-'));
+  const child = spawn(binary, ['serve', '--demo', ...flags], {
+    cwd,
+    env: {
+      ...process.env,
+      PORTCULLIS_DATA_DIR: dataDir,
+      PORTCULLIS_SECRET: serverSecret,
+      LEPTOS_SITE_ROOT: path.resolve(__dirname, '..', '..', 'target', 'site'),
+      RUST_LOG: 'warn',
+    },
+    stdio: 'ignore',
+  });
+  const probe = await request.newContext({ baseURL: origin, ignoreHTTPSErrors: true });
+  await expect.poll(async () => (await probe.get('/healthz').catch(() => undefined))?.status(), { timeout: 30_000 }).toBe(200);
+  await probe.dispose();
+  return { process: child, dataDir };
+}
+
+/** openssl in `dir`, as an enterprise's authority and its server team use it. */
+function openssl(dir: string, ...args: string[]): void {
+  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+}
+
+/** A certificate authority in `dir`: `${name}-ca.pem` and `${name}-ca.key` (EC P-256). */
+export function authority(dir: string, name: string, subject: string): void {
+  openssl(dir, 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
+    '-subj', subject, '-keyout', `${name}-ca.key`, '-out', `${name}-ca.pem`);
+}
+
+/** A certificate `ca` issues with `subject`: `${name}.pem` and `${name}.key`; `ext` its
+ * extensions, as openssl's extension file writes them. */
+export function issue(dir: string, ca: string, name: string, subject: string, ext: string): void {
+  fs.writeFileSync(path.join(dir, `${name}.ext`), ext);
+  openssl(dir, 'req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', subject,
+    '-keyout', `${name}.key`, '-out', `${name}.csr`);
+  openssl(dir, 'x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}-ca.pem`, '-CAkey', `${ca}-ca.key`,
+    '-CAcreateserial', '-days', '1', '-extfile', `${name}.ext`, '-out', `${name}.pem`);
+}
+
+/** A server certificate for `localhost`, issued by a new authority `name`. */
+export function localhostCertificate(dir: string, name: string): void {
+  authority(dir, name, `/CN=E2E ${name} CA`);
+  issue(dir, name, name, '/CN=localhost', 'subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n');
 }
 
 /** Registers an agent with a sandbox grant of the demo's accounts product; its client id
