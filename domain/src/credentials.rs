@@ -279,13 +279,10 @@ impl Store {
         .bind(&name.key)
         .execute(&mut *tx)
         .await;
-        if let Err(e) = inserted {
-            // Two people registering the same subject at once: the unique index decides.
-            return Err(match e.as_database_error().is_some_and(|d| d.is_unique_violation()) {
-                true => DomainError::Conflict(format!("{} was just registered for this profile.", name.display)),
-                false => e.into(),
-            });
-        }
+        // Two people registering the same subject at once: the unique index decides.
+        inserted.map_err(|e| {
+            DomainError::lost_race(e, || format!("{} was just registered for this profile.", name.display))
+        })?;
         let summary = json!({
             "profile_id": profile.id, "kind": "certificate_subject", "subject": name.display, "expires_at": expires_at,
         });

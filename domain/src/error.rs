@@ -48,6 +48,18 @@ impl From<sqlx::Error> for DomainError {
     }
 }
 
+impl DomainError {
+    /// As `From<sqlx::Error>`, but a lost race is told in the caller's words: what was
+    /// just created by the other writer.
+    #[cfg(feature = "store")]
+    pub(crate) fn lost_race(e: sqlx::Error, what_happened: impl FnOnce() -> String) -> Self {
+        match e.as_database_error().is_some_and(|d| d.is_unique_violation()) {
+            true => DomainError::Conflict(what_happened()),
+            false => DomainError::Storage(e),
+        }
+    }
+}
+
 pub type Result<T, E = DomainError> = std::result::Result<T, E>;
 
 #[cfg(all(test, feature = "store"))]

@@ -289,13 +289,8 @@ impl Store {
         .bind(subject)
         .execute(&mut *tx)
         .await;
-        if let Err(e) = inserted {
-            // Two admins linking the same identity at once: the unique index decides.
-            return Err(match e.as_database_error().is_some_and(|d| d.is_unique_violation()) {
-                true => DomainError::Conflict("This identity was just linked to a profile.".into()),
-                false => e.into(),
-            });
-        }
+        // Two admins linking the same identity at once: the unique index decides.
+        inserted.map_err(|e| DomainError::lost_race(e, || "This identity was just linked to a profile.".into()))?;
         let summary = json!({
             "profile_id": profile.id, "kind": "federated", "issuer_id": issuer_id, "issuer": iss,
             "subject_claim": claim, "subject": subject, "expires_at": expires_at,

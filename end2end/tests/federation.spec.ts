@@ -1,4 +1,4 @@
-import { test, expect } from '@playwright/test';
+import { test, expect, Locator, Page } from '@playwright/test';
 import { ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -36,6 +36,20 @@ function providerToken(issuer: string, claims: Record<string, unknown>): string 
   return `${input}.${signature.toString('base64url')}`;
 }
 
+/** The admin links `identity` (the `azp` claim) at `issuer` to the client's sandbox
+ * profile on the client's page; that profile's card. */
+async function linkIdentity(admin: Page, clientId: string, issuer: string, identity: string): Promise<Locator> {
+  await open(admin, `/clients/${clientId}`);
+  const profile = admin.getByTestId('profile-sandbox');
+  await profile.getByText('Link an identity at a trusted issuer').click();
+  const link = profile.getByTestId('link-identity');
+  await link.getByLabel('Issuer').selectOption({ label: `${issuer} (azp)` });
+  await link.getByLabel('Identity').fill(identity);
+  await link.getByRole('button', { name: 'Link identity' }).click();
+  await expect(admin.getByTestId('identity-linked')).toContainText(`azp = ${identity}`);
+  return profile;
+}
+
 test('an admin trusts an identity provider and links an agent to it; its token calls the gateway as that agent', async ({ page, browser }) => {
   await signUp(page, uniqueEmail('federated-dev'));
   const agent = await registerAgent(page, 'Workload agent');
@@ -68,14 +82,7 @@ test('an admin trusts an identity provider and links an agent to it; its token c
   expect(before.status()).toBe(401);
   expect((await before.json()).code).toBe('identity_not_linked');
 
-  await open(admin, `/clients/${agent.clientId}`);
-  const profile = admin.getByTestId('profile-sandbox');
-  await profile.getByText('Link an identity at a trusted issuer').click();
-  const link = profile.getByTestId('link-identity');
-  await link.getByLabel('Issuer').selectOption({ label: `${issuer} (azp)` });
-  await link.getByLabel('Identity').fill(identity);
-  await link.getByRole('button', { name: 'Link identity' }).click();
-  await expect(admin.getByTestId('identity-linked')).toContainText(`azp = ${identity}`);
+  const profile = await linkIdentity(admin, agent.clientId, issuer, identity);
   await expect(profile.getByRole('row', { name: /Federated identity/ })).toBeVisible();
   await shot(admin, '49-identity-linked');
 
@@ -148,14 +155,7 @@ test('an admin trusts an identity provider by its URL alone: its keys are found 
   await expect(row).toContainText(`${issuer}/keys`);
   await shot(admin, '54-issuer-discovered');
 
-  await open(admin, `/clients/${agent.clientId}`);
-  const profile = admin.getByTestId('profile-sandbox');
-  await profile.getByText('Link an identity at a trusted issuer').click();
-  const link = profile.getByTestId('link-identity');
-  await link.getByLabel('Issuer').selectOption({ label: `${issuer} (azp)` });
-  await link.getByLabel('Identity').fill('discovered-app');
-  await link.getByRole('button', { name: 'Link identity' }).click();
-  await expect(admin.getByTestId('identity-linked')).toContainText('azp = discovered-app');
+  await linkIdentity(admin, agent.clientId, issuer, 'discovered-app');
 
   // The provider's token, checked with the keys fetched from the discovered URL.
   const call = (token: string) =>

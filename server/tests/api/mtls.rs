@@ -452,6 +452,9 @@ async fn a_certificate_the_trusted_authority_issued_authenticates_the_agent_by_i
         assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")), "{what}");
         assert_eq!(body["error_description"], "client authentication failed", "{what} tells nothing more");
     }
+    // Each refusal left its audit row.
+    poll_audit(&s.app.database_url, "channel = 'oauth' AND decision = 'refused' AND reason = 'invalid_client'", 4)
+        .await;
 
     // A certificate with the same subject that the authority did not issue never gets
     // as far as a request: the handshake refuses it.

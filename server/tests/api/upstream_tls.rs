@@ -24,6 +24,17 @@ pub(crate) struct Leaf {
     pub(crate) key_pem: String,
 }
 
+impl Leaf {
+    fn new(cert: rcgen::Certificate, key: &KeyPair) -> Self {
+        Leaf {
+            der: cert.der().clone(),
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+}
+
 impl TestCa {
     pub(crate) fn new(name: &str) -> Self {
         let key = KeyPair::generate().unwrap();
@@ -62,13 +73,7 @@ impl TestCa {
             params.distinguished_name.push(t.clone(), *v);
         }
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        Leaf {
-            der: cert.der().clone(),
-            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        }
+        Leaf::new(params.signed_by(&key, &self.cert, &self.key).unwrap(), &key)
     }
 
     /// A certificate for several names (DNS names or IP addresses), the first one its
@@ -78,13 +83,7 @@ impl TestCa {
         let mut params = CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()).unwrap();
         params.distinguished_name.push(DnType::CommonName, names[0]);
         params.extended_key_usages = vec![usage];
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        Leaf {
-            der: cert.der().clone(),
-            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        }
+        Leaf::new(params.signed_by(&key, &self.cert, &self.key).unwrap(), &key)
     }
 }
 
