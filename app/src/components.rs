@@ -8,19 +8,17 @@ use leptos_router::components::A;
 use portcullis_domain::model::{CredentialKind, IssuedSecret};
 use portcullis_domain::time::format_utc;
 
+use crate::api::{Outcome, SignOut};
 use crate::error::AppError;
-use crate::{CurrentUser, Hydrated, SignOutAction};
+use crate::{CurrentUser, PageOutcome};
 
 #[component]
 pub fn Topbar() -> impl IntoView {
     let user = expect_context::<CurrentUser>();
-    let SignOutAction(sign_out) = expect_context::<SignOutAction>();
-    let crate::GrantsDecided(decided) = expect_context::<crate::GrantsDecided>();
-    let location = leptos_router::hooks::use_location();
-    // Requests waiting for an admin, beside Approvals: counted again on every page and
-    // after each decision.
+    let sign_out = ServerAction::<SignOut>::new();
+    // Requests waiting for an admin, beside Approvals: counted again on every page.
     let pending = Resource::new(
-        move || (location.pathname.get(), decided.get(), sign_out.version().get()),
+        || (),
         move |_| async move {
             // Only an admin's page asks: the others make no call at all.
             match user.await {
@@ -82,6 +80,23 @@ pub fn Topbar() -> impl IntoView {
                 })}
             </Transition>
         </header>
+    }
+}
+
+/// What the last form post on this page did, said once (see `ssr::said`). The outcomes a
+/// page shows in a place of its own (a secret, a test result) are the page's to show.
+#[component]
+pub fn Notice() -> impl IntoView {
+    let outcome = expect_context::<PageOutcome>();
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                match outcome.await {
+                    Ok(Some(Outcome::Said(said))) => Some(view! { <div class="alert alert-success" role="status">{said}</div> }),
+                    _ => None,
+                }
+            })}
+        </Suspense>
     }
 }
 
@@ -182,11 +197,12 @@ enum CopyState {
 }
 
 /// Copies `text` and says whether it worked. Copying needs JavaScript, so the button
-/// appears once the page has hydrated: before that (or without JavaScript) there is no
+/// appears once the island has hydrated: before that (or without JavaScript) there is no
 /// button that does nothing, and the text beside it is there to select.
-#[component]
+#[island]
 pub fn CopyButton(text: String) -> impl IntoView {
-    let Hydrated(hydrated) = expect_context::<Hydrated>();
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
     let state = RwSignal::new(CopyState::Ready);
     let text = StoredValue::new(text);
     let copy = move |_| {

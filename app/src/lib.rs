@@ -14,7 +14,6 @@ use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
-use crate::api::SignOut;
 use crate::components::Topbar;
 use crate::pages::*;
 
@@ -34,7 +33,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // (`hash-files`), so each of these links names one build's files, which
                 // the server lets browsers cache for good.
                 <HashedStylesheet options=options.clone() id="leptos"/>
-                <HydrationScripts options/>
+                // Islands: the pages are rendered on the server only, and their forms are
+                // plain posts; the wasm carries only the few parts that need JavaScript
+                // (`#[island]`), so it stays small.
+                <HydrationScripts options islands=true/>
                 <MetaTags/>
             </head>
             <body>
@@ -44,59 +46,47 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// Signing out; the current-user resource follows it (and every navigation).
-#[derive(Clone, Copy)]
-pub struct SignOutAction(pub ServerAction<SignOut>);
-
-/// Becomes true once the page has hydrated: what needs JavaScript to do anything (a Copy
-/// button) appears only then. Forms never wait for it: posted without JavaScript, one
-/// that issues a secret has it shown once on the page it leads to (`ssr::reveal_on`).
-#[derive(Clone, Copy)]
-pub struct Hydrated(pub RwSignal<bool>);
-
-/// Bumped after each grant decision, so that the count of waiting requests beside
-/// Approvals follows.
-#[derive(Clone, Copy)]
-pub struct GrantsDecided(pub RwSignal<u32>);
-
 pub type CurrentUser = Resource<Result<Option<portcullis_domain::model::UserView>, error::AppError>>;
+
+/// What the form posted last did, for the page it came back to (see `components::Said`).
+pub type PageOutcome = Resource<Result<Option<api::Outcome>, error::AppError>>;
 
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    let hydrated = RwSignal::new(false);
-    provide_context(Hydrated(hydrated));
-    // Marks the page interactive once hydrated; end-to-end tests wait for it before
-    // clicking, as a person would wait for a page to finish loading.
-    Effect::new(move |_| {
-        hydrated.set(true);
-        #[cfg(feature = "hydrate")]
-        if let Some(body) = document().body() {
-            let _ = body.set_attribute("data-hydrated", "true");
-        }
-    });
-
     view! {
         <Title formatter=|page: String| if page.is_empty() { "Portcullis".to_owned() } else { format!("{page} · Portcullis") }/>
         <Router>
             <Portal/>
         </Router>
+        <HydrationMark/>
     }
 }
 
+/// Marks the page interactive once its islands have hydrated (this one is the last of
+/// them); end-to-end tests wait for it before clicking, as a person would wait for a
+/// page to finish loading.
+#[island]
+fn HydrationMark() -> impl IntoView {
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+}
+
 /// Everything inside the router. Pages create their own actions: `<Routes>` is what hands
-/// a no-JavaScript form's error (`?__err=`) to an action, and only to those created
-/// inside it.
+/// a form's error (`?__err=`, on the page the post came back to) to an action, and only
+/// to those created inside it.
 #[component]
 fn Portal() -> impl IntoView {
-    let sign_out = ServerAction::<SignOut>::new();
     let location = leptos_router::hooks::use_location();
-    // Signing in or up ends in a redirect, so following the path catches both.
-    let user: CurrentUser =
-        Resource::new(move || (location.pathname.get(), sign_out.version().get()), |_| api::current_user());
-    provide_context(SignOutAction(sign_out));
-    provide_context(GrantsDecided(RwSignal::new(0)));
+    let user: CurrentUser = Resource::new(|| (), |_| api::current_user());
+    // Taken (and so removed) once, here: a page and its notice read the one copy.
+    let outcome: PageOutcome = Resource::new(move || location.pathname.get(), api::take_outcome);
     provide_context(user);
+    provide_context(outcome);
 
     view! {
             <Topbar/>

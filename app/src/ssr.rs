@@ -254,35 +254,72 @@ pub async fn sign_in_session(user: &UserView) -> Result<(), AppError> {
     session.insert(SESSION_USER_KEY, &user.id).await.map_err(session_err)
 }
 
-/// Where a secret issued by a plain form post waits in the session: the page that will
-/// show it, and the secret sealed for its person (see `portcullis_domain::reveal`).
-const SESSION_REVEAL_KEY: &str = "reveal";
+/// Where the outcome of a form post waits in the session: the path of the page that will
+/// show it, and the outcome sealed for its person (see `portcullis_domain::reveal`): it
+/// may hold a secret.
+const SESSION_OUTCOME_KEY: &str = "outcome";
 
-/// After a server function issued a secret: when the call was a plain form post, whose
-/// answer can only be a redirect, the secret waits sealed in the session and the browser
-/// is sent to `page`, which shows it once ([`take_reveal`]). A call from the hydrated
-/// page gets the secret in its answer, and nothing waits.
-pub async fn reveal_on(page: &str, actor: &Actor, revealed: &crate::api::Revealed) -> Result<(), AppError> {
+/// After a server function did something: when the call was a form post, whose answer
+/// can only be a redirect, what it did waits sealed in the session and the browser is
+/// sent to `page` (a path, with a query or not), which shows it once ([`take_outcome`]).
+/// A call made with `fetch` gets the outcome in its answer, and nothing waits.
+pub async fn outcome_on(page: &str, actor: &Actor, outcome: &crate::api::Outcome) -> Result<(), AppError> {
     if !plain_form_post() {
         return Ok(());
     }
-    let plain = serde_json::to_vec(revealed).map_err(|e| {
-        tracing::error!(error = %e, "a secret to reveal did not serialize");
+    let plain = serde_json::to_vec(outcome).map_err(|e| {
+        tracing::error!(error = %e, "an outcome to show did not serialize");
         fail(AppError::Internal)
     })?;
     let sealed = store()?.reveals().seal(&actor.user.id, &plain).map_err(domain)?;
-    session().await?.insert(SESSION_REVEAL_KEY, (page, sealed)).await.map_err(session_err)?;
+    let path = page.split('?').next().unwrap_or(page);
+    session().await?.insert(SESSION_OUTCOME_KEY, (path, sealed)).await.map_err(session_err)?;
     leptos_axum::redirect(page);
     Ok(())
 }
 
-/// The secret waiting for `page`, removed as it is read: a reload shows nothing. One
+/// [`outcome_on`] the page the form was posted from, as its `Referer` names it (without
+/// the error a previous post left in its query).
+pub async fn said(actor: &Actor, outcome: crate::api::Outcome) -> Result<(), AppError> {
+    if !plain_form_post() {
+        return Ok(());
+    }
+    let referer = use_context::<axum::http::request::Parts>()
+        .and_then(|p| p.headers.get(axum::http::header::REFERER)?.to_str().ok().map(str::to_owned));
+    outcome_on(&back_to(referer.as_deref()), actor, &outcome).await
+}
+
+/// The page a `Referer` names, as a path on this site (a path and a query) to send the
+/// browser back to: without the `__err`/`__path` a refused post added, and `/` for
+/// anything that is not a path here (so a redirect never leaves the site).
+pub fn back_to(referer: Option<&str>) -> String {
+    let Some(uri) = referer.and_then(|r| r.parse::<axum::http::Uri>().ok()) else {
+        return "/".to_owned();
+    };
+    let path = uri.path();
+    if !path.starts_with('/') || path.starts_with("//") || path.contains('\\') {
+        return "/".to_owned();
+    }
+    let query: Vec<&str> = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty() && !pair.starts_with("__err=") && !pair.starts_with("__path="))
+        .collect();
+    if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", query.join("&"))
+    }
+}
+
+/// What waits for `page` (a path), removed as it is read: a reload shows nothing. One
 /// waiting for another page stays (and dies at its deadline).
-pub async fn take_reveal(page: &str) -> Result<Option<crate::api::Revealed>, AppError> {
+pub async fn take_outcome(page: &str) -> Result<Option<crate::api::Outcome>, AppError> {
     // The session is already loaded for this request: most page views end here, without
     // looking the person up.
     let session = session().await?;
-    let Some((waits_for, sealed)) = session.get::<(String, String)>(SESSION_REVEAL_KEY).await.map_err(session_err)?
+    let Some((waits_for, sealed)) = session.get::<(String, String)>(SESSION_OUTCOME_KEY).await.map_err(session_err)?
     else {
         return Ok(None);
     };
@@ -292,7 +329,7 @@ pub async fn take_reveal(page: &str) -> Result<Option<crate::api::Revealed>, App
     let Some(user) = current_user().await? else {
         return Ok(None);
     };
-    session.remove_value(SESSION_REVEAL_KEY).await.map_err(session_err)?;
+    session.remove_value(SESSION_OUTCOME_KEY).await.map_err(session_err)?;
     Ok(store()?.reveals().open(&user.id, &sealed).and_then(|plain| serde_json::from_slice(&plain).ok()))
 }
 

@@ -12,7 +12,7 @@ async function agentWithApiKey(browser: Browser, who: string, name: string) {
   await open(dev, '/clients/new');
   await dev.getByLabel('Name').fill(name);
   await dev.getByRole('button', { name: 'Register' }).click();
-  await dev.getByRole('link', { name: /go to the client/ }).click();
+  await expect(dev).toHaveURL(/\/clients\/cl_[A-Za-z0-9_-]+$/);
   const clientUrl = new URL(dev.url()).pathname;
   await open(dev, '/catalog');
   const accounts = dev.getByTestId('product-accounts');
@@ -77,6 +77,7 @@ test('an admin publishes a product and imports its OpenAPI document', async ({ p
   await shot(page, '10b-product-policy');
 
   // A bad document is refused with a message that says why, and changes nothing.
+  await card.getByText('Import an OpenAPI 3 document').click();
   await card.getByLabel('OpenAPI document for Loans').fill("swagger: '2.0'\npaths: {}");
   await card.getByRole('button', { name: 'Import' }).click();
   await expect(page.getByRole('alert')).toContainText(/OpenAPI 3/);
@@ -160,7 +161,7 @@ test('an admin suspends a client and disables its owner; the gateway follows at 
   await open(dev, '/clients/new');
   await dev.getByLabel('Name').fill('Night batch agent');
   await dev.getByRole('button', { name: 'Register' }).click();
-  await dev.getByRole('link', { name: /go to the client/ }).click();
+  await expect(dev).toHaveURL(/\/clients\/cl_[A-Za-z0-9_-]+$/);
   const clientUrl = dev.url();
   await open(dev, '/catalog');
   const accounts = dev.getByTestId('product-accounts');

@@ -5,10 +5,10 @@ use leptos::prelude::*;
 use portcullis_domain::model::{GrantView, ProductView, UserView};
 
 #[cfg(feature = "ssr")]
-use super::days_field;
+use super::{days_field, Outcome};
 use crate::error::AppError;
 #[cfg(feature = "ssr")]
-use crate::ssr::{actor, domain, fail, store};
+use crate::ssr::{actor, domain, fail, said, store};
 
 #[server(endpoint = "pending_grants")]
 pub async fn pending_grants() -> Result<Vec<GrantView>, AppError> {
@@ -31,7 +31,9 @@ pub async fn decide_grant(
         _ => return Err(fail(AppError::Invalid("The decision is `approve` or `reject`.".into()))),
     };
     let days = days_field(days.as_deref().unwrap_or_default(), "The expiry")?;
-    store()?.decide_grant(&actor, &grant_id, approve, &reason, days).await.map_err(domain)
+    let decided = store()?.decide_grant(&actor, &grant_id, approve, &reason, days).await.map_err(domain)?;
+    said(&actor, Outcome::Decided(decided.clone())).await?;
+    Ok(decided)
 }
 
 /// How many production requests wait for a decision: shown beside Approvals (admins).
@@ -72,7 +74,9 @@ pub async fn create_product(
     // The catalog trims, lowercases and drops empty tags.
     let tags = tags.split(',').map(str::to_owned).collect();
     let product = NewProduct { slug, name, description, owner, tags, sandbox_url, production_url };
-    store()?.create_product(&actor, product, Vec::new()).await.map_err(domain)
+    let created = store()?.create_product(&actor, product, Vec::new()).await.map_err(domain)?;
+    said(&actor, Outcome::Said(format!("{} is published at /gw/{}/…", created.name, created.slug))).await?;
+    Ok(created)
 }
 
 #[server(endpoint = "import_openapi")]
@@ -81,7 +85,10 @@ pub async fn import_openapi(
     document: String,
 ) -> Result<portcullis_domain::model::ImportSummary, AppError> {
     let actor = actor().await?;
-    store()?.import_openapi(&actor, &product_id, &document).await.map_err(domain)
+    let summary = store()?.import_openapi(&actor, &product_id, &document).await.map_err(domain)?;
+    let now = format!("OpenAPI imported: {} endpoints added, {} updated.", summary.added, summary.updated);
+    said(&actor, Outcome::Said(now)).await?;
+    Ok(summary)
 }
 
 #[server(endpoint = "list_users")]
@@ -100,14 +107,20 @@ pub async fn set_user_disabled(
     use portcullis_domain::access::Authority;
     let actor = actor().await?;
     let disabled = disabled == "true";
-    store()?.set_user_disabled(Authority::Admin(&actor), &user_id, disabled, &reason).await.map_err(domain)
+    let account =
+        store()?.set_user_disabled(Authority::Admin(&actor), &user_id, disabled, &reason).await.map_err(domain)?;
+    let what = if account.disabled { "disabled: their sessions, tokens and clients stop now" } else { "active again" };
+    said(&actor, Outcome::Said(format!("{} is {what}.", account.user.email))).await?;
+    Ok(account)
 }
 
 #[server(endpoint = "set_user_role")]
 pub async fn set_user_role(user_id: String, role: String) -> Result<UserView, AppError> {
     let actor = actor().await?;
     let role = role.parse().map_err(domain)?;
-    store()?.set_user_role(&actor, &user_id, role).await.map_err(domain)
+    let user = store()?.set_user_role(&actor, &user_id, role).await.map_err(domain)?;
+    said(&actor, Outcome::Said(format!("{} is now {}.", user.email, user.role.as_str()))).await?;
+    Ok(user)
 }
 
 /// `upstream_tls` is the name of an upstream TLS profile, or empty (or absent) for the
@@ -134,7 +147,10 @@ pub async fn set_product_policy(
     };
     let policy = ProductPolicy { rate_per_minute: rate, api_key_in_query: api_key_in_query.is_some(), upstream_tls };
     let state = crate::ssr::state()?;
-    state.store.set_product_policy(&actor, &product_id, policy, &state.upstream_tls).await.map_err(domain)
+    let product =
+        state.store.set_product_policy(&actor, &product_id, policy, &state.upstream_tls).await.map_err(domain)?;
+    said(&actor, Outcome::Said(format!("{}'s gateway policy is saved.", product.name))).await?;
+    Ok(product)
 }
 
 /// The upstream TLS profiles this server has, which a product's gateway policy may name.
@@ -161,5 +177,7 @@ pub async fn update_product(
     // The catalog trims, lowercases and drops empty tags.
     let tags = tags.split(',').map(str::to_owned).collect();
     let product = NewProduct { slug, name, description, owner, tags, sandbox_url, production_url };
-    store()?.update_product(&actor, &product_id, product).await.map_err(domain)
+    let product = store()?.update_product(&actor, &product_id, product).await.map_err(domain)?;
+    said(&actor, Outcome::Said(format!("{} is saved.", product.name))).await?;
+    Ok(product)
 }

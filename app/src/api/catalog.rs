@@ -4,9 +4,11 @@ use leptos::prelude::*;
 use portcullis_domain::model::{GrantView, ProductView};
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "ssr")]
+use super::Outcome;
 use crate::error::AppError;
 #[cfg(feature = "ssr")]
-use crate::ssr::{actor, domain, store};
+use crate::ssr::{actor, domain, said, store};
 
 pub use portcullis_domain::model::ProfileOption;
 
@@ -35,5 +37,8 @@ pub async fn request_access(
 ) -> Result<GrantView, AppError> {
     let actor = actor().await?;
     let scopes = scopes.unwrap_or_default();
-    store()?.request_grant(&actor, &profile_id, &product_id, &scopes, &justification).await.map_err(domain)
+    let grant =
+        store()?.request_grant(&actor, &profile_id, &product_id, &scopes, &justification).await.map_err(domain)?;
+    said(&actor, Outcome::Requested(grant.clone())).await?;
+    Ok(grant)
 }

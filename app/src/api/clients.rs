@@ -6,9 +6,11 @@ use leptos::prelude::*;
 use portcullis_domain::model::{ClientDetail, ClientSummary, IssuedSecret, RegisteredKey, RegisteredSubject};
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "ssr")]
+use super::Outcome;
 use crate::error::AppError;
 #[cfg(feature = "ssr")]
-use crate::ssr::{actor, domain, fail, store};
+use crate::ssr::{actor, domain, fail, said, store};
 
 #[server(endpoint = "list_clients")]
 pub async fn list_clients() -> Result<Vec<ClientSummary>, AppError> {
@@ -32,21 +34,6 @@ pub enum Issued {
     Profile,
 }
 
-/// A secret issued by a plain form post (no JavaScript), shown once on the page the post
-/// redirects to. With JavaScript the secret is the server function's answer instead.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Revealed {
-    Registered(Registration),
-    Issued(Issued, IssuedSecret),
-    Token(portcullis_domain::model::IssuedToken),
-}
-
-/// The secret waiting for `page` after a plain form post, once; `None` when none waits.
-#[server(endpoint = "take_reveal")]
-pub async fn take_reveal(page: String) -> Result<Option<Revealed>, AppError> {
-    crate::ssr::take_reveal(&page).await
-}
-
 #[server(endpoint = "register_client")]
 pub async fn register_client(name: String, kind: String, description: String) -> Result<Registration, AppError> {
     use portcullis_domain::clients::NewClient;
@@ -59,7 +46,7 @@ pub async fn register_client(name: String, kind: String, description: String) ->
         secret: registered.secret,
     };
     let page = format!("/clients/{}", done.client_id);
-    crate::ssr::reveal_on(&page, &actor, &Revealed::Registered(done.clone())).await?;
+    crate::ssr::outcome_on(&page, &actor, &Outcome::Registered(done.clone())).await?;
     Ok(done)
 }
 
@@ -72,7 +59,7 @@ async fn issued(
     secret: IssuedSecret,
 ) -> Result<IssuedSecret, AppError> {
     let page = format!("/clients/{}", secret.client_id);
-    crate::ssr::reveal_on(&page, actor, &Revealed::Issued(what, secret.clone())).await?;
+    crate::ssr::outcome_on(&page, actor, &Outcome::Issued(what, secret.clone())).await?;
     Ok(secret)
 }
 
@@ -113,20 +100,29 @@ pub async fn register_public_key(
 ) -> Result<RegisteredKey, AppError> {
     let actor = actor().await?;
     let replace = replace.as_deref() == Some("true");
-    store()?.register_public_key(&actor, &profile_id, &jwk, replace).await.map_err(domain)
+    let key = store()?.register_public_key(&actor, &profile_id, &jwk, replace).await.map_err(domain)?;
+    said(&actor, Outcome::KeyRegistered(key.clone())).await?;
+    Ok(key)
 }
 
 /// `subject` is the certificate subject DN (RFC 4514) or a PEM certificate, as pasted.
 #[server(endpoint = "register_certificate_subject")]
 pub async fn register_certificate_subject(profile_id: String, subject: String) -> Result<RegisteredSubject, AppError> {
     let actor = actor().await?;
-    store()?.register_certificate_subject(&actor, &profile_id, &subject).await.map_err(domain)
+    let registered = store()?.register_certificate_subject(&actor, &profile_id, &subject).await.map_err(domain)?;
+    said(&actor, Outcome::SubjectRegistered(registered.clone())).await?;
+    Ok(registered)
 }
 
 #[server(endpoint = "revoke_credential")]
 pub async fn revoke_credential(credential_id: String) -> Result<(), AppError> {
     let actor = actor().await?;
-    store()?.revoke_credential(&actor, &credential_id).await.map_err(domain)
+    store()?.revoke_credential(&actor, &credential_id).await.map_err(domain)?;
+    said(
+        &actor,
+        Outcome::Said("Credential revoked. The gateway and the token endpoint refuse it from the next request.".into()),
+    )
+    .await
 }
 
 /// `suspended` is `true` or `false`; the reason is kept in the audit trail.
@@ -135,7 +131,13 @@ pub async fn set_client_suspended(client_id: String, suspended: String, reason: 
     use portcullis_domain::access::Authority;
     let actor = actor().await?;
     let suspended = suspended == "true";
-    store()?.set_client_suspended(Authority::Admin(&actor), &client_id, suspended, &reason).await.map_err(domain)
+    store()?.set_client_suspended(Authority::Admin(&actor), &client_id, suspended, &reason).await.map_err(domain)?;
+    let now = if suspended {
+        "Client suspended. The gateway and the token endpoint refuse it from the next request."
+    } else {
+        "Client resumed. Its credentials work again from the next request."
+    };
+    said(&actor, Outcome::Said(now.into())).await
 }
 
 #[server(endpoint = "set_rate_limit")]
@@ -145,7 +147,8 @@ pub async fn set_rate_limit(profile_id: String, rate_per_minute: String, burst: 
         v.trim().parse::<i64>().map_err(|_| fail(AppError::Invalid(format!("The {what} is a whole number."))))
     };
     let (rate, burst) = (number(&rate_per_minute, "rate")?, number(&burst, "burst")?);
-    store()?.set_rate_limit(&actor, &profile_id, rate, burst).await.map_err(domain)
+    store()?.set_rate_limit(&actor, &profile_id, rate, burst).await.map_err(domain)?;
+    said(&actor, Outcome::Said("Rate limit saved.".into())).await
 }
 
 #[server(endpoint = "set_token_lifetime")]
@@ -155,7 +158,8 @@ pub async fn set_token_lifetime(profile_id: String, seconds: String) -> Result<(
         .trim()
         .parse::<i64>()
         .map_err(|_| fail(AppError::Invalid("The token lifetime is a whole number of seconds.".into())))?;
-    store()?.set_token_lifetime(&actor, &profile_id, seconds).await.map_err(domain)
+    store()?.set_token_lifetime(&actor, &profile_id, seconds).await.map_err(domain)?;
+    said(&actor, Outcome::Said("Token lifetime saved; new tokens get it.".into())).await
 }
 
 #[server(endpoint = "set_sender_constraint")]
@@ -164,7 +168,8 @@ pub async fn set_sender_constraint(profile_id: String, sender_constraint: String
     let constraint = sender_constraint
         .parse::<portcullis_domain::model::SenderConstraint>()
         .map_err(|_| fail(AppError::Invalid("Choose none or DPoP.".into())))?;
-    store()?.set_sender_constraint(&actor, &profile_id, constraint).await.map_err(domain)
+    store()?.set_sender_constraint(&actor, &profile_id, constraint).await.map_err(domain)?;
+    said(&actor, Outcome::Said("Sender constraint saved; the gateway applies it from the next request.".into())).await
 }
 
 /// Who may act on behalf of the profile's client (token exchange): `mode` `any`, or
@@ -184,7 +189,9 @@ pub async fn set_may_act(profile_id: String, mode: String, actors: Option<String
         ),
         _ => return Err(fail(AppError::Invalid("Choose any client or the clients listed.".into()))),
     };
-    store()?.set_may_act(&actor, &profile_id, listed).await.map_err(domain)
+    store()?.set_may_act(&actor, &profile_id, listed).await.map_err(domain)?;
+    said(&actor, Outcome::Said("Saved who may act on this agent's behalf; it applies from the next exchange.".into()))
+        .await
 }
 
 #[server(endpoint = "recent_requests")]
@@ -200,7 +207,10 @@ pub async fn test_access(
     path: String,
 ) -> Result<portcullis_domain::model::TestAccessResult, AppError> {
     let actor = actor().await?;
-    crate::ssr::test_access(&crate::ssr::state()?, &actor, &profile_id, &method, &path).await.map_err(domain)
+    let result =
+        crate::ssr::test_access(&crate::ssr::state()?, &actor, &profile_id, &method, &path).await.map_err(domain);
+    said(&actor, Outcome::Tested(profile_id, result.clone())).await?;
+    result
 }
 
 /// The URL clients reach this Portcullis at (its token issuer), for examples.

@@ -4,9 +4,11 @@
 use leptos::prelude::*;
 use portcullis_domain::model::{LinkedIdentity, TrustedIssuerView};
 
+#[cfg(feature = "ssr")]
+use super::Outcome;
 use crate::error::AppError;
 #[cfg(feature = "ssr")]
-use crate::ssr::{actor, domain, store};
+use crate::ssr::{actor, domain, said, store};
 
 #[server(endpoint = "list_issuers")]
 pub async fn list_issuers() -> Result<Vec<TrustedIssuerView>, AppError> {
@@ -51,17 +53,28 @@ pub async fn register_issuer(
         algorithms: algorithms.unwrap_or_default(),
         subject_claim,
     };
-    state.register_issuer(&actor, new).await.map_err(domain)
+    let registered = state.register_issuer(&actor, new).await.map_err(domain)?;
+    said(
+        &actor,
+        Outcome::Said(format!("{} is trusted. Link identities at it from a client's page.", registered.issuer)),
+    )
+    .await?;
+    Ok(registered)
 }
 
 #[server(endpoint = "disable_issuer")]
 pub async fn disable_issuer(issuer_id: String) -> Result<TrustedIssuerView, AppError> {
     let actor = actor().await?;
-    store()?.disable_issuer(&actor, &issuer_id).await.map_err(domain)
+    let disabled = store()?.disable_issuer(&actor, &issuer_id).await.map_err(domain)?;
+    let now = format!("{} is disabled: its tokens are refused from the next request.", disabled.issuer);
+    said(&actor, Outcome::Said(now)).await?;
+    Ok(disabled)
 }
 
 #[server(endpoint = "link_identity")]
 pub async fn link_identity(profile_id: String, issuer_id: String, subject: String) -> Result<LinkedIdentity, AppError> {
     let actor = actor().await?;
-    store()?.link_identity(&actor, &profile_id, &issuer_id, subject.trim()).await.map_err(domain)
+    let linked = store()?.link_identity(&actor, &profile_id, &issuer_id, subject.trim()).await.map_err(domain)?;
+    said(&actor, Outcome::Linked(linked.clone())).await?;
+    Ok(linked)
 }

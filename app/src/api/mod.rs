@@ -6,7 +6,10 @@
 //! `crate::api::name` is the path to use whatever file holds it. A function's URL is
 //! `/api/` and its `endpoint = "…"`: it does not depend on the module it is in.
 
-#[cfg(feature = "ssr")]
+use leptos::prelude::*;
+use portcullis_domain::model::{GrantView, IssuedSecret, RegisteredKey, RegisteredSubject};
+use serde::{Deserialize, Serialize};
+
 use crate::error::AppError;
 #[cfg(feature = "ssr")]
 use crate::ssr::fail;
@@ -30,6 +33,36 @@ pub use clients::*;
 pub use issuers::*;
 pub use reviews::*;
 pub use tokens::*;
+
+/// What a form post did, shown once on the page it leads back to (`ssr::outcome_on`): the
+/// portal's pages are rendered on the server, so every form is a plain post answered
+/// with a redirect, and this is how the page after it learns what happened. A secret
+/// among them is sealed for its person while it waits. Called with `fetch` (the
+/// management scripts, the tests), a server function answers the same thing as data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// A sentence for the page's notice (`components::Notice`).
+    Said(String),
+    Registered(Registration),
+    Issued(Issued, IssuedSecret),
+    Token(portcullis_domain::model::IssuedToken),
+    KeyRegistered(RegisteredKey),
+    SubjectRegistered(RegisteredSubject),
+    Linked(portcullis_domain::model::LinkedIdentity),
+    /// A Test access call, for the profile it tested: its answer, or why it was not made
+    /// (said in that profile's Test access, not in every form of the page).
+    Tested(String, Result<portcullis_domain::model::TestAccessResult, AppError>),
+    /// Access requested from the catalog, said in the product's card.
+    Requested(GrantView),
+    /// A decision on a production request.
+    Decided(GrantView),
+}
+
+/// The outcome waiting for `page` (its path) after a form post, once; `None` when none waits.
+#[server(endpoint = "take_outcome")]
+pub async fn take_outcome(page: String) -> Result<Option<Outcome>, AppError> {
+    crate::ssr::take_outcome(&page).await
+}
 
 /// A form field holding a number of days; empty means "not given".
 #[cfg(feature = "ssr")]

@@ -2,9 +2,11 @@
 
 use leptos::prelude::*;
 
+#[cfg(feature = "ssr")]
+use super::Outcome;
 use crate::error::AppError;
 #[cfg(feature = "ssr")]
-use crate::ssr::{actor, domain, fail, store};
+use crate::ssr::{actor, domain, fail, said, store};
 
 /// Every client, flagged for review (security and admins).
 #[server(endpoint = "access_review")]
@@ -42,5 +44,7 @@ pub async fn review_action(
         "mark_reviewed" => store.mark_client_reviewed(&actor, &target, &reason).await.map(|_| "Marked reviewed."),
         _ => return Err(fail(AppError::Invalid("Unknown review action.".into()))),
     };
-    done.map(str::to_owned).map_err(domain)
+    let done = done.map_err(domain)?.to_owned();
+    said(&actor, Outcome::Said(done.clone())).await?;
+    Ok(done)
 }

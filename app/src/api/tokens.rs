@@ -3,10 +3,10 @@
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
-use super::{days_field, Revealed};
+use super::{days_field, Outcome};
 use crate::error::AppError;
 #[cfg(feature = "ssr")]
-use crate::ssr::{actor, domain, fail, store};
+use crate::ssr::{actor, domain, fail, said, store};
 
 #[server(endpoint = "list_tokens")]
 pub async fn list_tokens() -> Result<Vec<portcullis_domain::model::AccessTokenView>, AppError> {
@@ -43,12 +43,13 @@ pub async fn create_token(
     let days = days_field(&days, "The lifetime")?;
     let scopes = chosen_scopes(&access)?;
     let token = store()?.create_access_token(&actor, &name, days, scopes).await.map_err(domain)?;
-    crate::ssr::reveal_on("/tokens", &actor, &Revealed::Token(token.clone())).await?;
+    crate::ssr::outcome_on("/tokens", &actor, &Outcome::Token(token.clone())).await?;
     Ok(token)
 }
 
 #[server(endpoint = "revoke_token")]
 pub async fn revoke_token(token_id: String) -> Result<(), AppError> {
     let actor = actor().await?;
-    store()?.revoke_access_token(&actor, &token_id).await.map_err(domain)
+    store()?.revoke_access_token(&actor, &token_id).await.map_err(domain)?;
+    said(&actor, Outcome::Said("Token revoked. Scripts using it are refused from their next call.".into())).await
 }

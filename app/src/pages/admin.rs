@@ -3,19 +3,15 @@ use leptos_meta::Title;
 use portcullis_domain::model::GRANT_LIFETIME_DAYS;
 use portcullis_domain::time::format_utc;
 
-use crate::api::DecideGrant;
-use crate::components::{ErrorBox, PageError};
+use crate::api::{DecideGrant, Outcome};
+use crate::components::{ErrorBox, Notice, PageError};
+use crate::PageOutcome;
 
 #[component]
 pub fn ApprovalsPage() -> impl IntoView {
     let decide = ServerAction::<DecideGrant>::new();
-    let pending = Resource::new(move || decide.version().get(), |_| crate::api::pending_grants());
-    let crate::GrantsDecided(decided) = expect_context::<crate::GrantsDecided>();
-    Effect::new(move |_| {
-        if decide.version().get() > 0 {
-            decided.update(|n| *n += 1);
-        }
-    });
+    let pending = Resource::new(|| (), |_| crate::api::pending_grants());
+    let outcome = expect_context::<PageOutcome>();
     view! {
         <Title text="Approvals"/>
         <div class="page-header">
@@ -24,15 +20,15 @@ pub fn ApprovalsPage() -> impl IntoView {
                 <p class="subtitle">{format!("Approve or reject each request with a reason; both are kept for access reviews. An approval lasts up to {GRANT_LIFETIME_DAYS} days; access reviews can extend it.")}</p>
             </div>
         </div>
-        {move || match decide.value().get() {
-            Some(Ok(g)) => {
+        {move || decide.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let Ok(Some(Outcome::Decided(g))) = outcome.await else { return None };
                 let until = g.expires_at.map(|t| format!(", until {}", format_utc(t))).unwrap_or_default();
                 let said = format!("{} for {} ({}): {}{until}.", g.product_name, g.client_name, g.environment.label().to_lowercase(), g.status.as_str());
-                Some(view! { <div class="alert alert-success" role="status">{said}</div> }.into_any())
-            }
-            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
-            None => None,
-        }}
+                Some(view! { <div class="alert alert-success" role="status">{said}</div> })
+            })}
+        </Suspense>
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match pending.await {
@@ -89,10 +85,7 @@ pub fn ProductsAdminPage() -> impl IntoView {
     let import = ServerAction::<ImportOpenapi>::new();
     let update = ServerAction::<UpdateProduct>::new();
     let limit = ServerAction::<SetProductPolicy>::new();
-    let products = Resource::new(
-        move || (create.version().get(), import.version().get(), update.version().get(), limit.version().get()),
-        |_| crate::api::list_products(),
-    );
+    let products = Resource::new(|| (), |_| crate::api::list_products());
     // Fixed while the server runs: its upstream TLS profiles are read once at start.
     let tls_profiles = Resource::new(|| (), |_| crate::api::upstream_tls_profiles());
     view! {
@@ -103,28 +96,13 @@ pub fn ProductsAdminPage() -> impl IntoView {
                 <p class="subtitle">"Each product is an upstream API with a sandbox and a production base URL. Import its OpenAPI document to list its endpoints."</p>
             </div>
         </div>
-        {move || match update.value().get() {
-            Some(Ok(p)) => Some(view! { <div class="alert alert-success" role="status">{format!("{} is saved.", p.name)}</div> }.into_any()),
-            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
-            None => None,
-        }}
-        {move || match limit.value().get() {
-            Some(Ok(p)) => Some(view! { <div class="alert alert-success" role="status">{format!("{}'s gateway policy is saved.", p.name)}</div> }.into_any()),
-            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
-            None => None,
-        }}
-        {move || match import.value().get() {
-            Some(Ok(s)) => Some(view! { <div class="alert alert-success" role="status">{format!("OpenAPI imported: {} endpoints added, {} updated.", s.added, s.updated)}</div> }.into_any()),
-            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
-            None => None,
-        }}
+        {move || update.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+        {move || limit.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+        {move || import.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+        <Notice/>
         <details class="card">
             <summary><h2>"Publish a new product"</h2></summary>
-            {move || match create.value().get() {
-                Some(Ok(p)) => Some(view! { <div class="alert alert-success" role="status">{format!("{} is published at /gw/{}/…", p.name, p.slug)}</div> }.into_any()),
-                Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
-                None => None,
-            }}
+            {move || create.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
             <ActionForm action=create attr:class="form">
                 <div class="row">
                     <div class="field"><label for="p-name">"Name"</label><input id="p-name" name="name" required placeholder="Loans"/></div>
@@ -272,8 +250,7 @@ fn ProductAdminCard(
 pub fn UsersAdminPage() -> impl IntoView {
     let set_role = ServerAction::<SetUserRole>::new();
     let set_disabled = ServerAction::<SetUserDisabled>::new();
-    let users =
-        Resource::new(move || (set_role.version().get(), set_disabled.version().get()), |_| crate::api::list_users());
+    let users = Resource::new(|| (), |_| crate::api::list_users());
     view! {
         <Title text="People"/>
         <div class="page-header">
@@ -282,19 +259,9 @@ pub fn UsersAdminPage() -> impl IntoView {
                 <p class="subtitle">"Developers register clients; the security team reads every client and the audit trail; admins publish products and approve production access. A disabled person cannot sign in, and their clients are refused at the gateway."</p>
             </div>
         </div>
-        {move || match set_role.value().get() {
-            Some(Ok(u)) => Some(view! { <div class="alert alert-success" role="status">{format!("{} is now {}.", u.email, u.role.as_str())}</div> }.into_any()),
-            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
-            None => None,
-        }}
-        {move || match set_disabled.value().get() {
-            Some(Ok(a)) => {
-                let what = if a.disabled { "disabled: their sessions, tokens and clients stop now" } else { "active again" };
-                Some(view! { <div class="alert alert-success" role="status">{format!("{} is {what}.", a.user.email)}</div> }.into_any())
-            }
-            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
-            None => None,
-        }}
+        {move || set_role.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+        {move || set_disabled.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+        <Notice/>
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match users.await {

@@ -34,7 +34,7 @@ pub fn LoginPage() -> impl IntoView {
                         <input id="password" type="password" name="password" autocomplete="current-password" required/>
                     </div>
                     <div class="form-actions">
-                        <button type="submit" class="btn btn-primary" disabled=move || action.pending().get()>"Sign in"</button>
+                        <button type="submit" class="btn btn-primary">"Sign in"</button>
                     </div>
                 </ActionForm>
                 <p class="auth-switch">"New here? "<a href=signup>"Create an account"</a></p>
@@ -66,7 +66,7 @@ pub fn SignupPage() -> impl IntoView {
                         <small class="hint">"At least 12 characters, and not one attackers try first (common or leaked passwords, keyboard patterns). A few unrelated words work well."</small>
                     </div>
                     <div class="form-actions">
-                        <button type="submit" class="btn btn-primary" disabled=move || action.pending().get()>"Create account"</button>
+                        <button type="submit" class="btn btn-primary">"Create account"</button>
                     </div>
                 </ActionForm>
                 <p class="auth-switch">"Already registered? "<a href=login>"Sign in"</a></p>

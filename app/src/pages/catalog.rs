@@ -3,12 +3,15 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 use portcullis_domain::model::{Environment, GrantStatus, ProductView, GRANT_LIFETIME_DAYS};
 
-use crate::api::{Catalog, ProfileOption, RequestAccess};
+use crate::api::{Catalog, Outcome, ProfileOption, RequestAccess};
 use crate::components::{method_badge, tag_list, ErrorBox, PageError};
+use crate::PageOutcome;
 
 #[component]
 pub fn CatalogPage() -> impl IntoView {
     let catalog = Resource::new(|| (), |_| crate::api::get_catalog());
+    let request = ServerAction::<RequestAccess>::new();
+    let outcome = expect_context::<PageOutcome>();
     // Arriving from a client's page ("Request a product"), its profiles come first.
     let from_client = StoredValue::new(use_query_map().read_untracked().get("client").unwrap_or_default());
     view! {
@@ -19,8 +22,15 @@ pub fn CatalogPage() -> impl IntoView {
                 <p class="subtitle">"Products published through the gateway. Sandbox access is granted at once; production access waits for an admin."</p>
             </div>
         </div>
+        // A refused request, once for the page (every card's form posts to the same place).
+        {move || request.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
+                // The request just made, said in its product's card.
+                let requested = match outcome.await {
+                    Ok(Some(Outcome::Requested(g))) => Some(g),
+                    _ => None,
+                };
                 match catalog.await {
                     Err(e) => view! { <PageError error=e back_href="/" back_label="Go to the start page"/> }.into_any(),
                     Ok(Catalog { products, profiles }) => {
@@ -29,7 +39,10 @@ pub fn CatalogPage() -> impl IntoView {
                         }
                         let mut profiles = profiles;
                         from_client.with_value(|c| profiles.sort_by_key(|p| p.client_id != *c));
-                        products.into_iter().map(|p| view! { <ProductCard product=p profiles=profiles.clone()/> }).collect_view().into_any()
+                        products.into_iter().map(|p| {
+                            let requested = requested.clone().filter(|g| g.product_id == p.id);
+                            view! { <ProductCard product=p profiles=profiles.clone() request requested/> }
+                        }).collect_view().into_any()
                     }
                 }
             })}
@@ -38,8 +51,13 @@ pub fn CatalogPage() -> impl IntoView {
 }
 
 #[component]
-fn ProductCard(product: ProductView, profiles: Vec<ProfileOption>) -> impl IntoView {
-    let request = ServerAction::<RequestAccess>::new();
+fn ProductCard(
+    product: ProductView,
+    profiles: Vec<ProfileOption>,
+    request: ServerAction<RequestAccess>,
+    /// The request for this product just made.
+    requested: Option<portcullis_domain::model::GrantView>,
+) -> impl IntoView {
     let testid = format!("product-{}", product.slug);
     let select_id = format!("profile-for-{}", product.slug);
     let product_id = product.id.clone();
@@ -69,19 +87,15 @@ fn ProductCard(product: ProductView, profiles: Vec<ProfileOption>) -> impl IntoV
                 </table>
             </div>
             <h3>"Request access"</h3>
-            {move || match request.value().get() {
-                Some(Ok(g)) => {
-                    let msg = match g.status {
-                        GrantStatus::Approved => format!("Granted to {} ({}) with scopes {}. ", g.client_name, g.environment.label(), g.scopes.join(", ")),
-                        _ => format!("Requested for {} ({}). An admin will review it. ", g.client_name, g.environment.label()),
-                    };
-                    let client = format!("/clients/{}", g.client_id);
-                    let go = format!("Go to {}", g.client_name);
-                    Some(view! { <div class="alert alert-success" role="status">{msg}<a href=client>{go}</a></div> }.into_any())
-                }
-                Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
-                None => None,
-            }}
+            {requested.map(|g| {
+                let msg = match g.status {
+                    GrantStatus::Approved => format!("Granted to {} ({}) with scopes {}. ", g.client_name, g.environment.label(), g.scopes.join(", ")),
+                    _ => format!("Requested for {} ({}). An admin will review it. ", g.client_name, g.environment.label()),
+                };
+                let client = format!("/clients/{}", g.client_id);
+                let go = format!("Go to {}", g.client_name);
+                view! { <div class="alert alert-success" role="status">{msg}<a href=client>{go}</a></div> }
+            })}
             {if no_profiles {
                 view! { <p class="muted">"Register a client first: "<a href="/clients/new">"register a client"</a>"."</p> }.into_any()
             } else {
@@ -106,7 +120,7 @@ fn ProductCard(product: ProductView, profiles: Vec<ProfileOption>) -> impl IntoV
                             <input name="justification" placeholder="Required for production: what the client needs it for"/>
                         </div>
                         <div class="form-actions">
-                            <button type="submit" class="btn btn-primary" disabled=move || request.pending().get()>"Request access"</button>
+                            <button type="submit" class="btn btn-primary">"Request access"</button>
                         </div>
                     </ActionForm>
                     <small class="hint">{format!("{} grants expire after at most {GRANT_LIFETIME_DAYS} days unless an access review extends them.", Environment::Production.label())}</small>

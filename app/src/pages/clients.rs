@@ -3,28 +3,24 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 use portcullis_domain::model::{
     ClientDetail, ClientKind, CredentialView, Environment, GrantView, IssuedSecret, ProfileDetail, RegisteredKey,
-    RequestView, SenderConstraint, TrustedIssuerView,
+    RequestView, SenderConstraint, TestAccessResult, TrustedIssuerView,
 };
 use portcullis_domain::time::{format_date, format_utc};
 
 use crate::api::{
-    AddProfile, IssueApiKey, Issued, LinkIdentity, RegisterCertificateSubject, RegisterClient, RegisterPublicKey,
-    Revealed, RevokeCredential, RotateSecret, SetClientSuspended, SetMayAct, SetRateLimit, SetSenderConstraint,
-    SetTokenLifetime,
+    AddProfile, IssueApiKey, Issued, LinkIdentity, Outcome, RegisterCertificateSubject, RegisterClient,
+    RegisterPublicKey, RevokeCredential, RotateSecret, SetClientSuspended, SetMayAct, SetRateLimit,
+    SetSenderConstraint, SetTokenLifetime,
 };
-use crate::components::{when, CodeBlock, Confirm, ErrorBox, PageError, SecretReveal, SignInFirst};
+use crate::components::{when, CodeBlock, Confirm, ErrorBox, Notice, PageError, SecretReveal, SignInFirst};
 use crate::error::AppError;
-use crate::CurrentUser;
+use crate::{CurrentUser, PageOutcome};
 use portcullis_domain::model::{request_phrase, CredentialState};
 
 fn kind_badge(kind: ClientKind) -> impl IntoView {
     let class = format!("badge badge-{}", kind.as_str());
     view! { <span class=class>{kind.label()}</span> }
 }
-
-/// Counts the Test access calls made on the client page; Recent requests follows it.
-#[derive(Clone, Copy)]
-struct TestedAccess(RwSignal<u32>);
 
 fn env_badge(env: Environment) -> impl IntoView {
     let class = format!("badge badge-{}", env.as_str());
@@ -92,44 +88,30 @@ pub fn NewClientPage() -> impl IntoView {
                 <p class="subtitle">"An AI agent, application or service that will call APIs through Portcullis. It starts with a sandbox profile."</p>
             </div>
         </div>
-        {move || match register.value().get() {
-            Some(Ok(done)) => {
-                let href = format!("/clients/{}", done.client_id);
-                view! {
-                    <div class="stack">
-                        <div class="alert alert-success" role="status">{format!("{} is registered.", done.client_name)}</div>
-                        <SecretReveal secret=done.secret.clone()/>
-                        <div class="row"><a class="btn btn-primary" href=href>"I have copied the secret — go to the client"</a></div>
-                    </div>
-                }.into_any()
-            }
-            result => view! {
-                <section class="card">
-                    {result.and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
-                    <ActionForm action=register attr:class="form">
-                        <div class="field">
-                            <label for="name">"Name"</label>
-                            <input id="name" name="name" required maxlength="80" placeholder="e.g. Support triage agent"/>
-                        </div>
-                        <div class="field">
-                            <label for="kind">"Kind"</label>
-                            <select id="kind" name="kind">
-                                {ClientKind::ALL.iter().map(|k| view! { <option value=k.as_str()>{k.label()}</option> }).collect_view()}
-                            </select>
-                            <small class="hint">"Agents get no special path: the kind is recorded so reviews and the audit trail can tell them apart."</small>
-                        </div>
-                        <div class="field">
-                            <label for="description">"Description"</label>
-                            <textarea id="description" name="description" rows="3" maxlength="1000" placeholder="What it does and who runs it"></textarea>
-                        </div>
-                        <div class="form-actions">
-                            <button type="submit" class="btn btn-primary" disabled=move || register.pending().get()>"Register"</button>
-                            <a class="btn btn-secondary" href="/clients">"Cancel"</a>
-                        </div>
-                    </ActionForm>
-                </section>
-            }.into_any(),
-        }}
+        <section class="card">
+            {move || register.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+            <ActionForm action=register attr:class="form">
+                <div class="field">
+                    <label for="name">"Name"</label>
+                    <input id="name" name="name" required maxlength="80" placeholder="e.g. Support triage agent"/>
+                </div>
+                <div class="field">
+                    <label for="kind">"Kind"</label>
+                    <select id="kind" name="kind">
+                        {ClientKind::ALL.iter().map(|k| view! { <option value=k.as_str()>{k.label()}</option> }).collect_view()}
+                    </select>
+                    <small class="hint">"Agents get no special path: the kind is recorded so reviews and the audit trail can tell them apart."</small>
+                </div>
+                <div class="field">
+                    <label for="description">"Description"</label>
+                    <textarea id="description" name="description" rows="3" maxlength="1000" placeholder="What it does and who runs it"></textarea>
+                </div>
+                <div class="form-actions">
+                    <button type="submit" class="btn btn-primary">"Register"</button>
+                    <a class="btn btn-secondary" href="/clients">"Cancel"</a>
+                </div>
+            </ActionForm>
+        </section>
     }
 }
 
@@ -137,6 +119,7 @@ pub fn NewClientPage() -> impl IntoView {
 pub fn ClientPage() -> impl IntoView {
     let params = use_params_map();
     let client_id = move || params.read().get("id").unwrap_or_default();
+    // The page's forms post to these; a refused post comes back here with its error.
     let rotate = ServerAction::<RotateSecret>::new();
     let issue_key = ServerAction::<IssueApiKey>::new();
     let add_profile = ServerAction::<AddProfile>::new();
@@ -151,120 +134,67 @@ pub fn ClientPage() -> impl IntoView {
     let set_may_act = ServerAction::<SetMayAct>::new();
     let policy = PolicyActions { set_rate, set_ttl, set_constraint, set_may_act };
     let suspend = ServerAction::<SetClientSuspended>::new();
-    // Every resource of this page is created here, before the one Suspense, and read
-    // inside it; the views below get plain data. A resource created inside an async
-    // block is created again when the server renders that block a second time, and the
-    // browser then hydrates with the first, stale copy: a mismatch that froze this page.
     let user = expect_context::<CurrentUser>();
+    let outcome = expect_context::<PageOutcome>();
     let origin = Resource::new(|| (), |_| crate::api::public_url());
-    let detail = Resource::new(
-        move || {
-            (
-                client_id(),
-                (rotate.version().get(), issue_key.version().get(), add_profile.version().get()),
-                (revoke.version().get(), set_rate.version().get(), set_ttl.version().get(), suspend.version().get()),
-                (set_constraint.version().get(), register_key.version().get(), link.version().get()),
-                (set_may_act.version().get(), register_subject.version().get()),
-            )
-        },
-        |(id, ..)| crate::api::get_client(id),
-    );
+    let detail = Resource::new(client_id, crate::api::get_client);
     // The issuers an admin may link identities from (none for anyone else).
     let issuers = Resource::new(|| (), |_| crate::api::issuer_choices());
-    let revealed = Resource::new(client_id, |id| crate::api::take_reveal(format!("/clients/{id}")));
-    // Bumped after each Test access, so that Recent requests shows that call too.
-    let tested = RwSignal::new(0_u32);
-    provide_context(TestedAccess(tested));
-    let recent = Resource::new(move || (client_id(), tested.get()), |(id, _)| crate::api::recent_requests(id));
-    // The newest secret any action here issued; shown once, above everything else, with
-    // what happened.
-    let issued = move || -> Option<(Issued, Result<IssuedSecret, AppError>)> {
-        [
-            rotate.value().get().map(|r| (Issued::Rotated, r)),
-            issue_key.value().get().map(|r| (Issued::ApiKey, r)),
-            add_profile.value().get().map(|r| (Issued::Profile, r)),
-        ]
-        .into_iter()
-        .flatten()
-        .max_by_key(|(_, r)| r.as_ref().map(|s| s.credential_id.clone()).unwrap_or_default())
-    };
+    let recent = Resource::new(client_id, crate::api::recent_requests);
     view! {
-        {move || match issued() {
-            Some((what, Ok(secret))) => {
-                let origin = origin.get().and_then(Result::ok).unwrap_or_else(|| "$PORTCULLIS_URL".into());
-                Some(issued_view(what, secret, origin))
-            }
-            Some((_, Err(e))) => Some(view! { <ErrorBox error=e/> }.into_any()),
-            None => None,
+        {move || {
+            [
+                rotate.value().get().and_then(Result::err),
+                issue_key.value().get().and_then(Result::err),
+                add_profile.value().get().and_then(Result::err),
+                revoke.value().get().and_then(Result::err),
+                register_key.value().get().and_then(Result::err),
+                link.value().get().and_then(Result::err),
+                register_subject.value().get().and_then(Result::err),
+                set_rate.value().get().and_then(Result::err),
+                set_ttl.value().get().and_then(Result::err),
+                set_constraint.value().get().and_then(Result::err),
+                set_may_act.value().get().and_then(Result::err),
+                suspend.value().get().and_then(Result::err),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|e| view! { <ErrorBox error=e/> })
+            .collect_view()
         }}
-        {move || match register_key.value().get() {
-            Some(Ok(key)) => {
-                let origin = origin.get().and_then(Result::ok).unwrap_or_else(|| "$PORTCULLIS_URL".into());
-                Some(registered_view(key, origin))
-            }
-            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
-            None => None,
-        }}
-        {move || match register_subject.value().get() {
-            Some(Ok(r)) => Some(view! {
-                <div class="alert alert-success" role="status" data-testid="subject-registered">
-                    "Certificates your authority issues with the subject " <code>{r.subject.clone()}</code>
-                    {format!(" now authenticate the {} profile with only its client id (tls_client_auth), and its tokens are bound to the certificate.", r.environment.label().to_lowercase())}
-                </div>
-            }.into_any()),
-            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
-            None => None,
-        }}
-        {move || match link.value().get() {
-            Some(Ok(l)) => Some(view! {
-                <div class="alert alert-success" role="status" data-testid="identity-linked">
-                    {format!("{} = {} at {} is linked to the {} profile: that issuer's tokens for it act as this client from the next request.", l.subject_claim, l.subject, l.issuer, l.environment.label().to_lowercase())}
-                </div>
-            }.into_any()),
-            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
-            None => None,
-        }}
-        {move || match revoke.value().get() {
-            Some(Ok(())) => Some(view! {
-                <div class="alert alert-success" role="status">"Credential revoked. The gateway and the token endpoint refuse it from the next request."</div>
-            }.into_any()),
-            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
-            None => None,
-        }}
-        {move || match set_rate.value().get() {
-            Some(Ok(())) => Some(view! { <div class="alert alert-success" role="status">"Rate limit saved."</div> }.into_any()),
-            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
-            None => None,
-        }}
-        {move || match set_ttl.value().get() {
-            Some(Ok(())) => Some(view! { <div class="alert alert-success" role="status">"Token lifetime saved; new tokens get it."</div> }.into_any()),
-            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
-            None => None,
-        }}
-        {move || match set_constraint.value().get() {
-            Some(Ok(())) => Some(view! { <div class="alert alert-success" role="status">"Sender constraint saved; the gateway applies it from the next request."</div> }.into_any()),
-            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
-            None => None,
-        }}
-        {move || suspend.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+        <Notice/>
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let origin = origin.await.unwrap_or_else(|_| "$PORTCULLIS_URL".into());
                 let admin = matches!(user.await, Ok(Some(u)) if u.is_admin());
                 let issuers = issuers.await.unwrap_or_default();
-                // A secret issued by a plain form post (no JavaScript) that led here.
-                let revealed = match revealed.await {
-                    Ok(Some(Revealed::Registered(done))) => Some(view! {
+                let recent = recent.await;
+                // What the form posted last did, shown above everything else.
+                let (done, tested) = match outcome.await {
+                    Ok(Some(Outcome::Registered(done))) => (Some(view! {
                         <div class="alert alert-success" role="status">{format!("{} is registered.", done.client_name)}</div>
                         <SecretReveal secret=done.secret/>
-                    }.into_any()),
-                    Ok(Some(Revealed::Issued(what, secret))) => Some(issued_view(what, secret, origin.clone())),
-                    Ok(Some(Revealed::Token(_)) | None) => None,
-                    Err(e) => Some(view! { <ErrorBox error=e/> }.into_any()),
+                    }.into_any()), None),
+                    Ok(Some(Outcome::Issued(what, secret))) => (Some(issued_view(what, secret, origin.clone())), None),
+                    Ok(Some(Outcome::KeyRegistered(key))) => (Some(registered_view(key, origin.clone())), None),
+                    Ok(Some(Outcome::SubjectRegistered(r))) => (Some(view! {
+                        <div class="alert alert-success" role="status" data-testid="subject-registered">
+                            "Certificates your authority issues with the subject " <code>{r.subject.clone()}</code>
+                            {format!(" now authenticate the {} profile with only its client id (tls_client_auth), and its tokens are bound to the certificate.", r.environment.label().to_lowercase())}
+                        </div>
+                    }.into_any()), None),
+                    Ok(Some(Outcome::Linked(l))) => (Some(view! {
+                        <div class="alert alert-success" role="status" data-testid="identity-linked">
+                            {format!("{} = {} at {} is linked to the {} profile: that issuer's tokens for it act as this client from the next request.", l.subject_claim, l.subject, l.issuer, l.environment.label().to_lowercase())}
+                        </div>
+                    }.into_any()), None),
+                    Ok(Some(Outcome::Tested(profile_id, result))) => (None, Some((profile_id, result))),
+                    Ok(_) => (None, None),
+                    Err(e) => (Some(view! { <ErrorBox error=e/> }.into_any()), None),
                 };
                 match detail.await {
                     Err(e) => view! { <PageError error=e back_href="/clients" back_label="Back to your clients"/> }.into_any(),
-                    Ok(d) => view! { {revealed} <ClientView detail=d origin admin issuers recent credentials add_profile policy suspend/> }.into_any(),
+                    Ok(d) => view! { {done} <ClientView detail=d origin admin issuers recent tested credentials add_profile policy suspend/> }.into_any(),
                 }
             })}
         </Suspense>
@@ -341,7 +271,9 @@ fn ClientView(
     admin: bool,
     /// Trusted issuers an admin may link identities from.
     issuers: Vec<TrustedIssuerView>,
-    recent: Resource<Result<Vec<RequestView>, AppError>>,
+    recent: Result<Vec<RequestView>, AppError>,
+    /// The Test access call just made, and the profile it tested.
+    tested: Option<(String, Result<TestAccessResult, AppError>)>,
     credentials: CredentialActions,
     add_profile: ServerAction<AddProfile>,
     policy: PolicyActions,
@@ -379,7 +311,7 @@ fn ClientView(
                         <ActionForm action=add_profile>
                             <input type="hidden" name="client_id" value=client_id.clone()/>
                             <input type="hidden" name="environment" value="production"/>
-                            <button type="submit" class="btn btn-primary btn-small" disabled=move || add_profile.pending().get()>"Confirm and add"</button>
+                            <button type="submit" class="btn btn-primary btn-small">"Confirm and add"</button>
                         </ActionForm>
                     </Confirm>
                 })}
@@ -417,7 +349,10 @@ fn ClientView(
         <TokenHowTo origin=origin.clone() client_id=c.id.clone()
             profile_id=detail.profiles.first().map(|p| p.id.clone()).unwrap_or_default()
             constraint=detail.profiles.first().map_or(SenderConstraint::None, |p| p.sender_constraint)/>
-        {detail.profiles.into_iter().map(|p| view! { <ProfileCard profile=p origin=origin.clone() admin issuers=issuers.clone() credentials policy/> }).collect_view()}
+        {detail.profiles.into_iter().map(|p| {
+            let tested = tested.clone().filter(|(pid, _)| *pid == p.id).map(|(_, r)| r);
+            view! { <ProfileCard profile=p origin=origin.clone() admin issuers=issuers.clone() tested credentials policy/> }
+        }).collect_view()}
         <RecentRequests requests=recent/>
     }
     .into_any()
@@ -439,6 +374,8 @@ fn ProfileCard(
     origin: String,
     admin: bool,
     issuers: Vec<TrustedIssuerView>,
+    /// What this profile's Test access just answered.
+    tested: Option<Result<TestAccessResult, AppError>>,
     credentials: CredentialActions,
     policy: PolicyActions,
 ) -> impl IntoView {
@@ -476,12 +413,12 @@ fn ProfileCard(
                     message="A new secret is issued and shown once. The current secret keeps working for its grace period, then stops for good: give the client the new one before then. This cannot be undone.".into()>
                     <ActionForm action=rotate>
                         <input type="hidden" name="profile_id" value=pid.clone()/>
-                        <button type="submit" class="btn btn-primary btn-small" disabled=move || rotate.pending().get()>"Confirm rotation"</button>
+                        <button type="submit" class="btn btn-primary btn-small">"Confirm rotation"</button>
                     </ActionForm>
                 </Confirm>
                 <ActionForm action=issue_key>
                     <input type="hidden" name="profile_id" value=pid2/>
-                    <button type="submit" class="btn btn-secondary btn-small" disabled=move || issue_key.pending().get()>"Issue API key"</button>
+                    <button type="submit" class="btn btn-secondary btn-small">"Issue API key"</button>
                 </ActionForm>
             </div>
             <dl class="kv">
@@ -547,9 +484,8 @@ fn ProfileCard(
                         </select>
                     </label>
                     <label>"Client ids " <input name="actors" class="mono" placeholder="cl_… cl_…" value=listed_ids/></label>
-                    <button type="submit" class="btn btn-secondary btn-small" disabled=move || set_may_act.pending().get()>"Save"</button>
+                    <button type="submit" class="btn btn-secondary btn-small">"Save"</button>
                 </ActionForm>
-                {move || set_may_act.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
             </details>
             <h3>"Credentials"</h3>
             <CredentialTable credentials=profile.credentials revoke constraint/>
@@ -568,7 +504,7 @@ fn ProfileCard(
                         " Replace this profile's secrets and other keys (they keep working for the grace period)"
                     </label>
                     <div class="form-actions">
-                        <button type="submit" class="btn btn-secondary btn-small" disabled=move || register_key.pending().get()>"Register key"</button>
+                        <button type="submit" class="btn btn-secondary btn-small">"Register key"</button>
                     </div>
                 </ActionForm>
             </details>
@@ -583,7 +519,7 @@ fn ProfileCard(
                             placeholder="CN=billing-agent,OU=Agents,O=Acme,C=GB"></textarea>
                     </div>
                     <div class="form-actions">
-                        <button type="submit" class="btn btn-secondary btn-small" disabled=move || register_subject.pending().get()>"Register subject"</button>
+                        <button type="submit" class="btn btn-secondary btn-small">"Register subject"</button>
                     </div>
                 </ActionForm>
             </details>
@@ -600,13 +536,13 @@ fn ProfileCard(
                             </select>
                         </label>
                         <label>"Identity " <input name="subject" required maxlength="255" placeholder="the claim's value for this agent"/></label>
-                        <button type="submit" class="btn btn-secondary btn-small" disabled=move || link.pending().get()>"Link identity"</button>
+                        <button type="submit" class="btn btn-secondary btn-small">"Link identity"</button>
                     </ActionForm>
                 </details>
             })}
             <h3>"Products"</h3>
             <GrantTable grants=profile.grants/>
-            <TestAccess profile_id=profile.id.clone()/>
+            <TestAccess profile_id=profile.id.clone() tested/>
             <ConnectAgent origin client_id=profile.client_id.clone() profile_id=profile.id.clone() environment=profile.environment token_ttl_seconds=profile.token_ttl_seconds/>
         </section>
     }
@@ -660,7 +596,7 @@ fn CredentialTable(
                                             message="It stops working at once: the gateway and the token endpoint refuse it from the next request. This cannot be undone; issue or rotate a credential first if the client still needs one.".into()>
                                             <ActionForm action=revoke>
                                                 <input type="hidden" name="credential_id" value=id.clone()/>
-                                                <button type="submit" class="btn btn-danger btn-small" disabled=move || revoke.pending().get()>"Confirm revoke"</button>
+                                                <button type="submit" class="btn btn-danger btn-small">"Confirm revoke"</button>
                                             </ActionForm>
                                         </Confirm>
                                     })}
@@ -818,16 +754,13 @@ fn request_label(r: &RequestView) -> String {
     request_phrase(&r.method, r.product.as_deref(), &r.path, r.tool.as_deref(), r.endpoint.is_some())
 }
 
-/// The client's latest requests. Its own Transition: refreshed after each Test access,
-/// it keeps showing the previous list meanwhile, and nothing else on the page re-renders.
+/// The client's latest requests (a Test access call just made among them).
 #[component]
-fn RecentRequests(requests: Resource<Result<Vec<RequestView>, AppError>>) -> impl IntoView {
+fn RecentRequests(requests: Result<Vec<RequestView>, AppError>) -> impl IntoView {
     view! {
         <section class="card" data-testid="recent-requests">
             <h2>"Recent requests"</h2>
-            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match requests.await {
+            {match requests {
                         Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                         Ok(list) if list.is_empty() => view! { <div class="empty"><p>"No requests yet. Calls through the gateway and the token endpoint appear here."</p></div> }.into_any(),
                         Ok(list) => view! {
@@ -857,28 +790,19 @@ fn RecentRequests(requests: Resource<Result<Vec<RequestView>, AppError>>) -> imp
                                 </table>
                             </div>
                         }.into_any(),
-                    }
-                })}
-            </Transition>
+            }}
         </section>
     }
 }
 
 /// The last step before production: a real call through the gateway with this
-/// profile's own credential, showing what the gateway decided.
+/// profile's own credential, showing what the gateway decided (`tested`, after the post).
 #[component]
-fn TestAccess(profile_id: String) -> impl IntoView {
+fn TestAccess(profile_id: String, tested: Option<Result<TestAccessResult, AppError>>) -> impl IntoView {
     let run = ServerAction::<crate::api::TestAccess>::new();
-    // Each finished test call is one more row for Recent requests.
-    if let Some(TestedAccess(tested)) = use_context::<TestedAccess>() {
-        Effect::new(move |_| {
-            if run.version().get() > 0 {
-                tested.update(|n| *n += 1);
-            }
-        });
-    }
+    let open = tested.is_some();
     view! {
-        <details class="test-access" data-testid="test-access">
+        <details class="test-access" data-testid="test-access" open=open>
             <summary>"Test access"</summary>
             <p class="muted">"Runs a real request through the gateway with a token issued for this profile's own client secret. It is audited like any other."</p>
             <ActionForm action=run attr:class="inline-form">
@@ -887,12 +811,13 @@ fn TestAccess(profile_id: String) -> impl IntoView {
                     {["GET", "POST", "PUT", "PATCH", "DELETE"].into_iter().map(|m| view! { <option value=m>{m}</option> }).collect_view()}
                 </select>
                 <input name="path" value="/gw/accounts/accounts" aria-label="Gateway path" size="40" required/>
-                <button type="submit" class="btn btn-primary btn-small" disabled=move || run.pending().get()>"Run"</button>
+                <button type="submit" class="btn btn-primary btn-small">"Run"</button>
             </ActionForm>
-            {move || match run.value().get() {
-                Some(Ok(r)) => {
+            {tested.map(|tested| match tested {
+                Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                Ok(r) => {
                     let class = if r.outcome == "allowed" { "badge badge-approved" } else { "badge badge-rejected" };
-                    Some(view! {
+                    view! {
                         <div class="test-result" data-testid="test-result">
                             <dl class="kv">
                                 <dt>"Decision"</dt><dd><span class=class>{r.outcome.clone()}</span></dd>
@@ -903,11 +828,9 @@ fn TestAccess(profile_id: String) -> impl IntoView {
                             </dl>
                             <pre class="code">{r.body.clone()}</pre>
                         </div>
-                    }.into_any())
+                    }.into_any()
                 }
-                Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
-                None => None,
-            }}
+            })}
         </details>
     }
 }

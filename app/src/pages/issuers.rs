@@ -7,7 +7,7 @@ use portcullis_domain::model::TrustedIssuerView;
 use portcullis_domain::time::format_utc;
 
 use crate::api::{DisableIssuer, RegisterIssuer};
-use crate::components::{Confirm, ErrorBox, PageError};
+use crate::components::{Confirm, ErrorBox, Notice, PageError};
 
 /// The algorithms an issuer may sign with, as the form offers them.
 const ALGORITHMS: [&str; 4] = ["RS256", "PS256", "ES256", "EdDSA"];
@@ -16,8 +16,7 @@ const ALGORITHMS: [&str; 4] = ["RS256", "PS256", "ES256", "EdDSA"];
 pub fn IssuersAdminPage() -> impl IntoView {
     let register = ServerAction::<RegisterIssuer>::new();
     let disable = ServerAction::<DisableIssuer>::new();
-    let issuers =
-        Resource::new(move || (register.version().get(), disable.version().get()), |_| crate::api::list_issuers());
+    let issuers = Resource::new(|| (), |_| crate::api::list_issuers());
     view! {
         <Title text="Trusted issuers"/>
         <div class="page-header">
@@ -26,16 +25,9 @@ pub fn IssuersAdminPage() -> impl IntoView {
                 <p class="subtitle">"Identity providers your agents already get tokens from (Entra ID, Okta, Keycloak, a workload identity issuer). Register one here, then link an identity at it to a client's profile on the client's page: its tokens for that identity are accepted at the gateway and the MCP endpoint as that client, with its grants, limits and audit trail."</p>
             </div>
         </div>
-        {move || match register.value().get() {
-            Some(Ok(i)) => Some(view! { <div class="alert alert-success" role="status">{format!("{} is trusted. Link identities at it from a client's page.", i.issuer)}</div> }.into_any()),
-            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
-            None => None,
-        }}
-        {move || match disable.value().get() {
-            Some(Ok(i)) => Some(view! { <div class="alert alert-success" role="status">{format!("{} is disabled: its tokens are refused from the next request.", i.issuer)}</div> }.into_any()),
-            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
-            None => None,
-        }}
+        {move || register.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+        {move || disable.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+        <Notice/>
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match issuers.await {
@@ -78,7 +70,7 @@ pub fn IssuersAdminPage() -> impl IntoView {
                     <input id="subject_claim" name="subject_claim" value="sub" maxlength="64" placeholder="sub, azp, client_id, appid"/>
                 </div>
                 <div class="form-actions">
-                    <button type="submit" class="btn btn-primary" disabled=move || register.pending().get()>"Register issuer"</button>
+                    <button type="submit" class="btn btn-primary">"Register issuer"</button>
                 </div>
             </ActionForm>
         </section>

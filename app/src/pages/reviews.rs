@@ -7,7 +7,7 @@ use portcullis_domain::model::{ReviewClient, ReviewFlag};
 use portcullis_domain::time::format_date;
 
 use crate::api::ReviewAction;
-use crate::components::{when, ErrorBox, PageError};
+use crate::components::{when, ErrorBox, Notice, PageError};
 
 fn flag_badges(flags: &[ReviewFlag]) -> impl IntoView {
     flags
@@ -37,7 +37,7 @@ fn action_form(
                 </label>
             })}
             <input name="reason" required maxlength="500" placeholder="Reason" aria-label=format!("Reason to {}", button.to_lowercase())/>
-            <button type="submit" class=class disabled=move || act.pending().get()>{button}</button>
+            <button type="submit" class=class>{button}</button>
         </ActionForm>
     }
 }
@@ -45,7 +45,7 @@ fn action_form(
 #[component]
 pub fn ReviewsPage() -> impl IntoView {
     let act = ServerAction::<ReviewAction>::new();
-    let review = Resource::new(move || act.version().get(), |_| crate::api::access_review());
+    let review = Resource::new(|| (), |_| crate::api::access_review());
     view! {
         <Title text="Access review"/>
         <div class="page-header">
@@ -54,11 +54,8 @@ pub fn ReviewsPage() -> impl IntoView {
                 <p class="subtitle">"Every client, its owner, what it may use and with which credentials. Flagged items first; each action is recorded with your reason."</p>
             </div>
         </div>
-        {move || match act.value().get() {
-            Some(Ok(msg)) => Some(view! { <div class="alert alert-success" role="status">{msg}</div> }.into_any()),
-            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
-            None => None,
-        }}
+        {move || act.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+        <Notice/>
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match review.await {

@@ -2,8 +2,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use portcullis_domain::time::format_utc;
 
-use crate::api::{CreateToken, Revealed, RevokeToken};
-use crate::components::{when, CodeBlock, Confirm, CopyValue, ErrorBox, PageError};
+use crate::api::{CreateToken, Outcome, RevokeToken};
+use crate::components::{when, CodeBlock, Confirm, CopyValue, ErrorBox, Notice, PageError};
+use crate::PageOutcome;
 use portcullis_domain::model::IssuedToken;
 use portcullis_domain::scopes::{Area, Scopes};
 
@@ -46,8 +47,8 @@ fn token_reveal(t: IssuedToken) -> AnyView {
 pub fn TokensPage() -> impl IntoView {
     let create = ServerAction::<CreateToken>::new();
     let revoke = ServerAction::<RevokeToken>::new();
-    let revealed = Resource::new(|| (), |_| crate::api::take_reveal("/tokens".into()));
-    let tokens = Resource::new(move || (create.version().get(), revoke.version().get()), |_| crate::api::list_tokens());
+    let outcome = expect_context::<PageOutcome>();
+    let tokens = Resource::new(|| (), |_| crate::api::list_tokens());
     view! {
         <Title text="Access tokens"/>
         <div class="page-header">
@@ -59,26 +60,18 @@ pub fn TokensPage() -> impl IntoView {
                 </p>
             </div>
         </div>
-        {move || match create.value().get() {
-            Some(Ok(t)) => Some(token_reveal(t)),
-            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
-            None => None,
-        }}
-        // A token created by a plain form post (no JavaScript) that led here.
+        {move || create.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+        {move || revoke.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+        // The token the form just created.
         <Suspense fallback=|| ()>
             {move || Suspend::new(async move {
-                match revealed.await {
-                    Ok(Some(Revealed::Token(t))) => Some(token_reveal(t)),
-                    Ok(_) => None,
-                    Err(e) => Some(view! { <ErrorBox error=e/> }.into_any()),
+                match outcome.await {
+                    Ok(Some(Outcome::Token(t))) => Some(token_reveal(t)),
+                    _ => None,
                 }
             })}
         </Suspense>
-        {move || match revoke.value().get() {
-            Some(Ok(())) => Some(view! { <div class="alert alert-success" role="status">"Token revoked. Scripts using it are refused from their next call."</div> }.into_any()),
-            Some(Err(e)) => Some(view! { <ErrorBox error=e/> }.into_any()),
-            None => None,
-        }}
+        <Notice/>
         <section class="card">
             <h2>"Create a token"</h2>
             <ActionForm action=create attr:class="form">
@@ -110,7 +103,7 @@ pub fn TokensPage() -> impl IntoView {
                     }).collect_view()}
                 </fieldset>
                 <div class="form-actions">
-                    <button type="submit" class="btn btn-primary" disabled=move || create.pending().get()>"Create token"</button>
+                    <button type="submit" class="btn btn-primary">"Create token"</button>
                 </div>
             </ActionForm>
         </section>
@@ -142,7 +135,7 @@ pub fn TokensPage() -> impl IntoView {
                                                         message="Every script using it is refused from its next call to the management API. This cannot be undone; create a new token for scripts that still need one.".into()>
                                                         <ActionForm action=revoke>
                                                             <input type="hidden" name="token_id" value=id.clone()/>
-                                                            <button type="submit" class="btn btn-danger btn-small" disabled=move || revoke.pending().get()>"Confirm revoke"</button>
+                                                            <button type="submit" class="btn btn-danger btn-small">"Confirm revoke"</button>
                                                         </ActionForm>
                                                     </Confirm>
                                                 })}</td>

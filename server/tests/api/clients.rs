@@ -215,9 +215,9 @@ async fn a_secret_issued_by_a_plain_form_post_waits_sealed_for_its_page_and_show
     let app = TestApp::spawn().await;
     let dev = app.developer("plain").await;
 
-    // The hydrated page's call gets the secret as its answer; nothing waits in the session.
+    // A script's call (fetch) gets the secret as its answer; nothing waits in the session.
     let reg = register(&dev, "Scripted").await;
-    assert!(session_data(&app).await.iter().all(|d| !contains(d, "reveal")));
+    assert!(session_data(&app).await.iter().all(|d| !contains(d, "outcome")));
 
     // A browser's own form post is answered with a redirect to the new client's page.
     let res = dev.form_post("register_client", &[("name", "Plain"), ("kind", "ai_agent"), ("description", "")]).await;
@@ -227,7 +227,7 @@ async fn a_secret_issued_by_a_plain_form_post_waits_sealed_for_its_page_and_show
 
     // Until that page is opened the secret waits in the session store's table, sealed.
     let waiting = session_data(&app).await;
-    assert!(waiting.iter().any(|d| contains(d, "reveal")), "the secret waits in the session");
+    assert!(waiting.iter().any(|d| contains(d, "outcome")), "the secret waits in the session");
     let (status, html) = dev.page(&page).await;
     assert_eq!(status, 200);
     let secret = shown_secret(&html).expect("the page shows the secret");
@@ -238,7 +238,7 @@ async fn a_secret_issued_by_a_plain_form_post_waits_sealed_for_its_page_and_show
     let (_, again) = dev.page(&page).await;
     assert_eq!(shown_secret(&again), None);
     assert!(!again.contains(&secret));
-    assert!(session_data(&app).await.iter().all(|d| !contains(d, "reveal")));
+    assert!(session_data(&app).await.iter().all(|d| !contains(d, "outcome")));
 
     // It was the real secret: the token endpoint takes it.
     let client_id = page.trim_start_matches("/clients/");
@@ -259,9 +259,66 @@ async fn a_secret_issued_by_a_plain_form_post_waits_sealed_for_its_page_and_show
     let key = shown_secret(&dev.page(&key_page).await.1).expect("the key, on its client's page");
     assert!(key.starts_with("pck_"), "{key}");
 
-    // A plain post that fails issues nothing and leaves nothing waiting.
+    // A post that fails issues nothing and leaves nothing waiting.
     let res = dev.form_post("rotate_secret", &[("profile_id", "pf_not_mine")]).await;
     assert!(res.status().is_redirection());
     assert!(res.headers()["location"].to_str().unwrap().contains("__err="));
-    assert!(session_data(&app).await.iter().all(|d| !contains(d, "reveal")));
+    assert!(session_data(&app).await.iter().all(|d| !contains(d, "outcome")));
+}
+
+/// The text of the page's notices (`role="status"`).
+fn notices(html: &str) -> Vec<String> {
+    let selector = scraper::Selector::parse(r#"[role="status"]"#).unwrap();
+    scraper::Html::parse_document(html).select(&selector).map(|e| e.text().collect()).collect()
+}
+
+/// Every form of the portal is a plain post answered with a redirect; what it did is said
+/// once on the page it was posted from, which is where the browser goes back to: without
+/// a refused post's error in its query, and never off the site.
+#[tokio::test]
+async fn a_form_post_is_said_once_on_the_page_it_came_from_and_never_leads_off_site() {
+    let app = TestApp::spawn().await;
+    let dev = app.developer("forms").await;
+    let reg = register(&dev, "Formed").await;
+    let page = format!("/clients/{}", reg.client_id);
+    let saving = [("profile_id", reg.secret.profile_id.as_str()), ("mode", "listed"), ("actors", "")];
+
+    // Back to the page, with the rest of its query but without the error a refused post
+    // had left there.
+    let from = format!("{}{page}?__err=b2xk&__path=/api/set_may_act&tab=2", app.base);
+    let res = dev.form_post_from(&from, "set_may_act", &saving).await;
+    assert!(res.status().is_redirection(), "{}", res.status());
+    assert_eq!(res.headers()["location"].to_str().unwrap(), format!("{page}?tab=2"));
+    let said = "Saved who may act on this agent's behalf";
+    let (status, html) = dev.page(&format!("{page}?tab=2")).await;
+    assert_eq!(status, 200);
+    assert!(notices(&html).iter().any(|n| n.starts_with(said)), "{:?}", notices(&html));
+    // Once: a reload says nothing more, and the change is there.
+    let (_, again) = dev.page(&page).await;
+    assert!(notices(&again).iter().all(|n| !n.starts_with(said)), "{:?}", notices(&again));
+    assert!(again.contains("No client"), "the profile lists nobody who may act for it");
+
+    // Said only on its own page, and only to its own session.
+    dev.form_post_from(&format!("{}{page}", app.base), "set_may_act", &saving).await;
+    let other = app.developer("onlooker").await;
+    assert!(notices(&other.page(&page).await.1).is_empty());
+    assert!(notices(&dev.page("/clients").await.1).is_empty());
+    assert!(notices(&dev.page(&page).await.1).iter().any(|n| n.starts_with(said)));
+
+    // A Referer that names anything but a page of this site sends the browser home.
+    for hostile in [format!("{}//evil.example/x", app.base), "https://evil.example/x".into(), "not a url".into()] {
+        let res = dev.form_post_from(&hostile, "set_may_act", &saving).await;
+        assert!(res.status().is_redirection(), "{hostile}");
+        let to = res.headers()["location"].to_str().unwrap().to_owned();
+        assert!(to == "/" || to == "/x", "{hostile}: {to}");
+    }
+    for (referer, back) in [
+        (Some("http://h/clients/x?a=1&__err=e"), "/clients/x?a=1"),
+        (Some("http://h//evil.example/x"), "/"),
+        (Some("http://h/a\\b"), "/"),
+        (Some("/"), "/"),
+        (None, "/"),
+    ] {
+        assert_eq!(portcullis_app::ssr::back_to(referer), back, "{referer:?}");
+    }
 }

@@ -302,14 +302,19 @@ impl Session {
         Answer { status, body }
     }
 
-    /// Posts a form as a browser without JavaScript does: the answer is a page or a
-    /// redirect, not data. Redirects are not followed.
+    /// Posts a form as a browser does (the portal's pages post every form): the answer
+    /// is a redirect, not data. Redirects are not followed.
     pub async fn form_post(&self, endpoint: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.form_post_from(&format!("{}/clients/new", self.base), endpoint, form).await
+    }
+
+    /// [`Session::form_post`] from the page `referer` names.
+    pub async fn form_post_from(&self, referer: &str, endpoint: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.http
             .post(format!("{}/api/{endpoint}", self.base))
             .header(ACCEPT, "text/html,application/xhtml+xml")
             .header(ORIGIN, self.base.clone())
-            .header(reqwest::header::REFERER, format!("{}/clients/new", self.base))
+            .header(reqwest::header::REFERER, referer)
             .form(form)
             .send()
             .await
