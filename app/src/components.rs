@@ -2,8 +2,6 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-#[cfg(not(feature = "ssr"))]
-use leptos_router::components::Redirect;
 use leptos_router::components::A;
 use portcullis_domain::model::{CredentialKind, IssuedSecret};
 use portcullis_domain::time::format_utc;
@@ -133,19 +131,17 @@ pub fn with_next(to: &str, next: Option<&str>) -> String {
     }
 }
 
-/// Sends the browser to `path`: on the server a redirect (302), in the browser a navigation.
+/// Sends the browser to `path` with a redirect (302): pages render on the server only.
 fn send_to(path: String) -> AnyView {
     #[cfg(feature = "ssr")]
-    {
-        leptos_axum::redirect(&path);
-        ().into_any()
-    }
+    leptos_axum::redirect(&path);
     #[cfg(not(feature = "ssr"))]
-    view! { <Redirect path=path/> }.into_any()
+    let _ = path;
+    ().into_any()
 }
 
 /// Sends a signed-out visitor to sign in, and back here afterwards, before they fill in
-/// a form that would only refuse them. On the server this is a redirect (302).
+/// a form that would only refuse them. It is a redirect (302).
 #[component]
 pub fn SignInFirst() -> impl IntoView {
     let user = expect_context::<CurrentUser>();

@@ -261,7 +261,8 @@ const SESSION_OUTCOME_KEY: &str = "outcome";
 
 /// After a server function did something: when the call was a form post, whose answer
 /// can only be a redirect, what it did waits sealed in the session and the browser is
-/// sent to `page` (a path, with a query or not), which shows it once ([`take_outcome`]).
+/// sent to `page` (a path, with a query and a fragment or not), which shows it once
+/// ([`take_outcome`]).
 /// A call made with `fetch` gets the outcome in its answer, and nothing waits.
 pub async fn outcome_on(page: &str, actor: &Actor, outcome: &crate::api::Outcome) -> Result<(), AppError> {
     if !plain_form_post() {
@@ -272,7 +273,7 @@ pub async fn outcome_on(page: &str, actor: &Actor, outcome: &crate::api::Outcome
         fail(AppError::Internal)
     })?;
     let sealed = store()?.reveals().seal(&actor.user.id, &plain).map_err(domain)?;
-    let path = page.split('?').next().unwrap_or(page);
+    let path = page.split(['?', '#']).next().unwrap_or(page);
     session().await?.insert(SESSION_OUTCOME_KEY, (path, sealed)).await.map_err(session_err)?;
     leptos_axum::redirect(page);
     Ok(())
@@ -281,12 +282,23 @@ pub async fn outcome_on(page: &str, actor: &Actor, outcome: &crate::api::Outcome
 /// [`outcome_on`] the page the form was posted from, as its `Referer` names it (without
 /// the error a previous post left in its query).
 pub async fn said(actor: &Actor, outcome: crate::api::Outcome) -> Result<(), AppError> {
+    said_at(actor, outcome, None).await
+}
+
+/// [`said`], and the browser scrolled to the element `anchor` names (its `id`): where
+/// the page shows the outcome when that is not at its top.
+pub async fn said_at(actor: &Actor, outcome: crate::api::Outcome, anchor: Option<&str>) -> Result<(), AppError> {
     if !plain_form_post() {
         return Ok(());
     }
     let referer = use_context::<axum::http::request::Parts>()
         .and_then(|p| p.headers.get(axum::http::header::REFERER)?.to_str().ok().map(str::to_owned));
-    outcome_on(&back_to(referer.as_deref()), actor, &outcome).await
+    let back = back_to(referer.as_deref());
+    let page = match anchor {
+        Some(anchor) => format!("{back}#{anchor}"),
+        None => back,
+    };
+    outcome_on(&page, actor, &outcome).await
 }
 
 /// The page a `Referer` names, as a path on this site (a path and a query) to send the

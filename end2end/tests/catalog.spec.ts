@@ -42,6 +42,9 @@ test('"Request a product" on a client page picks that client and leads back to i
   await accounts.getByRole('button', { name: 'Request access' }).click();
   const said = accounts.getByRole('status');
   await expect(said).toContainText(`Granted to ${zeta} (Sandbox)`);
+  // The answer is a new page, scrolled to the card the request was made from.
+  await expect(page).toHaveURL(new RegExp(`/catalog\\?client=${zetaId}#product-pr_[A-Za-z0-9_-]+$`));
+  await expect(accounts).toBeInViewport();
   await said.getByRole('link', { name: `Go to ${zeta}` }).click();
   await expect(page).toHaveURL(new RegExp(`/clients/${zetaId}$`));
   await expect(page.getByTestId('profile-sandbox').getByTestId('grants')).toContainText('Accounts');

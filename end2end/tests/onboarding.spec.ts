@@ -93,6 +93,11 @@ test.describe.serial('a developer onboards an AI agent', () => {
     await panel.getByRole('button', { name: 'Run' }).click();
     const result = panel.getByTestId('test-result');
     await expect(result).toContainText('allowed');
+    // The answer is the page again, scrolled to the Test access it came from.
+    await expect(page).toHaveURL(/\/clients\/cl_[A-Za-z0-9_-]+#test-pf_[A-Za-z0-9_-]+$/);
+    await expect(result).toBeInViewport();
+    // The form asks the same again; the answer says what was run.
+    await expect(panel.getByLabel('Gateway path')).toHaveValue('/gw/accounts/accounts/acc-1001');
     await expect(result).toContainText('200');
     await expect(result).toContainText('Ada Lovelace');
     await expect(result).toContainText(/limit 20, remaining \d+/);

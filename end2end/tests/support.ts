@@ -15,18 +15,27 @@ export function uniqueEmail(who: string): string {
 /** Hydration mismatches, panics and Content Security Policy violations each page logged:
  * a page that logs one is frozen, or runs something its policy refused. */
 const broken = new WeakMap<Page, string[]>();
+/** Everything else a page logged as an error or warning, and requests that failed: said
+ * when a page never becomes interactive, so the failure names its cause. */
+const trouble = new WeakMap<Page, string[]>();
 
 function watch(page: Page): string[] {
   let seen = broken.get(page);
   if (!seen) {
     const errors: string[] = [];
+    const other: string[] = [];
     page.on('console', (msg) => {
       const text = msg.text();
       if (msg.type() === 'error' && /hydration|panicked|content security policy/i.test(text)) {
         errors.push(text.slice(0, 500));
+      } else if (msg.type() === 'error' || msg.type() === 'warning') {
+        other.push(`${msg.type()}: ${text.slice(0, 300)}`);
       }
     });
+    page.on('pageerror', (e) => other.push(`uncaught: ${String(e).slice(0, 300)}`));
+    page.on('requestfailed', (r) => other.push(`failed: ${r.url()} ${r.failure()?.errorText ?? ''}`));
     broken.set(page, errors);
+    trouble.set(page, other);
     seen = errors;
   }
   return seen;
@@ -37,7 +46,11 @@ function watch(page: Page): string[] {
 export async function open(page: Page, url: string): Promise<void> {
   const errors = watch(page);
   await page.goto(url);
-  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  try {
+    await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+  } catch (e) {
+    throw new Error(`${url} never became interactive; the page logged ${JSON.stringify(trouble.get(page))}\n${e}`);
+  }
   expect(errors, 'the portal logged a hydration error, a panic or a CSP violation').toEqual([]);
 }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::Outcome;
 use crate::error::AppError;
 #[cfg(feature = "ssr")]
-use crate::ssr::{actor, domain, said, store};
+use crate::ssr::{actor, domain, store};
 
 pub use portcullis_domain::model::ProfileOption;
 
@@ -39,6 +39,7 @@ pub async fn request_access(
     let scopes = scopes.unwrap_or_default();
     let grant =
         store()?.request_grant(&actor, &profile_id, &product_id, &scopes, &justification).await.map_err(domain)?;
-    said(&actor, Outcome::Requested(grant.clone())).await?;
+    let anchor = format!("product-{}", grant.product_id);
+    crate::ssr::said_at(&actor, Outcome::Requested(grant.clone()), Some(&anchor)).await?;
     Ok(grant)
 }

@@ -209,7 +209,9 @@ pub async fn test_access(
     let actor = actor().await?;
     let result =
         crate::ssr::test_access(&crate::ssr::state()?, &actor, &profile_id, &method, &path).await.map_err(domain);
-    said(&actor, Outcome::Tested(profile_id, result.clone())).await?;
+    let anchor = format!("test-{profile_id}");
+    let tested = super::Tested { profile_id, method, path, result: result.clone() };
+    crate::ssr::said_at(&actor, Outcome::Tested(tested), Some(&anchor)).await?;
     result
 }
 

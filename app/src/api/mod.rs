@@ -49,13 +49,22 @@ pub enum Outcome {
     KeyRegistered(RegisteredKey),
     SubjectRegistered(RegisteredSubject),
     Linked(portcullis_domain::model::LinkedIdentity),
-    /// A Test access call, for the profile it tested: its answer, or why it was not made
-    /// (said in that profile's Test access, not in every form of the page).
-    Tested(String, Result<portcullis_domain::model::TestAccessResult, AppError>),
+    /// A Test access call, said in the Test access of the profile it tested (not in every
+    /// form of the page).
+    Tested(Tested),
     /// Access requested from the catalog, said in the product's card.
     Requested(GrantView),
     /// A decision on a production request.
     Decided(GrantView),
+}
+
+/// A Test access call as it was asked, and its answer or why it was not made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tested {
+    pub profile_id: String,
+    pub method: String,
+    pub path: String,
+    pub result: Result<portcullis_domain::model::TestAccessResult, AppError>,
 }
 
 /// The outcome waiting for `page` (its path) after a form post, once; `None` when none waits.

@@ -63,8 +63,10 @@ fn ProductCard(
     let product_id = product.id.clone();
     let no_profiles = profiles.is_empty();
     let scopes = product.scopes();
+    // A request's answer comes back to this card (`#product-…`), not to the page's top.
+    let anchor = format!("product-{}", product.id);
     view! {
-        <section class="card product" data-testid=testid>
+        <section class="card product" data-testid=testid id=anchor>
             <div class="product-head">
                 <h2>{product.name.clone()}</h2>
                 {tag_list(&product.tags)}

@@ -3,14 +3,14 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 use portcullis_domain::model::{
     ClientDetail, ClientKind, CredentialView, Environment, GrantView, IssuedSecret, ProfileDetail, RegisteredKey,
-    RequestView, SenderConstraint, TestAccessResult, TrustedIssuerView,
+    RequestView, SenderConstraint, TrustedIssuerView,
 };
 use portcullis_domain::time::{format_date, format_utc};
 
 use crate::api::{
     AddProfile, IssueApiKey, Issued, LinkIdentity, Outcome, RegisterCertificateSubject, RegisterClient,
     RegisterPublicKey, RevokeCredential, RotateSecret, SetClientSuspended, SetMayAct, SetRateLimit,
-    SetSenderConstraint, SetTokenLifetime,
+    SetSenderConstraint, SetTokenLifetime, Tested,
 };
 use crate::components::{when, CodeBlock, Confirm, ErrorBox, Notice, PageError, SecretReveal, SignInFirst};
 use crate::error::AppError;
@@ -188,7 +188,7 @@ pub fn ClientPage() -> impl IntoView {
                             {format!("{} = {} at {} is linked to the {} profile: that issuer's tokens for it act as this client from the next request.", l.subject_claim, l.subject, l.issuer, l.environment.label().to_lowercase())}
                         </div>
                     }.into_any()), None),
-                    Ok(Some(Outcome::Tested(profile_id, result))) => (None, Some((profile_id, result))),
+                    Ok(Some(Outcome::Tested(tested))) => (None, Some(tested)),
                     Ok(_) => (None, None),
                     Err(e) => (Some(view! { <ErrorBox error=e/> }.into_any()), None),
                 };
@@ -272,8 +272,8 @@ fn ClientView(
     /// Trusted issuers an admin may link identities from.
     issuers: Vec<TrustedIssuerView>,
     recent: Result<Vec<RequestView>, AppError>,
-    /// The Test access call just made, and the profile it tested.
-    tested: Option<(String, Result<TestAccessResult, AppError>)>,
+    /// The Test access call just made.
+    tested: Option<Tested>,
     credentials: CredentialActions,
     add_profile: ServerAction<AddProfile>,
     policy: PolicyActions,
@@ -350,7 +350,7 @@ fn ClientView(
             profile_id=detail.profiles.first().map(|p| p.id.clone()).unwrap_or_default()
             constraint=detail.profiles.first().map_or(SenderConstraint::None, |p| p.sender_constraint)/>
         {detail.profiles.into_iter().map(|p| {
-            let tested = tested.clone().filter(|(pid, _)| *pid == p.id).map(|(_, r)| r);
+            let tested = tested.clone().filter(|t| t.profile_id == p.id);
             view! { <ProfileCard profile=p origin=origin.clone() admin issuers=issuers.clone() tested credentials policy/> }
         }).collect_view()}
         <RecentRequests requests=recent/>
@@ -374,8 +374,8 @@ fn ProfileCard(
     origin: String,
     admin: bool,
     issuers: Vec<TrustedIssuerView>,
-    /// What this profile's Test access just answered.
-    tested: Option<Result<TestAccessResult, AppError>>,
+    /// The Test access call this profile just made.
+    tested: Option<Tested>,
     credentials: CredentialActions,
     policy: PolicyActions,
 ) -> impl IntoView {
@@ -798,22 +798,28 @@ fn RecentRequests(requests: Result<Vec<RequestView>, AppError>) -> impl IntoView
 /// The last step before production: a real call through the gateway with this
 /// profile's own credential, showing what the gateway decided (`tested`, after the post).
 #[component]
-fn TestAccess(profile_id: String, tested: Option<Result<TestAccessResult, AppError>>) -> impl IntoView {
+fn TestAccess(profile_id: String, tested: Option<Tested>) -> impl IntoView {
     let run = ServerAction::<crate::api::TestAccess>::new();
     let open = tested.is_some();
+    // After a call, the form asks the same again: the answer below says what it was.
+    let (method, path) = tested
+        .as_ref()
+        .map_or(("GET".to_owned(), "/gw/accounts/accounts".to_owned()), |t| (t.method.clone(), t.path.clone()));
+    // The form's answer comes back to this element (`#test-…`), not to the page's top.
+    let anchor = format!("test-{profile_id}");
     view! {
-        <details class="test-access" data-testid="test-access" open=open>
+        <details class="test-access" data-testid="test-access" id=anchor open=open>
             <summary>"Test access"</summary>
             <p class="muted">"Runs a real request through the gateway with a token issued for this profile's own client secret. It is audited like any other."</p>
             <ActionForm action=run attr:class="inline-form">
                 <input type="hidden" name="profile_id" value=profile_id/>
                 <select name="method" aria-label="Method">
-                    {["GET", "POST", "PUT", "PATCH", "DELETE"].into_iter().map(|m| view! { <option value=m>{m}</option> }).collect_view()}
+                    {["GET", "POST", "PUT", "PATCH", "DELETE"].into_iter().map(|m| view! { <option value=m selected=m == method>{m}</option> }).collect_view()}
                 </select>
-                <input name="path" value="/gw/accounts/accounts" aria-label="Gateway path" size="40" required/>
+                <input name="path" value=path aria-label="Gateway path" size="40" required/>
                 <button type="submit" class="btn btn-primary btn-small">"Run"</button>
             </ActionForm>
-            {tested.map(|tested| match tested {
+            {tested.map(|tested| match tested.result {
                 Err(e) => view! { <ErrorBox error=e/> }.into_any(),
                 Ok(r) => {
                     let class = if r.outcome == "allowed" { "badge badge-approved" } else { "badge badge-rejected" };
