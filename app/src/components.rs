@@ -116,11 +116,24 @@ pub fn ErrorBox(error: AppError) -> impl IntoView {
 fn sign_in_then_back() -> String {
     let location = leptos_router::hooks::use_location();
     let (path, search) = (location.pathname.get_untracked(), location.search.get_untracked());
-    let here = match search.trim_start_matches('?') {
-        "" => path,
+    // Not the refusal a post left in the query: coming back signed in, it would say
+    // "sign in" again.
+    let here = match without_refusal(&search) {
+        query if query.is_empty() => path,
         query => format!("{path}?{query}"),
     };
     with_next("/login", Some(&here))
+}
+
+/// A page's query (with its `?` or not) without the refusal a form post left there
+/// (`__err`, `__path`), which would be said again on every later visit.
+pub fn without_refusal(query: &str) -> String {
+    query
+        .trim_start_matches('?')
+        .split('&')
+        .filter(|pair| !pair.is_empty() && !pair.starts_with("__err=") && !pair.starts_with("__path="))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// `to`, carrying `next` (the page to come back to after signing in or up), if any.

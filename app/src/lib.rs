@@ -17,10 +17,17 @@ use leptos_router::{path, SsrMode};
 use crate::components::Topbar;
 use crate::pages::*;
 
+/// A form posts once: a second press while the first post is on its way would issue a
+/// second secret that no page ever shows. The button pressed is disabled once the
+/// browser has read the form, and enabled again if the page comes back from the
+/// back-forward cache. Plain script, not an island: it must work before the wasm.
+const SUBMIT_ONCE: &str = "document.addEventListener('submit',function(e){var b=e.submitter;\
+if(b&&!e.defaultPrevented){setTimeout(function(){b.disabled=true;b.dataset.sent='';},0);}});\
+addEventListener('pageshow',function(){document.querySelectorAll('[data-sent]').forEach(function(b){\
+b.disabled=false;delete b.dataset.sent;});});";
+
 /// The HTML document the server renders around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
-    #[cfg(feature = "ssr")]
-    ssr::content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -37,6 +44,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // plain posts; the wasm carries only the few parts that need JavaScript
                 // (`#[island]`), so it stays small.
                 <HydrationScripts options islands=true/>
+                <script nonce=leptos::nonce::use_nonce()>{SUBMIT_ONCE}</script>
                 <MetaTags/>
             </head>
             <body>
@@ -48,7 +56,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 
 pub type CurrentUser = Resource<Result<Option<portcullis_domain::model::UserView>, error::AppError>>;
 
-/// What the form posted last did, for the page it came back to (see `components::Said`).
+/// What the form posted last did, for the page it came back to (see `components::Notice`).
 pub type PageOutcome = Resource<Result<Option<api::Outcome>, error::AppError>>;
 
 #[component]

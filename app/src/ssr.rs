@@ -153,8 +153,8 @@ pub fn store() -> Result<Store, AppError> {
 /// Only for a call to the server function itself (`/api/…`), not one made while a page
 /// renders.
 ///
-/// A form posted without JavaScript is left alone: leptos answers it with a redirect
-/// back to the form carrying the error (`?__err=`), which a 4xx status would break.
+/// A form post is left alone: leptos answers it with a redirect back to the form
+/// carrying the error (`?__err=`), which a 4xx status would break.
 pub fn fail(err: AppError) -> AppError {
     // A server function also runs inside a page's render (its resources): the page's
     // status is the page's to decide (`PageError`), not that of whichever call failed.
@@ -171,8 +171,8 @@ pub fn fail(err: AppError) -> AppError {
     err
 }
 
-/// Whether this server-function call is an HTML form posted by the browser itself
-/// (no JavaScript, or before the wasm arrived), whose answer is a page, not data.
+/// Whether this server-function call is an HTML form the browser posted (every form of
+/// the portal), whose answer is a page, not data.
 pub fn plain_form_post() -> bool {
     use_context::<axum::http::request::Parts>()
         .and_then(|p| p.headers.get(axum::http::header::ACCEPT)?.to_str().ok().map(|a| a.contains("text/html")))
@@ -273,6 +273,9 @@ pub async fn outcome_on(page: &str, actor: &Actor, outcome: &crate::api::Outcome
         fail(AppError::Internal)
     })?;
     let sealed = store()?.reveals().seal(&actor.user.id, &plain).map_err(domain)?;
+    // A page built from a form's field (an anchor) could hold a control character, which
+    // no Location header can: such a page is this site's start page.
+    let page = if page.chars().any(char::is_control) { "/" } else { page };
     let path = page.split(['?', '#']).next().unwrap_or(page);
     session().await?.insert(SESSION_OUTCOME_KEY, (path, sealed)).await.map_err(session_err)?;
     leptos_axum::redirect(page);
@@ -312,16 +315,9 @@ pub fn back_to(referer: Option<&str>) -> String {
     if !path.starts_with('/') || path.starts_with("//") || path.contains('\\') {
         return "/".to_owned();
     }
-    let query: Vec<&str> = uri
-        .query()
-        .unwrap_or_default()
-        .split('&')
-        .filter(|pair| !pair.is_empty() && !pair.starts_with("__err=") && !pair.starts_with("__path="))
-        .collect();
-    if query.is_empty() {
-        path.to_owned()
-    } else {
-        format!("{path}?{}", query.join("&"))
+    match crate::components::without_refusal(uri.query().unwrap_or_default()) {
+        query if query.is_empty() => path.to_owned(),
+        query => format!("{path}?{query}"),
     }
 }
 
@@ -347,24 +343,6 @@ pub async fn take_outcome(page: &str) -> Result<Option<crate::api::Outcome>, App
 
 pub async fn sign_out_session() -> Result<(), AppError> {
     session().await?.flush().await.map_err(session_err)
-}
-
-/// The portal page's Content Security Policy: scripts only from this origin or inline
-/// with this response's nonce (the hydration and resource scripts Leptos writes carry
-/// it), WebAssembly compiled, no framing, no plugins, forms posted only here. Inline
-/// style attributes are allowed: they cannot run code.
-pub fn content_security_policy() {
-    let (Some(nonce), Some(res)) = (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>()) else {
-        return;
-    };
-    let policy = format!(
-        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; \
-         img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
-         frame-ancestors 'none'"
-    );
-    if let Ok(value) = axum::http::HeaderValue::from_str(&policy) {
-        res.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, value);
-    }
 }
 
 /// How much of a Test access answer is read: a test of a large download must not make
@@ -443,7 +421,7 @@ pub async fn test_access(
         .unwrap_or(if status < 400 { "allowed" } else { "upstream_error" })
         .to_owned();
     let body = parsed.and_then(|v| serde_json::to_string_pretty(&v).ok()).unwrap_or(text);
-    // The page refreshes Recent requests with this answer, and the batch writer stores
+    // The page this answer leads to lists Recent requests, and the batch writer stores
     // the call's audit row a moment after the response: give it up to a second, so the
     // call is in the list. The response goes first: a body left unread is recorded as
     // the caller going away, and only once the portal lets go of it.

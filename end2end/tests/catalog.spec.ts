@@ -44,7 +44,7 @@ test('"Request a product" on a client page picks that client and leads back to i
   await expect(said).toContainText(`Granted to ${zeta} (Sandbox)`);
   // The answer is a new page, scrolled to the card the request was made from.
   await expect(page).toHaveURL(new RegExp(`/catalog\\?client=${zetaId}#product-pr_[A-Za-z0-9_-]+$`));
-  await expect(accounts).toBeInViewport();
+  await expect(page.locator(':target')).toHaveAttribute('data-testid', 'product-accounts');
   await said.getByRole('link', { name: `Go to ${zeta}` }).click();
   await expect(page).toHaveURL(new RegExp(`/clients/${zetaId}$`));
   await expect(page.getByTestId('profile-sandbox').getByTestId('grants')).toContainText('Accounts');

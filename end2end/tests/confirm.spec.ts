@@ -124,6 +124,27 @@ test('without JavaScript, revoke still asks first and the confirmation posts as 
   await withJs.close();
 });
 
+test('a form posts once: a second press while the first is on its way issues nothing', async ({ page }) => {
+  const clientUrl = await agentWithAccounts(page, 'Impatient agent');
+  await open(page, clientUrl);
+  // The answer opens in another window, so this page stays to be pressed again, as a
+  // page on a slow link stays while its post is on its way.
+  const issue = page.getByTestId('profile-sandbox').getByRole('button', { name: 'Issue API key' });
+  await issue.locator('xpath=ancestor::form').evaluate((f: HTMLFormElement) => { f.target = 'answer'; });
+  let posts = 0;
+  page.context().on('request', (r) => { if (r.url().endsWith('/api/issue_api_key')) posts += 1; });
+  const answer = page.waitForEvent('popup');
+  await issue.click();
+  await expect(issue).toBeDisabled();
+  await issue.click({ force: true });
+  await expect((await answer).getByRole('status').filter({ hasText: 'An API key is issued' })).toBeVisible();
+  expect(posts).toBe(1);
+  await page.reload();
+  const keys = page.getByTestId('profile-sandbox').getByTestId('credentials').getByRole('row', { name: /API key/ });
+  await expect(keys).toHaveCount(1);
+  await expect(page.getByTestId('profile-sandbox').getByRole('button', { name: 'Issue API key' })).toBeEnabled();
+});
+
 test('an issued API key shows how to send it; the snippets copy; Test access refreshes Recent requests', async ({ page, context }) => {
   await context.grantPermissions(['clipboard-read', 'clipboard-write']);
   const clientUrl = await agentWithAccounts(page, 'Careful copying agent');
@@ -146,7 +167,7 @@ test('an issued API key shows how to send it; the snippets copy; Test access ref
   await connect.locator('.code-block', { has: page.getByTestId('mcp-servers-snippet') }).getByRole('button', { name: 'Copy' }).click();
   expect(JSON.parse(await page.evaluate(() => navigator.clipboard.readText())).mcpServers).toBeTruthy();
 
-  // Test access, then the call is in Recent requests without reloading the page.
+  // Test access: the page it answers with lists the call in Recent requests too.
   const recent = page.getByTestId('recent-requests');
   await expect(recent.getByRole('row', { name: /acc-1001/ })).toHaveCount(0);
   const panel = page.getByTestId('profile-sandbox').getByTestId('test-access');
@@ -155,6 +176,7 @@ test('an issued API key shows how to send it; the snippets copy; Test access ref
   await panel.getByRole('button', { name: 'Run' }).click();
   await expect(panel.getByTestId('test-result')).toContainText('allowed');
   await expect(recent.getByRole('row', { name: /GET \/gw\/accounts\/accounts\/acc-1001/ })).toContainText('allowed');
-  // The panel kept its answer: refreshing the list re-rendered nothing else.
+  // The answer stays in its panel, which the page opened and scrolled to.
+  await expect(page.locator(':target')).toHaveAttribute('data-testid', 'test-access');
   await expect(panel.getByTestId('test-result')).toBeVisible();
 });

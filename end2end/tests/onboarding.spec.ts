@@ -95,6 +95,7 @@ test.describe.serial('a developer onboards an AI agent', () => {
     await expect(result).toContainText('allowed');
     // The answer is the page again, scrolled to the Test access it came from.
     await expect(page).toHaveURL(/\/clients\/cl_[A-Za-z0-9_-]+#test-pf_[A-Za-z0-9_-]+$/);
+    await expect(page.locator(':target')).toHaveAttribute('data-testid', 'test-access');
     await expect(result).toBeInViewport();
     // The form asks the same again; the answer says what was run.
     await expect(panel.getByLabel('Gateway path')).toHaveValue('/gw/accounts/accounts/acc-1001');

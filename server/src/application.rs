@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::Router;
 use leptos::config::LeptosOptions;
-use leptos::prelude::provide_context;
+use leptos::prelude::{provide_context, use_context};
 use leptos_axum::{generate_route_list, handle_server_fns_with_context, AxumRouteListing, LeptosRoutes};
 use portcullis_app::ssr::{LoginThrottle, PortalState};
 use portcullis_app::{shell, App};
@@ -307,7 +307,16 @@ impl Application {
 
         let context = {
             let portal = portal.clone();
-            move || provide_context(portal.clone())
+            move || {
+                provide_context(portal.clone());
+                // The nonce the page's policy names (`page_policy`), in place of the
+                // one Leptos made for this render.
+                let nonce = use_context::<axum::http::request::Parts>()
+                    .and_then(|p| p.extensions.get::<crate::page_policy::PageNonce>().cloned());
+                if let Some(crate::page_policy::PageNonce(nonce)) = nonce {
+                    provide_context(leptos::nonce::Nonce::from_value(nonce));
+                }
+            }
         };
         let router = Router::new()
             .nest("/api/v1", crate::api_v1::router(portal.clone()))
@@ -320,6 +329,7 @@ impl Application {
             .fallback(leptos_axum::file_and_error_handler_with_context::<ServerState, _>(context, shell))
             .with_state(state)
             .layer(axum::middleware::from_fn(csrf::verify_origin))
+            .layer(axum::middleware::from_fn(crate::page_policy::content_security_policy))
             .layer(session_layer)
             // Forms, server functions and API calls; the gateway, MCP and OAuth bound
             // their own bodies.

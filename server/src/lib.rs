@@ -16,6 +16,7 @@ pub mod listener;
 pub mod mcp;
 pub mod metrics;
 pub mod oauth;
+pub mod page_policy;
 pub mod portal_assets;
 pub mod sample_upstream;
 pub mod sessions;

@@ -37,8 +37,8 @@ pub use tokens::*;
 /// What a form post did, shown once on the page it leads back to (`ssr::outcome_on`): the
 /// portal's pages are rendered on the server, so every form is a plain post answered
 /// with a redirect, and this is how the page after it learns what happened. A secret
-/// among them is sealed for its person while it waits. Called with `fetch` (the
-/// management scripts, the tests), a server function answers the same thing as data.
+/// among them is sealed for its person while it waits. Called with `fetch` (scripts, the
+/// integration tests), a server function answers its result as JSON instead.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
     /// A sentence for the page's notice (`components::Notice`).

@@ -100,7 +100,8 @@ pub fn ProductsAdminPage() -> impl IntoView {
         {move || limit.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
         {move || import.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
         <Notice/>
-        <details class="card">
+        // Open again when a post of it was refused, with the reason.
+        <details class="card" open=move || create.value().get().is_some_and(|r| r.is_err())>
             <summary><h2>"Publish a new product"</h2></summary>
             {move || create.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
             <ActionForm action=create attr:class="form">

@@ -305,6 +305,23 @@ async fn a_form_post_is_said_once_on_the_page_it_came_from_and_never_leads_off_s
     assert!(notices(&dev.page("/clients").await.1).is_empty());
     assert!(notices(&dev.page(&page).await.1).iter().any(|n| n.starts_with(said)));
 
+    // A refused Test access is said in the panel of the profile it tested, which the
+    // browser comes back to; the error is not left in the query for every panel.
+    let pid = reg.secret.profile_id.as_str();
+    let form = [("profile_id", pid), ("method", "TRACE"), ("path", "/gw/accounts/accounts")];
+    let res = dev.form_post_from(&format!("{}{page}", app.base), "test_access", &form).await;
+    assert_eq!(res.headers()["location"].to_str().unwrap(), format!("{page}#test-{pid}"));
+    let html = dev.page(&page).await.1;
+    let panel = scraper::Selector::parse(r#"[data-testid="test-access"] [role="alert"]"#).unwrap();
+    let said: Vec<String> = scraper::Html::parse_document(&html).select(&panel).map(|e| e.text().collect()).collect();
+    assert_eq!(said, ["Choose GET, POST, PUT, PATCH or DELETE."], "once, in its panel");
+    // A field that would put a control character on the way back cannot break the answer.
+    let hostile = [("profile_id", "pf_x\r\nSet-Cookie: a=b"), ("method", "GET"), ("path", "/gw/x")];
+    let res = dev.form_post_from(&format!("{}{page}", app.base), "test_access", &hostile).await;
+    assert!(res.status().is_redirection(), "{}", res.status());
+    assert_eq!(res.headers()["location"].to_str().unwrap(), "/");
+    assert!(res.headers().get("set-cookie").is_none_or(|c| !c.to_str().unwrap().starts_with("a=")));
+
     // A Referer that names anything but a page of this site sends the browser home.
     for hostile in [format!("{}//evil.example/x", app.base), "https://evil.example/x".into(), "not a url".into()] {
         let res = dev.form_post_from(&hostile, "set_may_act", &saving).await;
