@@ -91,7 +91,10 @@ fn HydrationMark() -> impl IntoView {
 fn Portal() -> impl IntoView {
     let location = leptos_router::hooks::use_location();
     let user: CurrentUser = Resource::new(|| (), |_| api::current_user());
-    // Taken (and so removed) once, here: a page and its notice read the one copy.
+    // Taken (and so removed) once, here: a page and its notice read the one copy. The
+    // removal is saved with the session when the answer starts, which is after the whole
+    // page rendered only because every route is `SsrMode::Async`: a streamed route would
+    // show the outcome again on the next visit.
     let outcome: PageOutcome = Resource::new(move || location.pathname.get(), api::take_outcome);
     provide_context(user);
     provide_context(outcome);
