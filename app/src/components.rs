@@ -81,12 +81,18 @@ pub fn Topbar() -> impl IntoView {
     }
 }
 
-/// What the last form post on this page did, said once (see `ssr::said`). The outcomes a
-/// page shows in a place of its own (a secret, a test result) are the page's to show.
+/// What the last form post on this page did: its refusal, which the post came back with
+/// (`?__err=`, whichever of the page's forms it was: every form posts, so a page holds at
+/// most one), or what it did, said once (see `ssr::said`). The outcomes a page shows in
+/// a place of its own (a secret, a test result) are the page's to show.
 #[component]
 pub fn Notice() -> impl IntoView {
+    use leptos::server_fn::error::ServerFnUrlError;
     let outcome = expect_context::<PageOutcome>();
+    let refusal = use_context::<leptos::server::ServerActionError>()
+        .map(|refused| ServerFnUrlError::<AppError>::decode_err(refused.err()));
     view! {
+        {refusal.map(|error| view! { <ErrorBox error/> })}
         <Suspense fallback=|| ()>
             {move || Suspend::new(async move {
                 match outcome.await {

@@ -36,6 +36,22 @@ function providerToken(issuer: string, claims: Record<string, unknown>): string 
   return `${input}.${signature.toString('base64url')}`;
 }
 
+/** The admin registers `issuer` on the Issuers page as the tests' providers sign (ES256,
+ * the caller in `azp`), with its keys pasted or, without `jwks`, found by discovery; its
+ * row in the list. */
+async function registerIssuer(admin: Page, issuer: string, jwks?: object): Promise<Locator> {
+  const form = admin.getByTestId('register-issuer');
+  await form.getByLabel(/^Issuer/).fill(issuer);
+  if (jwks) await form.getByLabel(/^JWKS \(public keys\)/).fill(JSON.stringify(jwks));
+  await form.getByLabel(/^Accepted audiences/).fill('api://portcullis-e2e');
+  await form.getByLabel('RS256').uncheck();
+  await form.getByLabel('ES256').check();
+  await form.getByLabel('Claim that names the caller').fill('azp');
+  await form.getByRole('button', { name: 'Register issuer' }).click();
+  await expect(admin.getByRole('status')).toContainText(`${issuer} is trusted`);
+  return admin.getByTestId('issuers').getByRole('row', { name: new RegExp(issuer) });
+}
+
 /** The admin links `identity` (the `azp` claim) at `issuer` to the client's sandbox
  * profile on the client's page; that profile's card. */
 async function linkIdentity(admin: Page, clientId: string, issuer: string, identity: string): Promise<Locator> {
@@ -62,16 +78,7 @@ test('an admin trusts an identity provider and links an agent to it; its token c
   await signIn(admin, adminEmail);
   await admin.getByRole('link', { name: 'Issuers' }).click();
   await expect(admin.getByRole('heading', { name: 'Trusted issuers' })).toBeVisible();
-  const form = admin.getByTestId('register-issuer');
-  await form.getByLabel(/^Issuer/).fill(issuer);
-  await form.getByLabel(/^JWKS \(public keys\)/).fill(JSON.stringify(JWKS));
-  await form.getByLabel(/^Accepted audiences/).fill('api://portcullis-e2e');
-  await form.getByLabel('RS256').uncheck();
-  await form.getByLabel('ES256').check();
-  await form.getByLabel('Claim that names the caller').fill('azp');
-  await form.getByRole('button', { name: 'Register issuer' }).click();
-  await expect(admin.getByRole('status')).toContainText(`${issuer} is trusted`);
-  const row = admin.getByTestId('issuers').getByRole('row', { name: new RegExp(issuer) });
+  const row = await registerIssuer(admin, issuer, JWKS);
   await expect(row).toContainText('1 pasted key(s)');
   await expect(row).toContainText('ES256');
   await shot(admin, '48-trusted-issuers');
@@ -142,16 +149,8 @@ test('an admin trusts an identity provider by its URL alone: its keys are found 
   const admin = await (await browser.newContext({ baseURL: OWN_ORIGIN })).newPage();
   await signIn(admin, adminEmail);
   await open(admin, '/admin/issuers');
-  const form = admin.getByTestId('register-issuer');
-  await form.getByLabel(/^Issuer/).fill(issuer);
-  await form.getByLabel(/^Accepted audiences/).fill('api://portcullis-e2e');
-  await form.getByLabel('RS256').uncheck();
-  await form.getByLabel('ES256').check();
-  await form.getByLabel('Claim that names the caller').fill('azp');
-  await form.getByRole('button', { name: 'Register issuer' }).click();
-  await expect(admin.getByRole('status')).toContainText(`${issuer} is trusted`);
-  // Neither a keys URL nor keys were given: the one found in the configuration is shown.
-  const row = admin.getByTestId('issuers').getByRole('row', { name: new RegExp(issuer) });
+  // Neither a keys URL nor keys are given: the one found in the configuration is shown.
+  const row = await registerIssuer(admin, issuer);
   await expect(row).toContainText(`${issuer}/keys`);
   await shot(admin, '54-issuer-discovered');
 

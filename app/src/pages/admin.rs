@@ -20,7 +20,7 @@ pub fn ApprovalsPage() -> impl IntoView {
                 <p class="subtitle">{format!("Approve or reject each request with a reason; both are kept for access reviews. An approval lasts up to {GRANT_LIFETIME_DAYS} days; access reviews can extend it.")}</p>
             </div>
         </div>
-        {move || decide.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+        <Notice/>
         <Suspense fallback=|| ()>
             {move || Suspend::new(async move {
                 let Ok(Some(Outcome::Decided(g))) = outcome.await else { return None };
@@ -96,14 +96,10 @@ pub fn ProductsAdminPage() -> impl IntoView {
                 <p class="subtitle">"Each product is an upstream API with a sandbox and a production base URL. Import its OpenAPI document to list its endpoints."</p>
             </div>
         </div>
-        {move || update.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
-        {move || limit.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
-        {move || import.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
         <Notice/>
         // Open again when a post of it was refused, with the reason.
         <details class="card" open=move || create.value().get().is_some_and(|r| r.is_err())>
             <summary><h2>"Publish a new product"</h2></summary>
-            {move || create.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
             <ActionForm action=create attr:class="form">
                 <div class="row">
                     <div class="field"><label for="p-name">"Name"</label><input id="p-name" name="name" required placeholder="Loans"/></div>
@@ -260,8 +256,6 @@ pub fn UsersAdminPage() -> impl IntoView {
                 <p class="subtitle">"Developers register clients; the security team reads every client and the audit trail; admins publish products and approve production access. A disabled person cannot sign in, and their clients are refused at the gateway."</p>
             </div>
         </div>
-        {move || set_role.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
-        {move || set_disabled.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
         <Notice/>
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {

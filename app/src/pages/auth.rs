@@ -3,7 +3,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::{SignIn, SignUp};
-use crate::components::{with_next, ErrorBox};
+use crate::components::{with_next, Notice};
 
 /// The page to come back to after signing in or up (`?next=`), carried by both forms and
 /// by the link between them.
@@ -21,7 +21,7 @@ pub fn LoginPage() -> impl IntoView {
         <div class="auth-page">
             <section class="auth-card">
                 <h1>"Sign in"</h1>
-                {move || action.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+                <Notice/>
                 {next.is_some().then(|| view! { <p class="alert alert-info" role="status">"Sign in to continue; you will come back to the page you asked for."</p> })}
                 <ActionForm action=action attr:class="form">
                     {next.clone().map(|n| view! { <input type="hidden" name="next" value=n/> })}
@@ -53,7 +53,7 @@ pub fn SignupPage() -> impl IntoView {
         <div class="auth-page">
             <section class="auth-card">
                 <h1>"Create your developer account"</h1>
-                {move || action.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+                <Notice/>
                 <ActionForm action=action attr:class="form">
                     {next.clone().map(|n| view! { <input type="hidden" name="next" value=n/> })}
                     <div class="field">

@@ -4,7 +4,7 @@ use leptos_router::hooks::use_query_map;
 use portcullis_domain::model::{Environment, GrantStatus, ProductView, GRANT_LIFETIME_DAYS};
 
 use crate::api::{Catalog, Outcome, ProfileOption, RequestAccess};
-use crate::components::{method_badge, tag_list, ErrorBox, PageError};
+use crate::components::{method_badge, tag_list, Notice, PageError};
 use crate::PageOutcome;
 
 #[component]
@@ -23,7 +23,7 @@ pub fn CatalogPage() -> impl IntoView {
             </div>
         </div>
         // A refused request, once for the page (every card's form posts to the same place).
-        {move || request.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+        <Notice/>
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 // The request just made, said in its product's card.

@@ -89,7 +89,7 @@ pub fn NewClientPage() -> impl IntoView {
             </div>
         </div>
         <section class="card">
-            {move || register.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
+            <Notice/>
             <ActionForm action=register attr:class="form">
                 <div class="field">
                     <label for="name">"Name"</label>
@@ -142,26 +142,6 @@ pub fn ClientPage() -> impl IntoView {
     let issuers = Resource::new(|| (), |_| crate::api::issuer_choices());
     let recent = Resource::new(client_id, crate::api::recent_requests);
     view! {
-        {move || {
-            [
-                rotate.value().get().and_then(Result::err),
-                issue_key.value().get().and_then(Result::err),
-                add_profile.value().get().and_then(Result::err),
-                revoke.value().get().and_then(Result::err),
-                register_key.value().get().and_then(Result::err),
-                link.value().get().and_then(Result::err),
-                register_subject.value().get().and_then(Result::err),
-                set_rate.value().get().and_then(Result::err),
-                set_ttl.value().get().and_then(Result::err),
-                set_constraint.value().get().and_then(Result::err),
-                set_may_act.value().get().and_then(Result::err),
-                suspend.value().get().and_then(Result::err),
-            ]
-            .into_iter()
-            .flatten()
-            .map(|e| view! { <ErrorBox error=e/> })
-            .collect_view()
-        }}
         <Notice/>
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {

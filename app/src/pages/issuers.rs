@@ -7,7 +7,7 @@ use portcullis_domain::model::TrustedIssuerView;
 use portcullis_domain::time::format_utc;
 
 use crate::api::{DisableIssuer, RegisterIssuer};
-use crate::components::{Confirm, ErrorBox, Notice, PageError};
+use crate::components::{Confirm, Notice, PageError};
 
 /// The algorithms an issuer may sign with, as the form offers them.
 const ALGORITHMS: [&str; 4] = ["RS256", "PS256", "ES256", "EdDSA"];
@@ -25,8 +25,6 @@ pub fn IssuersAdminPage() -> impl IntoView {
                 <p class="subtitle">"Identity providers your agents already get tokens from (Entra ID, Okta, Keycloak, a workload identity issuer). Register one here, then link an identity at it to a client's profile on the client's page: its tokens for that identity are accepted at the gateway and the MCP endpoint as that client, with its grants, limits and audit trail."</p>
             </div>
         </div>
-        {move || register.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
-        {move || disable.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
         <Notice/>
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {

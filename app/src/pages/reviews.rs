@@ -7,7 +7,7 @@ use portcullis_domain::model::{ReviewClient, ReviewFlag};
 use portcullis_domain::time::format_date;
 
 use crate::api::ReviewAction;
-use crate::components::{when, ErrorBox, Notice, PageError};
+use crate::components::{when, Notice, PageError};
 
 fn flag_badges(flags: &[ReviewFlag]) -> impl IntoView {
     flags
@@ -54,7 +54,6 @@ pub fn ReviewsPage() -> impl IntoView {
                 <p class="subtitle">"Every client, its owner, what it may use and with which credentials. Flagged items first; each action is recorded with your reason."</p>
             </div>
         </div>
-        {move || act.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
         <Notice/>
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {

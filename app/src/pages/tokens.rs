@@ -3,7 +3,7 @@ use leptos_meta::Title;
 use portcullis_domain::time::format_utc;
 
 use crate::api::{CreateToken, Outcome, RevokeToken};
-use crate::components::{when, CodeBlock, Confirm, CopyValue, ErrorBox, Notice, PageError};
+use crate::components::{when, CodeBlock, Confirm, CopyValue, Notice, PageError};
 use crate::PageOutcome;
 use portcullis_domain::model::IssuedToken;
 use portcullis_domain::scopes::{Area, Scopes};
@@ -60,8 +60,6 @@ pub fn TokensPage() -> impl IntoView {
                 </p>
             </div>
         </div>
-        {move || create.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
-        {move || revoke.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
         // The token the form just created.
         <Suspense fallback=|| ()>
             {move || Suspend::new(async move {

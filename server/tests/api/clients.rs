@@ -305,6 +305,17 @@ async fn a_form_post_is_said_once_on_the_page_it_came_from_and_never_leads_off_s
     assert!(notices(&dev.page("/clients").await.1).is_empty());
     assert!(notices(&dev.page(&page).await.1).iter().any(|n| n.starts_with(said)));
 
+    // Any other refusal comes back in the query, and the page says it once, whichever of
+    // its forms was refused.
+    let bad = [("profile_id", reg.secret.profile_id.as_str()), ("mode", "everyone"), ("actors", "")];
+    let res = dev.form_post_from(&format!("{}{page}", app.base), "set_may_act", &bad).await;
+    let back = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(back.contains("__err="), "{back}");
+    let html = dev.page(back.trim_start_matches(&app.base)).await.1;
+    let alerts = scraper::Selector::parse(r#"[role="alert"]"#).unwrap();
+    let said: Vec<String> = scraper::Html::parse_document(&html).select(&alerts).map(|e| e.text().collect()).collect();
+    assert_eq!(said, ["Choose any client or the clients listed."]);
+
     // A refused Test access is said in the panel of the profile it tested, which the
     // browser comes back to; the error is not left in the query for every panel.
     let pid = reg.secret.profile_id.as_str();
